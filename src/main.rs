@@ -1,0 +1,89 @@
+//! `ipvs-herald`: the binary. It parses the command line, loads the configuration and wires the
+//! exporter and the announcer together; the work itself lives in the workspace crates.
+#![forbid(unsafe_code)]
+
+mod config;
+mod dump;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status for a bad command line or configuration (`EX_USAGE` from sysexits.h).
+const EX_USAGE: u8 = 64;
+
+/// Prometheus exporter and BGP announcer for Linux IPVS/LVS directors.
+///
+/// ipvs-herald reads the kernel's IPVS state (services, real servers, 64-bit counters and rates,
+/// the connection table, sync daemons) over generic netlink, falling back to /proc/net/ip_vs when
+/// it lacks CAP_NET_ADMIN. It serves that state as Prometheus metrics and advertises each VIP to
+/// upstream routers over BGP while the VIP's IPVS pool is healthy, so that several directors can
+/// carry the same VIP at once (all-active ECMP).
+///
+/// With no --config the built-in defaults apply; `ipvs-herald check-config` prints the effective
+/// configuration. Exit status: 0 on success, 1 on a runtime failure, 64 on a bad command line or
+/// configuration file.
+#[derive(Debug, Parser)]
+#[command(name = "ipvs-herald", version, about, long_about, max_term_width = 100)]
+struct Cli {
+    /// Configuration file (TOML). Every key is optional; see config/ipvs-herald.toml for all of
+    /// them with their defaults.
+    #[arg(short, long, global = true, env = "IPVS_HERALD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the daemon (the default when no command is given).
+    Run,
+    /// Print the IPVS state once, like `ipvsadm -Ln --stats --rate`, or as JSON.
+    ///
+    /// The JSON schema is documented in docs/dump-json.md and is stable: scripts may rely on it.
+    Dump(dump::DumpArgs),
+    /// Load and validate the configuration file, print the effective configuration, and exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(EX_USAGE),
+            };
+        }
+    };
+    let cfg = match config::Config::load(cli.config.as_deref()) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("ipvs-herald: {e}");
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let result = match cli.command.unwrap_or(Command::Run) {
+        Command::Run => run(cfg),
+        Command::Dump(args) => dump::run(&cfg, &args),
+        Command::CheckConfig => {
+            println!("{cfg:#?}");
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ipvs-herald: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(_cfg: config::Config) -> anyhow::Result<()> {
+    anyhow::bail!("the daemon is not wired yet")
+}
