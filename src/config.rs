@@ -82,10 +82,7 @@ impl Config {
     /// Parse TOML text; `path` is only used in error messages.
     pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
         let cfg: Config = toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
-                .map(|s| line_col(text, s.start))
-                .unwrap_or((1, 1));
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ConfigError::Parse {
                 path: path.to_path_buf(),
                 line,
@@ -133,9 +130,12 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_and_column() {
-        let err = Config::parse(Path::new("x.toml"), "[log]\nlevel = \"info\"\n  bogus = 1\n")
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            Path::new("x.toml"),
+            "[log]\nlevel = \"info\"\n  bogus = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.starts_with("x.toml:3:3: "), "{err}");
         assert!(err.contains("bogus"), "{err}");
     }

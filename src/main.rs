@@ -28,7 +28,13 @@ const EX_USAGE: u8 = 64;
 struct Cli {
     /// Configuration file (TOML). Every key is optional; see config/ipvs-herald.toml for all of
     /// them with their defaults.
-    #[arg(short, long, global = true, env = "IPVS_HERALD_CONFIG", value_name = "FILE")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "IPVS_HERALD_CONFIG",
+        value_name = "FILE"
+    )]
     config: Option<PathBuf>,
 
     #[command(subcommand)]

@@ -6,5 +6,6 @@
 //! ever see the model, never netlink or procfs.
 #![forbid(unsafe_code)]
 
+pub mod conntable;
 pub mod model;
 pub mod reader;
