@@ -8,3 +8,4 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {}
 pub mod health;
+pub mod vip;
