@@ -7,5 +7,6 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {}
+pub mod admin;
 pub mod health;
 pub mod vip;
