@@ -8,5 +8,6 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {}
 pub mod admin;
+pub mod group;
 pub mod health;
 pub mod vip;
