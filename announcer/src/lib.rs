@@ -10,4 +10,5 @@ pub struct Config {}
 pub mod admin;
 pub mod group;
 pub mod health;
+pub mod runtime;
 pub mod vip;
