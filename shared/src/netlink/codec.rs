@@ -622,3 +622,357 @@ pub fn request_get_dests(key: &ServiceKey) -> Vec<u8> {
     put_attr(&mut a, IPVS_CMD_ATTR_SERVICE, &service_id_attrs(key));
     genl_payload(IPVS_CMD_GET_DEST, IPVS_GENL_VERSION, &a)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Small deterministic PRNG for property-style tests (no external crate).
+    pub(crate) struct XorShift(pub u64);
+    impl XorShift {
+        pub fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+        pub fn bytes(&mut self, n: usize) -> Vec<u8> {
+            (0..n).map(|_| self.next() as u8).collect()
+        }
+    }
+
+    fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        put_attr(&mut v, kind, payload);
+        v
+    }
+
+    fn stats_attrs(wide: bool, base: u64) -> Vec<u8> {
+        let mut s = Vec::new();
+        for k in 1..=10u16 {
+            let v = base + u64::from(k);
+            if wide || k == 4 || k == 5 {
+                put_attr(&mut s, k, &v.to_ne_bytes());
+            } else {
+                put_attr(&mut s, k, &(v as u32).to_ne_bytes());
+            }
+        }
+        s
+    }
+
+    /// Attribute chunks of a TCP 192.0.2.1:80 rr service, in kernel order.
+    fn service_parts() -> Vec<Vec<u8>> {
+        let mut addr = [0u8; 16];
+        addr[..4].copy_from_slice(&[192, 0, 2, 1]);
+        let mut flags = Vec::new();
+        flags.extend_from_slice(&2u32.to_ne_bytes());
+        flags.extend_from_slice(&u32::MAX.to_ne_bytes());
+        vec![
+            attr(IPVS_SVC_ATTR_AF, &2u16.to_ne_bytes()),
+            attr(IPVS_SVC_ATTR_PROTOCOL, &6u16.to_ne_bytes()),
+            attr(IPVS_SVC_ATTR_ADDR, &addr),
+            attr(IPVS_SVC_ATTR_PORT, &80u16.to_be_bytes()),
+            attr(IPVS_SVC_ATTR_SCHED_NAME, b"rr\0"),
+            attr(IPVS_SVC_ATTR_FLAGS, &flags),
+            attr(IPVS_SVC_ATTR_TIMEOUT, &0u32.to_ne_bytes()),
+            attr(IPVS_SVC_ATTR_NETMASK, &u32::MAX.to_be_bytes()),
+            attr(IPVS_SVC_ATTR_STATS, &stats_attrs(false, 0)),
+            attr(IPVS_SVC_ATTR_STATS64, &stats_attrs(true, 1 << 40)),
+        ]
+    }
+
+    #[test]
+    fn service_decodes_and_prefers_stats64() {
+        let s = decode_service(&service_parts().concat()).unwrap();
+        assert_eq!(
+            s.key,
+            ServiceKey::Addr {
+                protocol: Protocol::Tcp,
+                address: "192.0.2.1".parse().unwrap(),
+                port: 80
+            }
+        );
+        assert_eq!(s.scheduler, "rr");
+        assert!(s.flags.hashed && !s.flags.persistent);
+        assert_eq!(s.netmask, 0xffff_ffff);
+        assert!(s.stats.is_64bit);
+        assert_eq!(s.stats.counters.conns, (1 << 40) + 1);
+        assert_eq!(s.stats.rates.out_bytes_per_second, (1 << 40) + 10);
+    }
+
+    #[test]
+    fn service_falls_back_to_32bit_stats() {
+        let mut parts = service_parts();
+        parts.pop(); // no STATS64: an old kernel
+        let s = decode_service(&parts.concat()).unwrap();
+        assert!(!s.stats.is_64bit);
+        assert_eq!(s.stats.counters.conns, 1);
+        assert_eq!(s.stats.counters.in_bytes, 4);
+    }
+
+    #[test]
+    fn attribute_order_does_not_matter() {
+        let want = decode_service(&service_parts().concat()).unwrap();
+        let mut parts = service_parts();
+        parts.reverse();
+        assert_eq!(decode_service(&parts.concat()).unwrap(), want);
+        parts.rotate_left(3);
+        assert_eq!(decode_service(&parts.concat()).unwrap(), want);
+    }
+
+    #[test]
+    fn unknown_and_pad_attributes_are_skipped() {
+        let want = decode_service(&service_parts().concat()).unwrap();
+        let mut parts = service_parts();
+        parts.insert(2, attr(99, b"future attribute"));
+        parts.push(attr(IPVS_STATS_ATTR_PAD, &[]));
+        parts.push(attr(200 | NLA_F_NESTED, &attr(1, b"x")));
+        assert_eq!(decode_service(&parts.concat()).unwrap(), want);
+    }
+
+    #[test]
+    fn missing_mandatory_attributes_are_named() {
+        for (idx, name) in [(0, "AF"), (4, "SCHED_NAME"), (5, "FLAGS")] {
+            let mut parts = service_parts();
+            parts.remove(idx);
+            let e = decode_service(&parts.concat()).unwrap_err().to_string();
+            assert!(e.contains(name), "{name}: {e}");
+        }
+        let mut parts = service_parts();
+        parts.truncate(8); // neither STATS nor STATS64
+        let e = decode_service(&parts.concat()).unwrap_err().to_string();
+        assert!(e.contains("neither STATS64 nor STATS"), "{e}");
+    }
+
+    #[test]
+    fn wrong_sizes_are_named() {
+        let mut parts = service_parts();
+        parts[3] = attr(IPVS_SVC_ATTR_PORT, &[0, 80, 0]);
+        let e = decode_service(&parts.concat()).unwrap_err().to_string();
+        assert!(e.contains("IPVS_SVC_ATTR_PORT") && e.contains("expected 2"), "{e}");
+        let mut parts = service_parts();
+        parts[0] = attr(IPVS_SVC_ATTR_AF, &10u16.to_ne_bytes()); // IPv6 with a 16-byte v4 addr is fine
+        assert!(decode_service(&parts.concat()).is_ok());
+        parts[2] = attr(IPVS_SVC_ATTR_ADDR, &[1, 2, 3, 4]);
+        let e = decode_service(&parts.concat()).unwrap_err().to_string();
+        assert!(e.contains("IPv6 address payload is 4"), "{e}");
+    }
+
+    #[test]
+    fn every_truncation_is_an_error_not_a_panic() {
+        let full = service_parts().concat();
+        for cut in 0..full.len() {
+            // Either a clean error or (when the cut falls on an attribute boundary after all
+            // mandatory attributes) a value; never a panic.
+            let _ = decode_service(&full[..cut]);
+        }
+        // Cutting inside the first attribute header is reported as such.
+        let e = decode_service(&full[..2]).unwrap_err().to_string();
+        assert!(e.contains("truncated attribute header"), "{e}");
+        let e = decode_service(&full[..5]).unwrap_err().to_string();
+        assert!(e.contains("runs past the end"), "{e}");
+    }
+
+    #[test]
+    fn fwmark_service_and_ipv6_prefix() {
+        let mut s = Vec::new();
+        put_attr(&mut s, IPVS_SVC_ATTR_AF, &10u16.to_ne_bytes());
+        put_attr(&mut s, IPVS_SVC_ATTR_FWMARK, &7u32.to_ne_bytes());
+        put_attr(&mut s, IPVS_SVC_ATTR_SCHED_NAME, b"sh\0");
+        put_attr(&mut s, IPVS_SVC_ATTR_PE_NAME, b"sip\0");
+        let mut flags = 0x19u32.to_ne_bytes().to_vec();
+        flags.extend_from_slice(&[0xff; 4]);
+        put_attr(&mut s, IPVS_SVC_ATTR_FLAGS, &flags);
+        put_attr(&mut s, IPVS_SVC_ATTR_TIMEOUT, &360u32.to_ne_bytes());
+        put_attr(&mut s, IPVS_SVC_ATTR_NETMASK, &64u32.to_ne_bytes());
+        put_attr(&mut s, IPVS_SVC_ATTR_STATS, &stats_attrs(false, 0));
+        let svc = decode_service(&s).unwrap();
+        assert_eq!(
+            svc.key,
+            ServiceKey::Fwmark {
+                family: AddressFamily::Inet6,
+                mark: 7
+            }
+        );
+        assert_eq!(svc.netmask, 64);
+        assert_eq!(svc.pe_name.as_deref(), Some("sip"));
+        assert!(svc.flags.persistent && svc.flags.sched_flag_1 && svc.flags.sched_flag_2);
+        assert_eq!(svc.persistence_timeout, 360);
+    }
+
+    fn dest_parts(fwd: u32) -> Vec<Vec<u8>> {
+        let addr: [u8; 16] = "2001:db8::10".parse::<Ipv6Addr>().unwrap().octets();
+        vec![
+            attr(IPVS_DEST_ATTR_ADDR, &addr),
+            attr(IPVS_DEST_ATTR_PORT, &8080u16.to_be_bytes()),
+            attr(IPVS_DEST_ATTR_FWD_METHOD, &fwd.to_ne_bytes()),
+            attr(IPVS_DEST_ATTR_WEIGHT, &(-1i32).to_ne_bytes()),
+            attr(IPVS_DEST_ATTR_U_THRESH, &100u32.to_ne_bytes()),
+            attr(IPVS_DEST_ATTR_L_THRESH, &50u32.to_ne_bytes()),
+            attr(IPVS_DEST_ATTR_ACTIVE_CONNS, &9u32.to_ne_bytes()),
+            attr(IPVS_DEST_ATTR_INACT_CONNS, &8u32.to_ne_bytes()),
+            attr(IPVS_DEST_ATTR_PERSIST_CONNS, &7u32.to_ne_bytes()),
+            attr(IPVS_DEST_ATTR_ADDR_FAMILY, &10u16.to_ne_bytes()),
+            attr(IPVS_DEST_ATTR_STATS64, &stats_attrs(true, 0)),
+            attr(IPVS_DEST_ATTR_TUN_TYPE, &[1]),
+            attr(IPVS_DEST_ATTR_TUN_PORT, &6080u16.to_be_bytes()),
+            attr(IPVS_DEST_ATTR_TUN_FLAGS, &1u16.to_ne_bytes()),
+        ]
+    }
+
+    #[test]
+    fn tunnel_destination_with_own_family() {
+        // IPv6 real server behind an IPv4 service (the dest's ADDR_FAMILY wins).
+        let d = decode_dest(&dest_parts(2).concat(), AddressFamily::Inet).unwrap();
+        assert_eq!(d.address, "2001:db8::10".parse::<IpAddr>().unwrap());
+        assert_eq!(d.family, AddressFamily::Inet6);
+        assert_eq!(d.port, 8080);
+        assert_eq!(d.forward, ForwardMethod::Tunnel);
+        assert_eq!(d.weight, -1);
+        assert_eq!((d.upper_threshold, d.lower_threshold), (100, 50));
+        assert_eq!((d.active_conns, d.inactive_conns, d.persistent_conns), (9, 8, 7));
+        assert_eq!(
+            d.tunnel,
+            Some(Tunnel {
+                kind: TunnelType::Gue,
+                port: 6080,
+                flags: 1
+            })
+        );
+        let masq = decode_dest(&dest_parts(0).concat(), AddressFamily::Inet).unwrap();
+        assert_eq!(masq.tunnel, None);
+    }
+
+    #[test]
+    fn destination_errors_are_named() {
+        let e = decode_dest(&dest_parts(7).concat(), AddressFamily::Inet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown forwarding method"), "{e}");
+        let mut p = dest_parts(2);
+        p[11] = attr(IPVS_DEST_ATTR_TUN_TYPE, &[9]);
+        let e = decode_dest(&p.concat(), AddressFamily::Inet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown tunnel type 9"), "{e}");
+        let mut p = dest_parts(0);
+        p.remove(9); // no ADDR_FAMILY: the service's (IPv4) applies, and 16 bytes are fine
+        let d = decode_dest(&p.concat(), AddressFamily::Inet).unwrap();
+        assert_eq!(d.address, "32.1.13.184".parse::<IpAddr>().unwrap());
+        let mut p = dest_parts(0);
+        p.remove(0);
+        let e = decode_dest(&p.concat(), AddressFamily::Inet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no IPVS_DEST_ATTR_ADDR"), "{e}");
+    }
+
+    #[test]
+    fn daemon_ipv6_group_and_errors() {
+        let mut d = Vec::new();
+        put_attr(&mut d, IPVS_DAEMON_ATTR_STATE, &2u32.to_ne_bytes());
+        put_attr(&mut d, IPVS_DAEMON_ATTR_MCAST_IFN, b"bond0\0");
+        put_attr(&mut d, IPVS_DAEMON_ATTR_SYNC_ID, &0u32.to_ne_bytes());
+        put_attr(
+            &mut d,
+            IPVS_DAEMON_ATTR_MCAST_GROUP6,
+            &"ff02::8".parse::<Ipv6Addr>().unwrap().octets(),
+        );
+        let sd = decode_daemon(&d).unwrap();
+        assert_eq!(sd.role, SyncRole::Backup);
+        assert_eq!(sd.interface, "bond0");
+        assert_eq!(sd.mcast_group, Some("ff02::8".parse().unwrap()));
+        let mut bad = Vec::new();
+        put_attr(&mut bad, IPVS_DAEMON_ATTR_STATE, &5u32.to_ne_bytes());
+        assert!(decode_daemon(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown IPVS_DAEMON_ATTR_STATE 5"));
+    }
+
+    #[test]
+    fn info_config_and_family() {
+        assert!(decode_info(&[]).unwrap_err().to_string().contains("VERSION"));
+        assert!(decode_config(&[]).is_err());
+        assert!(decode_family_id(&attr(CTRL_ATTR_FAMILY_ID, &[1, 2, 3]))
+            .unwrap_err()
+            .to_string()
+            .contains("expected 2"));
+        assert!(split_genl(&[1, 2, 3]).is_err());
+    }
+
+    #[test]
+    fn request_builders_match_the_kernel_layout() {
+        assert_eq!(request_simple(IPVS_CMD_GET_INFO), vec![15, 1, 0, 0]);
+        let fam = request_get_family("IPVS");
+        assert_eq!(
+            fam,
+            vec![3, 1, 0, 0, 9, 0, 2, 0, b'I', b'P', b'V', b'S', 0, 0, 0, 0]
+        );
+        let key = ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            address: "198.51.100.5".parse().unwrap(),
+            port: 53,
+        };
+        let req = request_get_dests(&key);
+        let (cmd, ver, a) = split_genl(&req).unwrap();
+        assert_eq!((cmd, ver), (IPVS_CMD_GET_DEST, 1));
+        let top: Vec<_> = attrs(a).collect::<Result<_, _>>().unwrap();
+        assert_eq!(top.len(), 1);
+        assert_eq!(top[0].kind, IPVS_CMD_ATTR_SERVICE);
+        let inner: Vec<_> = attrs(top[0].payload).collect::<Result<_, _>>().unwrap();
+        let kinds: Vec<u16> = inner.iter().map(|a| a.kind).collect();
+        assert_eq!(kinds, vec![1, 2, 3, 4]);
+        assert_eq!(inner[0].payload, &2u16.to_ne_bytes());
+        assert_eq!(inner[1].payload, &17u16.to_ne_bytes());
+        assert_eq!(&inner[2].payload[..4], &[198, 51, 100, 5]);
+        assert_eq!(inner[2].payload.len(), 16);
+        assert_eq!(inner[3].payload, &[0, 53]);
+        let fw = service_id_attrs(&ServiceKey::Fwmark {
+            family: AddressFamily::Inet6,
+            mark: 3,
+        });
+        let kinds: Vec<u16> = attrs(&fw).map(|a| a.unwrap().kind).collect();
+        assert_eq!(kinds, vec![IPVS_SVC_ATTR_AF, IPVS_SVC_ATTR_FWMARK]);
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut rng = XorShift(0x9e37_79b9_7f4a_7c15);
+        for i in 0..20_000 {
+            let len = (rng.next() % 200) as usize;
+            let mut b = rng.bytes(len);
+            // Half of the inputs start with a plausible header so the walk goes deeper.
+            if i % 2 == 0 && b.len() >= 4 {
+                let l = (rng.next() % 64) as u16;
+                b[..2].copy_from_slice(&l.to_ne_bytes());
+                b[2] = (rng.next() % 16) as u8;
+                b[3] = 0;
+            }
+            let _ = decode_service(&b);
+            let _ = decode_dest(&b, AddressFamily::Inet);
+            let _ = decode_dest(&b, AddressFamily::Inet6);
+            let _ = decode_daemon(&b);
+            let _ = decode_stats(&b, true);
+            let _ = decode_info(&b);
+            let _ = decode_config(&b);
+            let _ = decode_family_id(&b);
+            let _ = decode_service_msg(&b);
+            let _ = decode_dest_msg(&b, AddressFamily::Inet);
+            let _ = decode_daemon_msg(&b);
+            let _ = split_genl(&b);
+        }
+        // Random mutations of a valid message.
+        let valid = attr(IPVS_CMD_ATTR_SERVICE, &service_parts().concat());
+        for _ in 0..20_000 {
+            let mut m = valid.clone();
+            for _ in 0..=(rng.next() % 4) {
+                let at = (rng.next() as usize) % m.len();
+                m[at] = rng.next() as u8;
+            }
+            let _ = decode_service_msg(&m);
+        }
+    }
+}
