@@ -338,3 +338,222 @@ impl Collector for BuildInfo {
         f.encode(&mut encoder)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exposition::{
+        check_series, encode_registry, parse_exposition, Format, StaticSource,
+    };
+    use crate::fixture::{rich_conn_table, rich_snapshot};
+    use herald_shared::model::Snapshot;
+    use prometheus_client::registry::Registry;
+    use std::sync::atomic::AtomicUsize;
+
+    fn scrape(registry: &Registry) -> String {
+        let t = encode_registry(registry, Format::Prometheus).unwrap();
+        check_series(&t).unwrap();
+        t
+    }
+
+    fn sample(text: &str, name: &str, label: Option<(&str, &str)>) -> Option<String> {
+        parse_exposition(text)
+            .unwrap()
+            .into_iter()
+            .find(|s| {
+                s.name == name
+                    && label.is_none_or(|(k, v)| s.labels.get(k).map(String::as_str) == Some(v))
+            })
+            .map(|s| s.value)
+    }
+
+    #[test]
+    fn missing_module_is_ipvs_up_0_not_an_error() {
+        let mut r = Registry::default();
+        crate::register(
+            &mut r,
+            Arc::new(StaticSource::default()),
+            &Config::default(),
+        );
+        let t = scrape(&r);
+        assert_eq!(sample(&t, "ipvs_up", None).as_deref(), Some("0"));
+        assert_eq!(
+            sample(
+                &t,
+                "ipvs_scrape_collector_success",
+                Some(("collector", "ipvs"))
+            )
+            .as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            sample(
+                &t,
+                "ipvs_scrape_collector_errors_total",
+                Some(("collector", "ipvs"))
+            )
+            .as_deref(),
+            Some("1")
+        );
+        assert!(sample(&t, "ipvs_herald_build_info", None).is_some());
+        assert!(
+            !t.contains("ipvs_service_"),
+            "no IPVS series when unreadable"
+        );
+        let t = scrape(&r);
+        assert_eq!(
+            sample(
+                &t,
+                "ipvs_scrape_collector_errors_total",
+                Some(("collector", "ipvs"))
+            )
+            .as_deref(),
+            Some("2")
+        );
+    }
+
+    #[test]
+    fn readable_source_is_ipvs_up_1_with_conntable_scan_metrics() {
+        let mut conn = rich_conn_table();
+        conn.truncated = true;
+        conn.malformed_lines = 2;
+        let src = StaticSource {
+            snapshot: Some(rich_snapshot()),
+            conn_table: conn,
+        };
+        let mut r = Registry::default();
+        crate::register(&mut r, Arc::new(src.clone()), &Config::default());
+        let t = scrape(&r);
+        assert_eq!(sample(&t, "ipvs_up", None).as_deref(), Some("1"));
+        assert_eq!(
+            sample(&t, "ipvs_connection_table_scan_truncated", None).as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            sample(&t, "ipvs_connection_table_scan_malformed_lines", None).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            sample(&t, "ipvs_connection_table_scan_entries", None).as_deref(),
+            Some("298")
+        );
+        assert_eq!(
+            sample(&t, "ipvs_connection_table_scan_enabled", None).as_deref(),
+            Some("1")
+        );
+        assert!(sample(&t, "ipvs_connection_table_connections", None).is_some());
+        // Switched off: no table series, enabled 0.
+        let mut cfg = Config::default();
+        cfg.conn_table.enabled = false;
+        let mut r = Registry::default();
+        crate::register(&mut r, Arc::new(src), &cfg);
+        let t = scrape(&r);
+        assert_eq!(
+            sample(&t, "ipvs_connection_table_scan_enabled", None).as_deref(),
+            Some("0")
+        );
+        assert!(!t.contains("ipvs_connection_table_connections"));
+        assert!(
+            !t.contains("collector=\"conntable\"} 0."),
+            "no conntable duration when off"
+        );
+    }
+
+    /// Blocks in `snapshot()` until `arrived` reaches `want`, records the limits it was given.
+    struct Gate {
+        arrived: Arc<AtomicUsize>,
+        want: usize,
+        reads: AtomicUsize,
+        limits: Mutex<Option<ConnTableLimits>>,
+    }
+
+    impl IpvsSource for Gate {
+        fn snapshot(&self) -> Result<Snapshot, ReadError> {
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            let t0 = Instant::now();
+            while self.arrived.load(Ordering::SeqCst) < self.want
+                && t0.elapsed() < Duration::from_secs(10)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(rich_snapshot())
+        }
+        fn conn_table(&self, limits: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {
+            *self.limits.lock().unwrap() = Some(*limits);
+            Ok(rich_conn_table())
+        }
+    }
+
+    #[test]
+    fn concurrent_scrapes_share_one_read() {
+        const N: usize = 8;
+        let arrived = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::new(Gate {
+            arrived: Arc::clone(&arrived),
+            want: N,
+            reads: AtomicUsize::new(0),
+            limits: Mutex::new(None),
+        });
+        let c = Arc::new(IpvsCollector::new(gate.clone(), &Config::default()));
+        let handles: Vec<_> = (0..N)
+            .map(|_| {
+                let c = Arc::clone(&c);
+                let arrived = Arc::clone(&arrived);
+                std::thread::spawn(move || {
+                    let started = Instant::now();
+                    arrived.fetch_add(1, Ordering::SeqCst);
+                    c.collect(started)
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(
+            gate.reads.load(Ordering::SeqCst),
+            1,
+            "one kernel read for {N} concurrent scrapes"
+        );
+        assert!(results.iter().all(|r| Arc::ptr_eq(r, &results[0])));
+        // A later scrape reads again.
+        c.collect(Instant::now());
+        assert_eq!(gate.reads.load(Ordering::SeqCst), 2);
+        assert_eq!(c.reads(), 2);
+    }
+
+    #[test]
+    fn scrape_deadline_bounds_the_connection_table_pass() {
+        let gate = Arc::new(Gate {
+            arrived: Arc::new(AtomicUsize::new(1)),
+            want: 0,
+            reads: AtomicUsize::new(0),
+            limits: Mutex::new(None),
+        });
+        let mut cfg = Config::default();
+        cfg.conn_table.max_entries = 1234;
+        cfg.conn_table.max_duration_seconds = 60.0;
+        let c = IpvsCollector::new(gate.clone(), &cfg);
+        with_scrape_deadline(Instant::now() + Duration::from_secs(2), || {
+            c.collect(Instant::now())
+        });
+        let l = gate.limits.lock().unwrap().unwrap();
+        assert_eq!(l.max_entries, Some(1234));
+        let d = l.max_duration.unwrap();
+        assert!(
+            d <= Duration::from_millis(1500) && d > Duration::from_millis(500),
+            "{d:?}"
+        );
+        // Without a deadline the configured bound applies; 0 means none.
+        c.collect(Instant::now());
+        assert_eq!(
+            gate.limits.lock().unwrap().unwrap().max_duration,
+            Some(Duration::from_secs(60))
+        );
+        cfg.conn_table.max_duration_seconds = 0.0;
+        cfg.conn_table.max_entries = 0;
+        let c = IpvsCollector::new(gate.clone(), &cfg);
+        c.collect(Instant::now());
+        assert_eq!(
+            *gate.limits.lock().unwrap(),
+            Some(ConnTableLimits::default())
+        );
+    }
+}

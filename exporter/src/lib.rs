@@ -13,6 +13,7 @@
 pub mod collector;
 pub mod config;
 pub mod exposition;
+pub mod fixture;
 pub mod http;
 pub mod metrics;
 pub mod webconfig;
