@@ -106,7 +106,7 @@ struct Metrics {
 impl Metrics {
     fn register(registry: &mut Registry) -> Self {
         let m = Metrics::default();
-        let r = registry.sub_registry_with_prefix("herald_vip_group");
+        let r = registry.sub_registry_with_prefix("ipvs_herald_vip_group");
         r.register(
             "healthy",
             "1 when the group's last health verdict (after rise/fall) is healthy",
@@ -153,7 +153,7 @@ impl Metrics {
             m.checks_failed.clone(),
         );
         registry.register(
-            "herald_route_backend_errors",
+            "ipvs_herald_route_backend_errors",
             "Route actions the backend could not carry out",
             m.backend_errors.clone(),
         );
@@ -757,15 +757,15 @@ mod tests {
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(
-            text.contains("herald_vip_group_transitions_total{group=\"web\"}"),
+            text.contains("ipvs_herald_vip_group_transitions_total{group=\"web\"}"),
             "{text}"
         );
         assert!(
-            text.contains("herald_vip_group_phase{group=\"web\",phase=\"drained\"} 1"),
+            text.contains("ipvs_herald_vip_group_phase{group=\"web\",phase=\"drained\"} 1"),
             "{text}"
         );
         assert!(
-            text.contains("herald_vip_group_checks_failed_total{group=\"web\"} 5"),
+            text.contains("ipvs_herald_vip_group_checks_failed_total{group=\"web\"} 5"),
             "{text}"
         );
     }
