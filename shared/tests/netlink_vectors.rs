@@ -30,16 +30,24 @@ fn parse_hex(text: &str, path: &Path) -> Vec<u8> {
 fn decode(command: &str, payload: &[u8]) -> Result<Value, String> {
     let (_, _, attrs) = codec::split_genl(payload).map_err(|e| e.to_string())?;
     let v = match command {
-        "get_service" => serde_json::to_value(codec::decode_service_msg(attrs).map_err(|e| e.to_string())?),
+        "get_service" => {
+            serde_json::to_value(codec::decode_service_msg(attrs).map_err(|e| e.to_string())?)
+        }
         "get_dest" => serde_json::to_value(
             codec::decode_dest_msg(attrs, AddressFamily::Inet)
                 .or_else(|_| codec::decode_dest_msg(attrs, AddressFamily::Inet6))
                 .map_err(|e| e.to_string())?,
         ),
         "get_info" => serde_json::to_value(codec::decode_info(attrs).map_err(|e| e.to_string())?),
-        "get_config" => serde_json::to_value(codec::decode_config(attrs).map_err(|e| e.to_string())?),
-        "get_daemon" => serde_json::to_value(codec::decode_daemon_msg(attrs).map_err(|e| e.to_string())?),
-        "ctrl_getfamily" => serde_json::to_value(codec::decode_family_id(attrs).map_err(|e| e.to_string())?),
+        "get_config" => {
+            serde_json::to_value(codec::decode_config(attrs).map_err(|e| e.to_string())?)
+        }
+        "get_daemon" => {
+            serde_json::to_value(codec::decode_daemon_msg(attrs).map_err(|e| e.to_string())?)
+        }
+        "ctrl_getfamily" => {
+            serde_json::to_value(codec::decode_family_id(attrs).map_err(|e| e.to_string())?)
+        }
         other => return Err(format!("unknown command {other:?} in vector name")),
     };
     v.map_err(|e| e.to_string())
@@ -56,7 +64,11 @@ fn every_vector_decodes_to_its_expected_value() {
         .collect();
     entries.sort();
     for path in entries {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_string();
         let bytes = if let Some(stem) = name.strip_suffix(".bin") {
             let _ = stem;
             std::fs::read(&path).expect("read vector")
@@ -84,6 +96,9 @@ fn every_vector_decodes_to_its_expected_value() {
             let _ = decode(command, bytes.get(..cut).unwrap_or(&[]));
         }
     }
-    assert!(seen >= 6, "expected at least the 6 hand-built vectors, found {seen}");
+    assert!(
+        seen >= 6,
+        "expected at least the 6 hand-built vectors, found {seen}"
+    );
     assert!(compared >= 6, "expected values compared: {compared}");
 }

@@ -751,7 +751,10 @@ mod tests {
         let mut parts = service_parts();
         parts[3] = attr(IPVS_SVC_ATTR_PORT, &[0, 80, 0]);
         let e = decode_service(&parts.concat()).unwrap_err().to_string();
-        assert!(e.contains("IPVS_SVC_ATTR_PORT") && e.contains("expected 2"), "{e}");
+        assert!(
+            e.contains("IPVS_SVC_ATTR_PORT") && e.contains("expected 2"),
+            "{e}"
+        );
         let mut parts = service_parts();
         parts[0] = attr(IPVS_SVC_ATTR_AF, &10u16.to_ne_bytes()); // IPv6 with a 16-byte v4 addr is fine
         assert!(decode_service(&parts.concat()).is_ok());
@@ -832,7 +835,10 @@ mod tests {
         assert_eq!(d.forward, ForwardMethod::Tunnel);
         assert_eq!(d.weight, -1);
         assert_eq!((d.upper_threshold, d.lower_threshold), (100, 50));
-        assert_eq!((d.active_conns, d.inactive_conns, d.persistent_conns), (9, 8, 7));
+        assert_eq!(
+            (d.active_conns, d.inactive_conns, d.persistent_conns),
+            (9, 8, 7)
+        );
         assert_eq!(
             d.tunnel,
             Some(Tunnel {
@@ -894,7 +900,10 @@ mod tests {
 
     #[test]
     fn info_config_and_family() {
-        assert!(decode_info(&[]).unwrap_err().to_string().contains("VERSION"));
+        assert!(decode_info(&[])
+            .unwrap_err()
+            .to_string()
+            .contains("VERSION"));
         assert!(decode_config(&[]).is_err());
         assert!(decode_family_id(&attr(CTRL_ATTR_FAMILY_ID, &[1, 2, 3]))
             .unwrap_err()

@@ -110,6 +110,29 @@ impl GenlSocket {
         })
     }
 
+    /// Resolve a generic-netlink family name to its id (`CTRL_CMD_GETFAMILY`).
+    /// `ModuleNotLoaded` when the kernel does not know the name.
+    pub fn resolve_family(&mut self, name: &str) -> Result<u16, ReadError> {
+        let replies = match self.request(
+            GENL_ID_CTRL,
+            codec::request_get_family(name),
+            false,
+            "ctrl_getfamily",
+        ) {
+            Ok(r) => r,
+            Err(Failure::Errno(ENOENT)) => return Err(ReadError::ModuleNotLoaded),
+            Err(Failure::Errno(e)) => {
+                return Err(errno_error(&format!("resolving family {name}"), e))
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        };
+        let Some(first) = replies.first() else {
+            return Err(ReadError::ModuleNotLoaded);
+        };
+        let (_, _, attrs) = split_genl(first).map_err(decode_err("ctrl_getfamily"))?;
+        codec::decode_family_id(attrs).map_err(decode_err("ctrl_getfamily"))
+    }
+
     /// Send one request and collect the generic-netlink payloads of its reply (all parts of a
     /// dump). `label` names the command in errors and capture files.
     fn request(
@@ -209,22 +232,7 @@ impl IpvsNetlink {
     /// Open a socket and resolve the "IPVS" family. `ModuleNotLoaded` when it is missing.
     pub fn open(capture: Option<Capture>) -> Result<Self, ReadError> {
         let mut sock = GenlSocket::open(capture)?;
-        let replies = match sock.request(
-            GENL_ID_CTRL,
-            codec::request_get_family(IPVS_GENL_NAME),
-            false,
-            "ctrl_getfamily",
-        ) {
-            Ok(r) => r,
-            Err(Failure::Errno(ENOENT)) => return Err(ReadError::ModuleNotLoaded),
-            Err(Failure::Errno(e)) => return Err(errno_error("resolving family IPVS", e)),
-            Err(Failure::Other(e)) => return Err(e),
-        };
-        let Some(first) = replies.first() else {
-            return Err(ReadError::ModuleNotLoaded);
-        };
-        let (_, _, attrs) = split_genl(first).map_err(decode_err("ctrl_getfamily"))?;
-        let family = codec::decode_family_id(attrs).map_err(decode_err("ctrl_getfamily"))?;
+        let family = sock.resolve_family(IPVS_GENL_NAME)?;
         Ok(IpvsNetlink { sock, family })
     }
 
