@@ -319,10 +319,7 @@ pub fn aggregate_reader<R: std::io::Read>(
     let mut filled = 0usize;
     // Inside a line longer than MAX_LINE (or the buffer): drop bytes until its newline.
     let mut skipping = false;
-    'read: loop {
-        let Some(space) = buf.get_mut(filled..) else {
-            break;
-        };
+    'read: while let Some(space) = buf.get_mut(filled..) {
         let n = match r.read(space) {
             Ok(0) => break,
             Ok(n) => n,
