@@ -544,4 +544,36 @@ mod tests {
         let back: Snapshot = serde_json::from_value(v).unwrap();
         assert_eq!(back, snap);
     }
+
+    #[test]
+    fn documented_example_matches_the_types() {
+        let doc = include_str!("../docs/dump-json.md");
+        let start = doc.find("```json\n").expect("example block") + "```json\n".len();
+        let len = doc[start..].find("```").expect("end of example");
+        let example: serde_json::Value = serde_json::from_str(&doc[start..start + len]).unwrap();
+        let snap: Snapshot = serde_json::from_value(example.clone()).unwrap();
+        let conns: Vec<ConnGroup> =
+            serde_json::from_value(example["conn_table"]["groups"].clone()).unwrap();
+        let mut sum = ConnTableSummary {
+            entries: example["conn_table"]["entries"].as_u64().unwrap(),
+            ..ConnTableSummary::default()
+        };
+        for (g, v) in conns
+            .into_iter()
+            .zip(example["conn_table"]["groups"].as_array().unwrap())
+        {
+            sum.groups.insert(g, v["count"].as_u64().unwrap());
+        }
+        let ours = serde_json::to_value(DumpJson {
+            schema_version: JSON_SCHEMA_VERSION,
+            source: SourceUsed::Netlink,
+            snapshot: &snap,
+            conn_table: Some(sum.into()),
+        })
+        .unwrap();
+        assert_eq!(
+            ours, example,
+            "docs/dump-json.md example and the serialised types differ"
+        );
+    }
 }
