@@ -202,8 +202,20 @@ impl Reader {
     }
 }
 
-impl IpvsSource for Reader {
-    fn snapshot(&self) -> Result<Snapshot, ReadError> {
+/// Which source actually produced a snapshot (with `auto`, netlink or the procfs fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceUsed {
+    /// Generic netlink: everything, with 64-bit counters and rates per service/destination.
+    Netlink,
+    /// `/proc/net/ip_vs*`: no per-service/destination counters or rates (they read as zero),
+    /// no thresholds, persistent-connection counts, tunnel details, timeouts or sync daemons.
+    Procfs,
+}
+
+impl Reader {
+    /// Like [`IpvsSource::snapshot`], also telling which source was used.
+    pub fn snapshot_with_source(&self) -> Result<(Snapshot, SourceUsed), ReadError> {
         let span = tracing::debug_span!("ipvs_snapshot", source = ?self.cfg.source, netns = ?self.cfg.netns);
         let _e = span.enter();
         let cfg = self.cfg.clone();
@@ -222,6 +234,10 @@ impl IpvsSource for Reader {
                 },
             },
         )?;
+        let used = match (self.cfg.source, fell_back) {
+            (SourceKind::Procfs, _) | (SourceKind::Auto, true) => SourceUsed::Procfs,
+            _ => SourceUsed::Netlink,
+        };
         if fell_back
             && !self
                 .warned_fallback
@@ -232,7 +248,13 @@ impl IpvsSource for Reader {
                  no per-service counters or rates, thresholds, timeouts or sync daemons"
             );
         }
-        Ok(snap)
+        Ok((snap, used))
+    }
+}
+
+impl IpvsSource for Reader {
+    fn snapshot(&self) -> Result<Snapshot, ReadError> {
+        self.snapshot_with_source().map(|(s, _)| s)
     }
 
     fn conn_table(&self, limits: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {

@@ -110,6 +110,29 @@ impl GenlSocket {
         })
     }
 
+    /// Resolve a generic-netlink family name to its id (`CTRL_CMD_GETFAMILY`).
+    /// `ModuleNotLoaded` when the kernel does not know the name.
+    pub fn resolve_family(&mut self, name: &str) -> Result<u16, ReadError> {
+        let replies = match self.request(
+            GENL_ID_CTRL,
+            codec::request_get_family(name),
+            false,
+            "ctrl_getfamily",
+        ) {
+            Ok(r) => r,
+            Err(Failure::Errno(ENOENT)) => return Err(ReadError::ModuleNotLoaded),
+            Err(Failure::Errno(e)) => {
+                return Err(errno_error(&format!("resolving family {name}"), e))
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        };
+        let Some(first) = replies.first() else {
+            return Err(ReadError::ModuleNotLoaded);
+        };
+        let (_, _, attrs) = split_genl(first).map_err(decode_err("ctrl_getfamily"))?;
+        codec::decode_family_id(attrs).map_err(decode_err("ctrl_getfamily"))
+    }
+
     /// Send one request and collect the generic-netlink payloads of its reply (all parts of a
     /// dump). `label` names the command in errors and capture files.
     fn request(
@@ -209,22 +232,7 @@ impl IpvsNetlink {
     /// Open a socket and resolve the "IPVS" family. `ModuleNotLoaded` when it is missing.
     pub fn open(capture: Option<Capture>) -> Result<Self, ReadError> {
         let mut sock = GenlSocket::open(capture)?;
-        let replies = match sock.request(
-            GENL_ID_CTRL,
-            codec::request_get_family(IPVS_GENL_NAME),
-            false,
-            "ctrl_getfamily",
-        ) {
-            Ok(r) => r,
-            Err(Failure::Errno(ENOENT)) => return Err(ReadError::ModuleNotLoaded),
-            Err(Failure::Errno(e)) => return Err(errno_error("resolving family IPVS", e)),
-            Err(Failure::Other(e)) => return Err(e),
-        };
-        let Some(first) = replies.first() else {
-            return Err(ReadError::ModuleNotLoaded);
-        };
-        let (_, _, attrs) = split_genl(first).map_err(decode_err("ctrl_getfamily"))?;
-        let family = codec::decode_family_id(attrs).map_err(decode_err("ctrl_getfamily"))?;
+        let family = sock.resolve_family(IPVS_GENL_NAME)?;
         Ok(IpvsNetlink { sock, family })
     }
 
@@ -323,5 +331,51 @@ impl IpvsNetlink {
             daemons,
             global: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_name_the_capability() {
+        for errno in [Errno::EPERM as i32, Errno::EACCES as i32] {
+            let e = errno_error("get_service", errno);
+            assert!(matches!(e, ReadError::PermissionDenied), "{e:?}");
+            assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+        }
+        let e = errno_error("get_dest", Errno::EINVAL as i32);
+        assert!(
+            e.to_string().contains("get_dest") && e.to_string().contains("Invalid argument"),
+            "{e}"
+        );
+        let io = SocketError::Io(std::sync::Arc::new(io::Error::from_raw_os_error(
+            Errno::EPERM as i32,
+        )));
+        assert!(matches!(
+            socket_error("open", io),
+            ReadError::PermissionDenied
+        ));
+    }
+
+    #[test]
+    fn capture_names_files_by_command_and_index() {
+        let dir = std::env::temp_dir().join(format!("herald-capture-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = Capture::new(&dir).unwrap();
+        c.write("get_service", &[1, 2]).unwrap();
+        c.write("get_service", &[3]).unwrap();
+        c.write("get_dest", &[4]).unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("get_service-0000.bin")).unwrap(),
+            [1, 2]
+        );
+        assert_eq!(
+            std::fs::read(dir.join("get_service-0001.bin")).unwrap(),
+            [3]
+        );
+        assert_eq!(std::fs::read(dir.join("get_dest-0000.bin")).unwrap(), [4]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
