@@ -82,7 +82,10 @@ fn promtool_check_metrics_is_clean_on_a_rich_snapshot() {
             Format::Prometheus,
         );
         let (ok, out) = promtool(&["check", "metrics"], Some(&text), &repo());
-        assert!(ok && out.trim().is_empty(), "promtool check metrics:\n{out}");
+        assert!(
+            ok && out.trim().is_empty(),
+            "promtool check metrics:\n{out}"
+        );
     }
 }
 
@@ -97,7 +100,10 @@ fn promtool_check_metrics_is_clean_on_a_full_scrape() {
     register(&mut registry, Arc::new(source), &Config::default());
     let text = encode_registry(&registry, Format::Prometheus).unwrap();
     let (ok, out) = promtool(&["check", "metrics"], Some(&text), &repo());
-    assert!(ok && out.trim().is_empty(), "promtool check metrics:\n{out}");
+    assert!(
+        ok && out.trim().is_empty(),
+        "promtool check metrics:\n{out}"
+    );
     // And with IPVS unreadable.
     let mut registry = Registry::default();
     register(
@@ -107,7 +113,10 @@ fn promtool_check_metrics_is_clean_on_a_full_scrape() {
     );
     let text = encode_registry(&registry, Format::Prometheus).unwrap();
     let (ok, out) = promtool(&["check", "metrics"], Some(&text), &repo());
-    assert!(ok && out.trim().is_empty(), "promtool check metrics:\n{out}");
+    assert!(
+        ok && out.trim().is_empty(),
+        "promtool check metrics:\n{out}"
+    );
 }
 
 #[test]
