@@ -10,7 +10,7 @@ Output (stdout): one JSON object per line:
 
 Grafana variables are substituted so that the result is plain PromQL that Prometheus accepts:
 $__rate_interval/$__range/$__interval -> 5m/1h/1m, $__range_s -> 3600, and any other $var /
-${var} / ${var:format} -> ".+" inside a label matcher ("=~"), or "1" elsewhere. Dashboard
+${var} / ${var:format} -> ".*" (the dashboards' "All") inside a label value, or "1" elsewhere. Dashboard
 variable queries (label_values(...)) are reported with kind "variable" and are not PromQL.
 
 --as-rules FILE writes every PromQL expression as a recording rule into FILE, so that
@@ -46,10 +46,11 @@ def substitute(expr):
         name = m.group(1) or m.group(2)
         if name in SUBST:
             return SUBST[name]
-        # Inside a quoted label value: a regex matching anything non-empty.
+        # Inside a quoted label value: the dashboards' "All" value, which also matches a
+        # missing label (fwmark services have no address, address services no mark).
         before = expr[: m.start()]
         if before.count('"') % 2 == 1:
-            return ".+"
+            return ".*"
         return "1"
 
     return VAR.sub(repl, expr)

@@ -135,7 +135,7 @@ def overview():
             [(f'sum by (instance, {SVC}, name) (rate(ipvs_service_incoming_bytes_total{{{INST}}}[$__rate_interval]))', svc_legend())],
             unit="Bps")
     b.panel("timeseries", "Director share of each VIP's new connections",
-            [(f'sum by (instance, {SVC}) (rate(ipvs_service_connections_total{{{INST}}}[$__rate_interval]))'
+            [(f'sum by (job, instance, {SVC}) (rate(ipvs_service_connections_total{{{INST}}}[$__rate_interval]))'
               f' / on (job, {SVC}) group_left () sum by (job, {SVC}) (rate(ipvs_service_connections_total{{{INST}}}[$__rate_interval]))',
               svc_legend())], unit="percentunit")
     b.panel("timeseries", "Active connections per director",
