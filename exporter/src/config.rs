@@ -204,7 +204,7 @@ impl Config {
                 self.conn_table.max_duration_seconds,
             ),
         ] {
-            if !(v.is_finite() && v >= 0.0 && v < 1e6) {
+            if !(v.is_finite() && (0.0..1e6).contains(&v)) {
                 return bad(key, "must be zero or a positive number of seconds");
             }
         }
@@ -512,8 +512,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("request_timeout"));
-        let mut c = Config::default();
-        c.metrics_path = "metrics".into();
+        let c = Config {
+            metrics_path: "metrics".into(),
+            ..Config::default()
+        };
         assert!(c.validate().is_err());
     }
 

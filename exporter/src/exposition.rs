@@ -67,10 +67,8 @@ pub fn negotiate(accept: Option<&str>) -> Format {
             }
         }
         match media.as_str() {
-            "application/openmetrics-text" => {
-                if version.as_deref().is_none_or(|v| v == "1.0.0") {
-                    om_q = om_q.max(q);
-                }
+            "application/openmetrics-text" if version.as_deref().is_none_or(|v| v == "1.0.0") => {
+                om_q = om_q.max(q);
             }
             "text/plain" | "text/*" | "*/*" => text_q = text_q.max(q),
             _ => {}
