@@ -35,7 +35,6 @@ use netgauze_bgp_pkt::path_attribute::{
 };
 use netgauze_bgp_pkt::update::BgpUpdateMessage;
 use netgauze_bgp_pkt::wire::deserializer::path_attribute::PathAttributeParsingError;
-use netgauze_bgp_pkt::wire::deserializer::update::BgpUpdateMessageParsingError;
 use netgauze_bgp_pkt::wire::deserializer::{BgpMessageParsingError, BgpParsingContext};
 use netgauze_bgp_pkt::BgpMessage;
 use netgauze_iana::address_family::AddressType;
@@ -492,14 +491,11 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
                     PathAttributeParsingError::MpReachErrorError(_)
                         | PathAttributeParsingError::MpUnreachErrorError(_)
                 ) {
-                    let n = BgpNotificationMessage::from(
-                        BgpMessageParsingError::BgpUpdateMessageParsingError(
-                            BgpUpdateMessageParsingError::PathAttributeError(e.clone()),
-                        ),
-                    );
+                    // RFC 4271 §6.3: a recognised optional attribute with a bad value is an
+                    // Optional Attribute Error.
                     return Err(DecodeError::new(
                         ErrorKind::Update,
-                        Notification::from_netgauze(&n),
+                        Notification::new(3, 9, vec![]),
                         format!("malformed UPDATE: {e}"),
                     ));
                 }
@@ -519,6 +515,18 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
             Notification::new(7, 1, vec![]),
             "unexpected ROUTE-REFRESH form",
         )),
+        Err(e) if ty == 2 => {
+            ctx.reset_parsing_errors();
+            let detail = format!("malformed UPDATE: {e}");
+            let n = match classify_update(body, ctx.asn4()) {
+                UpdateFault::Framing => Notification::new(3, 1, vec![]),
+                UpdateFault::MpAttribute => Notification::new(3, 9, vec![]),
+                UpdateFault::Nlri => Notification::new(3, 10, vec![]),
+                // RFC 7606 treat-as-withdraw: a well-framed attribute with a bad value.
+                UpdateFault::OtherAttribute => return Ok(Message::Update { ignored_errors: 1 }),
+            };
+            Err(DecodeError::new(ErrorKind::Update, n, detail))
+        }
         Err(e) => {
             ctx.reset_parsing_errors();
             let kind = match &e {
@@ -546,6 +554,81 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
             let kind = if ty == 2 { ErrorKind::Update } else { kind };
             Err(DecodeError::new(kind, n, detail))
         }
+    }
+}
+
+/// Where an UPDATE that failed to parse is broken (RFC 7606 §3–§5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum UpdateFault {
+    /// Withdrawn/attribute lengths or an attribute length overrun: the NLRI cannot be located.
+    Framing,
+    /// A well-framed MP_REACH_NLRI / MP_UNREACH_NLRI with a bad value (session reset).
+    MpAttribute,
+    /// Another well-framed attribute with a bad value (treat-as-withdraw).
+    OtherAttribute,
+    /// Attributes are fine: the withdrawn routes or NLRI field is invalid.
+    Nlri,
+}
+
+/// Walk the UPDATE body's framing and re-parse each attribute alone to find the fault.
+fn classify_update(body: &[u8], asn4: bool) -> UpdateFault {
+    let u16_at = |b: &[u8], i: usize| -> Option<usize> {
+        Some(usize::from(u16::from_be_bytes([
+            *b.get(i)?,
+            *b.get(i + 1)?,
+        ])))
+    };
+    let Some(wlen) = u16_at(body, 0) else {
+        return UpdateFault::Framing;
+    };
+    let Some(alen) = u16_at(body, 2 + wlen) else {
+        return UpdateFault::Framing;
+    };
+    let start = 4 + wlen;
+    let Some(mut attrs) = body.get(start..start + alen) else {
+        return UpdateFault::Framing;
+    };
+    let mut strict = BgpParsingContext::new(
+        asn4,
+        HashMap::new(),
+        HashMap::new(),
+        false,
+        false,
+        false,
+        true,
+    );
+    let mut mp_bad = false;
+    let mut other_bad = false;
+    while !attrs.is_empty() {
+        let (Some(&flags), Some(&code)) = (attrs.first(), attrs.get(1)) else {
+            return UpdateFault::Framing;
+        };
+        let (hdr, len) = if flags & 0x10 != 0 {
+            (4, u16_at(attrs, 2))
+        } else {
+            (3, attrs.get(2).map(|&l| usize::from(l)))
+        };
+        let Some(len) = len else {
+            return UpdateFault::Framing;
+        };
+        let Some(tlv) = attrs.get(..hdr + len) else {
+            return UpdateFault::Framing;
+        };
+        if PathAttribute::parse(&mut SliceReader::new(tlv), &mut strict).is_err() {
+            if code == 14 || code == 15 {
+                mp_bad = true;
+            } else {
+                other_bad = true;
+            }
+        }
+        attrs = attrs.get(hdr + len..).unwrap_or(&[]);
+    }
+    if mp_bad {
+        UpdateFault::MpAttribute
+    } else if other_bad {
+        UpdateFault::OtherAttribute
+    } else {
+        UpdateFault::Nlri
     }
 }
 
