@@ -422,3 +422,111 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
     // No reconnect after shutdown.
     assert!(sp.accept(Duration::from_millis(800)).await.is_err());
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn start_passive(md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAddr) {
+    let port = free_port();
+    let mut p = PeerConfig::new("passive", "127.0.0.1".parse().unwrap(), PEER_AS);
+    p.passive = true;
+    p.hold_time = 30;
+    p.md5_password = md5.map(str::to_string);
+    p.ttl_security = Some(1);
+    p.connect_retry = Backoff { min: 0.2, max: 0.4 };
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = BgpConfig {
+        router_id: Ipv4Addr::new(192, 0, 2, 1),
+        local_as: LOCAL_AS,
+        listen,
+        peers: vec![p],
+    };
+    let mut reg = prometheus_client::registry::Registry::default();
+    (Speaker::start(cfg, &mut reg).expect("start"), listen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_peer_with_md5_and_gtsm() {
+    use herald_announcer::bgp::testutil::connect;
+    let (h, listen) = start_passive(Some("s3cret")).await;
+    assert!(h.wait_state("passive", State::Active, T).await);
+    // Without the key the SYN is dropped by the kernel: no connection.
+    assert!(connect(listen, None, 255, Duration::from_millis(1500))
+        .await
+        .is_err());
+    // Wrong key: same.
+    assert!(
+        connect(listen, Some("wrong"), 255, Duration::from_millis(1500))
+            .await
+            .is_err()
+    );
+    // Right key but TTL 64: GTSM (1 hop = TTL 255 required) drops the peer's packets.
+    let mut c = connect(listen, Some("s3cret"), 64, T)
+        .await
+        .expect("TCP connects");
+    let _ = c.send_raw(&open(PEER_AS, 30, peer_id())).await;
+    let _ = c.send_raw(&keepalive()).await;
+    assert!(
+        !h.wait_state("passive", State::OpenConfirm, Duration::from_secs(2))
+            .await
+    );
+    drop(c);
+    // The speaker's hold timer (240 s in OpenSent) would free the session; shut it and retry
+    // with a fresh speaker instead of waiting.
+    h.shutdown("done", T).await;
+    let (h, listen) = start_passive(Some("s3cret")).await;
+    let mut c = connect(listen, Some("s3cret"), 255, T)
+        .await
+        .expect("MD5 connect");
+    c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("passive", T).await);
+    // After the peer leaves, the passive session waits again and accepts a new connection.
+    drop(c);
+    assert!(
+        h.wait_state("passive", State::Idle, T).await
+            || h.wait_state("passive", State::Active, T).await
+    );
+    let mut c = connect(listen, Some("s3cret"), 255, T)
+        .await
+        .expect("second connect");
+    c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("passive", T).await);
+    h.shutdown("done", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_peer_with_md5() {
+    let sp = ScriptedPeer::bind_md5("127.0.0.1".parse().unwrap(), "k3y")
+        .await
+        .expect("md5 listener");
+    let addr = sp.addr().unwrap();
+    let mk = |key: &str| {
+        let mut p = PeerConfig::new("md5", addr.ip(), PEER_AS);
+        p.port = addr.port();
+        p.md5_password = Some(key.into());
+        p.connect_retry = Backoff { min: 0.2, max: 0.4 };
+        BgpConfig {
+            router_id: Ipv4Addr::new(192, 0, 2, 1),
+            local_as: LOCAL_AS,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            peers: vec![p],
+        }
+    };
+    let mut reg = prometheus_client::registry::Registry::default();
+    let bad = Speaker::start(mk("nope"), &mut reg).unwrap();
+    assert!(
+        sp.accept(Duration::from_millis(1500)).await.is_err(),
+        "wrong key accepted"
+    );
+    bad.shutdown("done", T).await;
+    let mut reg = prometheus_client::registry::Registry::default();
+    let h = Speaker::start(mk("k3y"), &mut reg).unwrap();
+    let mut c = sp.accept(T).await.expect("MD5 session connects");
+    c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("md5", T).await);
+    h.shutdown("done", T).await;
+}

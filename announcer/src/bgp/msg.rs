@@ -118,7 +118,9 @@ impl Notification {
     /// "unspecific" subcode).
     pub fn to_netgauze(&self) -> BgpNotificationMessage {
         use BgpNotificationMessage as N;
-        let value: Box<[u8]> = self.data.clone().into();
+        // Keep the whole message within 4096 bytes (header 19 + code + subcode).
+        let keep = self.data.len().min(MAX_MESSAGE_LEN - HEADER_LEN - 2);
+        let value: Box<[u8]> = self.data.get(..keep).unwrap_or(&[]).into();
         match (self.code, self.subcode) {
             (1, 1) => {
                 N::MessageHeaderError(MessageHeaderError::ConnectionNotSynchronized { value })
@@ -630,6 +632,11 @@ fn classify_update(body: &[u8], asn4: bool) -> UpdateFault {
     } else {
         UpdateFault::Nlri
     }
+}
+
+/// Encode a NOTIFICATION message.
+pub fn encode_notification(n: &Notification) -> Result<Vec<u8>, String> {
+    encode(&BgpMessage::Notification(n.to_netgauze()))
 }
 
 /// Encode one message.
