@@ -3,6 +3,9 @@
 //! Today this crate holds the BGP speaker ([`bgp`]); the health policy and VIP groups that decide
 //! *what* to announce are added on top of it later and drive the speaker through
 //! [`bgp::SpeakerHandle::announce`] / [`bgp::SpeakerHandle::withdraw`].
+//!
+//! The speaker uses `netgauze-bgp-pkt` for the wire format and its own pure FSM for sessions
+//! (`netgauze-bgp-speaker` was evaluated and not used); the [`bgp`] module docs say why.
 #![deny(unsafe_code)]
 
 pub mod bgp;

@@ -73,8 +73,8 @@ pub struct PeerConfig {
     /// larger than a third of the negotiated hold time is lowered to that third.
     #[serde(default)]
     pub keepalive: Option<u16>,
-    /// Backoff between connection attempts and after a session failure.
-    /// Default: `{ min = "1s"… }`, see [`Backoff`].
+    /// Exponential backoff (with jitter) before reconnecting after a failed connection attempt
+    /// or a session failure, in seconds. Default: `{ min = 1.0, max = 60.0 }`.
     #[serde(default)]
     pub connect_retry: Backoff,
     /// TCP MD5 signature password (RFC 2385). Default: none.

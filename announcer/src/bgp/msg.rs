@@ -466,15 +466,15 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
         }
         5 => {
             // RFC 2918 / 7313: AFI(2) reserved/subtype(1) SAFI(1); any other length is 7/1.
-            if body.len() != 4 {
+            let &[afi_hi, afi_lo, _subtype, safi] = body else {
                 return Err(DecodeError::new(
                     ErrorKind::RouteRefresh,
                     Notification::new(7, 1, frame.to_vec()),
-                    format!("ROUTE-REFRESH of length {len}"),
+                    format!("ROUTE-REFRESH of length {len}, expected 23"),
                 ));
-            }
-            let afi = u16::from_be_bytes([body[0], body[1]]);
-            return Ok(Message::RouteRefresh { afi, safi: body[3] });
+            };
+            let afi = u16::from_be_bytes([afi_hi, afi_lo]);
+            return Ok(Message::RouteRefresh { afi, safi });
         }
         _ => {}
     }
