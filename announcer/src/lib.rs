@@ -7,4 +7,5 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {}
+pub mod backend;
 pub mod health;
