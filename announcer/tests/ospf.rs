@@ -131,7 +131,11 @@ impl Router for Bird {
     }
 
     fn forgot(&self, ns: &Netns, prefix: &str) -> bool {
-        let table = if prefix.contains(':') { "master6" } else { "master4" };
+        let table = if prefix.contains(':') {
+            "master6"
+        } else {
+            "master4"
+        };
         // birdc exits 1 with "Network not found" for an absent prefix.
         let (_, out) = self.try_cmd(&format!("show route {prefix} table {table}"));
         out.contains("Network not found") && !kernel_has(ns, prefix)
