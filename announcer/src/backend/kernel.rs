@@ -48,7 +48,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use ipnet::IpNet;
 use serde::Deserialize;
-use tracing::{debug, info, warn};
+use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::rtnl::{
     Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_NODAD, IFA_F_NOPREFIXROUTE,
@@ -293,7 +293,10 @@ where
     F: FnOnce(&mut Rtnl) -> Result<T, KernelError> + Send + 'static,
 {
     let rtnl = Arc::clone(rtnl);
+    // Keep the caller's span (backend, VIP) on the log lines of the blocking part.
+    let span = tracing::Span::current();
     tokio::task::spawn_blocking(move || {
+        let _entered = span.enter();
         let mut guard = rtnl.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut guard)
     })
@@ -476,8 +479,17 @@ fn ensure_link(r: &mut Rtnl, name: &str, create: bool) -> Result<Link, KernelErr
         }
     };
     if !link.up {
-        r.set_up(&link)?;
-        debug!(interface = name, "set interface up");
+        if create {
+            // Our own dummy: bring it (back) up.
+            r.set_up(&link)?;
+            debug!(interface = name, "set interface up");
+        } else {
+            // Not ours to manage: say so, the daemon will not redistribute its addresses.
+            warn!(
+                interface = name,
+                "VIP interface is administratively down; its VIPs will not be redistributed"
+            );
+        }
     }
     Ok(link)
 }
@@ -629,6 +641,7 @@ impl KernelBackend {
     ) -> Result<Outcome, KernelError> {
         let cfg = Arc::clone(&self.cfg);
         let metric = attrs.metric;
+        let span = info_span!("kernel_announce", vip = %prefix, mode = ?cfg.mode);
         blocking(&self.rtnl, move |r| match cfg.mode {
             KernelMode::Address => {
                 let link = ensure_link(r, &cfg.interface, cfg.create_interface)?;
@@ -636,12 +649,14 @@ impl KernelBackend {
             }
             KernelMode::Route => add_route(r, &cfg, prefix, metric),
         })
+        .instrument(span)
         .await
     }
 
     /// Removes `prefix`; absent is fine.
     pub async fn withdraw_vip(&self, prefix: IpNet) -> Result<Outcome, KernelError> {
         let cfg = Arc::clone(&self.cfg);
+        let span = info_span!("kernel_withdraw", vip = %prefix, mode = ?cfg.mode);
         blocking(&self.rtnl, move |r| match cfg.mode {
             KernelMode::Address => {
                 let Some(link) = r.link_by_name(&cfg.interface)? else {
@@ -651,6 +666,7 @@ impl KernelBackend {
             }
             KernelMode::Route => del_routes(r, &cfg, prefix),
         })
+        .instrument(span)
         .await
     }
 
