@@ -8,6 +8,9 @@
 //!   mode (IPv4 + IPv6), start-up reconciliation of stale state.
 //! * `frr_director_bird_router`: FRR director, BIRD router; address mode (IPv4 + IPv6), route
 //!   mode (IPv4 in table 100, IPv6 in the main table), reconciliation.
+//! * `bird_director_bgp_frr_router`, `frr_director_bgp_bird_router`: the same scenario for sites
+//!   whose routing daemon speaks BGP itself (`config/bird-bgp-redistribute.conf`,
+//!   `config/frr-bgp-redistribute.conf` verbatim on the director, eBGP over IPv4 and IPv6).
 //!
 //! Needs root; installs bird2/frr when missing and fails if they are still missing.
 //! Run: `cargo test -p herald-announcer --test ospf`.
@@ -51,8 +54,9 @@ fn rt() -> tokio::runtime::Runtime {
 
 /// The router side, whichever daemon runs it.
 trait Router {
-    /// Does the router's daemon have an OSPF route for `prefix`, and its kernel a route too?
-    fn learned(&self, ns: &Netns, prefix: &str) -> bool;
+    /// Does the router's daemon have a route for `prefix` from `proto` (`ospf`, `bgp`), and its
+    /// kernel a route too?
+    fn learned(&self, ns: &Netns, prefix: &str, proto: &str) -> bool;
     /// Is the route gone from both?
     fn forgot(&self, ns: &Netns, prefix: &str) -> bool;
     fn diag(&self, ns: &Netns) -> String;
@@ -65,7 +69,7 @@ fn kernel_has(ns: &Netns, prefix: &str) -> bool {
 }
 
 impl Router for Frr {
-    fn learned(&self, ns: &Netns, prefix: &str) -> bool {
+    fn learned(&self, ns: &Netns, prefix: &str, proto: &str) -> bool {
         let cmd = if prefix.contains(':') {
             format!("show ipv6 route {prefix} json")
         } else {
@@ -86,7 +90,7 @@ impl Router for Frr {
                 routes.iter().any(|r| {
                     r.get("protocol")
                         .and_then(|p| p.as_str())
-                        .is_some_and(|p| p.starts_with("ospf"))
+                        .is_some_and(|p| p.starts_with(proto))
                         && r.get("selected").and_then(|s| s.as_bool()) == Some(true)
                         && r.get("installed").and_then(|s| s.as_bool()) == Some(true)
                 })
@@ -118,7 +122,7 @@ impl Router for Frr {
 }
 
 impl Router for Bird {
-    fn learned(&self, ns: &Netns, prefix: &str) -> bool {
+    fn learned(&self, ns: &Netns, prefix: &str, proto: &str) -> bool {
         let table = if prefix.contains(':') {
             "master6"
         } else {
@@ -126,7 +130,7 @@ impl Router for Bird {
         };
         let (ok, out) = self.try_cmd(&format!("show route {prefix} table {table}"));
         ok && out.contains(prefix.split('/').next().unwrap_or(prefix))
-            && out.contains("ospf")
+            && out.contains(proto)
             && kernel_has(ns, prefix)
     }
 
@@ -168,6 +172,7 @@ fn director_diag(director: &Netns, extra: String) -> String {
 }
 
 fn wait_learned(
+    proto: &str,
     r: &dyn Router,
     router: &Netns,
     director: &Netns,
@@ -178,7 +183,7 @@ fn wait_learned(
     wait_for(
         &format!("router to learn {prefix}"),
         TIMEOUT,
-        || r.learned(router, prefix).then_some(()),
+        || r.learned(router, prefix, proto).then_some(()),
         || {
             format!(
                 "{}\n{}\n{}",
@@ -238,6 +243,7 @@ fn exercise(
     dir: &TempDir,
     ddiag: &dyn Fn() -> String,
     v6_route_table: u32,
+    proto: &str,
 ) {
     let rt = rt();
     let attrs = RouteAttrs::default();
@@ -272,8 +278,8 @@ fn exercise(
             "72",
         ],
     );
-    wait_learned(r, router, director, STALE_ADDR4, dir, ddiag);
-    wait_learned(r, router, director, STALE_ROUTE4, dir, ddiag);
+    wait_learned(proto, r, router, director, STALE_ADDR4, dir, ddiag);
+    wait_learned(proto, r, router, director, STALE_ROUTE4, dir, ddiag);
 
     let addr_backend = rt
         .block_on(KernelBackend::new(KernelConfig {
@@ -343,7 +349,7 @@ fn exercise(
     announced.sort();
     assert_eq!(announced, vec![net(VIP4), net(VIP6)]);
     for vip in [VIP4, VIP6] {
-        wait_learned(r, router, director, vip, dir, ddiag);
+        wait_learned(proto, r, router, director, vip, dir, ddiag);
     }
     for vip in [VIP4, VIP6] {
         let o = rt
@@ -391,7 +397,7 @@ fn exercise(
     );
     assert!(t6.contains("2001:db8::20 dev lo proto 72"), "{t6}");
     for (vip, _) in route_vips {
-        wait_learned(r, router, director, vip, dir, ddiag);
+        wait_learned(proto, r, router, director, vip, dir, ddiag);
     }
     for (vip, b) in route_vips {
         let o = rt
@@ -481,7 +487,7 @@ fn bird_director_frr_router() {
         },
         || format!("{}\n{}\n{}", frr.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&frr, &router, &director, &dir, &ddiag, 100);
+    exercise(&frr, &router, &director, &dir, &ddiag, 100, "ospf");
 }
 
 #[test]
@@ -519,5 +525,151 @@ fn frr_director_bird_router() {
         },
         || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&bird, &router, &director, &dir, &ddiag, 254);
+    exercise(&bird, &router, &director, &dir, &ddiag, 254, "ospf");
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same backend behind a routing daemon that speaks BGP itself (config/*-bgp-redistribute.conf).
+
+/// Adds the IPv6 link addresses the BGP sessions run over (nodad: usable at once).
+fn add_v6_link(director: &Netns, router: &Netns) {
+    director.exec(
+        "ip",
+        &["addr", "add", "2001:db8:ffff::1/64", "dev", "eth0", "nodad"],
+    );
+    router.exec(
+        "ip",
+        &["addr", "add", "2001:db8:ffff::2/64", "dev", "eth0", "nodad"],
+    );
+}
+
+fn frr_bgp_router_config() -> String {
+    "router bgp 64513
+ bgp router-id 192.0.2.2
+ no bgp ebgp-requires-policy
+ neighbor 192.0.2.1 remote-as 64512
+ neighbor 192.0.2.1 timers 1 3
+ neighbor 192.0.2.1 timers connect 1
+ neighbor 2001:db8:ffff::1 remote-as 64512
+ neighbor 2001:db8:ffff::1 timers 1 3
+ neighbor 2001:db8:ffff::1 timers connect 1
+ address-family ipv6 unicast
+  neighbor 2001:db8:ffff::1 activate
+ exit-address-family
+exit
+"
+    .into()
+}
+
+fn bird_bgp_router_config() -> String {
+    "log stderr all;
+router id 192.0.2.2;
+protocol device { scan time 10; }
+protocol kernel { ipv4 { import none; export all; }; }
+protocol kernel { ipv6 { import none; export all; }; }
+protocol bgp bgp4 {
+	local 192.0.2.2 as 64513; neighbor 192.0.2.1 as 64512;
+	connect retry time 1;
+	ipv4 { import all; export none; };
+}
+protocol bgp bgp6 {
+	local 2001:db8:ffff::2 as 64513; neighbor 2001:db8:ffff::1 as 64512;
+	connect retry time 1;
+	ipv6 { import all; export none; };
+}
+"
+    .into()
+}
+
+#[test]
+fn bird_director_bgp_frr_router() {
+    require_root();
+    require_daemons();
+    let tag = unique_tag("gb");
+    let dir = TempDir::new(&tag);
+    let director = Netns::new(&format!("hd-{tag}"));
+    let router = Netns::new(&format!("hr-{tag}"));
+    link(&director, "192.0.2.1/24", &router, "192.0.2.2/24");
+    add_v6_link(&director, &router);
+
+    let frr = Frr::start_with(
+        &router,
+        &dir,
+        "router",
+        &frr_bgp_router_config(),
+        &["zebra", "bgpd"],
+    );
+    let bird = Bird::start(
+        &director,
+        &dir,
+        "director",
+        &shipped_config("bird-bgp-redistribute.conf"),
+    );
+    let ddiag = || {
+        format!(
+            "BIRD director:\n{}\n{}",
+            bird.try_cmd("show protocols all").1,
+            bird.try_cmd("show route all").1
+        )
+    };
+    wait_for(
+        "IPv4 and IPv6 BGP sessions Established (FRR router side)",
+        TIMEOUT,
+        || {
+            let v4 = frr.try_cmd("show bgp neighbors 192.0.2.1 json").1;
+            let v6 = frr.try_cmd("show bgp neighbors 2001:db8:ffff::1 json").1;
+            (v4.contains("\"bgpState\":\"Established\"")
+                && v6.contains("\"bgpState\":\"Established\""))
+            .then_some(())
+        },
+        || {
+            format!(
+                "{}\n{}\n{}",
+                frr.try_cmd("show bgp summary").1,
+                ddiag(),
+                logs(&dir)
+            )
+        },
+    );
+    exercise(&frr, &router, &director, &dir, &ddiag, 100, "bgp");
+}
+
+#[test]
+fn frr_director_bgp_bird_router() {
+    require_root();
+    require_daemons();
+    let tag = unique_tag("gf");
+    let dir = TempDir::new(&tag);
+    let director = Netns::new(&format!("hd-{tag}"));
+    let router = Netns::new(&format!("hr-{tag}"));
+    link(&director, "192.0.2.1/24", &router, "192.0.2.2/24");
+    add_v6_link(&director, &router);
+
+    let bird = Bird::start(&router, &dir, "router", &bird_bgp_router_config());
+    let frr = Frr::start_with(
+        &director,
+        &dir,
+        "director",
+        &shipped_config("frr-bgp-redistribute.conf"),
+        &["zebra", "bgpd"],
+    );
+    let ddiag = || {
+        format!(
+            "FRR director:\n{}\n{}\n{}",
+            frr.try_cmd("show bgp summary").1,
+            frr.try_cmd("show ip bgp").1,
+            frr.try_cmd("show bgp ipv6 unicast").1
+        )
+    };
+    wait_for(
+        "IPv4 and IPv6 BGP sessions Established (BIRD router side)",
+        TIMEOUT,
+        || {
+            let v4 = bird.try_cmd("show protocols bgp4").1;
+            let v6 = bird.try_cmd("show protocols bgp6").1;
+            (v4.contains("Established") && v6.contains("Established")).then_some(())
+        },
+        || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
+    );
+    exercise(&bird, &router, &director, &dir, &ddiag, 254, "bgp");
 }

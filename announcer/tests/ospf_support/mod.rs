@@ -336,7 +336,7 @@ impl Drop for Bird {
     }
 }
 
-/// An FRR instance (zebra, ospfd, ospf6d) in a namespace with its own vty sockets, zserv
+/// An FRR instance (zebra, ospfd, ospf6d, or bgpd) in a namespace with its own vty sockets, zserv
 /// socket and pid files, configured from one integrated `frr.conf` through `vtysh`.
 #[derive(Debug)]
 pub struct Frr {
@@ -345,7 +345,19 @@ pub struct Frr {
 }
 
 impl Frr {
+    /// zebra, ospfd and ospf6d.
     pub fn start(ns: &Netns, dir: &TempDir, name: &str, config: &str) -> Self {
+        Self::start_with(ns, dir, name, config, &["zebra", "ospfd", "ospf6d"])
+    }
+
+    /// zebra plus the given daemons (zebra must come first).
+    pub fn start_with(
+        ns: &Netns,
+        dir: &TempDir,
+        name: &str,
+        config: &str,
+        daemons: &[&str],
+    ) -> Self {
         let vty_dir = dir.path.join(name);
         std::fs::create_dir_all(&vty_dir).unwrap_or_else(|e| panic!("mkdir {vty_dir:?}: {e}"));
         // The daemons drop privileges to frr:frr and must create their sockets here.
@@ -356,7 +368,7 @@ impl Frr {
         std::fs::write(&conf, config).unwrap_or_else(|e| panic!("write {conf:?}: {e}"));
         // Empty per-daemon configs: the real configuration is applied through vtysh below.
         let mut children = Vec::new();
-        for daemon in ["zebra", "ospfd", "ospf6d"] {
+        for &daemon in daemons {
             let empty = vty_dir.join(format!("{daemon}.conf"));
             std::fs::write(&empty, "").unwrap_or_else(|e| panic!("write {empty:?}: {e}"));
             let pid = format!("{vty}/{daemon}.pid");
