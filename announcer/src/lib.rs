@@ -9,6 +9,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod backend;
 pub mod bgp;
 pub mod group;
 pub mod health;
