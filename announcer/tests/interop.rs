@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use ipnet::IpNet;
 
 use support::driver::{wait_established, Driver, DriverPeer, DriverSpec, GobgpDriver};
+use support::herald::HeraldDriver;
 use support::lab::{Lab, SPEAKER_V4, SPEAKER_V6};
 use support::routers::{Kind, Router, RouterSpec};
 use support::routes::{community, Attrs, Origin, Rib, RouteView};
@@ -23,6 +24,10 @@ type MakeDriver = fn(&Lab, &DriverSpec) -> TResult<Box<dyn Driver>>;
 
 fn gobgp_driver(lab: &Lab, spec: &DriverSpec) -> TResult<Box<dyn Driver>> {
     Ok(Box::new(GobgpDriver::start(lab, spec)?))
+}
+
+fn herald_driver(lab: &Lab, spec: &DriverSpec) -> TResult<Box<dyn Driver>> {
+    Ok(Box::new(HeraldDriver::start(lab, spec)?))
 }
 
 const SPEAKER_AS: u32 = 65000;
@@ -538,6 +543,9 @@ macro_rules! router_suite {
     };
 }
 
+router_suite!(bird, Kind::Bird, herald_driver);
+router_suite!(frr, Kind::Frr, herald_driver);
+router_suite!(gobgp, Kind::Gobgp, herald_driver);
 router_suite!(reference_gobgp_bird, Kind::Bird, gobgp_driver);
 router_suite!(reference_gobgp_frr, Kind::Frr, gobgp_driver);
 router_suite!(reference_gobgp_gobgp, Kind::Gobgp, gobgp_driver);

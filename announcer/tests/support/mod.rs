@@ -9,6 +9,7 @@
 
 pub mod deps;
 pub mod driver;
+pub mod herald;
 pub mod lab;
 pub mod process;
 pub mod routers;
