@@ -35,7 +35,10 @@ fn parse_args() -> Args {
     let mut v6_count = None;
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
-        let mut val = |name: &str| it.next().unwrap_or_else(|| usage(&format!("{name} needs a value")));
+        let mut val = |name: &str| {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{name} needs a value")))
+        };
         match a.as_str() {
             "--config" => config = Some(val("--config")),
             "--count" => count = Some(val("--count")),
@@ -75,7 +78,16 @@ fn prefixes(v4: u32, v6: u32) -> Vec<IpNet> {
         }
     }
     for i in 0..v6 {
-        let a = Ipv6Addr::new(0x2001, 0xdb8, 0x1000 | (i >> 16) as u16, (i & 0xffff) as u16, 0, 0, 0, 0);
+        let a = Ipv6Addr::new(
+            0x2001,
+            0xdb8,
+            0x1000 | (i >> 16) as u16,
+            (i & 0xffff) as u16,
+            0,
+            0,
+            0,
+            0,
+        );
         if let Ok(n) = Ipv6Net::new(a, 64) {
             out.push(IpNet::V6(n));
         }
@@ -140,7 +152,13 @@ fn main() {
             }
             "status" => {
                 for s in handle.peer_states() {
-                    say(start, &format!("peer {} {:?} sent={} err={:?}", s.name, s.state, s.prefixes_sent, s.last_error));
+                    say(
+                        start,
+                        &format!(
+                            "peer {} {:?} sent={} err={:?}",
+                            s.name, s.state, s.prefixes_sent, s.last_error
+                        ),
+                    );
                 }
             }
             "quit" => break,

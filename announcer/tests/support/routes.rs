@@ -129,11 +129,15 @@ fn parse_large_community(s: &str) -> TResult<(u32, u32, u32)> {
 
 // ---------------------------------------------------------------- BIRD
 
+/// One prefix block of BIRD output being collected: prefix, `BGP.*` attributes, and
+/// whether the route's `Type:` line says BGP.
+type BirdBlock = (IpNet, Vec<(String, String)>, bool);
+
 /// Parses `birdc show route all` output (BGP routes only; others are ignored).
 pub fn parse_bird(text: &str) -> TResult<Rib> {
     let mut rib = Rib::new();
-    let mut cur: Option<(IpNet, Vec<(String, String)>, bool)> = None;
-    let mut finish = |cur: Option<(IpNet, Vec<(String, String)>, bool)>| -> TResult<()> {
+    let mut cur: Option<BirdBlock> = None;
+    let mut finish = |cur: Option<BirdBlock>| -> TResult<()> {
         if let Some((prefix, attrs, is_bgp)) = cur {
             if is_bgp {
                 let r = bird_route(prefix, &attrs)?;
