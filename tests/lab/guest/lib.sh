@@ -152,16 +152,17 @@ client_http() {
     [ "${ok:-0}" -gt 0 ]
 }
 
-# client_udp VIP PORT COUNT: COUNT datagrams from distinct source ports (no answer expected).
+# client_udp VIP PORT COUNT: COUNT DNS queries (busybox nslookup, UDP, a new source port each)
+# to VIP:PORT, each bounded to 2 s; no answer is expected.
 client_udp() {
     ip netns exec cl sh -c '
         i=0
         while [ $i -lt '"$3"' ]; do
             i=$((i+1))
-            echo "ping $i" | timeout 2 nc -u -w 1 '"$1"' '"$2"' >/dev/null 2>&1
+            timeout 2 nslookup lab$i.example '"$1"':'"$2"' >/dev/null 2>&1
         done
         true'
-    echo "client_udp $1:$2: $3 datagrams sent"
+    echo "client_udp $1:$2: $3 queries sent"
 }
 
 # Wait until the estimator has folded every counter: the counter view (service/destination

@@ -20,6 +20,6 @@ ipvsadm -a -u 203.0.113.20:53 -r 192.0.2.12:53 -m
 sleep 1
 client_http 203.0.113.20 80 30
 client_http 203.0.113.20 8080 10
-client_udp 203.0.113.20 53 12
+client_udp 203.0.113.20 53 6
 collect
 capture_netlink
