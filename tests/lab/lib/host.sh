@@ -225,7 +225,9 @@ lab_boot() {
     log "results in $LAB_OUT/results"
 }
 
-# Host-side preparation for `lab.sh bench`.
+# Host-side preparation for `lab.sh bench`: hping3 (SYN flood) goes into the initramfs.
 lab_bench_prepare() {
-    :
+    command -v hping3 >/dev/null 2>&1 || apt-get install -y hping3 >&2 ||
+        die "apt-get install -y hping3 failed"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v hping3)"
 }

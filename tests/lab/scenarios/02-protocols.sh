@@ -19,3 +19,4 @@ ipvsadm -A -t 203.0.113.3:443 -s wlc
 ipvsadm -A -t 203.0.113.3:1 -s rr
 ipvsadm -a -t 203.0.113.3:1 -r 192.0.2.11:65535 -m
 collect
+capture_netlink

@@ -14,3 +14,4 @@ ipvsadm -A -t [2001:db8:1::20]:80 -s rr
 ipvsadm -a -t [2001:db8:1::20]:80 -r 192.0.2.21:80 -i || echo "mixed-family tunnel destination refused by this kernel/ipvsadm"
 ipvsadm -A -t [::ffff:203.0.113.1]:80 -s rr 2>/dev/null || true
 collect
+capture_netlink
