@@ -9,6 +9,7 @@
 #   run          fetch + build + one VM boot running every scenario; results in target/lab/results
 #   interactive  boot with a NAT topology, traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:9639
 #   bench        boot once and run the benchmarks (10k services, large connection table); prints figures
+#   vectors      copy the netlink replies captured by the last run into shared/tests/vectors
 #   clean        remove target/lab except the download cache
 #
 # Environment: LAB_TARGET (cargo target dir, default <repo>/target), LAB_HERALD_BIN, LAB_TIMEOUT
@@ -28,7 +29,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,20p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd=${1:-}
@@ -53,6 +54,7 @@ bench)
     LAB_TIMEOUT=${LAB_TIMEOUT:-1800} LAB_DISK_MB=${LAB_DISK_MB:-64} lab_boot bench
     cat "$LAB_OUT/results/bench.txt" || die "the guest produced no bench.txt"
     ;;
+vectors) lab_vectors ;;
 clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + ;;
 -h | --help | help) usage ;;
 *)

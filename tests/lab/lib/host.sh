@@ -231,3 +231,35 @@ lab_bench_prepare() {
         die "apt-get install -y hping3 failed"
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v hping3)"
 }
+
+# Copy the raw netlink replies captured by `dump --capture-netlink` in the last run into
+# shared/tests/vectors as <command>-lab-<scenario>-<index>.bin, and write an .expected.json for
+# each get_daemon reply from ipvsadm's own view of the daemons (an independent source).
+lab_vectors() {
+    local res="$LAB_OUT/results/scenarios" dest="$REPO_DIR/shared/tests/vectors" n=0 d s f base cmd idx
+    [ -d "$res" ] || die "no results in $res (run: lab.sh run)"
+    mkdir -p "$dest"
+    rm -f "$dest"/*-lab-*
+    for d in "$res"/*/netlink; do
+        [ -d "$d" ] || continue
+        s=$(basename "$(dirname "$d")")
+        s=${s#[0-9][0-9]-}
+        for f in "$d"/*.bin; do
+            [ -e "$f" ] || continue
+            base=$(basename "$f" .bin)
+            cmd=${base%-*}
+            idx=${base##*-}
+            cp "$f" "$dest/$cmd-lab-$s-$idx.bin"
+            n=$((n + 1))
+        done
+        if [ -s "$(dirname "$d")/daemon.txt" ]; then
+            idx=0
+            while read -r line; do
+                printf '%s\n' "$line" | sed -E 's/^(master|backup) sync daemon \(mcast=([^,]*), syncid=([0-9]+), maxlen=([0-9]+), group=([^,]*), port=([0-9]+), ttl=([0-9]+)\)$/{"role":"\1","interface":"\2","sync_id":\3,"max_len":\4,"mcast_group":"\5","mcast_port":\6,"mcast_ttl":\7}/' \
+                    >"$dest/get_daemon-lab-$s-$(printf %04d $idx).expected.json"
+                idx=$((idx + 1))
+            done <"$(dirname "$d")/daemon.txt"
+        fi
+    done
+    log "copied $n captured replies into $dest"
+}
