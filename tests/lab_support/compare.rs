@@ -336,26 +336,98 @@ pub fn compare(v: &Views, d: &Dump) -> Outcome {
         None => o.fail("global stats: /proc/net/ip_vs_stats exists, dump has none".to_string()),
     }
 
-    match &d.conns {
-        None => o.fail("connection table: dump --conns carried none".to_string()),
-        Some(ct) => {
-            o.eq("conn table truncated", false, ct.truncated);
-            o.eq("conn table malformed lines", 0, ct.malformed_lines);
-            let total: u64 = v.conns.values().sum();
-            o.eq("conn table entries", total, ct.entries);
-            let keys: BTreeSet<&ConnKey> = v.conns.keys().chain(ct.groups.keys()).collect();
-            for k in keys {
-                o.eq(
-                    format!(
-                        "conns {} {} -> {} {}",
-                        k.protocol, k.virtual_addr, k.dest_addr, k.state
-                    ),
-                    v.conns.get(k).copied().unwrap_or(0),
-                    ct.groups.get(k).copied().unwrap_or(0),
-                );
+    compare_conns(&mut o, v, d);
+    o
+}
+
+/// Compare a `--source procfs` dump with ipvsadm, on what `/proc/net/ip_vs*` carries: service
+/// keys, scheduler, persistence, destinations (forwarding method, weight, active and inactive
+/// connections), global totals and the connection table. Per-service counters, rates,
+/// thresholds, tunnels, timeouts and daemons are not in procfs and are not compared.
+pub fn compare_procfs(v: &Views, d: &Dump) -> Outcome {
+    let mut o = Outcome::default();
+    let snap = &d.snapshot;
+    let dump_svcs: BTreeMap<ServiceKey, &Service> =
+        snap.services.iter().map(|s| (s.key, s)).collect();
+    let list_keys: BTreeSet<ServiceKey> = v.list.iter().map(|s| s.key).collect();
+    let dump_keys: BTreeSet<ServiceKey> = dump_svcs.keys().copied().collect();
+    o.eq("procfs service count", list_keys.len(), snap.services.len());
+    for k in list_keys.difference(&dump_keys) {
+        o.fail(format!(
+            "procfs: service {k}: in ipvsadm, missing from dump"
+        ));
+    }
+    for k in dump_keys.difference(&list_keys) {
+        o.fail(format!("procfs: service {k}: in dump, not in ipvsadm"));
+    }
+    for ls in &v.list {
+        let Some(ds) = dump_svcs.get(&ls.key) else {
+            continue;
+        };
+        let s = format!("procfs: service {}", ls.key);
+        o.eq(
+            format!("{s}: scheduler"),
+            ls.info.scheduler.as_str(),
+            ds.scheduler.as_str(),
+        );
+        o.eq(
+            format!("{s}: persistent"),
+            ls.info.persistent.is_some(),
+            ds.flags.persistent,
+        );
+        if let Some(p) = ls.info.persistent {
+            o.eq(
+                format!("{s}: persistence_timeout"),
+                p,
+                ds.persistence_timeout,
+            );
+            match expected_netmask(&ls.key, &ls.info) {
+                Ok(m) => o.eq(format!("{s}: netmask"), m, ds.netmask),
+                Err(e) => o.fail(format!("{s}: {e}")),
             }
         }
+        let dd: BTreeMap<SocketAddr, &Destination> = ds
+            .destinations
+            .iter()
+            .map(|d| (SocketAddr::new(d.address, d.port), d))
+            .collect();
+        o.eq(
+            format!("{s}: destination count"),
+            ls.dests.len(),
+            ds.destinations.len(),
+        );
+        for ld in &ls.dests {
+            let p = format!("{s} dest {}", ld.addr);
+            let Some(d) = dd.get(&ld.addr) else {
+                o.fail(format!("{p}: in ipvsadm, missing from dump"));
+                continue;
+            };
+            o.eq(
+                format!("{p}: forward"),
+                ld.forward.as_str(),
+                d.forward.ipvsadm_name(),
+            );
+            o.eq(format!("{p}: weight"), ld.weight, d.weight);
+            o.eq(format!("{p}: active_conns"), ld.active, d.active_conns);
+            o.eq(
+                format!("{p}: inactive_conns"),
+                ld.inactive,
+                d.inactive_conns,
+            );
+        }
     }
+    match snap.global {
+        Some(g) => {
+            o.eq(
+                "procfs: global counters",
+                counters_of(v.global.counters),
+                g.counters,
+            );
+            o.eq("procfs: global rates", rates_of(v.global.rates), g.rates);
+        }
+        None => o.fail("procfs: global stats missing from dump".to_string()),
+    }
+    compare_conns(&mut o, v, d);
     o
 }
 
@@ -431,6 +503,29 @@ fn compare_daemons(o: &mut Outcome, v: &Views, snap: &herald_shared::model::Snap
                 if let Some(x) = a.ttl {
                     o.eq(format!("{p}: mcast_ttl"), x, b.mcast_ttl);
                 }
+            }
+        }
+    }
+}
+
+fn compare_conns(o: &mut Outcome, v: &Views, d: &Dump) {
+    match &d.conns {
+        None => o.fail("connection table: dump --conns carried none".to_string()),
+        Some(ct) => {
+            o.eq("conn table truncated", false, ct.truncated);
+            o.eq("conn table malformed lines", 0, ct.malformed_lines);
+            let total: u64 = v.conns.values().sum();
+            o.eq("conn table entries", total, ct.entries);
+            let keys: BTreeSet<&ConnKey> = v.conns.keys().chain(ct.groups.keys()).collect();
+            for k in keys {
+                o.eq(
+                    format!(
+                        "conns {} {} -> {} {}",
+                        k.protocol, k.virtual_addr, k.dest_addr, k.state
+                    ),
+                    v.conns.get(k).copied().unwrap_or(0),
+                    ct.groups.get(k).copied().unwrap_or(0),
+                );
             }
         }
     }

@@ -11,6 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 /// One parsed dump.
 #[derive(Debug, Clone)]
 pub struct Dump {
+    /// `source` (`netlink` or `procfs`), when the dump names it.
+    pub source: Option<String>,
     pub snapshot: Snapshot,
     /// `None` when the dump carried no connection table.
     pub conns: Option<ConnTable>,
@@ -114,5 +116,10 @@ pub fn parse_dump(text: &str) -> Result<Dump, String> {
         None | Some(Value::Null) => None,
         Some(c) => Some(parse_conn_table(c)?),
     };
-    Ok(Dump { snapshot, conns })
+    let source = v.get("source").and_then(Value::as_str).map(str::to_string);
+    Ok(Dump {
+        source,
+        snapshot,
+        conns,
+    })
 }

@@ -213,7 +213,7 @@ same_snap() {
 }
 
 # collect [DIR]: wait for counters to settle, then read ipvsadm, `ipvs-herald dump --json
-# --conns`, and ipvsadm again, until both ipvsadm readings agree (so the dump saw that state).
+# --conns` (netlink, then `--source procfs`), and ipvsadm again, until both ipvsadm readings agree (so the dump saw that state).
 collect() {
     out=${1:-$D}
     if ! settle_stats; then
@@ -228,6 +228,11 @@ collect() {
             echo 0 >"$out/dump.rc"
         else
             echo $? >"$out/dump.rc"
+        fi
+        if "$HERALD" dump --json --conns --source procfs >"$out/dump-procfs.json" 2>"$out/dump-procfs.err"; then
+            echo 0 >"$out/dump-procfs.rc"
+        else
+            echo $? >"$out/dump-procfs.rc"
         fi
         snap "$out/b"
         if same_snap "$out/a" "$out/b"; then

@@ -172,6 +172,10 @@ lab_build() {
     for extra in $LAB_EXTRA_BINARIES; do
         lab_copy_binary "$extra" "$root" /usr/bin
     done
+    if [ -n "${LAB_HERALD_CONFIG:-}" ]; then
+        [ -r "$LAB_HERALD_CONFIG" ] || die "LAB_HERALD_CONFIG=$LAB_HERALD_CONFIG is not readable"
+        cp "$LAB_HERALD_CONFIG" "$root/etc/ipvs-herald.toml"
+    fi
     cp "$LAB_DIR/guest/init" "$root/init"
     chmod +x "$root/init"
     cp "$LAB_DIR"/guest/*.sh "$root/lab/"
