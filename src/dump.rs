@@ -544,4 +544,70 @@ mod tests {
         let back: Snapshot = serde_json::from_value(v).unwrap();
         assert_eq!(back, snap);
     }
+
+    #[test]
+    fn documented_example_matches_the_types() {
+        let doc = include_str!("../docs/dump-json.md");
+        let start = doc.find("```json\n").expect("example block") + "```json\n".len();
+        let len = doc[start..].find("```").expect("end of example");
+        let example: serde_json::Value = serde_json::from_str(&doc[start..start + len]).unwrap();
+        let snap: Snapshot = serde_json::from_value(example.clone()).unwrap();
+        let conns: Vec<ConnGroup> =
+            serde_json::from_value(example["conn_table"]["groups"].clone()).unwrap();
+        let mut sum = ConnTableSummary {
+            entries: example["conn_table"]["entries"].as_u64().unwrap(),
+            ..ConnTableSummary::default()
+        };
+        for (g, v) in conns
+            .into_iter()
+            .zip(example["conn_table"]["groups"].as_array().unwrap())
+        {
+            sum.groups.insert(g, v["count"].as_u64().unwrap());
+        }
+        let ours = serde_json::to_value(DumpJson {
+            schema_version: JSON_SCHEMA_VERSION,
+            source: SourceUsed::Netlink,
+            snapshot: &snap,
+            conn_table: Some(sum.into()),
+        })
+        .unwrap();
+        assert_eq!(
+            ours, example,
+            "docs/dump-json.md example and the serialised types differ"
+        );
+    }
+
+    #[test]
+    fn run_reads_a_fake_procfs_and_validates_options() {
+        let root = std::env::temp_dir().join(format!("herald-dump-{}", std::process::id()));
+        let net = root.join("net");
+        std::fs::create_dir_all(&net).unwrap();
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/shared/tests/data");
+        for f in ["ip_vs", "ip_vs_stats", "ip_vs_conn"] {
+            std::fs::copy(format!("{data}/{f}"), net.join(f)).unwrap();
+        }
+        let mut cfg = Config::default();
+        cfg.reader.procfs_root = root.clone();
+        let args = |json, buf: Option<usize>, secs: Option<f64>| DumpArgs {
+            json,
+            netns: None,
+            source: Some(SourceArg::Procfs),
+            conns: true,
+            conn_read_buffer: buf,
+            conn_max_entries: Some(3),
+            conn_max_seconds: secs,
+            capture_netlink: None,
+        };
+        run(&cfg, &args(true, Some(4096), Some(1.0))).unwrap();
+        run(&cfg, &args(false, None, None)).unwrap();
+        let e = run(&cfg, &args(false, Some(100), None))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("at least 4096"), "{e}");
+        let e = run(&cfg, &args(false, None, Some(-1.0)))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("positive"), "{e}");
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

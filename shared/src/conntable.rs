@@ -101,23 +101,83 @@ pub const KNOWN_STATES: &[&str] = &[
     "ERR!",
 ];
 
+/// A small, fast, non-cryptographic hasher (FxHash's multiply-rotate) for the per-line group
+/// lookup. Keys come from the kernel's table; a hostile distribution could only slow the pass,
+/// which the time limit bounds.
+#[derive(Debug, Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b.iter_mut().zip(chunk).for_each(|(d, s)| *d = *s);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(u64::from(i));
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.0 = (self.0.rotate_left(5) ^ i).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+/// Index of a state name in [`KNOWN_STATES`], without hashing.
+fn known_state(name: &[u8]) -> Option<u16> {
+    let i = KNOWN_STATES.iter().position(|s| s.as_bytes() == name)?;
+    u16::try_from(i).ok()
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Key {
-    protocol: ConnProtocol,
-    vaddr: IpAddr,
+    /// Addresses as 128-bit numbers (cheap to hash); `v6` bit 0 = vaddr, bit 1 = daddr.
+    vaddr: u128,
+    daddr: u128,
     vport: u16,
-    daddr: IpAddr,
     dport: u16,
     state: u16,
+    protocol: ConnProtocol,
+    v6: u8,
+}
+
+fn addr_bits(a: IpAddr) -> (u128, bool) {
+    match a {
+        IpAddr::V4(v4) => (u128::from(u32::from(v4)), false),
+        IpAddr::V6(v6) => (u128::from(v6), true),
+    }
+}
+
+fn bits_addr(bits: u128, v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(std::net::Ipv6Addr::from(bits))
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::from(u32::try_from(bits).unwrap_or(0)))
+    }
 }
 
 /// Streaming aggregator: feed it lines of `/proc/net/ip_vs_conn` (header included), then
 /// [`finish`](ConnAggregator::finish). Memory grows with the number of distinct groups only.
 #[derive(Debug)]
 pub struct ConnAggregator {
-    counts: std::collections::HashMap<Key, u64>,
+    counts: std::collections::HashMap<Key, u64, FxBuild>,
     state_names: Vec<String>,
-    state_ids: std::collections::HashMap<Vec<u8>, u16>,
+    /// Unknown state names seen so far (known ones are matched directly).
+    extra_states: std::collections::HashMap<Vec<u8>, u16>,
     limits: ConnTableLimits,
     started: std::time::Instant,
     entries: u64,
@@ -159,16 +219,10 @@ fn conn_port(s: &[u8]) -> Option<u16> {
 impl ConnAggregator {
     /// A fresh aggregator; the time limit counts from now.
     pub fn new(limits: ConnTableLimits) -> Self {
-        let mut state_ids = std::collections::HashMap::new();
-        let mut state_names = Vec::new();
-        for (i, s) in KNOWN_STATES.iter().enumerate() {
-            state_ids.insert(s.as_bytes().to_vec(), i as u16);
-            state_names.push((*s).to_string());
-        }
         ConnAggregator {
-            counts: std::collections::HashMap::new(),
-            state_names,
-            state_ids,
+            counts: std::collections::HashMap::default(),
+            state_names: KNOWN_STATES.iter().map(|s| (*s).to_string()).collect(),
+            extra_states: std::collections::HashMap::new(),
             limits,
             started: std::time::Instant::now(),
             entries: 0,
@@ -184,7 +238,10 @@ impl ConnAggregator {
     }
 
     fn state_id(&mut self, name: &[u8]) -> Option<u16> {
-        if let Some(id) = self.state_ids.get(name) {
+        if let Some(id) = known_state(name) {
+            return Some(id);
+        }
+        if let Some(id) = self.extra_states.get(name) {
             return Some(*id);
         }
         if self.state_names.len() >= KNOWN_STATES.len() + MAX_EXTRA_STATES
@@ -198,7 +255,7 @@ impl ConnAggregator {
         let id = u16::try_from(self.state_names.len()).ok()?;
         let text = std::str::from_utf8(name).ok()?.to_string();
         self.state_names.push(text);
-        self.state_ids.insert(name.to_vec(), id);
+        self.extra_states.insert(name.to_vec(), id);
         Some(id)
     }
 
@@ -213,8 +270,9 @@ impl ConnAggregator {
             b"IP" => ConnProtocol::Template,
             _ => return None,
         };
-        let _caddr = conn_addr(t.next()?)?;
-        let _cport = conn_port(t.next()?)?;
+        // The client address and port are not part of any group: only check they are there.
+        let _caddr = t.next()?;
+        let _cport = t.next()?;
         let vaddr = conn_addr(t.next()?)?;
         let vport = conn_port(t.next()?)?;
         let daddr = conn_addr(t.next()?)?;
@@ -226,13 +284,16 @@ impl ConnAggregator {
             return None;
         }
         let state = self.state_id(state_name)?;
+        let (vaddr, v6v) = addr_bits(vaddr);
+        let (daddr, v6d) = addr_bits(daddr);
         Some(Key {
-            protocol,
             vaddr,
-            vport,
             daddr,
+            vport,
             dport,
             state,
+            protocol,
+            v6: u8::from(v6v) | (u8::from(v6d) << 1),
         })
     }
 
@@ -253,7 +314,7 @@ impl ConnAggregator {
                 }
             }
         }
-        if line.iter().all(u8::is_ascii_whitespace) || line.starts_with(b"Pro ") {
+        if line.is_empty() || line.starts_with(b"Pro ") {
             return true;
         }
         if let Some(max) = self.limits.max_entries {
@@ -289,9 +350,9 @@ impl ConnAggregator {
                 .unwrap_or_default();
             let g = ConnGroup {
                 protocol: k.protocol,
-                virtual_address: k.vaddr,
+                virtual_address: bits_addr(k.vaddr, k.v6 & 1 != 0),
                 virtual_port: k.vport,
-                dest_address: k.daddr,
+                dest_address: bits_addr(k.daddr, k.v6 & 2 != 0),
                 dest_port: k.dport,
                 state,
             };
@@ -319,10 +380,7 @@ pub fn aggregate_reader<R: std::io::Read>(
     let mut filled = 0usize;
     // Inside a line longer than MAX_LINE (or the buffer): drop bytes until its newline.
     let mut skipping = false;
-    'read: loop {
-        let Some(space) = buf.get_mut(filled..) else {
-            break;
-        };
+    'read: while let Some(space) = buf.get_mut(filled..) {
         let n = match r.read(space) {
             Ok(0) => break,
             Ok(n) => n,

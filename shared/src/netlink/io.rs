@@ -333,3 +333,49 @@ impl IpvsNetlink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_name_the_capability() {
+        for errno in [Errno::EPERM as i32, Errno::EACCES as i32] {
+            let e = errno_error("get_service", errno);
+            assert!(matches!(e, ReadError::PermissionDenied), "{e:?}");
+            assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+        }
+        let e = errno_error("get_dest", Errno::EINVAL as i32);
+        assert!(
+            e.to_string().contains("get_dest") && e.to_string().contains("Invalid argument"),
+            "{e}"
+        );
+        let io = SocketError::Io(std::sync::Arc::new(io::Error::from_raw_os_error(
+            Errno::EPERM as i32,
+        )));
+        assert!(matches!(
+            socket_error("open", io),
+            ReadError::PermissionDenied
+        ));
+    }
+
+    #[test]
+    fn capture_names_files_by_command_and_index() {
+        let dir = std::env::temp_dir().join(format!("herald-capture-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = Capture::new(&dir).unwrap();
+        c.write("get_service", &[1, 2]).unwrap();
+        c.write("get_service", &[3]).unwrap();
+        c.write("get_dest", &[4]).unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("get_service-0000.bin")).unwrap(),
+            [1, 2]
+        );
+        assert_eq!(
+            std::fs::read(dir.join("get_service-0001.bin")).unwrap(),
+            [3]
+        );
+        assert_eq!(std::fs::read(dir.join("get_dest-0000.bin")).unwrap(), [4]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
