@@ -97,8 +97,10 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks that span sections (none yet beyond what each section's own types enforce).
+    /// Checks serde cannot do, section by section.
     fn validate(&self) -> Result<(), String> {
+        self.exporter.validate().map_err(|e| e.to_string())?;
+        self.announcer.validate()?;
         Ok(())
     }
 }

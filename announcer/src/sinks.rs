@@ -1,0 +1,192 @@
+//! Where the control loop's [`RouteAction`]s go: the BGP speaker or the kernel backend for the
+//! routes, and [`VipAddresses`] for the VIP addresses ipvs-herald manages itself.
+//!
+//! The loop emits actions already in the safe order (address before announce, withdraw before
+//! address removal); a sink carries each out and reports failures, it never reorders.
+
+use crate::backend::{self, KernelBackend, VipAddresses};
+use crate::bgp::{Origin, RouteAttrs as BgpAttrs, SpeakerHandle};
+use crate::group::RouteAction;
+use crate::runtime::{BoxFuture, LocalAddrs, RouteSink};
+use crate::vip::ParsedAttrs;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Converts the configured attributes of a state into the speaker's.
+pub fn bgp_attrs(a: &ParsedAttrs) -> BgpAttrs {
+    BgpAttrs {
+        origin: Origin::Igp,
+        med: a.med,
+        local_pref: a.local_pref,
+        communities: a.communities.clone(),
+        large_communities: a.large_communities.clone(),
+        as_path_prepend: a.as_path_prepend,
+    }
+}
+
+/// Routes through the BGP speaker.
+#[derive(Debug, Clone)]
+pub struct BgpSink {
+    speaker: SpeakerHandle,
+    addresses: Option<VipAddresses>,
+}
+
+impl BgpSink {
+    /// `addresses` is needed only when a group has `vip_address = "manage"`.
+    pub fn new(speaker: SpeakerHandle, addresses: Option<VipAddresses>) -> Self {
+        BgpSink { speaker, addresses }
+    }
+}
+
+/// Routes through the kernel (a local routing daemon redistributes them).
+#[derive(Debug, Clone)]
+pub struct KernelSink {
+    backend: KernelBackend,
+}
+
+impl KernelSink {
+    pub fn new(backend: KernelBackend) -> Self {
+        KernelSink { backend }
+    }
+}
+
+async fn address_action(
+    addresses: Option<&VipAddresses>,
+    action: &RouteAction,
+) -> Result<(), String> {
+    let Some(addrs) = addresses else {
+        return Err(
+            "vip_address = \"manage\" needs the kernel address primitives, which are not set up"
+                .into(),
+        );
+    };
+    match action {
+        RouteAction::AddAddress { prefix, interface } => {
+            addrs
+                .ensure_interface(interface, true)
+                .await
+                .map_err(|e| e.to_string())?;
+            addrs.add(interface, *prefix).await.map(drop)
+        }
+        RouteAction::RemoveAddress { prefix, interface } => {
+            addrs.remove(interface, *prefix).await.map(drop)
+        }
+        _ => return Ok(()),
+    }
+    .map_err(|e| e.to_string())
+}
+
+impl RouteSink for BgpSink {
+    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            match action {
+                RouteAction::Announce { prefix, attrs } => {
+                    self.speaker.announce(*prefix, bgp_attrs(attrs));
+                    Ok(())
+                }
+                RouteAction::Withdraw { prefix } => {
+                    self.speaker.withdraw(*prefix);
+                    Ok(())
+                }
+                other => address_action(self.addresses.as_ref(), other).await,
+            }
+        })
+    }
+}
+
+impl RouteSink for KernelSink {
+    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            match action {
+                RouteAction::Announce { prefix, attrs } => {
+                    let attrs = backend::RouteAttrs {
+                        metric: attrs.med,
+                        communities: attrs.communities.clone(),
+                    };
+                    self.backend
+                        .announce_vip(*prefix, &attrs)
+                        .await
+                        .map(drop)
+                        .map_err(|e| e.to_string())
+                }
+                RouteAction::Withdraw { prefix } => self
+                    .backend
+                    .withdraw_vip(*prefix)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string()),
+                other => address_action(Some(self.backend.addresses()), other).await,
+            }
+        })
+    }
+}
+
+/// Local addresses of a network namespace (the daemon's own, or the reader's), read with
+/// `getifaddrs` on a thread inside that namespace.
+#[derive(Debug, Clone)]
+pub struct InterfaceAddrs {
+    netns: Option<String>,
+}
+
+impl InterfaceAddrs {
+    pub fn new(netns: Option<String>) -> Self {
+        InterfaceAddrs { netns }
+    }
+}
+
+impl LocalAddrs for InterfaceAddrs {
+    fn local_addrs(&self) -> Result<Vec<IpAddr>, String> {
+        herald_shared::netns::run_in_netns(self.netns.as_deref(), Duration::from_secs(2), || {
+            let addrs = nix::ifaddrs::getifaddrs().map_err(|e| {
+                herald_shared::reader::ReadError::Netlink(format!("getifaddrs: {e}"))
+            })?;
+            let mut out: Vec<IpAddr> = addrs
+                .filter_map(|ifa| ifa.address)
+                .filter_map(|sa| {
+                    if let Some(v4) = sa.as_sockaddr_in() {
+                        Some(IpAddr::V4(v4.ip()))
+                    } else {
+                        sa.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()))
+                    }
+                })
+                .collect();
+            out.sort();
+            out.dedup();
+            Ok(out)
+        })
+        .map_err(|e| e.to_string())
+    }
+}
+
+/// Shared handle type the daemon passes to [`crate::runtime::Runtime::new`].
+pub type SharedSink = Arc<dyn RouteSink>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn attrs_convert_field_by_field() {
+        let p = ParsedAttrs {
+            med: Some(5),
+            local_pref: Some(200),
+            communities: vec![0xFFFF_0000],
+            large_communities: vec![(1, 2, 3)],
+            as_path_prepend: 2,
+        };
+        let b = bgp_attrs(&p);
+        assert_eq!(b.origin, Origin::Igp);
+        assert_eq!(b.med, Some(5));
+        assert_eq!(b.local_pref, Some(200));
+        assert_eq!(b.communities, vec![0xFFFF_0000]);
+        assert_eq!(b.large_communities, vec![(1, 2, 3)]);
+        assert_eq!(b.as_path_prepend, 2);
+    }
+
+    #[test]
+    fn loopback_is_a_local_address() {
+        let l = InterfaceAddrs::new(None).local_addrs().unwrap();
+        assert!(l.contains(&"127.0.0.1".parse().unwrap()), "{l:?}");
+    }
+}
