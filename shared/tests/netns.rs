@@ -129,3 +129,36 @@ fn genl_socket_round_trip_with_the_kernel() {
         0x10
     );
 }
+
+#[test]
+fn genl_multipart_dump_with_the_kernel() {
+    // CTRL_CMD_GETFAMILY with NLM_F_DUMP lists every family in several messages ending with
+    // NLMSG_DONE: the same path as the IPVS service/destination/daemon dumps.
+    use herald_shared::netlink::codec;
+    let mut s = herald_shared::netlink::io::GenlSocket::open(None).unwrap();
+    let payload = codec::genl_payload(3, 1, &[]);
+    let replies = s
+        .call(0x10, payload.clone(), true, "ctrl_getfamily")
+        .unwrap();
+    assert!(replies.len() > 1, "only {} families", replies.len());
+    let mut names = Vec::new();
+    for r in &replies {
+        let (_, _, attrs) = codec::split_genl(r).unwrap();
+        for a in codec::attrs(attrs) {
+            let a = a.unwrap();
+            if a.kind == 2 {
+                names.push(
+                    String::from_utf8_lossy(a.payload)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert!(names.iter().any(|n| n == "nlctrl"), "{names:?}");
+    assert_eq!(names.len(), replies.len());
+    // The socket is reusable after a dump (sequence numbers advance, nothing left over).
+    let again = s.call(0x10, payload, true, "ctrl_getfamily").unwrap();
+    assert_eq!(again.len(), replies.len());
+    assert_eq!(s.resolve_family("nlctrl").unwrap(), 0x10);
+}
