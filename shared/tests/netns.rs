@@ -162,3 +162,61 @@ fn genl_multipart_dump_with_the_kernel() {
     assert_eq!(again.len(), replies.len());
     assert_eq!(s.resolve_family("nlctrl").unwrap(), 0x10);
 }
+
+/// Run as an unprivileged user by `permission_denied_is_typed` (ignored when run directly).
+#[test]
+#[ignore = "helper: run unprivileged by permission_denied_is_typed"]
+fn unprivileged_helper() {
+    if std::env::var_os("HERALD_UNPRIV_HELPER").is_none() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    assert_ne!(uid, 0, "helper must not run as root");
+    // ETHTOOL_MSG_LINKINFO_SET (3) needs CAP_NET_ADMIN: the kernel answers EPERM before it
+    // looks at the attributes, exactly like the IPVS commands (GENL_ADMIN_PERM).
+    let mut s = herald_shared::netlink::io::GenlSocket::open(None).unwrap();
+    let id = s.resolve_family("ethtool").expect("ethtool genl family");
+    let r = s.call(
+        id,
+        herald_shared::netlink::codec::genl_payload(3, 1, &[]),
+        false,
+        "ethtool_linkinfo_set",
+    );
+    match r {
+        Err(e @ ReadError::PermissionDenied) => {
+            assert!(e.to_string().contains("CAP_NET_ADMIN"));
+            println!("HELPER-OK");
+        }
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+}
+
+#[test]
+fn permission_denied_is_typed() {
+    let exe = std::env::current_exe().unwrap();
+    // The test binary must be reachable by `nobody`.
+    let copy = std::env::temp_dir().join(format!("herald-unpriv-{}", std::process::id()));
+    std::fs::copy(&exe, &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
+        .arg(&copy)
+        .args(["--exact", "unprivileged_helper", "--ignored", "--nocapture"])
+        .env("HERALD_UNPRIV_HELPER", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run setpriv (util-linux): {e}"));
+    let _ = std::fs::remove_file(&copy);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("HELPER-OK"),
+        "helper failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
