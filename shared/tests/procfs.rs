@@ -75,6 +75,12 @@ fn ip_vs_empty_table_and_plain_ipv6_prefix() {
     assert!(svcs.is_empty());
     let t = format!("{text}UDP  [2001:0db8::5]:0035 rr persistent 10 00000080\n");
     assert_eq!(parse_ip_vs(&t).unwrap().1[0].netmask, 128);
+    // A fwmark service whose destinations are all IPv6 is an IPv6 fwmark service.
+    let t =
+        format!("{text}FWM  0000000A rr\n  -> [2001:0db8::7]:0000 Route 1 0 0\nFWM  0000000B rr\n");
+    let svcs = parse_ip_vs(&t).unwrap().1;
+    assert_eq!(svcs[0].key.to_string(), "FWM 10 IPv6");
+    assert_eq!(svcs[1].key.to_string(), "FWM 11");
 }
 
 #[test]
