@@ -200,18 +200,29 @@ fn permission_denied_is_typed() {
     std::fs::copy(&exe, &copy).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(&copy)
-        .args(["--exact", "unprivileged_helper", "--ignored", "--nocapture"])
-        .env("HERALD_UNPRIV_HELPER", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run setpriv (util-linux): {e}"));
+    // Another test's fork may briefly hold the copy open for writing (ETXTBSY): retry.
+    let mut out = None;
+    for _ in 0..50 {
+        let o = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(&copy)
+            .args(["--exact", "unprivileged_helper", "--ignored", "--nocapture"])
+            .env("HERALD_UNPRIV_HELPER", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run setpriv (util-linux): {e}"));
+        let busy = String::from_utf8_lossy(&o.stderr).contains("Text file busy");
+        out = Some(o);
+        if !busy {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = out.expect("at least one attempt");
     let _ = std::fs::remove_file(&copy);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
