@@ -240,7 +240,7 @@ fn reader_in_procfs_mode_reads_a_fake_root() {
     let sum = r
         .conn_table(&herald_shared::conntable::ConnTableLimits::default())
         .unwrap();
-    assert_eq!(sum.entries, 8);
+    assert_eq!(sum.entries, 9);
     assert_eq!(sum.malformed_lines, 2);
 }
 
