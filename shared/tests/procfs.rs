@@ -265,7 +265,7 @@ fn reader_config_keys_and_defaults() {
     let cfg: ReaderConfig = toml::from_str("").unwrap();
     assert_eq!(cfg, ReaderConfig::default());
     assert_eq!(cfg.conn_read_buffer, 1 << 20);
-    assert_eq!(cfg.timeout_ms, 5000);
+    assert_eq!(cfg.timeout_ms, 10_000);
     let cfg: ReaderConfig = toml::from_str(
         "netns = \"blue\"\nsource = \"procfs\"\nprocfs_root = \"/x\"\ntimeout_ms = 10\nconn_read_buffer = 4096\n",
     )
