@@ -1,0 +1,445 @@
+//! Configuration of the BGP speaker: the `[announcer.bgp]` section and its
+//! `[[announcer.bgp.peers]]` entries, with validation that names the offending key.
+
+use serde::Deserialize;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use super::BgpError;
+
+/// `[announcer.bgp]`: the local speaker and its peers.
+///
+/// ```toml
+/// [announcer.bgp]
+/// router_id = "192.0.2.10"
+/// local_as = 4200000001
+///
+/// [[announcer.bgp.peers]]
+/// name = "tor-a"
+/// address = "192.0.2.1"
+/// remote_as = 65000
+/// ```
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BgpConfig {
+    /// BGP identifier sent in OPEN. Required; must not be 0.0.0.0.
+    pub router_id: Ipv4Addr,
+    /// Local autonomous system number (4-octet ASNs supported). Required.
+    pub local_as: u32,
+    /// Address the passive listener binds when at least one peer is `passive`.
+    /// Default: `[::]:179` (dual stack).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The peers. Default: none.
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 179)
+}
+
+/// `[[announcer.bgp.peers]]`: one BGP neighbour.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// Name used in logs, metrics (`peer` label) and the status API. Required, unique.
+    pub name: String,
+    /// Peer address. Required. An IPv6 link-local address needs `interface`.
+    pub address: IpAddr,
+    /// Peer AS. Equal to `local_as` makes the session iBGP. Required.
+    pub remote_as: u32,
+    /// TCP port of the peer. Default: 179.
+    #[serde(default = "default_port")]
+    pub port: u16,
+    /// Local address to bind the session to (also the default next hop). Default: chosen by the
+    /// kernel's routing table.
+    #[serde(default)]
+    pub local_address: Option<IpAddr>,
+    /// Interface for an IPv6 link-local peer (sets the scope id and binds the socket to it).
+    /// Default: none.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// Only wait for the peer to connect (to `listen`); never connect actively. Default: false.
+    /// A peer that is not passive is only connected to actively; its incoming connections are
+    /// refused (no connection-collision handling is needed that way).
+    #[serde(default)]
+    pub passive: bool,
+    /// Proposed hold time in seconds; 0 disables keepalives, otherwise at least 3. The session
+    /// uses the smaller of both sides' values. Default: 90.
+    #[serde(default = "default_hold_time")]
+    pub hold_time: u16,
+    /// Keepalive interval in seconds. Default: one third of the negotiated hold time. A value
+    /// larger than a third of the negotiated hold time is lowered to that third.
+    #[serde(default)]
+    pub keepalive: Option<u16>,
+    /// Exponential backoff (with jitter) before reconnecting after a failed connection attempt
+    /// or a session failure, in seconds. Default: `{ min = 1.0, max = 60.0 }`.
+    #[serde(default)]
+    pub connect_retry: Backoff,
+    /// TCP MD5 signature password (RFC 2385). Default: none.
+    #[serde(default)]
+    pub md5_password: Option<String>,
+    /// GTSM / TTL security (RFC 5082): the peer is at most this many hops away (1 = directly
+    /// connected). Packets are sent with TTL 255 and only packets arriving with
+    /// TTL ≥ 256 − hops are accepted. Default: none (normal TTL, no check).
+    #[serde(default)]
+    pub ttl_security: Option<u8>,
+    /// Next hop for IPv4 routes: `"self"` (the session's local IPv4 address) or an address.
+    /// Default: `"self"`. Required to be an address when IPv4 routes go over an IPv6 session.
+    #[serde(default)]
+    pub next_hop_v4: NextHop,
+    /// Next hop for IPv6 routes: `"self"` (the session's local IPv6 address) or an address.
+    /// Default: `"self"`. Required to be an address when IPv6 routes go over an IPv4 session.
+    #[serde(default)]
+    pub next_hop_v6: NextHop,
+    /// Also send the link-local address of the session's interface as second IPv6 next hop
+    /// (RFC 2545), as directly connected routers expect. Always done for link-local peers.
+    /// Default: false.
+    #[serde(default)]
+    pub ipv6_link_local_next_hop: bool,
+    /// Address families to negotiate: `"ipv4"` and/or `"ipv6"` (unicast).
+    /// Default: the family of `address`.
+    #[serde(default)]
+    pub families: Option<Vec<Family>>,
+    /// Graceful restart capability (RFC 4724). Default: absent (off).
+    ///
+    /// Trade-off: with graceful restart the router keeps our routes for `restart_time` seconds
+    /// after the session drops without a NOTIFICATION, which rides over a daemon restart but
+    /// also keeps traffic flowing to a director that has died. For all-active ECMP, where other
+    /// directors carry the VIP, fast failover is usually worth more: keep it off.
+    #[serde(default)]
+    pub graceful_restart: Option<GracefulRestart>,
+}
+
+fn default_port() -> u16 {
+    179
+}
+fn default_hold_time() -> u16 {
+    90
+}
+
+/// Exponential backoff with jitter between connection attempts (the IdleHold timer).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Backoff {
+    /// First delay, in seconds. Default: 1.
+    pub min: f64,
+    /// Largest delay, in seconds. Default: 60.
+    pub max: f64,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Backoff {
+            min: 1.0,
+            max: 60.0,
+        }
+    }
+}
+
+impl Backoff {
+    /// Delay before attempt number `failures` (0-based), before jitter.
+    pub fn delay(&self, failures: u32) -> Duration {
+        let exp = 2f64.powi(failures.min(30) as i32);
+        Duration::from_secs_f64((self.min * exp).min(self.max).max(0.0))
+    }
+}
+
+/// Next hop: `"self"` or an explicit address.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NextHop {
+    /// The local address of the session (of the matching family).
+    #[default]
+    SelfAddr,
+    /// This address.
+    Addr(IpAddr),
+}
+
+impl<'de> Deserialize<'de> for NextHop {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.eq_ignore_ascii_case("self") {
+            return Ok(NextHop::SelfAddr);
+        }
+        s.parse::<IpAddr>().map(NextHop::Addr).map_err(|_| {
+            serde::de::Error::custom(format!("next hop {s:?} is neither \"self\" nor an address"))
+        })
+    }
+}
+
+/// Address family (unicast SAFI).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// IPv4 unicast (AFI 1, SAFI 1).
+    Ipv4,
+    /// IPv6 unicast (AFI 2, SAFI 1).
+    Ipv6,
+}
+
+impl Family {
+    /// Label value used in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Family::Ipv4 => "ipv4",
+            Family::Ipv6 => "ipv6",
+        }
+    }
+}
+
+/// Graceful restart settings.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct GracefulRestart {
+    /// Restart time advertised to the peer, in seconds (max 4095). Default: 120.
+    pub restart_time: u16,
+}
+
+impl Default for GracefulRestart {
+    fn default() -> Self {
+        GracefulRestart { restart_time: 120 }
+    }
+}
+
+impl PeerConfig {
+    /// A peer with every optional key at its default.
+    pub fn new(name: impl Into<String>, address: IpAddr, remote_as: u32) -> Self {
+        PeerConfig {
+            name: name.into(),
+            address,
+            remote_as,
+            port: default_port(),
+            local_address: None,
+            interface: None,
+            passive: false,
+            hold_time: default_hold_time(),
+            keepalive: None,
+            connect_retry: Backoff::default(),
+            md5_password: None,
+            ttl_security: None,
+            next_hop_v4: NextHop::SelfAddr,
+            next_hop_v6: NextHop::SelfAddr,
+            ipv6_link_local_next_hop: false,
+            families: None,
+            graceful_restart: None,
+        }
+    }
+
+    /// Families negotiated with this peer (the configured list or the address's family).
+    pub fn families(&self) -> Vec<Family> {
+        match &self.families {
+            Some(f) => {
+                let mut f = f.clone();
+                f.sort();
+                f.dedup();
+                f
+            }
+            None => vec![match self.address {
+                IpAddr::V4(_) => Family::Ipv4,
+                IpAddr::V6(_) => Family::Ipv6,
+            }],
+        }
+    }
+
+    /// True when the session is internal BGP.
+    pub fn is_ibgp(&self, local_as: u32) -> bool {
+        self.remote_as == local_as
+    }
+}
+
+/// True for fe80::/10.
+pub(crate) fn is_link_local_v6(a: &Ipv6Addr) -> bool {
+    (a.segments()[0] & 0xffc0) == 0xfe80
+}
+
+impl BgpConfig {
+    /// Check the values serde cannot: every problem names its key.
+    pub fn validate(&self) -> Result<(), BgpError> {
+        let bad = |m: String| Err(BgpError::Config(m));
+        if self.router_id.is_unspecified() {
+            return bad("announcer.bgp.router_id must not be 0.0.0.0".into());
+        }
+        if self.local_as == 0 {
+            return bad("announcer.bgp.local_as must not be 0".into());
+        }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.peers {
+            let k = |key: &str| format!("announcer.bgp.peers[{}].{key}", p.name);
+            if p.name.is_empty() {
+                return bad("announcer.bgp.peers[].name must not be empty".into());
+            }
+            if !names.insert(p.name.as_str()) {
+                return bad(format!("announcer.bgp.peers: duplicate name {:?}", p.name));
+            }
+            if p.remote_as == 0 {
+                return bad(format!("{} must not be 0", k("remote_as")));
+            }
+            if p.hold_time != 0 && p.hold_time < 3 {
+                return bad(format!("{} must be 0 or at least 3", k("hold_time")));
+            }
+            if let Some(ka) = p.keepalive {
+                if ka == 0 && p.hold_time != 0 {
+                    return bad(format!("{} must be at least 1", k("keepalive")));
+                }
+            }
+            let b = p.connect_retry;
+            if !(b.min.is_finite() && b.max.is_finite() && b.min > 0.0 && b.max >= b.min) {
+                return bad(format!(
+                    "{} needs 0 < min <= max (got min {} max {})",
+                    k("connect_retry"),
+                    b.min,
+                    b.max
+                ));
+            }
+            if let Some(pw) = &p.md5_password {
+                if pw.is_empty() || pw.len() > 80 {
+                    return bad(format!("{} must be 1 to 80 bytes", k("md5_password")));
+                }
+            }
+            if let Some(t) = p.ttl_security {
+                if t == 0 {
+                    return bad(format!("{} must be 1..=255 hops", k("ttl_security")));
+                }
+            }
+            if let Some(gr) = p.graceful_restart {
+                if gr.restart_time > 4095 {
+                    return bad(format!(
+                        "{} must be at most 4095",
+                        k("graceful_restart.restart_time")
+                    ));
+                }
+            }
+            if let IpAddr::V6(a) = p.address {
+                if is_link_local_v6(&a) && p.interface.is_none() {
+                    return bad(format!("{} is link-local: set interface", k("address")));
+                }
+            }
+            if let Some(la) = p.local_address {
+                if la.is_ipv4() != p.address.is_ipv4() {
+                    return bad(format!(
+                        "{} must be of the family of address",
+                        k("local_address")
+                    ));
+                }
+            }
+            let fams = p.families();
+            if fams.is_empty() {
+                return bad(format!("{} must not be empty", k("families")));
+            }
+            for f in fams {
+                match (f, p.address, p.next_hop_v4, p.next_hop_v6) {
+                    (Family::Ipv4, IpAddr::V6(_), NextHop::SelfAddr, _) => {
+                        return bad(format!(
+                            "{}: IPv4 routes over an IPv6 session need an explicit address",
+                            k("next_hop_v4")
+                        ))
+                    }
+                    (Family::Ipv6, IpAddr::V4(_), _, NextHop::SelfAddr) => {
+                        return bad(format!(
+                            "{}: IPv6 routes over an IPv4 session need an explicit address",
+                            k("next_hop_v6")
+                        ))
+                    }
+                    _ => {}
+                }
+            }
+            if matches!(p.next_hop_v4, NextHop::Addr(IpAddr::V6(_))) {
+                return bad(format!(
+                    "{} must be an IPv4 address or \"self\"",
+                    k("next_hop_v4")
+                ));
+            }
+            if matches!(p.next_hop_v6, NextHop::Addr(IpAddr::V4(_))) {
+                return bad(format!(
+                    "{} must be an IPv6 address or \"self\"",
+                    k("next_hop_v6")
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_minimal_and_full_peer() {
+        let cfg: BgpConfig = toml::from_str(
+            r#"
+            router_id = "192.0.2.10"
+            local_as = 4200000001
+            [[peers]]
+            name = "a"
+            address = "192.0.2.1"
+            remote_as = 65000
+            [[peers]]
+            name = "b"
+            address = "2001:db8::1"
+            remote_as = 4200000001
+            port = 1179
+            passive = true
+            hold_time = 9
+            keepalive = 3
+            connect_retry = { min = 0.5, max = 10 }
+            md5_password = "s3cret"
+            ttl_security = 1
+            next_hop_v4 = "192.0.2.10"
+            next_hop_v6 = "self"
+            families = ["ipv4", "ipv6"]
+            graceful_restart = { restart_time = 30 }
+            "#,
+        )
+        .expect("valid config");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.peers[0].port, 179);
+        assert_eq!(cfg.peers[0].hold_time, 90);
+        assert_eq!(cfg.peers[0].families(), vec![Family::Ipv4]);
+        assert_eq!(cfg.peers[1].families(), vec![Family::Ipv4, Family::Ipv6]);
+        assert!(cfg.peers[1].is_ibgp(cfg.local_as));
+        assert_eq!(
+            cfg.peers[1].next_hop_v4,
+            NextHop::Addr("192.0.2.10".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_keys_and_bad_values() {
+        let r: Result<BgpConfig, _> =
+            toml::from_str("router_id = \"192.0.2.1\"\nlocal_as = 1\nbogus = 1\n");
+        assert!(r.is_err());
+        let mut cfg = BgpConfig {
+            router_id: "192.0.2.1".parse().unwrap(),
+            local_as: 65001,
+            listen: default_listen(),
+            peers: vec![PeerConfig::new("a", "192.0.2.2".parse().unwrap(), 65002)],
+        };
+        cfg.validate().unwrap();
+        cfg.peers[0].hold_time = 2;
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("hold_time"), "{e}");
+        cfg.peers[0].hold_time = 90;
+        cfg.peers[0].families = Some(vec![Family::Ipv6]);
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("next_hop_v6"), "{e}");
+        cfg.peers[0].families = None;
+        cfg.peers
+            .push(PeerConfig::new("a", "192.0.2.3".parse().unwrap(), 65002));
+        assert!(cfg
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("duplicate"));
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let b = Backoff { min: 1.0, max: 8.0 };
+        assert_eq!(b.delay(0), Duration::from_secs(1));
+        assert_eq!(b.delay(2), Duration::from_secs(4));
+        assert_eq!(b.delay(10), Duration::from_secs(8));
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(8));
+    }
+}

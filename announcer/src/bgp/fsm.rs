@@ -1,0 +1,734 @@
+//! The BGP finite state machine of RFC 4271 §8, pure and I/O-free.
+//!
+//! [`Fsm::step`] takes one [`Event`] (named after its RFC 4271 §8.1 event) and returns the
+//! [`Action`]s the session task must carry out (send, connect, drop, arm or stop a [`Timer`]).
+//! The task owns the socket and the timers; this module owns every decision, so it is tested
+//! without sockets or clocks.
+//!
+//! Deviations from RFC 4271, on purpose:
+//! - The optional `DampPeerOscillations` behaviour is always on: every failure ends in `Idle`
+//!   with the IdleHold timer armed with an exponential backoff with jitter; its expiry is the
+//!   automatic restart (event 3, or 5 for passive peers). A successful session resets the backoff.
+//! - No connection collision detection (§6.8): an active peer is only connected to, a passive
+//!   peer only accepted from, so there is only ever one connection per peer.
+//! - DelayOpen is not implemented: the OPEN is sent as soon as TCP is up.
+
+use super::config::Backoff;
+use super::msg::Notification;
+use std::time::Duration;
+
+/// Session states (RFC 4271 §8.2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    /// No connection; waiting for the IdleHold (backoff) timer or stopped.
+    Idle,
+    /// TCP connection attempt in progress.
+    Connect,
+    /// Waiting for the peer to connect (passive).
+    Active,
+    /// OPEN sent, waiting for the peer's OPEN.
+    OpenSent,
+    /// OPENs exchanged, waiting for the first KEEPALIVE.
+    OpenConfirm,
+    /// Session up: routes are exchanged.
+    Established,
+}
+
+impl State {
+    /// All states, in RFC order (for one-hot metrics).
+    pub const ALL: [State; 6] = [
+        State::Idle,
+        State::Connect,
+        State::Active,
+        State::OpenSent,
+        State::OpenConfirm,
+        State::Established,
+    ];
+
+    /// Lower-case name used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Idle => "idle",
+            State::Connect => "connect",
+            State::Active => "active",
+            State::OpenSent => "opensent",
+            State::OpenConfirm => "openconfirm",
+            State::Established => "established",
+        }
+    }
+}
+
+/// Timers the session task runs for the FSM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Timer {
+    /// ConnectRetryTimer: bounds one TCP connection attempt / wait for a passive connection.
+    ConnectRetry,
+    /// HoldTimer: the peer must send something within this time.
+    Hold,
+    /// KeepaliveTimer: when to send our next KEEPALIVE.
+    Keepalive,
+    /// IdleHoldTimer: backoff before the automatic restart after a failure.
+    IdleHold,
+}
+
+/// Parameters negotiated from the peer's OPEN, carried by [`Event::BgpOpen`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenParams {
+    /// The peer's proposed hold time (already checked: 0 or ≥ 3).
+    pub peer_hold_time: u16,
+}
+
+/// FSM input events (RFC 4271 §8.1; the number is the RFC's event number).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// 1: ManualStart — the operator (speaker start) enables the peer.
+    ManualStart,
+    /// 2: ManualStop — shutdown; the NOTIFICATION carries this Cease / Administrative Shutdown.
+    ManualStop(Notification),
+    /// 3: AutomaticStart — restart after the IdleHold timer (active peers).
+    AutomaticStart,
+    /// 5: AutomaticStart_with_PassiveTcpEstablishment (passive peers).
+    AutomaticStartPassive,
+    /// 9: ConnectRetryTimer_Expires.
+    ConnectRetryTimerExpires,
+    /// 10: HoldTimer_Expires.
+    HoldTimerExpires,
+    /// 11: KeepaliveTimer_Expires.
+    KeepaliveTimerExpires,
+    /// 13: IdleHoldTimer_Expires.
+    IdleHoldTimerExpires,
+    /// 16: Tcp_CR_Acked — our outgoing connection is up.
+    TcpCrAcked,
+    /// 17: TcpConnectionConfirmed — an incoming connection was accepted.
+    TcpConnectionConfirmed,
+    /// 18: TcpConnectionFails — connect failed, or the connection was closed / broke.
+    TcpConnectionFails,
+    /// 19: BGPOpen — a valid OPEN arrived.
+    BgpOpen(OpenParams),
+    /// 21: BGPHeaderErr — bad marker, length or type.
+    BgpHeaderErr(Notification),
+    /// 22: BGPOpenMsgErr — the OPEN was rejected.
+    BgpOpenMsgErr(Notification),
+    /// 24: NotifMsgVerErr — the peer sent a version-error NOTIFICATION.
+    NotifMsgVerErr(Notification),
+    /// 25: NotifMsg — the peer sent any other NOTIFICATION.
+    NotifMsg(Notification),
+    /// 26: KeepAliveMsg.
+    KeepAliveMsg,
+    /// 27: UpdateMsg — a valid UPDATE (its routes are ignored).
+    UpdateMsg,
+    /// 28: UpdateMsgErr — an UPDATE that requires a session reset.
+    UpdateMsgErr(Notification),
+    /// RFC 2918 ROUTE-REFRESH received (not an RFC 4271 event).
+    RouteRefreshMsg,
+    /// RFC 7313 malformed ROUTE-REFRESH (not an RFC 4271 event).
+    RouteRefreshMsgErr(Notification),
+}
+
+/// What the session task must do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Open a TCP connection to the peer (result: `TcpCrAcked` or `TcpConnectionFails`).
+    Connect,
+    /// Accept the pending or next incoming connection (result: `TcpConnectionConfirmed`).
+    Listen,
+    /// Send our OPEN.
+    SendOpen,
+    /// Send a KEEPALIVE.
+    SendKeepalive,
+    /// Send this NOTIFICATION (before the connection is dropped).
+    SendNotification(Notification),
+    /// Close the TCP connection and forget the session's Adj-RIB-Out.
+    DropConnection,
+    /// Arm (or re-arm) a timer.
+    StartTimer(Timer, Duration),
+    /// Stop a timer.
+    StopTimer(Timer),
+    /// The session reached Established: send the whole Adj-RIB-Out and End-of-RIB.
+    SendInitialRib,
+    /// Re-send the whole Adj-RIB-Out (ROUTE-REFRESH received).
+    ResendRib,
+}
+
+/// Hold time used while waiting for the peer's OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
+pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
+
+/// Static inputs of the FSM.
+#[derive(Debug, Clone)]
+pub struct FsmConfig {
+    /// Our proposed hold time in seconds.
+    pub hold_time: u16,
+    /// Configured keepalive interval (seconds), if any.
+    pub keepalive: Option<u16>,
+    /// Passive peer: wait for the connection instead of connecting.
+    pub passive: bool,
+    /// ConnectRetry time: bound on one connection attempt.
+    pub connect_retry: Duration,
+    /// IdleHold backoff.
+    pub backoff: Backoff,
+}
+
+/// The FSM of one peer.
+#[derive(Debug, Clone)]
+pub struct Fsm {
+    cfg: FsmConfig,
+    state: State,
+    /// Consecutive failures since the last Established (drives the backoff).
+    failures: u32,
+    /// ManualStop received: never restart.
+    stopped: bool,
+    /// Negotiated hold time (0 = no hold/keepalive timers).
+    hold: Duration,
+    keepalive: Duration,
+    rng: u64,
+}
+
+impl Fsm {
+    /// A new FSM in Idle; `seed` feeds the jitter of the backoff.
+    pub fn new(cfg: FsmConfig, seed: u64) -> Self {
+        Fsm {
+            cfg,
+            state: State::Idle,
+            failures: 0,
+            stopped: false,
+            hold: Duration::ZERO,
+            keepalive: Duration::ZERO,
+            rng: seed | 1,
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Negotiated hold time (valid from OpenConfirm on).
+    pub fn hold_time(&self) -> Duration {
+        self.hold
+    }
+
+    /// Negotiated keepalive interval (valid from OpenConfirm on).
+    pub fn keepalive_time(&self) -> Duration {
+        self.keepalive
+    }
+
+    /// True after ManualStop.
+    pub fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Consecutive failures since the last Established session.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    fn next_rand(&mut self) -> u64 {
+        // xorshift64*: plenty for jitter.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Backoff for the current failure count, with jitter: a uniform factor in [0.5, 1.0].
+    fn backoff_delay(&mut self) -> Duration {
+        let base = self.cfg.backoff.delay(self.failures.saturating_sub(1));
+        let frac = (self.next_rand() >> 11) as f64 / (1u64 << 53) as f64;
+        base.mul_f64(0.5 + frac / 2.0)
+    }
+
+    fn start_sequence(&mut self, passive: bool) -> Vec<Action> {
+        let mut a = vec![Action::StartTimer(
+            Timer::ConnectRetry,
+            self.cfg.connect_retry,
+        )];
+        if passive {
+            self.state = State::Active;
+            a.push(Action::Listen);
+        } else {
+            self.state = State::Connect;
+            a.push(Action::Connect);
+        }
+        a
+    }
+
+    /// Go to Idle after a failure: optionally notify, drop, stop timers, arm the backoff.
+    fn fail(&mut self, notify: Option<Notification>) -> Vec<Action> {
+        let mut a = Vec::new();
+        if let Some(n) = notify {
+            a.push(Action::SendNotification(n));
+        }
+        a.push(Action::DropConnection);
+        a.extend(self.stop_all_timers());
+        self.state = State::Idle;
+        if !self.stopped {
+            self.failures = self.failures.saturating_add(1);
+            let d = self.backoff_delay();
+            a.push(Action::StartTimer(Timer::IdleHold, d));
+        }
+        a
+    }
+
+    fn stop_all_timers(&self) -> Vec<Action> {
+        vec![
+            Action::StopTimer(Timer::ConnectRetry),
+            Action::StopTimer(Timer::Hold),
+            Action::StopTimer(Timer::Keepalive),
+        ]
+    }
+
+    fn restart_hold(&self) -> Vec<Action> {
+        if self.hold.is_zero() {
+            vec![]
+        } else {
+            vec![Action::StartTimer(Timer::Hold, self.hold)]
+        }
+    }
+
+    fn negotiate(&mut self, p: OpenParams) {
+        let hold = self.cfg.hold_time.min(p.peer_hold_time);
+        self.hold = Duration::from_secs(u64::from(hold));
+        let third = u64::from(hold / 3);
+        let ka = match self.cfg.keepalive {
+            Some(k) => u64::from(k).min(third),
+            None => third,
+        };
+        self.keepalive = Duration::from_secs(if hold == 0 { 0 } else { ka.max(1) });
+    }
+
+    /// Feed one event; returns the actions to carry out, in order.
+    pub fn step(&mut self, event: Event) -> Vec<Action> {
+        use Event as E;
+        use State as S;
+        // ManualStop is the same from every state.
+        if let E::ManualStop(n) = &event {
+            self.stopped = true;
+            let mut a = Vec::new();
+            if matches!(self.state, S::OpenSent | S::OpenConfirm | S::Established) {
+                a.push(Action::SendNotification(n.clone()));
+            }
+            a.push(Action::DropConnection);
+            a.extend(self.stop_all_timers());
+            a.push(Action::StopTimer(Timer::IdleHold));
+            self.state = S::Idle;
+            return a;
+        }
+        match (self.state, event) {
+            // ---- Idle ----
+            (S::Idle, E::ManualStart) if !self.stopped => {
+                self.failures = 0;
+                self.start_sequence(self.cfg.passive)
+            }
+            (S::Idle, E::AutomaticStart | E::IdleHoldTimerExpires) if !self.stopped => {
+                self.start_sequence(self.cfg.passive)
+            }
+            (S::Idle, E::AutomaticStartPassive) if !self.stopped => self.start_sequence(true),
+            // Everything else is ignored in Idle (RFC 4271: "all other events are ignored").
+            (S::Idle, _) => vec![],
+
+            // ---- Connect ----
+            (S::Connect, E::ConnectRetryTimerExpires) => {
+                // The attempt took too long: give up on it and retry right away.
+                vec![
+                    Action::DropConnection,
+                    Action::StartTimer(Timer::ConnectRetry, self.cfg.connect_retry),
+                    Action::Connect,
+                ]
+            }
+            (S::Connect | S::Active, E::TcpCrAcked | E::TcpConnectionConfirmed) => {
+                self.state = S::OpenSent;
+                vec![
+                    Action::StopTimer(Timer::ConnectRetry),
+                    Action::SendOpen,
+                    Action::StartTimer(Timer::Hold, LARGE_HOLD_TIME),
+                ]
+            }
+            (S::Connect | S::Active, E::TcpConnectionFails) => self.fail(None),
+
+            // ---- Active (passive peer waiting) ----
+            (S::Active, E::ConnectRetryTimerExpires) => {
+                vec![Action::StartTimer(
+                    Timer::ConnectRetry,
+                    self.cfg.connect_retry,
+                )]
+            }
+
+            // ---- OpenSent ----
+            (S::OpenSent, E::BgpOpen(p)) => {
+                self.negotiate(p);
+                self.state = S::OpenConfirm;
+                let mut a = vec![Action::SendKeepalive];
+                if self.hold.is_zero() {
+                    a.push(Action::StopTimer(Timer::Hold));
+                    a.push(Action::StopTimer(Timer::Keepalive));
+                } else {
+                    a.push(Action::StartTimer(Timer::Keepalive, self.keepalive));
+                    a.push(Action::StartTimer(Timer::Hold, self.hold));
+                }
+                a
+            }
+            (S::OpenSent, E::TcpConnectionFails) => self.fail(None),
+
+            // ---- OpenConfirm ----
+            (S::OpenConfirm, E::KeepAliveMsg) => {
+                self.state = S::Established;
+                self.failures = 0;
+                let mut a = self.restart_hold();
+                a.push(Action::SendInitialRib);
+                a
+            }
+
+            // ---- Established ----
+            (S::Established, E::KeepAliveMsg | E::UpdateMsg) => self.restart_hold(),
+            (S::Established, E::RouteRefreshMsg) => {
+                let mut a = self.restart_hold();
+                a.push(Action::ResendRib);
+                a
+            }
+
+            // ---- common to OpenSent / OpenConfirm / Established ----
+            (S::OpenConfirm | S::Established, E::KeepaliveTimerExpires) => {
+                vec![
+                    Action::SendKeepalive,
+                    Action::StartTimer(Timer::Keepalive, self.keepalive),
+                ]
+            }
+            (S::OpenSent | S::OpenConfirm | S::Established, E::HoldTimerExpires) => {
+                self.fail(Some(Notification::new(4, 0, vec![])))
+            }
+            (
+                S::OpenSent | S::OpenConfirm | S::Established,
+                E::BgpHeaderErr(n)
+                | E::BgpOpenMsgErr(n)
+                | E::UpdateMsgErr(n)
+                | E::RouteRefreshMsgErr(n),
+            ) => self.fail(Some(n)),
+            (
+                S::OpenSent | S::OpenConfirm | S::Established,
+                E::NotifMsg(_) | E::NotifMsgVerErr(_) | E::TcpConnectionFails,
+            ) => self.fail(None),
+            // Unexpected message in state: FSM error with the RFC 6608 subcode.
+            (
+                s @ (S::OpenSent | S::OpenConfirm | S::Established),
+                E::BgpOpen(_) | E::KeepAliveMsg | E::UpdateMsg | E::RouteRefreshMsg,
+            ) => {
+                let sub = match s {
+                    S::OpenSent => 1,
+                    S::OpenConfirm => 2,
+                    _ => 3,
+                };
+                self.fail(Some(Notification::new(5, sub, vec![])))
+            }
+            // Connecting / waiting states: timers of the other states and stray events.
+            (S::Connect | S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => vec![],
+            (S::Connect | S::Active, _) => self.fail(None),
+            // Remaining combinations (start events while running, stray timers, late TCP
+            // confirmations) are ignored.
+            (_, _) => vec![],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(passive: bool) -> FsmConfig {
+        FsmConfig {
+            hold_time: 90,
+            keepalive: None,
+            passive,
+            connect_retry: Duration::from_secs(5),
+            backoff: Backoff { min: 1.0, max: 8.0 },
+        }
+    }
+
+    fn open(hold: u16) -> Event {
+        Event::BgpOpen(OpenParams {
+            peer_hold_time: hold,
+        })
+    }
+
+    fn established(f: &mut Fsm) {
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        f.step(open(90));
+        f.step(Event::KeepAliveMsg);
+        assert_eq!(f.state(), State::Established);
+    }
+
+    fn idle_hold(a: &[Action]) -> Option<Duration> {
+        a.iter().find_map(|x| match x {
+            Action::StartTimer(Timer::IdleHold, d) => Some(*d),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn idle_ignores_everything_but_start() {
+        let mut f = Fsm::new(cfg(false), 7);
+        for e in [
+            Event::HoldTimerExpires,
+            Event::KeepaliveTimerExpires,
+            Event::ConnectRetryTimerExpires,
+            Event::KeepAliveMsg,
+            Event::TcpConnectionFails,
+        ] {
+            assert!(f.step(e).is_empty());
+            assert_eq!(f.state(), State::Idle);
+        }
+        let a = f.step(Event::ManualStart);
+        assert_eq!(f.state(), State::Connect);
+        assert_eq!(
+            a,
+            vec![
+                Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(5)),
+                Action::Connect
+            ]
+        );
+    }
+
+    #[test]
+    fn happy_path_negotiates_hold_and_keepalive() {
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        let a = f.step(Event::TcpCrAcked);
+        assert_eq!(f.state(), State::OpenSent);
+        assert!(a.contains(&Action::SendOpen));
+        assert!(a.contains(&Action::StartTimer(Timer::Hold, LARGE_HOLD_TIME)));
+        let a = f.step(open(30));
+        assert_eq!(f.state(), State::OpenConfirm);
+        assert_eq!(f.hold_time(), Duration::from_secs(30));
+        assert_eq!(f.keepalive_time(), Duration::from_secs(10));
+        assert_eq!(a[0], Action::SendKeepalive);
+        assert!(a.contains(&Action::StartTimer(
+            Timer::Keepalive,
+            Duration::from_secs(10)
+        )));
+        assert!(a.contains(&Action::StartTimer(Timer::Hold, Duration::from_secs(30))));
+        let a = f.step(Event::KeepAliveMsg);
+        assert_eq!(f.state(), State::Established);
+        assert_eq!(
+            a,
+            vec![
+                Action::StartTimer(Timer::Hold, Duration::from_secs(30)),
+                Action::SendInitialRib
+            ]
+        );
+    }
+
+    #[test]
+    fn configured_keepalive_is_capped_to_a_third() {
+        let mut c = cfg(false);
+        c.keepalive = Some(60);
+        let mut f = Fsm::new(c.clone(), 1);
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        f.step(open(9));
+        assert_eq!(f.keepalive_time(), Duration::from_secs(3));
+        c.keepalive = Some(2);
+        let mut f = Fsm::new(c, 1);
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        f.step(open(90));
+        assert_eq!(f.keepalive_time(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn zero_hold_time_disables_timers() {
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        let a = f.step(open(0));
+        assert!(a.contains(&Action::StopTimer(Timer::Hold)));
+        assert!(a.contains(&Action::StopTimer(Timer::Keepalive)));
+        let a = f.step(Event::KeepAliveMsg);
+        assert_eq!(a, vec![Action::SendInitialRib]);
+    }
+
+    #[test]
+    fn passive_waits_in_active() {
+        let mut f = Fsm::new(cfg(true), 1);
+        let a = f.step(Event::ManualStart);
+        assert_eq!(f.state(), State::Active);
+        assert!(a.contains(&Action::Listen));
+        let a = f.step(Event::ConnectRetryTimerExpires);
+        assert_eq!(f.state(), State::Active);
+        assert_eq!(
+            a,
+            vec![Action::StartTimer(
+                Timer::ConnectRetry,
+                Duration::from_secs(5)
+            )]
+        );
+        f.step(Event::TcpConnectionConfirmed);
+        assert_eq!(f.state(), State::OpenSent);
+    }
+
+    #[test]
+    fn connect_retry_timer_retries_connect() {
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        let a = f.step(Event::ConnectRetryTimerExpires);
+        assert_eq!(f.state(), State::Connect);
+        assert_eq!(
+            a,
+            vec![
+                Action::DropConnection,
+                Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(5)),
+                Action::Connect
+            ]
+        );
+    }
+
+    #[test]
+    fn connect_failure_backs_off_exponentially_with_jitter_and_caps() {
+        let mut f = Fsm::new(cfg(false), 42);
+        f.step(Event::ManualStart);
+        let mut last_bases = Vec::new();
+        for i in 0..8u32 {
+            let a = f.step(Event::TcpConnectionFails);
+            assert_eq!(f.state(), State::Idle);
+            let d = idle_hold(&a).expect("idle hold armed");
+            let base = Backoff { min: 1.0, max: 8.0 }.delay(i);
+            assert!(d <= base && d >= base / 2, "attempt {i}: {d:?} vs {base:?}");
+            last_bases.push(base);
+            let a = f.step(Event::IdleHoldTimerExpires);
+            assert_eq!(f.state(), State::Connect);
+            assert!(a.contains(&Action::Connect));
+        }
+        assert_eq!(last_bases.last(), Some(&Duration::from_secs(8)));
+        // A successful session resets the backoff.
+        f.step(Event::TcpCrAcked);
+        f.step(open(90));
+        f.step(Event::KeepAliveMsg);
+        assert_eq!(f.failures(), 0);
+        let a = f.step(Event::TcpConnectionFails);
+        assert!(idle_hold(&a).unwrap() <= Duration::from_secs(1));
+    }
+
+    #[test]
+    fn hold_timer_expiry_sends_notification_in_every_open_state() {
+        for steps in 1..=3 {
+            let mut f = Fsm::new(cfg(false), 1);
+            f.step(Event::ManualStart);
+            f.step(Event::TcpCrAcked);
+            if steps >= 2 {
+                f.step(open(90));
+            }
+            if steps >= 3 {
+                f.step(Event::KeepAliveMsg);
+            }
+            let a = f.step(Event::HoldTimerExpires);
+            assert_eq!(
+                a[0],
+                Action::SendNotification(Notification::new(4, 0, vec![]))
+            );
+            assert!(a.contains(&Action::DropConnection));
+            assert!(idle_hold(&a).is_some());
+            assert_eq!(f.state(), State::Idle);
+        }
+    }
+
+    #[test]
+    fn keepalive_timer_sends_keepalive() {
+        let mut f = Fsm::new(cfg(false), 1);
+        established(&mut f);
+        let a = f.step(Event::KeepaliveTimerExpires);
+        assert_eq!(
+            a,
+            vec![
+                Action::SendKeepalive,
+                Action::StartTimer(Timer::Keepalive, Duration::from_secs(30))
+            ]
+        );
+        // Keepalive and Update restart the hold timer.
+        assert_eq!(
+            f.step(Event::UpdateMsg),
+            vec![Action::StartTimer(Timer::Hold, Duration::from_secs(90))]
+        );
+    }
+
+    #[test]
+    fn unexpected_messages_get_rfc6608_subcodes() {
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        let a = f.step(Event::UpdateMsg);
+        assert_eq!(
+            a[0],
+            Action::SendNotification(Notification::new(5, 1, vec![]))
+        );
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        f.step(open(90));
+        let a = f.step(Event::UpdateMsg);
+        assert_eq!(
+            a[0],
+            Action::SendNotification(Notification::new(5, 2, vec![]))
+        );
+        let mut f = Fsm::new(cfg(false), 1);
+        established(&mut f);
+        let a = f.step(open(90));
+        assert_eq!(
+            a[0],
+            Action::SendNotification(Notification::new(5, 3, vec![]))
+        );
+    }
+
+    #[test]
+    fn errors_and_notifications_go_idle() {
+        let n = Notification::new(3, 1, vec![]);
+        let mut f = Fsm::new(cfg(false), 1);
+        established(&mut f);
+        let a = f.step(Event::UpdateMsgErr(n.clone()));
+        assert_eq!(a[0], Action::SendNotification(n.clone()));
+        assert_eq!(f.state(), State::Idle);
+        let mut f = Fsm::new(cfg(false), 1);
+        established(&mut f);
+        let a = f.step(Event::NotifMsg(Notification::new(6, 2, vec![])));
+        assert_eq!(a[0], Action::DropConnection);
+        assert_eq!(f.state(), State::Idle);
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        let a = f.step(Event::BgpOpenMsgErr(Notification::new(2, 2, vec![])));
+        assert_eq!(
+            a[0],
+            Action::SendNotification(Notification::new(2, 2, vec![]))
+        );
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        f.step(Event::BgpHeaderErr(Notification::new(1, 1, vec![])));
+        assert_eq!(f.state(), State::Idle);
+    }
+
+    #[test]
+    fn route_refresh_resends() {
+        let mut f = Fsm::new(cfg(false), 1);
+        established(&mut f);
+        assert!(f.step(Event::RouteRefreshMsg).contains(&Action::ResendRib));
+    }
+
+    #[test]
+    fn manual_stop_notifies_only_when_open_and_never_restarts() {
+        let cease = Notification::new(6, 2, vec![0]);
+        let mut f = Fsm::new(cfg(false), 1);
+        established(&mut f);
+        let a = f.step(Event::ManualStop(cease.clone()));
+        assert_eq!(a[0], Action::SendNotification(cease.clone()));
+        assert!(idle_hold(&a).is_none());
+        assert!(f.is_stopped());
+        assert!(f.step(Event::IdleHoldTimerExpires).is_empty());
+        assert!(f.step(Event::AutomaticStart).is_empty());
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        let a = f.step(Event::ManualStop(cease));
+        assert_eq!(a[0], Action::DropConnection);
+        assert_eq!(f.state(), State::Idle);
+    }
+}

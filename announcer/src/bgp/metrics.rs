@@ -1,0 +1,270 @@
+//! Prometheus metrics of the BGP speaker, registered in the binary's shared registry.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `ipvs_herald_bgp_session_state` | gauge, 1 for the current state | peer, state |
+//! | `ipvs_herald_bgp_session_transitions_total` | counter | peer, from, to |
+//! | `ipvs_herald_bgp_session_established_timestamp_seconds` | gauge (0 when down) | peer |
+//! | `ipvs_herald_bgp_messages_total` | counter | peer, direction (`sent`/`received`), type |
+//! | `ipvs_herald_bgp_prefixes_announced` | gauge | peer, family |
+//! | `ipvs_herald_bgp_notifications_total` | counter | peer, direction, code, subcode |
+//! | `ipvs_herald_bgp_last_error_info` | gauge, 1 for the latest error only | peer, direction, code, subcode |
+//! | `ipvs_herald_bgp_last_error_timestamp_seconds` | gauge | peer |
+//! | `ipvs_herald_bgp_update_errors_ignored_total` | counter (RFC 7606 treat-as-withdraw) | peer |
+//! | `ipvs_herald_bgp_connect_failures_total` | counter | peer |
+
+use super::fsm::State;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerLabels {
+    peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    peer: String,
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TransitionLabels {
+    peer: String,
+    from: &'static str,
+    to: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MessageLabels {
+    peer: String,
+    direction: &'static str,
+    r#type: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FamilyLabels {
+    peer: String,
+    family: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ErrorLabels {
+    peer: String,
+    direction: &'static str,
+    code: String,
+    subcode: String,
+}
+
+/// All BGP metric families; cheap to clone (shared handles).
+#[derive(Clone, Debug, Default)]
+pub struct Metrics {
+    state: Family<StateLabels, Gauge>,
+    transitions: Family<TransitionLabels, Counter>,
+    established_ts: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    messages: Family<MessageLabels, Counter>,
+    prefixes: Family<FamilyLabels, Gauge>,
+    notifications: Family<ErrorLabels, Counter>,
+    last_error: Family<ErrorLabels, Gauge>,
+    last_error_ts: Family<PeerLabels, Gauge<f64, AtomicU64>>,
+    ignored: Family<PeerLabels, Counter>,
+    connect_failures: Family<PeerLabels, Counter>,
+}
+
+fn now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Metrics {
+    /// Create the families and register them.
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = Metrics::default();
+        let p = "ipvs_herald_bgp";
+        registry.register(
+            format!("{p}_session_state"),
+            "BGP session state per peer: 1 for the current state, 0 for the others",
+            m.state.clone(),
+        );
+        registry.register(
+            format!("{p}_session_transitions"),
+            "BGP FSM state transitions",
+            m.transitions.clone(),
+        );
+        registry.register(
+            format!("{p}_session_established_timestamp_seconds"),
+            "Unix time the session reached Established, 0 while it is down",
+            m.established_ts.clone(),
+        );
+        registry.register(
+            format!("{p}_messages"),
+            "BGP messages by direction and type",
+            m.messages.clone(),
+        );
+        registry.register(
+            format!("{p}_prefixes_announced"),
+            "Prefixes currently announced to the peer (Adj-RIB-Out size)",
+            m.prefixes.clone(),
+        );
+        registry.register(
+            format!("{p}_notifications"),
+            "NOTIFICATION messages by direction, error code and subcode",
+            m.notifications.clone(),
+        );
+        registry.register(
+            format!("{p}_last_error_info"),
+            "The latest NOTIFICATION sent or received on the session (value 1)",
+            m.last_error.clone(),
+        );
+        registry.register(
+            format!("{p}_last_error_timestamp_seconds"),
+            "Unix time of the latest NOTIFICATION or connection failure",
+            m.last_error_ts.clone(),
+        );
+        registry.register(
+            format!("{p}_update_errors_ignored"),
+            "Malformed UPDATE contents ignored under RFC 7606 treat-as-withdraw",
+            m.ignored.clone(),
+        );
+        registry.register(
+            format!("{p}_connect_failures"),
+            "Failed TCP connection attempts and broken connections",
+            m.connect_failures.clone(),
+        );
+        m
+    }
+
+    /// Initialise a peer's series (state Idle, zero prefixes).
+    pub fn init_peer(&self, peer: &str, families: &[super::config::Family]) {
+        self.set_state(peer, State::Idle);
+        for f in families {
+            self.set_prefixes(peer, *f, 0);
+        }
+        self.established_ts
+            .get_or_create(&PeerLabels { peer: peer.into() })
+            .set(0.0);
+    }
+
+    fn set_state(&self, peer: &str, s: State) {
+        for st in State::ALL {
+            self.state
+                .get_or_create(&StateLabels {
+                    peer: peer.into(),
+                    state: st.as_str(),
+                })
+                .set(i64::from(st == s));
+        }
+    }
+
+    /// Record a state change.
+    pub fn transition(&self, peer: &str, from: State, to: State) {
+        self.set_state(peer, to);
+        self.transitions
+            .get_or_create(&TransitionLabels {
+                peer: peer.into(),
+                from: from.as_str(),
+                to: to.as_str(),
+            })
+            .inc();
+        let ts = self
+            .established_ts
+            .get_or_create(&PeerLabels { peer: peer.into() });
+        if to == State::Established {
+            ts.set(now());
+        } else if from == State::Established {
+            ts.set(0.0);
+        }
+    }
+
+    /// Count a message.
+    pub fn message(&self, peer: &str, sent: bool, kind: &'static str) {
+        self.messages
+            .get_or_create(&MessageLabels {
+                peer: peer.into(),
+                direction: if sent { "sent" } else { "received" },
+                r#type: kind,
+            })
+            .inc();
+    }
+
+    /// Set the Adj-RIB-Out size of a family.
+    pub fn set_prefixes(&self, peer: &str, f: super::config::Family, n: usize) {
+        self.prefixes
+            .get_or_create(&FamilyLabels {
+                peer: peer.into(),
+                family: f.as_str(),
+            })
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Record a NOTIFICATION sent or received.
+    pub fn notification(&self, peer: &str, sent: bool, code: u8, subcode: u8) {
+        let l = ErrorLabels {
+            peer: peer.into(),
+            direction: if sent { "sent" } else { "received" },
+            code: code.to_string(),
+            subcode: subcode.to_string(),
+        };
+        self.notifications.get_or_create(&l).inc();
+        // Only the latest error of this peer has value 1.
+        for d in ["sent", "received"] {
+            for (c, s) in self.known_errors(peer, d) {
+                self.last_error
+                    .get_or_create(&ErrorLabels {
+                        peer: peer.into(),
+                        direction: d,
+                        code: c,
+                        subcode: s,
+                    })
+                    .set(0);
+            }
+        }
+        self.last_error.get_or_create(&l).set(1);
+        self.last_error_ts
+            .get_or_create(&PeerLabels { peer: peer.into() })
+            .set(now());
+    }
+
+    fn known_errors(&self, peer: &str, direction: &'static str) -> Vec<(String, String)> {
+        // prometheus-client's Family has no iteration API; probe the code/subcode space we use.
+        let mut v = Vec::new();
+        for code in 1u8..=7 {
+            for sub in 0u8..=11 {
+                let l = ErrorLabels {
+                    peer: peer.into(),
+                    direction,
+                    code: code.to_string(),
+                    subcode: sub.to_string(),
+                };
+                if self.last_error.get(&l).is_some() {
+                    v.push((l.code, l.subcode));
+                }
+            }
+        }
+        v
+    }
+
+    /// Count ignored (treat-as-withdraw) UPDATE errors.
+    pub fn ignored_update_errors(&self, peer: &str, n: usize) {
+        self.ignored
+            .get_or_create(&PeerLabels { peer: peer.into() })
+            .inc_by(n as u64);
+    }
+
+    /// Count a connection failure.
+    pub fn connect_failure(&self, peer: &str) {
+        self.connect_failures
+            .get_or_create(&PeerLabels { peer: peer.into() })
+            .inc();
+        self.last_error_ts
+            .get_or_create(&PeerLabels { peer: peer.into() })
+            .set(now());
+    }
+}

@@ -1,0 +1,797 @@
+//! Session tasks: the I/O around the pure FSM, one tokio task per peer.
+//!
+//! ```text
+//!   SpeakerHandle ──announce/withdraw──▶ watch<RouteTable> ──────────────┐
+//!        │ shutdown(msg) ─▶ watch<Option<String>> ─────────────┐         │
+//!        │                                                     ▼         ▼
+//!        │   listener task (only with passive peers)     ┌──────── Session task (per peer) ─────────┐
+//!        │   accept ─▶ match peer address ─mpsc<TcpStream>─▶ select! { shutdown, timers(4),       │
+//!        │                                               │           connect future, socket reads, │
+//!        │                                               │           incoming conn, table change } │
+//!        │                                               │     │ Event                             │
+//!        │                                               │     ▼                                   │
+//!        │                                               │  Fsm::step ─▶ [Action] ─▶ socket writes, │
+//!        │                                               │                timers, Adj-RIB-Out sync │
+//!        └── peer_states / wait_established ◀── watch<State> + Mutex<PeerShared> + metrics ───────┘
+//! ```
+//!
+//! The task owns the connection (a `FramedRead` over the read half plus the write half), the
+//! four timers (as deadlines on tokio's clock, so tests can pause time), and the session's
+//! Adj-RIB-Out. Writes are bounded by [`WRITE_TIMEOUT`]; a failed write is a
+//! `TcpConnectionFails` event.
+
+use super::config::{is_link_local_v6, Family, NextHop, PeerConfig};
+use super::fsm::{Action, Event, Fsm, FsmConfig, State, Timer};
+use super::metrics::Metrics;
+use super::msg::{self, Message, Notification, PeerOpen, UpdateCtx};
+use super::rib::{AdjRibOut, RouteTable};
+use super::{sockopt, PeerShared};
+use futures::StreamExt;
+use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
+use netgauze_bgp_pkt::BgpMessage;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// Bound on one socket write (a peer that stops reading must not wedge the task).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// ConnectRetry time: bound on one TCP connection attempt (RFC 4271 suggests 120 s; a short
+/// bound makes an unreachable router be retried with backoff instead).
+pub const CONNECT_RETRY: Duration = Duration::from_secs(30);
+
+/// Static session parameters.
+#[derive(Debug, Clone)]
+pub struct SessionInit {
+    /// Local AS.
+    pub local_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// The peer.
+    pub peer: PeerConfig,
+    /// Seed for the backoff jitter.
+    pub seed: u64,
+}
+
+type ConnectFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
+
+struct Conn {
+    reader: FramedRead<OwnedReadHalf, msg::BgpFraming>,
+    writer: OwnedWriteHalf,
+    local: IpAddr,
+}
+
+/// Inputs the select loop turns into FSM events or work.
+enum Input {
+    Fsm(Event),
+    Frame(Result<bytes::BytesMut, msg::FramingError>),
+    Closed,
+    Connected(io::Result<TcpStream>),
+    Incoming(TcpStream),
+    TableChanged,
+    Shutdown(String),
+}
+
+/// One peer's session.
+pub struct Session {
+    init: SessionInit,
+    fsm: Fsm,
+    table: watch::Receiver<RouteTable>,
+    shutdown: watch::Receiver<Option<String>>,
+    incoming: Option<mpsc::Receiver<TcpStream>>,
+    state_tx: watch::Sender<State>,
+    shared: Arc<Mutex<PeerShared>>,
+    metrics: Metrics,
+    timers: [Option<Instant>; 4],
+    conn: Option<Conn>,
+    connecting: Option<ConnectFuture>,
+    pending: VecDeque<Event>,
+    rib: AdjRibOut,
+    peer_open: Option<PeerOpen>,
+    ctx: BgpParsingContext,
+    families: Vec<Family>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.init.peer.name)
+            .field("state", &self.fsm.state())
+            .finish()
+    }
+}
+
+fn timer_index(t: Timer) -> usize {
+    match t {
+        Timer::ConnectRetry => 0,
+        Timer::Hold => 1,
+        Timer::Keepalive => 2,
+        Timer::IdleHold => 3,
+    }
+}
+
+const TIMERS: [Timer; 4] = [
+    Timer::ConnectRetry,
+    Timer::Hold,
+    Timer::Keepalive,
+    Timer::IdleHold,
+];
+
+impl Session {
+    /// Build a session (not started).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        init: SessionInit,
+        table: watch::Receiver<RouteTable>,
+        shutdown: watch::Receiver<Option<String>>,
+        incoming: Option<mpsc::Receiver<TcpStream>>,
+        state_tx: watch::Sender<State>,
+        shared: Arc<Mutex<PeerShared>>,
+        metrics: Metrics,
+    ) -> Self {
+        let p = &init.peer;
+        let fsm = Fsm::new(
+            FsmConfig {
+                hold_time: p.hold_time,
+                keepalive: p.keepalive,
+                passive: p.passive,
+                connect_retry: CONNECT_RETRY,
+                backoff: p.connect_retry,
+            },
+            init.seed,
+        );
+        let families = p.families();
+        Session {
+            fsm,
+            table,
+            shutdown,
+            incoming,
+            state_tx,
+            shared,
+            metrics,
+            timers: [None; 4],
+            conn: None,
+            connecting: None,
+            pending: VecDeque::new(),
+            rib: AdjRibOut::default(),
+            peer_open: None,
+            ctx: msg::parsing_context(true),
+            families,
+            init,
+        }
+    }
+
+    /// Run until shutdown.
+    pub async fn run(self) {
+        let span =
+            info_span!("bgp_peer", peer = %self.init.peer.name, addr = %self.init.peer.address);
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(mut self) {
+        info!(
+            remote_as = self.init.peer.remote_as,
+            passive = self.init.peer.passive,
+            "starting BGP session"
+        );
+        self.pending.push_back(Event::ManualStart);
+        loop {
+            while let Some(ev) = self.pending.pop_front() {
+                self.handle(ev).await;
+            }
+            if self.fsm.is_stopped() {
+                break;
+            }
+            let established = self.fsm.state() == State::Established;
+            let next_timer = self
+                .timers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.map(|t| (t, i)))
+                .min();
+            let input = tokio::select! {
+                biased;
+                r = self.shutdown.changed() => match r {
+                    Ok(()) => match self.shutdown.borrow_and_update().clone() {
+                        Some(m) => Input::Shutdown(m),
+                        None => continue,
+                    },
+                    // Handle dropped without shutdown: stop quietly as well.
+                    Err(_) => Input::Shutdown("speaker stopped".into()),
+                },
+                i = async {
+                    match next_timer {
+                        Some((at, i)) => { tokio::time::sleep_until(at).await; i }
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.timers[i] = None;
+                    Input::Fsm(match TIMERS[i] {
+                        Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
+                        Timer::Hold => Event::HoldTimerExpires,
+                        Timer::Keepalive => Event::KeepaliveTimerExpires,
+                        Timer::IdleHold => Event::IdleHoldTimerExpires,
+                    })
+                },
+                r = async {
+                    match self.conn.as_mut() {
+                        Some(c) => c.reader.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => match r {
+                    Some(f) => Input::Frame(f),
+                    None => Input::Closed,
+                },
+                r = async {
+                    match self.connecting.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                } => { self.connecting = None; Input::Connected(r) },
+                s = async {
+                    match self.incoming.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match s {
+                    Some(s) => Input::Incoming(s),
+                    None => { self.incoming = None; continue }
+                },
+                r = self.table.changed(), if established => match r {
+                    Ok(()) => Input::TableChanged,
+                    Err(_) => Input::Shutdown("speaker stopped".into()),
+                },
+            };
+            self.input(input).await;
+        }
+        self.set_prefix_status();
+        info!("BGP session stopped");
+    }
+
+    async fn input(&mut self, input: Input) {
+        match input {
+            Input::Fsm(e) => self.pending.push_back(e),
+            Input::Closed => {
+                info!("peer closed the connection");
+                self.note_error("connection closed by peer".into());
+                self.metrics.connect_failure(&self.init.peer.name);
+                self.pending.push_back(Event::TcpConnectionFails);
+            }
+            Input::Frame(Err(msg::FramingError::Io(e))) => {
+                info!(error = %e, "connection failed");
+                self.note_error(format!("read error: {e}"));
+                self.metrics.connect_failure(&self.init.peer.name);
+                self.pending.push_back(Event::TcpConnectionFails);
+            }
+            Input::Frame(Err(msg::FramingError::Bad(e))) => {
+                warn!(error = %e, "bad message header from peer");
+                self.pending.push_back(e.into());
+            }
+            Input::Frame(Ok(frame)) => self.received(&frame),
+            Input::Connected(Ok(stream)) => {
+                if self.fsm.state() == State::Connect {
+                    match self.attach(stream) {
+                        Ok(()) => self.pending.push_back(Event::TcpCrAcked),
+                        Err(e) => {
+                            self.note_error(format!("socket setup: {e}"));
+                            self.pending.push_back(Event::TcpConnectionFails);
+                        }
+                    }
+                }
+            }
+            Input::Connected(Err(e)) => {
+                info!(error = %e, "connect failed");
+                self.note_error(format!("connect: {e}"));
+                self.metrics.connect_failure(&self.init.peer.name);
+                self.pending.push_back(Event::TcpConnectionFails);
+            }
+            Input::Incoming(stream) => {
+                let st = self.fsm.state();
+                if self.conn.is_some() || !matches!(st, State::Active | State::Idle) {
+                    debug!("refusing a second connection from the peer");
+                    return;
+                }
+                if st == State::Idle {
+                    // A passive peer may connect during our backoff: take it.
+                    self.timers[timer_index(Timer::IdleHold)] = None;
+                    self.handle(Event::AutomaticStartPassive).await;
+                }
+                if let Err(e) = apply_gtsm(&stream, &self.init.peer) {
+                    warn!(error = %e, "cannot apply TTL security to accepted connection");
+                    return;
+                }
+                match self.attach(stream) {
+                    Ok(()) => self.pending.push_back(Event::TcpConnectionConfirmed),
+                    Err(e) => self.note_error(format!("socket setup: {e}")),
+                }
+            }
+            Input::TableChanged => self.sync_rib(false).await,
+            Input::Shutdown(m) => {
+                info!(message = %m, "administrative shutdown");
+                if self.fsm.state() == State::Established {
+                    let diff = self.rib.withdraw_all();
+                    if !diff.withdraw.is_empty() {
+                        self.send_diff(&diff.announce, &diff.withdraw).await;
+                    }
+                    self.set_prefix_status();
+                }
+                self.pending
+                    .push_back(Event::ManualStop(Notification::admin_shutdown(&m)));
+            }
+        }
+    }
+
+    fn attach(&mut self, stream: TcpStream) -> io::Result<()> {
+        stream.set_nodelay(true)?;
+        let local = stream.local_addr()?.ip().to_canonical();
+        let (r, w) = stream.into_split();
+        self.conn = Some(Conn {
+            reader: FramedRead::new(r, msg::BgpFraming),
+            writer: w,
+            local,
+        });
+        self.ctx = msg::parsing_context(true);
+        Ok(())
+    }
+
+    fn note_error(&self, e: String) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.last_error = Some(e);
+        }
+    }
+
+    fn set_prefix_status(&self) {
+        for f in &self.families {
+            self.metrics
+                .set_prefixes(&self.init.peer.name, *f, self.rib.count(*f));
+        }
+        if let Ok(mut s) = self.shared.lock() {
+            s.prefixes_sent = self.rib.len();
+        }
+    }
+
+    /// Decode one frame into an event.
+    fn received(&mut self, frame: &[u8]) {
+        let peer = self.init.peer.name.clone();
+        let m = match msg::decode(frame, &mut self.ctx) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "malformed message from peer");
+                self.pending.push_back(e.into());
+                return;
+            }
+        };
+        self.metrics.message(&peer, false, m.kind());
+        let ev = match m {
+            Message::Open(o) => {
+                if self.fsm.state() == State::OpenSent {
+                    match msg::check_open(
+                        &o,
+                        self.init.peer.remote_as,
+                        self.init.router_id,
+                        self.init.peer.is_ibgp(self.init.local_as),
+                        &self.families,
+                    ) {
+                        Ok(p) => {
+                            info!(peer_id = %p.bgp_id, hold = p.hold_time, families = ?p.families, asn4 = p.asn4, "OPEN accepted");
+                            self.ctx = msg::parsing_context(p.asn4);
+                            let ev = Event::BgpOpen(p.params());
+                            self.peer_open = Some(p);
+                            ev
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "OPEN rejected");
+                            e.into()
+                        }
+                    }
+                } else {
+                    Event::BgpOpen(super::fsm::OpenParams {
+                        peer_hold_time: o.hold_time(),
+                    })
+                }
+            }
+            Message::Update { ignored_errors } => {
+                if ignored_errors > 0 {
+                    warn!(
+                        ignored_errors,
+                        "UPDATE with malformed attributes treated as withdraw (RFC 7606)"
+                    );
+                    self.metrics.ignored_update_errors(&peer, ignored_errors);
+                }
+                Event::UpdateMsg
+            }
+            Message::Notification(n) => {
+                warn!(notification = %n.describe(), "NOTIFICATION received");
+                self.metrics.notification(&peer, false, n.code, n.subcode);
+                self.note_error(format!("received {}", n.describe()));
+                if (n.code, n.subcode) == (2, 1) {
+                    Event::NotifMsgVerErr(n)
+                } else {
+                    Event::NotifMsg(n)
+                }
+            }
+            Message::Keepalive => Event::KeepAliveMsg,
+            Message::RouteRefresh { afi, safi } => match msg::family_of_afi(afi, safi) {
+                Some(f) if self.negotiated().contains(&f) => Event::RouteRefreshMsg,
+                _ => {
+                    debug!(
+                        afi,
+                        safi, "ROUTE-REFRESH for a family not negotiated: ignored"
+                    );
+                    return;
+                }
+            },
+        };
+        self.pending.push_back(ev);
+    }
+
+    fn negotiated(&self) -> Vec<Family> {
+        self.peer_open
+            .as_ref()
+            .map(|p| p.families.clone())
+            .unwrap_or_default()
+    }
+
+    async fn handle(&mut self, ev: Event) {
+        let before = self.fsm.state();
+        debug!(state = before.as_str(), event = ?ev, "FSM event");
+        let actions = self.fsm.step(ev);
+        let after = self.fsm.state();
+        if before != after {
+            info!(from = before.as_str(), to = after.as_str(), "state change");
+            self.metrics.transition(&self.init.peer.name, before, after);
+            if let Ok(mut s) = self.shared.lock() {
+                s.established_at = (after == State::Established).then(Instant::now);
+            }
+            self.state_tx.send_replace(after);
+        }
+        for a in actions {
+            self.act(a).await;
+        }
+    }
+
+    async fn act(&mut self, a: Action) {
+        match a {
+            Action::Connect => {
+                let peer = self.init.peer.clone();
+                self.connecting = Some(Box::pin(async move { connect(&peer).await }));
+            }
+            Action::Listen => {}
+            Action::SendOpen => {
+                let open = msg::build_open(&msg::LocalOpen {
+                    local_as: self.init.local_as,
+                    router_id: self.init.router_id,
+                    hold_time: self.init.peer.hold_time,
+                    families: self.families.clone(),
+                    graceful_restart: self.init.peer.graceful_restart.map(|g| g.restart_time),
+                });
+                self.send(&open, "open").await;
+            }
+            Action::SendKeepalive => self.send(&BgpMessage::KeepAlive, "keepalive").await,
+            Action::SendNotification(n) => {
+                warn!(notification = %n.describe(), "sending NOTIFICATION");
+                self.metrics
+                    .notification(&self.init.peer.name, true, n.code, n.subcode);
+                self.note_error(format!("sent {}", n.describe()));
+                self.send(&BgpMessage::Notification(n.to_netgauze()), "notification")
+                    .await;
+            }
+            Action::DropConnection => {
+                if let Some(mut c) = self.conn.take() {
+                    let _ = tokio::time::timeout(Duration::from_secs(1), c.writer.shutdown()).await;
+                }
+                self.connecting = None;
+                self.peer_open = None;
+                self.rib.clear();
+                self.set_prefix_status();
+            }
+            Action::StartTimer(t, d) => self.timers[timer_index(t)] = Some(Instant::now() + d),
+            Action::StopTimer(t) => self.timers[timer_index(t)] = None,
+            Action::SendInitialRib => {
+                self.sync_rib(true).await;
+            }
+            Action::ResendRib => {
+                let full = self.rib.full();
+                self.send_diff(&full.announce, &[]).await;
+            }
+        }
+    }
+
+    /// Bring the peer in step with the table; with `eor`, follow with End-of-RIB markers.
+    async fn sync_rib(&mut self, eor: bool) {
+        if self.fsm.state() != State::Established {
+            return;
+        }
+        let fams = self.negotiated();
+        let table = self.table.borrow_and_update().clone();
+        let diff = self.rib.sync(&table, &fams);
+        if !diff.is_empty() {
+            debug!(
+                announce = diff.announce.len(),
+                withdraw = diff.withdraw.len(),
+                "sending route changes"
+            );
+            self.send_diff(&diff.announce, &diff.withdraw).await;
+        }
+        if eor {
+            for f in fams {
+                match msg::end_of_rib(f) {
+                    Ok(m) => self.send(&m, "update").await,
+                    Err(e) => warn!(error = %e, "cannot build End-of-RIB"),
+                }
+            }
+        }
+        self.set_prefix_status();
+    }
+
+    fn update_ctx(&self) -> UpdateCtx {
+        let p = &self.init.peer;
+        let local = self.conn.as_ref().map(|c| c.local);
+        let nh_v4 = match p.next_hop_v4 {
+            NextHop::Addr(IpAddr::V4(a)) => Some(a),
+            NextHop::Addr(IpAddr::V6(_)) => None,
+            NextHop::SelfAddr => match local {
+                Some(IpAddr::V4(a)) => Some(a),
+                _ => None,
+            },
+        };
+        let peer_ll = matches!(p.address, IpAddr::V6(a) if is_link_local_v6(&a));
+        let local_v6 = match local {
+            Some(IpAddr::V6(a)) => Some(a),
+            _ => None,
+        };
+        let global = match p.next_hop_v6 {
+            NextHop::Addr(IpAddr::V6(a)) => Some(a),
+            NextHop::Addr(IpAddr::V4(_)) => None,
+            NextHop::SelfAddr => match local_v6 {
+                Some(a) if is_link_local_v6(&a) => {
+                    Some(p.interface.as_deref().and_then(global_v6_on).unwrap_or(a))
+                }
+                other => other,
+            },
+        };
+        let link_local = if peer_ll {
+            local_v6.filter(is_link_local_v6)
+        } else if p.ipv6_link_local_next_hop {
+            local_v6.and_then(|a| link_local_of(&a))
+        } else {
+            None
+        };
+        // Never send the same address twice.
+        let link_local = link_local.filter(|ll| Some(*ll) != global);
+        UpdateCtx {
+            local_as: self.init.local_as,
+            ibgp: p.is_ibgp(self.init.local_as),
+            asn4: self.peer_open.as_ref().is_some_and(|o| o.asn4),
+            nh_v4,
+            nh_v6: global.map(|g| (g, link_local)),
+        }
+    }
+
+    async fn send_diff(
+        &mut self,
+        announce: &[(ipnet::IpNet, super::RouteAttrs)],
+        withdraw: &[ipnet::IpNet],
+    ) {
+        let ctx = self.update_ctx();
+        if ctx.nh_v4.is_none() && announce.iter().any(|(p, _)| p.addr().is_ipv4()) {
+            warn!("no IPv4 next hop for this session: IPv4 routes are not sent");
+        }
+        if ctx.nh_v6.is_none() && announce.iter().any(|(p, _)| p.addr().is_ipv6()) {
+            warn!("no IPv6 next hop for this session: IPv6 routes are not sent");
+        }
+        match msg::build_updates(&ctx, announce, withdraw) {
+            Ok(msgs) => {
+                for m in msgs {
+                    self.send(&m, "update").await;
+                    if self.conn.is_none() {
+                        return;
+                    }
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot build UPDATE"),
+        }
+    }
+
+    async fn send(&mut self, m: &BgpMessage, kind: &'static str) {
+        let Some(c) = self.conn.as_mut() else { return };
+        let bytes = match msg::encode(m) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "cannot encode {kind}");
+                return;
+            }
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, c.writer.write_all(&bytes)).await {
+            Ok(Ok(())) => self.metrics.message(&self.init.peer.name, true, kind),
+            Ok(Err(e)) => {
+                info!(error = %e, "write failed");
+                self.note_error(format!("write: {e}"));
+                self.conn = None;
+                self.pending.push_back(Event::TcpConnectionFails);
+            }
+            Err(_) => {
+                info!("write timed out");
+                self.note_error("write timed out".into());
+                self.conn = None;
+                self.pending.push_back(Event::TcpConnectionFails);
+            }
+        }
+    }
+}
+
+fn scope_id(p: &PeerConfig) -> io::Result<u32> {
+    match &p.interface {
+        Some(i) => nix::net::if_::if_nametoindex(i.as_str())
+            .map_err(|e| io::Error::other(format!("interface {i}: {e}"))),
+        None => Ok(0),
+    }
+}
+
+/// Open the TCP connection to a peer with its socket options (bind, MD5, GTSM).
+pub async fn connect(p: &PeerConfig) -> io::Result<TcpStream> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let scope = scope_id(p)?;
+    let domain = if p.address.is_ipv4() {
+        Domain::IPV4
+    } else {
+        Domain::IPV6
+    };
+    let sock = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    if let Some(pw) = &p.md5_password {
+        sockopt::set_tcp_md5(&sock, p.address, scope, pw.as_bytes())?;
+    }
+    if let Some(hops) = p.ttl_security {
+        set_gtsm(&sock, p.address.is_ipv6(), hops)?;
+    }
+    if let Some(i) = &p.interface {
+        sock.bind_device(Some(i.as_bytes()))?;
+    }
+    if let Some(local) = p.local_address {
+        let la = match local {
+            IpAddr::V6(a) if is_link_local_v6(&a) => {
+                SocketAddr::V6(std::net::SocketAddrV6::new(a, 0, 0, scope))
+            }
+            a => SocketAddr::new(a, 0),
+        };
+        sock.bind(&la.into())?;
+    }
+    let remote = match p.address {
+        IpAddr::V6(a) => SocketAddr::V6(std::net::SocketAddrV6::new(a, p.port, 0, scope)),
+        a => SocketAddr::new(a, p.port),
+    };
+    let std: std::net::TcpStream = sock.into();
+    let ts = tokio::net::TcpSocket::from_std_stream(std);
+    tokio::time::timeout(CONNECT_RETRY, ts.connect(remote))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+fn set_gtsm(sock: &socket2::Socket, v6: bool, hops: u8) -> io::Result<()> {
+    if v6 {
+        sock.set_unicast_hops_v6(255)?;
+    } else {
+        sock.set_ttl_v4(255)?;
+    }
+    sockopt::set_min_ttl(sock, v6, 255u8.saturating_sub(hops.saturating_sub(1)))
+}
+
+fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
+    if let Some(hops) = p.ttl_security {
+        let v6 = s.local_addr()?.is_ipv6();
+        let r = socket2::SockRef::from(s);
+        if v6 {
+            r.set_unicast_hops_v6(255)?;
+        } else {
+            r.set_ttl_v4(255)?;
+        }
+        sockopt::set_min_ttl(s, v6, 255u8.saturating_sub(hops.saturating_sub(1)))?;
+    }
+    Ok(())
+}
+
+fn interface_addrs() -> Vec<(String, Ipv6Addr)> {
+    match nix::ifaddrs::getifaddrs() {
+        Ok(it) => it
+            .filter_map(|i| {
+                let a = i.address?;
+                let s6 = a.as_sockaddr_in6()?;
+                Some((i.interface_name, s6.ip()))
+            })
+            .collect(),
+        Err(_) => vec![],
+    }
+}
+
+/// Link-local address of the interface that holds `a`.
+fn link_local_of(a: &Ipv6Addr) -> Option<Ipv6Addr> {
+    let addrs = interface_addrs();
+    let ifname = addrs.iter().find(|(_, x)| x == a)?.0.clone();
+    addrs
+        .into_iter()
+        .find(|(n, x)| *n == ifname && is_link_local_v6(x))
+        .map(|(_, x)| x)
+}
+
+/// First global IPv6 address on an interface.
+fn global_v6_on(ifname: &str) -> Option<Ipv6Addr> {
+    interface_addrs()
+        .into_iter()
+        .find(|(n, x)| n == ifname && !is_link_local_v6(x) && !x.is_loopback())
+        .map(|(_, x)| x)
+}
+
+/// Bind the passive listener, with the MD5 keys of the passive peers.
+pub(crate) fn bind_listener(
+    addr: SocketAddr,
+    peers: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(false)?;
+    }
+    sock.set_nonblocking(true)?;
+    for (p, _) in peers {
+        if let Some(pw) = &p.md5_password {
+            // A v4 peer on a dual-stack socket is keyed by its v4-mapped address.
+            let a = match (addr.is_ipv6(), p.address) {
+                (true, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+                (_, a) => a,
+            };
+            sockopt::set_tcp_md5(&sock, a, scope_id(p)?, pw.as_bytes())?;
+        }
+    }
+    sock.bind(&addr.into())?;
+    sock.listen(128)?;
+    TcpListener::from_std(sock.into())
+}
+
+/// Accept connections and hand each to its passive peer's session; others are closed.
+pub(crate) async fn run_listener(
+    listener: TcpListener,
+    peers: Vec<(PeerConfig, mpsc::Sender<TcpStream>)>,
+    mut shutdown: watch::Receiver<Option<String>>,
+) {
+    let span = info_span!("bgp_listener", addr = ?listener.local_addr().ok());
+    async move {
+        loop {
+            tokio::select! {
+                r = shutdown.changed() => {
+                    if r.is_err() || shutdown.borrow().is_some() { break; }
+                }
+                r = listener.accept() => match r {
+                    Ok((s, from)) => {
+                        let ip = from.ip().to_canonical();
+                        match peers.iter().find(|(p, _)| p.address == ip) {
+                            Some((p, tx)) => {
+                                debug!(peer = %p.name, %from, "accepted connection");
+                                if tx.try_send(s).is_err() {
+                                    debug!(peer = %p.name, "session busy: connection dropped");
+                                }
+                            }
+                            None => info!(%from, "connection from an unknown or active-only peer refused"),
+                        }
+                    }
+                    Err(e) => {
+                        warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
