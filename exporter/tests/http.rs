@@ -504,3 +504,153 @@ async fn bad_web_config_is_a_serve_error_not_a_panic() {
     .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/web.toml"), "{e}");
 }
+
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates_are_required_when_configured() {
+    ensure_command("openssl", "openssl");
+    ensure_command("curl", "curl");
+    let dir = target_dir().join(format!("mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    // Server certificate (self-signed) and a client CA with one client certificate.
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.crt",
+    ]);
+    openssl(&a, &dir);
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=herald-test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&a, &dir);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-subj",
+        "/CN=prometheus",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(&a, &dir);
+    std::fs::write(
+        dir.join("client.ext"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.crt",
+        ],
+        &dir,
+    );
+    let web = dir.join("web.toml");
+    std::fs::write(
+        &web,
+        format!(
+            "[tls_server_config]\ncert_file = {:?}\nkey_file = {:?}\nclient_auth_type = \"RequireAndVerifyClientCert\"\nclient_ca_file = {:?}\nmin_version = \"TLS13\"\n",
+            dir.join("srv.crt"),
+            dir.join("srv.key"),
+            dir.join("ca.crt")
+        ),
+    )
+    .unwrap();
+    let mut cfg = test_cfg();
+    cfg.web_config_file = Some(web);
+    let srv = Server::start(rich(), cfg).await;
+    let url = format!("https://127.0.0.1:{}/metrics", srv.addr.port());
+    let run = |with_cert: bool| {
+        let dir = dir.clone();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new("curl");
+            c.current_dir(&dir).args([
+                "-sS",
+                "-m",
+                "15",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+                "srv.crt",
+            ]);
+            if with_cert {
+                c.args(["--cert", "client.crt", "--key", "client.key"]);
+            }
+            let out = c.arg(&url).output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let (ok, body) = run(true).await.unwrap();
+    assert!(
+        ok && body.ends_with("\n200") && body.contains("ipvs_up 1"),
+        "{body}"
+    );
+    let (ok, body) = run(false).await.unwrap();
+    assert!(
+        !ok && !body.contains("ipvs_up"),
+        "without a client certificate: {body}"
+    );
+    srv.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
