@@ -341,6 +341,36 @@ pub fn check_series(text: &str) -> Result<(), Vec<String>> {
     }
 }
 
+/// Render a snapshot in both formats, with and without per-destination series, and run
+/// [`check_series`] on each: the uniqueness and label check over any snapshot, for tests and the
+/// lab. Problems are prefixed with the variant that showed them.
+pub fn check_snapshot(
+    snapshot: &Snapshot,
+    conn: Option<&ConnTableSummary>,
+    cfg: &Config,
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    for per_destination in [true, false] {
+        let cfg = Config {
+            per_destination,
+            ..cfg.clone()
+        };
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            if let Err(p) = check_series(&render_snapshot(snapshot, conn, &cfg, format)) {
+                problems.extend(
+                    p.into_iter()
+                        .map(|e| format!("{format:?}, per_destination={per_destination}: {e}")),
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,6 +433,17 @@ mod tests {
         ] {
             assert!(parse_sample(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn check_snapshot_passes_the_fixture() {
+        use crate::fixture::{rich_conn_table, rich_snapshot};
+        check_snapshot(
+            &rich_snapshot(),
+            Some(&rich_conn_table()),
+            &Config::default(),
+        )
+        .unwrap();
     }
 
     #[test]
