@@ -654,3 +654,46 @@ async fn tls_client_certificates_are_required_when_configured() {
     srv.stop().await;
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_errors_and_do_not_disturb_scrapes() {
+    let srv = Server::start(rich(), test_cfg()).await;
+    let long_header = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let cases: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02garbage\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        long_header.into_bytes(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: \xff\xfe\r\nAccept-Encoding: \xff\r\nX-Prometheus-Scrape-Timeout-Seconds: NaN\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: -5\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /metrics?x=%zz HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\nConnection: close\r\n\r\n".to_vec(),
+    ];
+    for (i, req) in cases.iter().enumerate() {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        // The server may close before reading everything; that is fine.
+        let _ = s.write_all(req).await;
+        let mut raw = Vec::new();
+        let r = tokio::time::timeout(GUARD, s.read_to_end(&mut raw)).await;
+        assert!(
+            r.is_ok(),
+            "case {i}: the server neither answered nor closed"
+        );
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();
+        match i {
+            // Unparseable or oversized: an error status or a closed connection, never metrics.
+            0..=3 => assert!(
+                raw.is_empty() || head.starts_with("HTTP/1.1 4") || head.starts_with("HTTP/1.1 5"),
+                "case {i}: {head:?}"
+            ),
+            // Odd header values are ignored: defaults apply and the scrape succeeds.
+            _ => assert!(head.starts_with("HTTP/1.1 200"), "case {i}: {head:?}"),
+        }
+        // The server still answers a normal scrape.
+        let ok = request(srv.addr, "GET", "/metrics", &[]).await;
+        assert_eq!(ok.status, 200, "after case {i}");
+    }
+    srv.stop().await;
+}
