@@ -146,6 +146,10 @@ pub fn openmetrics_to_prometheus(om: &str) -> String {
 
 /// The sample part of a line, without an OpenMetrics exemplar (` # {…} value`).
 fn strip_exemplar(line: &str) -> &str {
+    // Fast path: no " # " anywhere (the usual case) means no exemplar.
+    if !line.contains(" # ") {
+        return line;
+    }
     let mut in_quotes = false;
     let mut escaped = false;
     for (i, c) in line.char_indices() {
@@ -410,6 +414,15 @@ mod tests {
         assert_eq!(
             p,
             "# HELP a_bytes_total Bytes.\n# TYPE a_bytes_total counter\na_bytes_total{x=\"1\"} 5\n# HELP b_info Info.\n# TYPE b_info gauge\nb_info{v=\"#1\"} 1\n# TYPE c gauge\nc 1.5\n"
+        );
+    }
+
+    #[test]
+    fn label_values_containing_a_hash_are_kept() {
+        let om = "# TYPE g gauge\ng{name=\"a # b\",x=\"\\\" # \"} 2\ng{name=\"c\"} 3 # {t=\"1\"} 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus(om),
+            "# TYPE g gauge\ng{name=\"a # b\",x=\"\\\" # \"} 2\ng{name=\"c\"} 3\n"
         );
     }
 
