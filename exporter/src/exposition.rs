@@ -146,6 +146,10 @@ pub fn openmetrics_to_prometheus(om: &str) -> String {
 
 /// The sample part of a line, without an OpenMetrics exemplar (` # {…} value`).
 fn strip_exemplar(line: &str) -> &str {
+    // Fast path: no " # " anywhere (the usual case) means no exemplar.
+    if !line.contains(" # ") {
+        return line;
+    }
     let mut in_quotes = false;
     let mut escaped = false;
     for (i, c) in line.char_indices() {
@@ -341,6 +345,36 @@ pub fn check_series(text: &str) -> Result<(), Vec<String>> {
     }
 }
 
+/// Render a snapshot in both formats, with and without per-destination series, and run
+/// [`check_series`] on each: the uniqueness and label check over any snapshot, for tests and the
+/// lab. Problems are prefixed with the variant that showed them.
+pub fn check_snapshot(
+    snapshot: &Snapshot,
+    conn: Option<&ConnTableSummary>,
+    cfg: &Config,
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    for per_destination in [true, false] {
+        let cfg = Config {
+            per_destination,
+            ..cfg.clone()
+        };
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            if let Err(p) = check_series(&render_snapshot(snapshot, conn, &cfg, format)) {
+                problems.extend(
+                    p.into_iter()
+                        .map(|e| format!("{format:?}, per_destination={per_destination}: {e}")),
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +418,15 @@ mod tests {
     }
 
     #[test]
+    fn label_values_containing_a_hash_are_kept() {
+        let om = "# TYPE g gauge\ng{name=\"a # b\",x=\"\\\" # \"} 2\ng{name=\"c\"} 3 # {t=\"1\"} 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus(om),
+            "# TYPE g gauge\ng{name=\"a # b\",x=\"\\\" # \"} 2\ng{name=\"c\"} 3\n"
+        );
+    }
+
+    #[test]
     fn sample_parser_handles_escapes_and_rejects_garbage() {
         let s = parse_sample(r#"m{a="x\"y",b="c\\d\ne",} 3 1000"#).unwrap();
         assert_eq!(s.name, "m");
@@ -403,6 +446,17 @@ mod tests {
         ] {
             assert!(parse_sample(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn check_snapshot_passes_the_fixture() {
+        use crate::fixture::{rich_conn_table, rich_snapshot};
+        check_snapshot(
+            &rich_snapshot(),
+            Some(&rich_conn_table()),
+            &Config::default(),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -504,3 +504,196 @@ async fn bad_web_config_is_a_serve_error_not_a_panic() {
     .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/web.toml"), "{e}");
 }
+
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates_are_required_when_configured() {
+    ensure_command("openssl", "openssl");
+    ensure_command("curl", "curl");
+    let dir = target_dir().join(format!("mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    // Server certificate (self-signed) and a client CA with one client certificate.
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.crt",
+    ]);
+    openssl(&a, &dir);
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=herald-test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&a, &dir);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-subj",
+        "/CN=prometheus",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(&a, &dir);
+    std::fs::write(
+        dir.join("client.ext"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.crt",
+        ],
+        &dir,
+    );
+    let web = dir.join("web.toml");
+    std::fs::write(
+        &web,
+        format!(
+            "[tls_server_config]\ncert_file = {:?}\nkey_file = {:?}\nclient_auth_type = \"RequireAndVerifyClientCert\"\nclient_ca_file = {:?}\nmin_version = \"TLS13\"\n",
+            dir.join("srv.crt"),
+            dir.join("srv.key"),
+            dir.join("ca.crt")
+        ),
+    )
+    .unwrap();
+    let mut cfg = test_cfg();
+    cfg.web_config_file = Some(web);
+    let srv = Server::start(rich(), cfg).await;
+    let url = format!("https://127.0.0.1:{}/metrics", srv.addr.port());
+    let run = |with_cert: bool| {
+        let dir = dir.clone();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new("curl");
+            c.current_dir(&dir).args([
+                "-sS",
+                "-m",
+                "15",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+                "srv.crt",
+            ]);
+            if with_cert {
+                c.args(["--cert", "client.crt", "--key", "client.key"]);
+            }
+            let out = c.arg(&url).output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let (ok, body) = run(true).await.unwrap();
+    assert!(
+        ok && body.ends_with("\n200") && body.contains("ipvs_up 1"),
+        "{body}"
+    );
+    let (ok, body) = run(false).await.unwrap();
+    assert!(
+        !ok && !body.contains("ipvs_up"),
+        "without a client certificate: {body}"
+    );
+    srv.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_errors_and_do_not_disturb_scrapes() {
+    let srv = Server::start(rich(), test_cfg()).await;
+    let long_header = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let cases: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02garbage\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        long_header.into_bytes(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: \xff\xfe\r\nAccept-Encoding: \xff\r\nX-Prometheus-Scrape-Timeout-Seconds: NaN\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: -5\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /metrics?x=%zz HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\nConnection: close\r\n\r\n".to_vec(),
+    ];
+    for (i, req) in cases.iter().enumerate() {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        // The server may close before reading everything; that is fine.
+        let _ = s.write_all(req).await;
+        let mut raw = Vec::new();
+        let r = tokio::time::timeout(GUARD, s.read_to_end(&mut raw)).await;
+        assert!(
+            r.is_ok(),
+            "case {i}: the server neither answered nor closed"
+        );
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();
+        match i {
+            // Unparseable or oversized: an error status or a closed connection, never metrics.
+            0..=3 => assert!(
+                raw.is_empty() || head.starts_with("HTTP/1.1 4") || head.starts_with("HTTP/1.1 5"),
+                "case {i}: {head:?}"
+            ),
+            // Odd header values are ignored: defaults apply and the scrape succeeds.
+            _ => assert!(head.starts_with("HTTP/1.1 200"), "case {i}: {head:?}"),
+        }
+        // The server still answers a normal scrape.
+        let ok = request(srv.addr, "GET", "/metrics", &[]).await;
+        assert_eq!(ok.status, 200, "after case {i}");
+    }
+    srv.stop().await;
+}

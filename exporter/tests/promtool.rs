@@ -98,7 +98,41 @@ fn promtool_check_metrics_is_clean_on_a_full_scrape() {
         conn_table: rich_conn_table(),
     };
     register(&mut registry, Arc::new(source), &Config::default());
+    // What another crate (the announcer) registers next to it: a labelled counter family, a
+    // gauge, a histogram and an info metric, as prometheus-client types.
+    use prometheus_client::metrics::{
+        counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info,
+    };
+    let updates = Family::<Vec<(String, String)>, Counter>::default();
+    updates
+        .get_or_create(&vec![("peer".to_string(), "192.0.2.254".to_string())])
+        .inc_by(3);
+    registry.register("herald_bgp_updates_sent", "BGP UPDATEs sent.", updates);
+    let g = Gauge::<i64>::default();
+    g.set(2);
+    registry.register("herald_bgp_sessions_established", "Sessions up.", g);
+    let h = Histogram::new([0.1, 1.0, 10.0]);
+    h.observe(0.5);
+    registry.register_with_unit(
+        "herald_health_check_duration",
+        "Health check time.",
+        prometheus_client::registry::Unit::Seconds,
+        h,
+    );
+    registry.register(
+        "herald_announcer",
+        "Announcer settings.",
+        Info::new(vec![("router_id".to_string(), "192.0.2.1".to_string())]),
+    );
     let text = encode_registry(&registry, Format::Prometheus).unwrap();
+    for needle in [
+        "herald_bgp_updates_sent_total{peer=\"192.0.2.254\"} 3",
+        "# TYPE herald_health_check_duration_seconds histogram",
+        "herald_health_check_duration_seconds_bucket{le=\"+Inf\"} 1",
+        "# TYPE herald_announcer_info gauge",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in\n{text}");
+    }
     let (ok, out) = promtool(&["check", "metrics"], Some(&text), &repo());
     assert!(
         ok && out.trim().is_empty(),
