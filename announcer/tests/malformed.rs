@@ -530,3 +530,26 @@ async fn active_peer_with_md5() {
     assert!(h.wait_established("md5", T).await);
     h.shutdown("done", T).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_capability_is_dropped_on_reconnect() {
+    use herald_announcer::bgp::GracefulRestart;
+    let (h, sp) = start(|p| p.graceful_restart = Some(GracefulRestart { restart_time: 60 })).await;
+    let has_gr = |m: &herald_announcer::bgp::testutil::RawMsg| match m.parse().unwrap() {
+        BgpMessage::Open(o) => o
+            .capabilities()
+            .iter()
+            .any(|c| matches!(c, BgpCapability::GracefulRestartCapability(_))),
+        _ => panic!("not an OPEN"),
+    };
+    let mut c = sp.accept(T).await.unwrap();
+    let o = c.recv_type(1, T).await.unwrap();
+    assert!(has_gr(&o), "graceful restart configured but not sent");
+    // Unsupported Capability: graceful restart (code 64, length 2).
+    c.send_raw(&frame(3, &[2, 7, 64, 2, 0, 60])).await.unwrap();
+    assert!(c.closed(T).await);
+    let mut c = sp.accept(T).await.expect("reconnect");
+    let o = c.recv_type(1, T).await.unwrap();
+    assert!(!has_gr(&o), "refused capability sent again");
+    h.shutdown("done", T).await;
+}

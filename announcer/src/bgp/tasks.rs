@@ -99,6 +99,8 @@ pub struct Session {
     peer_open: Option<PeerOpen>,
     ctx: BgpParsingContext,
     families: Vec<Family>,
+    /// Capabilities the peer refused (RFC 5492 §5), left out of later OPENs.
+    suppress: Vec<u8>,
 }
 
 impl std::fmt::Debug for Session {
@@ -166,6 +168,7 @@ impl Session {
             peer_open: None,
             ctx: msg::parsing_context(true),
             families,
+            suppress: Vec::new(),
             init,
         }
     }
@@ -413,6 +416,17 @@ impl Session {
                 warn!(notification = %n.describe(), "NOTIFICATION received");
                 self.metrics.notification(&peer, false, n.code, n.subcode);
                 self.note_error(format!("received {}", n.describe()));
+                if (n.code, n.subcode) == (2, 7) {
+                    for code in msg::unsupported_capabilities(&n.data) {
+                        if [1, 2, 64, 65].contains(&code) && !self.suppress.contains(&code) {
+                            info!(
+                                capability = code,
+                                "peer refused capability: not sending it again"
+                            );
+                            self.suppress.push(code);
+                        }
+                    }
+                }
                 if (n.code, n.subcode) == (2, 1) {
                     Event::NotifMsgVerErr(n)
                 } else {
@@ -473,6 +487,7 @@ impl Session {
                     hold_time: self.init.peer.hold_time,
                     families: self.families.clone(),
                     graceful_restart: self.init.peer.graceful_restart.map(|g| g.restart_time),
+                    suppress: self.suppress.clone(),
                 });
                 self.send(&open, "open").await;
             }
