@@ -20,7 +20,7 @@
 //! Adj-RIB-Out. Writes are bounded by [`WRITE_TIMEOUT`]; a failed write is a
 //! `TcpConnectionFails` event.
 
-use super::config::{is_link_local_v6, Family, NextHop, PeerConfig};
+use super::config::{is_link_local_v6, Family, PeerConfig};
 use super::fsm::{Action, Event, Fsm, FsmConfig, State, Timer};
 use super::metrics::Metrics;
 use super::msg::{self, Message, Notification, PeerOpen, UpdateCtx};
@@ -31,7 +31,7 @@ use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 use netgauze_bgp_pkt::BgpMessage;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -551,44 +551,14 @@ impl Session {
     fn update_ctx(&self) -> UpdateCtx {
         let p = &self.init.peer;
         let local = self.conn.as_ref().map(|c| c.local);
-        let nh_v4 = match p.next_hop_v4 {
-            NextHop::Addr(IpAddr::V4(a)) => Some(a),
-            NextHop::Addr(IpAddr::V6(_)) => None,
-            NextHop::SelfAddr => match local {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            },
-        };
-        let peer_ll = matches!(p.address, IpAddr::V6(a) if is_link_local_v6(&a));
-        let local_v6 = match local {
-            Some(IpAddr::V6(a)) => Some(a),
-            _ => None,
-        };
-        let global = match p.next_hop_v6 {
-            NextHop::Addr(IpAddr::V6(a)) => Some(a),
-            NextHop::Addr(IpAddr::V4(_)) => None,
-            NextHop::SelfAddr => match local_v6 {
-                Some(a) if is_link_local_v6(&a) => {
-                    Some(p.interface.as_deref().and_then(global_v6_on).unwrap_or(a))
-                }
-                other => other,
-            },
-        };
-        let link_local = if peer_ll {
-            local_v6.filter(is_link_local_v6)
-        } else if p.ipv6_link_local_next_hop {
-            local_v6.and_then(|a| link_local_of(&a))
-        } else {
-            None
-        };
-        // Never send the same address twice.
-        let link_local = link_local.filter(|ll| Some(*ll) != global);
+        let (nh_v4, nh_v6) =
+            super::nexthop::next_hops(p, local, &super::nexthop::interface_v6_addrs());
         UpdateCtx {
             local_as: self.init.local_as,
             ibgp: p.is_ibgp(self.init.local_as),
             asn4: self.peer_open.as_ref().is_some_and(|o| o.asn4),
             nh_v4,
-            nh_v6: global.map(|g| (g, link_local)),
+            nh_v6,
         }
     }
 
@@ -713,37 +683,6 @@ fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
         sockopt::set_min_ttl(s, v6, 255u8.saturating_sub(hops.saturating_sub(1)))?;
     }
     Ok(())
-}
-
-fn interface_addrs() -> Vec<(String, Ipv6Addr)> {
-    match nix::ifaddrs::getifaddrs() {
-        Ok(it) => it
-            .filter_map(|i| {
-                let a = i.address?;
-                let s6 = a.as_sockaddr_in6()?;
-                Some((i.interface_name, s6.ip()))
-            })
-            .collect(),
-        Err(_) => vec![],
-    }
-}
-
-/// Link-local address of the interface that holds `a`.
-fn link_local_of(a: &Ipv6Addr) -> Option<Ipv6Addr> {
-    let addrs = interface_addrs();
-    let ifname = addrs.iter().find(|(_, x)| x == a)?.0.clone();
-    addrs
-        .into_iter()
-        .find(|(n, x)| *n == ifname && is_link_local_v6(x))
-        .map(|(_, x)| x)
-}
-
-/// First global IPv6 address on an interface.
-fn global_v6_on(ifname: &str) -> Option<Ipv6Addr> {
-    interface_addrs()
-        .into_iter()
-        .find(|(n, x)| n == ifname && !is_link_local_v6(x) && !x.is_loopback())
-        .map(|(_, x)| x)
 }
 
 /// Bind the passive listener, with the MD5 keys of the passive peers.
