@@ -553,3 +553,25 @@ async fn refused_capability_is_dropped_on_reconnect() {
     assert!(!has_gr(&o), "refused capability sent again");
     h.shutdown("done", T).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_unsupported_optional_parameter() {
+    // OPEN with optional parameter type 1 (the deprecated authentication parameter).
+    let mut body = vec![4];
+    body.extend_from_slice(&(PEER_AS as u16).to_be_bytes());
+    body.extend_from_slice(&30u16.to_be_bytes());
+    body.extend_from_slice(&peer_id().octets());
+    body.extend_from_slice(&[3, 1, 1, 0]);
+    expect_reject(frame(1, &body), false, 2, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_truncated_parameters() {
+    // Optional parameters length says 10, only 2 bytes follow.
+    let mut body = vec![4];
+    body.extend_from_slice(&(PEER_AS as u16).to_be_bytes());
+    body.extend_from_slice(&30u16.to_be_bytes());
+    body.extend_from_slice(&peer_id().octets());
+    body.extend_from_slice(&[10, 2, 0]);
+    expect_reject(frame(1, &body), false, 2, 0).await;
+}
