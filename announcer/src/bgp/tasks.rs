@@ -365,7 +365,19 @@ impl Session {
     /// Decode one frame into an event.
     fn received(&mut self, frame: &[u8]) {
         let peer = self.init.peer.name.clone();
-        let m = match msg::decode(frame, &mut self.ctx) {
+        // Defence in depth: a panic inside the parser must not kill the session task.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            msg::decode(frame, &mut self.ctx)
+        }));
+        let decoded = decoded.unwrap_or_else(|_| {
+            self.ctx = msg::parsing_context(self.peer_open.as_ref().is_none_or(|o| o.asn4));
+            Err(msg::DecodeError {
+                kind: msg::ErrorKind::Header,
+                notification: Notification::new(1, 0, vec![]),
+                detail: "message parser panicked".into(),
+            })
+        });
+        let m = match decoded {
             Ok(m) => m,
             Err(e) => {
                 warn!(error = %e, "malformed message from peer");
