@@ -8,7 +8,13 @@
 //! (`netgauze-bgp-speaker` was evaluated and not used); the [`bgp`] module docs say why.
 #![deny(unsafe_code)]
 
+pub mod admin;
+pub mod backend;
 pub mod bgp;
+pub mod group;
+pub mod health;
+pub mod runtime;
+pub mod vip;
 
 use serde::Deserialize;
 
