@@ -488,6 +488,7 @@ impl Session {
     async fn act(&mut self, a: Action) {
         match a {
             Action::Connect => {
+                self.metrics.connect_attempt(&self.init.peer.name);
                 let peer = self.init.peer.clone();
                 self.connecting = Some(Box::pin(async move { connect(&peer).await }));
             }
@@ -669,9 +670,8 @@ pub async fn connect(p: &PeerConfig) -> io::Result<TcpStream> {
     };
     let std: std::net::TcpStream = sock.into();
     let ts = tokio::net::TcpSocket::from_std_stream(std);
-    tokio::time::timeout(CONNECT_RETRY, ts.connect(remote))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    // No timeout here: the FSM's ConnectRetry timer bounds the attempt.
+    ts.connect(remote).await
 }
 
 fn set_gtsm(sock: &socket2::Socket, v6: bool, hops: u8) -> io::Result<()> {
