@@ -395,7 +395,12 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
         panic!()
     };
     assert_eq!(u.withdraw_routes().len(), 1);
-    // ROUTE-REFRESH for IPv6 re-sends the table.
+    // ROUTE-REFRESH for IPv6 re-sends the IPv6 table only.
+    h.announce("192.0.2.81/32".parse().unwrap(), attrs.clone());
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.nlri().len(), 1);
     c.send_raw(&frame(5, &[0, 2, 0, 1])).await.unwrap();
     let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
         panic!()
@@ -404,6 +409,19 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
         .path_attributes()
         .iter()
         .any(|a| matches!(a.value(), PathAttributeValue::MpReach(_))));
+    assert!(u.nlri().is_empty());
+    // ROUTE-REFRESH for IPv4 re-sends the IPv4 route; the next message after it is the
+    // withdrawal below, so nothing for IPv6 was sent in between.
+    c.send_raw(&frame(5, &[0, 1, 0, 1])).await.unwrap();
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.nlri().len(), 1);
+    h.withdraw("192.0.2.81/32".parse().unwrap());
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.withdraw_routes().len(), 1);
     // Shutdown: withdraw everything, then Cease / Administrative Shutdown with the message.
     let h2 = h.clone();
     let stop = tokio::spawn(async move { h2.shutdown("maintenance window", T).await });

@@ -101,6 +101,8 @@ pub struct Session {
     families: Vec<Family>,
     /// Capabilities the peer refused (RFC 5492 §5), left out of later OPENs.
     suppress: Vec<u8>,
+    /// Families with a pending ROUTE-REFRESH request.
+    refresh: Vec<Family>,
 }
 
 impl std::fmt::Debug for Session {
@@ -169,6 +171,7 @@ impl Session {
             ctx: msg::parsing_context(true),
             families,
             suppress: Vec::new(),
+            refresh: Vec::new(),
             init,
         }
     }
@@ -447,7 +450,12 @@ impl Session {
             }
             Message::Keepalive => Event::KeepAliveMsg,
             Message::RouteRefresh { afi, safi } => match msg::family_of_afi(afi, safi) {
-                Some(f) if self.negotiated().contains(&f) => Event::RouteRefreshMsg,
+                Some(f) if self.negotiated().contains(&f) => {
+                    if !self.refresh.contains(&f) {
+                        self.refresh.push(f);
+                    }
+                    Event::RouteRefreshMsg
+                }
                 _ => {
                     debug!(
                         afi,
@@ -528,8 +536,17 @@ impl Session {
                 self.sync_rib(true).await;
             }
             Action::ResendRib => {
-                let full = self.rib.full();
-                self.send_diff(&full.announce, &[]).await;
+                // Only the families the peer asked for (RFC 2918 §4).
+                let fams = std::mem::take(&mut self.refresh);
+                let announce: Vec<_> = self
+                    .rib
+                    .full()
+                    .announce
+                    .into_iter()
+                    .filter(|(p, _)| fams.contains(&super::rib::family_of(p)))
+                    .collect();
+                debug!(prefixes = announce.len(), families = ?fams, "answering ROUTE-REFRESH");
+                self.send_diff(&announce, &[]).await;
             }
         }
     }
