@@ -395,7 +395,12 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
         panic!()
     };
     assert_eq!(u.withdraw_routes().len(), 1);
-    // ROUTE-REFRESH for IPv6 re-sends the table.
+    // ROUTE-REFRESH for IPv6 re-sends the IPv6 table only.
+    h.announce("192.0.2.81/32".parse().unwrap(), attrs.clone());
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.nlri().len(), 1);
     c.send_raw(&frame(5, &[0, 2, 0, 1])).await.unwrap();
     let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
         panic!()
@@ -404,6 +409,19 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
         .path_attributes()
         .iter()
         .any(|a| matches!(a.value(), PathAttributeValue::MpReach(_))));
+    assert!(u.nlri().is_empty());
+    // ROUTE-REFRESH for IPv4 re-sends the IPv4 route; the next message after it is the
+    // withdrawal below, so nothing for IPv6 was sent in between.
+    c.send_raw(&frame(5, &[0, 1, 0, 1])).await.unwrap();
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.nlri().len(), 1);
+    h.withdraw("192.0.2.81/32".parse().unwrap());
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.withdraw_routes().len(), 1);
     // Shutdown: withdraw everything, then Cease / Administrative Shutdown with the message.
     let h2 = h.clone();
     let stop = tokio::spawn(async move { h2.shutdown("maintenance window", T).await });
@@ -529,4 +547,49 @@ async fn active_peer_with_md5() {
     c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
     assert!(h.wait_established("md5", T).await);
     h.shutdown("done", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_capability_is_dropped_on_reconnect() {
+    use herald_announcer::bgp::GracefulRestart;
+    let (h, sp) = start(|p| p.graceful_restart = Some(GracefulRestart { restart_time: 60 })).await;
+    let has_gr = |m: &herald_announcer::bgp::testutil::RawMsg| match m.parse().unwrap() {
+        BgpMessage::Open(o) => o
+            .capabilities()
+            .iter()
+            .any(|c| matches!(c, BgpCapability::GracefulRestartCapability(_))),
+        _ => panic!("not an OPEN"),
+    };
+    let mut c = sp.accept(T).await.unwrap();
+    let o = c.recv_type(1, T).await.unwrap();
+    assert!(has_gr(&o), "graceful restart configured but not sent");
+    // Unsupported Capability: graceful restart (code 64, length 2).
+    c.send_raw(&frame(3, &[2, 7, 64, 2, 0, 60])).await.unwrap();
+    assert!(c.closed(T).await);
+    let mut c = sp.accept(T).await.expect("reconnect");
+    let o = c.recv_type(1, T).await.unwrap();
+    assert!(!has_gr(&o), "refused capability sent again");
+    h.shutdown("done", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_unsupported_optional_parameter() {
+    // OPEN with optional parameter type 1 (the deprecated authentication parameter).
+    let mut body = vec![4];
+    body.extend_from_slice(&(PEER_AS as u16).to_be_bytes());
+    body.extend_from_slice(&30u16.to_be_bytes());
+    body.extend_from_slice(&peer_id().octets());
+    body.extend_from_slice(&[3, 1, 1, 0]);
+    expect_reject(frame(1, &body), false, 2, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_truncated_parameters() {
+    // Optional parameters length says 10, only 2 bytes follow.
+    let mut body = vec![4];
+    body.extend_from_slice(&(PEER_AS as u16).to_be_bytes());
+    body.extend_from_slice(&30u16.to_be_bytes());
+    body.extend_from_slice(&peer_id().octets());
+    body.extend_from_slice(&[10, 2, 0]);
+    expect_reject(frame(1, &body), false, 2, 0).await;
 }
