@@ -304,7 +304,17 @@ fn ebgp_attributes(ctx: &mut Ctx) -> TResult<()> {
 
     // ROUTE-REFRESH: the router asks again; our answer re-sends UPDATEs.
     let before = ctx.router.updates_received(peer4())?;
+    let refresh_before = ctx.router.refresh_sent(peer4())?;
     if ctx.router.refresh_in(peer4())? {
+        if let Some(n) = refresh_before {
+            // The router really sent a ROUTE-REFRESH (not a local soft-reconfiguration).
+            wait_until(
+                "router counts a ROUTE-REFRESH sent",
+                ROUTE_TIMEOUT,
+                POLL,
+                || Ok(ctx.router.refresh_sent(peer4())?.unwrap_or(0) > n),
+            )?;
+        }
         wait_until(
             "UPDATEs re-sent after ROUTE-REFRESH",
             ROUTE_TIMEOUT,
@@ -413,7 +423,7 @@ fn restart_and_hold_timer(ctx: &mut Ctx) -> TResult<()> {
     let peer = IpAddr::V4(support::lab::ROUTER_V4);
     let res = wait_until(
         "speaker leaves Established while the router is frozen",
-        Duration::from_secs(6 + 5),
+        Duration::from_secs(6 + 2),
         POLL,
         || Ok(!ctx.driver.established(peer)?),
     );
@@ -459,6 +469,14 @@ fn clean_shutdown(ctx: &mut Ctx) -> TResult<()> {
         return err(format!(
             "router did not record a Cease/Administrative Shutdown NOTIFICATION; it shows: {note:?}"
         ));
+    }
+    // RFC 9003 shutdown communication: FRR and GoBGP display the text they received.
+    if let Some(msg) = ctx.driver.shutdown_message() {
+        if matches!(ctx.router.spec.kind, Kind::Frr | Kind::Gobgp) && !note.contains(msg) {
+            return err(format!(
+                "router did not show the shutdown communication {msg:?}; it shows: {note:?}"
+            ));
+        }
     }
     // A hold-timer expiry would take 6 s; a NOTIFICATION is immediate.
     if elapsed > Duration::from_secs(4) {

@@ -537,10 +537,12 @@ impl Router {
     /// Route-refresh messages the router has sent to `peer` (where the router shows it).
     pub fn refresh_sent(&self, peer: IpAddr) -> TResult<Option<u64>> {
         match self.spec.kind {
-            Kind::Frr => Ok(self
+            Kind::Frr => self
                 .frr_neighbor(peer)?
                 .pointer("/messageStats/routeRefreshSent")
-                .and_then(Value::as_u64)),
+                .and_then(Value::as_u64)
+                .map(Some)
+                .ok_or_else(|| "FRR neighbor JSON without messageStats.routeRefreshSent".into()),
             Kind::Gobgp => Ok(self
                 .gobgp_neighbor(peer)?
                 .pointer("/state/messages/sent/refresh")
