@@ -28,4 +28,8 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 stage "unit and integration tests"
 cargo test --workspace --locked
 
+stage "QEMU lab: real IPVS kernel, dump vs ipvsadm (tests/README.md)"
+cargo clippy --locked -p ipvs-herald --test lab -- -D warnings
+cargo test --locked --test lab
+
 stage "done"
