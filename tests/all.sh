@@ -35,7 +35,8 @@ fi
 bash shared/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 bash announcer/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 
-stage "lab: real IPVS kernel under QEMU, dump vs ipvsadm"
+stage "QEMU lab: real IPVS kernel, dump vs ipvsadm (tests/README.md)"
+cargo clippy --locked -p ipvs-herald --test lab -- -D warnings
 cargo test --locked --test lab
 
 stage "all passed"
