@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod config;
+mod daemon;
 mod dump;
 
 use clap::{Parser, Subcommand};
@@ -74,7 +75,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => run(cfg),
+        Command::Run => daemon::run(cfg, cli.config),
         Command::Dump(args) => dump::run(&cfg, &args),
         Command::CheckConfig => {
             println!("{cfg:#?}");
@@ -88,8 +89,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn run(_cfg: config::Config) -> anyhow::Result<()> {
-    anyhow::bail!("the daemon is not wired yet")
 }

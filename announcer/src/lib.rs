@@ -7,5 +7,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {}
+pub mod admin;
 pub mod backend;
+pub mod group;
 pub mod health;
+pub mod runtime;
+pub mod vip;

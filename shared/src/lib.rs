@@ -8,4 +8,7 @@
 
 pub mod conntable;
 pub mod model;
+pub mod netlink;
+pub mod netns;
+pub mod procfs;
 pub mod reader;
