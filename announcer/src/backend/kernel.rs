@@ -51,10 +51,9 @@ use serde::Deserialize;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::rtnl::{
-    Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_NODAD, IFA_F_NOPREFIXROUTE,
-    TABLE_MAIN,
+    Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_DADFAILED, IFA_F_NODAD,
+    IFA_F_NOPREFIXROUTE, TABLE_MAIN,
 };
-use super::{BackendError, BackendFuture, RouteAttrs, RouteBackend};
 
 /// Default route protocol number (and address protocol) that marks what ipvs-herald installs.
 /// Not used by the kernel, iproute2, BIRD (12), FRR (11, 186–198) or keepalived (18).
@@ -366,17 +365,18 @@ impl VipAddresses {
     pub async fn ensure_interface(&self, name: &str, create: bool) -> Result<u32, KernelError> {
         let name = name.to_string();
         blocking(&self.rtnl, move |r| {
-            ensure_link(r, &name, create).map(|l| l.index)
+            ensure_link(r, &name, create, create).map(|l| l.index)
         })
         .await
     }
 
-    /// Adds `vip` (address and prefix length) to `ifname`, marked as ours.
+    /// Adds `vip` (address and prefix length) to `ifname`, marked as ours. A missing interface
+    /// is created as a dummy (and set up); an existing one of any kind is used as it is.
     pub async fn add(&self, ifname: &str, vip: IpNet) -> Result<Outcome, KernelError> {
         let ifname = ifname.to_string();
         let (protocol, npr) = (self.protocol, self.noprefixroute);
         blocking(&self.rtnl, move |r| {
-            let link = find_link(r, &ifname)?;
+            let link = ensure_link(r, &ifname, true, false)?;
             add_addr(r, &link, vip, protocol, npr)
         })
         .await
@@ -393,6 +393,17 @@ impl VipAddresses {
             del_addr(r, &link, vip.addr(), protocol)
         })
         .await
+    }
+
+    /// Every usable address in the namespace (not those that failed IPv6 DAD). Blocking: call
+    /// it from a blocking context.
+    pub fn local_addresses_blocking(&self) -> Result<Vec<IpAddr>, KernelError> {
+        let mut r = self.rtnl.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(r.addresses(None)?
+            .into_iter()
+            .filter(|a| a.flags & IFA_F_DADFAILED == 0)
+            .map(|a| a.addr)
+            .collect())
     }
 
     /// Our addresses on `ifname` (empty when the interface does not exist).
@@ -447,10 +458,17 @@ fn find_link(r: &mut Rtnl, name: &str) -> Result<Link, KernelError> {
         .ok_or_else(|| KernelError::NoSuchInterface(name.to_string(), ""))
 }
 
-fn ensure_link(r: &mut Rtnl, name: &str, create: bool) -> Result<Link, KernelError> {
+/// Finds (or, with `create`, creates) the interface and makes sure an owned dummy is up.
+/// `require_dummy`: an existing interface of another kind is refused (it was meant to be ours).
+fn ensure_link(
+    r: &mut Rtnl,
+    name: &str,
+    create: bool,
+    require_dummy: bool,
+) -> Result<Link, KernelError> {
     let link = match r.link_by_name(name)? {
         Some(l) => {
-            if create {
+            if require_dummy {
                 if let Some(kind) = l.kind.as_deref().filter(|k| *k != "dummy") {
                     return Err(KernelError::NotDummy {
                         name: name.to_string(),
@@ -479,7 +497,7 @@ fn ensure_link(r: &mut Rtnl, name: &str, create: bool) -> Result<Link, KernelErr
         }
     };
     if !link.up {
-        if create {
+        if create && (require_dummy || link.kind.as_deref() == Some("dummy")) {
             // Our own dummy: bring it (back) up.
             r.set_up(&link)?;
             debug!(interface = name, "set interface up");
@@ -633,18 +651,23 @@ impl KernelBackend {
     }
 
     /// Installs `prefix`. In `address` mode the interface is re-created / set up if someone
-    /// removed it or took it down.
+    /// removed it or took it down. In `route` mode `metric` is the route's priority (changing it
+    /// replaces the route, make-before-break); `address` mode ignores it.
     pub async fn announce_vip(
         &self,
         prefix: IpNet,
-        attrs: &RouteAttrs,
+        metric: Option<u32>,
     ) -> Result<Outcome, KernelError> {
         let cfg = Arc::clone(&self.cfg);
-        let metric = attrs.metric;
         let span = info_span!("kernel_announce", vip = %prefix, mode = ?cfg.mode);
         blocking(&self.rtnl, move |r| match cfg.mode {
             KernelMode::Address => {
-                let link = ensure_link(r, &cfg.interface, cfg.create_interface)?;
+                let link = ensure_link(
+                    r,
+                    &cfg.interface,
+                    cfg.create_interface,
+                    cfg.create_interface,
+                )?;
                 add_addr(r, &link, prefix, cfg.protocol, cfg.noprefixroute)
             }
             KernelMode::Route => add_route(r, &cfg, prefix, metric),
@@ -811,30 +834,6 @@ fn del_routes(r: &mut Rtnl, cfg: &KernelConfig, prefix: IpNet) -> Result<Outcome
         }
     }
     Ok(outcome)
-}
-
-impl RouteBackend for KernelBackend {
-    fn name(&self) -> &'static str {
-        "kernel"
-    }
-
-    fn announce<'a>(&'a self, prefix: IpNet, attrs: &'a RouteAttrs) -> BackendFuture<'a> {
-        Box::pin(async move {
-            self.announce_vip(prefix, attrs)
-                .await
-                .map(drop)
-                .map_err(BackendError::from)
-        })
-    }
-
-    fn withdraw(&self, prefix: IpNet) -> BackendFuture<'_> {
-        Box::pin(async move {
-            self.withdraw_vip(prefix)
-                .await
-                .map(drop)
-                .map_err(BackendError::from)
-        })
-    }
 }
 
 /// The main table's number, for configurations that want `table = 254`.
