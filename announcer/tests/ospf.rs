@@ -57,6 +57,8 @@ trait Router {
     /// Does the router's daemon have a route for `prefix` from `proto` (`ospf`, `bgp`), and its
     /// kernel a route too?
     fn learned(&self, ns: &Netns, prefix: &str, proto: &str) -> bool;
+    /// Does the router see `prefix` with route metric / MED `metric`?
+    fn has_metric(&self, prefix: &str, metric: u32) -> bool;
     /// Is the route gone from both?
     fn forgot(&self, ns: &Netns, prefix: &str) -> bool;
     fn diag(&self, ns: &Netns) -> String;
@@ -98,6 +100,24 @@ impl Router for Frr {
         in_rib && kernel_has(ns, prefix)
     }
 
+    fn has_metric(&self, prefix: &str, metric: u32) -> bool {
+        let cmd = if prefix.contains(':') {
+            format!("show ipv6 route {prefix} json")
+        } else {
+            format!("show ip route {prefix} json")
+        };
+        let (_, out) = self.try_cmd(&cmd);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v.get(prefix)
+            .and_then(|e| e.as_array())
+            .is_some_and(|routes| {
+                routes.iter().any(|r| {
+                    r.get("selected").and_then(|s| s.as_bool()) == Some(true)
+                        && r.get("metric").and_then(|m| m.as_u64()) == Some(u64::from(metric))
+                })
+            })
+    }
+
     fn forgot(&self, ns: &Netns, prefix: &str) -> bool {
         let cmd = if prefix.contains(':') {
             format!("show ipv6 route {prefix} json")
@@ -132,6 +152,17 @@ impl Router for Bird {
         ok && out.contains(prefix.split('/').next().unwrap_or(prefix))
             && out.contains(proto)
             && kernel_has(ns, prefix)
+    }
+
+    fn has_metric(&self, prefix: &str, metric: u32) -> bool {
+        let table = if prefix.contains(':') {
+            "master6"
+        } else {
+            "master4"
+        };
+        let (_, out) = self.try_cmd(&format!("show route {prefix} table {table} all"));
+        out.contains(&format!("OSPF.metric2: {metric}"))
+            || out.contains(&format!("BGP.med: {metric}"))
     }
 
     fn forgot(&self, ns: &Netns, prefix: &str) -> bool {
@@ -244,6 +275,7 @@ fn exercise(
     ddiag: &dyn Fn() -> String,
     v6_route_table: u32,
     proto: &str,
+    drain_by_metric: bool,
 ) {
     let rt = rt();
 
@@ -402,6 +434,24 @@ fn exercise(
     for (vip, _) in route_vips {
         wait_learned(proto, r, router, director, vip, dir, ddiag);
     }
+    if drain_by_metric {
+        // Draining in route mode: a new metric replaces the route, and the director's daemon
+        // turns it into the OSPF external metric / BGP MED the router sees.
+        for (vip, b) in route_vips {
+            let o = rt
+                .block_on(b.announce_vip(net(vip), Some(20000)))
+                .unwrap_or_else(|e| panic!("re-announce {vip} with metric 20000: {e}"));
+            assert_eq!(o, Outcome::Added, "{vip}");
+        }
+        for (vip, _) in route_vips {
+            wait_for(
+                &format!("router to see {vip} with metric 20000"),
+                TIMEOUT,
+                || r.has_metric(vip, 20000).then_some(()),
+                || format!("{}\n{}", r.diag(router), director_diag(director, ddiag())),
+            );
+        }
+    }
     for (vip, b) in route_vips {
         let o = rt
             .block_on(b.withdraw_vip(net(vip)))
@@ -490,7 +540,7 @@ fn bird_director_frr_router() {
         },
         || format!("{}\n{}\n{}", frr.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&frr, &router, &director, &dir, &ddiag, 100, "ospf");
+    exercise(&frr, &router, &director, &dir, &ddiag, 100, "ospf", true);
 }
 
 #[test]
@@ -528,7 +578,7 @@ fn frr_director_bird_router() {
         },
         || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&bird, &router, &director, &dir, &ddiag, 254, "ospf");
+    exercise(&bird, &router, &director, &dir, &ddiag, 254, "ospf", false);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -634,7 +684,7 @@ fn bird_director_bgp_frr_router() {
             )
         },
     );
-    exercise(&frr, &router, &director, &dir, &ddiag, 100, "bgp");
+    exercise(&frr, &router, &director, &dir, &ddiag, 100, "bgp", true);
 }
 
 #[test]
@@ -674,5 +724,5 @@ fn frr_director_bgp_bird_router() {
         },
         || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&bird, &router, &director, &dir, &ddiag, 254, "bgp");
+    exercise(&bird, &router, &director, &dir, &ddiag, 254, "bgp", false);
 }
