@@ -266,6 +266,17 @@ fn make_vip_interface(director: &Netns) -> bool {
     is_dummy
 }
 
+/// What differs between the scenarios.
+#[derive(Debug, Clone, Copy)]
+struct Flavour {
+    /// Table for IPv6 VIP routes (FRR 8 imports only IPv4 tables: it uses main, 254).
+    v6_route_table: u32,
+    /// Protocol the router learns the VIPs from (`ospf`, `bgp`).
+    proto: &'static str,
+    /// Whether the director's configuration maps the route metric (BIRD snippets do).
+    drain_by_metric: bool,
+}
+
 /// The common scenario once the daemons run and are adjacent.
 fn exercise(
     r: &dyn Router,
@@ -273,10 +284,13 @@ fn exercise(
     director: &Netns,
     dir: &TempDir,
     ddiag: &dyn Fn() -> String,
-    v6_route_table: u32,
-    proto: &str,
-    drain_by_metric: bool,
+    flavour: Flavour,
 ) {
+    let Flavour {
+        v6_route_table,
+        proto,
+        drain_by_metric,
+    } = flavour;
     let rt = rt();
 
     // --- Stale state from a "previous run": an address on herald0 carrying our label and a
@@ -540,7 +554,18 @@ fn bird_director_frr_router() {
         },
         || format!("{}\n{}\n{}", frr.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&frr, &router, &director, &dir, &ddiag, 100, "ospf", true);
+    exercise(
+        &frr,
+        &router,
+        &director,
+        &dir,
+        &ddiag,
+        Flavour {
+            v6_route_table: 100,
+            proto: "ospf",
+            drain_by_metric: true,
+        },
+    );
 }
 
 #[test]
@@ -578,7 +603,18 @@ fn frr_director_bird_router() {
         },
         || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&bird, &router, &director, &dir, &ddiag, 254, "ospf", false);
+    exercise(
+        &bird,
+        &router,
+        &director,
+        &dir,
+        &ddiag,
+        Flavour {
+            v6_route_table: 254,
+            proto: "ospf",
+            drain_by_metric: false,
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -684,7 +720,18 @@ fn bird_director_bgp_frr_router() {
             )
         },
     );
-    exercise(&frr, &router, &director, &dir, &ddiag, 100, "bgp", true);
+    exercise(
+        &frr,
+        &router,
+        &director,
+        &dir,
+        &ddiag,
+        Flavour {
+            v6_route_table: 100,
+            proto: "bgp",
+            drain_by_metric: true,
+        },
+    );
 }
 
 #[test]
@@ -724,5 +771,16 @@ fn frr_director_bgp_bird_router() {
         },
         || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&bird, &router, &director, &dir, &ddiag, 254, "bgp", false);
+    exercise(
+        &bird,
+        &router,
+        &director,
+        &dir,
+        &ddiag,
+        Flavour {
+            v6_route_table: 254,
+            proto: "bgp",
+            drain_by_metric: false,
+        },
+    );
 }
