@@ -25,6 +25,31 @@
 //!   announcing treats it as already announced, withdrawing refuses to remove it
 //!   ([`KernelError::Foreign`]).
 //!
+//! # Lifecycle
+//!
+//! What the backend installs lives in the kernel, not in the process: unlike a BGP session,
+//! nothing withdraws a VIP when ipvs-herald dies. Therefore:
+//!
+//! * at start-up call [`KernelBackend::reconcile`] with the VIPs that may stay (normally none:
+//!   the control loop announces again after `rise` good checks), which removes what a crashed
+//!   or killed predecessor left behind;
+//! * on a clean stop the control loop withdraws everything (its shutdown drain);
+//! * for the case where the daemon dies and is not restarted, the service manager can flush our
+//!   objects, e.g. in the systemd unit (defaults shown; route mode, then address mode):
+//!
+//!   ```text
+//!   ExecStopPost=-/sbin/ip -4 route flush table 100 proto 72
+//!   ExecStopPost=-/sbin/ip -6 route flush table 100 proto 72
+//!   ExecStopPost=-/sbin/ip -4 addr flush dev herald0 label herald0:vip
+//!   ExecStopPost=-/sbin/ip -6 addr flush dev herald0 scope global
+//!   ```
+//!
+//! # Kernel without dummy interfaces
+//!
+//! Creating `herald0` needs the `dummy` driver. Without it creation fails with EOPNOTSUPP and
+//! says so; use an existing interface instead (`create_interface = false`, e.g. `lo`, or an
+//! `ifb` device the administrator created), where the same ownership marks apply.
+//!
 //! # Network namespaces
 //!
 //! IPVS state is per network namespace, so the backend works in the namespace named by
