@@ -1,8 +1,8 @@
 //! Route backends other than the BGP speaker, and the VIP-address primitives.
 //!
 //! The control loop ([`crate::runtime`]) turns health and drains into ordered
-//! [`RouteAction`](crate::group::RouteAction)s and hands them to a
-//! [`RouteBackend`](crate::runtime::RouteBackend). This module provides:
+//! [`RouteAction`]s and hands them to a
+//! [`RouteBackend`]. This module provides:
 //!
 //! * [`KernelBackend`]: for sites where a local routing daemon (BIRD, FRR) runs OSPF — or BGP
 //!   itself. Announcing installs the VIP in the kernel — as an address on a dummy interface or
@@ -12,7 +12,7 @@
 //!   `config/frr-bgp-redistribute.conf` (all exercised by `announcer/tests/ospf.rs`).
 //! * [`VipAddresses`]: add/remove ipvs-herald's VIP addresses on an interface
 //!   (`vip_address = "manage"`), and list the host's addresses
-//!   ([`LocalAddrs`](crate::runtime::LocalAddrs), for `vip_address = "require"`).
+//!   ([`LocalAddrs`], for `vip_address = "require"`).
 //! * [`WithVipAddresses`]: wraps any backend (the BGP speaker) so that the address actions go to
 //!   a [`VipAddresses`] and the route actions to the wrapped backend.
 //!
