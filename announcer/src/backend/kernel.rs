@@ -103,7 +103,16 @@ pub enum KernelMode {
     Route,
 }
 
-/// `[announcer.kernel]`-style configuration of the kernel backend.
+/// Configuration of the kernel backend (e.g. an `[announcer.kernel]` table). Every field has a
+/// default; a typical route-mode setup:
+///
+/// ```toml
+/// mode = "route"          # or "address" (default): VIPs on the dummy interface herald0
+/// table = 100             # route mode: kernel table the routing daemon learns
+/// route_device = "lo"
+/// protocol = 72           # marks our routes/addresses (`ip route show proto 72`)
+/// # netns = "/run/netns/lb"   # when IPVS runs in another network namespace
+/// ```
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
@@ -1012,20 +1021,27 @@ mod tests {
     }
 
     #[test]
-    fn config_parses_from_toml_shape() {
-        // serde: unknown fields are refused, modes are lowercase.
-        #[derive(Deserialize)]
-        struct W {
-            mode: KernelMode,
-        }
-        let w: Result<W, _> = serde_json_like("route");
-        assert_eq!(w.map(|w| w.mode).ok(), Some(KernelMode::Route));
-
-        fn serde_json_like(mode: &str) -> Result<W, serde::de::value::Error> {
-            use serde::de::IntoDeserializer;
-            let map: std::collections::BTreeMap<&str, &str> =
-                [("mode", mode)].into_iter().collect();
-            W::deserialize(map.into_deserializer())
-        }
+    fn config_parses_from_toml() {
+        let c: KernelConfig = toml::from_str(
+            "mode = \"route\"\ntable = 100\nroute_device = \"lo\"\nprotocol = 72\nnetns = \"/run/netns/lb\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.mode, KernelMode::Route);
+        assert_eq!(
+            c.netns.as_deref(),
+            Some(std::path::Path::new("/run/netns/lb"))
+        );
+        assert_eq!(c.interface, DEFAULT_INTERFACE);
+        assert!(c.validate().is_ok());
+        let d: KernelConfig = toml::from_str("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d, KernelConfig::default());
+        let e = toml::from_str::<KernelConfig>("tabel = 100")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `tabel`"), "{e}");
+        let e = toml::from_str::<KernelConfig>("mode = \"bgp\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `bgp`"), "{e}");
     }
 }

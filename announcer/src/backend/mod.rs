@@ -60,11 +60,32 @@ impl RouteBackend for KernelBackend {
                     self.addresses().add(interface, *prefix).await.map(drop)
                 }
                 RouteAction::RemoveAddress { prefix, interface } => {
-                    self.addresses().remove(interface, *prefix).await.map(drop)
+                    remove_managed(self.addresses(), interface, *prefix).await
                 }
             }
             .map_err(|e| e.to_string())
         })
+    }
+}
+
+/// `RemoveAddress` for `vip_address = "manage"`: the route is already withdrawn, so an address
+/// that someone else configured (not ours) is left in place with a warning, not an error.
+async fn remove_managed(
+    addrs: &VipAddresses,
+    interface: &str,
+    prefix: ipnet::IpNet,
+) -> Result<(), KernelError> {
+    match addrs.remove(interface, prefix).await {
+        Ok(_) => Ok(()),
+        Err(KernelError::Foreign(what, _)) => {
+            tracing::warn!(
+                vip = %prefix,
+                interface,
+                "{what} was configured by someone else; leaving it in place"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
     }
 }
 
@@ -103,10 +124,8 @@ impl RouteBackend for WithVipAddresses {
                     .map_err(|e| e.to_string())
             }),
             RouteAction::RemoveAddress { prefix, interface } => Box::pin(async move {
-                self.addrs
-                    .remove(interface, *prefix)
+                remove_managed(&self.addrs, interface, *prefix)
                     .await
-                    .map(drop)
                     .map_err(|e| e.to_string())
             }),
             RouteAction::Announce { .. } | RouteAction::Withdraw { .. } => self.inner.apply(action),

@@ -818,7 +818,9 @@ mod tests {
             .ifa_index(3)
             .rtattrs(attrs)
             .build();
-        let Ok(valid) = valid else { panic!("builder failed") };
+        let Ok(valid) = valid else {
+            panic!("builder failed")
+        };
         let mut seed = Cursor::new(Vec::new());
         if valid.to_bytes(&mut seed).is_err() {
             panic!("serialise failed");
@@ -842,7 +844,9 @@ mod tests {
                 b.truncate(cut.max(b.len() / 2));
                 b
             };
-            if let Ok(m) = Ifaddrmsg::from_bytes_with_input(&mut Cursor::new(&bytes[..]), bytes.len()) {
+            if let Ok(m) =
+                Ifaddrmsg::from_bytes_with_input(&mut Cursor::new(&bytes[..]), bytes.len())
+            {
                 decoded += 1;
                 let _ = parse_addr(&m);
             }
