@@ -179,10 +179,15 @@ fn foreign_addresses_are_never_removed() {
     // The administrator's own addresses on herald0: no label, no protocol mark.
     ns.exec("ip", &["addr", "add", "203.0.113.50/32", "dev", "herald0"]);
     ns.exec("ip", &["addr", "add", "2001:db8::50/128", "dev", "herald0"]);
+    // Even one that looks like ours (a nodad /128): on Linux >= 6.1 only IFA_PROTO counts.
+    ns.exec(
+        "ip",
+        &["addr", "add", "2001:db8::52/128", "dev", "herald0", "nodad"],
+    );
     let b = rt
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
-    for vip in ["203.0.113.50/32", "2001:db8::50/128"] {
+    for vip in ["203.0.113.50/32", "2001:db8::50/128", "2001:db8::52/128"] {
         let o = rt.block_on(b.announce_vip(net(vip), None));
         assert_eq!(o.ok(), Some(Outcome::Foreign), "{vip}");
         let e = rt.block_on(b.withdraw_vip(net(vip))).err();
@@ -201,7 +206,9 @@ fn foreign_addresses_are_never_removed() {
     assert_eq!(removed, vec![net("203.0.113.51/32")]);
     let shown = ns.exec("ip", &["addr", "show", "herald0"]);
     assert!(
-        shown.contains("203.0.113.50/32") && shown.contains("2001:db8::50/128"),
+        shown.contains("203.0.113.50/32")
+            && shown.contains("2001:db8::50/128")
+            && shown.contains("2001:db8::52/128"),
         "{shown}"
     );
     assert!(!shown.contains("203.0.113.51/32"), "{shown}");

@@ -69,7 +69,7 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -343,7 +343,34 @@ pub fn vip_label(ifname: &str) -> Option<String> {
     (l.len() <= IFNAMSIZ_MAX).then_some(l)
 }
 
+/// Whether this kernel records the address protocol (`IFA_PROTO`, Linux >= 6.1).
+fn kernel_has_ifa_proto() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|r| release_at_least(&r, 6, 1))
+            // Unknown: assume a modern kernel, so the weaker IPv6 mark is never trusted.
+            .unwrap_or(true)
+    })
+}
+
+/// `"6.18.44-fc"` >= 6.1?
+fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let got = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    got >= (major, minor)
+}
+
 fn is_ours(a: &Addr, link: &Link, protocol: u8) -> bool {
+    is_ours_with(a, link, protocol, kernel_has_ifa_proto())
+}
+
+/// Ownership of an address: `IFA_PROTO` = ours; else an IPv4 label `<if>:vip`; else, only on
+/// kernels without `IFA_PROTO`, an IPv6 /128 with `nodad` (what we add).
+fn is_ours_with(a: &Addr, link: &Link, protocol: u8, has_ifa_proto: bool) -> bool {
     if a.index != link.index {
         return false;
     }
@@ -351,7 +378,7 @@ fn is_ours(a: &Addr, link: &Link, protocol: u8) -> bool {
         Some(p) => p == protocol,
         None => match a.addr {
             IpAddr::V4(_) => a.label.is_some() && a.label == vip_label(&link.name),
-            IpAddr::V6(_) => a.prefix_len == 128 && a.flags & IFA_F_NODAD != 0,
+            IpAddr::V6(_) => !has_ifa_proto && a.prefix_len == 128 && a.flags & IFA_F_NODAD != 0,
         },
     }
 }
@@ -960,64 +987,94 @@ mod tests {
             flags: 0,
             proto: None,
         };
-        assert!(!is_ours(&base, &link, 72));
-        assert!(is_ours(
+        assert!(!is_ours_with(&base, &link, 72, false));
+        assert!(is_ours_with(
             &Addr {
                 proto: Some(72),
                 ..base.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
-        assert!(!is_ours(
+        assert!(!is_ours_with(
             &Addr {
                 proto: Some(3),
                 label: Some("herald0:vip".into()),
                 ..base.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
-        assert!(is_ours(
+        assert!(is_ours_with(
             &Addr {
                 label: Some("herald0:vip".into()),
                 ..base.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
-        assert!(!is_ours(
+        assert!(!is_ours_with(
             &Addr {
                 index: 8,
                 proto: Some(72),
                 ..base.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
         let v6 = Addr {
             addr: "2001:db8::10".parse().unwrap_or(IpAddr::from([0u8; 16])),
             prefix_len: 128,
             ..base.clone()
         };
-        assert!(!is_ours(&v6, &link, 72));
-        assert!(is_ours(
+        assert!(!is_ours_with(&v6, &link, 72, false));
+        assert!(is_ours_with(
             &Addr {
                 flags: IFA_F_NODAD,
                 ..v6.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
-        assert!(!is_ours(
+        assert!(!is_ours_with(
             &Addr {
                 flags: IFA_F_NODAD,
                 prefix_len: 64,
                 ..v6
             },
             &link,
-            72
+            72,
+            false
         ));
+        // On a kernel with IFA_PROTO only the protocol (or the IPv4 label) counts: an
+        // administrator's `nodad` /128 is not ours.
+        let admin_v6 = Addr {
+            addr: IpAddr::from([
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            ]),
+            prefix_len: 128,
+            flags: IFA_F_NODAD,
+            ..base.clone()
+        };
+        assert!(!is_ours_with(&admin_v6, &link, 72, true));
+        assert!(is_ours_with(
+            &Addr {
+                proto: Some(72),
+                ..admin_v6
+            },
+            &link,
+            72,
+            true
+        ));
+        assert!(release_at_least("6.18.44-fc-v509", 6, 1));
+        assert!(release_at_least("6.1.0-21-amd64", 6, 1));
+        assert!(!release_at_least("5.10.0-30-amd64", 6, 1));
+        assert!(!release_at_least("garbage", 6, 1));
     }
 
     #[test]
