@@ -656,3 +656,47 @@ fn eperm_names_cap_net_admin() {
         "{text}"
     );
 }
+
+#[test]
+fn noprefixroute_option_suppresses_the_kernel_prefix_route() {
+    require_root();
+    let ns = Netns::new(&format!("hk-{}", unique_tag("x")));
+    let rt = rt();
+    let dummy = make_herald0(&ns);
+    let vip = net("2001:db8::63/128");
+    let plain = rt
+        .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rt.block_on(plain.announce_vip(vip, None)).ok(),
+        Some(Outcome::Added)
+    );
+    // Without the option the kernel adds its own prefix route for the /128.
+    let routes = ns.exec("ip", &["-6", "route", "show", "dev", "herald0"]);
+    assert!(routes.contains("2001:db8::63 proto kernel"), "{routes}");
+    assert_eq!(
+        rt.block_on(plain.withdraw_vip(vip)).ok(),
+        Some(Outcome::Removed)
+    );
+    let npr = rt
+        .block_on(KernelBackend::new(KernelConfig {
+            noprefixroute: true,
+            ..addr_cfg(&ns, dummy)
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rt.block_on(npr.announce_vip(vip, None)).ok(),
+        Some(Outcome::Added)
+    );
+    let shown = ns.exec("ip", &["-6", "addr", "show", "dev", "herald0"]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("2001:db8::63/128"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("noprefixroute") && line.contains("nodad"),
+        "{shown}"
+    );
+    let routes = ns.exec("ip", &["-6", "route", "show", "dev", "herald0"]);
+    assert!(!routes.contains("2001:db8::63"), "{routes}");
+}
