@@ -9,7 +9,11 @@
 //!   with `nodad` so they are usable at once.
 //! * `route`: the VIP becomes a route `VIP dev lo table 100 proto 72` (device, table and protocol
 //!   configurable). The daemon learns that table (BIRD `protocol kernel { kernel table 100;
-//!   learn; }`, FRR `ip import-table 100` + `redistribute table 100`).
+//!   learn; }`, FRR `ip import-table 100` + `redistribute table 100`; FRR 8 cannot import IPv6
+//!   tables, so IPv6 VIP routes go to the main table there, `table = 254`, with
+//!   `redistribute kernel`). The route's metric is the VIP group's `med` for its current state;
+//!   the shipped BIRD configurations turn it into the OSPF external metric / BGP MED, so a
+//!   draining director can be de-preferred before it withdraws.
 //!
 //! # What is ours
 //!
@@ -18,8 +22,8 @@
 //!
 //! * routes: route protocol number [`KernelConfig::protocol`] (default [`DEFAULT_PROTOCOL`], 72,
 //!   shown as `proto 72` by `ip route`; add `72 herald` to `/etc/iproute2/rt_protos` for a name);
-//! * addresses: address protocol `IFA_PROTO` = the same number (Linux ≥ 6.1, `ip addr` shows
-//!   `proto 72`); in addition IPv4 addresses carry the label `<interface>:vip` (e.g.
+//! * addresses: address protocol `IFA_PROTO` = the same number (Linux ≥ 6.1; iproute2 6.1
+//!   does not display it, later versions show `proto 72`); in addition IPv4 addresses carry the label `<interface>:vip` (e.g.
 //!   `herald0:vip`), and on kernels without `IFA_PROTO` an IPv6 /128 with the `nodad` flag on the
 //!   backend's interface counts as ours. An address that is present but not marked is *foreign*:
 //!   announcing treats it as already announced, withdrawing refuses to remove it
