@@ -23,10 +23,11 @@
 //! * routes: route protocol number [`KernelConfig::protocol`] (default [`DEFAULT_PROTOCOL`], 72,
 //!   shown as `proto 72` by `ip route`; add `72 herald` to `/etc/iproute2/rt_protos` for a name);
 //! * addresses: address protocol `IFA_PROTO` = the same number (Linux ≥ 6.1; iproute2 6.1
-//!   does not display it, later versions show `proto 72`); in addition IPv4 addresses carry the label `<interface>:vip` (e.g.
-//!   `herald0:vip`), and on kernels without `IFA_PROTO` an IPv6 /128 with the `nodad` flag on the
-//!   backend's interface counts as ours. An address that is present but not marked is *foreign*:
-//!   announcing treats it as already announced, withdrawing refuses to remove it
+//!   does not display it, later versions show `proto 72`); in addition IPv4 addresses carry
+//!   the label `<interface>:vip` (e.g. `herald0:vip`), and only on kernels without `IFA_PROTO`
+//!   an IPv6 /128 with the `nodad` flag on the backend's interface counts as ours. An address
+//!   that is present but not marked is *foreign*: announcing treats it as already announced,
+//!   withdrawing refuses to remove it
 //!   ([`KernelError::Foreign`]).
 //!
 //! # Lifecycle
