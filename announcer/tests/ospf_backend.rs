@@ -13,7 +13,7 @@ use herald_announcer::backend::{
     KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses, WithVipAddresses,
 };
 use herald_announcer::group::RouteAction;
-use herald_announcer::runtime::{BoxFuture, LocalAddrs, RouteBackend};
+use herald_announcer::runtime::{BoxFuture, LocalAddrs, RouteSink};
 use herald_announcer::vip::ParsedAttrs;
 use ipnet::IpNet;
 use ospf_support::{require_root, unique_tag, Netns};
@@ -409,7 +409,7 @@ fn concurrent_announces_through_the_trait_object() {
     let b = rt
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
-    let backend: Arc<dyn RouteBackend> = Arc::new(b.clone());
+    let backend: Arc<dyn RouteSink> = Arc::new(b.clone());
     // 64 VIPs, each announced twice concurrently; bounded by a 60 s timeout.
     let vips: Vec<IpNet> = (1..=64)
         .map(|i| net(&format!("198.51.100.{i}/32")))
@@ -533,7 +533,7 @@ fn managed_address_and_route_follow_the_action_order() {
 #[derive(Default)]
 struct Recorder(Mutex<Vec<String>>);
 
-impl RouteBackend for Recorder {
+impl RouteSink for Recorder {
     fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
         Box::pin(async move {
             self.0

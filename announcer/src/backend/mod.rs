@@ -2,7 +2,7 @@
 //!
 //! The control loop ([`crate::runtime`]) turns health and drains into ordered
 //! [`RouteAction`]s and hands them to a
-//! [`RouteBackend`]. This module provides:
+//! [`RouteSink`]. This module provides:
 //!
 //! * [`KernelBackend`]: for sites where a local routing daemon (BIRD, FRR) runs OSPF — or BGP
 //!   itself. Announcing installs the VIP in the kernel — as an address on a dummy interface or
@@ -40,11 +40,11 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::group::RouteAction;
-use crate::runtime::{BoxFuture, LocalAddrs, RouteBackend};
+use crate::runtime::{BoxFuture, LocalAddrs, RouteSink};
 
 pub use kernel::{KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses};
 
-impl RouteBackend for KernelBackend {
+impl RouteSink for KernelBackend {
     /// `Announce`/`Withdraw` install/remove the VIP per [`KernelMode`] (`attrs.med` becomes the
     /// route's metric in `route` mode; communities and the other BGP attributes have no kernel
     /// equivalent and are ignored). `AddAddress`/`RemoveAddress` manage the VIP address on the
@@ -94,7 +94,7 @@ async fn remove_managed(
 /// interface addresses).
 #[derive(Clone)]
 pub struct WithVipAddresses {
-    inner: Arc<dyn RouteBackend>,
+    inner: Arc<dyn RouteSink>,
     addrs: VipAddresses,
 }
 
@@ -108,12 +108,12 @@ impl std::fmt::Debug for WithVipAddresses {
 
 impl WithVipAddresses {
     /// Wraps `inner`.
-    pub fn new(inner: Arc<dyn RouteBackend>, addrs: VipAddresses) -> Self {
+    pub fn new(inner: Arc<dyn RouteSink>, addrs: VipAddresses) -> Self {
         WithVipAddresses { inner, addrs }
     }
 }
 
-impl RouteBackend for WithVipAddresses {
+impl RouteSink for WithVipAddresses {
     fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
         match action {
             RouteAction::AddAddress { prefix, interface } => Box::pin(async move {
