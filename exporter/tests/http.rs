@@ -384,8 +384,12 @@ fn ensure_command(cmd: &str, package: &str) {
         .map(|s| s.success())
         .unwrap_or(false);
     if !found {
-        let ok = std::process::Command::new("apt-get")
-            .args(["install", "-y", package])
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "apt-get update -q && apt-get install -y -q {package}"
+            ))
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
