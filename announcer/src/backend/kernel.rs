@@ -81,9 +81,10 @@ use serde::Deserialize;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::rtnl::{
-    Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_DADFAILED, IFA_F_NODAD,
-    IFA_F_NOPREFIXROUTE, TABLE_MAIN,
+    Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_NODAD, IFA_F_NOPREFIXROUTE,
+    TABLE_MAIN,
 };
+use super::RouteAttrs;
 
 /// Default route protocol number (and address protocol) that marks what ipvs-herald installs.
 /// Not used by the kernel, iproute2, BIRD (12), FRR (11, 186–198) or keepalived (18).
@@ -425,13 +426,13 @@ impl VipAddresses {
         }
     }
 
-    /// Makes sure the dummy interface `name` exists and is up, creating it when `create`.
-    /// Returns its index. An existing interface of another kind is refused when `create` is
-    /// set (it was meant to be ours); with `create` off any existing interface is used.
+    /// Makes sure the interface `name` exists, creating it as a dummy (and setting it up) when
+    /// it is missing and `create` is set. An existing interface of any kind is used as it is
+    /// (a down dummy is set up). Returns its index.
     pub async fn ensure_interface(&self, name: &str, create: bool) -> Result<u32, KernelError> {
         let name = name.to_string();
         blocking(&self.rtnl, move |r| {
-            ensure_link(r, &name, create, create).map(|l| l.index)
+            ensure_link(r, &name, create, false).map(|l| l.index)
         })
         .await
     }
@@ -459,17 +460,6 @@ impl VipAddresses {
             del_addr(r, &link, vip.addr(), protocol)
         })
         .await
-    }
-
-    /// Every usable address in the namespace (not those that failed IPv6 DAD). Blocking: call
-    /// it from a blocking context.
-    pub fn local_addresses_blocking(&self) -> Result<Vec<IpAddr>, KernelError> {
-        let mut r = self.rtnl.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(r.addresses(None)?
-            .into_iter()
-            .filter(|a| a.flags & IFA_F_DADFAILED == 0)
-            .map(|a| a.addr)
-            .collect())
     }
 
     /// Our addresses on `ifname` (empty when the interface does not exist).
@@ -717,14 +707,15 @@ impl KernelBackend {
     }
 
     /// Installs `prefix`. In `address` mode the interface is re-created / set up if someone
-    /// removed it or took it down. In `route` mode `metric` is the route's priority (changing it
-    /// replaces the route, make-before-break); `address` mode ignores it.
+    /// removed it or took it down. In `route` mode `attrs.metric` is the route's priority
+    /// (changing it replaces the route, make-before-break); `address` mode ignores it.
     pub async fn announce_vip(
         &self,
         prefix: IpNet,
-        metric: Option<u32>,
+        attrs: &RouteAttrs,
     ) -> Result<Outcome, KernelError> {
         let cfg = Arc::clone(&self.cfg);
+        let metric = attrs.metric;
         let span = info_span!("kernel_announce", vip = %prefix, mode = ?cfg.mode);
         blocking(&self.rtnl, move |r| match cfg.mode {
             KernelMode::Address => {
