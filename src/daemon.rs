@@ -6,10 +6,10 @@
 use crate::config::{Config, LogFormat};
 use anyhow::Context;
 use herald_announcer::admin;
-use herald_announcer::backend::{KernelBackend, VipAddresses};
+use herald_announcer::backend::{KernelBackend, VipAddresses, WithVipAddresses};
 use herald_announcer::bgp::{Speaker, SpeakerHandle};
 use herald_announcer::runtime::{Control, RouteSink, Runtime, RuntimeSettings};
-use herald_announcer::sinks::{BgpSink, InterfaceAddrs, KernelSink};
+use herald_announcer::sinks::{BgpSink, InterfaceAddrs};
 use herald_announcer::vip::VipAddressMode;
 use herald_announcer::BackendKind;
 use herald_shared::reader::{IpvsSource, Reader};
@@ -261,24 +261,18 @@ impl Announcer {
             .iter()
             .any(|g| g.vip_address == VipAddressMode::Manage);
         let sink: Arc<dyn RouteSink> = match (a.backend, &speaker) {
-            (BackendKind::Kernel, _) => {
-                let backend = KernelBackend::new(a.kernel.clone())
+            (BackendKind::Kernel, _) => Arc::new(
+                KernelBackend::new(a.kernel.clone())
                     .await
-                    .context("cannot set up the kernel route backend")?;
-                Arc::new(KernelSink::new(backend))
-            }
-            (BackendKind::Bgp, Some(s)) => {
-                let addresses = if manages {
-                    Some(
-                        VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)
-                            .await
-                            .context("cannot open rtnetlink for vip_address = \"manage\"")?,
-                    )
-                } else {
-                    None
-                };
-                Arc::new(BgpSink::new(s.clone(), addresses))
-            }
+                    .context("cannot set up the kernel route backend")?,
+            ),
+            (BackendKind::Bgp, Some(s)) if manages => Arc::new(WithVipAddresses::new(
+                Arc::new(BgpSink::new(s.clone())),
+                VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)
+                    .await
+                    .context("cannot open rtnetlink for vip_address = \"manage\"")?,
+            )),
+            (BackendKind::Bgp, Some(s)) => Arc::new(BgpSink::new(s.clone())),
             (BackendKind::Bgp, None) => {
                 anyhow::bail!("announcer.backend = \"bgp\" needs an [announcer.bgp] section")
             }

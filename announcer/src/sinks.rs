@@ -1,16 +1,14 @@
-//! Where the control loop's [`RouteAction`]s go: the BGP speaker or the kernel backend for the
-//! routes, and [`VipAddresses`] for the VIP addresses ipvs-herald manages itself.
+//! Where the control loop's [`RouteAction`]s go when the backend is BGP, and how the loop learns
+//! the local addresses. (The kernel backend is a [`RouteSink`] itself, in `crate::backend`.)
 //!
 //! The loop emits actions already in the safe order (address before announce, withdraw before
 //! address removal); a sink carries each out and reports failures, it never reorders.
 
-use crate::backend::{self, KernelBackend, VipAddresses};
 use crate::bgp::{Origin, RouteAttrs as BgpAttrs, SpeakerHandle};
 use crate::group::RouteAction;
 use crate::runtime::{BoxFuture, LocalAddrs, RouteSink};
 use crate::vip::ParsedAttrs;
 use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Converts the configured attributes of a state into the speaker's.
@@ -25,56 +23,17 @@ pub fn bgp_attrs(a: &ParsedAttrs) -> BgpAttrs {
     }
 }
 
-/// Routes through the BGP speaker.
+/// Routes through the BGP speaker. Address actions (`vip_address = "manage"`) are not the
+/// speaker's business: wrap it in [`crate::backend::WithVipAddresses`] for those.
 #[derive(Debug, Clone)]
 pub struct BgpSink {
     speaker: SpeakerHandle,
-    addresses: Option<VipAddresses>,
 }
 
 impl BgpSink {
-    /// `addresses` is needed only when a group has `vip_address = "manage"`.
-    pub fn new(speaker: SpeakerHandle, addresses: Option<VipAddresses>) -> Self {
-        BgpSink { speaker, addresses }
+    pub fn new(speaker: SpeakerHandle) -> Self {
+        BgpSink { speaker }
     }
-}
-
-/// Routes through the kernel (a local routing daemon redistributes them).
-#[derive(Debug, Clone)]
-pub struct KernelSink {
-    backend: KernelBackend,
-}
-
-impl KernelSink {
-    pub fn new(backend: KernelBackend) -> Self {
-        KernelSink { backend }
-    }
-}
-
-async fn address_action(
-    addresses: Option<&VipAddresses>,
-    action: &RouteAction,
-) -> Result<(), String> {
-    let Some(addrs) = addresses else {
-        return Err(
-            "vip_address = \"manage\" needs the kernel address primitives, which are not set up"
-                .into(),
-        );
-    };
-    match action {
-        RouteAction::AddAddress { prefix, interface } => {
-            addrs
-                .ensure_interface(interface, true)
-                .await
-                .map_err(|e| e.to_string())?;
-            addrs.add(interface, *prefix).await.map(drop)
-        }
-        RouteAction::RemoveAddress { prefix, interface } => {
-            addrs.remove(interface, *prefix).await.map(drop)
-        }
-        _ => return Ok(()),
-    }
-    .map_err(|e| e.to_string())
 }
 
 impl RouteSink for BgpSink {
@@ -89,34 +48,9 @@ impl RouteSink for BgpSink {
                     self.speaker.withdraw(*prefix);
                     Ok(())
                 }
-                other => address_action(self.addresses.as_ref(), other).await,
-            }
-        })
-    }
-}
-
-impl RouteSink for KernelSink {
-    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move {
-            match action {
-                RouteAction::Announce { prefix, attrs } => {
-                    let attrs = backend::RouteAttrs {
-                        metric: attrs.med,
-                        communities: attrs.communities.clone(),
-                    };
-                    self.backend
-                        .announce_vip(*prefix, &attrs)
-                        .await
-                        .map(drop)
-                        .map_err(|e| e.to_string())
-                }
-                RouteAction::Withdraw { prefix } => self
-                    .backend
-                    .withdraw_vip(*prefix)
-                    .await
-                    .map(drop)
-                    .map_err(|e| e.to_string()),
-                other => address_action(Some(self.backend.addresses()), other).await,
+                RouteAction::AddAddress { .. } | RouteAction::RemoveAddress { .. } => Err(
+                    "the BGP sink does not manage addresses (wrap it in WithVipAddresses)".into(),
+                ),
             }
         })
     }
@@ -158,9 +92,6 @@ impl LocalAddrs for InterfaceAddrs {
         .map_err(|e| e.to_string())
     }
 }
-
-/// Shared handle type the daemon passes to [`crate::runtime::Runtime::new`].
-pub type SharedSink = Arc<dyn RouteSink>;
 
 #[cfg(test)]
 mod tests {

@@ -19,7 +19,7 @@ mod ospf_support;
 
 use std::time::Duration;
 
-use herald_announcer::backend::{KernelBackend, KernelConfig, KernelMode, Outcome, RouteAttrs};
+use herald_announcer::backend::{KernelBackend, KernelConfig, KernelMode, Outcome};
 use ipnet::IpNet;
 use ospf_support::{
     link, logs, require_daemons, require_root, unique_tag, wait_for, Bird, Frr, Netns, TempDir,
@@ -37,13 +37,6 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 fn net(s: &str) -> IpNet {
     s.parse()
         .unwrap_or_else(|e| panic!("bad test prefix {s}: {e}"))
-}
-
-fn metric(m: u32) -> RouteAttrs {
-    RouteAttrs {
-        metric: Some(m),
-        ..RouteAttrs::default()
-    }
 }
 
 fn shipped_config(name: &str) -> String {
@@ -374,11 +367,11 @@ fn exercise(
     // --- Address mode, IPv4 and IPv6; announcing twice is the same as once.
     for vip in [VIP4, VIP6] {
         let o = rt
-            .block_on(addr_backend.announce_vip(net(vip), &RouteAttrs::default()))
+            .block_on(addr_backend.announce_vip(net(vip), None))
             .unwrap_or_else(|e| panic!("announce {vip}: {e}"));
         assert_eq!(o, Outcome::Added, "{vip}");
         let o = rt
-            .block_on(addr_backend.announce_vip(net(vip), &RouteAttrs::default()))
+            .block_on(addr_backend.announce_vip(net(vip), None))
             .unwrap_or_else(|e| panic!("announce {vip}: {e}"));
         assert_eq!(o, Outcome::AlreadyPresent, "{vip}");
     }
@@ -437,11 +430,11 @@ fn exercise(
     let route_vips = [(ROUTE_VIP4, &route_backend), (ROUTE_VIP6, &v6_backend)];
     for (vip, b) in route_vips {
         let o = rt
-            .block_on(b.announce_vip(net(vip), &RouteAttrs::default()))
+            .block_on(b.announce_vip(net(vip), None))
             .unwrap_or_else(|e| panic!("announce {vip}: {e}"));
         assert_eq!(o, Outcome::Added, "{vip}");
         let o = rt
-            .block_on(b.announce_vip(net(vip), &RouteAttrs::default()))
+            .block_on(b.announce_vip(net(vip), None))
             .unwrap_or_else(|e| panic!("announce {vip}: {e}"));
         assert_eq!(o, Outcome::AlreadyPresent, "{vip}");
     }
@@ -460,7 +453,7 @@ fn exercise(
         // turns it into the OSPF external metric / BGP MED the router sees.
         for (vip, b) in route_vips {
             let o = rt
-                .block_on(b.announce_vip(net(vip), &metric(20000)))
+                .block_on(b.announce_vip(net(vip), Some(20000)))
                 .unwrap_or_else(|e| panic!("re-announce {vip} with metric 20000: {e}"));
             assert_eq!(o, Outcome::Added, "{vip}");
         }

@@ -10,22 +10,14 @@ mod ospf_support;
 use std::time::Duration;
 
 use herald_announcer::backend::{
-    KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, RouteAttrs,
+    KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses, WithVipAddresses,
 };
 use herald_announcer::group::RouteAction;
-use herald_announcer::runtime::RouteSink;
-use herald_announcer::sinks::KernelSink;
+use herald_announcer::runtime::{BoxFuture, LocalAddrs, RouteSink};
 use herald_announcer::vip::ParsedAttrs;
 use ipnet::IpNet;
 use ospf_support::{require_root, unique_tag, Netns};
-use std::sync::Arc;
-
-fn metric(m: u32) -> RouteAttrs {
-    RouteAttrs {
-        metric: Some(m),
-        ..RouteAttrs::default()
-    }
-}
+use std::sync::{Arc, Mutex};
 
 fn net(s: &str) -> IpNet {
     s.parse()
@@ -107,7 +99,7 @@ fn creates_dummy_interface_or_names_the_missing_kernel_support() {
         assert!(link.contains("dummy") && link.contains("UP"), "{link}");
         // Deleted behind our back: the next announce re-creates it.
         ns.exec("ip", &["link", "del", "herald0"]);
-        let o = rt.block_on(b.announce_vip(net("203.0.113.10/32"), &RouteAttrs::default()));
+        let o = rt.block_on(b.announce_vip(net("203.0.113.10/32"), None));
         assert_eq!(o.ok(), Some(Outcome::Added));
         let shown = ns.exec("ip", &["addr", "show", "herald0"]);
         assert!(shown.contains("203.0.113.10/32"), "{shown}");
@@ -196,7 +188,7 @@ fn foreign_addresses_are_never_removed() {
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
     for vip in ["203.0.113.50/32", "2001:db8::50/128", "2001:db8::52/128"] {
-        let o = rt.block_on(b.announce_vip(net(vip), &RouteAttrs::default()));
+        let o = rt.block_on(b.announce_vip(net(vip), None));
         assert_eq!(o.ok(), Some(Outcome::Foreign), "{vip}");
         let e = rt.block_on(b.withdraw_vip(net(vip))).err();
         let s = e.map(|e| e.to_string()).unwrap_or_default();
@@ -206,7 +198,7 @@ fn foreign_addresses_are_never_removed() {
         );
     }
     // One of ours next to them; reconcile with an empty keep list removes only ours.
-    let o = rt.block_on(b.announce_vip(net("203.0.113.51/32"), &RouteAttrs::default()));
+    let o = rt.block_on(b.announce_vip(net("203.0.113.51/32"), None));
     assert_eq!(o.ok(), Some(Outcome::Added));
     let removed = rt
         .block_on(b.reconcile(&[]))
@@ -231,7 +223,7 @@ fn ipv6_addresses_are_marked_and_usable_at_once() {
     let b = rt
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
-    let o = rt.block_on(b.announce_vip(net("2001:db8::61/128"), &RouteAttrs::default()));
+    let o = rt.block_on(b.announce_vip(net("2001:db8::61/128"), None));
     assert_eq!(o.ok(), Some(Outcome::Added));
     // Right away (no DAD wait): not tentative, and a socket can bind to it.
     let shown = ns.exec("ip", &["-6", "addr", "show", "dev", "herald0"]);
@@ -254,7 +246,7 @@ fn ipv6_addresses_are_marked_and_usable_at_once() {
     );
     // Control: an address that is not configured cannot be bound.
     assert!(bind_in_netns(&ns, "[2001:db8::62]:0").is_err());
-    let v4 = rt.block_on(b.announce_vip(net("203.0.113.61/32"), &RouteAttrs::default()));
+    let v4 = rt.block_on(b.announce_vip(net("203.0.113.61/32"), None));
     assert_eq!(v4.ok(), Some(Outcome::Added));
     let shown = ns.exec("ip", &["-4", "addr", "show", "dev", "herald0"]);
     assert!(shown.contains("herald0:vip"), "{shown}");
@@ -300,7 +292,7 @@ fn ipv4_address_without_label_is_owned_through_ifa_proto() {
     let b = rt
         .block_on(KernelBackend::new(cfg))
         .unwrap_or_else(|e| panic!("{e}"));
-    let o = rt.block_on(b.announce_vip(net("203.0.113.80/32"), &RouteAttrs::default()));
+    let o = rt.block_on(b.announce_vip(net("203.0.113.80/32"), None));
     assert_eq!(o.ok(), Some(Outcome::Added));
     let shown = ns.exec("ip", &["-4", "addr", "show", "dev", "heraldvips01"]);
     assert!(
@@ -332,19 +324,19 @@ fn route_mode_metric_changes_and_foreign_routes() {
         .block_on(KernelBackend::new(route_cfg(&ns)))
         .unwrap_or_else(|e| panic!("{e}"));
     for (vip, fam) in [("203.0.113.70/32", "-4"), ("2001:db8::70/128", "-6")] {
-        let m10 = metric(10);
-        let m20 = metric(20);
+        let m10 = Some(10);
+        let m20 = Some(20);
         assert_eq!(
-            rt.block_on(b.announce_vip(net(vip), &m10)).ok(),
+            rt.block_on(b.announce_vip(net(vip), m10)).ok(),
             Some(Outcome::Added)
         );
         assert_eq!(
-            rt.block_on(b.announce_vip(net(vip), &m10)).ok(),
+            rt.block_on(b.announce_vip(net(vip), m10)).ok(),
             Some(Outcome::AlreadyPresent)
         );
         // A new metric replaces the route (make before break), never leaves two.
         assert_eq!(
-            rt.block_on(b.announce_vip(net(vip), &m20)).ok(),
+            rt.block_on(b.announce_vip(net(vip), m20)).ok(),
             Some(Outcome::Added)
         );
         let shown = ns.exec("ip", &[fam, "route", "show", "table", "100", "proto", "72"]);
@@ -362,7 +354,7 @@ fn route_mode_metric_changes_and_foreign_routes() {
     }
     // A non-host prefix is installed as its network.
     assert_eq!(
-        rt.block_on(b.announce_vip(net("198.51.100.7/24"), &RouteAttrs::default()))
+        rt.block_on(b.announce_vip(net("198.51.100.7/24"), None))
             .ok(),
         Some(Outcome::Added)
     );
@@ -384,7 +376,7 @@ fn route_mode_metric_changes_and_foreign_routes() {
         ],
     );
     let e = rt
-        .block_on(b.announce_vip(net("203.0.113.71/32"), &RouteAttrs::default()))
+        .block_on(b.announce_vip(net("203.0.113.71/32"), None))
         .err();
     let s = e.map(|e| e.to_string()).unwrap_or_default();
     assert!(
@@ -409,7 +401,7 @@ fn route_mode_metric_changes_and_foreign_routes() {
 }
 
 #[test]
-fn concurrent_announces_through_the_kernel_sink() {
+fn concurrent_announces_through_the_trait_object() {
     require_root();
     let ns = Netns::new(&format!("hk-{}", unique_tag("p")));
     let rt = rt();
@@ -417,7 +409,7 @@ fn concurrent_announces_through_the_kernel_sink() {
     let b = rt
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
-    let backend: Arc<dyn RouteSink> = Arc::new(KernelSink::new(b.clone()));
+    let backend: Arc<dyn RouteSink> = Arc::new(b.clone());
     // 64 VIPs, each announced twice concurrently; bounded by a 60 s timeout.
     let vips: Vec<IpNet> = (1..=64)
         .map(|i| net(&format!("198.51.100.{i}/32")))
@@ -480,10 +472,8 @@ fn managed_address_and_route_follow_the_action_order() {
         let (_, out) = ns.try_exec("ip", &["route", "show", "table", "100"]);
         out.contains("203.0.113.90")
     };
-    // Through the daemon's sink, as the control loop drives it.
-    let sink = KernelSink::new(b.clone());
     let apply = |a: RouteAction| {
-        rt.block_on(sink.apply(&a))
+        rt.block_on(b.apply(&a))
             .unwrap_or_else(|e| panic!("{a:?}: {e}"))
     };
     apply(RouteAction::AddAddress {
@@ -513,16 +503,18 @@ fn managed_address_and_route_follow_the_action_order() {
         interface: "lo".into(),
     });
     assert!(!has_addr() && !has_route());
-    // Removing again is fine.
+    // Removing again is fine; 127.0.0.1 (not ours) is untouched.
     apply(RouteAction::RemoveAddress {
         prefix: vip,
         interface: "lo".into(),
     });
-    // Someone else's address (127.0.0.1) is never removed, whatever the sink reports.
-    let _ = rt.block_on(sink.apply(&RouteAction::RemoveAddress {
+    // Someone else's address: the route is gone already, so RemoveAddress leaves it in place
+    // without failing (a warning is logged), while a direct remove() says why it refuses.
+    rt.block_on(b.apply(&RouteAction::RemoveAddress {
         prefix: net("127.0.0.1/8"),
         interface: "lo".into(),
-    }));
+    }))
+    .unwrap_or_else(|e| panic!("RemoveAddress of a foreign address: {e}"));
     assert!(ns
         .exec("ip", &["-4", "addr", "show", "dev", "lo"])
         .contains("127.0.0.1/8"));
@@ -534,6 +526,71 @@ fn managed_address_and_route_follow_the_action_order() {
     assert!(
         e.contains("address 127.0.0.1/8 on lo exists but was not installed by ipvs-herald"),
         "{e}"
+    );
+}
+
+/// Route actions recorded by a stand-in for the BGP speaker.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl RouteSink for Recorder {
+    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(format!("{action:?}"));
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn with_vip_addresses_splits_address_and_route_actions() {
+    require_root();
+    let ns = Netns::new(&format!("hk-{}", unique_tag("w")));
+    let rt = rt();
+    let addrs = rt
+        .block_on(VipAddresses::open(Some(ns.path()), 72))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rec = Arc::new(Recorder::default());
+    let both = WithVipAddresses::new(rec.clone(), addrs.clone());
+    let vip = net("2001:db8::91/128");
+    for a in [
+        RouteAction::AddAddress {
+            prefix: vip,
+            interface: "lo".into(),
+        },
+        RouteAction::Announce {
+            prefix: vip,
+            attrs: ParsedAttrs::default(),
+        },
+    ] {
+        rt.block_on(both.apply(&a))
+            .unwrap_or_else(|e| panic!("{a:?}: {e}"));
+    }
+    let shown = ns.exec("ip", &["-6", "addr", "show", "dev", "lo"]);
+    assert!(
+        shown.contains("2001:db8::91/128") && shown.contains("nodad"),
+        "{shown}"
+    );
+    let recorded = rec.0.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(recorded[0].starts_with("Announce"), "{recorded:?}");
+    // The host's addresses, for vip_address = "require".
+    let local = addrs.local_addrs().unwrap_or_else(|e| panic!("{e}"));
+    for want in ["127.0.0.1", "::1", "2001:db8::91"] {
+        let want: std::net::IpAddr = want.parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(local.contains(&want), "{want} missing from {local:?}");
+    }
+    let o = rt
+        .block_on(addrs.remove("lo", vip))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(o, Outcome::Removed);
+    let local = addrs.local_addrs().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !local.iter().any(|a| a.to_string() == "2001:db8::91"),
+        "{local:?}"
     );
 }
 
@@ -611,8 +668,7 @@ fn noprefixroute_option_suppresses_the_kernel_prefix_route() {
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        rt.block_on(plain.announce_vip(vip, &RouteAttrs::default()))
-            .ok(),
+        rt.block_on(plain.announce_vip(vip, None)).ok(),
         Some(Outcome::Added)
     );
     // Without the option the kernel adds its own prefix route for the /128.
@@ -629,8 +685,7 @@ fn noprefixroute_option_suppresses_the_kernel_prefix_route() {
         }))
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        rt.block_on(npr.announce_vip(vip, &RouteAttrs::default()))
-            .ok(),
+        rt.block_on(npr.announce_vip(vip, None)).ok(),
         Some(Outcome::Added)
     );
     let shown = ns.exec("ip", &["-6", "addr", "show", "dev", "herald0"]);

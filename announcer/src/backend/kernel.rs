@@ -81,10 +81,9 @@ use serde::Deserialize;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::rtnl::{
-    Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_NODAD, IFA_F_NOPREFIXROUTE,
-    TABLE_MAIN,
+    Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_DADFAILED, IFA_F_NODAD,
+    IFA_F_NOPREFIXROUTE, TABLE_MAIN,
 };
-use super::RouteAttrs;
 
 /// Default route protocol number (and address protocol) that marks what ipvs-herald installs.
 /// Not used by the kernel, iproute2, BIRD (12), FRR (11, 186–198) or keepalived (18).
@@ -462,6 +461,17 @@ impl VipAddresses {
         .await
     }
 
+    /// Every usable address in the namespace (not those that failed IPv6 DAD). Blocking: call
+    /// it from a blocking context.
+    pub fn local_addresses_blocking(&self) -> Result<Vec<IpAddr>, KernelError> {
+        let mut r = self.rtnl.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(r.addresses(None)?
+            .into_iter()
+            .filter(|a| a.flags & IFA_F_DADFAILED == 0)
+            .map(|a| a.addr)
+            .collect())
+    }
+
     /// Our addresses on `ifname` (empty when the interface does not exist).
     pub async fn owned(&self, ifname: &str) -> Result<Vec<IpNet>, KernelError> {
         let ifname = ifname.to_string();
@@ -683,10 +693,12 @@ impl KernelBackend {
         };
         match backend.cfg.mode {
             KernelMode::Address => {
-                backend
-                    .addrs
-                    .ensure_interface(&backend.cfg.interface, backend.cfg.create_interface)
-                    .await?;
+                // With create_interface the interface is ours: it must be a dummy.
+                let (name, create) = (backend.cfg.interface.clone(), backend.cfg.create_interface);
+                blocking(&backend.rtnl, move |r| {
+                    ensure_link(r, &name, create, create).map(drop)
+                })
+                .await?;
             }
             KernelMode::Route => {
                 let dev = backend.cfg.route_device.clone();
@@ -707,15 +719,14 @@ impl KernelBackend {
     }
 
     /// Installs `prefix`. In `address` mode the interface is re-created / set up if someone
-    /// removed it or took it down. In `route` mode `attrs.metric` is the route's priority
-    /// (changing it replaces the route, make-before-break); `address` mode ignores it.
+    /// removed it or took it down. In `route` mode `metric` is the route's priority (changing it
+    /// replaces the route, make-before-break); `address` mode ignores it.
     pub async fn announce_vip(
         &self,
         prefix: IpNet,
-        attrs: &RouteAttrs,
+        metric: Option<u32>,
     ) -> Result<Outcome, KernelError> {
         let cfg = Arc::clone(&self.cfg);
-        let metric = attrs.metric;
         let span = info_span!("kernel_announce", vip = %prefix, mode = ?cfg.mode);
         blocking(&self.rtnl, move |r| match cfg.mode {
             KernelMode::Address => {

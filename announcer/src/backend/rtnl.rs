@@ -35,6 +35,8 @@ use super::kernel::KernelError;
 
 /// `IFA_FLAGS` bit: do not create a prefix route for this address (`noprefixroute`).
 pub(crate) const IFA_F_NOPREFIXROUTE: u32 = 0x200;
+/// `IFA_FLAGS` bit: IPv6 duplicate address detection failed.
+pub(crate) const IFA_F_DADFAILED: u32 = 0x08;
 /// `IFA_FLAGS` bit: skip duplicate address detection (`nodad`), IPv6 only.
 pub(crate) const IFA_F_NODAD: u32 = 0x02;
 /// `IFA_PROTO` (Linux >= 6.1): the address protocol, our ownership mark on addresses.
