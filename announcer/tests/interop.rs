@@ -61,6 +61,9 @@ struct Setup {
     speaker_passive: bool,
     /// The router only listens; our side connects.
     router_passive: bool,
+    /// GTSM on the router / on our side.
+    router_gtsm: bool,
+    speaker_gtsm: bool,
 }
 
 impl Default for Setup {
@@ -73,6 +76,8 @@ impl Default for Setup {
             v6_transport: false,
             speaker_passive: false,
             router_passive: false,
+            router_gtsm: false,
+            speaker_gtsm: false,
         }
     }
 }
@@ -86,6 +91,7 @@ fn setup(test: &str, kind: Kind, make: MakeDriver, s: &Setup) -> TResult<Ctx> {
     rspec.md5 = s.router_md5.clone();
     rspec.transport_v6 = s.v6_transport;
     rspec.passive = s.router_passive;
+    rspec.ttl_security = s.router_gtsm;
     let router = Router::start(&lab, rspec)?;
     let dspec = DriverSpec {
         local_as: SPEAKER_AS,
@@ -95,6 +101,7 @@ fn setup(test: &str, kind: Kind, make: MakeDriver, s: &Setup) -> TResult<Ctx> {
             hold: s.hold,
             md5: s.speaker_md5.clone(),
             passive: s.speaker_passive,
+            ttl_security: s.speaker_gtsm.then_some(1),
         }],
     };
     let driver = make(&lab, &dspec)?;
@@ -379,7 +386,7 @@ fn ibgp_attributes(ctx: &mut Ctx) -> TResult<()> {
     Ok(())
 }
 
-/// TCP-MD5 with the same password on both sides: session up, routes flow.
+/// Session up and a route flows (TCP-MD5 or GTSM configured on both sides).
 fn md5_good(ctx: &mut Ctx) -> TResult<()> {
     both_up(ctx)?;
     let p = net("203.0.113.0/24");
@@ -388,13 +395,14 @@ fn md5_good(ctx: &mut Ctx) -> TResult<()> {
     Ok(())
 }
 
-/// TCP-MD5 with different passwords: the session must never come up.
-fn md5_bad(ctx: &mut Ctx) -> TResult<()> {
+/// The session must never come up (mismatched MD5 passwords, GTSM against a peer that
+/// sends TTL 1).
+fn stays_down(ctx: &mut Ctx) -> TResult<()> {
     let router = &ctx.router;
     let driver = ctx.driver.as_ref();
     let (speaker, peer) = (ctx.speaker_addr, ctx.router_addr);
     stays_false(
-        "session with mismatched MD5 passwords",
+        "session that must not come up",
         Duration::from_secs(8),
         POLL,
         || Ok(router.established(speaker)? || driver.established(peer)?),
@@ -564,8 +572,18 @@ macro_rules! router_suite {
                     $kind,
                     $make,
                     md5_setup("s3cr3t-Herald", "wrong-password"),
-                    md5_bad,
+                    stays_down,
                 );
+            }
+
+            #[test]
+            fn gtsm_both_sides_up() {
+                let s = Setup {
+                    router_gtsm: true,
+                    speaker_gtsm: true,
+                    ..Setup::default()
+                };
+                run("gtsm", $kind, $make, s, md5_good);
             }
 
             #[test]
@@ -610,6 +628,30 @@ macro_rules! router_suite {
         }
     };
 }
+
+/// Scenarios only our speaker is held to (GoBGP as the announcing side does not reject a
+/// TTL-1 peer when it opened the connection itself, so it cannot be the reference here).
+macro_rules! herald_only_suite {
+    ($modname:ident, $kind:expr) => {
+        mod $modname {
+            use super::*;
+
+            #[test]
+            fn gtsm_only_our_side_rejects_ttl1_peer() {
+                // eBGP routers send TTL 1 by default; with GTSM we accept only TTL 255.
+                let s = Setup {
+                    speaker_gtsm: true,
+                    ..Setup::default()
+                };
+                run("gtsmbad", $kind, herald_driver, s, stays_down);
+            }
+        }
+    };
+}
+
+herald_only_suite!(bird_herald_only, Kind::Bird);
+herald_only_suite!(frr_herald_only, Kind::Frr);
+herald_only_suite!(gobgp_herald_only, Kind::Gobgp);
 
 router_suite!(bird, Kind::Bird, herald_driver);
 router_suite!(frr, Kind::Frr, herald_driver);

@@ -52,6 +52,8 @@ pub struct RouterSpec {
     pub transport_v6: bool,
     /// Router only accepts connections (the speaker must connect).
     pub passive: bool,
+    /// GTSM (RFC 5082) towards a directly connected speaker: send TTL 255, accept only 255.
+    pub ttl_security: bool,
 }
 
 impl RouterSpec {
@@ -64,6 +66,7 @@ impl RouterSpec {
             md5: None,
             transport_v6: false,
             passive: false,
+            ttl_security: false,
         }
     }
 
@@ -161,6 +164,9 @@ impl Router {
             if let Some(pw) = &s.md5 {
                 let _ = writeln!(c, "  password \"{pw}\";");
             }
+            if s.ttl_security {
+                let _ = writeln!(c, "  ttl security on;");
+            }
             if s.ibgp() {
                 // iBGP defaults to multihop with recursive next hops; the speaker is on-link.
                 let _ = writeln!(c, "  direct;");
@@ -189,6 +195,9 @@ impl Router {
             }
             if let Some(pw) = &s.md5 {
                 let _ = writeln!(c, " neighbor {peer} password {pw}");
+            }
+            if s.ttl_security {
+                let _ = writeln!(c, " neighbor {peer} ttl-security hops 1");
             }
         }
         for af in ["ipv4", "ipv6"] {
@@ -226,6 +235,12 @@ impl Router {
             );
             if s.passive {
                 let _ = writeln!(c, "  [neighbors.transport.config]\n    passive-mode = true");
+            }
+            if s.ttl_security {
+                let _ = writeln!(
+                    c,
+                    "  [neighbors.ttl-security.config]\n    enabled = true\n    ttl-min = 255"
+                );
             }
             for af in ["ipv4-unicast", "ipv6-unicast"] {
                 let _ = writeln!(
