@@ -522,6 +522,83 @@ fn both_families_roundtrip(ctx: &mut Ctx) -> TResult<()> {
     Ok(())
 }
 
+/// The scale set: every /32 of 198.51.100.0/24 and 203.0.113.0/24 (512) and 2,000 /64s
+/// of 2001:db8:2000::/48, spread over four attribute sets so UPDATEs must be split both
+/// by attribute set and by the 4,096-byte message limit.
+fn scale_set() -> Vec<(IpNet, Attrs)> {
+    let sets: Vec<Attrs> = (0..4u16)
+        .map(|i| Attrs {
+            origin: Origin::Igp,
+            med: Some(u32::from(i) * 10),
+            local_pref: None,
+            communities: vec![community(65000, 1000 + i)],
+            large_communities: vec![(65000, u32::from(i), 1)],
+            as_path_prepend: (i % 2) as u8,
+        })
+        .collect();
+    let mut out = Vec::new();
+    let mut k = 0usize;
+    for base in [[198u8, 51, 100], [203, 0, 113]] {
+        for host in 0..=255u8 {
+            let p = net(&format!("{}.{}.{}.{host}/32", base[0], base[1], base[2]));
+            out.push((p, sets[k % sets.len()].clone()));
+            k += 1;
+        }
+    }
+    for i in 0..2000u32 {
+        out.push((
+            net(&format!("2001:db8:2000:{i:x}::/64")),
+            sets[k % sets.len()].clone(),
+        ));
+        k += 1;
+    }
+    out
+}
+
+/// 2,512 prefixes in one go: all arrive (counted per family), a sample carries the
+/// right attribute set, and withdrawing everything empties the router.
+fn scale(ctx: &mut Ctx) -> TResult<()> {
+    both_up(ctx)?;
+    let set = scale_set();
+    let n4 = set.iter().filter(|(p, _)| p.addr().is_ipv4()).count();
+    let n6 = set.len() - n4;
+    for (p, a) in &set {
+        ctx.driver.announce(*p, a)?;
+    }
+    let timeout = Duration::from_secs(30);
+    let mut last = (0, 0);
+    wait_until(
+        &format!("{n4} IPv4 + {n6} IPv6 prefixes"),
+        timeout,
+        POLL,
+        || {
+            last = (ctx.router.count(false)?, ctx.router.count(true)?);
+            Ok(last == (n4, n6))
+        },
+    )
+    .map_err(|e| format!("{e}; router holds {last:?}"))?;
+    for i in [0, 1, 255, 256, 511, 512, 1500, set.len() - 1] {
+        let (p, a) = set.get(i).ok_or("sample index out of range")?;
+        let got = ctx
+            .router
+            .route(*p)?
+            .ok_or_else(|| format!("{p} counted but not found"))?;
+        check_route(&got, a, false)?;
+    }
+    for (p, _) in &set {
+        ctx.driver.withdraw(*p)?;
+    }
+    wait_until("all scale prefixes withdrawn", timeout, POLL, || {
+        last = (ctx.router.count(false)?, ctx.router.count(true)?);
+        Ok(last == (0, 0))
+    })
+    .map_err(|e| format!("{e}; router still holds {last:?}"))?;
+    if !ctx.router.established(ctx.speaker_addr)? {
+        return err("session dropped during the scale test");
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------- test matrix
 
 fn md5_setup(router: &str, speaker: &str) -> Setup {
@@ -644,6 +721,11 @@ macro_rules! herald_only_suite {
                     ..Setup::default()
                 };
                 run("gtsmbad", $kind, herald_driver, s, stays_down);
+            }
+
+            #[test]
+            fn scale_2512_prefixes() {
+                run("scale", $kind, herald_driver, Setup::default(), scale);
             }
         }
     };

@@ -488,7 +488,30 @@ impl Router {
                     .and_then(|n| n.parse().ok())
                     .ok_or_else(|| format!("bad route count line {line:?}").into())
             }
-            _ => Ok(self.rib(v6)?.len()),
+            Kind::Frr => {
+                let af = if v6 { "ipv6" } else { "ipv4" };
+                let table = self.vtysh(&format!("show bgp {af} unicast json"))?;
+                Ok(routes::parse_frr_table_prefixes(&table)?.len())
+            }
+            Kind::Gobgp => Ok(self.rib(v6)?.len()),
+        }
+    }
+
+    /// The router's best path for exactly `p`, if it has one.
+    pub fn route(&self, p: IpNet) -> TResult<Option<RouteView>> {
+        let v6 = p.addr().is_ipv6();
+        match self.spec.kind {
+            Kind::Bird => {
+                let table = if v6 { "master6" } else { "master4" };
+                let out = self.birdc(&["show", "route", &p.to_string(), "all", "table", table])?;
+                Ok(routes::parse_bird(&out)?.remove(&p))
+            }
+            Kind::Frr => self.frr_route(p),
+            Kind::Gobgp => {
+                let af = if v6 { "ipv6" } else { "ipv4" };
+                let out = self.gobgp(&["global", "rib", "-a", af, &p.to_string(), "-j"])?;
+                Ok(routes::parse_gobgp(&out)?.remove(&p))
+            }
         }
     }
 
