@@ -166,3 +166,45 @@ async fn shutdown_is_bounded_when_the_peer_stops_reading() {
     h.shutdown("bye", Duration::from_secs(2)).await;
     assert!(t0.elapsed() <= Duration::from_secs(2) + Duration::from_millis(100));
 }
+
+#[tokio::test(start_paused = true)]
+async fn connect_retry_timer_restarts_a_hanging_connect() {
+    use socket2::{Domain, Socket, Type};
+    // A listener that never accepts, with its accept queue full: further SYNs are dropped
+    // by the kernel, so the speaker's connect hangs until its ConnectRetry timer fires.
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    l.bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap().as_socket().unwrap();
+    let mut fillers = Vec::new();
+    for _ in 0..3 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        s.set_nonblocking(true).unwrap();
+        let _ = s.connect(&addr.into());
+        fillers.push(s);
+    }
+    std::thread::sleep(Duration::from_millis(100)); // let the handshakes settle (wall clock)
+    let mut p = PeerConfig::new("p", addr.ip(), PEER_AS);
+    p.port = addr.port();
+    let cfg = BgpConfig {
+        router_id: Ipv4Addr::new(192, 0, 2, 1),
+        local_as: 65001,
+        listen: "127.0.0.1:0".parse().unwrap(),
+        peers: vec![p],
+    };
+    let mut reg = Registry::default();
+    let h = Speaker::start(cfg, &mut reg).unwrap();
+    assert!(h.wait_state("p", State::Connect, T).await);
+    // ConnectRetry is 30 s: after 95 s of virtual time, four attempts, still in Connect.
+    tokio::time::sleep(Duration::from_secs(95)).await;
+    assert_eq!(h.peer_states()[0].state, State::Connect);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    assert!(
+        text.contains(r#"ipvs_herald_bgp_connect_attempts_total{peer="p"} 4"#),
+        "{text}"
+    );
+    h.shutdown("done", T).await;
+    drop(fillers);
+}

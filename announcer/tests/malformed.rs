@@ -395,7 +395,12 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
         panic!()
     };
     assert_eq!(u.withdraw_routes().len(), 1);
-    // ROUTE-REFRESH for IPv6 re-sends the table.
+    // ROUTE-REFRESH for IPv6 re-sends the IPv6 table only.
+    h.announce("192.0.2.81/32".parse().unwrap(), attrs.clone());
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.nlri().len(), 1);
     c.send_raw(&frame(5, &[0, 2, 0, 1])).await.unwrap();
     let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
         panic!()
@@ -404,6 +409,19 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
         .path_attributes()
         .iter()
         .any(|a| matches!(a.value(), PathAttributeValue::MpReach(_))));
+    assert!(u.nlri().is_empty());
+    // ROUTE-REFRESH for IPv4 re-sends the IPv4 route; the next message after it is the
+    // withdrawal below, so nothing for IPv6 was sent in between.
+    c.send_raw(&frame(5, &[0, 1, 0, 1])).await.unwrap();
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.nlri().len(), 1);
+    h.withdraw("192.0.2.81/32".parse().unwrap());
+    let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+        panic!()
+    };
+    assert_eq!(u.withdraw_routes().len(), 1);
     // Shutdown: withdraw everything, then Cease / Administrative Shutdown with the message.
     let h2 = h.clone();
     let stop = tokio::spawn(async move { h2.shutdown("maintenance window", T).await });
@@ -421,4 +439,157 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
     tokio::time::timeout(T, stop).await.unwrap().unwrap();
     // No reconnect after shutdown.
     assert!(sp.accept(Duration::from_millis(800)).await.is_err());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn start_passive(md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAddr) {
+    let port = free_port();
+    let mut p = PeerConfig::new("passive", "127.0.0.1".parse().unwrap(), PEER_AS);
+    p.passive = true;
+    p.hold_time = 30;
+    p.md5_password = md5.map(str::to_string);
+    p.ttl_security = Some(1);
+    p.connect_retry = Backoff { min: 0.2, max: 0.4 };
+    let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let cfg = BgpConfig {
+        router_id: Ipv4Addr::new(192, 0, 2, 1),
+        local_as: LOCAL_AS,
+        listen,
+        peers: vec![p],
+    };
+    let mut reg = prometheus_client::registry::Registry::default();
+    (Speaker::start(cfg, &mut reg).expect("start"), listen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_peer_with_md5_and_gtsm() {
+    use herald_announcer::bgp::testutil::connect;
+    let (h, listen) = start_passive(Some("s3cret")).await;
+    assert!(h.wait_state("passive", State::Active, T).await);
+    // Without the key the SYN is dropped by the kernel: no connection.
+    assert!(connect(listen, None, 255, Duration::from_millis(1500))
+        .await
+        .is_err());
+    // Wrong key: same.
+    assert!(
+        connect(listen, Some("wrong"), 255, Duration::from_millis(1500))
+            .await
+            .is_err()
+    );
+    // Right key but TTL 64: GTSM (1 hop = TTL 255 required) drops the peer's packets.
+    let mut c = connect(listen, Some("s3cret"), 64, T)
+        .await
+        .expect("TCP connects");
+    let _ = c.send_raw(&open(PEER_AS, 30, peer_id())).await;
+    let _ = c.send_raw(&keepalive()).await;
+    assert!(
+        !h.wait_state("passive", State::OpenConfirm, Duration::from_secs(2))
+            .await
+    );
+    drop(c);
+    // The speaker's hold timer (240 s in OpenSent) would free the session; shut it and retry
+    // with a fresh speaker instead of waiting.
+    h.shutdown("done", T).await;
+    let (h, listen) = start_passive(Some("s3cret")).await;
+    let mut c = connect(listen, Some("s3cret"), 255, T)
+        .await
+        .expect("MD5 connect");
+    c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("passive", T).await);
+    // After the peer leaves, the passive session waits again and accepts a new connection.
+    drop(c);
+    assert!(
+        h.wait_state("passive", State::Idle, T).await
+            || h.wait_state("passive", State::Active, T).await
+    );
+    let mut c = connect(listen, Some("s3cret"), 255, T)
+        .await
+        .expect("second connect");
+    c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("passive", T).await);
+    h.shutdown("done", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_peer_with_md5() {
+    let sp = ScriptedPeer::bind_md5("127.0.0.1".parse().unwrap(), "k3y")
+        .await
+        .expect("md5 listener");
+    let addr = sp.addr().unwrap();
+    let mk = |key: &str| {
+        let mut p = PeerConfig::new("md5", addr.ip(), PEER_AS);
+        p.port = addr.port();
+        p.md5_password = Some(key.into());
+        p.connect_retry = Backoff { min: 0.2, max: 0.4 };
+        BgpConfig {
+            router_id: Ipv4Addr::new(192, 0, 2, 1),
+            local_as: LOCAL_AS,
+            listen: "127.0.0.1:0".parse().unwrap(),
+            peers: vec![p],
+        }
+    };
+    let mut reg = prometheus_client::registry::Registry::default();
+    let bad = Speaker::start(mk("nope"), &mut reg).unwrap();
+    assert!(
+        sp.accept(Duration::from_millis(1500)).await.is_err(),
+        "wrong key accepted"
+    );
+    bad.shutdown("done", T).await;
+    let mut reg = prometheus_client::registry::Registry::default();
+    let h = Speaker::start(mk("k3y"), &mut reg).unwrap();
+    let mut c = sp.accept(T).await.expect("MD5 session connects");
+    c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("md5", T).await);
+    h.shutdown("done", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_capability_is_dropped_on_reconnect() {
+    use herald_announcer::bgp::GracefulRestart;
+    let (h, sp) = start(|p| p.graceful_restart = Some(GracefulRestart { restart_time: 60 })).await;
+    let has_gr = |m: &herald_announcer::bgp::testutil::RawMsg| match m.parse().unwrap() {
+        BgpMessage::Open(o) => o
+            .capabilities()
+            .iter()
+            .any(|c| matches!(c, BgpCapability::GracefulRestartCapability(_))),
+        _ => panic!("not an OPEN"),
+    };
+    let mut c = sp.accept(T).await.unwrap();
+    let o = c.recv_type(1, T).await.unwrap();
+    assert!(has_gr(&o), "graceful restart configured but not sent");
+    // Unsupported Capability: graceful restart (code 64, length 2).
+    c.send_raw(&frame(3, &[2, 7, 64, 2, 0, 60])).await.unwrap();
+    assert!(c.closed(T).await);
+    let mut c = sp.accept(T).await.expect("reconnect");
+    let o = c.recv_type(1, T).await.unwrap();
+    assert!(!has_gr(&o), "refused capability sent again");
+    h.shutdown("done", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_unsupported_optional_parameter() {
+    // OPEN with optional parameter type 1 (the deprecated authentication parameter).
+    let mut body = vec![4];
+    body.extend_from_slice(&(PEER_AS as u16).to_be_bytes());
+    body.extend_from_slice(&30u16.to_be_bytes());
+    body.extend_from_slice(&peer_id().octets());
+    body.extend_from_slice(&[3, 1, 1, 0]);
+    expect_reject(frame(1, &body), false, 2, 4).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_truncated_parameters() {
+    // Optional parameters length says 10, only 2 bytes follow.
+    let mut body = vec![4];
+    body.extend_from_slice(&(PEER_AS as u16).to_be_bytes());
+    body.extend_from_slice(&30u16.to_be_bytes());
+    body.extend_from_slice(&peer_id().octets());
+    body.extend_from_slice(&[10, 2, 0]);
+    expect_reject(frame(1, &body), false, 2, 0).await;
 }

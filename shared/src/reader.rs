@@ -19,7 +19,18 @@ pub struct ReaderConfig {
     /// Which source to use.
     pub source: SourceKind,
     /// Root of procfs, for the procfs reader and the connection table (tests point it elsewhere).
+    /// Default `/proc`. Files are read from `<root>/net/…`, or `<root>/thread-self/net/…`
+    /// when `netns` is set (the reading thread is the one inside the namespace).
     pub procfs_root: PathBuf,
+    /// Longest time one read of the IPVS state (or one pass over the connection table without
+    /// its own time limit) may take before it is abandoned with an error, in milliseconds.
+    /// Default `10000`. Large tables on slow machines need more (10,000 services x 10
+    /// destinations took ipvsadm 8-15 s in an emulated 2-vCPU VM).
+    pub timeout_ms: u64,
+    /// Size of each `read()` on `/proc/net/ip_vs_conn`, in bytes (at least 4096). Default
+    /// `1048576` (1 MiB): kernels before ~6.14 restart the hash walk on every read of that
+    /// file, so small reads make a pass quadratic in the number of connections.
+    pub conn_read_buffer: usize,
 }
 
 impl Default for ReaderConfig {
@@ -28,6 +39,8 @@ impl Default for ReaderConfig {
             netns: None,
             source: SourceKind::Auto,
             procfs_root: PathBuf::from("/proc"),
+            timeout_ms: 10_000,
+            conn_read_buffer: crate::conntable::DEFAULT_READ_BUFFER,
         }
     }
 }
@@ -64,6 +77,8 @@ pub enum ReadError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("gave up reading from the kernel after {0:?} (raise [reader] timeout_ms, or dump --timeout)")]
+    Timeout(std::time::Duration),
     #[error("{path}:{line}: {message}")]
     Parse {
         path: PathBuf,
@@ -79,4 +94,192 @@ pub trait IpvsSource: Send + Sync {
 
     /// Aggregate the connection table, stopping at `limits`.
     fn conn_table(&self, limits: &ConnTableLimits) -> Result<ConnTableSummary, ReadError>;
+}
+
+/// The real reader: implements [`IpvsSource`] from a [`ReaderConfig`].
+///
+/// Every call runs on a fresh thread (inside `netns` when configured) and is bounded by
+/// `timeout_ms`. With `source = "auto"`, netlink is tried first and procfs is used when netlink
+/// is refused for lack of CAP_NET_ADMIN (logged once as a warning).
+#[derive(Debug)]
+pub struct Reader {
+    cfg: ReaderConfig,
+    capture_dir: Option<PathBuf>,
+    warned_fallback: std::sync::atomic::AtomicBool,
+}
+
+impl Reader {
+    /// A reader for `cfg`.
+    pub fn new(cfg: ReaderConfig) -> Self {
+        Reader {
+            cfg,
+            capture_dir: None,
+            warned_fallback: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Write every raw netlink reply to `dir` (see [`crate::netlink::Capture`]).
+    pub fn with_capture(mut self, dir: PathBuf) -> Self {
+        self.capture_dir = Some(dir);
+        self
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &ReaderConfig {
+        &self.cfg
+    }
+
+    /// Path of a file under `net/` in procfs, as seen from the reading thread.
+    fn proc_net(cfg: &ReaderConfig, file: &str) -> PathBuf {
+        if cfg.netns.is_some() {
+            cfg.procfs_root.join("thread-self/net").join(file)
+        } else {
+            cfg.procfs_root.join("net").join(file)
+        }
+    }
+
+    fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.cfg.timeout_ms.max(1))
+    }
+
+    fn read_file(path: &std::path::Path) -> Result<String, ReadError> {
+        std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+
+    /// Procfs snapshot, on the current thread.
+    fn procfs_snapshot(cfg: &ReaderConfig) -> Result<Snapshot, ReadError> {
+        let path = Self::proc_net(cfg, "ip_vs");
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(ReadError::ModuleNotLoaded)
+            }
+            Err(source) => return Err(ReadError::Io { path, source }),
+        };
+        let (info, services) = crate::procfs::parse_ip_vs(&text).map_err(|e| ReadError::Parse {
+            path: path.clone(),
+            line: e.line,
+            message: e.message,
+        })?;
+        Ok(Snapshot {
+            info,
+            services,
+            timeouts: None,
+            daemons: Vec::new(),
+            global: Self::global_stats(cfg),
+        })
+    }
+
+    /// `/proc/net/ip_vs_stats`, or `None` (logged) when it cannot be read or parsed.
+    fn global_stats(cfg: &ReaderConfig) -> Option<crate::model::GlobalStats> {
+        let path = Self::proc_net(cfg, "ip_vs_stats");
+        let parsed = Self::read_file(&path).and_then(|t| {
+            crate::procfs::parse_ip_vs_stats(&t).map_err(|e| ReadError::Parse {
+                path: path.clone(),
+                line: e.line,
+                message: e.message,
+            })
+        });
+        match parsed {
+            Ok(g) => Some(g),
+            Err(e) => {
+                tracing::debug!(error = %e, "no global IPVS totals");
+                None
+            }
+        }
+    }
+
+    fn netlink_snapshot(
+        cfg: &ReaderConfig,
+        capture_dir: Option<&std::path::Path>,
+    ) -> Result<Snapshot, ReadError> {
+        let capture = capture_dir.map(crate::netlink::Capture::new).transpose()?;
+        let mut nl = crate::netlink::IpvsNetlink::open(capture)?;
+        let mut snap = nl.snapshot()?;
+        snap.global = Self::global_stats(cfg);
+        Ok(snap)
+    }
+}
+
+/// Which source actually produced a snapshot (with `auto`, netlink or the procfs fallback).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SourceUsed {
+    /// Generic netlink: everything, with 64-bit counters and rates per service/destination.
+    Netlink,
+    /// `/proc/net/ip_vs*`: no per-service/destination counters or rates (they read as zero),
+    /// no thresholds, persistent-connection counts, tunnel details, timeouts or sync daemons.
+    Procfs,
+}
+
+impl Reader {
+    /// Like [`IpvsSource::snapshot`], also telling which source was used.
+    pub fn snapshot_with_source(&self) -> Result<(Snapshot, SourceUsed), ReadError> {
+        let span = tracing::debug_span!("ipvs_snapshot", source = ?self.cfg.source, netns = ?self.cfg.netns);
+        let _e = span.enter();
+        let cfg = self.cfg.clone();
+        let capture = self.capture_dir.clone();
+        let (snap, fell_back) = crate::netns::run_in_netns(
+            self.cfg.netns.as_deref(),
+            self.timeout(),
+            move || match cfg.source {
+                SourceKind::Netlink => {
+                    Ok((Self::netlink_snapshot(&cfg, capture.as_deref())?, false))
+                }
+                SourceKind::Procfs => Ok((Self::procfs_snapshot(&cfg)?, false)),
+                SourceKind::Auto => match Self::netlink_snapshot(&cfg, capture.as_deref()) {
+                    Err(ReadError::PermissionDenied) => Ok((Self::procfs_snapshot(&cfg)?, true)),
+                    other => Ok((other?, false)),
+                },
+            },
+        )?;
+        let used = match (self.cfg.source, fell_back) {
+            (SourceKind::Procfs, _) | (SourceKind::Auto, true) => SourceUsed::Procfs,
+            _ => SourceUsed::Netlink,
+        };
+        if fell_back
+            && !self
+                .warned_fallback
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "netlink refused (CAP_NET_ADMIN is needed); reading /proc/net/ip_vs instead: \
+                 no per-service counters or rates, thresholds, timeouts or sync daemons"
+            );
+        }
+        Ok((snap, used))
+    }
+}
+
+impl IpvsSource for Reader {
+    fn snapshot(&self) -> Result<Snapshot, ReadError> {
+        self.snapshot_with_source().map(|(s, _)| s)
+    }
+
+    fn conn_table(&self, limits: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {
+        let span = tracing::debug_span!("ipvs_conn_table", netns = ?self.cfg.netns);
+        let _e = span.enter();
+        let cfg = self.cfg.clone();
+        let limits = *limits;
+        // The pass has its own time limit; give the thread a little more before giving up.
+        let timeout = match limits.max_duration {
+            Some(d) => d + self.timeout(),
+            None => self.timeout(),
+        };
+        crate::netns::run_in_netns(self.cfg.netns.as_deref(), timeout, move || {
+            let path = Self::proc_net(&cfg, "ip_vs_conn");
+            let file = std::fs::File::open(&path).map_err(|source| match source.kind() {
+                std::io::ErrorKind::NotFound => ReadError::ModuleNotLoaded,
+                _ => ReadError::Io {
+                    path: path.clone(),
+                    source,
+                },
+            })?;
+            crate::conntable::aggregate_reader(file, cfg.conn_read_buffer, &limits)
+                .map_err(|source| ReadError::Io { path, source })
+        })
+    }
 }

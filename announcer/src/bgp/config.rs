@@ -73,8 +73,8 @@ pub struct PeerConfig {
     /// larger than a third of the negotiated hold time is lowered to that third.
     #[serde(default)]
     pub keepalive: Option<u16>,
-    /// Backoff between connection attempts and after a session failure.
-    /// Default: `{ min = "1s"… }`, see [`Backoff`].
+    /// Exponential backoff (with jitter) before reconnecting after a failed connection attempt
+    /// or a session failure, in seconds. Default: `{ min = 1.0, max = 60.0 }`.
     #[serde(default)]
     pub connect_retry: Backoff,
     /// TCP MD5 signature password (RFC 2385). Default: none.
@@ -93,11 +93,12 @@ pub struct PeerConfig {
     /// Default: `"self"`. Required to be an address when IPv6 routes go over an IPv4 session.
     #[serde(default)]
     pub next_hop_v6: NextHop,
-    /// Also send the link-local address of the session's interface as second IPv6 next hop
-    /// (RFC 2545), as directly connected routers expect. Always done for link-local peers.
-    /// Default: false.
+    /// Send the link-local address of the session's interface as second IPv6 next hop
+    /// (RFC 2545 §3), as directly connected routers expect. Always done for link-local peers.
+    /// Default: automatic — only when the peer is on-link (inside the subnet of the interface
+    /// holding the session's local address).
     #[serde(default)]
-    pub ipv6_link_local_next_hop: bool,
+    pub ipv6_link_local_next_hop: Option<bool>,
     /// Address families to negotiate: `"ipv4"` and/or `"ipv6"` (unicast).
     /// Default: the family of `address`.
     #[serde(default)]
@@ -220,7 +221,7 @@ impl PeerConfig {
             ttl_security: None,
             next_hop_v4: NextHop::SelfAddr,
             next_hop_v6: NextHop::SelfAddr,
-            ipv6_link_local_next_hop: false,
+            ipv6_link_local_next_hop: None,
             families: None,
             graceful_restart: None,
         }

@@ -12,6 +12,7 @@
 //! | `ipvs_herald_bgp_last_error_timestamp_seconds` | gauge | peer |
 //! | `ipvs_herald_bgp_update_errors_ignored_total` | counter (RFC 7606 treat-as-withdraw) | peer |
 //! | `ipvs_herald_bgp_connect_failures_total` | counter | peer |
+//! | `ipvs_herald_bgp_connect_attempts_total` | counter (outgoing TCP connection attempts) | peer |
 
 use super::fsm::State;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -74,6 +75,7 @@ pub struct Metrics {
     last_error_ts: Family<PeerLabels, Gauge<f64, AtomicU64>>,
     ignored: Family<PeerLabels, Counter>,
     connect_failures: Family<PeerLabels, Counter>,
+    connect_attempts: Family<PeerLabels, Counter>,
 }
 
 fn now() -> f64 {
@@ -138,7 +140,19 @@ impl Metrics {
             "Failed TCP connection attempts and broken connections",
             m.connect_failures.clone(),
         );
+        registry.register(
+            format!("{p}_connect_attempts"),
+            "Outgoing TCP connection attempts",
+            m.connect_attempts.clone(),
+        );
         m
+    }
+
+    /// Count an outgoing connection attempt.
+    pub fn connect_attempt(&self, peer: &str) {
+        self.connect_attempts
+            .get_or_create(&PeerLabels { peer: peer.into() })
+            .inc();
     }
 
     /// Initialise a peer's series (state Idle, zero prefixes).

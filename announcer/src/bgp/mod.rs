@@ -30,6 +30,7 @@ pub mod config;
 pub mod fsm;
 pub mod metrics;
 pub mod msg;
+pub mod nexthop;
 pub mod rib;
 mod sockopt;
 pub mod tasks;

@@ -118,7 +118,9 @@ impl Notification {
     /// "unspecific" subcode).
     pub fn to_netgauze(&self) -> BgpNotificationMessage {
         use BgpNotificationMessage as N;
-        let value: Box<[u8]> = self.data.clone().into();
+        // Keep the whole message within 4096 bytes (header 19 + code + subcode).
+        let keep = self.data.len().min(MAX_MESSAGE_LEN - HEADER_LEN - 2);
+        let value: Box<[u8]> = self.data.get(..keep).unwrap_or(&[]).into();
         match (self.code, self.subcode) {
             (1, 1) => {
                 N::MessageHeaderError(MessageHeaderError::ConnectionNotSynchronized { value })
@@ -464,15 +466,15 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
         }
         5 => {
             // RFC 2918 / 7313: AFI(2) reserved/subtype(1) SAFI(1); any other length is 7/1.
-            if body.len() != 4 {
+            let &[afi_hi, afi_lo, _subtype, safi] = body else {
                 return Err(DecodeError::new(
                     ErrorKind::RouteRefresh,
                     Notification::new(7, 1, frame.to_vec()),
-                    format!("ROUTE-REFRESH of length {len}"),
+                    format!("ROUTE-REFRESH of length {len}, expected 23"),
                 ));
-            }
-            let afi = u16::from_be_bytes([body[0], body[1]]);
-            return Ok(Message::RouteRefresh { afi, safi: body[3] });
+            };
+            let afi = u16::from_be_bytes([afi_hi, afi_lo]);
+            return Ok(Message::RouteRefresh { afi, safi });
         }
         _ => {}
     }
@@ -632,6 +634,11 @@ fn classify_update(body: &[u8], asn4: bool) -> UpdateFault {
     }
 }
 
+/// Encode a NOTIFICATION message.
+pub fn encode_notification(n: &Notification) -> Result<Vec<u8>, String> {
+    encode(&BgpMessage::Notification(n.to_netgauze()))
+}
+
 /// Encode one message.
 pub fn encode(msg: &BgpMessage) -> Result<Vec<u8>, String> {
     let mut out = Vec::with_capacity(msg.len());
@@ -667,6 +674,25 @@ pub struct LocalOpen {
     pub families: Vec<Family>,
     /// Graceful-restart time, when enabled.
     pub graceful_restart: Option<u16>,
+    /// Capability codes not to send because the peer refused them with an Unsupported
+    /// Capability NOTIFICATION (RFC 5492 §5): any of 2 (route refresh), 64 (graceful
+    /// restart), 65 (4-octet AS), and 1 (multiprotocol) on an IPv4-only session.
+    pub suppress: Vec<u8>,
+}
+
+/// Capability codes listed in the data of an OPEN / Unsupported Capability NOTIFICATION
+/// (a sequence of code, length, value); a truncated entry ends the list.
+pub fn unsupported_capabilities(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut rest = data;
+    while let (Some(&code), Some(&len)) = (rest.first(), rest.get(1)) {
+        out.push(code);
+        match rest.get(2 + usize::from(len)..) {
+            Some(r) => rest = r,
+            None => break,
+        }
+    }
+    out
 }
 
 /// Build our OPEN: MP-BGP per family, ROUTE-REFRESH, 4-octet AS, optional graceful restart.
@@ -680,11 +706,18 @@ pub fn build_open(l: &LocalOpen) -> BgpMessage {
             ))
         })
         .collect();
-    caps.push(BgpCapability::RouteRefresh);
-    caps.push(BgpCapability::FourOctetAs(FourOctetAsCapability::new(
-        l.local_as,
-    )));
-    if let Some(t) = l.graceful_restart {
+    if l.suppress.contains(&1) && l.families == [Family::Ipv4] {
+        caps.clear(); // RFC 4760: no capability means IPv4 unicast
+    }
+    if !l.suppress.contains(&2) {
+        caps.push(BgpCapability::RouteRefresh);
+    }
+    if !l.suppress.contains(&65) {
+        caps.push(BgpCapability::FourOctetAs(FourOctetAsCapability::new(
+            l.local_as,
+        )));
+    }
+    if let Some(t) = l.graceful_restart.filter(|_| !l.suppress.contains(&64)) {
         let afs: Vec<_> = l
             .families
             .iter()
@@ -1135,6 +1168,7 @@ mod tests {
             hold_time: 90,
             families: vec![Family::Ipv4, Family::Ipv6],
             graceful_restart: Some(120),
+            suppress: vec![],
         }
     }
 
@@ -1239,6 +1273,29 @@ mod tests {
             e.notification,
             Notification::new(2, 7, vec![1, 4, 0, 1, 0, 1])
         );
+    }
+
+    #[test]
+    fn refused_capabilities_are_not_sent_again() {
+        assert_eq!(
+            unsupported_capabilities(&[64, 2, 0, 120, 2, 0]),
+            vec![64, 2]
+        );
+        assert_eq!(unsupported_capabilities(&[65, 9, 1]), vec![65]);
+        assert!(unsupported_capabilities(&[7]).is_empty());
+        let mut l = local_open();
+        l.suppress = vec![2, 64];
+        let BgpMessage::Open(o) = build_open(&l) else {
+            panic!()
+        };
+        let caps = o.capabilities();
+        assert!(!caps.iter().any(|c| matches!(
+            c,
+            BgpCapability::RouteRefresh | BgpCapability::GracefulRestartCapability(_)
+        )));
+        assert!(caps
+            .iter()
+            .any(|c| matches!(c, BgpCapability::FourOctetAs(_))));
     }
 
     #[test]

@@ -20,7 +20,7 @@
 //! Adj-RIB-Out. Writes are bounded by [`WRITE_TIMEOUT`]; a failed write is a
 //! `TcpConnectionFails` event.
 
-use super::config::{is_link_local_v6, Family, NextHop, PeerConfig};
+use super::config::{is_link_local_v6, Family, PeerConfig};
 use super::fsm::{Action, Event, Fsm, FsmConfig, State, Timer};
 use super::metrics::Metrics;
 use super::msg::{self, Message, Notification, PeerOpen, UpdateCtx};
@@ -31,7 +31,7 @@ use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 use netgauze_bgp_pkt::BgpMessage;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
@@ -99,6 +99,10 @@ pub struct Session {
     peer_open: Option<PeerOpen>,
     ctx: BgpParsingContext,
     families: Vec<Family>,
+    /// Capabilities the peer refused (RFC 5492 §5), left out of later OPENs.
+    suppress: Vec<u8>,
+    /// Families with a pending ROUTE-REFRESH request.
+    refresh: Vec<Family>,
 }
 
 impl std::fmt::Debug for Session {
@@ -166,6 +170,8 @@ impl Session {
             peer_open: None,
             ctx: msg::parsing_context(true),
             families,
+            suppress: Vec::new(),
+            refresh: Vec::new(),
             init,
         }
     }
@@ -362,7 +368,19 @@ impl Session {
     /// Decode one frame into an event.
     fn received(&mut self, frame: &[u8]) {
         let peer = self.init.peer.name.clone();
-        let m = match msg::decode(frame, &mut self.ctx) {
+        // Defence in depth: a panic inside the parser must not kill the session task.
+        let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            msg::decode(frame, &mut self.ctx)
+        }));
+        let decoded = decoded.unwrap_or_else(|_| {
+            self.ctx = msg::parsing_context(self.peer_open.as_ref().is_none_or(|o| o.asn4));
+            Err(msg::DecodeError {
+                kind: msg::ErrorKind::Header,
+                notification: Notification::new(1, 0, vec![]),
+                detail: "message parser panicked".into(),
+            })
+        });
+        let m = match decoded {
             Ok(m) => m,
             Err(e) => {
                 warn!(error = %e, "malformed message from peer");
@@ -413,6 +431,17 @@ impl Session {
                 warn!(notification = %n.describe(), "NOTIFICATION received");
                 self.metrics.notification(&peer, false, n.code, n.subcode);
                 self.note_error(format!("received {}", n.describe()));
+                if (n.code, n.subcode) == (2, 7) {
+                    for code in msg::unsupported_capabilities(&n.data) {
+                        if [1, 2, 64, 65].contains(&code) && !self.suppress.contains(&code) {
+                            info!(
+                                capability = code,
+                                "peer refused capability: not sending it again"
+                            );
+                            self.suppress.push(code);
+                        }
+                    }
+                }
                 if (n.code, n.subcode) == (2, 1) {
                     Event::NotifMsgVerErr(n)
                 } else {
@@ -421,7 +450,12 @@ impl Session {
             }
             Message::Keepalive => Event::KeepAliveMsg,
             Message::RouteRefresh { afi, safi } => match msg::family_of_afi(afi, safi) {
-                Some(f) if self.negotiated().contains(&f) => Event::RouteRefreshMsg,
+                Some(f) if self.negotiated().contains(&f) => {
+                    if !self.refresh.contains(&f) {
+                        self.refresh.push(f);
+                    }
+                    Event::RouteRefreshMsg
+                }
                 _ => {
                     debug!(
                         afi,
@@ -462,6 +496,7 @@ impl Session {
     async fn act(&mut self, a: Action) {
         match a {
             Action::Connect => {
+                self.metrics.connect_attempt(&self.init.peer.name);
                 let peer = self.init.peer.clone();
                 self.connecting = Some(Box::pin(async move { connect(&peer).await }));
             }
@@ -473,6 +508,7 @@ impl Session {
                     hold_time: self.init.peer.hold_time,
                     families: self.families.clone(),
                     graceful_restart: self.init.peer.graceful_restart.map(|g| g.restart_time),
+                    suppress: self.suppress.clone(),
                 });
                 self.send(&open, "open").await;
             }
@@ -500,8 +536,17 @@ impl Session {
                 self.sync_rib(true).await;
             }
             Action::ResendRib => {
-                let full = self.rib.full();
-                self.send_diff(&full.announce, &[]).await;
+                // Only the families the peer asked for (RFC 2918 §4).
+                let fams = std::mem::take(&mut self.refresh);
+                let announce: Vec<_> = self
+                    .rib
+                    .full()
+                    .announce
+                    .into_iter()
+                    .filter(|(p, _)| fams.contains(&super::rib::family_of(p)))
+                    .collect();
+                debug!(prefixes = announce.len(), families = ?fams, "answering ROUTE-REFRESH");
+                self.send_diff(&announce, &[]).await;
             }
         }
     }
@@ -536,44 +581,14 @@ impl Session {
     fn update_ctx(&self) -> UpdateCtx {
         let p = &self.init.peer;
         let local = self.conn.as_ref().map(|c| c.local);
-        let nh_v4 = match p.next_hop_v4 {
-            NextHop::Addr(IpAddr::V4(a)) => Some(a),
-            NextHop::Addr(IpAddr::V6(_)) => None,
-            NextHop::SelfAddr => match local {
-                Some(IpAddr::V4(a)) => Some(a),
-                _ => None,
-            },
-        };
-        let peer_ll = matches!(p.address, IpAddr::V6(a) if is_link_local_v6(&a));
-        let local_v6 = match local {
-            Some(IpAddr::V6(a)) => Some(a),
-            _ => None,
-        };
-        let global = match p.next_hop_v6 {
-            NextHop::Addr(IpAddr::V6(a)) => Some(a),
-            NextHop::Addr(IpAddr::V4(_)) => None,
-            NextHop::SelfAddr => match local_v6 {
-                Some(a) if is_link_local_v6(&a) => {
-                    Some(p.interface.as_deref().and_then(global_v6_on).unwrap_or(a))
-                }
-                other => other,
-            },
-        };
-        let link_local = if peer_ll {
-            local_v6.filter(is_link_local_v6)
-        } else if p.ipv6_link_local_next_hop {
-            local_v6.and_then(|a| link_local_of(&a))
-        } else {
-            None
-        };
-        // Never send the same address twice.
-        let link_local = link_local.filter(|ll| Some(*ll) != global);
+        let (nh_v4, nh_v6) =
+            super::nexthop::next_hops(p, local, &super::nexthop::interface_v6_addrs());
         UpdateCtx {
             local_as: self.init.local_as,
             ibgp: p.is_ibgp(self.init.local_as),
             asn4: self.peer_open.as_ref().is_some_and(|o| o.asn4),
             nh_v4,
-            nh_v6: global.map(|g| (g, link_local)),
+            nh_v6,
         }
     }
 
@@ -672,9 +687,8 @@ pub async fn connect(p: &PeerConfig) -> io::Result<TcpStream> {
     };
     let std: std::net::TcpStream = sock.into();
     let ts = tokio::net::TcpSocket::from_std_stream(std);
-    tokio::time::timeout(CONNECT_RETRY, ts.connect(remote))
-        .await
-        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+    // No timeout here: the FSM's ConnectRetry timer bounds the attempt.
+    ts.connect(remote).await
 }
 
 fn set_gtsm(sock: &socket2::Socket, v6: bool, hops: u8) -> io::Result<()> {
@@ -698,37 +712,6 @@ fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
         sockopt::set_min_ttl(s, v6, 255u8.saturating_sub(hops.saturating_sub(1)))?;
     }
     Ok(())
-}
-
-fn interface_addrs() -> Vec<(String, Ipv6Addr)> {
-    match nix::ifaddrs::getifaddrs() {
-        Ok(it) => it
-            .filter_map(|i| {
-                let a = i.address?;
-                let s6 = a.as_sockaddr_in6()?;
-                Some((i.interface_name, s6.ip()))
-            })
-            .collect(),
-        Err(_) => vec![],
-    }
-}
-
-/// Link-local address of the interface that holds `a`.
-fn link_local_of(a: &Ipv6Addr) -> Option<Ipv6Addr> {
-    let addrs = interface_addrs();
-    let ifname = addrs.iter().find(|(_, x)| x == a)?.0.clone();
-    addrs
-        .into_iter()
-        .find(|(n, x)| *n == ifname && is_link_local_v6(x))
-        .map(|(_, x)| x)
-}
-
-/// First global IPv6 address on an interface.
-fn global_v6_on(ifname: &str) -> Option<Ipv6Addr> {
-    interface_addrs()
-        .into_iter()
-        .find(|(n, x)| n == ifname && !is_link_local_v6(x) && !x.is_loopback())
-        .map(|(_, x)| x)
 }
 
 /// Bind the passive listener, with the MD5 keys of the passive peers.

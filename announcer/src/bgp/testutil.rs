@@ -29,6 +29,19 @@ impl ScriptedPeer {
         })
     }
 
+    /// Listen on 127.0.0.1 with an ephemeral port, requiring TCP MD5 key `key` from `peer`.
+    pub async fn bind_md5(peer: std::net::IpAddr, key: &str) -> io::Result<Self> {
+        use socket2::{Domain, Socket, Type};
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        s.set_nonblocking(true)?;
+        super::sockopt::set_tcp_md5(&s, peer, 0, key.as_bytes())?;
+        s.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())?;
+        s.listen(8)?;
+        Ok(ScriptedPeer {
+            listener: TcpListener::from_std(s.into())?,
+        })
+    }
+
     /// The listening address.
     pub fn addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -43,6 +56,33 @@ impl ScriptedPeer {
             })??;
         Ok(PeerConn { stream: s })
     }
+}
+
+/// Connect to a passive speaker, optionally with a TCP MD5 key, sending with IP TTL `ttl`.
+pub async fn connect(
+    addr: SocketAddr,
+    md5: Option<&str>,
+    ttl: u8,
+    timeout: Duration,
+) -> io::Result<PeerConn> {
+    let sock = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    if let Some(k) = md5 {
+        super::sockopt::set_tcp_md5(&sock, addr.ip(), 0, k.as_bytes())?;
+    }
+    let r = socket2::SockRef::from(&sock);
+    if addr.is_ipv4() {
+        r.set_ttl_v4(u32::from(ttl))?;
+    } else {
+        r.set_unicast_hops_v6(u32::from(ttl))?;
+    }
+    let s = tokio::time::timeout(timeout, sock.connect(addr))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))??;
+    Ok(PeerConn { stream: s })
 }
 
 /// One frame as received: type and body (after the 19-byte header).

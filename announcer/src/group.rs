@@ -1,0 +1,464 @@
+//! One VIP group's route state: health (from [`crate::health`]) combined with drains, turned into
+//! ordered route actions.
+//!
+//! Pure: [`GroupRuntime::step`] takes the current time, an observation and whether the group is
+//! drained, and returns what to do, in order. The order is the safety property: when ipvs-herald
+//! manages the VIP address itself, the address is added *before* the route is announced and
+//! removed only *after* the route is withdrawn, so a router never sends traffic to a director
+//! that does not answer for the VIP.
+//!
+//! ```text
+//!            health up                   drain            drain_time over
+//! Withdrawn ───────────▶ Announced ───────────▶ Draining ───────────────▶ Drained
+//!     ▲  ▲                  │   ▲                  │ undrain                 │ undrain
+//!     │  └── health down ───┘   └──────────────────┘                         │
+//!     └───────────────────────────────────────────────────────────────────────┘
+//! (with down_action = "announce", "Withdrawn" is "AnnouncedDown": announced with the down attributes)
+//! ```
+
+use crate::health::{GroupTracker, Health, Observation};
+use crate::vip::{DownAction, ParsedAttrs, VipAddressMode, VipGroupConfig};
+use ipnet::IpNet;
+use std::time::{Duration, Instant};
+
+/// Where a group's routes are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Not announced (start, or unhealthy with `down_action = "withdraw"`).
+    Withdrawn,
+    /// Announced with the `down` attributes (unhealthy with `down_action = "announce"`).
+    AnnouncedDown,
+    /// Announced with the `up` attributes.
+    Announced,
+    /// Announced with the `draining` attributes until the instant, then withdrawn.
+    Draining { until: Instant },
+    /// Withdrawn because drained; stays so until undrained.
+    Drained,
+}
+
+impl Phase {
+    /// Short name for logs, metrics and `status`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Phase::Withdrawn => "withdrawn",
+            Phase::AnnouncedDown => "announced_down",
+            Phase::Announced => "announced",
+            Phase::Draining { .. } => "draining",
+            Phase::Drained => "drained",
+        }
+    }
+
+    /// Whether routes are announced in this phase.
+    pub fn is_announced(&self) -> bool {
+        matches!(
+            self,
+            Phase::Announced | Phase::AnnouncedDown | Phase::Draining { .. }
+        )
+    }
+}
+
+/// One step of work for the route backend, to be carried out in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteAction {
+    /// Add the VIP address to the managed interface (`vip_address = "manage"`).
+    AddAddress { prefix: IpNet, interface: String },
+    /// Announce (or re-announce with new attributes).
+    Announce { prefix: IpNet, attrs: ParsedAttrs },
+    /// Withdraw.
+    Withdraw { prefix: IpNet },
+    /// Remove the VIP address from the managed interface.
+    RemoveAddress { prefix: IpNet, interface: String },
+}
+
+/// The attributes of each state, parsed once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attrs {
+    up: ParsedAttrs,
+    draining: ParsedAttrs,
+    down: ParsedAttrs,
+}
+
+/// A group's live state.
+#[derive(Debug, Clone)]
+pub struct GroupRuntime {
+    cfg: VipGroupConfig,
+    attrs: Attrs,
+    tracker: GroupTracker,
+    phase: Phase,
+    last_observation: Option<Observation>,
+    transitions: u64,
+}
+
+impl GroupRuntime {
+    /// A new group, withdrawn. `cfg` must have passed [`VipGroupConfig::validate`].
+    pub fn new(cfg: VipGroupConfig) -> Result<Self, String> {
+        let attrs = Self::parse_attrs(&cfg)?;
+        Ok(GroupRuntime {
+            tracker: GroupTracker::new(cfg.damping()),
+            cfg,
+            attrs,
+            phase: Phase::Withdrawn,
+            last_observation: None,
+            transitions: 0,
+        })
+    }
+
+    fn parse_attrs(cfg: &VipGroupConfig) -> Result<Attrs, String> {
+        Ok(Attrs {
+            up: cfg.up.parse()?,
+            draining: cfg.draining.parse()?,
+            down: cfg.down.parse()?,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.cfg.name
+    }
+
+    pub fn config(&self) -> &VipGroupConfig {
+        &self.cfg
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn health(&self) -> Health {
+        self.tracker.state()
+    }
+
+    /// Phase changes so far.
+    pub fn transitions(&self) -> u64 {
+        self.transitions
+    }
+
+    pub fn last_observation(&self) -> Option<&Observation> {
+        self.last_observation.as_ref()
+    }
+
+    /// Pool hysteresis state, to feed [`crate::health::evaluate`].
+    pub fn tracker_mut(&mut self) -> &mut GroupTracker {
+        &mut self.tracker
+    }
+
+    /// Apply a reloaded configuration for the same group name. Health state is kept; when the
+    /// attributes of the current phase changed, the routes are re-announced with the new ones
+    /// (no session reset); when the prefixes changed, removed ones are withdrawn and new ones
+    /// announced as the phase says.
+    pub fn reconfigure(&mut self, cfg: VipGroupConfig) -> Result<Vec<RouteAction>, String> {
+        let attrs = Self::parse_attrs(&cfg)?;
+        let old_prefixes = self.cfg.prefixes.clone();
+        let old_attrs = self.current_attrs();
+        self.tracker.set_damping(cfg.damping());
+        let old_manage = self.manages_address();
+        let old_interface = self.cfg.manage_interface.clone();
+        self.cfg = cfg;
+        self.attrs = attrs;
+        let mut actions = Vec::new();
+        if !self.phase.is_announced() {
+            return Ok(actions);
+        }
+        for p in old_prefixes
+            .iter()
+            .filter(|p| !self.cfg.prefixes.contains(p))
+        {
+            actions.push(RouteAction::Withdraw { prefix: *p });
+            if old_manage {
+                actions.push(RouteAction::RemoveAddress {
+                    prefix: *p,
+                    interface: old_interface.clone(),
+                });
+            }
+        }
+        let new_attrs = self.current_attrs();
+        for p in self.cfg.prefixes.clone() {
+            let is_new = !old_prefixes.contains(&p);
+            if is_new && self.manages_address() {
+                actions.push(RouteAction::AddAddress {
+                    prefix: p,
+                    interface: self.cfg.manage_interface.clone(),
+                });
+            }
+            if is_new || old_attrs != new_attrs {
+                if let Some(attrs) = &new_attrs {
+                    actions.push(RouteAction::Announce {
+                        prefix: p,
+                        attrs: attrs.clone(),
+                    });
+                }
+            }
+        }
+        Ok(actions)
+    }
+
+    fn manages_address(&self) -> bool {
+        self.cfg.vip_address == VipAddressMode::Manage
+    }
+
+    fn current_attrs(&self) -> Option<ParsedAttrs> {
+        match self.phase {
+            Phase::Announced => Some(self.attrs.up.clone()),
+            Phase::AnnouncedDown => Some(self.attrs.down.clone()),
+            Phase::Draining { .. } => Some(self.attrs.draining.clone()),
+            Phase::Withdrawn | Phase::Drained => None,
+        }
+    }
+
+    /// Feed one health observation (or `None` when no check was due, e.g. only a drain deadline
+    /// passed) and the drain state; return the actions that bring the routes where they should
+    /// be, in order.
+    pub fn step(
+        &mut self,
+        now: Instant,
+        observation: Option<Observation>,
+        drained: bool,
+        drain_time: Duration,
+    ) -> Vec<RouteAction> {
+        if let Some(obs) = observation {
+            self.tracker.observe(now, &obs);
+            self.last_observation = Some(obs);
+        }
+        let healthy = self.tracker.state() == Health::Up;
+        let next = match (self.phase, drained) {
+            (Phase::Announced, true) if drain_time.is_zero() => Phase::Drained,
+            (Phase::Announced, true) => Phase::Draining {
+                until: now + drain_time,
+            },
+            (Phase::Draining { until }, true) if now >= until => Phase::Drained,
+            (Phase::Draining { until }, true) => Phase::Draining { until },
+            (_, true) => Phase::Drained,
+            (_, false) if healthy => Phase::Announced,
+            (_, false) => match self.cfg.down_action {
+                DownAction::Withdraw => Phase::Withdrawn,
+                DownAction::Announce => Phase::AnnouncedDown,
+            },
+        };
+        self.move_to(next)
+    }
+
+    /// The earliest instant at which [`GroupRuntime::step`] must run again without an
+    /// observation (the end of a drain).
+    pub fn deadline(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Draining { until } => Some(until),
+            _ => None,
+        }
+    }
+
+    fn move_to(&mut self, next: Phase) -> Vec<RouteAction> {
+        let before = self.current_attrs();
+        let was_announced = self.phase.is_announced();
+        let same_kind = std::mem::discriminant(&self.phase) == std::mem::discriminant(&next);
+        self.phase = next;
+        if same_kind {
+            return Vec::new();
+        }
+        self.transitions += 1;
+        let after = self.current_attrs();
+        let mut actions = Vec::new();
+        let iface = self.cfg.manage_interface.clone();
+        match (was_announced, after) {
+            (_, Some(attrs)) => {
+                for p in &self.cfg.prefixes {
+                    if !was_announced && self.manages_address() {
+                        actions.push(RouteAction::AddAddress {
+                            prefix: *p,
+                            interface: iface.clone(),
+                        });
+                    }
+                    if before.as_ref() != Some(&attrs) || !was_announced {
+                        actions.push(RouteAction::Announce {
+                            prefix: *p,
+                            attrs: attrs.clone(),
+                        });
+                    }
+                }
+            }
+            (true, None) => {
+                for p in &self.cfg.prefixes {
+                    actions.push(RouteAction::Withdraw { prefix: *p });
+                }
+                if self.manages_address() {
+                    for p in &self.cfg.prefixes {
+                        actions.push(RouteAction::RemoveAddress {
+                            prefix: *p,
+                            interface: iface.clone(),
+                        });
+                    }
+                }
+            }
+            (false, None) => {}
+        }
+        actions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(extra: &str) -> VipGroupConfig {
+        #[derive(serde::Deserialize)]
+        struct W {
+            g: VipGroupConfig,
+        }
+        let text = format!(
+            "[g]\nname = \"web\"\nprefixes = [\"192.0.2.10/32\", \"2001:db8::10/128\"]\nrise = 2\nfall = 2\nhold_down = \"0s\"\nup = {{ med = 10 }}\n{extra}"
+        );
+        let w: W = toml::from_str(&text).unwrap();
+        w.g.validate().unwrap();
+        w.g
+    }
+
+    fn obs(passed: bool) -> Option<Observation> {
+        Some(Observation {
+            passed,
+            reasons: if passed { vec![] } else { vec!["pool".into()] },
+            services: vec![],
+        })
+    }
+
+    fn kinds(actions: &[RouteAction]) -> Vec<&'static str> {
+        actions
+            .iter()
+            .map(|a| match a {
+                RouteAction::AddAddress { .. } => "add",
+                RouteAction::Announce { .. } => "announce",
+                RouteAction::Withdraw { .. } => "withdraw",
+                RouteAction::RemoveAddress { .. } => "remove",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn never_announced_before_rise_checks() {
+        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let t = Instant::now();
+        assert!(g.step(t, obs(true), false, Duration::ZERO).is_empty());
+        assert_eq!(g.phase(), Phase::Withdrawn);
+        let a = g.step(t, obs(true), false, Duration::ZERO);
+        assert_eq!(kinds(&a), ["announce", "announce"]);
+        assert_eq!(g.phase(), Phase::Announced);
+        let RouteAction::Announce { attrs, .. } = &a[0] else {
+            panic!()
+        };
+        assert_eq!(attrs.med, Some(10));
+        // Steady state: nothing to do.
+        assert!(g.step(t, obs(true), false, Duration::ZERO).is_empty());
+        assert_eq!(g.transitions(), 1);
+    }
+
+    #[test]
+    fn managed_address_is_added_first_and_removed_last() {
+        let mut g = GroupRuntime::new(cfg("vip_address = \"manage\"\n")).unwrap();
+        let t = Instant::now();
+        g.step(t, obs(true), false, Duration::ZERO);
+        let a = g.step(t, obs(true), false, Duration::ZERO);
+        assert_eq!(kinds(&a), ["add", "announce", "add", "announce"]);
+        g.step(t, obs(false), false, Duration::ZERO);
+        let a = g.step(t, obs(false), false, Duration::ZERO);
+        assert_eq!(kinds(&a), ["withdraw", "withdraw", "remove", "remove"]);
+        assert_eq!(g.phase(), Phase::Withdrawn);
+    }
+
+    #[test]
+    fn drain_announces_draining_attrs_then_withdraws_and_holds() {
+        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let t = Instant::now();
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        let drain = Duration::from_secs(5);
+        let a = g.step(t, obs(true), true, drain);
+        assert_eq!(kinds(&a), ["announce", "announce"]);
+        let RouteAction::Announce { attrs, .. } = &a[0] else {
+            panic!()
+        };
+        assert_eq!(attrs.communities, vec![0xFFFF_0000], "GRACEFUL_SHUTDOWN");
+        assert_eq!(g.deadline(), Some(t + drain));
+        assert!(g
+            .step(t + Duration::from_secs(4), None, true, drain)
+            .is_empty());
+        let a = g.step(t + drain, None, true, drain);
+        assert_eq!(kinds(&a), ["withdraw", "withdraw"]);
+        assert_eq!(g.phase(), Phase::Drained);
+        // Healthy but drained: stays withdrawn.
+        assert!(g.step(t + drain, obs(true), true, drain).is_empty());
+        // Undrain: back to announced with up attributes.
+        let a = g.step(t + drain, obs(true), false, drain);
+        assert_eq!(kinds(&a), ["announce", "announce"]);
+        assert_eq!(g.phase(), Phase::Announced);
+    }
+
+    #[test]
+    fn undrain_during_drain_reannounces_up_attrs() {
+        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let t = Instant::now();
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, None, true, Duration::from_secs(5));
+        let a = g.step(t, None, false, Duration::from_secs(5));
+        assert_eq!(kinds(&a), ["announce", "announce"]);
+        let RouteAction::Announce { attrs, .. } = &a[1] else {
+            panic!()
+        };
+        assert_eq!(attrs.med, Some(10));
+    }
+
+    #[test]
+    fn drain_with_zero_time_withdraws_at_once_and_drain_of_unhealthy_is_quiet() {
+        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let t = Instant::now();
+        assert!(g.step(t, obs(false), true, Duration::ZERO).is_empty());
+        assert_eq!(g.phase(), Phase::Drained);
+        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        let a = g.step(t, None, true, Duration::ZERO);
+        assert_eq!(kinds(&a), ["withdraw", "withdraw"]);
+    }
+
+    #[test]
+    fn down_action_announce_uses_down_attrs() {
+        let mut g =
+            GroupRuntime::new(cfg("down_action = \"announce\"\ndown = { med = 1000 }\n")).unwrap();
+        let t = Instant::now();
+        let a = g.step(t, obs(false), false, Duration::ZERO);
+        assert_eq!(g.phase(), Phase::AnnouncedDown);
+        let RouteAction::Announce { attrs, .. } = &a[0] else {
+            panic!()
+        };
+        assert_eq!(attrs.med, Some(1000));
+        g.step(t, obs(true), false, Duration::ZERO);
+        let a = g.step(t, obs(true), false, Duration::ZERO);
+        assert_eq!(
+            kinds(&a),
+            ["announce", "announce"],
+            "re-announce with up attrs"
+        );
+    }
+
+    #[test]
+    fn reload_resends_changed_attrs_and_prefix_changes() {
+        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let t = Instant::now();
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        // Same config: nothing.
+        assert!(g.reconfigure(cfg("")).unwrap().is_empty());
+        // New MED: re-announce both, no withdraw.
+        let mut c = cfg("");
+        c.up.med = Some(20);
+        let a = g.reconfigure(c.clone()).unwrap();
+        assert_eq!(kinds(&a), ["announce", "announce"]);
+        // Drop the IPv6 prefix: only it is withdrawn.
+        c.prefixes.truncate(1);
+        let a = g.reconfigure(c).unwrap();
+        assert_eq!(
+            a,
+            vec![RouteAction::Withdraw {
+                prefix: "2001:db8::10/128".parse().unwrap()
+            }]
+        );
+        assert_eq!(g.phase(), Phase::Announced, "health state is kept");
+    }
+}

@@ -1,0 +1,772 @@
+//! The announcer's control loop: checks every VIP group's health on its interval, applies drains
+//! (admin socket, maintenance file, shutdown) and reloads, and carries out the resulting route
+//! actions on a [`RouteSink`] (BGP speaker or kernel routes, see `crate::sinks`), in order.
+//!
+//! ```text
+//!  admin socket ─┐                      ┌──────────── one loop task ─────────────┐
+//!  SIGHUP reload ┼─ Control channel ──▶ │ wake at the next check or drain end    │
+//!  SIGTERM      ─┘                      │ read IPVS once for all due groups      │──▶ RouteSink   
+//!                                       │ GroupRuntime::step -> RouteActions     │   (BGP speaker,
+//!  IpvsSource (spawn_blocking) ───────▶ │ metrics                                │    kernel routes)
+//!                                       └────────────────────────────────────────┘
+//! ```
+//!
+//! One snapshot serves every group due at the same instant, so a thousand VIPs checked ten
+//! times a second cost ten kernel reads a second, not ten thousand.
+
+use crate::admin::{Envelope, GroupStatus, Maintenance, Reply, Request, Target};
+use crate::group::{GroupRuntime, Phase, RouteAction};
+use crate::health::{evaluate, Health};
+use crate::vip::VipGroupConfig;
+use herald_shared::reader::IpvsSource;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+
+/// A boxed future, for object-safe async traits.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Where route actions go: the BGP speaker's route table, kernel routes for OSPF, or both.
+pub trait RouteSink: Send + Sync {
+    /// Carry out one action. An error is logged and counted; the loop goes on (the next change
+    /// is applied afresh).
+    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>>;
+}
+
+/// The addresses configured on this host (for `vip_address = "require"`).
+pub trait LocalAddrs: Send + Sync {
+    fn local_addrs(&self) -> Result<Vec<IpAddr>, String>;
+}
+
+/// Messages to the loop.
+#[derive(Debug)]
+pub enum Control {
+    /// A request from the admin socket.
+    Admin(Envelope),
+    /// A validated new set of groups (SIGHUP).
+    Reload(Vec<VipGroupConfig>, oneshot::Sender<Result<(), String>>),
+    /// Drain everything for `drain_time`, withdraw, then answer.
+    Shutdown {
+        drain_time: Duration,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// Settings of the loop that are not per group.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    /// Default drain time for `drain` without one.
+    pub drain_time: Duration,
+    /// Maintenance file (drains when present).
+    pub maintenance_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupLabel {
+    group: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupServiceLabel {
+    group: String,
+    service: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GroupPhaseLabel {
+    group: String,
+    phase: String,
+}
+
+/// The announcer's metrics (registered into the shared registry).
+#[derive(Debug, Clone, Default)]
+struct Metrics {
+    healthy: Family<GroupLabel, Gauge>,
+    announced: Family<GroupLabel, Gauge>,
+    drained: Family<GroupLabel, Gauge>,
+    phase: Family<GroupPhaseLabel, Gauge>,
+    healthy_dests: Family<GroupServiceLabel, Gauge>,
+    total_dests: Family<GroupServiceLabel, Gauge>,
+    transitions: Family<GroupLabel, Counter>,
+    last_transition: Family<GroupLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    checks_failed: Family<GroupLabel, Counter>,
+    backend_errors: Counter,
+}
+
+impl Metrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Metrics::default();
+        let r = registry.sub_registry_with_prefix("ipvs_herald_vip_group");
+        r.register(
+            "healthy",
+            "1 when the group's last health verdict (after rise/fall) is healthy",
+            m.healthy.clone(),
+        );
+        r.register(
+            "announced",
+            "1 when the group's prefixes are announced (with any attributes)",
+            m.announced.clone(),
+        );
+        r.register(
+            "drained",
+            "1 when the group is drained (admin socket, maintenance file or shutdown)",
+            m.drained.clone(),
+        );
+        r.register(
+            "phase",
+            "1 for the group's current route phase (withdrawn, announced, announced_down, draining, drained)",
+            m.phase.clone(),
+        );
+        r.register(
+            "healthy_destinations",
+            "Healthy destinations per service of the group at the last check",
+            m.healthy_dests.clone(),
+        );
+        r.register(
+            "destinations",
+            "Destinations per service of the group at the last check",
+            m.total_dests.clone(),
+        );
+        r.register(
+            "transitions",
+            "Route phase changes of the group",
+            m.transitions.clone(),
+        );
+        r.register(
+            "last_transition_timestamp_seconds",
+            "Unix time of the group's last route phase change",
+            m.last_transition.clone(),
+        );
+        r.register(
+            "checks_failed",
+            "Health checks of the group that failed",
+            m.checks_failed.clone(),
+        );
+        registry.register(
+            "ipvs_herald_route_backend_errors",
+            "Route actions the backend could not carry out",
+            m.backend_errors.clone(),
+        );
+        m
+    }
+}
+
+const PHASES: [&str; 5] = [
+    "withdrawn",
+    "announced_down",
+    "announced",
+    "draining",
+    "drained",
+];
+
+/// The loop and its state.
+pub struct Runtime {
+    groups: Vec<(GroupRuntime, Instant)>,
+    source: Arc<dyn IpvsSource>,
+    sink: Arc<dyn RouteSink>,
+    local: Arc<dyn LocalAddrs>,
+    settings: RuntimeSettings,
+    admin_drains: BTreeMap<String, Duration>,
+    admin_drain_all: Option<Duration>,
+    shutdown: Option<(Duration, oneshot::Sender<()>)>,
+    metrics: Metrics,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("groups", &self.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Runtime {
+    /// Build the loop for `groups` (already validated), registering its metrics.
+    pub fn new(
+        groups: Vec<VipGroupConfig>,
+        source: Arc<dyn IpvsSource>,
+        sink: Arc<dyn RouteSink>,
+        local: Arc<dyn LocalAddrs>,
+        settings: RuntimeSettings,
+        registry: &mut Registry,
+    ) -> Result<Self, String> {
+        let now = tokio::time::Instant::now().into_std();
+        let groups = groups
+            .into_iter()
+            .map(|g| GroupRuntime::new(g).map(|g| (g, now)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Runtime {
+            groups,
+            source,
+            sink,
+            local,
+            settings,
+            admin_drains: BTreeMap::new(),
+            admin_drain_all: None,
+            shutdown: None,
+            metrics: Metrics::register(registry),
+        })
+    }
+
+    /// Run until a [`Control::Shutdown`] has drained and withdrawn everything, or until the
+    /// control channel closes (then routes are left as they are: the BGP session's end withdraws
+    /// them).
+    pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        loop {
+            let now = tokio::time::Instant::now().into_std();
+            self.tick(now).await;
+            if let Some((_, _)) = &self.shutdown {
+                if self.groups.iter().all(|(g, _)| !g.phase().is_announced()) {
+                    if let Some((_, done)) = self.shutdown.take() {
+                        let _ = done.send(());
+                    }
+                    return;
+                }
+            }
+            let wake = self.next_wake(now);
+            tokio::select! {
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+                msg = control.recv() => match msg {
+                    None => return,
+                    Some(msg) => self.control(msg).await,
+                },
+            }
+        }
+    }
+
+    fn next_wake(&self, now: Instant) -> Instant {
+        self.groups
+            .iter()
+            .flat_map(|(g, due)| [Some(*due), g.deadline()])
+            .flatten()
+            .min()
+            .unwrap_or(now + Duration::from_secs(1))
+    }
+
+    fn drain_of(&self, name: &str, maintenance: &Maintenance) -> Option<Duration> {
+        if let Some((d, _)) = &self.shutdown {
+            return Some(*d);
+        }
+        if let Some(d) = self.admin_drains.get(name) {
+            return Some(*d);
+        }
+        if let Some(d) = self.admin_drain_all {
+            return Some(d);
+        }
+        maintenance.drains(name).then_some(self.settings.drain_time)
+    }
+
+    async fn tick(&mut self, now: Instant) {
+        let any_due = self.groups.iter().any(|(_, due)| *due <= now);
+        let maintenance = match &self.settings.maintenance_file {
+            Some(p) => {
+                let (m, warning) = Maintenance::read(p);
+                if let Some(w) = warning {
+                    tracing::warn!("{w}");
+                }
+                m
+            }
+            None => Maintenance::None,
+        };
+        let (snapshot, local) = if any_due {
+            let source = self.source.clone();
+            let local = self.local.clone();
+            let read =
+                tokio::task::spawn_blocking(move || (source.snapshot(), local.local_addrs())).await;
+            match read {
+                Ok((s, l)) => (
+                    Some(s.map_err(|e| e.to_string())),
+                    l.unwrap_or_else(|e| {
+                        tracing::warn!(error = %e, "cannot list local addresses");
+                        Vec::new()
+                    }),
+                ),
+                Err(e) => (Some(Err(format!("reader task failed: {e}"))), Vec::new()),
+            }
+        } else {
+            (None, Vec::new())
+        };
+
+        let mut all_actions = Vec::new();
+        for i in 0..self.groups.len() {
+            let name = self.groups[i].0.name().to_string();
+            let drain = self.drain_of(&name, &maintenance);
+            let (group, due) = &mut self.groups[i];
+            let observation = match (&snapshot, *due <= now) {
+                (Some(snap), true) => {
+                    *due = now + group.config().interval;
+                    let policy = group.config().policy();
+                    let mut pools = std::mem::take(&mut group.tracker_mut().pools_up);
+                    let obs = evaluate(
+                        &policy,
+                        snap.as_ref().map_err(String::as_str),
+                        &local,
+                        &mut pools,
+                    );
+                    group.tracker_mut().pools_up = pools;
+                    if !obs.passed {
+                        self.metrics
+                            .checks_failed
+                            .get_or_create(&GroupLabel {
+                                group: name.clone(),
+                            })
+                            .inc();
+                    }
+                    Some(obs)
+                }
+                _ => None,
+            };
+            let before = group.phase();
+            let health_before = group.health();
+            let actions = group.step(
+                now,
+                observation,
+                drain.is_some(),
+                drain.unwrap_or(Duration::ZERO),
+            );
+            let after = group.phase();
+            if health_before != group.health() {
+                let reasons = group
+                    .last_observation()
+                    .map(|o| o.reasons.join("; "))
+                    .unwrap_or_default();
+                match group.health() {
+                    Health::Up => tracing::info!(group = %name, "VIP group healthy"),
+                    Health::Down => {
+                        tracing::warn!(group = %name, %reasons, "VIP group unhealthy")
+                    }
+                }
+            }
+            if std::mem::discriminant(&before) != std::mem::discriminant(&after) {
+                tracing::info!(group = %name, from = before.as_str(), to = after.as_str(), "route phase change");
+                self.metrics
+                    .transitions
+                    .get_or_create(&GroupLabel {
+                        group: name.clone(),
+                    })
+                    .inc();
+                let ts = SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map(|d| d.as_secs_f64())
+                    .unwrap_or(0.0);
+                self.metrics
+                    .last_transition
+                    .get_or_create(&GroupLabel {
+                        group: name.clone(),
+                    })
+                    .set(ts);
+            }
+            self.update_metrics(i, drain.is_some());
+            all_actions.extend(actions);
+        }
+        self.execute(&all_actions).await;
+    }
+
+    fn update_metrics(&self, i: usize, drained: bool) {
+        let (group, _) = &self.groups[i];
+        let label = GroupLabel {
+            group: group.name().to_string(),
+        };
+        let m = &self.metrics;
+        m.healthy
+            .get_or_create(&label)
+            .set(i64::from(group.health() == Health::Up));
+        m.announced
+            .get_or_create(&label)
+            .set(i64::from(group.phase().is_announced()));
+        m.drained.get_or_create(&label).set(i64::from(drained));
+        for p in PHASES {
+            m.phase
+                .get_or_create(&GroupPhaseLabel {
+                    group: label.group.clone(),
+                    phase: p.to_string(),
+                })
+                .set(i64::from(group.phase().as_str() == p));
+        }
+        if let Some(obs) = group.last_observation() {
+            for s in &obs.services {
+                let l = GroupServiceLabel {
+                    group: label.group.clone(),
+                    service: s.key.to_string(),
+                };
+                m.healthy_dests.get_or_create(&l).set(i64::from(s.healthy));
+                m.total_dests.get_or_create(&l).set(i64::from(s.total));
+            }
+        }
+    }
+
+    async fn execute(&self, actions: &[RouteAction]) {
+        for a in actions {
+            if let Err(e) = self.sink.apply(a).await {
+                self.metrics.backend_errors.inc();
+                tracing::error!(action = ?a, error = %e, "route backend failed");
+            }
+        }
+    }
+
+    async fn control(&mut self, msg: Control) {
+        match msg {
+            Control::Admin((req, reply)) => {
+                let r = self.admin(req);
+                let _ = reply.send(r);
+            }
+            Control::Reload(groups, reply) => {
+                let r = self.reload(groups).await;
+                let _ = reply.send(r);
+            }
+            Control::Shutdown { drain_time, done } => {
+                tracing::info!(?drain_time, "shutting down: draining every VIP group");
+                self.shutdown = Some((drain_time, done));
+            }
+        }
+    }
+
+    fn admin(&mut self, req: Request) -> Reply {
+        let ok = |message: String| Reply {
+            ok: true,
+            message,
+            groups: Vec::new(),
+        };
+        let known = |s: &Self, name: &str| s.groups.iter().any(|(g, _)| g.name() == name);
+        match req {
+            Request::Drain { target, drain_time } => {
+                let d = drain_time.unwrap_or(self.settings.drain_time);
+                match target {
+                    Target::All => {
+                        self.admin_drain_all = Some(d);
+                        ok(format!("draining every VIP group ({}s)", d.as_secs_f64()))
+                    }
+                    Target::Group(name) if known(self, &name) => {
+                        self.admin_drains.insert(name.clone(), d);
+                        ok(format!("draining {name} ({}s)", d.as_secs_f64()))
+                    }
+                    Target::Group(name) => Reply {
+                        ok: false,
+                        message: format!("no VIP group named {name:?}"),
+                        groups: Vec::new(),
+                    },
+                }
+            }
+            Request::Undrain { target } => match target {
+                Target::All => {
+                    self.admin_drain_all = None;
+                    self.admin_drains.clear();
+                    ok("undrained every VIP group".into())
+                }
+                Target::Group(name) if known(self, &name) => {
+                    self.admin_drains.remove(&name);
+                    let note = if self.admin_drain_all.is_some() {
+                        " (but a drain of all groups is still in force)"
+                    } else {
+                        ""
+                    };
+                    ok(format!("undrained {name}{note}"))
+                }
+                Target::Group(name) => Reply {
+                    ok: false,
+                    message: format!("no VIP group named {name:?}"),
+                    groups: Vec::new(),
+                },
+            },
+            Request::Status => Reply {
+                ok: true,
+                message: format!("{} VIP groups", self.groups.len()),
+                groups: self
+                    .groups
+                    .iter()
+                    .map(|(g, _)| GroupStatus {
+                        name: g.name().to_string(),
+                        state: g.phase().as_str().to_string(),
+                        reasons: g
+                            .last_observation()
+                            .map(|o| o.reasons.clone())
+                            .unwrap_or_default(),
+                    })
+                    .collect(),
+            },
+        }
+    }
+
+    async fn reload(&mut self, new: Vec<VipGroupConfig>) -> Result<(), String> {
+        crate::vip::validate_groups(&new)?;
+        let new_names: BTreeSet<String> = new.iter().map(|g| g.name.clone()).collect();
+        let mut actions = Vec::new();
+        // Groups that are gone: withdraw (and remove managed addresses).
+        let mut kept = Vec::new();
+        for (mut g, due) in std::mem::take(&mut self.groups) {
+            if new_names.contains(g.name()) {
+                kept.push((g, due));
+            } else {
+                tracing::info!(group = g.name(), "VIP group removed by reload: withdrawing");
+                actions.extend(g.step(
+                    tokio::time::Instant::now().into_std(),
+                    None,
+                    true,
+                    Duration::ZERO,
+                ));
+            }
+        }
+        let now = tokio::time::Instant::now().into_std();
+        for cfg in new {
+            match kept.iter_mut().find(|(g, _)| g.name() == cfg.name) {
+                Some((g, _)) => actions.extend(g.reconfigure(cfg)?),
+                None => kept.push((GroupRuntime::new(cfg)?, now)),
+            }
+        }
+        self.groups = kept;
+        self.admin_drains.retain(|name, _| new_names.contains(name));
+        self.execute(&actions).await;
+        Ok(())
+    }
+
+    /// Phases by group name (for tests and status).
+    pub fn phases(&self) -> Vec<(String, Phase)> {
+        self.groups
+            .iter()
+            .map(|(g, _)| (g.name().to_string(), g.phase()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
+    use herald_shared::model::*;
+    use herald_shared::reader::ReadError;
+    use std::sync::Mutex;
+
+    /// IPVS as the test sets it: the weights of three real servers behind 192.0.2.10:80.
+    struct FakeIpvs(Mutex<Option<[i32; 3]>>);
+
+    impl IpvsSource for FakeIpvs {
+        fn snapshot(&self) -> Result<Snapshot, ReadError> {
+            let Some(w) = *self.0.lock().unwrap() else {
+                return Err(ReadError::ModuleNotLoaded);
+            };
+            let dest = |i: usize| {
+                let address: IpAddr = format!("198.51.100.{}", i + 1).parse().unwrap();
+                Destination {
+                    address,
+                    family: AddressFamily::Inet,
+                    port: 80,
+                    forward: ForwardMethod::Route,
+                    weight: w[i],
+                    upper_threshold: 0,
+                    lower_threshold: 0,
+                    active_conns: 0,
+                    inactive_conns: 0,
+                    persistent_conns: 0,
+                    tunnel: None,
+                    stats: Stats::default(),
+                }
+            };
+            Ok(Snapshot {
+                services: vec![Service {
+                    key: ServiceKey::Addr {
+                        protocol: Protocol::Tcp,
+                        address: "192.0.2.10".parse().unwrap(),
+                        port: 80,
+                    },
+                    scheduler: "wrr".into(),
+                    flags: ServiceFlags::default(),
+                    persistence_timeout: 0,
+                    netmask: 0,
+                    pe_name: None,
+                    stats: Stats::default(),
+                    destinations: (0..3).map(dest).collect(),
+                }],
+                ..Snapshot::default()
+            })
+        }
+
+        fn conn_table(&self, _: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {
+            Ok(ConnTableSummary::default())
+        }
+    }
+
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(Duration, String)>>, Mutex<Option<Instant>>);
+
+    impl RouteSink for Recorder {
+        fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+            Box::pin(async move {
+                let start = self
+                    .1
+                    .lock()
+                    .unwrap()
+                    .get_or_insert(tokio::time::Instant::now().into_std())
+                    .to_owned();
+                let what = match action {
+                    RouteAction::Announce { prefix, attrs } => {
+                        format!(
+                            "announce {prefix} med={:?} comm={:?}",
+                            attrs.med, attrs.communities
+                        )
+                    }
+                    RouteAction::Withdraw { prefix } => format!("withdraw {prefix}"),
+                    other => format!("{other:?}"),
+                };
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push((tokio::time::Instant::now().into_std() - start, what));
+                Ok(())
+            })
+        }
+    }
+
+    struct NoAddrs;
+    impl LocalAddrs for NoAddrs {
+        fn local_addrs(&self) -> Result<Vec<IpAddr>, String> {
+            Ok(vec!["192.0.2.10".parse().unwrap()])
+        }
+    }
+
+    fn group() -> VipGroupConfig {
+        #[derive(serde::Deserialize)]
+        struct W {
+            g: VipGroupConfig,
+        }
+        let w: W = toml::from_str(
+            "[g]\nname = \"web\"\nprefixes = [\"192.0.2.10/32\"]\ninterval = \"100ms\"\nrise = 2\nfall = 2\nhold_down = \"1s\"\n",
+        )
+        .unwrap();
+        w.g
+    }
+
+    fn events(r: &Recorder) -> Vec<String> {
+        r.0.lock().unwrap().iter().map(|(_, s)| s.clone()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flips_drains_and_shuts_down_on_time() {
+        let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
+        let rec = Arc::new(Recorder::default());
+        let mut registry = Registry::default();
+        let rt = Runtime::new(
+            vec![group()],
+            ipvs.clone(),
+            rec.clone(),
+            Arc::new(NoAddrs),
+            RuntimeSettings {
+                drain_time: Duration::from_secs(3),
+                maintenance_file: None,
+            },
+            &mut registry,
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(rt.run(rx));
+
+        // Announced after rise = 2 checks.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(events(&rec), ["announce 192.0.2.10/32 med=None comm=[]"]);
+
+        // Pool empties: withdrawn after fall = 2 checks (within interval x fall).
+        *ipvs.0.lock().unwrap() = Some([0, 0, 0]);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(events(&rec).last().unwrap(), "withdraw 192.0.2.10/32");
+
+        // Recovers: back only after the 1 s hold-down.
+        *ipvs.0.lock().unwrap() = Some([1, 1, 1]);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(events(&rec).len(), 2, "held down");
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_eq!(events(&rec).len(), 3);
+
+        // IPVS module gone: counts as a failed check.
+        *ipvs.0.lock().unwrap() = None;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(events(&rec).last().unwrap(), "withdraw 192.0.2.10/32");
+        *ipvs.0.lock().unwrap() = Some([1, 1, 1]);
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        assert_eq!(events(&rec).len(), 5);
+
+        // Admin drain: graceful-shutdown community, then withdraw after 3 s.
+        let (rtx, rrx) = oneshot::channel();
+        tx.send(Control::Admin((
+            Request::Drain {
+                target: Target::Group("web".into()),
+                drain_time: None,
+            },
+            rtx,
+        )))
+        .await
+        .unwrap();
+        assert!(rrx.await.unwrap().ok);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            events(&rec).last().unwrap(),
+            "announce 192.0.2.10/32 med=None comm=[4294901760]"
+        );
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(events(&rec).last().unwrap(), "withdraw 192.0.2.10/32");
+
+        // Unknown group is refused by name.
+        let (rtx, rrx) = oneshot::channel();
+        tx.send(Control::Admin((
+            Request::Undrain {
+                target: Target::Group("nope".into()),
+            },
+            rtx,
+        )))
+        .await
+        .unwrap();
+        assert_eq!(rrx.await.unwrap().message, "no VIP group named \"nope\"");
+
+        // Undrain, re-announce, then shutdown drains for 2 s and withdraws before answering.
+        let (rtx, rrx) = oneshot::channel();
+        tx.send(Control::Admin((
+            Request::Undrain {
+                target: Target::All,
+            },
+            rtx,
+        )))
+        .await
+        .unwrap();
+        rrx.await.unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(events(&rec)
+            .last()
+            .unwrap()
+            .starts_with("announce 192.0.2.10/32 med=None comm=[]"));
+        let (done_tx, done_rx) = oneshot::channel();
+        let t0 = tokio::time::Instant::now();
+        tx.send(Control::Shutdown {
+            drain_time: Duration::from_secs(2),
+            done: done_tx,
+        })
+        .await
+        .unwrap();
+        done_rx.await.unwrap();
+        assert!(t0.elapsed() >= Duration::from_secs(2));
+        assert_eq!(events(&rec).last().unwrap(), "withdraw 192.0.2.10/32");
+        task.await.unwrap();
+
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("ipvs_herald_vip_group_transitions_total{group=\"web\"}"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ipvs_herald_vip_group_phase{group=\"web\",phase=\"drained\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("ipvs_herald_vip_group_checks_failed_total{group=\"web\"} 5"),
+            "{text}"
+        );
+    }
+}

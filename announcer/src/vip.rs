@@ -1,0 +1,380 @@
+//! VIP groups as configured (`[[announcer.vip_groups]]`) and their translation into the pure
+//! health policy of [`crate::health`].
+//!
+//! A VIP group is what is announced or withdrawn as one: a name, its prefixes (IPv4 and IPv6), the
+//! IPVS services that make it up, the health rules and the route attributes per state. This
+//! module only parses and validates; it does no I/O.
+
+use crate::health::{
+    Damping, DestinationRule, GroupPolicy, PoolThreshold, Require, ServiceSelector,
+};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// One `[[announcer.vip_groups]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VipGroupConfig {
+    /// Unique name, used in logs, metrics and `ipvs-herald drain NAME`. Required.
+    pub name: String,
+    /// Prefixes announced for this group (usually /32 and /128 VIPs). Required, at least one.
+    pub prefixes: Vec<IpNet>,
+    /// IPVS services that make up the group. Default: every service whose virtual address is one
+    /// of the prefixes' addresses.
+    #[serde(default)]
+    pub services: Vec<ServiceSelector>,
+    /// `every` (default): every service must have its pool; `any`: one is enough.
+    #[serde(default)]
+    pub require: Require,
+    /// Pool thresholds with hysteresis. Default: at least 1 healthy destination.
+    #[serde(default)]
+    pub pool: PoolThreshold,
+    /// Which destinations count as healthy. Default: weight > 0.
+    #[serde(default)]
+    pub destinations: DestinationRule,
+    /// Time between checks. Default `1s`; at least `100ms`.
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    pub interval: Duration,
+    /// Passed checks in a row before announcing. Default 3.
+    #[serde(default = "default_rise")]
+    pub rise: u32,
+    /// Failed checks in a row before withdrawing. Default 2.
+    #[serde(default = "default_fall")]
+    pub fall: u32,
+    /// Least time between a withdrawal and the next announcement. Default `10s`.
+    #[serde(default = "default_hold_down", with = "humantime_serde")]
+    pub hold_down: Duration,
+    /// How the VIP address itself is handled: `require` (default: it must be configured on a local
+    /// interface, by keepalived or the operator), `ignore`, or `manage` (ipvs-herald adds it to
+    /// `manage_interface` before announcing and removes it after withdrawing).
+    #[serde(default)]
+    pub vip_address: VipAddressMode,
+    /// Interface for `vip_address = "manage"`. Default `herald0` (a dummy interface, created if
+    /// missing).
+    #[serde(default = "default_manage_interface")]
+    pub manage_interface: String,
+    /// Route attributes while healthy.
+    #[serde(default)]
+    pub up: StateAttrs,
+    /// Route attributes while draining (before the withdrawal). Default: the GRACEFUL_SHUTDOWN
+    /// community (65535:0, RFC 8326).
+    #[serde(default = "default_draining")]
+    pub draining: StateAttrs,
+    /// What to do while unhealthy: `withdraw` (default) or `announce` with the `down` attributes.
+    #[serde(default)]
+    pub down_action: DownAction,
+    /// Route attributes while unhealthy, with `down_action = "announce"`.
+    #[serde(default)]
+    pub down: StateAttrs,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_rise() -> u32 {
+    3
+}
+fn default_fall() -> u32 {
+    2
+}
+fn default_hold_down() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_manage_interface() -> String {
+    "herald0".to_string()
+}
+fn default_draining() -> StateAttrs {
+    StateAttrs {
+        communities: vec!["graceful-shutdown".to_string()],
+        ..StateAttrs::default()
+    }
+}
+
+/// How the VIP address is handled.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum VipAddressMode {
+    #[default]
+    Require,
+    Ignore,
+    Manage,
+}
+
+/// What an unhealthy group does.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DownAction {
+    #[default]
+    Withdraw,
+    Announce,
+}
+
+/// Route attributes for one state, as written in the config.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateAttrs {
+    /// MULTI_EXIT_DISC. Default: none.
+    pub med: Option<u32>,
+    /// LOCAL_PREF (iBGP only). Default: none (the speaker sends 100 on iBGP).
+    pub local_pref: Option<u32>,
+    /// Standard communities: `ASN:VALUE` or a well-known name (`graceful-shutdown`,
+    /// `no-export`, `no-advertise`, `no-export-subconfed`, `blackhole`). Default: none.
+    pub communities: Vec<String>,
+    /// Large communities `GLOBAL:LOCAL1:LOCAL2`. Default: none.
+    pub large_communities: Vec<String>,
+    /// How many times to prepend the local AS. Default 0.
+    pub as_path_prepend: u8,
+}
+
+/// [`StateAttrs`] with the communities parsed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ParsedAttrs {
+    pub med: Option<u32>,
+    pub local_pref: Option<u32>,
+    pub communities: Vec<u32>,
+    pub large_communities: Vec<(u32, u32, u32)>,
+    pub as_path_prepend: u8,
+}
+
+impl StateAttrs {
+    /// Parse the communities; the error names the bad one.
+    pub fn parse(&self) -> Result<ParsedAttrs, String> {
+        let communities = self
+            .communities
+            .iter()
+            .map(|c| parse_community(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let large_communities = self
+            .large_communities
+            .iter()
+            .map(|c| parse_large_community(c))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ParsedAttrs {
+            med: self.med,
+            local_pref: self.local_pref,
+            communities,
+            large_communities,
+            as_path_prepend: self.as_path_prepend,
+        })
+    }
+}
+
+/// `65535:0` or a well-known community name, to its 32-bit value.
+pub fn parse_community(s: &str) -> Result<u32, String> {
+    let well_known = match s.to_ascii_lowercase().as_str() {
+        "graceful-shutdown" | "graceful_shutdown" => Some(0xFFFF_0000),
+        "blackhole" => Some(0xFFFF_029A),
+        "no-export" | "no_export" => Some(0xFFFF_FF01),
+        "no-advertise" | "no_advertise" => Some(0xFFFF_FF02),
+        "no-export-subconfed" | "no_export_subconfed" => Some(0xFFFF_FF03),
+        _ => None,
+    };
+    if let Some(v) = well_known {
+        return Ok(v);
+    }
+    let (a, b) = s
+        .split_once(':')
+        .ok_or_else(|| format!("community {s:?} is not ASN:VALUE or a well-known name"))?;
+    let a: u16 = a
+        .parse()
+        .map_err(|_| format!("community {s:?}: {a:?} is not a 16-bit number"))?;
+    let b: u16 = b
+        .parse()
+        .map_err(|_| format!("community {s:?}: {b:?} is not a 16-bit number"))?;
+    Ok((u32::from(a) << 16) | u32::from(b))
+}
+
+/// `GLOBAL:LOCAL1:LOCAL2` (three 32-bit numbers).
+pub fn parse_large_community(s: &str) -> Result<(u32, u32, u32), String> {
+    let parts: Vec<&str> = s.split(':').collect();
+    let [g, l1, l2] = parts.as_slice() else {
+        return Err(format!("large community {s:?} is not GLOBAL:LOCAL1:LOCAL2"));
+    };
+    let num = |p: &str| {
+        p.parse::<u32>()
+            .map_err(|_| format!("large community {s:?}: {p:?} is not a 32-bit number"))
+    };
+    Ok((num(g)?, num(l1)?, num(l2)?))
+}
+
+impl VipGroupConfig {
+    /// Check everything that serde cannot; the error names the group and the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let ctx = |m: String| format!("vip group {:?}: {m}", self.name);
+        if self.name.is_empty() {
+            return Err("vip group: `name` must not be empty".into());
+        }
+        if self.prefixes.is_empty() {
+            return Err(ctx("`prefixes` must list at least one prefix".into()));
+        }
+        if self.interval < Duration::from_millis(100) {
+            return Err(ctx(format!(
+                "`interval` is {:?}; the shortest is 100ms",
+                self.interval
+            )));
+        }
+        for s in &self.services {
+            s.validate().map_err(ctx)?;
+        }
+        self.pool.validate().map_err(ctx)?;
+        for (state, attrs) in [
+            ("up", &self.up),
+            ("draining", &self.draining),
+            ("down", &self.down),
+        ] {
+            attrs.parse().map_err(|e| ctx(format!("[{state}] {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// The addresses announced (each prefix's address).
+    pub fn vips(&self) -> Vec<IpAddr> {
+        self.prefixes.iter().map(|p| p.addr()).collect()
+    }
+
+    /// The pure policy for [`crate::health::evaluate`].
+    pub fn policy(&self) -> GroupPolicy {
+        GroupPolicy {
+            name: self.name.clone(),
+            vips: self.vips(),
+            services: self.services.clone(),
+            require: self.require,
+            pool: self.pool,
+            destinations: self.destinations,
+            require_local_vip: self.vip_address == VipAddressMode::Require,
+        }
+    }
+
+    /// Rise/fall/hold-down for [`crate::health::GroupTracker`].
+    pub fn damping(&self) -> Damping {
+        Damping {
+            rise: self.rise,
+            fall: self.fall,
+            hold_down: self.hold_down,
+        }
+    }
+}
+
+/// Check a list of groups: each valid, names unique.
+pub fn validate_groups(groups: &[VipGroupConfig]) -> Result<(), String> {
+    let mut names = std::collections::BTreeSet::new();
+    for g in groups {
+        g.validate()?;
+        if !names.insert(g.name.as_str()) {
+            return Err(format!("vip group name {:?} is used twice", g.name));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct Wrapper {
+        vip_groups: Vec<VipGroupConfig>,
+    }
+
+    fn parse(text: &str) -> Result<Vec<VipGroupConfig>, String> {
+        let w: Wrapper = toml::from_str(text).map_err(|e| e.to_string())?;
+        validate_groups(&w.vip_groups)?;
+        Ok(w.vip_groups)
+    }
+
+    #[test]
+    fn minimal_group_gets_documented_defaults() {
+        let g = parse("[[vip_groups]]\nname = \"web\"\nprefixes = [\"192.0.2.10/32\"]\n")
+            .unwrap()
+            .remove(0);
+        assert_eq!(g.interval, Duration::from_secs(1));
+        assert_eq!((g.rise, g.fall), (3, 2));
+        assert_eq!(g.hold_down, Duration::from_secs(10));
+        assert_eq!(g.require, Require::Every);
+        assert_eq!(g.pool, PoolThreshold::default());
+        assert_eq!(g.vip_address, VipAddressMode::Require);
+        assert_eq!(g.down_action, DownAction::Withdraw);
+        assert_eq!(g.draining.parse().unwrap().communities, vec![0xFFFF_0000]);
+        assert!(g.policy().require_local_vip);
+    }
+
+    #[test]
+    fn full_group_parses() {
+        let g = parse(
+            r#"
+            [[vip_groups]]
+            name = "api"
+            prefixes = ["203.0.113.5/32", "2001:db8::5/128"]
+            services = [
+              { protocol = "tcp", address = "203.0.113.5", port = 443 },
+              { protocol = "fwmark", mark = 7, family = "inet6" },
+            ]
+            require = "any"
+            interval = "100ms"
+            rise = 1
+            fall = 1
+            hold_down = "0s"
+            vip_address = "manage"
+            manage_interface = "vip0"
+            down_action = "announce"
+            pool = { down_count = 2, up_count = 3, down_fraction = 0.25, up_fraction = 0.5 }
+            destinations = { respect_upper_threshold = true }
+            up = { med = 10, communities = ["64500:1"], large_communities = ["64500:1:2"] }
+            draining = { med = 500, communities = ["graceful-shutdown", "no-export"] }
+            down = { med = 1000, as_path_prepend = 3 }
+            "#,
+        )
+        .unwrap()
+        .remove(0);
+        assert_eq!(g.vips().len(), 2);
+        assert_eq!(g.interval, Duration::from_millis(100));
+        let up = g.up.parse().unwrap();
+        assert_eq!(up.communities, vec![(64500 << 16) | 1]);
+        assert_eq!(up.large_communities, vec![(64500, 1, 2)]);
+        assert_eq!(
+            g.draining.parse().unwrap().communities,
+            vec![0xFFFF_0000, 0xFFFF_FF01]
+        );
+        assert!(!g.policy().require_local_vip);
+    }
+
+    #[test]
+    fn errors_name_group_and_problem() {
+        let e = parse("[[vip_groups]]\nname = \"w\"\nprefixes = []\n").unwrap_err();
+        assert_eq!(
+            e,
+            "vip group \"w\": `prefixes` must list at least one prefix"
+        );
+        let e = parse(
+            "[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\ninterval = \"50ms\"\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("shortest is 100ms"), "{e}");
+        let e = parse("[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\nup = { communities = [\"70000:1\"] }\n")
+            .unwrap_err();
+        assert!(e.contains("[up]") && e.contains("70000"), "{e}");
+        let e = parse(
+            "[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\n[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.2/32\"]\n",
+        )
+        .unwrap_err();
+        assert!(e.contains("used twice"), "{e}");
+        let e = parse("[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\nbogus = 1\n")
+            .unwrap_err();
+        assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn community_parsing() {
+        assert_eq!(parse_community("65535:0"), Ok(0xFFFF_0000));
+        assert_eq!(parse_community("NO-EXPORT"), Ok(0xFFFF_FF01));
+        assert!(parse_community("1:2:3").unwrap_err().contains("16-bit"));
+        assert!(parse_community("x").unwrap_err().contains("well-known"));
+        assert_eq!(
+            parse_large_community("4200000000:1:2"),
+            Ok((4_200_000_000, 1, 2))
+        );
+        assert!(parse_large_community("1:2").is_err());
+    }
+}

@@ -1,0 +1,575 @@
+//! The `[exporter]` configuration section: listen address, HTTP limits, cardinality controls,
+//! connection-table bounds and the web (TLS / basic auth) configuration file.
+//!
+//! Every key is optional; [`Config::default`] is what an empty section means. The keys and their
+//! defaults are documented in `exporter/README.md` ("Configuration"). Values that cannot be
+//! right (a zero timeout, a malformed service spec, an include rule that can never match) are
+//! refused when the file is loaded, with a message naming the key.
+
+use herald_shared::model::{AddressFamily, Protocol, ServiceKey};
+use ipnet::IpNet;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// `[exporter]` section of the configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server listens on. Default `[::]:9639` (all addresses, IPv4 and IPv6 on
+    /// a dual-stack host).
+    pub listen: SocketAddr,
+    /// Path of the metrics endpoint. Default `/metrics`.
+    pub metrics_path: String,
+    /// Path of the liveness endpoint (200 while the process serves). Default `/-/healthy`.
+    pub health_path: String,
+    /// Path of the readiness endpoint (200 once serving, 503 while draining). Default `/-/ready`.
+    pub ready_path: String,
+    /// Web configuration file (TLS and basic auth, TOML, see the README). Default: none (plain
+    /// HTTP, no authentication).
+    pub web_config_file: Option<PathBuf>,
+    /// HTTP limits and timeouts.
+    pub limits: Limits,
+    /// Export per-destination (real server) series. Default `true`. With `false` only service,
+    /// global and connection-table-per-service series are exported.
+    pub per_destination: bool,
+    /// Only services matching at least one of these rules are exported (empty = all).
+    pub include: Vec<ServiceMatch>,
+    /// Services matching any of these rules are not exported (wins over `include`).
+    pub exclude: Vec<ServiceMatch>,
+    /// Friendly names, exported as the `name` label on every series of the service:
+    /// `"tcp/192.0.2.1:80" = "web"`, `"fwm/7" = "mail"`, `"fwm6/7" = "mail-v6"`.
+    pub service_names: BTreeMap<ServiceSpec, String>,
+    /// Connection-table aggregation.
+    pub conn_table: ConnTableConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 9639)),
+            metrics_path: "/metrics".to_string(),
+            health_path: "/-/healthy".to_string(),
+            ready_path: "/-/ready".to_string(),
+            web_config_file: None,
+            limits: Limits::default(),
+            per_destination: true,
+            include: Vec::new(),
+            exclude: Vec::new(),
+            service_names: BTreeMap::new(),
+            conn_table: ConnTableConfig::default(),
+        }
+    }
+}
+
+/// `[exporter.limits]`: bounds on what clients can make the server do.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Open client connections at most; further connections wait in the kernel's accept queue.
+    /// Default 256.
+    pub max_connections: usize,
+    /// Metrics requests processed at once; further ones wait (within their timeout) for a slot.
+    /// Default 8.
+    pub max_concurrent_scrapes: usize,
+    /// A client must send the complete request head within this time or is disconnected.
+    /// Default 5.
+    pub header_read_timeout_seconds: f64,
+    /// A TLS handshake must finish within this time. Default 5.
+    pub tls_handshake_timeout_seconds: f64,
+    /// Upper bound on the time spent answering one request. Default 30.
+    pub request_timeout_seconds: f64,
+    /// Scrape timeout when the request has no `X-Prometheus-Scrape-Timeout-Seconds` header.
+    /// Default 10.
+    pub default_scrape_timeout_seconds: f64,
+    /// Subtracted from the scrape timeout so that the answer reaches Prometheus in time.
+    /// Default 0.5.
+    pub scrape_timeout_offset_seconds: f64,
+    /// On shutdown, open connections get this long to finish before they are closed. Default 5.
+    pub shutdown_drain_seconds: f64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 256,
+            max_concurrent_scrapes: 8,
+            header_read_timeout_seconds: 5.0,
+            tls_handshake_timeout_seconds: 5.0,
+            request_timeout_seconds: 30.0,
+            default_scrape_timeout_seconds: 10.0,
+            scrape_timeout_offset_seconds: 0.5,
+            shutdown_drain_seconds: 5.0,
+        }
+    }
+}
+
+/// `[exporter.conn_table]`: counting the connection table by service, destination and state.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnTableConfig {
+    /// Read and aggregate the connection table at each scrape. Default `true`.
+    pub enabled: bool,
+    /// Stop after this many entries (0 = no bound). Default 1 000 000.
+    pub max_entries: u64,
+    /// Stop after this many seconds (0 = no bound other than the scrape timeout). Default 2.
+    pub max_duration_seconds: f64,
+}
+
+impl Default for ConnTableConfig {
+    fn default() -> Self {
+        ConnTableConfig {
+            enabled: true,
+            max_entries: 1_000_000,
+            max_duration_seconds: 2.0,
+        }
+    }
+}
+
+/// Why a configuration value is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("exporter.{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl Config {
+    /// Check values that deserialisation alone cannot (positive timeouts, paths, limits).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &str| {
+            Err(ConfigError::Invalid {
+                key: key.to_string(),
+                message: message.to_string(),
+            })
+        };
+        for (key, path) in [
+            ("metrics_path", &self.metrics_path),
+            ("health_path", &self.health_path),
+            ("ready_path", &self.ready_path),
+        ] {
+            if !path.starts_with('/') {
+                return bad(key, "must start with '/'");
+            }
+            if path == "/" {
+                return bad(key, "\"/\" is the landing page; choose another path");
+            }
+        }
+        if self.metrics_path == self.health_path
+            || self.metrics_path == self.ready_path
+            || self.health_path == self.ready_path
+        {
+            return bad(
+                "metrics_path",
+                "metrics, health and ready paths must differ",
+            );
+        }
+        let l = &self.limits;
+        if l.max_connections == 0 {
+            return bad("limits.max_connections", "must be at least 1");
+        }
+        if l.max_concurrent_scrapes == 0 {
+            return bad("limits.max_concurrent_scrapes", "must be at least 1");
+        }
+        for (key, v) in [
+            (
+                "limits.header_read_timeout_seconds",
+                l.header_read_timeout_seconds,
+            ),
+            (
+                "limits.tls_handshake_timeout_seconds",
+                l.tls_handshake_timeout_seconds,
+            ),
+            ("limits.request_timeout_seconds", l.request_timeout_seconds),
+            (
+                "limits.default_scrape_timeout_seconds",
+                l.default_scrape_timeout_seconds,
+            ),
+        ] {
+            if !(v.is_finite() && v > 0.0 && v < 1e6) {
+                return bad(key, "must be a positive number of seconds");
+            }
+        }
+        for (key, v) in [
+            (
+                "limits.scrape_timeout_offset_seconds",
+                l.scrape_timeout_offset_seconds,
+            ),
+            ("limits.shutdown_drain_seconds", l.shutdown_drain_seconds),
+            (
+                "conn_table.max_duration_seconds",
+                self.conn_table.max_duration_seconds,
+            ),
+        ] {
+            if !(v.is_finite() && (0.0..1e6).contains(&v)) {
+                return bad(key, "must be zero or a positive number of seconds");
+            }
+        }
+        for (spec, name) in &self.service_names {
+            if name.is_empty() {
+                return bad(
+                    &format!("service_names.\"{spec}\""),
+                    "the name must not be empty",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Seconds (already validated) as a `Duration`, saturating on nonsense.
+pub(crate) fn secs(v: f64) -> Duration {
+    Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO)
+}
+
+/// A service written as a string: `tcp/192.0.2.1:80`, `udp/[2001:db8::1]:53`, `sctp/…`,
+/// `fwm/7` (IPv4 fwmark service), `fwm6/7` (IPv6 fwmark service).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize)]
+#[serde(try_from = "String")]
+pub struct ServiceSpec(pub ServiceKey);
+
+impl fmt::Display for ServiceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ServiceKey::Addr {
+                protocol,
+                address,
+                port,
+            } => write!(f, "{}/{}", protocol, SocketAddr::new(address, port)),
+            ServiceKey::Fwmark {
+                family: AddressFamily::Inet,
+                mark,
+            } => write!(f, "fwm/{mark}"),
+            ServiceKey::Fwmark {
+                family: AddressFamily::Inet6,
+                mark,
+            } => write!(f, "fwm6/{mark}"),
+        }
+    }
+}
+
+impl FromStr for ServiceSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let Some((kind, rest)) = s.split_once('/') else {
+            return Err(format!(
+                "service {s:?}: expected PROTOCOL/ADDRESS:PORT (tcp/192.0.2.1:80) or fwm/MARK, fwm6/MARK"
+            ));
+        };
+        let fwmark = |family| {
+            rest.parse::<u32>()
+                .map(|mark| ServiceSpec(ServiceKey::Fwmark { family, mark }))
+                .map_err(|_| format!("service {s:?}: fwmark {rest:?} is not a 32-bit number"))
+        };
+        let protocol = match kind.to_ascii_lowercase().as_str() {
+            "tcp" => Protocol::Tcp,
+            "udp" => Protocol::Udp,
+            "sctp" => Protocol::Sctp,
+            "fwm" => return fwmark(AddressFamily::Inet),
+            "fwm6" => return fwmark(AddressFamily::Inet6),
+            other => {
+                return Err(format!(
+                    "service {s:?}: unknown protocol {other:?} (tcp, udp, sctp, fwm, fwm6)"
+                ))
+            }
+        };
+        let sa: SocketAddr = rest.parse().map_err(|_| {
+            format!(
+                "service {s:?}: {rest:?} is not ADDRESS:PORT (IPv6 in brackets: [2001:db8::1]:80)"
+            )
+        })?;
+        Ok(ServiceSpec(ServiceKey::Addr {
+            protocol,
+            address: sa.ip(),
+            port: sa.port(),
+        }))
+    }
+}
+
+impl TryFrom<String> for ServiceSpec {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        s.parse()
+    }
+}
+
+/// Protocol as used by include/exclude rules: the three transport protocols, or `fwm` for
+/// firewall-mark services.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchProtocol {
+    Tcp,
+    Udp,
+    Sctp,
+    Fwm,
+}
+
+/// One include/exclude rule. All given fields must match; a rule must give at least one.
+/// `address` is an address or a CIDR (`192.0.2.0/24`, `2001:db8::/32`); `fwmark` cannot be
+/// combined with `address` or `port` (fwmark services have neither).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawServiceMatch")]
+pub struct ServiceMatch {
+    pub address: Option<IpNet>,
+    pub port: Option<u16>,
+    pub protocol: Option<MatchProtocol>,
+    pub fwmark: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServiceMatch {
+    address: Option<String>,
+    port: Option<u16>,
+    protocol: Option<MatchProtocol>,
+    fwmark: Option<u32>,
+}
+
+impl TryFrom<RawServiceMatch> for ServiceMatch {
+    type Error = String;
+    fn try_from(r: RawServiceMatch) -> Result<Self, String> {
+        let address = match r.address {
+            None => None,
+            Some(a) => Some(match a.parse::<IpNet>() {
+                Ok(net) => net,
+                Err(_) => IpNet::from(a.parse::<IpAddr>().map_err(|_| {
+                    format!("address {a:?} is neither an IP address nor a CIDR prefix")
+                })?),
+            }),
+        };
+        if address.is_none() && r.port.is_none() && r.protocol.is_none() && r.fwmark.is_none() {
+            return Err(
+                "a service rule needs at least one of address, port, protocol, fwmark".into(),
+            );
+        }
+        if r.fwmark.is_some() && (address.is_some() || r.port.is_some()) {
+            return Err("fwmark cannot be combined with address or port: fwmark services have neither, the rule could never match".into());
+        }
+        if r.fwmark.is_some() && matches!(r.protocol, Some(p) if p != MatchProtocol::Fwm) {
+            return Err("fwmark with protocol other than \"fwm\" could never match".into());
+        }
+        if r.protocol == Some(MatchProtocol::Fwm) && (address.is_some() || r.port.is_some()) {
+            return Err("protocol \"fwm\" cannot be combined with address or port".into());
+        }
+        Ok(ServiceMatch {
+            address,
+            port: r.port,
+            protocol: r.protocol,
+            fwmark: r.fwmark,
+        })
+    }
+}
+
+/// What a rule is matched against: a service key, or a connection-table group (which is like an
+/// address service; `protocol` is `None` for persistence templates).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Target {
+    Addr {
+        protocol: Option<Protocol>,
+        address: IpAddr,
+        port: u16,
+    },
+    Fwmark {
+        mark: u32,
+    },
+}
+
+impl From<&ServiceKey> for Target {
+    fn from(k: &ServiceKey) -> Self {
+        match *k {
+            ServiceKey::Addr {
+                protocol,
+                address,
+                port,
+            } => Target::Addr {
+                protocol: Some(protocol),
+                address,
+                port,
+            },
+            ServiceKey::Fwmark { mark, .. } => Target::Fwmark { mark },
+        }
+    }
+}
+
+impl ServiceMatch {
+    pub(crate) fn matches(&self, t: Target) -> bool {
+        match t {
+            Target::Addr {
+                protocol,
+                address,
+                port,
+            } => {
+                if self.fwmark.is_some() {
+                    return false;
+                }
+                if let Some(p) = self.protocol {
+                    let want = match p {
+                        MatchProtocol::Tcp => Protocol::Tcp,
+                        MatchProtocol::Udp => Protocol::Udp,
+                        MatchProtocol::Sctp => Protocol::Sctp,
+                        MatchProtocol::Fwm => return false,
+                    };
+                    if protocol != Some(want) {
+                        return false;
+                    }
+                }
+                if let Some(net) = self.address {
+                    if !net.contains(&address) {
+                        return false;
+                    }
+                }
+                self.port.is_none_or(|p| p == port)
+            }
+            Target::Fwmark { mark } => {
+                self.address.is_none()
+                    && self.port.is_none()
+                    && matches!(self.protocol, None | Some(MatchProtocol::Fwm))
+                    && self.fwmark.is_none_or(|m| m == mark)
+            }
+        }
+    }
+}
+
+impl Config {
+    /// Whether a service (or connection-table group) passes the include/exclude rules.
+    pub(crate) fn selected(&self, t: Target) -> bool {
+        (self.include.is_empty() || self.include.iter().any(|r| r.matches(t)))
+            && !self.exclude.iter().any(|r| r.matches(t))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, String> {
+        toml::from_str::<Config>(s).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_section_is_default_and_valid() {
+        let c = parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.listen.to_string(), "[::]:9639");
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn full_section_parses() {
+        let c = parse(
+            r#"
+            listen = "127.0.0.1:9100"
+            metrics_path = "/m"
+            per_destination = false
+            web_config_file = "/etc/ipvs-herald/web.toml"
+            [limits]
+            max_concurrent_scrapes = 2
+            [conn_table]
+            enabled = false
+            max_entries = 10
+            [[include]]
+            address = "192.0.2.0/24"
+            protocol = "tcp"
+            [[include]]
+            fwmark = 7
+            [[exclude]]
+            address = "192.0.2.9"
+            port = 443
+            [service_names]
+            "tcp/192.0.2.1:80" = "web"
+            "fwm6/7" = "mail6"
+            "#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        assert!(!c.per_destination && !c.conn_table.enabled);
+        assert_eq!(c.include.len(), 2);
+        assert_eq!(c.service_names.len(), 2);
+        let web: ServiceSpec = "tcp/192.0.2.1:80".parse().unwrap();
+        assert_eq!(c.service_names.get(&web).map(String::as_str), Some("web"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_names() {
+        assert!(parse("bogus = 1").unwrap_err().contains("bogus"));
+        assert!(parse("[limits]\nfoo = 1").unwrap_err().contains("foo"));
+        let e = parse("[service_names]\n\"tcp/192.0.2.1\" = \"x\"").unwrap_err();
+        assert!(e.contains("ADDRESS:PORT"), "{e}");
+        let e = parse("[[include]]\nfwmark = 1\nport = 2").unwrap_err();
+        assert!(e.contains("fwmark cannot be combined"), "{e}");
+        let e = parse("[[exclude]]\n").unwrap_err();
+        assert!(e.contains("at least one"), "{e}");
+        let e = parse("[[exclude]]\naddress = \"300.1.1.1\"").unwrap_err();
+        assert!(e.contains("300.1.1.1"), "{e}");
+        let mut c = Config::default();
+        c.limits.request_timeout_seconds = 0.0;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("request_timeout"));
+        let c = Config {
+            metrics_path: "metrics".into(),
+            ..Config::default()
+        };
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn service_spec_round_trips() {
+        for s in [
+            "tcp/192.0.2.1:80",
+            "udp/[2001:db8::1]:53",
+            "sctp/198.51.100.7:3868",
+            "fwm/7",
+            "fwm6/4294967295",
+        ] {
+            let spec: ServiceSpec = s.parse().unwrap();
+            assert_eq!(spec.to_string(), s);
+        }
+        for bad in [
+            "",
+            "tcp",
+            "icmp/192.0.2.1:1",
+            "fwm/x",
+            "fwm/-1",
+            "tcp/192.0.2.1:99999",
+            "tcp/2001:db8::1:80",
+        ] {
+            assert!(bad.parse::<ServiceSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rules_match_as_documented() {
+        let c = parse(
+            r#"
+            [[include]]
+            address = "192.0.2.0/24"
+            [[include]]
+            protocol = "fwm"
+            [[exclude]]
+            port = 22
+            [[exclude]]
+            fwmark = 9
+            "#,
+        )
+        .unwrap();
+        let a = |p, addr: &str, port| Target::Addr {
+            protocol: Some(p),
+            address: addr.parse().unwrap(),
+            port,
+        };
+        assert!(c.selected(a(Protocol::Tcp, "192.0.2.1", 80)));
+        assert!(c.selected(a(Protocol::Sctp, "192.0.2.1", 80)));
+        assert!(!c.selected(a(Protocol::Tcp, "192.0.2.1", 22)));
+        assert!(!c.selected(a(Protocol::Tcp, "198.51.100.1", 80)));
+        assert!(c.selected(Target::Fwmark { mark: 1 }));
+        assert!(!c.selected(Target::Fwmark { mark: 9 }));
+        assert!(Config::default().selected(Target::Fwmark { mark: 9 }));
+    }
+}

@@ -1,0 +1,407 @@
+//! The HTTP server: `/metrics` (content-negotiated, gzip), landing page, health and readiness,
+//! optional TLS and basic auth, bounded connections/scrapes/timeouts, graceful drain.
+//!
+//! Every connection runs in its own task with a header-read timeout, so a client that sends half
+//! a request and stalls holds one connection slot for at most that long and never delays other
+//! scrapes. Scrapes run the registry encoder on a blocking thread, bounded by a semaphore and by
+//! the scrape timeout (`X-Prometheus-Scrape-Timeout-Seconds` minus an offset).
+
+use crate::collector::with_scrape_deadline;
+use crate::config::{secs, Config, ConfigError};
+use crate::exposition::{encode_registry, negotiate};
+use crate::webconfig::{BasicAuth, WebConfig, WebConfigError};
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    WebConfig(#[from] WebConfigError),
+    #[error("TLS configuration: {0}")]
+    Tls(String),
+}
+
+type Body = Full<Bytes>;
+
+struct State {
+    registry: Arc<Registry>,
+    cfg: Config,
+    auth: Option<BasicAuth>,
+    scrapes: Arc<Semaphore>,
+    ready: AtomicBool,
+}
+
+/// Serve until `shutdown` completes, then stop accepting, let open connections finish for at
+/// most `limits.shutdown_drain_seconds`, and return.
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    cfg: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    cfg.validate()?;
+    let web = match &cfg.web_config_file {
+        Some(p) => WebConfig::load(p)?,
+        None => WebConfig::default(),
+    };
+    let tls = web.tls_acceptor().map_err(ServeError::Tls)?;
+    let auth = BasicAuth::new(&web.basic_auth_users);
+    let local = listener.local_addr().ok();
+    tracing::info!(
+        address = ?local,
+        tls = tls.is_some(),
+        basic_auth = auth.is_some(),
+        path = %cfg.metrics_path,
+        "metrics server listening"
+    );
+    let limits = cfg.limits.clone();
+    let state = Arc::new(State {
+        registry,
+        scrapes: Arc::new(Semaphore::new(limits.max_concurrent_scrapes)),
+        auth,
+        ready: AtomicBool::new(true),
+        cfg,
+    });
+    let conn_slots = Arc::new(Semaphore::new(limits.max_connections));
+    let (drain_tx, drain_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        while tasks.try_join_next().is_some() {}
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = Arc::clone(&conn_slots).acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let state = Arc::clone(&state);
+        let tls = tls.clone();
+        let drain = drain_rx.clone();
+        let span = tracing::debug_span!("http_conn", %peer);
+        tasks.spawn(
+            async move {
+                let _permit = permit;
+                match tls {
+                    None => serve_conn(stream, peer, state, drain).await,
+                    Some(acceptor) => {
+                        let hs = secs(state.cfg.limits.tls_handshake_timeout_seconds);
+                        match tokio::time::timeout(hs, acceptor.accept(stream)).await {
+                            Ok(Ok(s)) => serve_conn(s, peer, state, drain).await,
+                            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                            Err(_) => tracing::debug!("TLS handshake timed out"),
+                        }
+                    }
+                }
+            }
+            .instrument(span),
+        );
+    }
+    drop(listener);
+    state.ready.store(false, Ordering::SeqCst);
+    let _ = drain_tx.send(true);
+    let drain = secs(limits.shutdown_drain_seconds);
+    let open = tasks.len();
+    tracing::info!(open, "metrics server draining");
+    let all_done = async { while tasks.join_next().await.is_some() {} };
+    if tokio::time::timeout(drain, all_done).await.is_err() {
+        tracing::warn!(
+            left = tasks.len(),
+            "drain timeout: closing remaining connections"
+        );
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
+    tracing::info!("metrics server stopped");
+    Ok(())
+}
+
+async fn serve_conn<S>(io: S, peer: SocketAddr, state: Arc<State>, mut drain: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc_state = Arc::clone(&state);
+    let service = hyper::service::service_fn(move |req| {
+        let state = Arc::clone(&svc_state);
+        async move { Ok::<_, Infallible>(handle(req, state, peer).await) }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(secs(state.cfg.limits.header_read_timeout_seconds))
+        .max_buf_size(64 * 1024)
+        .keep_alive(true);
+    let conn = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    let mut draining = *drain.borrow();
+    if draining {
+        conn.as_mut().graceful_shutdown();
+    }
+    loop {
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = drain.changed(), if !draining => {
+                draining = true;
+                if changed.is_err() || *drain.borrow() {
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+async fn handle(
+    req: Request<hyper::body::Incoming>,
+    state: Arc<State>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let timeout = secs(state.cfg.limits.request_timeout_seconds);
+    let span = tracing::debug_span!("http_request", %peer, method = %req.method(), path = %req.uri().path());
+    match tokio::time::timeout(timeout, route(req, Arc::clone(&state)).instrument(span)).await {
+        Ok(r) => r,
+        Err(_) => text_response(StatusCode::SERVICE_UNAVAILABLE, "request timed out\n"),
+    }
+}
+
+async fn route(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Response<Body> {
+    if state.auth.is_some() {
+        let hdr = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let st = Arc::clone(&state);
+        let ok = tokio::task::spawn_blocking(move || {
+            st.auth.as_ref().is_some_and(|a| a.check(hdr.as_deref()))
+        })
+        .await
+        .unwrap_or(false);
+        if !ok {
+            let mut r = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"ipvs-herald\""),
+            );
+            return r;
+        }
+    }
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        let mut r = text_response(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed\n");
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let path = req.uri().path();
+    let cfg = &state.cfg;
+    if path == cfg.metrics_path {
+        metrics(req, state).await
+    } else if path == "/" {
+        landing(cfg)
+    } else if path == cfg.health_path {
+        text_response(StatusCode::OK, "Healthy\n")
+    } else if path == cfg.ready_path {
+        if state.ready.load(Ordering::SeqCst) {
+            text_response(StatusCode::OK, "Ready\n")
+        } else {
+            text_response(StatusCode::SERVICE_UNAVAILABLE, "Shutting down\n")
+        }
+    } else {
+        text_response(StatusCode::NOT_FOUND, "Not Found\n")
+    }
+}
+
+fn landing(cfg: &Config) -> Response<Body> {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+    };
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>ipvs-herald</title></head>\n<body>\n<h1>ipvs-herald {}</h1>\n<p>Prometheus exporter for Linux IPVS.</p>\n<ul>\n<li><a href=\"{m}\">Metrics</a></li>\n<li><a href=\"{h}\">Health</a></li>\n<li><a href=\"{r}\">Readiness</a></li>\n</ul>\n</body></html>\n",
+        env!("CARGO_PKG_VERSION"),
+        m = esc(&cfg.metrics_path),
+        h = esc(&cfg.health_path),
+        r = esc(&cfg.ready_path),
+    );
+    let mut r = Response::new(Full::new(Bytes::from(html)));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+/// The scrape timeout for a request: the Prometheus header minus the offset, else the default;
+/// never more than the request timeout.
+fn scrape_timeout(req: &Request<hyper::body::Incoming>, cfg: &Config) -> Duration {
+    let l = &cfg.limits;
+    let from_header = req
+        .headers()
+        .get("x-prometheus-scrape-timeout-seconds")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0);
+    let t = match from_header {
+        Some(v) => {
+            let with_offset = v - l.scrape_timeout_offset_seconds;
+            // A timeout smaller than the offset: use 90 % of it rather than nothing.
+            if with_offset > 0.0 {
+                with_offset
+            } else {
+                v * 0.9
+            }
+        }
+        None => l.default_scrape_timeout_seconds,
+    };
+    secs(t.min(l.request_timeout_seconds))
+}
+
+fn accepts_gzip(req: &Request<hyper::body::Incoming>) -> bool {
+    let Some(v) = req
+        .headers()
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    v.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("").to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.strip_prefix("q="))
+            .filter_map(|q| q.trim().parse::<f64>().ok())
+            .next()
+            .unwrap_or(1.0);
+        (coding == "gzip" || coding == "x-gzip") && q > 0.0
+    })
+}
+
+async fn metrics(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Response<Body> {
+    let timeout = scrape_timeout(&req, &state.cfg);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let format = negotiate(
+        req.headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let gzip = accepts_gzip(&req);
+    let span = tracing::info_span!("scrape", ?format, gzip, timeout_s = timeout.as_secs_f64());
+    async move {
+        let permit =
+            match tokio::time::timeout_at(deadline, Arc::clone(&state.scrapes).acquire_owned())
+                .await
+            {
+                Ok(Ok(p)) => p,
+                _ => {
+                    tracing::warn!("no scrape slot free within the scrape timeout");
+                    return text_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many concurrent scrapes\n",
+                    );
+                }
+            };
+        // The permit moves into the blocking job: it is released when the job ends (or is
+        // dropped unrun), even if this request times out first, so blocking threads stay bounded.
+        let st = Arc::clone(&state);
+        let std_deadline = deadline.into_std();
+        let job = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let text = with_scrape_deadline(std_deadline, || encode_registry(&st.registry, format))
+                .map_err(|_| "encoding failed".to_string())?;
+            if gzip {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(text.len() / 4),
+                    flate2::Compression::fast(),
+                );
+                enc.write_all(text.as_bytes())
+                    .map_err(|e| format!("gzip: {e}"))?;
+                enc.finish().map_err(|e| format!("gzip: {e}"))
+            } else {
+                Ok(text.into_bytes())
+            }
+        });
+        match tokio::time::timeout_at(deadline, job).await {
+            Ok(Ok(Ok(body))) => {
+                let mut r = Response::new(Full::new(Bytes::from(body)));
+                let h = r.headers_mut();
+                h.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static(format.content_type()),
+                );
+                h.insert(
+                    header::VARY,
+                    HeaderValue::from_static("Accept, Accept-Encoding"),
+                );
+                if gzip {
+                    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                }
+                r
+            }
+            Ok(Ok(Err(e))) => {
+                tracing::error!(error = %e, "cannot encode metrics");
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "metrics encoding task failed");
+                text_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
+            }
+            Err(_) => {
+                tracing::warn!("scrape timed out");
+                text_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("scrape timed out after {:.3}s\n", timeout.as_secs_f64()),
+                )
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}

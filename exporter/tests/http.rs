@@ -1,0 +1,699 @@
+//! End-to-end tests of the HTTP server on loopback: endpoints, content negotiation, gzip,
+//! stalled clients, scrape timeouts, concurrency bounds, basic auth, TLS and graceful drain.
+
+use herald_exporter::fixture::{rich_conn_table, rich_snapshot};
+use herald_exporter::{check_series, register, serve, Config, StaticSource};
+use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
+use herald_shared::model::Snapshot;
+use herald_shared::reader::{IpvsSource, ReadError};
+use prometheus_client::registry::Registry;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Guard against a hung test; not a performance goal.
+const GUARD: Duration = Duration::from_secs(20);
+
+struct Server {
+    addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), herald_exporter::ServeError>>,
+}
+
+impl Server {
+    async fn start(source: Arc<dyn IpvsSource>, cfg: Config) -> Server {
+        let mut registry = Registry::default();
+        register(&mut registry, source, &cfg);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(listener, Arc::new(registry), cfg, async {
+            let _ = rx.await;
+        }));
+        Server {
+            addr,
+            stop: Some(tx),
+            task,
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(GUARD, self.task)
+            .await
+            .expect("serve returns after shutdown")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+fn rich() -> Arc<dyn IpvsSource> {
+    Arc::new(StaticSource {
+        snapshot: Some(rich_snapshot()),
+        conn_table: rich_conn_table(),
+    })
+}
+
+fn test_cfg() -> Config {
+    Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        ..Config::default()
+    }
+}
+
+/// A parsed HTTP/1.1 response.
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// Send one request with `Connection: close` and read the whole response.
+async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let mut req =
+            format!("{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n");
+        for (k, v) in headers {
+            req.push_str(&format!("{k}: {v}\r\n"));
+        }
+        req.push_str("\r\n");
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        parse_response(&raw)
+    })
+    .await
+    .expect("response within the guard time")
+}
+
+fn parse_response(raw: &[u8]) -> Resp {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k.eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&b[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&b[eol + 2..eol + 2 + size]);
+        b = &b[eol + 2 + size + 2..];
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_answer_as_documented() {
+    let srv = Server::start(rich(), test_cfg()).await;
+    let r = request(srv.addr, "GET", "/", &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.header("content-type").unwrap().starts_with("text/html"));
+    assert!(r.text().contains("href=\"/metrics\""), "{}", r.text());
+    assert_eq!(
+        request(srv.addr, "GET", "/-/healthy", &[]).await.status,
+        200
+    );
+    assert_eq!(request(srv.addr, "GET", "/-/ready", &[]).await.status, 200);
+    assert_eq!(request(srv.addr, "GET", "/nope", &[]).await.status, 404);
+    let r = request(srv.addr, "POST", "/metrics", &[("Content-Length", "0")]).await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = request(srv.addr, "HEAD", "/metrics", &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_negotiated_and_gzipped() {
+    let srv = Server::start(rich(), test_cfg()).await;
+    // Prometheus text by default.
+    let r = request(srv.addr, "GET", "/metrics", &[]).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    let t = r.text();
+    check_series(&t).unwrap();
+    assert!(t.contains("\nipvs_up 1\n"), "{t}");
+    assert!(t.contains("# TYPE ipvs_service_connections_total counter"));
+    assert!(!t.contains("# EOF"));
+    // OpenMetrics when Prometheus asks for it.
+    let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+    let r = request(srv.addr, "GET", "/metrics", &[("Accept", accept)]).await;
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let t = r.text();
+    assert!(t.ends_with("# EOF\n"));
+    assert!(t.contains("# TYPE ipvs_service_connections counter"));
+    check_series(&t).unwrap();
+    // gzip.
+    let r = request(
+        srv.addr,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "br;q=1, gzip;q=0.8")],
+    )
+    .await;
+    assert_eq!(r.header("content-encoding"), Some("gzip"));
+    let mut plain = String::new();
+    flate2::read::GzDecoder::new(r.body.as_slice())
+        .read_to_string(&mut plain)
+        .unwrap();
+    assert!(plain.contains("\nipvs_up 1\n"));
+    let r = request(
+        srv.addr,
+        "GET",
+        "/metrics",
+        &[("Accept-Encoding", "gzip;q=0")],
+    )
+    .await;
+    assert_eq!(r.header("content-encoding"), None);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_ipvs_module_is_a_200_with_ipvs_up_0() {
+    let srv = Server::start(Arc::new(StaticSource::default()), test_cfg()).await;
+    let r = request(srv.addr, "GET", "/metrics", &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("\nipvs_up 0\n"), "{}", r.text());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_half_requests_do_not_block_scrapes() {
+    let mut cfg = test_cfg();
+    cfg.limits.header_read_timeout_seconds = 3.0;
+    let srv = Server::start(rich(), cfg).await;
+    // Ten clients send half a request head and stall.
+    let mut stalled = Vec::new();
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: loc")
+            .await
+            .unwrap();
+        stalled.push(s);
+    }
+    // A complete scrape in parallel is answered while they are all still connected.
+    let r = request(srv.addr, "GET", "/metrics", &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("ipvs_up 1"));
+    let mut buf = [0u8; 1];
+    for s in &mut stalled {
+        // Still open and unanswered right after the parallel scrape.
+        let pending = tokio::time::timeout(Duration::from_millis(10), s.read(&mut buf)).await;
+        assert!(
+            pending.is_err(),
+            "stalled connection already answered/closed"
+        );
+    }
+    // The server closes them after the header read timeout (guarded, not timed).
+    for mut s in stalled {
+        let mut rest = Vec::new();
+        let r = tokio::time::timeout(GUARD, s.read_to_end(&mut rest)).await;
+        assert!(r.is_ok(), "stalled connection never closed by the server");
+    }
+    srv.stop().await;
+}
+
+/// Sleeps in `snapshot()`.
+struct Slow(Duration);
+
+impl IpvsSource for Slow {
+    fn snapshot(&self) -> Result<Snapshot, ReadError> {
+        std::thread::sleep(self.0);
+        Ok(rich_snapshot())
+    }
+    fn conn_table(&self, _: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {
+        Ok(ConnTableSummary::default())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrape_timeout_header_is_honoured() {
+    let mut cfg = test_cfg();
+    cfg.limits.scrape_timeout_offset_seconds = 0.25;
+    let srv = Server::start(Arc::new(Slow(Duration::from_secs(3))), cfg).await;
+    let r = request(
+        srv.addr,
+        "GET",
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1")],
+    )
+    .await;
+    assert_eq!(r.status, 503);
+    assert!(
+        r.text().contains("scrape timed out after 0.750s"),
+        "{}",
+        r.text()
+    );
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_scrapes_are_bounded() {
+    let mut cfg = test_cfg();
+    cfg.limits.max_concurrent_scrapes = 1;
+    let srv = Server::start(Arc::new(Slow(Duration::from_secs(2))), cfg).await;
+    let addr = srv.addr;
+    let first = tokio::spawn(async move { request(addr, "GET", "/metrics", &[]).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let second = request(
+        addr,
+        "GET",
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "1")],
+    )
+    .await;
+    assert_eq!(second.status, 503);
+    assert!(second.text().contains("too many concurrent scrapes"));
+    let first = first.await.unwrap();
+    assert_eq!(first.status, 200);
+    // Health is not a scrape: answered regardless.
+    assert_eq!(request(addr, "GET", "/-/healthy", &[]).await.status, 200);
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
+    // In-flight scrape finishes during the drain.
+    let srv = Server::start(Arc::new(Slow(Duration::from_millis(800))), test_cfg()).await;
+    let addr = srv.addr;
+    let inflight = tokio::spawn(async move { request(addr, "GET", "/metrics", &[]).await });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    srv.stop().await;
+    assert_eq!(inflight.await.unwrap().status, 200);
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "listener closed after shutdown"
+    );
+
+    // A scrape longer than the drain timeout does not hold shutdown.
+    let mut cfg = test_cfg();
+    cfg.limits.shutdown_drain_seconds = 0.3;
+    let srv = Server::start(Arc::new(Slow(Duration::from_secs(6))), cfg).await;
+    let addr = srv.addr;
+    let inflight = tokio::spawn(async move {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw).await;
+        raw
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    srv.stop().await;
+    assert!(
+        !inflight.is_finished() || inflight.await.unwrap().is_empty(),
+        "the slow scrape was cut, not answered"
+    );
+}
+
+fn target_dir() -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tls");
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Install a Debian package when its command is missing; fail loudly if that does not work.
+fn ensure_command(cmd: &str, package: &str) {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd} >/dev/null"))
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !found {
+        let ok = std::process::Command::new("apt-get")
+            .args(["install", "-y", package])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(
+            ok,
+            "{cmd} is missing and `apt-get install -y {package}` failed"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn basic_auth_and_tls_from_the_web_config_file() {
+    ensure_command("openssl", "openssl");
+    ensure_command("curl", "curl");
+    let dir = target_dir().join(format!("run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&crt)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let hash = bcrypt::hash("s3cret", 4).unwrap();
+    let web = dir.join("web.toml");
+    std::fs::write(
+        &web,
+        format!(
+            "[tls_server_config]\ncert_file = {:?}\nkey_file = {:?}\n\n[basic_auth_users]\nprom = {:?}\n",
+            crt, key, hash
+        ),
+    )
+    .unwrap();
+    let mut cfg = test_cfg();
+    cfg.web_config_file = Some(web);
+    let srv = Server::start(rich(), cfg).await;
+    let url = format!("https://127.0.0.1:{}/metrics", srv.addr.port());
+    let curl = |user: Option<&'static str>| {
+        let crt = crt.clone();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new("curl");
+            c.args([
+                "-sS",
+                "-m",
+                "15",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(&crt);
+            if let Some(u) = user {
+                c.args(["-u", u]);
+            }
+            let out = c.arg(&url).output().unwrap();
+            assert!(
+                out.status.success(),
+                "curl: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        })
+    };
+    let ok = curl(Some("prom:s3cret")).await.unwrap();
+    assert!(ok.ends_with("\n200"), "{ok}");
+    assert!(ok.contains("ipvs_up 1"));
+    assert!(curl(None).await.unwrap().ends_with("\n401"));
+    assert!(curl(Some("prom:wrong")).await.unwrap().ends_with("\n401"));
+    // Plain HTTP to the TLS port gets no metrics.
+    let mut s = TcpStream::connect(srv.addr).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = tokio::time::timeout(GUARD, s.read_to_end(&mut raw)).await;
+    assert!(!String::from_utf8_lossy(&raw).contains("ipvs_up"));
+    srv.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn bad_web_config_is_a_serve_error_not_a_panic() {
+    let mut cfg = test_cfg();
+    cfg.web_config_file = Some(PathBuf::from("/nonexistent/web.toml"));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let e = serve(
+        listener,
+        Arc::new(Registry::default()),
+        cfg,
+        std::future::pending(),
+    )
+    .await
+    .unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/web.toml"), "{e}");
+}
+
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates_are_required_when_configured() {
+    ensure_command("openssl", "openssl");
+    ensure_command("curl", "curl");
+    let dir = target_dir().join(format!("mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    // Server certificate (self-signed) and a client CA with one client certificate.
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.crt",
+    ]);
+    openssl(&a, &dir);
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=herald-test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&a, &dir);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-subj",
+        "/CN=prometheus",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(&a, &dir);
+    std::fs::write(
+        dir.join("client.ext"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.crt",
+        ],
+        &dir,
+    );
+    let web = dir.join("web.toml");
+    std::fs::write(
+        &web,
+        format!(
+            "[tls_server_config]\ncert_file = {:?}\nkey_file = {:?}\nclient_auth_type = \"RequireAndVerifyClientCert\"\nclient_ca_file = {:?}\nmin_version = \"TLS13\"\n",
+            dir.join("srv.crt"),
+            dir.join("srv.key"),
+            dir.join("ca.crt")
+        ),
+    )
+    .unwrap();
+    let mut cfg = test_cfg();
+    cfg.web_config_file = Some(web);
+    let srv = Server::start(rich(), cfg).await;
+    let url = format!("https://127.0.0.1:{}/metrics", srv.addr.port());
+    let run = |with_cert: bool| {
+        let dir = dir.clone();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new("curl");
+            c.current_dir(&dir).args([
+                "-sS",
+                "-m",
+                "15",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+                "srv.crt",
+            ]);
+            if with_cert {
+                c.args(["--cert", "client.crt", "--key", "client.key"]);
+            }
+            let out = c.arg(&url).output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let (ok, body) = run(true).await.unwrap();
+    assert!(
+        ok && body.ends_with("\n200") && body.contains("ipvs_up 1"),
+        "{body}"
+    );
+    let (ok, body) = run(false).await.unwrap();
+    assert!(
+        !ok && !body.contains("ipvs_up"),
+        "without a client certificate: {body}"
+    );
+    srv.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_errors_and_do_not_disturb_scrapes() {
+    let srv = Server::start(rich(), test_cfg()).await;
+    let long_header = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let cases: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02garbage\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        long_header.into_bytes(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: \xff\xfe\r\nAccept-Encoding: \xff\r\nX-Prometheus-Scrape-Timeout-Seconds: NaN\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: -5\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /metrics?x=%zz HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\nConnection: close\r\n\r\n".to_vec(),
+    ];
+    for (i, req) in cases.iter().enumerate() {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        // The server may close before reading everything; that is fine.
+        let _ = s.write_all(req).await;
+        let mut raw = Vec::new();
+        let r = tokio::time::timeout(GUARD, s.read_to_end(&mut raw)).await;
+        assert!(
+            r.is_ok(),
+            "case {i}: the server neither answered nor closed"
+        );
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();
+        match i {
+            // Unparseable or oversized: an error status or a closed connection, never metrics.
+            0..=3 => assert!(
+                raw.is_empty() || head.starts_with("HTTP/1.1 4") || head.starts_with("HTTP/1.1 5"),
+                "case {i}: {head:?}"
+            ),
+            // Odd header values are ignored: defaults apply and the scrape succeeds.
+            _ => assert!(head.starts_with("HTTP/1.1 200"), "case {i}: {head:?}"),
+        }
+        // The server still answers a normal scrape.
+        let ok = request(srv.addr, "GET", "/metrics", &[]).await;
+        assert_eq!(ok.status, 200, "after case {i}");
+    }
+    srv.stop().await;
+}

@@ -1,0 +1,392 @@
+//! Socket I/O for the generic-netlink reader: a blocking `NETLINK_GENERIC` socket from `neli`,
+//! request/reply with sequence checking, multi-part dumps, kernel error codes mapped to
+//! [`ReadError`], and optional capture of every raw reply for test vectors.
+//!
+//! The bytes of each reply go to [`super::codec`]; nothing here interprets attributes.
+
+use super::codec::{self, split_genl};
+use super::consts::*;
+use crate::model::{Service, Snapshot};
+use crate::reader::ReadError;
+use neli::consts::nl::NlmF;
+use neli::consts::socket::NlFamily;
+use neli::err::SocketError;
+use neli::nl::{NlPayload, NlmsghdrBuilder};
+use neli::socket::synchronous::NlSocketHandle;
+use neli::types::Buffer;
+use neli::utils::Groups;
+use nix::errno::Errno;
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+/// Give up on a reply after this many reads that carried no message for us.
+const MAX_IDLE_READS: u32 = 64;
+
+/// Writes each raw kernel reply (generic-netlink payload: the 4-byte genl header followed by
+/// the attributes) to `DIR/<command>-<index>.bin`, index counted per command from 0.
+#[derive(Debug)]
+pub struct Capture {
+    dir: PathBuf,
+    counters: HashMap<&'static str, u32>,
+}
+
+impl Capture {
+    /// Capture into `dir` (created if missing).
+    pub fn new(dir: &Path) -> Result<Self, ReadError> {
+        std::fs::create_dir_all(dir).map_err(|source| ReadError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        Ok(Capture {
+            dir: dir.to_path_buf(),
+            counters: HashMap::new(),
+        })
+    }
+
+    fn write(&mut self, label: &'static str, payload: &[u8]) -> Result<(), ReadError> {
+        let n = self.counters.entry(label).or_insert(0);
+        let path = self.dir.join(format!("{label}-{n:04}.bin"));
+        *n += 1;
+        std::fs::write(&path, payload).map_err(|source| ReadError::Io { path, source })
+    }
+}
+
+fn errno_error(label: &str, errno: i32) -> ReadError {
+    if errno == Errno::EPERM as i32 || errno == Errno::EACCES as i32 {
+        return ReadError::PermissionDenied;
+    }
+    ReadError::Netlink(format!(
+        "{label}: kernel answered {}",
+        io::Error::from_raw_os_error(errno)
+    ))
+}
+
+const ENOENT: i32 = Errno::ENOENT as i32;
+const ESRCH: i32 = Errno::ESRCH as i32;
+
+fn socket_error(label: &str, e: SocketError) -> ReadError {
+    if let SocketError::Io(io) = &e {
+        if let Some(code) = io.raw_os_error() {
+            return errno_error(label, code);
+        }
+    }
+    ReadError::Netlink(format!("{label}: {e}"))
+}
+
+/// Kernel errno in a reply, kept apart so callers can treat some codes specially.
+enum Failure {
+    Errno(i32),
+    Other(ReadError),
+}
+
+/// A generic-netlink socket bound to the namespace of the thread that opened it.
+pub struct GenlSocket {
+    sock: NlSocketHandle,
+    seq: u32,
+    capture: Option<Capture>,
+}
+
+impl std::fmt::Debug for GenlSocket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenlSocket")
+            .field("seq", &self.seq)
+            .field("capture", &self.capture)
+            .finish()
+    }
+}
+
+impl GenlSocket {
+    /// Open and bind a `NETLINK_GENERIC` socket.
+    pub fn open(capture: Option<Capture>) -> Result<Self, ReadError> {
+        let sock = NlSocketHandle::connect(NlFamily::Generic, None, Groups::empty())
+            .map_err(|e| socket_error("opening a generic netlink socket", e))?;
+        Ok(GenlSocket {
+            sock,
+            seq: 1,
+            capture,
+        })
+    }
+
+    /// Send a request to family `nl_type` and return the generic-netlink payloads of the reply
+    /// (every part of a dump when `dump`). Kernel errors are mapped like the IPVS calls'.
+    pub fn call(
+        &mut self,
+        nl_type: u16,
+        payload: Vec<u8>,
+        dump: bool,
+        label: &'static str,
+    ) -> Result<Vec<Vec<u8>>, ReadError> {
+        self.request(nl_type, payload, dump, label)
+            .map_err(|f| match f {
+                Failure::Errno(e) => errno_error(label, e),
+                Failure::Other(e) => e,
+            })
+    }
+
+    /// Resolve a generic-netlink family name to its id (`CTRL_CMD_GETFAMILY`).
+    /// `ModuleNotLoaded` when the kernel does not know the name.
+    pub fn resolve_family(&mut self, name: &str) -> Result<u16, ReadError> {
+        let replies = match self.request(
+            GENL_ID_CTRL,
+            codec::request_get_family(name),
+            false,
+            "ctrl_getfamily",
+        ) {
+            Ok(r) => r,
+            Err(Failure::Errno(ENOENT)) => return Err(ReadError::ModuleNotLoaded),
+            Err(Failure::Errno(e)) => {
+                return Err(errno_error(&format!("resolving family {name}"), e))
+            }
+            Err(Failure::Other(e)) => return Err(e),
+        };
+        let Some(first) = replies.first() else {
+            return Err(ReadError::ModuleNotLoaded);
+        };
+        let (_, _, attrs) = split_genl(first).map_err(decode_err("ctrl_getfamily"))?;
+        codec::decode_family_id(attrs).map_err(decode_err("ctrl_getfamily"))
+    }
+
+    /// Send one request and collect the generic-netlink payloads of its reply (all parts of a
+    /// dump). `label` names the command in errors and capture files.
+    fn request(
+        &mut self,
+        nl_type: u16,
+        payload: Vec<u8>,
+        dump: bool,
+        label: &'static str,
+    ) -> Result<Vec<Vec<u8>>, Failure> {
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        let mut flags = NlmF::REQUEST;
+        if dump {
+            flags |= NlmF::DUMP;
+        }
+        let msg = NlmsghdrBuilder::default()
+            .nl_type(nl_type)
+            .nl_flags(flags)
+            .nl_seq(seq)
+            .nl_pid(0)
+            .nl_payload(NlPayload::Payload(Buffer::from(payload)))
+            .build()
+            .map_err(|e| Failure::Other(ReadError::Netlink(format!("{label}: {e}"))))?;
+        self.sock
+            .send(&msg)
+            .map_err(|e| Failure::Other(socket_error(label, e)))?;
+
+        let mut out = Vec::new();
+        let mut idle = 0;
+        loop {
+            let (iter, _) = self
+                .sock
+                .recv::<u16, Buffer>()
+                .map_err(|e| Failure::Other(socket_error(label, e)))?;
+            let mut got_ours = false;
+            for m in iter {
+                let m = m.map_err(|e| {
+                    Failure::Other(ReadError::Decode(format!("{label}: netlink framing: {e}")))
+                })?;
+                if *m.nl_seq() != seq {
+                    tracing::debug!(label, seq = *m.nl_seq(), "ignoring stale netlink message");
+                    continue;
+                }
+                got_ours = true;
+                let ty = *m.nl_type();
+                if ty == NLMSG_DONE {
+                    if let NlPayload::DumpExtAck(e) = m.nl_payload() {
+                        if *e.error() != 0 {
+                            return Err(Failure::Errno(e.error().saturating_neg()));
+                        }
+                    }
+                    return Ok(out);
+                }
+                match m.nl_payload() {
+                    NlPayload::Err(e) => return Err(Failure::Errno(e.error().saturating_neg())),
+                    NlPayload::Ack(_) => return Ok(out),
+                    NlPayload::DumpExtAck(_) | NlPayload::Empty => {
+                        if ty == NLMSG_ERROR {
+                            return Ok(out);
+                        }
+                    }
+                    NlPayload::Payload(p) => {
+                        if let Some(c) = self.capture.as_mut() {
+                            c.write(label, p.as_ref()).map_err(Failure::Other)?;
+                        }
+                        out.push(p.as_ref().to_vec());
+                        if !m.nl_flags().contains(NlmF::MULTI) {
+                            return Ok(out);
+                        }
+                    }
+                }
+            }
+            if !got_ours {
+                idle += 1;
+                if idle > MAX_IDLE_READS {
+                    return Err(Failure::Other(ReadError::Netlink(format!(
+                        "{label}: no reply from the kernel after {MAX_IDLE_READS} reads"
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+fn decode_err(label: &str) -> impl Fn(codec::CodecError) -> ReadError + '_ {
+    move |e| ReadError::Decode(format!("{label}: {e}"))
+}
+
+/// The IPVS generic-netlink family, resolved on one socket.
+#[derive(Debug)]
+pub struct IpvsNetlink {
+    sock: GenlSocket,
+    family: u16,
+}
+
+impl IpvsNetlink {
+    /// Open a socket and resolve the "IPVS" family. `ModuleNotLoaded` when it is missing.
+    pub fn open(capture: Option<Capture>) -> Result<Self, ReadError> {
+        let mut sock = GenlSocket::open(capture)?;
+        let family = sock.resolve_family(IPVS_GENL_NAME)?;
+        Ok(IpvsNetlink { sock, family })
+    }
+
+    fn call(
+        &mut self,
+        payload: Vec<u8>,
+        dump: bool,
+        label: &'static str,
+    ) -> Result<Vec<Vec<u8>>, ReadError> {
+        self.sock.call(self.family, payload, dump, label)
+    }
+
+    fn attrs_of<'a>(label: &str, payload: &'a [u8]) -> Result<&'a [u8], ReadError> {
+        split_genl(payload)
+            .map(|(_, _, a)| a)
+            .map_err(decode_err(label))
+    }
+
+    /// Services with their destinations, info, timeouts and sync daemons. `global` is left
+    /// `None` (the kernel has no netlink command for it; the caller reads procfs).
+    pub fn snapshot(&mut self) -> Result<Snapshot, ReadError> {
+        let _span = tracing::debug_span!("netlink_snapshot").entered();
+        let info = {
+            let r = self.call(codec::request_simple(IPVS_CMD_GET_INFO), false, "get_info")?;
+            let first = r
+                .first()
+                .ok_or_else(|| ReadError::Decode("get_info: empty reply".into()))?;
+            codec::decode_info(Self::attrs_of("get_info", first)?)
+                .map_err(decode_err("get_info"))?
+        };
+        let mut services: Vec<Service> = Vec::new();
+        for p in self.call(
+            codec::request_simple(IPVS_CMD_GET_SERVICE),
+            true,
+            "get_service",
+        )? {
+            let svc = codec::decode_service_msg(Self::attrs_of("get_service", &p)?)
+                .map_err(decode_err("get_service"))?;
+            services.push(svc);
+        }
+        for svc in &mut services {
+            let label = "get_dest";
+            let replies = match self.sock.request(
+                self.family,
+                codec::request_get_dests(&svc.key),
+                true,
+                label,
+            ) {
+                Ok(r) => r,
+                // The service went away between the two dumps.
+                Err(Failure::Errno(ENOENT | ESRCH)) => Vec::new(),
+                Err(Failure::Errno(e)) => return Err(errno_error(label, e)),
+                Err(Failure::Other(e)) => return Err(e),
+            };
+            let family = svc.key.family();
+            for p in replies {
+                let d = codec::decode_dest_msg(Self::attrs_of(label, &p)?, family)
+                    .map_err(|e| ReadError::Decode(format!("{label} for {}: {e}", svc.key)))?;
+                svc.destinations.push(d);
+            }
+        }
+        let timeouts = {
+            let r = self.call(
+                codec::request_simple(IPVS_CMD_GET_CONFIG),
+                false,
+                "get_config",
+            )?;
+            match r.first() {
+                Some(p) => Some(
+                    codec::decode_config(Self::attrs_of("get_config", p)?)
+                        .map_err(decode_err("get_config"))?,
+                ),
+                None => None,
+            }
+        };
+        let mut daemons = Vec::new();
+        for p in self.call(
+            codec::request_simple(IPVS_CMD_GET_DAEMON),
+            true,
+            "get_daemon",
+        )? {
+            daemons.push(
+                codec::decode_daemon_msg(Self::attrs_of("get_daemon", &p)?)
+                    .map_err(decode_err("get_daemon"))?,
+            );
+        }
+        Ok(Snapshot {
+            info,
+            services,
+            timeouts,
+            daemons,
+            global: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn permission_errors_name_the_capability() {
+        for errno in [Errno::EPERM as i32, Errno::EACCES as i32] {
+            let e = errno_error("get_service", errno);
+            assert!(matches!(e, ReadError::PermissionDenied), "{e:?}");
+            assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
+        }
+        let e = errno_error("get_dest", Errno::EINVAL as i32);
+        assert!(
+            e.to_string().contains("get_dest") && e.to_string().contains("Invalid argument"),
+            "{e}"
+        );
+        let io = SocketError::Io(std::sync::Arc::new(io::Error::from_raw_os_error(
+            Errno::EPERM as i32,
+        )));
+        assert!(matches!(
+            socket_error("open", io),
+            ReadError::PermissionDenied
+        ));
+    }
+
+    #[test]
+    fn capture_names_files_by_command_and_index() {
+        let dir = std::env::temp_dir().join(format!("herald-capture-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut c = Capture::new(&dir).unwrap();
+        c.write("get_service", &[1, 2]).unwrap();
+        c.write("get_service", &[3]).unwrap();
+        c.write("get_dest", &[4]).unwrap();
+        assert_eq!(
+            std::fs::read(dir.join("get_service-0000.bin")).unwrap(),
+            [1, 2]
+        );
+        assert_eq!(
+            std::fs::read(dir.join("get_service-0001.bin")).unwrap(),
+            [3]
+        );
+        assert_eq!(std::fs::read(dir.join("get_dest-0000.bin")).unwrap(), [4]);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

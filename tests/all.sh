@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite: what the README's second command runs and what CI (.ci/run) calls.
+#
+# Stages, each loud on failure (set -e): install missing Debian packages, formatting and lints,
+# unit and integration tests of every crate, fuzz smoke runs of every decoder, BGP interop against
+# real BIRD 2 / FRR / GoBGP in network namespaces, and the QEMU lab with a real IPVS kernel.
+# Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+
+stage() { printf '\n===== %s (%s) =====\n' "$*" "$(date -u +%H:%M:%S)"; }
+
+if [ "$(id -u)" != 0 ]; then
+  echo "tests/all.sh: must run as root (network namespaces, QEMU lab, apt-get)" >&2
+  exit 1
+fi
+
+stage "Debian packages"
+bash tests/deps.sh
+
+stage "rustfmt"
+cargo fmt --all -- --check
+
+stage "clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, promtool, Prometheus)"
+cargo test --workspace --locked
+
+stage "fuzz smoke runs (every decoder)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+bash shared/fuzz/run.sh "${FUZZ_RUNS:-20000}"
+bash announcer/fuzz/run.sh "${FUZZ_RUNS:-20000}"
+
+stage "QEMU lab: real IPVS kernel, dump vs ipvsadm (tests/README.md)"
+cargo clippy --locked -p ipvs-herald --test lab -- -D warnings
+cargo test --locked --test lab
+
+stage "all passed"

@@ -1,0 +1,301 @@
+//! The real-kernel lab: boots a Debian kernel with IPVS under QEMU once (`tests/lab/lab.sh run`),
+//! runs every scenario in it, and checks, one test per scenario, that `ipvs-herald dump --json
+//! --conns` equals what ipvsadm showed at the same moment, field by field.
+//!
+//! Not part of the plain `cargo test` run (the target has `test = false`); run it with
+//! `cargo test --test lab` (see tests/README.md). It fails, never skips, when QEMU, the kernel
+//! package or a host tool is missing and cannot be installed. Setting
+//! `IPVS_HERALD_LAB_RESULTS=<dir>` checks an existing `target/lab/results/scenarios` instead of
+//! booting (for iterating on the comparison only).
+#![forbid(unsafe_code)]
+
+mod lab_support;
+
+use lab_support::compare::{self, Views};
+use lab_support::dump::{self, Dump};
+use lab_support::ipvsadm::ConnKey;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+static RUN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+
+/// Boot the VM once for the whole test binary.
+fn boot() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("IPVS_HERALD_LAB_RESULTS") {
+        eprintln!("lab: IPVS_HERALD_LAB_RESULTS set, checking existing results in {dir} (no boot)");
+        return Ok(PathBuf::from(dir));
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_ipvs-herald"));
+    let target = bin
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))?;
+    let script = repo.join("tests/lab/lab.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("run")
+        .env("LAB_HERALD_BIN", bin)
+        .env("LAB_TARGET", target)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "{} run failed ({status}); see its messages above and {}/lab/console.log",
+            script.display(),
+            target.display()
+        ));
+    }
+    Ok(target.join("lab/results/scenarios"))
+}
+
+fn results() -> &'static Path {
+    match RUN.get_or_init(boot) {
+        Ok(p) => p,
+        Err(e) => panic!("the lab VM run failed: {e}"),
+    }
+}
+
+fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+}
+
+fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Check one scenario: it ran, the dump succeeded at a consistent moment, and the dump equals
+/// every ipvsadm view. Returns the parsed views and dump for scenario-specific assertions.
+fn check(name: &str) -> (Views, Dump) {
+    let dir = results().join(name);
+    assert!(
+        dir.is_dir(),
+        "scenario {name} did not run (no {})",
+        dir.display()
+    );
+    let status = read(&dir, "status");
+    assert_eq!(
+        status.trim(),
+        "ok",
+        "scenario {name} failed in the VM; setup.log ends with:\n{}",
+        tail(&read(&dir, "setup.log"), 25)
+    );
+    let attempts = read(&dir, "attempts");
+    assert_ne!(
+        attempts.trim(),
+        "inconsistent",
+        "scenario {name}: ipvsadm never read the same state before and after the dump"
+    );
+    assert!(
+        !dir.join("unsettled").exists(),
+        "scenario {name}: IPVS counters did not settle before collection"
+    );
+    let rc = read(&dir, "dump.rc");
+    assert_eq!(
+        rc.trim(),
+        "0",
+        "scenario {name}: `ipvs-herald dump --json --conns` failed: {}",
+        read(&dir, "dump.err")
+    );
+    let views = compare::load_views(&dir).unwrap_or_else(|e| panic!("scenario {name}: {e}"));
+    let dump = dump::parse_dump(&read(&dir, "dump.json"))
+        .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
+    let outcome = compare::compare(&views, &dump);
+    assert!(
+        outcome.fields_checked > 0,
+        "scenario {name}: nothing compared"
+    );
+    if !outcome.mismatches.is_empty() {
+        let shown: Vec<&String> = outcome.mismatches.iter().take(200).collect();
+        panic!(
+            "scenario {name}: {} of {} fields differ between ipvsadm and the dump:\n  {}",
+            outcome.mismatches.len(),
+            outcome.fields_checked,
+            shown
+                .iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join("\n  ")
+        );
+    }
+    eprintln!(
+        "scenario {name}: {} fields equal (collection attempt {})",
+        outcome.fields_checked,
+        attempts.trim()
+    );
+    (views, dump)
+}
+
+fn total_conns(v: &Views) -> u64 {
+    v.stats
+        .iter()
+        .filter_map(|s| s.info.numbers)
+        .map(|n| n[0])
+        .sum()
+}
+
+fn conns_for(v: &Views, vip: &str) -> u64 {
+    v.conns
+        .iter()
+        .filter(|(k, _): &(&ConnKey, _)| k.virtual_addr.to_string() == vip)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[test]
+fn schedulers() {
+    let (v, _) = check("01-schedulers");
+    let scheds: Vec<&str> = v.list.iter().map(|s| s.info.scheduler.as_str()).collect();
+    for s in [
+        "rr", "wrr", "lc", "wlc", "lblc", "lblcr", "dh", "sh", "sed", "nq", "mh", "fo", "ovf",
+    ] {
+        assert!(
+            scheds.contains(&s),
+            "scheduler {s} missing from ipvsadm: {scheds:?}"
+        );
+    }
+    assert!(
+        v.list.iter().any(|s| s.info.sched_flags == 3),
+        "no service with scheduler flags 1+2"
+    );
+}
+
+#[test]
+fn protocols() {
+    let (v, _) = check("02-protocols");
+    assert_eq!(v.list.len(), 8, "services in 02-protocols");
+}
+
+#[test]
+fn ipv6() {
+    let (v, _) = check("03-ipv6");
+    assert!(v.list.iter().any(|s| s.info.mask.as_deref() == Some("64")));
+    assert!(v.list.len() >= 5, "IPv6 services: {}", v.list.len());
+}
+
+#[test]
+fn persistence() {
+    let (v, _) = check("04-persistence");
+    assert!(v.list.iter().any(|s| s.info.pe.as_deref() == Some("sip")));
+    assert!(v
+        .list
+        .iter()
+        .any(|s| s.info.mask.as_deref() == Some("255.255.255.0")));
+}
+
+#[test]
+fn one_packet() {
+    let (v, _) = check("05-one-packet");
+    assert_eq!(v.list.iter().filter(|s| s.info.one_packet).count(), 2);
+}
+
+#[test]
+fn thresholds() {
+    let (v, _) = check("06-thresholds");
+    let t: Vec<(u32, u32)> = v
+        .thresholds
+        .iter()
+        .flat_map(|s| s.dests.iter().map(|d| (d.upper, d.lower)))
+        .collect();
+    assert!(
+        t.contains(&(1000, 800)) && t.contains(&(2147483647, 2147483647)),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn forwarding() {
+    let (v, _) = check("07-forwarding");
+    let infos: Vec<&str> = v
+        .tun
+        .iter()
+        .flat_map(|s| s.dests.iter().map(|d| d.tun_info.as_str()))
+        .collect();
+    for want in [
+        "ipip",
+        "gue:6080:-c",
+        "gue:6081:+c",
+        "gue:6082:r+c",
+        "gre:-c",
+        "gre:+c",
+    ] {
+        assert!(
+            infos.contains(&want),
+            "tunnel info {want} missing: {infos:?}"
+        );
+    }
+}
+
+#[test]
+fn sync_daemons() {
+    let (v, _) = check("08-sync-daemon");
+    assert_eq!(v.daemons.len(), 2, "{:?}", v.daemons);
+}
+
+#[test]
+fn timeouts() {
+    let (v, _) = check("09-timeouts");
+    assert_eq!(
+        (v.timeouts.tcp, v.timeouts.tcp_fin, v.timeouts.udp),
+        (3600, 30, 45)
+    );
+}
+
+#[test]
+fn empty() {
+    let (v, d) = check("10-empty");
+    assert!(v.list.is_empty() && d.snapshot.services.is_empty());
+}
+
+#[test]
+fn many_services() {
+    let (v, _) = check("11-many");
+    assert_eq!(v.list.len(), 300);
+    assert!(v.list.iter().all(|s| s.dests.len() == 10));
+}
+
+#[test]
+fn nat_traffic() {
+    let (v, _) = check("20-nat-traffic");
+    assert!(
+        total_conns(&v) >= 40,
+        "NAT traffic made {} connections",
+        total_conns(&v)
+    );
+    assert!(conns_for(&v, "203.0.113.20:80") >= 30);
+    assert!(
+        v.conns.keys().any(|k| k.protocol == "template"),
+        "no persistence template in -Lnc"
+    );
+    assert!(
+        v.conns.keys().any(|k| k.protocol == "udp"),
+        "no UDP entry in -Lnc"
+    );
+    // wrr 2:1 over the 30 requests to :80.
+    let s = v
+        .stats
+        .iter()
+        .find(|s| s.key.to_string() == "TCP 203.0.113.20:80")
+        .expect("NAT service in --stats");
+    let per: Vec<u64> = s.dests.iter().map(|d| d.numbers[0]).collect();
+    assert_eq!(per, vec![20, 10], "wrr 2:1 split of 30 connections");
+    assert!(
+        s.dests.iter().all(|d| d.numbers[2] > 0),
+        "NAT replies counted"
+    );
+}
+
+#[test]
+fn dr_traffic() {
+    let (v, _) = check("21-dr-traffic");
+    assert!(conns_for(&v, "203.0.113.21:80") >= 20);
+}
+
+#[test]
+fn tun_traffic() {
+    let (v, _) = check("22-tun-traffic");
+    assert!(conns_for(&v, "203.0.113.22:80") >= 10);
+}

@@ -1,0 +1,303 @@
+# shellcheck shell=sh
+#
+# Guest-side helpers (busybox sh) for the lab VM: topologies (LVS-NAT, LVS-DR, LVS-TUN real
+# servers in network namespaces), bounded traffic generators, and `collect`, which records
+# ipvsadm's view and `ipvs-herald dump --json --conns` at the same moment.
+#
+# The director is the VM's initial network namespace (where ipvsadm and ipvs-herald run).
+# Lab addresses: clients 198.51.100.0/24, real servers 192.0.2.0/24 (DIP 192.0.2.1),
+# VIPs 203.0.113.0/24, IPv6 2001:db8::/32.
+
+R=${R:-/results}
+DIP=192.0.2.1
+CLIENT_NET=198.51.100
+HERALD=${HERALD:-/usr/bin/ipvs-herald}
+# Configuration for every dump in the scenarios: the emulated CPU is 10-50x slower than
+# hardware, so reads get far more than the default 5 s.
+HERALD_TOML=/tmp/lab-herald.toml
+
+# busybox-static's sh runs its own applets before $PATH; iproute2's ip is needed (netns, veth).
+ip() {
+    /sbin/ip "$@"
+}
+
+# Run each scenario script under /lab/scenarios (or the comma-separated subset in $1), each in
+# its own subshell with a time bound, with a full reset before and after.
+run_scenarios() {
+    list=$1
+    printf '[reader]\ntimeout_ms = 120000\n' >"$HERALD_TOML"
+    mkdir -p "$R/scenarios"
+    for f in /lab/scenarios/*.sh; do
+        name=$(basename "$f" .sh)
+        if [ "$list" != all ]; then
+            case ",$list," in *",$name,"*) ;; *) continue ;; esac
+        fi
+        D="$R/scenarios/$name"
+        mkdir -p "$D"
+        lab_reset
+        t0=$(cut -d' ' -f1 /proc/uptime)
+        echo "lab: scenario $name (t=${t0}s)"
+        if timeout "${SCENARIO_TIMEOUT:-240}" sh -c ". /lab/lib.sh; D='$D'; set -x; . '$f'" >"$D/setup.log" 2>&1; then
+            echo ok >"$D/status"
+        else
+            echo "failed: exit status $? (see setup.log)" >"$D/status"
+            echo "lab: scenario $name FAILED"
+            tail -n 5 "$D/setup.log"
+        fi
+        echo "$t0 $(cut -d' ' -f1 /proc/uptime)" >"$D/time"
+    done
+    lab_reset
+}
+
+# Back to a clean director: no services, no daemons, default timeouts, no namespaces or lab links.
+lab_reset() {
+    ipvsadm -C
+    ipvsadm --stop-daemon master 2>/dev/null
+    ipvsadm --stop-daemon backup 2>/dev/null
+    ipvsadm --set 900 120 300
+    if [ -e /tmp/lab.pids ]; then
+        kill $(cat /tmp/lab.pids) 2>/dev/null
+        rm -f /tmp/lab.pids
+    fi
+    for n in $(ip netns list | cut -d' ' -f1); do
+        ip netns pids "$n" 2>/dev/null | xargs -r kill -9 2>/dev/null
+        ip netns delete "$n"
+    done
+    for l in $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep -E '^(d-|lab)'); do
+        ip link delete "$l" 2>/dev/null
+    done
+    sysctl -qw net.ipv4.ip_forward=1
+    sysctl -qw net.ipv6.conf.all.forwarding=1
+}
+
+# ns_new NAME: a network namespace with lo up.
+ns_new() {
+    ip netns add "$1" && ip -n "$1" link set lo up
+}
+
+# rs_add NAME RIP: a real-server namespace NAME joined to the director by veth d-NAME <-> e0.
+# The director holds the DIP (/32) on every such veth; the real server routes DIP on-link and
+# uses it as its default gateway (what LVS-NAT needs).
+rs_add() {
+    name=$1
+    rip=$2
+    ns_new "$name" || return 1
+    ip link add "d-$name" type veth peer name e0 netns "$name" || return 1
+    ip addr add "$DIP/32" dev "d-$name"
+    ip link set "d-$name" up
+    ip route add "$rip/32" dev "d-$name"
+    sysctl -qw "net.ipv4.conf.d-$name.rp_filter=0"
+    sysctl -qw "net.ipv4.conf.d-$name.accept_local=1"
+    ip -n "$name" addr add "$rip/32" dev e0
+    ip -n "$name" link set e0 up
+    ip -n "$name" route add "$DIP/32" dev e0
+    ip -n "$name" route add default via "$DIP" dev e0
+}
+
+# rs_dr NAME VIP: make real server NAME accept VIP for LVS-DR (VIP on lo, no ARP for it).
+rs_dr() {
+    ip netns exec "$1" sysctl -qw net.ipv4.conf.all.arp_ignore=1
+    ip netns exec "$1" sysctl -qw net.ipv4.conf.all.arp_announce=2
+    ip netns exec "$1" sysctl -qw net.ipv4.conf.e0.arp_ignore=1
+    ip netns exec "$1" sysctl -qw net.ipv4.conf.e0.arp_announce=2
+    ip -n "$1" addr add "$2/32" dev lo
+}
+
+# rs_tun NAME VIP: make real server NAME decapsulate IPIP for LVS-TUN (tunl0 holds the VIP).
+rs_tun() {
+    ip -n "$1" link set tunl0 up || return 1
+    ip -n "$1" addr add "$2/32" dev tunl0
+    ip netns exec "$1" sysctl -qw net.ipv4.conf.all.rp_filter=0
+    ip netns exec "$1" sysctl -qw net.ipv4.conf.tunl0.rp_filter=0
+    ip netns exec "$1" sysctl -qw net.ipv4.conf.all.arp_ignore=1
+    ip netns exec "$1" sysctl -qw net.ipv4.conf.all.arp_announce=2
+}
+
+# client_add: client namespace "cl" (198.51.100.2) behind the director's d-cl (198.51.100.1).
+client_add() {
+    ns_new cl || return 1
+    ip link add d-cl type veth peer name e0 netns cl || return 1
+    ip addr add "$CLIENT_NET.1/24" dev d-cl
+    ip link set d-cl up
+    sysctl -qw net.ipv4.conf.all.rp_filter=0
+    sysctl -qw net.ipv4.conf.all.accept_local=1
+    sysctl -qw net.ipv4.conf.d-cl.rp_filter=0
+    ip -n cl addr add "$CLIENT_NET.2/24" dev e0
+    ip -n cl link set e0 up
+    ip -n cl route add default via "$CLIENT_NET.1"
+}
+
+# vip_add VIP: the VIP is a local address of the director (on the client-facing link).
+vip_add() {
+    ip addr add "$1/32" dev d-cl
+}
+
+# http_start NAME [PORT]: busybox httpd in real server NAME, answering its own name.
+http_start() {
+    mkdir -p "/tmp/www-$1"
+    echo "$1" >"/tmp/www-$1/index.html"
+    ip netns exec "$1" httpd -f -p "${2:-80}" -h "/tmp/www-$1" &
+    echo $! >>/tmp/lab.pids
+}
+
+# client_http VIP PORT COUNT: COUNT sequential HTTP/1.0 GETs from the client namespace, each
+# bounded to 5 s. Prints how many answered 200; fails when none did.
+client_http() {
+    ok=$(ip netns exec cl sh -c '
+        i=0; ok=0
+        while [ $i -lt '"$3"' ]; do
+            i=$((i+1))
+            if printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc '"$1"' '"$2"' 2>/dev/null | grep -q "200 OK"; then
+                ok=$((ok+1))
+            fi
+        done
+        echo $ok')
+    echo "client_http $1:$2: $ok/$3 answered"
+    [ "${ok:-0}" -gt 0 ]
+}
+
+# client_udp VIP PORT COUNT: COUNT DNS queries (busybox nslookup, UDP, a new source port each)
+# to VIP:PORT, each bounded to 2 s; no answer is expected.
+client_udp() {
+    ip netns exec cl sh -c '
+        i=0
+        while [ $i -lt '"$3"' ]; do
+            i=$((i+1))
+            timeout 2 nslookup lab$i.example '"$1"':'"$2"' >/dev/null 2>&1
+        done
+        true'
+    echo "client_udp $1:$2: $3 queries sent"
+}
+
+# Wait until the estimator has folded every counter: the counter view (service/destination
+# totals and /proc/net/ip_vs_stats totals, not rates) unchanged over 3 readings 1 s apart
+# (the estimator runs every 2 s). Bounded to 40 s.
+settle_stats() {
+    prev=""
+    same=0
+    n=0
+    while [ $n -lt 40 ]; do
+        cur=$(ipvsadm -Ln --exact --stats; head -n 3 /proc/net/ip_vs_stats)
+        if [ "$cur" = "$prev" ]; then
+            same=$((same + 1))
+            [ $same -ge 3 ] && return 0
+        else
+            same=0
+        fi
+        prev=$cur
+        sleep 1
+        n=$((n + 1))
+    done
+    echo "settle_stats: counters still moving after 40 s" >&2
+    return 1
+}
+
+# snap DIR: every ipvsadm view plus the kernel's global stats.
+snap() {
+    mkdir -p "$1"
+    ipvsadm -Ln >"$1/list.txt" 2>&1
+    ipvsadm -Ln --exact --stats >"$1/stats.txt" 2>&1
+    ipvsadm -Ln --exact --rate >"$1/rate.txt" 2>&1
+    ipvsadm -Ln --thresholds >"$1/thresholds.txt" 2>&1
+    ipvsadm -Ln --persistent-conn >"$1/pconn.txt" 2>&1
+    ipvsadm -Ln --tun-info >"$1/tun.txt" 2>&1
+    ipvsadm -Lnc >"$1/conns.txt" 2>&1
+    ipvsadm -Ln --timeout >"$1/timeout.txt" 2>&1
+    ipvsadm -Ln --daemon >"$1/daemon.txt" 2>&1
+    cat /proc/net/ip_vs_stats >"$1/global.txt" 2>&1
+    cat /proc/net/ip_vs >"$1/proc_ip_vs.txt" 2>&1
+}
+
+# same_snap A B: equal, ignoring the connection table's expire column (it ticks every second).
+same_snap() {
+    for f in list stats rate thresholds pconn tun timeout daemon global proc_ip_vs; do
+        cmp -s "$1/$f.txt" "$2/$f.txt" || return 1
+    done
+    [ "$(awk '{$2=""; print}' "$1/conns.txt" | sort)" = "$(awk '{$2=""; print}' "$2/conns.txt" | sort)" ]
+}
+
+# collect [DIR]: wait for counters to settle, then read ipvsadm, `ipvs-herald dump --json
+# --conns` (netlink, then `--source procfs`), and ipvsadm again, until both ipvsadm readings agree (so the dump saw that state).
+collect() {
+    out=${1:-$D}
+    if ! settle_stats; then
+        echo "counters did not settle" >"$out/unsettled"
+    fi
+    i=0
+    while [ $i -lt 20 ]; do
+        i=$((i + 1))
+        rm -rf "$out/a" "$out/b"
+        snap "$out/a"
+        if "$HERALD" --config "$HERALD_TOML" dump --json --conns >"$out/dump.json" 2>"$out/dump.err"; then
+            echo 0 >"$out/dump.rc"
+        else
+            echo $? >"$out/dump.rc"
+        fi
+        if "$HERALD" --config "$HERALD_TOML" dump --json --conns --source procfs >"$out/dump-procfs.json" 2>"$out/dump-procfs.err"; then
+            echo 0 >"$out/dump-procfs.rc"
+        else
+            echo $? >"$out/dump-procfs.rc"
+        fi
+        snap "$out/b"
+        if same_snap "$out/a" "$out/b"; then
+            mv "$out"/a/* "$out/"
+            rm -rf "$out/a" "$out/b"
+            echo "$i" >"$out/attempts"
+            return 0
+        fi
+        sleep 0.3
+    done
+    mv "$out"/a/* "$out/"
+    echo "inconsistent" >"$out/attempts"
+    echo "collect: ipvsadm readings never agreed around the dump after $i attempts" >&2
+    return 1
+}
+
+# capture_netlink: keep the raw netlink replies of one dump (the reader's hidden option).
+capture_netlink() {
+    mkdir -p "$D/netlink"
+    if "$HERALD" --config "$HERALD_TOML" dump --capture-netlink "$D/netlink" >"$D/netlink.out" 2>"$D/netlink.err"; then
+        echo 0 >"$D/netlink.rc"
+    else
+        echo $? >"$D/netlink.rc"
+    fi
+}
+
+# interactive_setup: the NAT sample topology, bounded background traffic, and the daemon.
+interactive_setup() {
+    lab_reset
+    client_add
+    vip_add 203.0.113.10
+    rs_add r1 192.0.2.11
+    rs_add r2 192.0.2.12
+    http_start r1
+    http_start r2
+    ipvsadm -A -t 203.0.113.10:80 -s wrr
+    ipvsadm -a -t 203.0.113.10:80 -r 192.0.2.11:80 -m -w 2
+    ipvsadm -a -t 203.0.113.10:80 -r 192.0.2.12:80 -m -w 1
+    ipvsadm -A -u 203.0.113.10:53 -s rr
+    ipvsadm -a -u 203.0.113.10:53 -r 192.0.2.11:53 -m
+    ipvsadm -a -u 203.0.113.10:53 -r 192.0.2.12:53 -m
+    # One request every 2 s for at most 2 hours.
+    (n=0; while [ $n -lt 3600 ]; do n=$((n+1)); client_http 203.0.113.10 80 1 >/dev/null; sleep 2; done) &
+    echo $! >>/tmp/lab.pids
+    for i in /sys/class/net/eth*; do
+        [ -e "$i" ] || continue
+        dev=$(basename "$i")
+        ip link set "$dev" up
+        ip addr add 10.0.2.15/24 dev "$dev"
+        ip route add default via 10.0.2.2 dev "$dev"
+    done
+    cfg=""
+    [ -e /etc/ipvs-herald.toml ] && cfg="--config /etc/ipvs-herald.toml"
+    # shellcheck disable=SC2086
+    "$HERALD" $cfg run >/tmp/herald.log 2>&1 &
+    echo $! >/tmp/herald.pid
+    sleep 2
+    if kill -0 "$(cat /tmp/herald.pid)" 2>/dev/null; then
+        echo "lab: ipvs-herald run is up (log: /tmp/herald.log); host: curl http://127.0.0.1:9639/metrics"
+    else
+        echo "lab: ipvs-herald run exited: $(cat /tmp/herald.log)"
+    fi
+    ipvsadm -Ln --stats
+}

@@ -1,0 +1,269 @@
+# shellcheck shell=bash
+#
+# Host-side helpers for tests/lab/lab.sh: fetching packages, building the initramfs, booting QEMU.
+# Sourced, not executed. Every function fails loudly (non-zero exit, message on stderr) when
+# something it needs is missing; nothing is skipped silently.
+
+LAB_KERNEL_META=${LAB_KERNEL_META:-linux-image-cloud-amd64}
+# Modules the guest loads (dependencies are resolved from each module's .modinfo `depends=`).
+LAB_MODULES=${LAB_MODULES:-"ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs_pe_sip veth dummy ipip virtio_pci virtio_blk virtio_net"}
+# Host tools the lab needs, as `command:debian-package`.
+LAB_HOST_TOOLS="qemu-system-x86_64:qemu-system-x86 busybox:busybox-static ipvsadm:ipvsadm ip:iproute2 cpio:cpio dpkg-deb:dpkg modinfo:kmod gzip:gzip tar:tar timeout:coreutils"
+
+die() {
+    echo "lab: error: $*" >&2
+    exit 1
+}
+
+log() {
+    echo "lab: $*" >&2
+}
+
+# Install missing host tools with apt-get (idempotent).
+lab_install_host_tools() {
+    local missing="" entry cmd pkg
+    for entry in $LAB_HOST_TOOLS; do
+        cmd=${entry%%:*}
+        pkg=${entry#*:}
+        command -v "$cmd" >/dev/null 2>&1 || missing="$missing $pkg"
+    done
+    if [ -n "$missing" ]; then
+        log "installing host packages:$missing"
+        if ! apt-get install -y $missing >&2; then
+            apt-get update >&2 || die "apt-get update failed"
+            apt-get install -y $missing >&2 || die "apt-get install -y$missing failed"
+        fi
+    fi
+    for entry in $LAB_HOST_TOOLS; do
+        cmd=${entry%%:*}
+        command -v "$cmd" >/dev/null 2>&1 || die "required host command '$cmd' is still missing"
+    done
+}
+
+# The concrete kernel package behind the cloud meta-package, e.g. linux-image-6.1.0-56-cloud-amd64.
+lab_kernel_package() {
+    local pkg
+    pkg=$(apt-cache depends "$LAB_KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+    [ -n "$pkg" ] || die "cannot resolve the kernel package behind $LAB_KERNEL_META (apt-cache depends printed no linux-image dependency; run apt-get update?)"
+    echo "$pkg"
+}
+
+# Download the kernel deb into the cache and unpack it (idempotent).
+lab_fetch() {
+    lab_install_host_tools
+    mkdir -p "$LAB_CACHE"
+    local pkg deb
+    pkg=$(lab_kernel_package)
+    deb=$(ls "$LAB_CACHE"/"${pkg}"_*.deb 2>/dev/null | head -n1)
+    if [ -z "$deb" ]; then
+        log "downloading $pkg"
+        (cd "$LAB_CACHE" && apt-get download "$pkg" >&2) || {
+            apt-get update >&2 || die "apt-get update failed"
+            (cd "$LAB_CACHE" && apt-get download "$pkg" >&2) || die "apt-get download $pkg failed"
+        }
+        deb=$(ls "$LAB_CACHE"/"${pkg}"_*.deb 2>/dev/null | head -n1)
+        [ -n "$deb" ] || die "apt-get download $pkg produced no .deb in $LAB_CACHE"
+    fi
+    local root="$LAB_CACHE/kernel-$pkg"
+    if [ ! -e "$root/.unpacked" ]; then
+        rm -rf "$root"
+        mkdir -p "$root"
+        dpkg-deb -x "$deb" "$root" || die "cannot unpack $deb"
+        touch "$root/.unpacked"
+    fi
+    ln -sfn "kernel-$pkg" "$LAB_CACHE/kernel"
+    lab_kernel_image >/dev/null
+    log "kernel: $(lab_kernel_image)"
+}
+
+lab_kernel_image() {
+    local img
+    img=$(ls "$LAB_CACHE"/kernel/boot/vmlinuz-* 2>/dev/null | head -n1)
+    [ -n "$img" ] || die "no kernel image under $LAB_CACHE/kernel/boot (run: lab.sh fetch)"
+    echo "$img"
+}
+
+lab_modules_dir() {
+    local d
+    d=$(ls -d "$LAB_CACHE"/kernel/lib/modules/*/kernel 2>/dev/null | head -n1)
+    [ -n "$d" ] || die "no modules under $LAB_CACHE/kernel/lib/modules (run: lab.sh fetch)"
+    echo "$d"
+}
+
+# Path of module NAME (with - and _ equivalent) under the unpacked kernel; handles .ko, .ko.xz,
+# .ko.zst, .ko.gz.
+lab_module_path() {
+    local name=$1 dir alt f
+    dir=$(lab_modules_dir)
+    alt=$(echo "$name" | tr '_' '-')
+    for f in $(find "$dir" \( -name "$name.ko*" -o -name "$alt.ko*" \) 2>/dev/null); do
+        echo "$f"
+        return 0
+    done
+    return 1
+}
+
+# Print NAME's dependencies first, then NAME (depth-first, each once). $LAB_SEEN holds visited.
+lab_module_order() {
+    local name=$1 path deps d
+    case " $LAB_SEEN " in *" $name "*) return 0 ;; esac
+    LAB_SEEN="$LAB_SEEN $name"
+    path=$(lab_module_path "$name") || die "module $name not found in the kernel package"
+    deps=$(modinfo -F depends "$path") || die "modinfo cannot read $path"
+    for d in $(echo "$deps" | tr ',' ' '); do
+        lab_module_order "$d"
+    done
+    echo "$name"
+}
+
+# Copy a dynamic executable and every library ldd names into the initramfs root.
+lab_copy_binary() {
+    local bin=$1 root=$2 dest=${3:-/bin} lib
+    [ -x "$bin" ] || die "binary $bin is missing or not executable"
+    mkdir -p "$root$dest"
+    cp -L "$bin" "$root$dest/"
+    for lib in $(ldd "$bin" 2>/dev/null | awk '/=> \// {print $3} /^\t\/lib/ {print $1}'); do
+        mkdir -p "$root$(dirname "$lib")"
+        [ -e "$root$lib" ] || cp -L "$lib" "$root$lib"
+    done
+}
+
+# The ipvs-herald binary to put in the guest: $LAB_HERALD_BIN, else target/debug/ipvs-herald.
+lab_herald_bin() {
+    local bin=${LAB_HERALD_BIN:-$LAB_TARGET/debug/ipvs-herald}
+    [ -x "$bin" ] || die "ipvs-herald binary $bin not found (cargo build -p ipvs-herald, or set LAB_HERALD_BIN)"
+    echo "$bin"
+}
+
+# Build the initramfs: busybox, modules in load order, ipvsadm, ip, ipvs-herald, guest scripts.
+lab_build() {
+    lab_install_host_tools
+    [ -e "$LAB_CACHE/kernel/.unpacked" ] || lab_fetch
+    local root="$LAB_OUT/initramfs" m path herald
+    rm -rf "$root"
+    mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,tmp,run,results,lib/modules,lab,var/www,usr/bin,usr/sbin}
+    cp "$(command -v busybox)" "$root/bin/busybox"
+    if ldd "$root/bin/busybox" >/dev/null 2>&1; then
+        die "$(command -v busybox) is dynamically linked; install busybox-static"
+    fi
+    for m in $("$root/bin/busybox" --list); do
+        [ -e "$root/bin/$m" ] || ln -s busybox "$root/bin/$m"
+    done
+    LAB_SEEN=""
+    : >"$root/lib/modules/order"
+    for m in $LAB_MODULES; do
+        lab_module_order "$m" >>"$root/lib/modules/order"
+    done
+    while read -r m; do
+        path=$(lab_module_path "$m")
+        case "$path" in
+        *.ko) cp "$path" "$root/lib/modules/$m.ko" ;;
+        *.ko.xz) xz -dc "$path" >"$root/lib/modules/$m.ko" ;;
+        *.ko.zst) zstd -qdc "$path" >"$root/lib/modules/$m.ko" ;;
+        *.ko.gz) gzip -dc "$path" >"$root/lib/modules/$m.ko" ;;
+        *) die "unknown module format: $path" ;;
+        esac
+    done <"$root/lib/modules/order"
+    lab_copy_binary "$(command -v ipvsadm)" "$root" /sbin
+    lab_copy_binary "$(command -v ip)" "$root" /sbin
+    rm -f "$root/bin/ip" "$root/bin/ipvsadm"
+    herald=$(lab_herald_bin)
+    lab_copy_binary "$herald" "$root" /usr/bin
+    for extra in $LAB_EXTRA_BINARIES; do
+        lab_copy_binary "$extra" "$root" /usr/bin
+    done
+    if [ -n "${LAB_HERALD_CONFIG:-}" ]; then
+        [ -r "$LAB_HERALD_CONFIG" ] || die "LAB_HERALD_CONFIG=$LAB_HERALD_CONFIG is not readable"
+        cp "$LAB_HERALD_CONFIG" "$root/etc/ipvs-herald.toml"
+    fi
+    cp "$LAB_DIR/guest/init" "$root/init"
+    chmod +x "$root/init"
+    cp "$LAB_DIR"/guest/*.sh "$root/lab/"
+    mkdir -p "$root/lab/scenarios"
+    cp "$LAB_DIR"/scenarios/*.sh "$root/lab/scenarios/"
+    echo "<html>lab</html>" >"$root/var/www/index.html"
+    (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$LAB_OUT/initramfs.cpio.gz" ||
+        die "cannot write $LAB_OUT/initramfs.cpio.gz"
+    log "initramfs: $LAB_OUT/initramfs.cpio.gz ($(du -h "$LAB_OUT/initramfs.cpio.gz" | cut -f1)), modules: $(wc -l <"$root/lib/modules/order")"
+}
+
+# Boot the VM once. $1 = mode (run|interactive|bench), rest = extra kernel arguments.
+# Results come back as a tar archive the guest writes raw onto a virtio disk.
+lab_boot() {
+    local mode=$1
+    shift
+    local kernel initrd disk console rc net
+    kernel=$(lab_kernel_image)
+    initrd="$LAB_OUT/initramfs.cpio.gz"
+    [ -e "$initrd" ] || die "no initramfs (run: lab.sh build)"
+    disk="$LAB_OUT/results.img"
+    console="$LAB_OUT/console.log"
+    rm -f "$disk"
+    truncate -s "${LAB_DISK_MB:-256}M" "$disk"
+    net="-nic none"
+    local append="console=ttyS0 panic=-1 loglevel=4 herald.mode=$mode $*"
+    if [ "$mode" = interactive ]; then
+        net="-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${LAB_HOST_PORT:-9639}-:9639"
+        log "interactive: guest exporter forwarded to http://127.0.0.1:${LAB_HOST_PORT:-9639}/metrics; type 'poweroff -f' to leave"
+        # shellcheck disable=SC2086
+        qemu-system-x86_64 -accel tcg -m "${LAB_MEM_MB:-1024}" -smp "${LAB_SMP:-2}" -nographic -no-reboot \
+            -kernel "$kernel" -initrd "$initrd" -append "$append" \
+            -drive "file=$disk,format=raw,if=virtio" $net
+        return $?
+    fi
+    log "booting VM (mode=$mode, timeout ${LAB_TIMEOUT:-900}s, console: $console)"
+    # shellcheck disable=SC2086
+    timeout --kill-after=10 "${LAB_TIMEOUT:-900}" \
+        qemu-system-x86_64 -accel tcg -m "${LAB_MEM_MB:-1024}" -smp "${LAB_SMP:-2}" -display none -no-reboot \
+        -serial "file:$console" -monitor none \
+        -kernel "$kernel" -initrd "$initrd" -append "$append" \
+        -drive "file=$disk,format=raw,if=virtio" $net
+    rc=$?
+    [ $rc -eq 124 ] && die "VM did not power off within ${LAB_TIMEOUT:-900}s (see $console)"
+    [ $rc -eq 0 ] || die "qemu exited with status $rc (see $console)"
+    rm -rf "$LAB_OUT/results"
+    mkdir -p "$LAB_OUT/results"
+    tar -xf "$disk" -C "$LAB_OUT/results" 2>/dev/null ||
+        die "the guest wrote no readable results archive (see $console)"
+    [ -e "$LAB_OUT/results/DONE" ] || die "the guest did not finish (no DONE marker; see $console)"
+    log "results in $LAB_OUT/results"
+}
+
+# Host-side preparation for `lab.sh bench`: hping3 (SYN flood) goes into the initramfs.
+lab_bench_prepare() {
+    command -v hping3 >/dev/null 2>&1 || apt-get install -y hping3 >&2 ||
+        die "apt-get install -y hping3 failed"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v hping3)"
+}
+
+# Copy the raw netlink replies captured by `dump --capture-netlink` in the last run into
+# shared/tests/vectors as <command>-lab-<scenario>-<index>.bin, and write an .expected.json for
+# each get_daemon reply from ipvsadm's own view of the daemons (an independent source).
+lab_vectors() {
+    local res="$LAB_OUT/results/scenarios" dest="$REPO_DIR/shared/tests/vectors" n=0 d s f base cmd idx
+    [ -d "$res" ] || die "no results in $res (run: lab.sh run)"
+    mkdir -p "$dest"
+    rm -f "$dest"/*-lab-*
+    for d in "$res"/*/netlink; do
+        [ -d "$d" ] || continue
+        s=$(basename "$(dirname "$d")")
+        s=${s#[0-9][0-9]-}
+        for f in "$d"/*.bin; do
+            [ -e "$f" ] || continue
+            base=$(basename "$f" .bin)
+            cmd=${base%-*}
+            idx=${base##*-}
+            cp "$f" "$dest/$cmd-lab-$s-$idx.bin"
+            n=$((n + 1))
+        done
+        if [ -s "$(dirname "$d")/daemon.txt" ]; then
+            idx=0
+            while read -r line; do
+                printf '%s\n' "$line" | sed -E 's/^(master|backup) sync daemon \(mcast=([^,]*), syncid=([0-9]+), maxlen=([0-9]+), group=([^,]*), port=([0-9]+), ttl=([0-9]+)\)$/{"role":"\1","interface":"\2","sync_id":\3,"max_len":\4,"mcast_group":"\5","mcast_port":\6,"mcast_ttl":\7}/' \
+                    >"$dest/get_daemon-lab-$s-$(printf %04d $idx).expected.json"
+                idx=$((idx + 1))
+            done <"$(dirname "$d")/daemon.txt"
+        fi
+    done
+    log "copied $n captured replies into $dest"
+}
