@@ -228,6 +228,11 @@ impl Session {
                         Timer::IdleHold => Event::IdleHoldTimerExpires,
                     })
                 },
+                // Before reads: a peer sending a full table must not delay our own changes.
+                r = self.table.changed(), if established => match r {
+                    Ok(()) => Input::TableChanged,
+                    Err(_) => Input::Shutdown("speaker stopped".into()),
+                },
                 r = async {
                     match self.conn.as_mut() {
                         Some(c) => c.reader.next().await,
@@ -251,10 +256,6 @@ impl Session {
                 } => match s {
                     Some(s) => Input::Incoming(s),
                     None => { self.incoming = None; continue }
-                },
-                r = self.table.changed(), if established => match r {
-                    Ok(()) => Input::TableChanged,
-                    Err(_) => Input::Shutdown("speaker stopped".into()),
                 },
             };
             self.input(input).await;
