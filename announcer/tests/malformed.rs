@@ -449,6 +449,10 @@ fn free_port() -> u16 {
 }
 
 async fn start_passive(md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAddr) {
+    start_passive_on("127.0.0.1", md5).await
+}
+
+async fn start_passive_on(host: &str, md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAddr) {
     let port = free_port();
     let mut p = PeerConfig::new("passive", "127.0.0.1".parse().unwrap(), PEER_AS);
     p.passive = true;
@@ -456,7 +460,7 @@ async fn start_passive(md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAdd
     p.md5_password = md5.map(str::to_string);
     p.ttl_security = Some(1);
     p.connect_retry = Backoff { min: 0.2, max: 0.4 };
-    let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listen: std::net::SocketAddr = format!("{host}:{port}").parse().unwrap();
     let cfg = BgpConfig {
         router_id: Ipv4Addr::new(192, 0, 2, 1),
         local_as: LOCAL_AS,
@@ -482,21 +486,12 @@ async fn passive_peer_with_md5_and_gtsm() {
             .await
             .is_err()
     );
-    // Right key but TTL 64: GTSM (1 hop = TTL 255 required) drops the peer's packets.
-    let mut c = connect(listen, Some("s3cret"), 64, T)
-        .await
-        .expect("TCP connects");
-    let _ = c.send_raw(&open(PEER_AS, 30, peer_id())).await;
-    let _ = c.send_raw(&keepalive()).await;
+    // Right key but TTL 64: GTSM (1 hop = TTL 255 required) drops even the SYN.
     assert!(
-        !h.wait_state("passive", State::OpenConfirm, Duration::from_secs(2))
+        connect(listen, Some("s3cret"), 64, Duration::from_millis(1500))
             .await
+            .is_err()
     );
-    drop(c);
-    // The speaker's hold timer (240 s in OpenSent) would free the session; shut it and retry
-    // with a fresh speaker instead of waiting.
-    h.shutdown("done", T).await;
-    let (h, listen) = start_passive(Some("s3cret")).await;
     let mut c = connect(listen, Some("s3cret"), 255, T)
         .await
         .expect("MD5 connect");
@@ -592,4 +587,27 @@ async fn open_truncated_parameters() {
     body.extend_from_slice(&peer_id().octets());
     body.extend_from_slice(&[10, 2, 0]);
     expect_reject(frame(1, &body), false, 2, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_dual_stack_listener_with_md5_for_ipv4_peer() {
+    use herald_announcer::bgp::testutil::connect;
+    // Listener on [::] (dual stack): the IPv4 peer arrives as a v4-mapped address and its
+    // MD5 key must be installed for that form.
+    let (h, listen) = start_passive_on("[::]", Some("s3cret")).await;
+    assert!(h.wait_state("passive", State::Active, T).await);
+    let v4: std::net::SocketAddr = format!("127.0.0.1:{}", listen.port()).parse().unwrap();
+    assert!(connect(v4, None, 255, Duration::from_millis(1500))
+        .await
+        .is_err());
+    // TTL security applies to the v4-mapped connection too.
+    assert!(connect(v4, Some("s3cret"), 64, Duration::from_millis(1500))
+        .await
+        .is_err());
+    let mut c = connect(v4, Some("s3cret"), 255, T)
+        .await
+        .expect("MD5 connect via [::]");
+    c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("passive", T).await);
+    h.shutdown("done", T).await;
 }

@@ -25,6 +25,27 @@
 //!
 //! Every session keeps an Adj-RIB-Out and sends only the difference to the route table; the
 //! table may change at any rate, sessions coalesce intermediate states.
+//!
+//! # Behaviour
+//! - OPEN: MP-BGP for the configured families, ROUTE-REFRESH, 4-octet AS, optionally graceful
+//!   restart (R=0, F=0: the peer may keep our routes for `restart_time` while we are away; see
+//!   [`PeerConfig::graceful_restart`] for the trade-off). A capability the peer refuses with
+//!   an Unsupported Capability NOTIFICATION is left out of the next OPEN (RFC 5492).
+//! - UPDATEs: withdrawals first, then announcements grouped by attribute set, each message
+//!   packed with as many NLRI as fit in 4096 bytes; End-of-RIB per family after the initial
+//!   table; ROUTE-REFRESH re-sends the requested family.
+//! - Received UPDATEs are validated and ignored (RFC 7606: attribute-value errors are
+//!   treat-as-withdraw and counted; framing, NLRI and MP_REACH/MP_UNREACH errors reset).
+//! - Shutdown withdraws everything, then sends Cease / Administrative Shutdown with the
+//!   RFC 9003 message, bounded in time.
+//! - Metrics: see [`metrics`]; tracing: one `bgp_peer` span per session.
+//!
+//! # Limitations
+//! - No connection-collision detection: an active peer is only connected to (its incoming
+//!   connections are refused), a passive peer is only accepted from.
+//! - No extended messages (RFC 8654), ADD-PATH, enhanced route refresh or BFD.
+//! - ConnectRetry is fixed at 30 s ([`tasks::CONNECT_RETRY`]); failures back off
+//!   exponentially (configurable `connect_retry`).
 
 pub mod config;
 pub mod fsm;

@@ -228,6 +228,11 @@ impl Session {
                         Timer::IdleHold => Event::IdleHoldTimerExpires,
                     })
                 },
+                // Before reads: a peer sending a full table must not delay our own changes.
+                r = self.table.changed(), if established => match r {
+                    Ok(()) => Input::TableChanged,
+                    Err(_) => Input::Shutdown("speaker stopped".into()),
+                },
                 r = async {
                     match self.conn.as_mut() {
                         Some(c) => c.reader.next().await,
@@ -251,10 +256,6 @@ impl Session {
                 } => match s {
                     Some(s) => Input::Incoming(s),
                     None => { self.incoming = None; continue }
-                },
-                r = self.table.changed(), if established => match r {
-                    Ok(()) => Input::TableChanged,
-                    Err(_) => Input::Shutdown("speaker stopped".into()),
                 },
             };
             self.input(input).await;
@@ -702,7 +703,8 @@ fn set_gtsm(sock: &socket2::Socket, v6: bool, hops: u8) -> io::Result<()> {
 
 fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
     if let Some(hops) = p.ttl_security {
-        let v6 = s.local_addr()?.is_ipv6();
+        // A v4-mapped connection on a dual-stack listener is IPv4 on the wire.
+        let v6 = s.local_addr()?.ip().to_canonical().is_ipv6();
         let r = socket2::SockRef::from(s);
         if v6 {
             r.set_unicast_hops_v6(255)?;
@@ -712,6 +714,32 @@ fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
         sockopt::set_min_ttl(s, v6, 255u8.saturating_sub(hops.saturating_sub(1)))?;
     }
     Ok(())
+}
+
+/// GTSM on the listener, inherited by accepted sockets so that the check is active from the
+/// SYN on: only when every passive peer uses TTL security, with the most lenient of their
+/// limits (each accepted socket is then tightened to its own peer's limit).
+fn listener_gtsm(
+    sock: &socket2::Socket,
+    v6: bool,
+    peers: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+) {
+    let hops: Option<Vec<u8>> = peers.iter().map(|(p, _)| p.ttl_security).collect();
+    let Some(max_hops) = hops.and_then(|h| h.into_iter().max()) else {
+        return;
+    };
+    let min_ttl = 255u8.saturating_sub(max_hops.saturating_sub(1));
+    // IPv4 (and v4-mapped traffic on a dual-stack socket) and IPv6.
+    let _ = sock.set_ttl_v4(255);
+    if let Err(e) = sockopt::set_min_ttl(sock, false, min_ttl) {
+        warn!(error = %e, "cannot set IP_MINTTL on the listener");
+    }
+    if v6 {
+        let _ = sock.set_unicast_hops_v6(255);
+        if let Err(e) = sockopt::set_min_ttl(sock, true, min_ttl) {
+            warn!(error = %e, "cannot set IPV6_MINHOPCOUNT on the listener");
+        }
+    }
 }
 
 /// Bind the passive listener, with the MD5 keys of the passive peers.
@@ -736,6 +764,7 @@ pub(crate) fn bind_listener(
             sockopt::set_tcp_md5(&sock, a, scope_id(p)?, pw.as_bytes())?;
         }
     }
+    listener_gtsm(&sock, addr.is_ipv6(), peers);
     sock.bind(&addr.into())?;
     sock.listen(128)?;
     TcpListener::from_std(sock.into())
