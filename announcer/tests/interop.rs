@@ -1,9 +1,19 @@
 //! BGP interop tests against real routers: BIRD 2, FRR (bgpd+zebra) and GoBGP, each in
 //! its own network namespace joined to the speaker's namespace by veth.
 //!
-//! Run with `cargo test -p herald-announcer --test interop` as root. Every scenario runs
-//! against each router; the announcing side is our speaker (`herald`) and, in the
-//! `reference_*` modules, GoBGP, which checks the harness itself.
+//! Run with `cargo test -p herald-announcer --test interop` as root (the tests mostly
+//! wait on timers, so `-- --test-threads 6` roughly halves the wall time; every test has
+//! its own namespaces, so any degree of parallelism is safe). Missing router packages are
+//! installed with `apt-get install -y`; if that fails the tests fail, they never skip.
+//!
+//! Modules: `bird`, `frr`, `gobgp` run every scenario with our speaker (`herald`) as the
+//! announcing side; `*_herald_only` hold our speaker to checks GoBGP cannot serve as a
+//! reference for (GTSM rejection, scale); `reference_gobgp_*` run the same scenarios with
+//! GoBGP announcing, which validates the harness itself — a scenario failing for
+//! `herald` but passing for the reference points at the speaker.
+//!
+//! Known gap: GoBGP as the router cannot be made to send a ROUTE-REFRESH on demand (its
+//! `softresetin` replays its own Adj-RIB-In), so ROUTE-REFRESH is checked on BIRD and FRR.
 
 mod support;
 
