@@ -453,8 +453,16 @@ fn restart_and_hold_timer(ctx: &mut Ctx) -> TResult<()> {
         || Ok(!ctx.driver.established(peer)?),
     );
     let detected = frozen_at.elapsed();
+    let why = ctx.driver.last_error(peer)?;
     ctx.router.thaw()?;
     res?;
+    if let Some(why) = why {
+        if !why.to_ascii_lowercase().contains("hold timer expired") {
+            return err(format!(
+                "speaker left Established for another reason than its hold timer: {why}"
+            ));
+        }
+    }
     if detected < Duration::from_secs(3) {
         return err(format!(
             "session reset after only {:.1}s of silence: hold time 6 s not honoured",

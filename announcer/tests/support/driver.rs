@@ -52,6 +52,11 @@ pub trait Driver: std::fmt::Debug {
     fn shutdown(&mut self) -> TResult<()>;
     /// Log tail for failure reports.
     fn logs(&self) -> String;
+    /// The speaker's own description of the last error on the session to `peer`, where
+    /// the speaker exposes one.
+    fn last_error(&self, _peer: IpAddr) -> TResult<Option<String>> {
+        Ok(None)
+    }
     /// The RFC 9003 shutdown communication `shutdown` sends, if any.
     fn shutdown_message(&self) -> Option<&'static str> {
         None

@@ -185,6 +185,16 @@ impl Driver for HeraldDriver {
         self.stop_and_join(SHUTDOWN_MESSAGE, Duration::from_secs(5))
     }
 
+    fn last_error(&self, peer: IpAddr) -> TResult<Option<String>> {
+        let name = self.name_of(peer)?;
+        Ok(self
+            .handle
+            .peer_states()
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.last_error))
+    }
+
     fn shutdown_message(&self) -> Option<&'static str> {
         Some(SHUTDOWN_MESSAGE)
     }
