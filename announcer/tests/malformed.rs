@@ -611,3 +611,51 @@ async fn passive_dual_stack_listener_with_md5_for_ipv4_peer() {
     assert!(h.wait_established("passive", T).await);
     h.shutdown("done", T).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_table_changes_are_sent_as_packed_differences() {
+    let (h, sp) = start(|p| p.families = Some(vec![Family::Ipv4])).await;
+    let mut c = established(&sp, &h).await;
+    c.recv_type(2, T).await.unwrap(); // End-of-RIB of the empty table
+    let net = |i: u32| -> ipnet::IpNet {
+        ipnet::IpNet::new(std::net::Ipv4Addr::from(0xc633_6400 + i).into(), 32).unwrap()
+    };
+    h.announce_many((0..2000).map(|i| (net(i), RouteAttrs::default())));
+    let mut got = 0;
+    let mut msgs = 0;
+    while got < 2000 {
+        let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+            panic!()
+        };
+        got += u.nlri().len();
+        msgs += 1;
+    }
+    assert_eq!(got, 2000);
+    // 2000 × 5 bytes of NLRI: 3 full messages.
+    assert!(msgs <= 3, "{msgs} UPDATEs for 2000 prefixes");
+    // Replacing the table with its second half withdraws the first half only.
+    let mut t = herald_announcer::bgp::RouteTable::new();
+    for i in 1000..2000 {
+        t.insert(net(i), RouteAttrs::default());
+    }
+    h.set_routes(t);
+    let mut withdrawn = 0;
+    while withdrawn < 1000 {
+        let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+            panic!()
+        };
+        assert!(u.nlri().is_empty());
+        withdrawn += u.withdraw_routes().len();
+    }
+    assert_eq!(withdrawn, 1000);
+    h.withdraw_many((1000..2000).map(net));
+    let mut withdrawn = 0;
+    while withdrawn < 1000 {
+        let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+            panic!()
+        };
+        withdrawn += u.withdraw_routes().len();
+    }
+    assert_eq!(h.peer_states()[0].prefixes_sent, 0);
+    h.shutdown("done", T).await;
+}

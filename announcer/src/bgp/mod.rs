@@ -232,6 +232,47 @@ impl SpeakerHandle {
             .send_if_modified(|t| t.remove(&prefix).is_some());
     }
 
+    /// Announce (or update) many prefixes in one table change.
+    pub fn announce_many(&self, routes: impl IntoIterator<Item = (IpNet, RouteAttrs)>) {
+        let routes: Vec<_> = routes.into_iter().collect();
+        self.inner.table.send_if_modified(|t| {
+            let mut changed = false;
+            for (p, a) in routes {
+                let p = p.trunc();
+                if t.get(&p) != Some(&a) {
+                    t.insert(p, a);
+                    changed = true;
+                }
+            }
+            changed
+        });
+    }
+
+    /// Withdraw many prefixes in one table change.
+    pub fn withdraw_many(&self, prefixes: impl IntoIterator<Item = IpNet>) {
+        let prefixes: Vec<_> = prefixes.into_iter().collect();
+        self.inner.table.send_if_modified(|t| {
+            let mut changed = false;
+            for p in prefixes {
+                changed |= t.remove(&p.trunc()).is_some();
+            }
+            changed
+        });
+    }
+
+    /// Replace the whole route table (prefixes must have their host bits clear); sessions
+    /// send only the difference.
+    pub fn set_routes(&self, table: RouteTable) {
+        self.inner.table.send_if_modified(|t| {
+            if *t == table {
+                false
+            } else {
+                *t = table;
+                true
+            }
+        });
+    }
+
     /// The current route table.
     pub fn routes(&self) -> RouteTable {
         self.inner.table.borrow().clone()

@@ -558,8 +558,12 @@ impl Session {
             return;
         }
         let fams = self.negotiated();
-        let table = self.table.borrow_and_update().clone();
-        let diff = self.rib.sync(&table, &fams);
+        // Diff under the read guard (no copy of the table); the guard is gone before sending.
+        let diff = {
+            let table = self.table.borrow_and_update();
+            self.rib.sync(&table, &fams)
+        };
+        self.set_prefix_status();
         if !diff.is_empty() {
             debug!(
                 announce = diff.announce.len(),
