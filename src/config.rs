@@ -97,8 +97,10 @@ impl Config {
         Ok(cfg)
     }
 
-    /// Checks that span sections (none yet beyond what each section's own types enforce).
+    /// Checks serde cannot do, section by section.
     fn validate(&self) -> Result<(), String> {
+        self.exporter.validate().map_err(|e| e.to_string())?;
+        self.announcer.validate()?;
         Ok(())
     }
 }
@@ -146,6 +148,50 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("c.toml:2:9: "), "{err}");
+    }
+
+    fn example(name: &str) -> Config {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("config")
+            .join(name);
+        Config::load(Some(&path)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn documented_defaults_are_the_built_in_defaults() {
+        assert_eq!(example("ipvs-herald.toml"), Config::default());
+    }
+
+    #[test]
+    fn all_active_example_parses_and_validates() {
+        let c = example("examples/all-active.toml");
+        let bgp = c.announcer.bgp.as_ref().unwrap();
+        assert_eq!(bgp.local_as, 4_200_000_021);
+        assert_eq!(bgp.peers.len(), 2);
+        assert_eq!(bgp.peers[0].ttl_security, Some(1));
+        assert_eq!(c.announcer.vip_groups.len(), 2);
+        let web = &c.announcer.vip_groups[0];
+        assert_eq!(web.interval, std::time::Duration::from_millis(200));
+        assert_eq!(web.pool.up_count, Some(3));
+        assert_eq!(c.exporter.service_names.len(), 3);
+    }
+
+    #[test]
+    fn ospf_example_parses_and_validates() {
+        let c = example("examples/ospf-kernel.toml");
+        assert_eq!(c.announcer.backend, herald_announcer::BackendKind::Kernel);
+        assert_eq!(c.announcer.vip_groups[0].services.len(), 3);
+    }
+
+    #[test]
+    fn vip_groups_without_a_backend_are_refused() {
+        let err = Config::parse(
+            Path::new("x.toml"),
+            "[[announcer.vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("no [announcer.bgp] section"), "{err}");
     }
 
     #[test]

@@ -1,10 +1,17 @@
-//! `ipvs-herald run`: builds the reader, registers the exporter's (and later the announcer's)
-//! metrics in one registry, serves HTTP, and handles signals: SIGHUP reloads the configuration
+//! `ipvs-herald run`: builds the reader, registers the exporter's and the announcer's metrics in
+//! one registry, starts the announcer (BGP speaker, VIP health loop, admin socket), serves HTTP, and handles signals: SIGHUP reloads the configuration
 //! (an invalid file keeps the running one, with a log line and a metric), SIGTERM/SIGINT stop
 //! gracefully within a bound.
 
 use crate::config::{Config, LogFormat};
 use anyhow::Context;
+use herald_announcer::admin;
+use herald_announcer::backend::{KernelBackend, VipAddresses, WithVipAddresses};
+use herald_announcer::bgp::{Speaker, SpeakerHandle};
+use herald_announcer::runtime::{Control, RouteSink, Runtime, RuntimeSettings};
+use herald_announcer::sinks::{BgpSink, InterfaceAddrs};
+use herald_announcer::vip::VipAddressMode;
+use herald_announcer::BackendKind;
 use herald_shared::reader::{IpvsSource, Reader};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
@@ -14,7 +21,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// How long the HTTP server may take to finish open requests after the stop signal, on top of
 /// its own drain bound.
@@ -98,6 +105,12 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     herald_exporter::register(&mut registry, source.clone(), &cfg.exporter);
     let config_metrics = ConfigMetrics::register(&mut registry);
+    let announcer = if cfg.announcer.is_active() {
+        Some(Announcer::start(&cfg, source.clone(), &mut registry).await?)
+    } else {
+        tracing::info!("no [announcer.bgp] and no VIP groups: announcer off");
+        None
+    };
 
     let listener = tokio::net::TcpListener::bind(cfg.exporter.listen)
         .await
@@ -122,12 +135,15 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut running = cfg;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&path, &mut running, &config_metrics),
+            _ = hup.recv() => reload(&path, &mut running, &config_metrics, announcer.as_ref()).await,
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
         }
     }
 
+    if let Some(a) = announcer {
+        a.stop(&running.announcer).await;
+    }
     let _ = stop_tx.send(true);
     match tokio::time::timeout(
         Duration::from_secs_f64(
@@ -168,7 +184,12 @@ async fn probe(source: &Arc<dyn IpvsSource>) {
 }
 
 /// SIGHUP: load the file again; keep the running configuration when it is invalid.
-fn reload(path: &Option<PathBuf>, running: &mut Config, metrics: &ConfigMetrics) {
+async fn reload(
+    path: &Option<PathBuf>,
+    running: &mut Config,
+    metrics: &ConfigMetrics,
+    announcer: Option<&Announcer>,
+) {
     let Some(path) = path else {
         tracing::info!("SIGHUP: no configuration file (built-in defaults); nothing to reload");
         return;
@@ -185,9 +206,158 @@ fn reload(path: &Option<PathBuf>, running: &mut Config, metrics: &ConfigMetrics)
                     "SIGHUP: [exporter] and [reader] changes take effect at the next restart"
                 );
             }
+            if new.announcer.bgp != running.announcer.bgp
+                || new.announcer.backend != running.announcer.backend
+                || new.announcer.kernel != running.announcer.kernel
+                || new.announcer.admin_socket != running.announcer.admin_socket
+            {
+                tracing::warn!("SIGHUP: BGP peers, backend and admin socket changes take effect at the next restart; VIP groups are reloaded now");
+            }
+            match announcer {
+                Some(a) => {
+                    if let Err(e) = a.reload(new.announcer.vip_groups.clone()).await {
+                        metrics.last_reload_ok.set(0);
+                        metrics.reloads_failed.inc();
+                        tracing::error!(error = %e, "SIGHUP: VIP groups refused; the running configuration stays in force");
+                        return;
+                    }
+                }
+                None if new.announcer.is_active() => {
+                    tracing::warn!(
+                        "SIGHUP: the announcer was off at start; enabling it needs a restart"
+                    );
+                }
+                None => {}
+            }
             *running = new;
             metrics.loaded();
             tracing::info!("SIGHUP: configuration reloaded");
         }
+    }
+}
+
+/// The running announcer: the BGP speaker (if any), the control loop and the admin socket.
+struct Announcer {
+    speaker: Option<SpeakerHandle>,
+    control: mpsc::Sender<Control>,
+    admin_stop: Option<oneshot::Sender<()>>,
+}
+
+impl Announcer {
+    async fn start(
+        cfg: &Config,
+        source: Arc<dyn IpvsSource>,
+        registry: &mut Registry,
+    ) -> anyhow::Result<Self> {
+        let a = &cfg.announcer;
+        let speaker = match &a.bgp {
+            Some(b) => {
+                Some(Speaker::start(b.clone(), registry).context("cannot start the BGP speaker")?)
+            }
+            None => None,
+        };
+        let manages = a
+            .vip_groups
+            .iter()
+            .any(|g| g.vip_address == VipAddressMode::Manage);
+        let sink: Arc<dyn RouteSink> = match (a.backend, &speaker) {
+            (BackendKind::Kernel, _) => Arc::new(
+                KernelBackend::new(a.kernel.clone())
+                    .await
+                    .context("cannot set up the kernel route backend")?,
+            ),
+            (BackendKind::Bgp, Some(s)) if manages => Arc::new(WithVipAddresses::new(
+                Arc::new(BgpSink::new(s.clone())),
+                VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)
+                    .await
+                    .context("cannot open rtnetlink for vip_address = \"manage\"")?,
+            )),
+            (BackendKind::Bgp, Some(s)) => Arc::new(BgpSink::new(s.clone())),
+            (BackendKind::Bgp, None) => {
+                anyhow::bail!("announcer.backend = \"bgp\" needs an [announcer.bgp] section")
+            }
+        };
+        let runtime = Runtime::new(
+            a.vip_groups.clone(),
+            source,
+            sink,
+            Arc::new(InterfaceAddrs::new(cfg.reader.netns.clone())),
+            RuntimeSettings {
+                drain_time: a.drain_time,
+                maintenance_file: a.maintenance_file.clone(),
+            },
+            registry,
+        )
+        .map_err(|e| anyhow::anyhow!("announcer: {e}"))?;
+        let (control, control_rx) = mpsc::channel(16);
+        tokio::spawn(runtime.run(control_rx));
+
+        let listener = admin::bind(&a.admin_socket)?;
+        let (admin_tx, mut admin_rx) = mpsc::channel::<admin::Envelope>(8);
+        let (admin_stop, stop_rx) = oneshot::channel::<()>();
+        tokio::spawn(admin::serve(listener, admin_tx, async move {
+            let _ = stop_rx.await;
+        }));
+        let forward = control.clone();
+        tokio::spawn(async move {
+            while let Some(env) = admin_rx.recv().await {
+                if forward.send(Control::Admin(env)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        tracing::info!(
+            groups = a.vip_groups.len(),
+            peers = a.bgp.as_ref().map(|b| b.peers.len()).unwrap_or(0),
+            backend = ?a.backend,
+            admin_socket = %a.admin_socket.display(),
+            "announcer started"
+        );
+        Ok(Announcer {
+            speaker,
+            control,
+            admin_stop: Some(admin_stop),
+        })
+    }
+
+    async fn reload(
+        &self,
+        groups: Vec<herald_announcer::vip::VipGroupConfig>,
+    ) -> Result<(), String> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Reload(groups, tx))
+            .await
+            .map_err(|_| "the announcer loop is gone".to_string())?;
+        rx.await
+            .map_err(|_| "the announcer loop is gone".to_string())?
+    }
+
+    /// Drain every group for `shutdown_drain_time`, withdraw, then close the BGP sessions with
+    /// Cease / Administrative Shutdown; everything within `shutdown_timeout`.
+    async fn stop(mut self, cfg: &herald_announcer::Config) {
+        let deadline = tokio::time::Instant::now() + cfg.shutdown_timeout;
+        if let Some(s) = self.admin_stop.take() {
+            let _ = s.send(());
+        }
+        let (done, done_rx) = oneshot::channel();
+        let asked = self
+            .control
+            .send(Control::Shutdown {
+                drain_time: cfg.shutdown_drain_time,
+                done,
+            })
+            .await
+            .is_ok();
+        if asked && tokio::time::timeout_at(deadline, done_rx).await.is_err() {
+            tracing::warn!("VIP groups did not finish draining within shutdown_timeout");
+        }
+        if let Some(speaker) = self.speaker {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            speaker
+                .shutdown("ipvs-herald stopping", left.max(Duration::from_secs(1)))
+                .await;
+        }
+        let _ = std::fs::remove_file(&cfg.admin_socket);
     }
 }

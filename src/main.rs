@@ -2,6 +2,7 @@
 //! exporter and the announcer together; the work itself lives in the workspace crates.
 #![forbid(unsafe_code)]
 
+mod adminctl;
 mod config;
 mod daemon;
 mod dump;
@@ -52,6 +53,13 @@ enum Command {
     Dump(dump::DumpArgs),
     /// Load and validate the configuration file, print the effective configuration, and exit.
     CheckConfig,
+    /// Drain a VIP group (or all): re-announce it with the draining attributes (by default the
+    /// GRACEFUL_SHUTDOWN community), then withdraw it, leaving the BGP sessions up.
+    Drain(adminctl::DrainArgs),
+    /// Undo a drain: the group returns under its health policy.
+    Undrain(adminctl::TargetArgs),
+    /// Show every VIP group's state as the running daemon sees it.
+    Status(adminctl::StatusArgs),
 }
 
 fn main() -> ExitCode {
@@ -77,6 +85,9 @@ fn main() -> ExitCode {
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => daemon::run(cfg, cli.config),
         Command::Dump(args) => dump::run(&cfg, &args),
+        Command::Drain(args) => adminctl::drain(&cfg, &args),
+        Command::Undrain(args) => adminctl::undrain(&cfg, &args),
+        Command::Status(args) => adminctl::status(&cfg, &args),
         Command::CheckConfig => {
             println!("{cfg:#?}");
             Ok(())

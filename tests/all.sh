@@ -25,7 +25,18 @@ cargo fmt --all -- --check
 stage "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-stage "unit and integration tests"
+stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, promtool, Prometheus)"
 cargo test --workspace --locked
 
-stage "done"
+stage "fuzz smoke runs (every decoder)"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked
+fi
+bash shared/fuzz/run.sh "${FUZZ_RUNS:-20000}"
+bash announcer/fuzz/run.sh "${FUZZ_RUNS:-20000}"
+
+stage "QEMU lab: real IPVS kernel, dump vs ipvsadm (tests/README.md)"
+cargo clippy --locked -p ipvs-herald --test lab -- -D warnings
+cargo test --locked --test lab
+
+stage "all passed"

@@ -1,11 +1,11 @@
 //! The announcer's control loop: checks every VIP group's health on its interval, applies drains
 //! (admin socket, maintenance file, shutdown) and reloads, and carries out the resulting route
-//! actions on a [`RouteBackend`], in order.
+//! actions on a [`RouteSink`] (BGP speaker or kernel routes, see `crate::sinks`), in order.
 //!
 //! ```text
 //!  admin socket ─┐                      ┌──────────── one loop task ─────────────┐
 //!  SIGHUP reload ┼─ Control channel ──▶ │ wake at the next check or drain end    │
-//!  SIGTERM      ─┘                      │ read IPVS once for all due groups      │──▶ RouteBackend
+//!  SIGTERM      ─┘                      │ read IPVS once for all due groups      │──▶ RouteSink   
 //!                                       │ GroupRuntime::step -> RouteActions     │   (BGP speaker,
 //!  IpvsSource (spawn_blocking) ───────▶ │ metrics                                │    kernel routes)
 //!                                       └────────────────────────────────────────┘
@@ -37,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Where route actions go: the BGP speaker's route table, kernel routes for OSPF, or both.
-pub trait RouteBackend: Send + Sync {
+pub trait RouteSink: Send + Sync {
     /// Carry out one action. An error is logged and counted; the loop goes on (the next change
     /// is applied afresh).
     fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>>;
@@ -173,7 +173,7 @@ const PHASES: [&str; 5] = [
 pub struct Runtime {
     groups: Vec<(GroupRuntime, Instant)>,
     source: Arc<dyn IpvsSource>,
-    backend: Arc<dyn RouteBackend>,
+    sink: Arc<dyn RouteSink>,
     local: Arc<dyn LocalAddrs>,
     settings: RuntimeSettings,
     admin_drains: BTreeMap<String, Duration>,
@@ -195,7 +195,7 @@ impl Runtime {
     pub fn new(
         groups: Vec<VipGroupConfig>,
         source: Arc<dyn IpvsSource>,
-        backend: Arc<dyn RouteBackend>,
+        sink: Arc<dyn RouteSink>,
         local: Arc<dyn LocalAddrs>,
         settings: RuntimeSettings,
         registry: &mut Registry,
@@ -208,7 +208,7 @@ impl Runtime {
         Ok(Runtime {
             groups,
             source,
-            backend,
+            sink,
             local,
             settings,
             admin_drains: BTreeMap::new(),
@@ -407,7 +407,7 @@ impl Runtime {
 
     async fn execute(&self, actions: &[RouteAction]) {
         for a in actions {
-            if let Err(e) = self.backend.apply(a).await {
+            if let Err(e) = self.sink.apply(a).await {
                 self.metrics.backend_errors.inc();
                 tracing::error!(action = ?a, error = %e, "route backend failed");
             }
@@ -598,7 +598,7 @@ mod tests {
     #[derive(Default)]
     struct Recorder(Mutex<Vec<(Duration, String)>>, Mutex<Option<Instant>>);
 
-    impl RouteBackend for Recorder {
+    impl RouteSink for Recorder {
         fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
             Box::pin(async move {
                 let start = self

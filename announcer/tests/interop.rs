@@ -43,6 +43,10 @@ struct Ctx {
     driver: Box<dyn Driver>,
     router: Router,
     lab: Lab,
+    /// The speaker's address as the router's neighbour.
+    speaker_addr: IpAddr,
+    /// The router's address as the speaker's peer.
+    router_addr: IpAddr,
 }
 
 #[derive(Debug, Clone)]
@@ -51,6 +55,12 @@ struct Setup {
     hold: u16,
     router_md5: Option<String>,
     speaker_md5: Option<String>,
+    /// Session over IPv6 transport.
+    v6_transport: bool,
+    /// Our side only listens; the router connects.
+    speaker_passive: bool,
+    /// The router only listens; our side connects.
+    router_passive: bool,
 }
 
 impl Default for Setup {
@@ -60,6 +70,9 @@ impl Default for Setup {
             hold: 6,
             router_md5: None,
             speaker_md5: None,
+            v6_transport: false,
+            speaker_passive: false,
+            router_passive: false,
         }
     }
 }
@@ -71,15 +84,17 @@ fn setup(test: &str, kind: Kind, make: MakeDriver, s: &Setup) -> TResult<Ctx> {
     let mut rspec = RouterSpec::new(kind, router_as, SPEAKER_AS);
     rspec.hold = s.hold;
     rspec.md5 = s.router_md5.clone();
+    rspec.transport_v6 = s.v6_transport;
+    rspec.passive = s.router_passive;
     let router = Router::start(&lab, rspec)?;
     let dspec = DriverSpec {
         local_as: SPEAKER_AS,
         peers: vec![DriverPeer {
-            address: IpAddr::V4(support::lab::ROUTER_V4),
+            address: Lab::router_addr(s.v6_transport),
             remote_as: router_as,
             hold: s.hold,
             md5: s.speaker_md5.clone(),
-            passive: false,
+            passive: s.speaker_passive,
         }],
     };
     let driver = make(&lab, &dspec)?;
@@ -87,6 +102,8 @@ fn setup(test: &str, kind: Kind, make: MakeDriver, s: &Setup) -> TResult<Ctx> {
         driver,
         router,
         lab,
+        speaker_addr: Lab::speaker_addr(s.v6_transport),
+        router_addr: Lab::router_addr(s.v6_transport),
     })
 }
 
@@ -109,10 +126,6 @@ fn run(test: &str, kind: Kind, make: MakeDriver, s: Setup, body: fn(&mut Ctx) ->
     }
 }
 
-fn peer4() -> IpAddr {
-    IpAddr::V4(SPEAKER_V4)
-}
-
 fn net(s: &str) -> IpNet {
     match s.parse() {
         Ok(n) => n,
@@ -122,11 +135,7 @@ fn net(s: &str) -> IpNet {
 
 /// Waits until both ends report the IPv4 session Established.
 fn both_up(ctx: &Ctx) -> TResult<()> {
-    wait_established(
-        ctx.driver.as_ref(),
-        IpAddr::V4(support::lab::ROUTER_V4),
-        SESSION_TIMEOUT,
-    )?;
+    wait_established(ctx.driver.as_ref(), ctx.router_addr, SESSION_TIMEOUT)?;
     wait_until(
         &format!(
             "{} session Established (router side)",
@@ -134,7 +143,7 @@ fn both_up(ctx: &Ctx) -> TResult<()> {
         ),
         SESSION_TIMEOUT,
         POLL,
-        || ctx.router.established(peer4()),
+        || ctx.router.established(ctx.speaker_addr),
     )
 }
 
@@ -303,16 +312,26 @@ fn ebgp_attributes(ctx: &mut Ctx) -> TResult<()> {
     .map_err(|e| format!("{e}; last mismatch: {last}"))?;
 
     // ROUTE-REFRESH: the router asks again; our answer re-sends UPDATEs.
-    let before = ctx.router.updates_received(peer4())?;
-    if ctx.router.refresh_in(peer4())? {
+    let before = ctx.router.updates_received(ctx.speaker_addr)?;
+    let refresh_before = ctx.router.refresh_sent(ctx.speaker_addr)?;
+    if ctx.router.refresh_in(ctx.speaker_addr)? {
+        if let Some(n) = refresh_before {
+            // The router really sent a ROUTE-REFRESH (not a local soft-reconfiguration).
+            wait_until(
+                "router counts a ROUTE-REFRESH sent",
+                ROUTE_TIMEOUT,
+                POLL,
+                || Ok(ctx.router.refresh_sent(ctx.speaker_addr)?.unwrap_or(0) > n),
+            )?;
+        }
         wait_until(
             "UPDATEs re-sent after ROUTE-REFRESH",
             ROUTE_TIMEOUT,
             POLL,
-            || Ok(ctx.router.updates_received(peer4())? > before),
+            || Ok(ctx.router.updates_received(ctx.speaker_addr)? > before),
         )?;
     }
-    if !ctx.router.established(peer4())? {
+    if !ctx.router.established(ctx.speaker_addr)? {
         return err("session dropped while answering ROUTE-REFRESH");
     }
     let got = wait_prefixes(ctx, &[p1, p2, p3])?;
@@ -373,14 +392,12 @@ fn md5_good(ctx: &mut Ctx) -> TResult<()> {
 fn md5_bad(ctx: &mut Ctx) -> TResult<()> {
     let router = &ctx.router;
     let driver = ctx.driver.as_ref();
+    let (speaker, peer) = (ctx.speaker_addr, ctx.router_addr);
     stays_false(
         "session with mismatched MD5 passwords",
         Duration::from_secs(8),
         POLL,
-        || {
-            Ok(router.established(peer4())?
-                || driver.established(IpAddr::V4(support::lab::ROUTER_V4))?)
-        },
+        || Ok(router.established(speaker)? || driver.established(peer)?),
     )
 }
 
@@ -410,10 +427,10 @@ fn restart_and_hold_timer(ctx: &mut Ctx) -> TResult<()> {
     // Freeze the router: it stops sending KEEPALIVEs; our hold timer (6 s) must fire.
     let frozen_at = Instant::now();
     ctx.router.freeze()?;
-    let peer = IpAddr::V4(support::lab::ROUTER_V4);
+    let peer = ctx.router_addr;
     let res = wait_until(
         "speaker leaves Established while the router is frozen",
-        Duration::from_secs(6 + 5),
+        Duration::from_secs(6 + 2),
         POLL,
         || Ok(!ctx.driver.established(peer)?),
     );
@@ -445,11 +462,11 @@ fn clean_shutdown(ctx: &mut Ctx) -> TResult<()> {
         "router sees the session down",
         Duration::from_secs(5),
         POLL,
-        || Ok(!ctx.router.established(peer4())?),
+        || Ok(!ctx.router.established(ctx.speaker_addr)?),
     )?;
     wait_prefixes(ctx, &[])?;
     let elapsed = t.elapsed();
-    let note = ctx.router.last_notification(peer4())?;
+    let note = ctx.router.last_notification(ctx.speaker_addr)?;
     let lower = note.to_ascii_lowercase();
     let admin = lower.contains("administrative shutdown")
         || lower.contains("admin. shutdown")
@@ -460,6 +477,14 @@ fn clean_shutdown(ctx: &mut Ctx) -> TResult<()> {
             "router did not record a Cease/Administrative Shutdown NOTIFICATION; it shows: {note:?}"
         ));
     }
+    // RFC 9003 shutdown communication: FRR and GoBGP display the text they received.
+    if let Some(msg) = ctx.driver.shutdown_message() {
+        if matches!(ctx.router.spec.kind, Kind::Frr | Kind::Gobgp) && !note.contains(msg) {
+            return err(format!(
+                "router did not show the shutdown communication {msg:?}; it shows: {note:?}"
+            ));
+        }
+    }
     // A hold-timer expiry would take 6 s; a NOTIFICATION is immediate.
     if elapsed > Duration::from_secs(4) {
         return err(format!(
@@ -467,6 +492,25 @@ fn clean_shutdown(ctx: &mut Ctx) -> TResult<()> {
             elapsed.as_secs_f64()
         ));
     }
+    Ok(())
+}
+
+/// Session over IPv6 transport carrying both families (IPv4 routes with a configured
+/// IPv4 next hop), or with our side passive (the router connects): routes arrive with
+/// their attributes and are withdrawn.
+fn both_families_roundtrip(ctx: &mut Ctx) -> TResult<()> {
+    both_up(ctx)?;
+    let (p4, p6) = (net("203.0.113.64/26"), net("2001:db8:500::/48"));
+    ctx.driver.announce(p4, &rich_v4())?;
+    ctx.driver.announce(p6, &rich_v6())?;
+    let got = wait_prefixes(ctx, &[p4, p6])?;
+    check_route(got.get(&p4).ok_or("v4 missing")?, &rich_v4(), false)?;
+    check_route(got.get(&p6).ok_or("v6 missing")?, &rich_v6(), false)?;
+    ctx.driver.withdraw(p4)?;
+    let got = wait_prefixes(ctx, &[p6])?;
+    check_route(got.get(&p6).ok_or("v6 missing")?, &rich_v6(), false)?;
+    ctx.driver.withdraw(p6)?;
+    wait_prefixes(ctx, &[])?;
     Ok(())
 }
 
@@ -536,8 +580,32 @@ macro_rules! router_suite {
             }
 
             #[test]
+            fn ipv6_transport_both_families() {
+                let s = Setup {
+                    v6_transport: true,
+                    ..Setup::default()
+                };
+                run("v6tr", $kind, $make, s, both_families_roundtrip);
+            }
+
+            #[test]
+            fn passive_speaker_router_connects() {
+                let s = Setup {
+                    speaker_passive: true,
+                    ..Setup::default()
+                };
+                run("passive", $kind, $make, s, both_families_roundtrip);
+            }
+
+            #[test]
             fn clean_shutdown_sends_cease() {
-                run("shutdown", $kind, $make, Setup::default(), clean_shutdown);
+                // A passive router does not reconnect after the Cease, so its record of
+                // the last NOTIFICATION is not overwritten by a failed reconnect.
+                let s = Setup {
+                    router_passive: true,
+                    ..Setup::default()
+                };
+                run("shutdown", $kind, $make, s, clean_shutdown);
             }
         }
     };

@@ -19,7 +19,7 @@ mod ospf_support;
 
 use std::time::Duration;
 
-use herald_announcer::backend::{KernelBackend, KernelConfig, KernelMode, Outcome, RouteAttrs};
+use herald_announcer::backend::{KernelBackend, KernelConfig, KernelMode, Outcome};
 use ipnet::IpNet;
 use ospf_support::{
     link, logs, require_daemons, require_root, unique_tag, wait_for, Bird, Frr, Netns, TempDir,
@@ -57,6 +57,8 @@ trait Router {
     /// Does the router's daemon have a route for `prefix` from `proto` (`ospf`, `bgp`), and its
     /// kernel a route too?
     fn learned(&self, ns: &Netns, prefix: &str, proto: &str) -> bool;
+    /// Does the router see `prefix` with route metric / MED `metric`?
+    fn has_metric(&self, prefix: &str, metric: u32) -> bool;
     /// Is the route gone from both?
     fn forgot(&self, ns: &Netns, prefix: &str) -> bool;
     fn diag(&self, ns: &Netns) -> String;
@@ -98,6 +100,24 @@ impl Router for Frr {
         in_rib && kernel_has(ns, prefix)
     }
 
+    fn has_metric(&self, prefix: &str, metric: u32) -> bool {
+        let cmd = if prefix.contains(':') {
+            format!("show ipv6 route {prefix} json")
+        } else {
+            format!("show ip route {prefix} json")
+        };
+        let (_, out) = self.try_cmd(&cmd);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_default();
+        v.get(prefix)
+            .and_then(|e| e.as_array())
+            .is_some_and(|routes| {
+                routes.iter().any(|r| {
+                    r.get("selected").and_then(|s| s.as_bool()) == Some(true)
+                        && r.get("metric").and_then(|m| m.as_u64()) == Some(u64::from(metric))
+                })
+            })
+    }
+
     fn forgot(&self, ns: &Netns, prefix: &str) -> bool {
         let cmd = if prefix.contains(':') {
             format!("show ipv6 route {prefix} json")
@@ -132,6 +152,17 @@ impl Router for Bird {
         ok && out.contains(prefix.split('/').next().unwrap_or(prefix))
             && out.contains(proto)
             && kernel_has(ns, prefix)
+    }
+
+    fn has_metric(&self, prefix: &str, metric: u32) -> bool {
+        let table = if prefix.contains(':') {
+            "master6"
+        } else {
+            "master4"
+        };
+        let (_, out) = self.try_cmd(&format!("show route {prefix} table {table} all"));
+        out.contains(&format!("OSPF.metric2: {metric}"))
+            || out.contains(&format!("BGP.med: {metric}"))
     }
 
     fn forgot(&self, ns: &Netns, prefix: &str) -> bool {
@@ -235,6 +266,17 @@ fn make_vip_interface(director: &Netns) -> bool {
     is_dummy
 }
 
+/// What differs between the scenarios.
+#[derive(Debug, Clone, Copy)]
+struct Flavour {
+    /// Table for IPv6 VIP routes (FRR 8 imports only IPv4 tables: it uses main, 254).
+    v6_route_table: u32,
+    /// Protocol the router learns the VIPs from (`ospf`, `bgp`).
+    proto: &'static str,
+    /// Whether the director's configuration maps the route metric (BIRD snippets do).
+    drain_by_metric: bool,
+}
+
 /// The common scenario once the daemons run and are adjacent.
 fn exercise(
     r: &dyn Router,
@@ -242,11 +284,14 @@ fn exercise(
     director: &Netns,
     dir: &TempDir,
     ddiag: &dyn Fn() -> String,
-    v6_route_table: u32,
-    proto: &str,
+    flavour: Flavour,
 ) {
+    let Flavour {
+        v6_route_table,
+        proto,
+        drain_by_metric,
+    } = flavour;
     let rt = rt();
-    let attrs = RouteAttrs::default();
 
     // --- Stale state from a "previous run": an address on herald0 carrying our label and a
     // proto-72 route in table 100. The daemons export them (proving the mark is what the
@@ -322,11 +367,11 @@ fn exercise(
     // --- Address mode, IPv4 and IPv6; announcing twice is the same as once.
     for vip in [VIP4, VIP6] {
         let o = rt
-            .block_on(addr_backend.announce_vip(net(vip), &attrs))
+            .block_on(addr_backend.announce_vip(net(vip), None))
             .unwrap_or_else(|e| panic!("announce {vip}: {e}"));
         assert_eq!(o, Outcome::Added, "{vip}");
         let o = rt
-            .block_on(addr_backend.announce_vip(net(vip), &attrs))
+            .block_on(addr_backend.announce_vip(net(vip), None))
             .unwrap_or_else(|e| panic!("announce {vip}: {e}"));
         assert_eq!(o, Outcome::AlreadyPresent, "{vip}");
     }
@@ -339,8 +384,12 @@ fn exercise(
         shown.contains("2001:db8::10/128") && shown.contains("nodad"),
         "{shown}"
     );
+    let vip_line = shown
+        .lines()
+        .find(|l| l.contains("2001:db8::10/128"))
+        .unwrap_or_default();
     assert!(
-        !shown.contains("tentative"),
+        vip_line.contains("nodad") && !vip_line.contains("tentative"),
         "IPv6 VIP must be usable at once: {shown}"
     );
     let mut announced = rt
@@ -381,11 +430,11 @@ fn exercise(
     let route_vips = [(ROUTE_VIP4, &route_backend), (ROUTE_VIP6, &v6_backend)];
     for (vip, b) in route_vips {
         let o = rt
-            .block_on(b.announce_vip(net(vip), &attrs))
+            .block_on(b.announce_vip(net(vip), None))
             .unwrap_or_else(|e| panic!("announce {vip}: {e}"));
         assert_eq!(o, Outcome::Added, "{vip}");
         let o = rt
-            .block_on(b.announce_vip(net(vip), &attrs))
+            .block_on(b.announce_vip(net(vip), None))
             .unwrap_or_else(|e| panic!("announce {vip}: {e}"));
         assert_eq!(o, Outcome::AlreadyPresent, "{vip}");
     }
@@ -398,6 +447,24 @@ fn exercise(
     assert!(t6.contains("2001:db8::20 dev lo proto 72"), "{t6}");
     for (vip, _) in route_vips {
         wait_learned(proto, r, router, director, vip, dir, ddiag);
+    }
+    if drain_by_metric {
+        // Draining in route mode: a new metric replaces the route, and the director's daemon
+        // turns it into the OSPF external metric / BGP MED the router sees.
+        for (vip, b) in route_vips {
+            let o = rt
+                .block_on(b.announce_vip(net(vip), Some(20000)))
+                .unwrap_or_else(|e| panic!("re-announce {vip} with metric 20000: {e}"));
+            assert_eq!(o, Outcome::Added, "{vip}");
+        }
+        for (vip, _) in route_vips {
+            wait_for(
+                &format!("router to see {vip} with metric 20000"),
+                TIMEOUT,
+                || r.has_metric(vip, 20000).then_some(()),
+                || format!("{}\n{}", r.diag(router), director_diag(director, ddiag())),
+            );
+        }
     }
     for (vip, b) in route_vips {
         let o = rt
@@ -487,7 +554,18 @@ fn bird_director_frr_router() {
         },
         || format!("{}\n{}\n{}", frr.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&frr, &router, &director, &dir, &ddiag, 100, "ospf");
+    exercise(
+        &frr,
+        &router,
+        &director,
+        &dir,
+        &ddiag,
+        Flavour {
+            v6_route_table: 100,
+            proto: "ospf",
+            drain_by_metric: true,
+        },
+    );
 }
 
 #[test]
@@ -525,7 +603,18 @@ fn frr_director_bird_router() {
         },
         || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&bird, &router, &director, &dir, &ddiag, 254, "ospf");
+    exercise(
+        &bird,
+        &router,
+        &director,
+        &dir,
+        &ddiag,
+        Flavour {
+            v6_route_table: 254,
+            proto: "ospf",
+            drain_by_metric: false,
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -631,7 +720,18 @@ fn bird_director_bgp_frr_router() {
             )
         },
     );
-    exercise(&frr, &router, &director, &dir, &ddiag, 100, "bgp");
+    exercise(
+        &frr,
+        &router,
+        &director,
+        &dir,
+        &ddiag,
+        Flavour {
+            v6_route_table: 100,
+            proto: "bgp",
+            drain_by_metric: true,
+        },
+    );
 }
 
 #[test]
@@ -671,5 +771,16 @@ fn frr_director_bgp_bird_router() {
         },
         || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
     );
-    exercise(&bird, &router, &director, &dir, &ddiag, 254, "bgp");
+    exercise(
+        &bird,
+        &router,
+        &director,
+        &dir,
+        &ddiag,
+        Flavour {
+            v6_route_table: 254,
+            proto: "bgp",
+            drain_by_metric: false,
+        },
+    );
 }

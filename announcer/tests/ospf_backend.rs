@@ -10,10 +10,14 @@ mod ospf_support;
 use std::time::Duration;
 
 use herald_announcer::backend::{
-    KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, RouteAttrs, RouteBackend,
+    KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses, WithVipAddresses,
 };
+use herald_announcer::group::RouteAction;
+use herald_announcer::runtime::{BoxFuture, LocalAddrs, RouteSink};
+use herald_announcer::vip::ParsedAttrs;
 use ipnet::IpNet;
 use ospf_support::{require_root, unique_tag, Netns};
+use std::sync::{Arc, Mutex};
 
 fn net(s: &str) -> IpNet {
     s.parse()
@@ -44,6 +48,22 @@ fn route_cfg(ns: &Netns) -> KernelConfig {
         netns: Some(ns.path()),
         ..KernelConfig::default()
     }
+}
+
+/// Binds a UDP socket to `addr` inside the namespace (on a helper thread that enters it).
+fn bind_in_netns(ns: &Netns, addr: &str) -> Result<(), String> {
+    let path = ns.path();
+    let addr = addr.to_string();
+    std::thread::spawn(move || {
+        let f = std::fs::File::open(&path).map_err(|e| format!("open {path:?}: {e}"))?;
+        nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+            .map_err(|e| format!("setns: {e}"))?;
+        std::net::UdpSocket::bind(&addr)
+            .map(drop)
+            .map_err(|e| format!("bind {addr}: {e}"))
+    })
+    .join()
+    .unwrap_or_else(|_| Err("bind thread panicked".into()))
 }
 
 /// Whether this kernel can create dummy interfaces at all.
@@ -79,7 +99,7 @@ fn creates_dummy_interface_or_names_the_missing_kernel_support() {
         assert!(link.contains("dummy") && link.contains("UP"), "{link}");
         // Deleted behind our back: the next announce re-creates it.
         ns.exec("ip", &["link", "del", "herald0"]);
-        let o = rt.block_on(b.announce_vip(net("203.0.113.10/32"), &RouteAttrs::default()));
+        let o = rt.block_on(b.announce_vip(net("203.0.113.10/32"), None));
         assert_eq!(o.ok(), Some(Outcome::Added));
         let shown = ns.exec("ip", &["addr", "show", "herald0"]);
         assert!(shown.contains("203.0.113.10/32"), "{shown}");
@@ -159,11 +179,16 @@ fn foreign_addresses_are_never_removed() {
     // The administrator's own addresses on herald0: no label, no protocol mark.
     ns.exec("ip", &["addr", "add", "203.0.113.50/32", "dev", "herald0"]);
     ns.exec("ip", &["addr", "add", "2001:db8::50/128", "dev", "herald0"]);
+    // Even one that looks like ours (a nodad /128): on Linux >= 6.1 only IFA_PROTO counts.
+    ns.exec(
+        "ip",
+        &["addr", "add", "2001:db8::52/128", "dev", "herald0", "nodad"],
+    );
     let b = rt
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
-    for vip in ["203.0.113.50/32", "2001:db8::50/128"] {
-        let o = rt.block_on(b.announce_vip(net(vip), &RouteAttrs::default()));
+    for vip in ["203.0.113.50/32", "2001:db8::50/128", "2001:db8::52/128"] {
+        let o = rt.block_on(b.announce_vip(net(vip), None));
         assert_eq!(o.ok(), Some(Outcome::Foreign), "{vip}");
         let e = rt.block_on(b.withdraw_vip(net(vip))).err();
         let s = e.map(|e| e.to_string()).unwrap_or_default();
@@ -173,7 +198,7 @@ fn foreign_addresses_are_never_removed() {
         );
     }
     // One of ours next to them; reconcile with an empty keep list removes only ours.
-    let o = rt.block_on(b.announce_vip(net("203.0.113.51/32"), &RouteAttrs::default()));
+    let o = rt.block_on(b.announce_vip(net("203.0.113.51/32"), None));
     assert_eq!(o.ok(), Some(Outcome::Added));
     let removed = rt
         .block_on(b.reconcile(&[]))
@@ -181,7 +206,9 @@ fn foreign_addresses_are_never_removed() {
     assert_eq!(removed, vec![net("203.0.113.51/32")]);
     let shown = ns.exec("ip", &["addr", "show", "herald0"]);
     assert!(
-        shown.contains("203.0.113.50/32") && shown.contains("2001:db8::50/128"),
+        shown.contains("203.0.113.50/32")
+            && shown.contains("2001:db8::50/128")
+            && shown.contains("2001:db8::52/128"),
         "{shown}"
     );
     assert!(!shown.contains("203.0.113.51/32"), "{shown}");
@@ -196,16 +223,30 @@ fn ipv6_addresses_are_marked_and_usable_at_once() {
     let b = rt
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
-    let o = rt.block_on(b.announce_vip(net("2001:db8::61/128"), &RouteAttrs::default()));
+    let o = rt.block_on(b.announce_vip(net("2001:db8::61/128"), None));
     assert_eq!(o.ok(), Some(Outcome::Added));
-    // Right away (no DAD wait): not tentative, and bindable.
+    // Right away (no DAD wait): not tentative, and a socket can bind to it.
     let shown = ns.exec("ip", &["-6", "addr", "show", "dev", "herald0"]);
     assert!(
         shown.contains("2001:db8::61/128") && shown.contains("nodad"),
         "{shown}"
     );
-    assert!(!shown.contains("tentative"), "{shown}");
-    let v4 = rt.block_on(b.announce_vip(net("203.0.113.61/32"), &RouteAttrs::default()));
+    let vip_line = shown
+        .lines()
+        .find(|l| l.contains("2001:db8::61/128"))
+        .unwrap_or_default();
+    assert!(
+        vip_line.contains("nodad") && !vip_line.contains("tentative"),
+        "{shown}"
+    );
+    let bound = bind_in_netns(&ns, "[2001:db8::61]:0");
+    assert!(
+        bound.is_ok(),
+        "bind to the fresh IPv6 VIP failed: {bound:?}"
+    );
+    // Control: an address that is not configured cannot be bound.
+    assert!(bind_in_netns(&ns, "[2001:db8::62]:0").is_err());
+    let v4 = rt.block_on(b.announce_vip(net("203.0.113.61/32"), None));
     assert_eq!(v4.ok(), Some(Outcome::Added));
     let shown = ns.exec("ip", &["-4", "addr", "show", "dev", "herald0"]);
     assert!(shown.contains("herald0:vip"), "{shown}");
@@ -251,7 +292,7 @@ fn ipv4_address_without_label_is_owned_through_ifa_proto() {
     let b = rt
         .block_on(KernelBackend::new(cfg))
         .unwrap_or_else(|e| panic!("{e}"));
-    let o = rt.block_on(b.announce_vip(net("203.0.113.80/32"), &RouteAttrs::default()));
+    let o = rt.block_on(b.announce_vip(net("203.0.113.80/32"), None));
     assert_eq!(o.ok(), Some(Outcome::Added));
     let shown = ns.exec("ip", &["-4", "addr", "show", "dev", "heraldvips01"]);
     assert!(
@@ -283,25 +324,19 @@ fn route_mode_metric_changes_and_foreign_routes() {
         .block_on(KernelBackend::new(route_cfg(&ns)))
         .unwrap_or_else(|e| panic!("{e}"));
     for (vip, fam) in [("203.0.113.70/32", "-4"), ("2001:db8::70/128", "-6")] {
-        let m10 = RouteAttrs {
-            metric: Some(10),
-            ..RouteAttrs::default()
-        };
-        let m20 = RouteAttrs {
-            metric: Some(20),
-            ..RouteAttrs::default()
-        };
+        let m10 = Some(10);
+        let m20 = Some(20);
         assert_eq!(
-            rt.block_on(b.announce_vip(net(vip), &m10)).ok(),
+            rt.block_on(b.announce_vip(net(vip), m10)).ok(),
             Some(Outcome::Added)
         );
         assert_eq!(
-            rt.block_on(b.announce_vip(net(vip), &m10)).ok(),
+            rt.block_on(b.announce_vip(net(vip), m10)).ok(),
             Some(Outcome::AlreadyPresent)
         );
         // A new metric replaces the route (make before break), never leaves two.
         assert_eq!(
-            rt.block_on(b.announce_vip(net(vip), &m20)).ok(),
+            rt.block_on(b.announce_vip(net(vip), m20)).ok(),
             Some(Outcome::Added)
         );
         let shown = ns.exec("ip", &[fam, "route", "show", "table", "100", "proto", "72"]);
@@ -319,7 +354,7 @@ fn route_mode_metric_changes_and_foreign_routes() {
     }
     // A non-host prefix is installed as its network.
     assert_eq!(
-        rt.block_on(b.announce_vip(net("198.51.100.7/24"), &RouteAttrs::default()))
+        rt.block_on(b.announce_vip(net("198.51.100.7/24"), None))
             .ok(),
         Some(Outcome::Added)
     );
@@ -341,7 +376,7 @@ fn route_mode_metric_changes_and_foreign_routes() {
         ],
     );
     let e = rt
-        .block_on(b.announce_vip(net("203.0.113.71/32"), &RouteAttrs::default()))
+        .block_on(b.announce_vip(net("203.0.113.71/32"), None))
         .err();
     let s = e.map(|e| e.to_string()).unwrap_or_default();
     assert!(
@@ -374,18 +409,21 @@ fn concurrent_announces_through_the_trait_object() {
     let b = rt
         .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
         .unwrap_or_else(|e| panic!("{e}"));
-    let backend: std::sync::Arc<dyn RouteBackend> = std::sync::Arc::new(b.clone());
-    assert_eq!(backend.name(), "kernel");
+    let backend: Arc<dyn RouteSink> = Arc::new(b.clone());
     // 64 VIPs, each announced twice concurrently; bounded by a 60 s timeout.
     let vips: Vec<IpNet> = (1..=64)
         .map(|i| net(&format!("198.51.100.{i}/32")))
         .collect();
     rt.block_on(async {
-        let attrs = RouteAttrs::default();
         let work = vips.iter().flat_map(|v| [*v, *v]).map(|v| {
             let backend = backend.clone();
-            let attrs = attrs.clone();
-            async move { backend.announce(v, &attrs).await }
+            async move {
+                let action = RouteAction::Announce {
+                    prefix: v,
+                    attrs: ParsedAttrs::default(),
+                };
+                backend.apply(&action).await
+            }
         });
         let results =
             tokio::time::timeout(Duration::from_secs(60), futures_join_all(work.collect()))
@@ -403,7 +441,7 @@ fn concurrent_announces_through_the_trait_object() {
     rt.block_on(async {
         for v in &vips {
             backend
-                .withdraw(*v)
+                .apply(&RouteAction::Withdraw { prefix: *v })
                 .await
                 .unwrap_or_else(|e| panic!("withdraw {v}: {e}"));
         }
@@ -412,6 +450,148 @@ fn concurrent_announces_through_the_trait_object() {
         .block_on(b.announced())
         .unwrap_or_else(|e| panic!("{e}"))
         .is_empty());
+}
+
+/// The control loop's action sequence for `vip_address = "manage"` with route mode: the address
+/// is on the interface before the route exists and stays until the route is gone.
+#[test]
+fn managed_address_and_route_follow_the_action_order() {
+    require_root();
+    let ns = Netns::new(&format!("hk-{}", unique_tag("o")));
+    let rt = rt();
+    let b = rt
+        .block_on(KernelBackend::new(route_cfg(&ns)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let vip = net("203.0.113.90/32");
+    let has_addr = || {
+        ns.exec("ip", &["-4", "addr", "show", "dev", "lo"])
+            .contains("203.0.113.90/32")
+    };
+    let has_route = || {
+        // (`ip route show table 100` fails while the table does not exist.)
+        let (_, out) = ns.try_exec("ip", &["route", "show", "table", "100"]);
+        out.contains("203.0.113.90")
+    };
+    let apply = |a: RouteAction| {
+        rt.block_on(b.apply(&a))
+            .unwrap_or_else(|e| panic!("{a:?}: {e}"))
+    };
+    apply(RouteAction::AddAddress {
+        prefix: vip,
+        interface: "lo".into(),
+    });
+    assert!(has_addr() && !has_route());
+    let shown = ns.exec("ip", &["-4", "addr", "show", "dev", "lo"]);
+    assert!(shown.contains("lo:vip"), "{shown}");
+    apply(RouteAction::Announce {
+        prefix: vip,
+        attrs: ParsedAttrs {
+            med: Some(30),
+            ..ParsedAttrs::default()
+        },
+    });
+    assert!(has_addr() && has_route());
+    let shown = ns.exec("ip", &["route", "show", "table", "100"]);
+    assert!(
+        shown.contains("203.0.113.90 dev lo proto 72 scope link metric 30"),
+        "{shown}"
+    );
+    apply(RouteAction::Withdraw { prefix: vip });
+    assert!(has_addr() && !has_route());
+    apply(RouteAction::RemoveAddress {
+        prefix: vip,
+        interface: "lo".into(),
+    });
+    assert!(!has_addr() && !has_route());
+    // Removing again is fine; 127.0.0.1 (not ours) is untouched.
+    apply(RouteAction::RemoveAddress {
+        prefix: vip,
+        interface: "lo".into(),
+    });
+    // Someone else's address: the route is gone already, so RemoveAddress leaves it in place
+    // without failing (a warning is logged), while a direct remove() says why it refuses.
+    rt.block_on(b.apply(&RouteAction::RemoveAddress {
+        prefix: net("127.0.0.1/8"),
+        interface: "lo".into(),
+    }))
+    .unwrap_or_else(|e| panic!("RemoveAddress of a foreign address: {e}"));
+    assert!(ns
+        .exec("ip", &["-4", "addr", "show", "dev", "lo"])
+        .contains("127.0.0.1/8"));
+    let e = rt
+        .block_on(b.addresses().remove("lo", net("127.0.0.1/8")))
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(
+        e.contains("address 127.0.0.1/8 on lo exists but was not installed by ipvs-herald"),
+        "{e}"
+    );
+}
+
+/// Route actions recorded by a stand-in for the BGP speaker.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<String>>);
+
+impl RouteSink for Recorder {
+    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .push(format!("{action:?}"));
+            Ok(())
+        })
+    }
+}
+
+#[test]
+fn with_vip_addresses_splits_address_and_route_actions() {
+    require_root();
+    let ns = Netns::new(&format!("hk-{}", unique_tag("w")));
+    let rt = rt();
+    let addrs = rt
+        .block_on(VipAddresses::open(Some(ns.path()), 72))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rec = Arc::new(Recorder::default());
+    let both = WithVipAddresses::new(rec.clone(), addrs.clone());
+    let vip = net("2001:db8::91/128");
+    for a in [
+        RouteAction::AddAddress {
+            prefix: vip,
+            interface: "lo".into(),
+        },
+        RouteAction::Announce {
+            prefix: vip,
+            attrs: ParsedAttrs::default(),
+        },
+    ] {
+        rt.block_on(both.apply(&a))
+            .unwrap_or_else(|e| panic!("{a:?}: {e}"));
+    }
+    let shown = ns.exec("ip", &["-6", "addr", "show", "dev", "lo"]);
+    assert!(
+        shown.contains("2001:db8::91/128") && shown.contains("nodad"),
+        "{shown}"
+    );
+    let recorded = rec.0.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert!(recorded[0].starts_with("Announce"), "{recorded:?}");
+    // The host's addresses, for vip_address = "require".
+    let local = addrs.local_addrs().unwrap_or_else(|e| panic!("{e}"));
+    for want in ["127.0.0.1", "::1", "2001:db8::91"] {
+        let want: std::net::IpAddr = want.parse().unwrap_or_else(|e| panic!("{e}"));
+        assert!(local.contains(&want), "{want} missing from {local:?}");
+    }
+    let o = rt
+        .block_on(addrs.remove("lo", vip))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(o, Outcome::Removed);
+    let local = addrs.local_addrs().unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        !local.iter().any(|a| a.to_string() == "2001:db8::91"),
+        "{local:?}"
+    );
 }
 
 /// Minimal join_all over spawned tasks (no extra dependency).
@@ -475,4 +655,48 @@ fn eperm_names_cap_net_admin() {
         text.contains("PROBE-ERROR: create dummy interface herald9: operation not permitted: CAP_NET_ADMIN needed"),
         "{text}"
     );
+}
+
+#[test]
+fn noprefixroute_option_suppresses_the_kernel_prefix_route() {
+    require_root();
+    let ns = Netns::new(&format!("hk-{}", unique_tag("x")));
+    let rt = rt();
+    let dummy = make_herald0(&ns);
+    let vip = net("2001:db8::63/128");
+    let plain = rt
+        .block_on(KernelBackend::new(addr_cfg(&ns, dummy)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rt.block_on(plain.announce_vip(vip, None)).ok(),
+        Some(Outcome::Added)
+    );
+    // Without the option the kernel adds its own prefix route for the /128.
+    let routes = ns.exec("ip", &["-6", "route", "show", "dev", "herald0"]);
+    assert!(routes.contains("2001:db8::63 proto kernel"), "{routes}");
+    assert_eq!(
+        rt.block_on(plain.withdraw_vip(vip)).ok(),
+        Some(Outcome::Removed)
+    );
+    let npr = rt
+        .block_on(KernelBackend::new(KernelConfig {
+            noprefixroute: true,
+            ..addr_cfg(&ns, dummy)
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        rt.block_on(npr.announce_vip(vip, None)).ok(),
+        Some(Outcome::Added)
+    );
+    let shown = ns.exec("ip", &["-6", "addr", "show", "dev", "herald0"]);
+    let line = shown
+        .lines()
+        .find(|l| l.contains("2001:db8::63/128"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("noprefixroute") && line.contains("nodad"),
+        "{shown}"
+    );
+    let routes = ns.exec("ip", &["-6", "route", "show", "dev", "herald0"]);
+    assert!(!routes.contains("2001:db8::63"), "{routes}");
 }

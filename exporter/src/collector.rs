@@ -15,7 +15,7 @@ use prometheus_client::registry::Unit;
 use std::cell::Cell;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 thread_local! {
@@ -45,8 +45,10 @@ struct Collected {
 pub struct IpvsCollector {
     source: Arc<dyn IpvsSource>,
     cfg: Config,
-    /// The last collection and when it finished. Holding the lock = a read is in flight.
-    last: Mutex<Option<(Instant, Arc<Collected>)>>,
+    /// The last collection and when it finished. Holding the lock = a read is in flight. Only a
+    /// weak reference is kept: the result lives while scrapes still encode it, and a large table
+    /// is not held in memory between scrapes.
+    last: Mutex<Option<(Instant, Weak<Collected>)>>,
     snapshot_errors: AtomicU64,
     conntable_errors: AtomicU64,
     was_up: AtomicBool,
@@ -81,8 +83,9 @@ impl IpvsCollector {
     }
 
     /// The collection to answer a scrape that started at `started`: a collection that finished
-    /// after `started` (it was in flight when this scrape arrived) is shared, otherwise a new one
-    /// is made while holding the lock, so concurrent scrapes wait for it instead of reading too.
+    /// after `started` (it was in flight when this scrape arrived) and is still being encoded by
+    /// another scrape is shared, otherwise a new one is made while holding the lock, so
+    /// concurrent scrapes wait for it instead of reading too.
     fn collect(&self, started: Instant) -> Arc<Collected> {
         let mut guard = match self.last.lock() {
             Ok(g) => g,
@@ -90,11 +93,13 @@ impl IpvsCollector {
         };
         if let Some((finished, c)) = guard.as_ref() {
             if *finished >= started {
-                return Arc::clone(c);
+                if let Some(c) = c.upgrade() {
+                    return c;
+                }
             }
         }
         let c = Arc::new(self.read_and_build());
-        *guard = Some((Instant::now(), Arc::clone(&c)));
+        *guard = Some((Instant::now(), Arc::downgrade(&c)));
         c
     }
 
@@ -513,6 +518,17 @@ mod tests {
             "one kernel read for {N} concurrent scrapes"
         );
         assert!(results.iter().all(|r| Arc::ptr_eq(r, &results[0])));
+        drop(results);
+        // Nothing is retained between scrapes.
+        assert!(c
+            .last
+            .lock()
+            .unwrap()
+            .as_ref()
+            .unwrap()
+            .1
+            .upgrade()
+            .is_none());
         // A later scrape reads again.
         c.collect(Instant::now());
         assert_eq!(gate.reads.load(Ordering::SeqCst), 2);

@@ -146,6 +146,10 @@ pub fn openmetrics_to_prometheus(om: &str) -> String {
 
 /// The sample part of a line, without an OpenMetrics exemplar (` # {…} value`).
 fn strip_exemplar(line: &str) -> &str {
+    // Fast path: no " # " anywhere (the usual case) means no exemplar.
+    if !line.contains(" # ") {
+        return line;
+    }
     let mut in_quotes = false;
     let mut escaped = false;
     for (i, c) in line.char_indices() {
@@ -341,6 +345,36 @@ pub fn check_series(text: &str) -> Result<(), Vec<String>> {
     }
 }
 
+/// Render a snapshot in both formats, with and without per-destination series, and run
+/// [`check_series`] on each: the uniqueness and label check over any snapshot, for tests and the
+/// lab. Problems are prefixed with the variant that showed them.
+pub fn check_snapshot(
+    snapshot: &Snapshot,
+    conn: Option<&ConnTableSummary>,
+    cfg: &Config,
+) -> Result<(), Vec<String>> {
+    let mut problems = Vec::new();
+    for per_destination in [true, false] {
+        let cfg = Config {
+            per_destination,
+            ..cfg.clone()
+        };
+        for format in [Format::Prometheus, Format::OpenMetrics] {
+            if let Err(p) = check_series(&render_snapshot(snapshot, conn, &cfg, format)) {
+                problems.extend(
+                    p.into_iter()
+                        .map(|e| format!("{format:?}, per_destination={per_destination}: {e}")),
+                );
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,6 +418,15 @@ mod tests {
     }
 
     #[test]
+    fn label_values_containing_a_hash_are_kept() {
+        let om = "# TYPE g gauge\ng{name=\"a # b\",x=\"\\\" # \"} 2\ng{name=\"c\"} 3 # {t=\"1\"} 1\n# EOF\n";
+        assert_eq!(
+            openmetrics_to_prometheus(om),
+            "# TYPE g gauge\ng{name=\"a # b\",x=\"\\\" # \"} 2\ng{name=\"c\"} 3\n"
+        );
+    }
+
+    #[test]
     fn sample_parser_handles_escapes_and_rejects_garbage() {
         let s = parse_sample(r#"m{a="x\"y",b="c\\d\ne",} 3 1000"#).unwrap();
         assert_eq!(s.name, "m");
@@ -406,11 +449,59 @@ mod tests {
     }
 
     #[test]
+    fn check_snapshot_passes_the_fixture() {
+        use crate::fixture::{rich_conn_table, rich_snapshot};
+        check_snapshot(
+            &rich_snapshot(),
+            Some(&rich_conn_table()),
+            &Config::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn checker_finds_duplicates_and_empty_values() {
         assert!(check_series("a{x=\"1\"} 1\na{x=\"2\"} 1\nb 1\n").is_ok());
         let e = check_series("a{x=\"1\",y=\"2\"} 1\na{y=\"2\",x=\"1\"} 2\n").unwrap_err();
         assert!(e[0].contains("duplicate"), "{e:?}");
         let e = check_series("a{x=\"\"} 1\nb{y=\"<nil>\"} 1\n").unwrap_err();
         assert_eq!(e.len(), 2, "{e:?}");
+    }
+}
+
+#[cfg(test)]
+mod robustness {
+    //! Arbitrary input through every parser: errors are fine, panics are not.
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn parsers_never_panic_on_arbitrary_input() {
+        let alphabet: Vec<char> = "ab_{}=\",# \\\n;q.0123456789/:[]*-éx\u{0}\u{ff}"
+            .chars()
+            .collect();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 40) as usize;
+            let s: String = (0..len)
+                .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+                .collect();
+            let _ = parse_sample(&s);
+            let _ = check_series(&s);
+            let _ = negotiate(Some(&s));
+            let _ = openmetrics_to_prometheus(&s);
+            let _ = openmetrics_to_prometheus(&format!("# TYPE a counter\n{s}\n"));
+            let _ = s.parse::<crate::config::ServiceSpec>();
+            let _ = toml::from_str::<crate::config::Config>(&s);
+        }
     }
 }

@@ -46,7 +46,7 @@ struct State {
     registry: Arc<Registry>,
     cfg: Config,
     auth: Option<BasicAuth>,
-    scrapes: Semaphore,
+    scrapes: Arc<Semaphore>,
     ready: AtomicBool,
 }
 
@@ -76,7 +76,7 @@ pub async fn serve(
     let limits = cfg.limits.clone();
     let state = Arc::new(State {
         registry,
-        scrapes: Semaphore::new(limits.max_concurrent_scrapes),
+        scrapes: Arc::new(Semaphore::new(limits.max_concurrent_scrapes)),
         auth,
         ready: AtomicBool::new(true),
         cfg,
@@ -335,29 +335,25 @@ async fn metrics(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Resp
     let gzip = accepts_gzip(&req);
     let span = tracing::info_span!("scrape", ?format, gzip, timeout_s = timeout.as_secs_f64());
     async move {
-        let permit = match tokio::time::timeout_at(deadline, state.scrapes.acquire()).await {
-            Ok(Ok(p)) => p,
-            _ => {
-                tracing::warn!("no scrape slot free within the scrape timeout");
-                return text_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "too many concurrent scrapes\n",
-                );
-            }
-        };
-        // The permit moves into the blocking job: it is released when the job ends, even if
-        // this request times out first, so blocking threads stay bounded.
-        permit.forget();
+        let permit =
+            match tokio::time::timeout_at(deadline, Arc::clone(&state.scrapes).acquire_owned())
+                .await
+            {
+                Ok(Ok(p)) => p,
+                _ => {
+                    tracing::warn!("no scrape slot free within the scrape timeout");
+                    return text_response(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many concurrent scrapes\n",
+                    );
+                }
+            };
+        // The permit moves into the blocking job: it is released when the job ends (or is
+        // dropped unrun), even if this request times out first, so blocking threads stay bounded.
         let st = Arc::clone(&state);
         let std_deadline = deadline.into_std();
         let job = tokio::task::spawn_blocking(move || {
-            struct Release<'a>(&'a Semaphore);
-            impl Drop for Release<'_> {
-                fn drop(&mut self) {
-                    self.0.add_permits(1);
-                }
-            }
-            let _release = Release(&st.scrapes);
+            let _permit = permit;
             let text = with_scrape_deadline(std_deadline, || encode_registry(&st.registry, format))
                 .map_err(|_| "encoding failed".to_string())?;
             if gzip {

@@ -21,8 +21,8 @@ pub mod webconfig;
 pub use collector::{with_scrape_deadline, IpvsCollector};
 pub use config::{Config, ConfigError, ConnTableConfig, Limits, ServiceMatch, ServiceSpec};
 pub use exposition::{
-    check_series, encode_registry, negotiate, parse_exposition, render_snapshot, Format,
-    StaticSource,
+    check_series, check_snapshot, encode_registry, negotiate, parse_exposition, render_snapshot,
+    Format, StaticSource,
 };
 pub use http::{serve, ServeError};
 pub use metrics::imbalance;

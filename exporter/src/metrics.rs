@@ -26,6 +26,10 @@ use std::net::IpAddr;
 /// Labels of one sample, in output order.
 pub(crate) type Labels = Vec<(&'static str, String)>;
 
+/// Labels shared by the samples of one service or destination across families (cloning is a
+/// reference-count increment, not a copy of every label string).
+pub(crate) type SharedLabels = std::sync::Arc<[(&'static str, String)]>;
+
 /// Value of one sample.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Value {
@@ -52,7 +56,7 @@ pub(crate) struct Family {
     pub help: &'static str,
     pub unit: Option<Unit>,
     pub kind: Kind,
-    pub samples: Vec<(Labels, Value)>,
+    pub samples: Vec<(SharedLabels, Value)>,
 }
 
 impl Family {
@@ -71,8 +75,8 @@ impl Family {
         self
     }
 
-    pub(crate) fn push(&mut self, labels: Labels, value: Value) {
-        self.samples.push((labels, value));
+    pub(crate) fn push(&mut self, labels: impl Into<SharedLabels>, value: Value) {
+        self.samples.push((labels.into(), value));
     }
 
     /// Write this family through a prometheus-client encoder (skipped when it has no samples).
@@ -88,13 +92,14 @@ impl Family {
         let mut me =
             encoder.encode_descriptor(self.name, self.help, self.unit.as_ref(), metric_type)?;
         for (labels, value) in &self.samples {
+            let labels: &[(&'static str, String)] = labels;
             if self.kind == Kind::Info {
-                me.encode_info(labels)?;
+                me.encode_info(&labels)?;
             } else if labels.is_empty() {
                 // Without encode_family: an empty label set would be written as `{}`.
                 encode_value(&mut me, self.kind, *value)?;
             } else {
-                let mut fe = me.encode_family(labels)?;
+                let mut fe = me.encode_family(&labels)?;
                 encode_value(&mut fe, self.kind, *value)?;
             }
         }
@@ -221,7 +226,7 @@ macro_rules! traffic_families {
 }
 
 impl TrafficFamilies {
-    fn push(&mut self, labels: &Labels, c: &Counters, r: &Rates) {
+    fn push(&mut self, labels: &SharedLabels, c: &Counters, r: &Rates) {
         self.conns.push(labels.clone(), Value::U64(c.conns));
         self.in_packets
             .push(labels.clone(), Value::U64(c.in_packets));
@@ -375,7 +380,7 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
     fams.push(table);
     if let Some(g) = &snap.global {
         let mut t = traffic_families!("ipvs", "by all services");
-        t.push(&Vec::new(), &g.counters, &g.rates);
+        t.push(&SharedLabels::from(Vec::new()), &g.counters, &g.rates);
         fams.extend(t.into_vec());
     }
     if let Some(t) = &snap.timeouts {
@@ -530,7 +535,8 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
             continue;
         }
         let sl = service_labels(&s.key, cfg);
-        svc.push(&sl, &s.stats.counters, &s.stats.rates);
+        let sls: SharedLabels = sl.clone().into();
+        svc.push(&sls, &s.stats.counters, &s.stats.rates);
         let mut il = sl.clone();
         il.push(("scheduler", non_empty(&s.scheduler)));
         il.push(("flags", flags_label(s)));
@@ -542,7 +548,7 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
         }
         svc_info.push(il, Value::U64(1));
         if s.flags.persistent {
-            svc_persist.push(sl.clone(), Value::U64(u64::from(s.persistence_timeout)));
+            svc_persist.push(sls.clone(), Value::U64(u64::from(s.persistence_timeout)));
         }
 
         // Destinations: deduplicate by (address, port) first, everything below uses `dests`.
@@ -561,17 +567,17 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
             inact += u64::from(d.inactive_conns);
             pers += u64::from(d.persistent_conns);
         }
-        svc_active.push(sl.clone(), Value::U64(act));
-        svc_inactive.push(sl.clone(), Value::U64(inact));
-        svc_persistent.push(sl.clone(), Value::U64(pers));
-        svc_dests.push(sl.clone(), Value::U64(dests.len() as u64));
+        svc_active.push(sls.clone(), Value::U64(act));
+        svc_inactive.push(sls.clone(), Value::U64(inact));
+        svc_persistent.push(sls.clone(), Value::U64(pers));
+        svc_dests.push(sls.clone(), Value::U64(dests.len() as u64));
         svc_usable.push(
-            sl.clone(),
+            sls.clone(),
             Value::U64(dests.iter().filter(|d| d.weight > 0).count() as u64),
         );
         let owned: Vec<Destination> = dests.iter().map(|d| (*d).clone()).collect();
         if let Some(r) = imbalance(&owned) {
-            svc_imbalance.push(sl.clone(), Value::F64(r));
+            svc_imbalance.push(sls.clone(), Value::F64(r));
         }
 
         if !cfg.per_destination {
@@ -581,7 +587,8 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
             let mut dl = sl.clone();
             dl.push(("dest_address", d.address.to_string()));
             dl.push(("dest_port", d.port.to_string()));
-            dst.push(&dl, &d.stats.counters, &d.stats.rates);
+            let dls: SharedLabels = dl.clone().into();
+            dst.push(&dls, &d.stats.counters, &d.stats.rates);
             let mut il = dl.clone();
             il.push(("forward", d.forward.as_str().to_string()));
             il.push(("dest_family", family_label(d.family).to_string()));
@@ -593,12 +600,12 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
                 il.push(("tunnel_flags", tunnel_flags_label(t.flags)));
             }
             dst_info.push(il, Value::U64(1));
-            dst_active.push(dl.clone(), Value::U64(u64::from(d.active_conns)));
-            dst_inactive.push(dl.clone(), Value::U64(u64::from(d.inactive_conns)));
-            dst_persistent.push(dl.clone(), Value::U64(u64::from(d.persistent_conns)));
-            dst_weight.push(dl.clone(), Value::I64(i64::from(d.weight)));
-            dst_upper.push(dl.clone(), Value::U64(u64::from(d.upper_threshold)));
-            dst_lower.push(dl, Value::U64(u64::from(d.lower_threshold)));
+            dst_active.push(dls.clone(), Value::U64(u64::from(d.active_conns)));
+            dst_inactive.push(dls.clone(), Value::U64(u64::from(d.inactive_conns)));
+            dst_persistent.push(dls.clone(), Value::U64(u64::from(d.persistent_conns)));
+            dst_weight.push(dls.clone(), Value::I64(i64::from(d.weight)));
+            dst_upper.push(dls.clone(), Value::U64(u64::from(d.upper_threshold)));
+            dst_lower.push(dls, Value::U64(u64::from(d.lower_threshold)));
         }
     }
     fams.push(svc_info);

@@ -175,12 +175,19 @@ impl TlsServerConfig {
     }
 }
 
+/// Successful verifications remembered, so that a scrape every few seconds does not cost a
+/// bcrypt computation each time (as exporter-toolkit does). Keys are salted SHA-256 digests of
+/// `user \0 password`; the salt is random per process.
+const AUTH_CACHE_MAX: usize = 256;
+
 /// Checks `Authorization` headers against the configured users.
 #[derive(Debug)]
 pub(crate) struct BasicAuth {
     users: BTreeMap<String, String>,
     /// Hash verified for unknown users so that they take as long as known ones.
     dummy: String,
+    salt: [u8; 32],
+    verified: std::sync::Mutex<std::collections::HashSet<[u8; 32]>>,
 }
 
 impl BasicAuth {
@@ -198,10 +205,26 @@ impl BasicAuth {
             .filter(|c| (4..=31).contains(c))
             .unwrap_or(10);
         let dummy = bcrypt::hash("ipvs-herald-dummy", cost).unwrap_or_default();
+        let mut salt = [0u8; 32];
+        // Without randomness the cache is still correct, only its keys are predictable.
+        let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt);
         Some(BasicAuth {
             users: users.clone(),
             dummy,
+            salt,
+            verified: std::sync::Mutex::new(std::collections::HashSet::new()),
         })
+    }
+
+    fn cache_key(&self, user: &str, pass: &str) -> [u8; 32] {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&self.salt);
+        ctx.update(user.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(pass.as_bytes());
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        key
     }
 
     /// Whether the header value grants access. Costs one bcrypt verification (run it off the
@@ -225,7 +248,29 @@ impl BasicAuth {
             return false;
         };
         match self.users.get(user) {
-            Some(hash) => bcrypt::verify(pass, hash).unwrap_or(false),
+            Some(hash) => {
+                let key = self.cache_key(user, pass);
+                let mut cache = match self.verified.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                if cache.contains(&key) {
+                    return true;
+                }
+                drop(cache);
+                let ok = bcrypt::verify(pass, hash).unwrap_or(false);
+                if ok {
+                    cache = match self.verified.lock() {
+                        Ok(g) => g,
+                        Err(p) => p.into_inner(),
+                    };
+                    if cache.len() >= AUTH_CACHE_MAX {
+                        cache.clear();
+                    }
+                    cache.insert(key);
+                }
+                ok
+            }
             None => {
                 let _ = bcrypt::verify(pass, &self.dummy);
                 false
@@ -251,7 +296,12 @@ mod tests {
             )
         };
         assert!(auth.check(Some(&hdr("prom:s3cret"))));
+        // Second time from the cache; a wrong password is never cached as right.
+        assert!(auth.check(Some(&hdr("prom:s3cret"))));
+        assert_eq!(auth.verified.lock().unwrap().len(), 1);
         assert!(!auth.check(Some(&hdr("prom:wrong"))));
+        assert!(!auth.check(Some(&hdr("prom:s3cret "))));
+        assert_eq!(auth.verified.lock().unwrap().len(), 1);
         assert!(!auth.check(Some(&hdr("other:s3cret"))));
         assert!(!auth.check(Some(&hdr("nocolon"))));
         assert!(!auth.check(Some("Basic !!!")));

@@ -242,7 +242,7 @@ async fn missing_ipvs_module_is_a_200_with_ipvs_up_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_half_requests_do_not_block_scrapes() {
     let mut cfg = test_cfg();
-    cfg.limits.header_read_timeout_seconds = 3.0;
+    cfg.limits.header_read_timeout_seconds = 5.0;
     let srv = Server::start(rich(), cfg).await;
     // Ten clients send half a request head and stall.
     let mut stalled = Vec::new();
@@ -276,10 +276,28 @@ async fn stalled_half_requests_do_not_block_scrapes() {
 }
 
 /// Sleeps in `snapshot()`.
-struct Slow(Duration);
+struct Slow(Duration, Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slow {
+    fn new(d: Duration) -> (Arc<Slow>, Arc<std::sync::atomic::AtomicUsize>) {
+        let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (Arc::new(Slow(d, Arc::clone(&entered))), entered)
+    }
+}
+
+/// Wait (bounded by the guard) until the source has been entered `n` times: the scrape is then
+/// certainly in flight inside the server.
+async fn entered(counter: &std::sync::atomic::AtomicUsize, n: usize) {
+    let t0 = std::time::Instant::now();
+    while counter.load(std::sync::atomic::Ordering::SeqCst) < n {
+        assert!(t0.elapsed() < GUARD, "the scrape never reached the source");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 impl IpvsSource for Slow {
     fn snapshot(&self) -> Result<Snapshot, ReadError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::thread::sleep(self.0);
         Ok(rich_snapshot())
     }
@@ -292,7 +310,7 @@ impl IpvsSource for Slow {
 async fn scrape_timeout_header_is_honoured() {
     let mut cfg = test_cfg();
     cfg.limits.scrape_timeout_offset_seconds = 0.25;
-    let srv = Server::start(Arc::new(Slow(Duration::from_secs(3))), cfg).await;
+    let srv = Server::start(Slow::new(Duration::from_secs(3)).0, cfg).await;
     let r = request(
         srv.addr,
         "GET",
@@ -313,10 +331,11 @@ async fn scrape_timeout_header_is_honoured() {
 async fn concurrent_scrapes_are_bounded() {
     let mut cfg = test_cfg();
     cfg.limits.max_concurrent_scrapes = 1;
-    let srv = Server::start(Arc::new(Slow(Duration::from_secs(2))), cfg).await;
+    let (slow, count) = Slow::new(Duration::from_secs(2));
+    let srv = Server::start(slow, cfg).await;
     let addr = srv.addr;
     let first = tokio::spawn(async move { request(addr, "GET", "/metrics", &[]).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    entered(&count, 1).await;
     let second = request(
         addr,
         "GET",
@@ -336,10 +355,11 @@ async fn concurrent_scrapes_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
     // In-flight scrape finishes during the drain.
-    let srv = Server::start(Arc::new(Slow(Duration::from_millis(800))), test_cfg()).await;
+    let (slow, count) = Slow::new(Duration::from_millis(800));
+    let srv = Server::start(slow, test_cfg()).await;
     let addr = srv.addr;
     let inflight = tokio::spawn(async move { request(addr, "GET", "/metrics", &[]).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    entered(&count, 1).await;
     srv.stop().await;
     assert_eq!(inflight.await.unwrap().status, 200);
     assert!(
@@ -350,7 +370,8 @@ async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
     // A scrape longer than the drain timeout does not hold shutdown.
     let mut cfg = test_cfg();
     cfg.limits.shutdown_drain_seconds = 0.3;
-    let srv = Server::start(Arc::new(Slow(Duration::from_secs(6))), cfg).await;
+    let (slow, count) = Slow::new(Duration::from_secs(6));
+    let srv = Server::start(slow, cfg).await;
     let addr = srv.addr;
     let inflight = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -361,11 +382,16 @@ async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
         let _ = s.read_to_end(&mut raw).await;
         raw
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    entered(&count, 1).await;
     srv.stop().await;
+    let raw = tokio::time::timeout(GUARD, inflight)
+        .await
+        .expect("the cut connection is closed")
+        .unwrap();
     assert!(
-        !inflight.is_finished() || inflight.await.unwrap().is_empty(),
-        "the slow scrape was cut, not answered"
+        raw.is_empty(),
+        "the slow scrape was cut at the drain bound, not answered: {}",
+        String::from_utf8_lossy(&raw)
     );
 }
 
@@ -384,8 +410,12 @@ fn ensure_command(cmd: &str, package: &str) {
         .map(|s| s.success())
         .unwrap_or(false);
     if !found {
-        let ok = std::process::Command::new("apt-get")
-            .args(["install", "-y", package])
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "apt-get update -q && apt-get install -y -q {package}"
+            ))
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .map(|s| s.success())
             .unwrap_or(false);
@@ -503,4 +533,197 @@ async fn bad_web_config_is_a_serve_error_not_a_panic() {
     .await
     .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/web.toml"), "{e}");
+}
+
+fn openssl(args: &[&str], dir: &std::path::Path) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_client_certificates_are_required_when_configured() {
+    ensure_command("openssl", "openssl");
+    ensure_command("curl", "curl");
+    let dir = target_dir().join(format!("mtls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    // Server certificate (self-signed) and a client CA with one client certificate.
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.crt",
+    ]);
+    openssl(&a, &dir);
+    let mut a = vec!["req", "-x509"];
+    a.extend(ec);
+    a.extend([
+        "-days",
+        "2",
+        "-subj",
+        "/CN=herald-test-ca",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+    ]);
+    openssl(&a, &dir);
+    let mut a = vec!["req"];
+    a.extend(ec);
+    a.extend([
+        "-subj",
+        "/CN=prometheus",
+        "-keyout",
+        "client.key",
+        "-out",
+        "client.csr",
+    ]);
+    openssl(&a, &dir);
+    std::fs::write(
+        dir.join("client.ext"),
+        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    openssl(
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "client.ext",
+            "-out",
+            "client.crt",
+        ],
+        &dir,
+    );
+    let web = dir.join("web.toml");
+    std::fs::write(
+        &web,
+        format!(
+            "[tls_server_config]\ncert_file = {:?}\nkey_file = {:?}\nclient_auth_type = \"RequireAndVerifyClientCert\"\nclient_ca_file = {:?}\nmin_version = \"TLS13\"\n",
+            dir.join("srv.crt"),
+            dir.join("srv.key"),
+            dir.join("ca.crt")
+        ),
+    )
+    .unwrap();
+    let mut cfg = test_cfg();
+    cfg.web_config_file = Some(web);
+    let srv = Server::start(rich(), cfg).await;
+    let url = format!("https://127.0.0.1:{}/metrics", srv.addr.port());
+    let run = |with_cert: bool| {
+        let dir = dir.clone();
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut c = std::process::Command::new("curl");
+            c.current_dir(&dir).args([
+                "-sS",
+                "-m",
+                "15",
+                "-o",
+                "-",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+                "srv.crt",
+            ]);
+            if with_cert {
+                c.args(["--cert", "client.crt", "--key", "client.key"]);
+            }
+            let out = c.arg(&url).output().unwrap();
+            (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        })
+    };
+    let (ok, body) = run(true).await.unwrap();
+    assert!(
+        ok && body.ends_with("\n200") && body.contains("ipvs_up 1"),
+        "{body}"
+    );
+    let (ok, body) = run(false).await.unwrap();
+    assert!(
+        !ok && !body.contains("ipvs_up"),
+        "without a client certificate: {body}"
+    );
+    srv.stop().await;
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_get_errors_and_do_not_disturb_scrapes() {
+    let srv = Server::start(rich(), test_cfg()).await;
+    let long_header = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(200_000)
+    );
+    let cases: Vec<Vec<u8>> = vec![
+        b"\x00\x01\x02garbage\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/9.9\r\n\r\n".to_vec(),
+        b"GET\r\n\r\n".to_vec(),
+        long_header.into_bytes(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept: \xff\xfe\r\nAccept-Encoding: \xff\r\nX-Prometheus-Scrape-Timeout-Seconds: NaN\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: -5\r\nConnection: close\r\n\r\n".to_vec(),
+        b"GET /metrics?x=%zz HTTP/1.1\r\nHost: x\r\nAuthorization: Basic !!!\r\nConnection: close\r\n\r\n".to_vec(),
+    ];
+    for (i, req) in cases.iter().enumerate() {
+        let mut s = TcpStream::connect(srv.addr).await.unwrap();
+        // The server may close before reading everything; that is fine.
+        let _ = s.write_all(req).await;
+        let mut raw = Vec::new();
+        let r = tokio::time::timeout(GUARD, s.read_to_end(&mut raw)).await;
+        assert!(
+            r.is_ok(),
+            "case {i}: the server neither answered nor closed"
+        );
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(64)]).into_owned();
+        match i {
+            // Unparseable or oversized: an error status or a closed connection, never metrics.
+            0..=3 => assert!(
+                raw.is_empty() || head.starts_with("HTTP/1.1 4") || head.starts_with("HTTP/1.1 5"),
+                "case {i}: {head:?}"
+            ),
+            // Odd header values are ignored: defaults apply and the scrape succeeds.
+            _ => assert!(head.starts_with("HTTP/1.1 200"), "case {i}: {head:?}"),
+        }
+        // The server still answers a normal scrape.
+        let ok = request(srv.addr, "GET", "/metrics", &[]).await;
+        assert_eq!(ok.status, 200, "after case {i}");
+    }
+    srv.stop().await;
 }

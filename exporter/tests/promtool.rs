@@ -9,14 +9,13 @@ use prometheus_client::registry::Registry;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn ensure(cmd: &str, package: &str) {
-    static APT: Once = Once::new();
     let have = || {
         Command::new("sh")
             .arg("-c")
@@ -26,11 +25,12 @@ fn ensure(cmd: &str, package: &str) {
             .unwrap_or(false)
     };
     if !have() {
-        APT.call_once(|| {
-            let _ = Command::new("apt-get").args(["update", "-q"]).status();
-        });
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-q", package])
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "apt-get update -q && apt-get install -y -q {package}"
+            ))
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .status();
     }
     assert!(
@@ -98,7 +98,41 @@ fn promtool_check_metrics_is_clean_on_a_full_scrape() {
         conn_table: rich_conn_table(),
     };
     register(&mut registry, Arc::new(source), &Config::default());
+    // What another crate (the announcer) registers next to it: a labelled counter family, a
+    // gauge, a histogram and an info metric, as prometheus-client types.
+    use prometheus_client::metrics::{
+        counter::Counter, family::Family, gauge::Gauge, histogram::Histogram, info::Info,
+    };
+    let updates = Family::<Vec<(String, String)>, Counter>::default();
+    updates
+        .get_or_create(&vec![("peer".to_string(), "192.0.2.254".to_string())])
+        .inc_by(3);
+    registry.register("herald_bgp_updates_sent", "BGP UPDATEs sent.", updates);
+    let g = Gauge::<i64>::default();
+    g.set(2);
+    registry.register("herald_bgp_sessions_established", "Sessions up.", g);
+    let h = Histogram::new([0.1, 1.0, 10.0]);
+    h.observe(0.5);
+    registry.register_with_unit(
+        "herald_health_check_duration",
+        "Health check time.",
+        prometheus_client::registry::Unit::Seconds,
+        h,
+    );
+    registry.register(
+        "herald_announcer",
+        "Announcer settings.",
+        Info::new(vec![("router_id".to_string(), "192.0.2.1".to_string())]),
+    );
     let text = encode_registry(&registry, Format::Prometheus).unwrap();
+    for needle in [
+        "herald_bgp_updates_sent_total{peer=\"192.0.2.254\"} 3",
+        "# TYPE herald_health_check_duration_seconds histogram",
+        "herald_health_check_duration_seconds_bucket{le=\"+Inf\"} 1",
+        "# TYPE herald_announcer_info gauge",
+    ] {
+        assert!(text.contains(needle), "{needle} missing in\n{text}");
+    }
     let (ok, out) = promtool(&["check", "metrics"], Some(&text), &repo());
     assert!(
         ok && out.trim().is_empty(),
@@ -137,10 +171,17 @@ fn every_dashboard_and_rule_expression_parses() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        ensure("dpkg", "dpkg");
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-q", "python3-yaml"])
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg("apt-get update -q && apt-get install -y -q python3-yaml")
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .status();
+        let ok = Command::new("python3")
+            .args(["-c", "import yaml"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "python3-yaml is required and could not be installed");
     }
     // The helper writes every expression (Grafana variables substituted) as a rule file.
     let dir = repo().join("target/promql-check");

@@ -284,6 +284,18 @@ pub fn parse_ip_vs(text: &str) -> Result<(Info, Vec<Service>), ProcParseError> {
     let Some(info) = info else {
         return perr(1, "empty file: no IP Virtual Server header");
     };
+    for svc in &mut services {
+        if let ServiceKey::Fwmark { family, .. } = &mut svc.key {
+            if !svc.destinations.is_empty()
+                && svc
+                    .destinations
+                    .iter()
+                    .all(|d| d.family == AddressFamily::Inet6)
+            {
+                *family = AddressFamily::Inet6;
+            }
+        }
+    }
     Ok((info, services))
 }
 

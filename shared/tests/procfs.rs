@@ -75,6 +75,12 @@ fn ip_vs_empty_table_and_plain_ipv6_prefix() {
     assert!(svcs.is_empty());
     let t = format!("{text}UDP  [2001:0db8::5]:0035 rr persistent 10 00000080\n");
     assert_eq!(parse_ip_vs(&t).unwrap().1[0].netmask, 128);
+    // A fwmark service whose destinations are all IPv6 is an IPv6 fwmark service.
+    let t =
+        format!("{text}FWM  0000000A rr\n  -> [2001:0db8::7]:0000 Route 1 0 0\nFWM  0000000B rr\n");
+    let svcs = parse_ip_vs(&t).unwrap().1;
+    assert_eq!(svcs[0].key.to_string(), "FWM 10 IPv6");
+    assert_eq!(svcs[1].key.to_string(), "FWM 11");
 }
 
 #[test]
@@ -234,7 +240,7 @@ fn reader_in_procfs_mode_reads_a_fake_root() {
     let sum = r
         .conn_table(&herald_shared::conntable::ConnTableLimits::default())
         .unwrap();
-    assert_eq!(sum.entries, 8);
+    assert_eq!(sum.entries, 9);
     assert_eq!(sum.malformed_lines, 2);
 }
 
@@ -259,7 +265,7 @@ fn reader_config_keys_and_defaults() {
     let cfg: ReaderConfig = toml::from_str("").unwrap();
     assert_eq!(cfg, ReaderConfig::default());
     assert_eq!(cfg.conn_read_buffer, 1 << 20);
-    assert_eq!(cfg.timeout_ms, 5000);
+    assert_eq!(cfg.timeout_ms, 10_000);
     let cfg: ReaderConfig = toml::from_str(
         "netns = \"blue\"\nsource = \"procfs\"\nprocfs_root = \"/x\"\ntimeout_ms = 10\nconn_read_buffer = 4096\n",
     )

@@ -48,6 +48,7 @@ interactive)
     lab_boot interactive
     ;;
 bench)
+    LAB_OUT="$LAB_OUT/bench"
     lab_fetch
     lab_bench_prepare
     lab_build

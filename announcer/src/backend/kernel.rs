@@ -9,7 +9,11 @@
 //!   with `nodad` so they are usable at once.
 //! * `route`: the VIP becomes a route `VIP dev lo table 100 proto 72` (device, table and protocol
 //!   configurable). The daemon learns that table (BIRD `protocol kernel { kernel table 100;
-//!   learn; }`, FRR `ip import-table 100` + `redistribute table 100`).
+//!   learn; }`, FRR `ip import-table 100` + `redistribute table 100`; FRR 8 cannot import IPv6
+//!   tables, so IPv6 VIP routes go to the main table there, `table = 254`, with
+//!   `redistribute kernel`). The route's metric is the VIP group's `med` for its current state;
+//!   the shipped BIRD configurations turn it into the OSPF external metric / BGP MED, so a
+//!   draining director can be de-preferred before it withdraws.
 //!
 //! # What is ours
 //!
@@ -18,12 +22,38 @@
 //!
 //! * routes: route protocol number [`KernelConfig::protocol`] (default [`DEFAULT_PROTOCOL`], 72,
 //!   shown as `proto 72` by `ip route`; add `72 herald` to `/etc/iproute2/rt_protos` for a name);
-//! * addresses: address protocol `IFA_PROTO` = the same number (Linux ≥ 6.1, `ip addr` shows
-//!   `proto 72`); in addition IPv4 addresses carry the label `<interface>:vip` (e.g.
-//!   `herald0:vip`), and on kernels without `IFA_PROTO` an IPv6 /128 with the `nodad` flag on the
-//!   backend's interface counts as ours. An address that is present but not marked is *foreign*:
-//!   announcing treats it as already announced, withdrawing refuses to remove it
+//! * addresses: address protocol `IFA_PROTO` = the same number (Linux ≥ 6.1; iproute2 6.1
+//!   does not display it, later versions show `proto 72`); in addition IPv4 addresses carry
+//!   the label `<interface>:vip` (e.g. `herald0:vip`), and only on kernels without `IFA_PROTO`
+//!   an IPv6 /128 with the `nodad` flag on the backend's interface counts as ours. An address
+//!   that is present but not marked is *foreign*: announcing treats it as already announced,
+//!   withdrawing refuses to remove it
 //!   ([`KernelError::Foreign`]).
+//!
+//! # Lifecycle
+//!
+//! What the backend installs lives in the kernel, not in the process: unlike a BGP session,
+//! nothing withdraws a VIP when ipvs-herald dies. Therefore:
+//!
+//! * at start-up call [`KernelBackend::reconcile`] with the VIPs that may stay (normally none:
+//!   the control loop announces again after `rise` good checks), which removes what a crashed
+//!   or killed predecessor left behind;
+//! * on a clean stop the control loop withdraws everything (its shutdown drain);
+//! * for the case where the daemon dies and is not restarted, the service manager can flush our
+//!   objects, e.g. in the systemd unit (defaults shown; route mode, then address mode):
+//!
+//!   ```text
+//!   ExecStopPost=-/sbin/ip -4 route flush table 100 proto 72
+//!   ExecStopPost=-/sbin/ip -6 route flush table 100 proto 72
+//!   ExecStopPost=-/sbin/ip -4 addr flush dev herald0 label herald0:vip
+//!   ExecStopPost=-/sbin/ip -6 addr flush dev herald0 scope global
+//!   ```
+//!
+//! # Kernel without dummy interfaces
+//!
+//! Creating `herald0` needs the `dummy` driver. Without it creation fails with EOPNOTSUPP and
+//! says so; use an existing interface instead (`create_interface = false`, e.g. `lo`, or an
+//! `ifb` device the administrator created), where the same ownership marks apply.
 //!
 //! # Network namespaces
 //!
@@ -44,17 +74,16 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use ipnet::IpNet;
 use serde::Deserialize;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 use super::rtnl::{
-    Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_NODAD, IFA_F_NOPREFIXROUTE,
-    TABLE_MAIN,
+    Addr, AddrSpec, IpFamily, Link, Route, RouteSpec, Rtnl, IFA_F_DADFAILED, IFA_F_NODAD,
+    IFA_F_NOPREFIXROUTE, TABLE_MAIN,
 };
-use super::{BackendError, BackendFuture, RouteAttrs, RouteBackend};
 
 /// Default route protocol number (and address protocol) that marks what ipvs-herald installs.
 /// Not used by the kernel, iproute2, BIRD (12), FRR (11, 186–198) or keepalived (18).
@@ -79,7 +108,16 @@ pub enum KernelMode {
     Route,
 }
 
-/// `[announcer.kernel]`-style configuration of the kernel backend.
+/// Configuration of the kernel backend (e.g. an `[announcer.kernel]` table). Every field has a
+/// default; a typical route-mode setup:
+///
+/// ```toml
+/// mode = "route"          # or "address" (default): VIPs on the dummy interface herald0
+/// table = 100             # route mode: kernel table the routing daemon learns
+/// route_device = "lo"
+/// protocol = 72           # marks our routes/addresses (`ip route show proto 72`)
+/// # netns = "/run/netns/lb"   # when IPVS runs in another network namespace
+/// ```
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct KernelConfig {
@@ -310,7 +348,34 @@ pub fn vip_label(ifname: &str) -> Option<String> {
     (l.len() <= IFNAMSIZ_MAX).then_some(l)
 }
 
+/// Whether this kernel records the address protocol (`IFA_PROTO`, Linux >= 6.1).
+fn kernel_has_ifa_proto() -> bool {
+    static HAS: OnceLock<bool> = OnceLock::new();
+    *HAS.get_or_init(|| {
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|r| release_at_least(&r, 6, 1))
+            // Unknown: assume a modern kernel, so the weaker IPv6 mark is never trusted.
+            .unwrap_or(true)
+    })
+}
+
+/// `"6.18.44-fc"` >= 6.1?
+fn release_at_least(release: &str, major: u32, minor: u32) -> bool {
+    let mut parts = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let got = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    got >= (major, minor)
+}
+
 fn is_ours(a: &Addr, link: &Link, protocol: u8) -> bool {
+    is_ours_with(a, link, protocol, kernel_has_ifa_proto())
+}
+
+/// Ownership of an address: `IFA_PROTO` = ours; else an IPv4 label `<if>:vip`; else, only on
+/// kernels without `IFA_PROTO`, an IPv6 /128 with `nodad` (what we add).
+fn is_ours_with(a: &Addr, link: &Link, protocol: u8, has_ifa_proto: bool) -> bool {
     if a.index != link.index {
         return false;
     }
@@ -318,7 +383,7 @@ fn is_ours(a: &Addr, link: &Link, protocol: u8) -> bool {
         Some(p) => p == protocol,
         None => match a.addr {
             IpAddr::V4(_) => a.label.is_some() && a.label == vip_label(&link.name),
-            IpAddr::V6(_) => a.prefix_len == 128 && a.flags & IFA_F_NODAD != 0,
+            IpAddr::V6(_) => !has_ifa_proto && a.prefix_len == 128 && a.flags & IFA_F_NODAD != 0,
         },
     }
 }
@@ -366,17 +431,18 @@ impl VipAddresses {
     pub async fn ensure_interface(&self, name: &str, create: bool) -> Result<u32, KernelError> {
         let name = name.to_string();
         blocking(&self.rtnl, move |r| {
-            ensure_link(r, &name, create).map(|l| l.index)
+            ensure_link(r, &name, create, create).map(|l| l.index)
         })
         .await
     }
 
-    /// Adds `vip` (address and prefix length) to `ifname`, marked as ours.
+    /// Adds `vip` (address and prefix length) to `ifname`, marked as ours. A missing interface
+    /// is created as a dummy (and set up); an existing one of any kind is used as it is.
     pub async fn add(&self, ifname: &str, vip: IpNet) -> Result<Outcome, KernelError> {
         let ifname = ifname.to_string();
         let (protocol, npr) = (self.protocol, self.noprefixroute);
         blocking(&self.rtnl, move |r| {
-            let link = find_link(r, &ifname)?;
+            let link = ensure_link(r, &ifname, true, false)?;
             add_addr(r, &link, vip, protocol, npr)
         })
         .await
@@ -393,6 +459,17 @@ impl VipAddresses {
             del_addr(r, &link, vip.addr(), protocol)
         })
         .await
+    }
+
+    /// Every usable address in the namespace (not those that failed IPv6 DAD). Blocking: call
+    /// it from a blocking context.
+    pub fn local_addresses_blocking(&self) -> Result<Vec<IpAddr>, KernelError> {
+        let mut r = self.rtnl.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(r.addresses(None)?
+            .into_iter()
+            .filter(|a| a.flags & IFA_F_DADFAILED == 0)
+            .map(|a| a.addr)
+            .collect())
     }
 
     /// Our addresses on `ifname` (empty when the interface does not exist).
@@ -447,10 +524,17 @@ fn find_link(r: &mut Rtnl, name: &str) -> Result<Link, KernelError> {
         .ok_or_else(|| KernelError::NoSuchInterface(name.to_string(), ""))
 }
 
-fn ensure_link(r: &mut Rtnl, name: &str, create: bool) -> Result<Link, KernelError> {
+/// Finds (or, with `create`, creates) the interface and makes sure an owned dummy is up.
+/// `require_dummy`: an existing interface of another kind is refused (it was meant to be ours).
+fn ensure_link(
+    r: &mut Rtnl,
+    name: &str,
+    create: bool,
+    require_dummy: bool,
+) -> Result<Link, KernelError> {
     let link = match r.link_by_name(name)? {
         Some(l) => {
-            if create {
+            if require_dummy {
                 if let Some(kind) = l.kind.as_deref().filter(|k| *k != "dummy") {
                     return Err(KernelError::NotDummy {
                         name: name.to_string(),
@@ -479,7 +563,7 @@ fn ensure_link(r: &mut Rtnl, name: &str, create: bool) -> Result<Link, KernelErr
         }
     };
     if !link.up {
-        if create {
+        if create && (require_dummy || link.kind.as_deref() == Some("dummy")) {
             // Our own dummy: bring it (back) up.
             r.set_up(&link)?;
             debug!(interface = name, "set interface up");
@@ -633,18 +717,23 @@ impl KernelBackend {
     }
 
     /// Installs `prefix`. In `address` mode the interface is re-created / set up if someone
-    /// removed it or took it down.
+    /// removed it or took it down. In `route` mode `metric` is the route's priority (changing it
+    /// replaces the route, make-before-break); `address` mode ignores it.
     pub async fn announce_vip(
         &self,
         prefix: IpNet,
-        attrs: &RouteAttrs,
+        metric: Option<u32>,
     ) -> Result<Outcome, KernelError> {
         let cfg = Arc::clone(&self.cfg);
-        let metric = attrs.metric;
         let span = info_span!("kernel_announce", vip = %prefix, mode = ?cfg.mode);
         blocking(&self.rtnl, move |r| match cfg.mode {
             KernelMode::Address => {
-                let link = ensure_link(r, &cfg.interface, cfg.create_interface)?;
+                let link = ensure_link(
+                    r,
+                    &cfg.interface,
+                    cfg.create_interface,
+                    cfg.create_interface,
+                )?;
                 add_addr(r, &link, prefix, cfg.protocol, cfg.noprefixroute)
             }
             KernelMode::Route => add_route(r, &cfg, prefix, metric),
@@ -813,30 +902,6 @@ fn del_routes(r: &mut Rtnl, cfg: &KernelConfig, prefix: IpNet) -> Result<Outcome
     Ok(outcome)
 }
 
-impl RouteBackend for KernelBackend {
-    fn name(&self) -> &'static str {
-        "kernel"
-    }
-
-    fn announce<'a>(&'a self, prefix: IpNet, attrs: &'a RouteAttrs) -> BackendFuture<'a> {
-        Box::pin(async move {
-            self.announce_vip(prefix, attrs)
-                .await
-                .map(drop)
-                .map_err(BackendError::from)
-        })
-    }
-
-    fn withdraw(&self, prefix: IpNet) -> BackendFuture<'_> {
-        Box::pin(async move {
-            self.withdraw_vip(prefix)
-                .await
-                .map(drop)
-                .map_err(BackendError::from)
-        })
-    }
-}
-
 /// The main table's number, for configurations that want `table = 254`.
 pub const MAIN_TABLE: u32 = TABLE_MAIN;
 
@@ -927,81 +992,118 @@ mod tests {
             flags: 0,
             proto: None,
         };
-        assert!(!is_ours(&base, &link, 72));
-        assert!(is_ours(
+        assert!(!is_ours_with(&base, &link, 72, false));
+        assert!(is_ours_with(
             &Addr {
                 proto: Some(72),
                 ..base.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
-        assert!(!is_ours(
+        assert!(!is_ours_with(
             &Addr {
                 proto: Some(3),
                 label: Some("herald0:vip".into()),
                 ..base.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
-        assert!(is_ours(
+        assert!(is_ours_with(
             &Addr {
                 label: Some("herald0:vip".into()),
                 ..base.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
-        assert!(!is_ours(
+        assert!(!is_ours_with(
             &Addr {
                 index: 8,
                 proto: Some(72),
                 ..base.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
         let v6 = Addr {
             addr: "2001:db8::10".parse().unwrap_or(IpAddr::from([0u8; 16])),
             prefix_len: 128,
             ..base.clone()
         };
-        assert!(!is_ours(&v6, &link, 72));
-        assert!(is_ours(
+        assert!(!is_ours_with(&v6, &link, 72, false));
+        assert!(is_ours_with(
             &Addr {
                 flags: IFA_F_NODAD,
                 ..v6.clone()
             },
             &link,
-            72
+            72,
+            false
         ));
-        assert!(!is_ours(
+        assert!(!is_ours_with(
             &Addr {
                 flags: IFA_F_NODAD,
                 prefix_len: 64,
                 ..v6
             },
             &link,
-            72
+            72,
+            false
         ));
+        // On a kernel with IFA_PROTO only the protocol (or the IPv4 label) counts: an
+        // administrator's `nodad` /128 is not ours.
+        let admin_v6 = Addr {
+            addr: IpAddr::from([
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10,
+            ]),
+            prefix_len: 128,
+            flags: IFA_F_NODAD,
+            ..base.clone()
+        };
+        assert!(!is_ours_with(&admin_v6, &link, 72, true));
+        assert!(is_ours_with(
+            &Addr {
+                proto: Some(72),
+                ..admin_v6
+            },
+            &link,
+            72,
+            true
+        ));
+        assert!(release_at_least("6.18.44-fc-v509", 6, 1));
+        assert!(release_at_least("6.1.0-21-amd64", 6, 1));
+        assert!(!release_at_least("5.10.0-30-amd64", 6, 1));
+        assert!(!release_at_least("garbage", 6, 1));
     }
 
     #[test]
-    fn config_parses_from_toml_shape() {
-        // serde: unknown fields are refused, modes are lowercase.
-        #[derive(Deserialize)]
-        struct W {
-            mode: KernelMode,
-        }
-        let w: Result<W, _> = serde_json_like("route");
-        assert_eq!(w.map(|w| w.mode).ok(), Some(KernelMode::Route));
-
-        fn serde_json_like(mode: &str) -> Result<W, serde::de::value::Error> {
-            use serde::de::IntoDeserializer;
-            let map: std::collections::BTreeMap<&str, &str> =
-                [("mode", mode)].into_iter().collect();
-            W::deserialize(map.into_deserializer())
-        }
+    fn config_parses_from_toml() {
+        let c: KernelConfig = toml::from_str(
+            "mode = \"route\"\ntable = 100\nroute_device = \"lo\"\nprotocol = 72\nnetns = \"/run/netns/lb\"\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(c.mode, KernelMode::Route);
+        assert_eq!(
+            c.netns.as_deref(),
+            Some(std::path::Path::new("/run/netns/lb"))
+        );
+        assert_eq!(c.interface, DEFAULT_INTERFACE);
+        assert!(c.validate().is_ok());
+        let d: KernelConfig = toml::from_str("").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(d, KernelConfig::default());
+        let e = toml::from_str::<KernelConfig>("tabel = 100")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown field `tabel`"), "{e}");
+        let e = toml::from_str::<KernelConfig>("mode = \"bgp\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown variant `bgp`"), "{e}");
     }
 }

@@ -50,6 +50,10 @@ pub trait Driver: std::fmt::Debug {
     fn shutdown(&mut self) -> TResult<()>;
     /// Log tail for failure reports.
     fn logs(&self) -> String;
+    /// The RFC 9003 shutdown communication `shutdown` sends, if any.
+    fn shutdown_message(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// Waits until the driver reports `peer` Established.

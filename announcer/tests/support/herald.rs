@@ -21,6 +21,9 @@ use super::lab::{Lab, SPEAKER_V4, SPEAKER_V6};
 use super::routes::{Attrs, Origin};
 use super::{err, TResult};
 
+/// The RFC 9003 shutdown communication our driver's clean shutdown sends.
+pub const SHUTDOWN_MESSAGE: &str = "ipvs-herald interop test shutdown";
+
 /// Our speaker in the lab's speaker namespace.
 #[derive(Debug)]
 pub struct HeraldDriver {
@@ -178,7 +181,11 @@ impl Driver for HeraldDriver {
     }
 
     fn shutdown(&mut self) -> TResult<()> {
-        self.stop_and_join("ipvs-herald interop test shutdown", Duration::from_secs(5))
+        self.stop_and_join(SHUTDOWN_MESSAGE, Duration::from_secs(5))
+    }
+
+    fn shutdown_message(&self) -> Option<&'static str> {
+        Some(SHUTDOWN_MESSAGE)
     }
 
     fn logs(&self) -> String {

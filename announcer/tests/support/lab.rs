@@ -23,6 +23,40 @@ use super::{deps, err, TResult};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
+/// Prefix of every namespace this harness creates: `hi<pid>x<n>-spk|rtr`.
+const NS_PREFIX: &str = "hi";
+
+/// Deletes namespaces left behind by an earlier test process of this harness that was
+/// killed before its `Drop`s ran (its pid no longer exists). Processes still inside
+/// such a namespace were started by that run and are killed by pid first.
+fn sweep_stale() {
+    let Ok(list) = ip(&["netns", "list"]) else {
+        return;
+    };
+    for line in list.lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        let Some(rest) = name.strip_prefix(NS_PREFIX) else {
+            continue;
+        };
+        let Some((pid, tail)) = rest.split_once('x') else {
+            continue;
+        };
+        let shaped = tail
+            .split_once('-')
+            .is_some_and(|(n, side)| n.parse::<u32>().is_ok() && (side == "spk" || side == "rtr"));
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if !shaped || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        eprintln!("interop: removing stale namespace {name} of dead test process {pid}");
+        drop(Netns {
+            name: name.to_owned(),
+        });
+    }
+}
+
 /// Speaker-side IPv4 address on the lab link.
 pub const SPEAKER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
 /// Router-side IPv4 address on the lab link.
@@ -131,7 +165,10 @@ impl Lab {
     pub fn new(test: &str) -> TResult<Self> {
         deps::ensure()?;
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag = format!("h{}x{n}", std::process::id());
+        if n == 0 {
+            sweep_stale();
+        }
+        let tag = format!("{NS_PREFIX}{}x{n}", std::process::id());
         let speaker = Netns::create(&format!("{tag}-spk"))?;
         let router = Netns::create(&format!("{tag}-rtr"))?;
         ip(&[

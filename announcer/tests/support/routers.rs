@@ -47,8 +47,9 @@ pub struct RouterSpec {
     /// Proposed hold time in seconds.
     pub hold: u16,
     pub md5: Option<String>,
-    /// Also configure a second neighbour over IPv6 transport (speaker's 2001:db8::1).
-    pub v6_session: bool,
+    /// The session runs over IPv6 transport (to the speaker's 2001:db8::1) instead of
+    /// IPv4 (192.0.2.1); both address families are carried either way.
+    pub transport_v6: bool,
     /// Router only accepts connections (the speaker must connect).
     pub passive: bool,
 }
@@ -61,17 +62,17 @@ impl RouterSpec {
             peer_as,
             hold: 6,
             md5: None,
-            v6_session: false,
+            transport_v6: false,
             passive: false,
         }
     }
 
     fn peers(&self) -> Vec<IpAddr> {
-        let mut v = vec![IpAddr::V4(SPEAKER_V4)];
-        if self.v6_session {
-            v.push(IpAddr::V6(SPEAKER_V6));
+        if self.transport_v6 {
+            vec![IpAddr::V6(SPEAKER_V6)]
+        } else {
+            vec![IpAddr::V4(SPEAKER_V4)]
         }
-        v
     }
 
     fn ibgp(&self) -> bool {
@@ -537,10 +538,12 @@ impl Router {
     /// Route-refresh messages the router has sent to `peer` (where the router shows it).
     pub fn refresh_sent(&self, peer: IpAddr) -> TResult<Option<u64>> {
         match self.spec.kind {
-            Kind::Frr => Ok(self
+            Kind::Frr => self
                 .frr_neighbor(peer)?
                 .pointer("/messageStats/routeRefreshSent")
-                .and_then(Value::as_u64)),
+                .and_then(Value::as_u64)
+                .map(Some)
+                .ok_or_else(|| "FRR neighbor JSON without messageStats.routeRefreshSent".into()),
             Kind::Gobgp => Ok(self
                 .gobgp_neighbor(peer)?
                 .pointer("/state/messages/sent/refresh")

@@ -537,4 +537,62 @@ mod tests {
         assert_eq!(r.communities, vec![community(65000, 100)]);
         assert!(parse_bird("10.0.0.0/8 unicast\n\tType: BGP univ\n\tBGP.origin: weird\n").is_err());
     }
+
+    #[test]
+    fn bird_rejects_bad_input_with_named_field() {
+        let bad_comm = "192.0.2.0/24 unicast [x]\n\tType: BGP univ\n\tBGP.origin: IGP\n\tBGP.next_hop: 192.0.2.1\n\tBGP.community: (65000,100\n";
+        let e = parse_bird(bad_comm).unwrap_err().to_string();
+        assert!(e.contains("unterminated"), "{e}");
+        let bad_nh = "192.0.2.0/24 unicast [x]\n\tType: BGP univ\n\tBGP.origin: IGP\n\tBGP.next_hop: 192.0.2.999\n";
+        let e = parse_bird(bad_nh).unwrap_err().to_string();
+        assert!(e.contains("next hop"), "{e}");
+        let no_nh = "192.0.2.0/24 unicast [x]\n\tType: BGP univ\n\tBGP.origin: IGP\n";
+        assert!(parse_bird(no_nh)
+            .unwrap_err()
+            .to_string()
+            .contains("next_hop"));
+        // Non-BGP routes are ignored, not misparsed.
+        let device = "192.0.2.0/24 unicast [direct1]\n\tType: device univ\n";
+        assert!(parse_bird(device).unwrap().is_empty());
+    }
+
+    #[test]
+    fn frr_prefix_detail() {
+        let text = r#"{"prefix":"198.51.100.0/24","paths":[{"aspath":{"segments":[{"type":"as-sequence","list":[65000,65000]}]},
+            "origin":"IGP","metric":50,"locPrf":120,"community":{"list":["65000:100","65000:7"]},
+            "largeCommunity":{"list":["65000:1:2"]},"nexthops":[{"ip":"192.0.2.1"}]}]}"#;
+        let r = parse_frr_prefix(text).unwrap().unwrap();
+        assert_eq!(r.as_path, vec![65000, 65000]);
+        assert_eq!(r.med, Some(50));
+        assert_eq!(r.local_pref, Some(120));
+        assert_eq!(
+            r.communities,
+            vec![community(65000, 7), community(65000, 100)]
+        );
+        assert_eq!(r.large_communities, vec![(65000, 1, 2)]);
+        assert_eq!(parse_frr_prefix("{}").unwrap(), None);
+        assert!(parse_frr_prefix("{\"prefix\":").is_err());
+        let bad = r#"{"prefix":"198.51.100.0/24","paths":[{"origin":"IGP","community":{"list":["70000:1"]},"nexthops":[]}]}"#;
+        assert!(parse_frr_prefix(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("ASN half"));
+    }
+
+    #[test]
+    fn gobgp_rib() {
+        let text = r#"{"198.51.100.0/24":[{"best":true,"attrs":[{"type":1,"value":0},
+            {"type":2,"as_paths":[{"segment_type":2,"num":2,"asns":[65000,65000]}]},{"type":4,"metric":50},
+            {"type":5,"value":300},{"type":8,"communities":[4259840100]},
+            {"type":32,"value":[{"ASN":65000,"LocalData1":1,"LocalData2":2}]},{"type":3,"nexthop":"192.0.2.1"}]}]}"#;
+        let rib = parse_gobgp(text).unwrap();
+        let r = rib.values().next().unwrap();
+        assert_eq!(r.communities, vec![community(65000, 100)]);
+        assert_eq!(r.local_pref, Some(300));
+        assert_eq!(r.next_hops, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert!(parse_gobgp("null").unwrap().is_empty());
+        let bad = r#"{"198.51.100.0/24":[{"attrs":[{"type":1,"value":9}]}]}"#;
+        assert!(parse_gobgp(bad).unwrap_err().to_string().contains("ORIGIN"));
+        assert!(parse_gobgp("[1]").is_err());
+    }
 }

@@ -110,6 +110,22 @@ impl GenlSocket {
         })
     }
 
+    /// Send a request to family `nl_type` and return the generic-netlink payloads of the reply
+    /// (every part of a dump when `dump`). Kernel errors are mapped like the IPVS calls'.
+    pub fn call(
+        &mut self,
+        nl_type: u16,
+        payload: Vec<u8>,
+        dump: bool,
+        label: &'static str,
+    ) -> Result<Vec<Vec<u8>>, ReadError> {
+        self.request(nl_type, payload, dump, label)
+            .map_err(|f| match f {
+                Failure::Errno(e) => errno_error(label, e),
+                Failure::Other(e) => e,
+            })
+    }
+
     /// Resolve a generic-netlink family name to its id (`CTRL_CMD_GETFAMILY`).
     /// `ModuleNotLoaded` when the kernel does not know the name.
     pub fn resolve_family(&mut self, name: &str) -> Result<u16, ReadError> {
@@ -242,12 +258,7 @@ impl IpvsNetlink {
         dump: bool,
         label: &'static str,
     ) -> Result<Vec<Vec<u8>>, ReadError> {
-        self.sock
-            .request(self.family, payload, dump, label)
-            .map_err(|f| match f {
-                Failure::Errno(e) => errno_error(label, e),
-                Failure::Other(e) => e,
-            })
+        self.sock.call(self.family, payload, dump, label)
     }
 
     fn attrs_of<'a>(label: &str, payload: &'a [u8]) -> Result<&'a [u8], ReadError> {

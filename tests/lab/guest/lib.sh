@@ -12,6 +12,9 @@ R=${R:-/results}
 DIP=192.0.2.1
 CLIENT_NET=198.51.100
 HERALD=${HERALD:-/usr/bin/ipvs-herald}
+# Configuration for every dump in the scenarios: the emulated CPU is 10-50x slower than
+# hardware, so reads get far more than the default 5 s.
+HERALD_TOML=/tmp/lab-herald.toml
 
 # busybox-static's sh runs its own applets before $PATH; iproute2's ip is needed (netns, veth).
 ip() {
@@ -22,6 +25,7 @@ ip() {
 # its own subshell with a time bound, with a full reset before and after.
 run_scenarios() {
     list=$1
+    printf '[reader]\ntimeout_ms = 120000\n' >"$HERALD_TOML"
     mkdir -p "$R/scenarios"
     for f in /lab/scenarios/*.sh; do
         name=$(basename "$f" .sh)
@@ -224,12 +228,12 @@ collect() {
         i=$((i + 1))
         rm -rf "$out/a" "$out/b"
         snap "$out/a"
-        if "$HERALD" dump --json --conns >"$out/dump.json" 2>"$out/dump.err"; then
+        if "$HERALD" --config "$HERALD_TOML" dump --json --conns >"$out/dump.json" 2>"$out/dump.err"; then
             echo 0 >"$out/dump.rc"
         else
             echo $? >"$out/dump.rc"
         fi
-        if "$HERALD" dump --json --conns --source procfs >"$out/dump-procfs.json" 2>"$out/dump-procfs.err"; then
+        if "$HERALD" --config "$HERALD_TOML" dump --json --conns --source procfs >"$out/dump-procfs.json" 2>"$out/dump-procfs.err"; then
             echo 0 >"$out/dump-procfs.rc"
         else
             echo $? >"$out/dump-procfs.rc"
@@ -252,7 +256,7 @@ collect() {
 # capture_netlink: keep the raw netlink replies of one dump (the reader's hidden option).
 capture_netlink() {
     mkdir -p "$D/netlink"
-    if "$HERALD" dump --capture-netlink "$D/netlink" >"$D/netlink.out" 2>"$D/netlink.err"; then
+    if "$HERALD" --config "$HERALD_TOML" dump --capture-netlink "$D/netlink" >"$D/netlink.out" 2>"$D/netlink.err"; then
         echo 0 >"$D/netlink.rc"
     else
         echo $? >"$D/netlink.rc"
