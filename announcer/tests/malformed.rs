@@ -659,3 +659,59 @@ async fn bulk_table_changes_are_sent_as_packed_differences() {
     assert_eq!(h.peer_states()[0].prefixes_sent, 0);
     h.shutdown("done", T).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_of_single_announcements_does_not_starve_the_session() {
+    // Regression: one announce() per prefix in a tight loop used to keep the session busy
+    // diffing, so the peer's KEEPALIVEs went unread and the hold timer expired.
+    let (h, sp) = start(|p| {
+        p.families = Some(vec![Family::Ipv4]);
+        p.hold_time = 3;
+    })
+    .await;
+    let mut c = sp.accept(T).await.unwrap();
+    c.handshake(&open(PEER_AS, 3, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("scripted", T).await);
+    let h2 = h.clone();
+    let storm = tokio::task::spawn_blocking(move || {
+        let t0 = std::time::Instant::now();
+        let mut i = 0u32;
+        while t0.elapsed() < Duration::from_secs(5) && i < 200_000 {
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            h2.announce(
+                ipnet::IpNet::new(a.into(), 32).unwrap(),
+                RouteAttrs::default(),
+            );
+            i += 1;
+        }
+        i
+    });
+    // The peer keeps the session alive with a KEEPALIVE per second and drains what it gets.
+    let mut got = 0usize;
+    let t0 = std::time::Instant::now();
+    let mut last_ka = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(6) {
+        if last_ka.elapsed() >= Duration::from_secs(1) {
+            c.send_raw(&keepalive()).await.unwrap();
+            last_ka = std::time::Instant::now();
+        }
+        if let Ok(m) = c.recv(Duration::from_millis(100)).await {
+            assert_ne!(m.ty, 3, "NOTIFICATION {:?}", m.notification());
+            if let Ok(BgpMessage::Update(u)) = m.parse() {
+                got += u.nlri().len();
+            }
+        }
+    }
+    let announced = storm.await.unwrap();
+    assert!(announced > 1000, "only {announced} announcements");
+    assert_eq!(h.peer_states()[0].state, State::Established);
+    // Everything announced arrives.
+    while got < announced as usize {
+        c.send_raw(&keepalive()).await.unwrap();
+        if let Ok(BgpMessage::Update(u)) = c.recv_type(2, T).await.unwrap().parse() {
+            got += u.nlri().len();
+        }
+    }
+    assert_eq!(got, announced as usize);
+    h.shutdown("done", T).await;
+}

@@ -468,3 +468,40 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:?}");
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    //! Arbitrary input through every parser: errors are fine, panics are not.
+    use super::*;
+
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+    }
+
+    #[test]
+    fn parsers_never_panic_on_arbitrary_input() {
+        let alphabet: Vec<char> = "ab_{}=\",# \\\n;q.0123456789/:[]*-éx\u{0}\u{ff}"
+            .chars()
+            .collect();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for _ in 0..20_000 {
+            let len = (rng.next() % 40) as usize;
+            let s: String = (0..len)
+                .map(|_| alphabet[(rng.next() % alphabet.len() as u64) as usize])
+                .collect();
+            let _ = parse_sample(&s);
+            let _ = check_series(&s);
+            let _ = negotiate(Some(&s));
+            let _ = openmetrics_to_prometheus(&s);
+            let _ = openmetrics_to_prometheus(&format!("# TYPE a counter\n{s}\n"));
+            let _ = s.parse::<crate::config::ServiceSpec>();
+            let _ = toml::from_str::<crate::config::Config>(&s);
+        }
+    }
+}

@@ -242,7 +242,7 @@ async fn missing_ipvs_module_is_a_200_with_ipvs_up_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_half_requests_do_not_block_scrapes() {
     let mut cfg = test_cfg();
-    cfg.limits.header_read_timeout_seconds = 3.0;
+    cfg.limits.header_read_timeout_seconds = 5.0;
     let srv = Server::start(rich(), cfg).await;
     // Ten clients send half a request head and stall.
     let mut stalled = Vec::new();
@@ -276,10 +276,28 @@ async fn stalled_half_requests_do_not_block_scrapes() {
 }
 
 /// Sleeps in `snapshot()`.
-struct Slow(Duration);
+struct Slow(Duration, Arc<std::sync::atomic::AtomicUsize>);
+
+impl Slow {
+    fn new(d: Duration) -> (Arc<Slow>, Arc<std::sync::atomic::AtomicUsize>) {
+        let entered = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        (Arc::new(Slow(d, Arc::clone(&entered))), entered)
+    }
+}
+
+/// Wait (bounded by the guard) until the source has been entered `n` times: the scrape is then
+/// certainly in flight inside the server.
+async fn entered(counter: &std::sync::atomic::AtomicUsize, n: usize) {
+    let t0 = std::time::Instant::now();
+    while counter.load(std::sync::atomic::Ordering::SeqCst) < n {
+        assert!(t0.elapsed() < GUARD, "the scrape never reached the source");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
 
 impl IpvsSource for Slow {
     fn snapshot(&self) -> Result<Snapshot, ReadError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         std::thread::sleep(self.0);
         Ok(rich_snapshot())
     }
@@ -292,7 +310,7 @@ impl IpvsSource for Slow {
 async fn scrape_timeout_header_is_honoured() {
     let mut cfg = test_cfg();
     cfg.limits.scrape_timeout_offset_seconds = 0.25;
-    let srv = Server::start(Arc::new(Slow(Duration::from_secs(3))), cfg).await;
+    let srv = Server::start(Slow::new(Duration::from_secs(3)).0, cfg).await;
     let r = request(
         srv.addr,
         "GET",
@@ -313,10 +331,11 @@ async fn scrape_timeout_header_is_honoured() {
 async fn concurrent_scrapes_are_bounded() {
     let mut cfg = test_cfg();
     cfg.limits.max_concurrent_scrapes = 1;
-    let srv = Server::start(Arc::new(Slow(Duration::from_secs(2))), cfg).await;
+    let (slow, count) = Slow::new(Duration::from_secs(2));
+    let srv = Server::start(slow, cfg).await;
     let addr = srv.addr;
     let first = tokio::spawn(async move { request(addr, "GET", "/metrics", &[]).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    entered(&count, 1).await;
     let second = request(
         addr,
         "GET",
@@ -336,10 +355,11 @@ async fn concurrent_scrapes_are_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
     // In-flight scrape finishes during the drain.
-    let srv = Server::start(Arc::new(Slow(Duration::from_millis(800))), test_cfg()).await;
+    let (slow, count) = Slow::new(Duration::from_millis(800));
+    let srv = Server::start(slow, test_cfg()).await;
     let addr = srv.addr;
     let inflight = tokio::spawn(async move { request(addr, "GET", "/metrics", &[]).await });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    entered(&count, 1).await;
     srv.stop().await;
     assert_eq!(inflight.await.unwrap().status, 200);
     assert!(
@@ -350,7 +370,8 @@ async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
     // A scrape longer than the drain timeout does not hold shutdown.
     let mut cfg = test_cfg();
     cfg.limits.shutdown_drain_seconds = 0.3;
-    let srv = Server::start(Arc::new(Slow(Duration::from_secs(6))), cfg).await;
+    let (slow, count) = Slow::new(Duration::from_secs(6));
+    let srv = Server::start(slow, cfg).await;
     let addr = srv.addr;
     let inflight = tokio::spawn(async move {
         let mut s = TcpStream::connect(addr).await.unwrap();
@@ -361,11 +382,16 @@ async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
         let _ = s.read_to_end(&mut raw).await;
         raw
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    entered(&count, 1).await;
     srv.stop().await;
+    let raw = tokio::time::timeout(GUARD, inflight)
+        .await
+        .expect("the cut connection is closed")
+        .unwrap();
     assert!(
-        !inflight.is_finished() || inflight.await.unwrap().is_empty(),
-        "the slow scrape was cut, not answered"
+        raw.is_empty(),
+        "the slow scrape was cut at the drain bound, not answered: {}",
+        String::from_utf8_lossy(&raw)
     );
 }
 
@@ -384,8 +410,12 @@ fn ensure_command(cmd: &str, package: &str) {
         .map(|s| s.success())
         .unwrap_or(false);
     if !found {
-        let ok = std::process::Command::new("apt-get")
-            .args(["install", "-y", package])
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "apt-get update -q && apt-get install -y -q {package}"
+            ))
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .map(|s| s.success())
             .unwrap_or(false);

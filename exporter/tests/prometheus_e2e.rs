@@ -71,8 +71,12 @@ fn ensure(cmd: &str, package: &str) {
             .unwrap_or(false)
     };
     if !have() {
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-q", package])
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "apt-get update -q && apt-get install -y -q {package}"
+            ))
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .status();
     }
     assert!(have(), "`{cmd}` is required (Debian package `{package}`)");
@@ -150,6 +154,24 @@ async fn every_dashboard_and_rule_expression_evaluates_against_real_prometheus()
     ensure("prometheus", "prometheus");
     ensure("curl", "curl");
     ensure("python3", "python3");
+    let yaml = || {
+        Command::new("python3")
+            .args(["-c", "import yaml"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !yaml() {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg("apt-get update -q && apt-get install -y -q python3-yaml")
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    assert!(
+        yaml(),
+        "python3-yaml is required and could not be installed"
+    );
 
     // Two directors.
     let mut stops = Vec::new();

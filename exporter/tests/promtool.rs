@@ -9,14 +9,13 @@ use prometheus_client::registry::Registry;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Once};
+use std::sync::Arc;
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
 fn ensure(cmd: &str, package: &str) {
-    static APT: Once = Once::new();
     let have = || {
         Command::new("sh")
             .arg("-c")
@@ -26,11 +25,12 @@ fn ensure(cmd: &str, package: &str) {
             .unwrap_or(false)
     };
     if !have() {
-        APT.call_once(|| {
-            let _ = Command::new("apt-get").args(["update", "-q"]).status();
-        });
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-q", package])
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "apt-get update -q && apt-get install -y -q {package}"
+            ))
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .status();
     }
     assert!(
@@ -171,10 +171,17 @@ fn every_dashboard_and_rule_expression_parses() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        ensure("dpkg", "dpkg");
-        let _ = Command::new("apt-get")
-            .args(["install", "-y", "-q", "python3-yaml"])
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg("apt-get update -q && apt-get install -y -q python3-yaml")
+            .env("DEBIAN_FRONTEND", "noninteractive")
             .status();
+        let ok = Command::new("python3")
+            .args(["-c", "import yaml"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "python3-yaml is required and could not be installed");
     }
     // The helper writes every expression (Grafana variables substituted) as a rule file.
     let dir = repo().join("target/promql-check");

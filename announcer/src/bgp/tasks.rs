@@ -48,6 +48,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// bound makes an unreachable router be retried with backoff instead).
 pub const CONNECT_RETRY: Duration = Duration::from_secs(30);
 
+/// Table changes are collected for this long before a session sends them, so a burst of
+/// changes becomes one diff and densely packed UPDATEs.
+pub const SYNC_DELAY: Duration = Duration::from_millis(25);
+
 /// Static session parameters.
 #[derive(Debug, Clone)]
 pub struct SessionInit {
@@ -103,6 +107,8 @@ pub struct Session {
     suppress: Vec<u8>,
     /// Families with a pending ROUTE-REFRESH request.
     refresh: Vec<Family>,
+    /// When to send the pending table changes.
+    sync_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Session {
@@ -172,6 +178,7 @@ impl Session {
             families,
             suppress: Vec::new(),
             refresh: Vec::new(),
+            sync_at: None,
             init,
         }
     }
@@ -198,6 +205,7 @@ impl Session {
                 break;
             }
             let established = self.fsm.state() == State::Established;
+            let sync_at = self.sync_at;
             let next_timer = self
                 .timers
                 .iter()
@@ -229,10 +237,12 @@ impl Session {
                     })
                 },
                 // Before reads: a peer sending a full table must not delay our own changes.
-                r = self.table.changed(), if established => match r {
-                    Ok(()) => Input::TableChanged,
-                    Err(_) => Input::Shutdown("speaker stopped".into()),
-                },
+                () = async {
+                    match sync_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                }, if established => { self.sync_at = None; Input::TableChanged },
                 r = async {
                     match self.conn.as_mut() {
                         Some(c) => c.reader.next().await,
@@ -256,6 +266,15 @@ impl Session {
                 } => match s {
                     Some(s) => Input::Incoming(s),
                     None => { self.incoming = None; continue }
+                },
+                // Last, and only while no sync is pending: a burst of table changes costs one
+                // wake-up and one diff per SYNC_DELAY, never starving reads or timers.
+                r = self.table.changed(), if established && self.sync_at.is_none() => match r {
+                    Ok(()) => {
+                        self.sync_at = Some(Instant::now() + SYNC_DELAY);
+                        continue;
+                    }
+                    Err(_) => Input::Shutdown("speaker stopped".into()),
                 },
             };
             self.input(input).await;
@@ -528,6 +547,7 @@ impl Session {
                 }
                 self.connecting = None;
                 self.peer_open = None;
+                self.sync_at = None;
                 self.rib.clear();
                 self.set_prefix_status();
             }
