@@ -303,6 +303,7 @@ fn dump_json_for(v: &Views) -> String {
     }
     let g = v.global;
     let snap = Snapshot {
+        source: Default::default(),
         info: Info {
             version: 0x010201,
             conn_table_size: 4096,

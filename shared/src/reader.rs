@@ -165,6 +165,7 @@ impl Reader {
             message: e.message,
         })?;
         Ok(Snapshot {
+            source: crate::model::SnapshotSource::Procfs,
             info,
             services,
             timeouts: None,

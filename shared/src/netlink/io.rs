@@ -336,6 +336,7 @@ impl IpvsNetlink {
             );
         }
         Ok(Snapshot {
+            source: crate::model::SnapshotSource::Netlink,
             info,
             services,
             timeouts,
