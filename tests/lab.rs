@@ -129,6 +129,41 @@ fn check(name: &str) -> (Views, Dump) {
     (views, dump)
 }
 
+/// Check the exporter scenario: the daemon's scrape equals ipvsadm read around it.
+fn check_metrics(name: &str) -> Views {
+    let dir = results().join(name);
+    assert!(
+        dir.is_dir(),
+        "scenario {name} did not run (no {})",
+        dir.display()
+    );
+    assert_eq!(
+        read(&dir, "status").trim(),
+        "ok",
+        "scenario {name} failed in the VM; setup.log ends with:\n{}",
+        tail(&read(&dir, "setup.log"), 25)
+    );
+    assert_ne!(read(&dir, "attempts").trim(), "inconsistent");
+    assert!(!dir.join("unsettled").exists(), "counters did not settle");
+    let views = compare::load_views(&dir).unwrap_or_else(|e| panic!("scenario {name}: {e}"));
+    let samples = lab_support::metrics::parse(&read(&dir, "metrics.txt"))
+        .unwrap_or_else(|e| panic!("scenario {name}: metrics.txt: {e}"));
+    let outcome = lab_support::metrics::compare(&views, &samples);
+    assert!(
+        outcome.fields_checked > 0,
+        "scenario {name}: nothing compared"
+    );
+    assert!(
+        outcome.mismatches.is_empty(),
+        "scenario {name}: {} of {} values differ between ipvsadm and the scrape:\n  {}",
+        outcome.mismatches.len(),
+        outcome.fields_checked,
+        outcome.mismatches.join("\n  ")
+    );
+    eprintln!("scenario {name}: {} values equal", outcome.fields_checked);
+    views
+}
+
 fn total_conns(v: &Views) -> u64 {
     v.stats
         .iter()
@@ -320,4 +355,11 @@ fn dr_traffic() {
 fn tun_traffic() {
     let (v, _) = check("22-tun-traffic");
     assert!(conns_for(&v, "203.0.113.22:80") >= 10);
+}
+
+#[test]
+fn exporter_metrics() {
+    let v = check_metrics("24-exporter");
+    assert!(conns_for(&v, "203.0.113.24:80") >= 16);
+    assert_eq!(v.list.len(), 3);
 }

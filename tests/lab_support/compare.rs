@@ -81,7 +81,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn eq<T: PartialEq + Debug>(&mut self, what: impl AsRef<str>, ipvsadm: T, dump: T) {
+    pub fn eq<T: PartialEq + Debug>(&mut self, what: impl AsRef<str>, ipvsadm: T, dump: T) {
         self.fields_checked += 1;
         if ipvsadm != dump {
             self.mismatches.push(format!(
@@ -91,7 +91,7 @@ impl Outcome {
         }
     }
 
-    fn fail(&mut self, msg: String) {
+    pub fn fail(&mut self, msg: String) {
         self.fields_checked += 1;
         self.mismatches.push(msg);
     }
