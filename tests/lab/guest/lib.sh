@@ -303,9 +303,16 @@ interactive_setup() {
 }
 
 # scrape PORT FILE: GET /metrics from the daemon in this namespace (busybox nc; its wget
-# segfaults in the static build). Fails unless the answer is HTTP 200.
+# segfaults in the static build). Fails unless the answer is HTTP 200. The request side stays
+# open until the answer is complete (the exporter drops the answer when the client half-closes
+# first); nc returns when the server closes.
 scrape() {
-    printf 'GET /metrics HTTP/1.0\r\nHost: lab\r\n\r\n' | timeout 60 nc 127.0.0.1 "$1" >"$2" 2>/dev/null
+    rm -f /tmp/scrape.fifo
+    mkfifo /tmp/scrape.fifo
+    (printf 'GET /metrics HTTP/1.0\r\nHost: lab\r\n\r\n'; exec sleep 60) >/tmp/scrape.fifo &
+    w=$!
+    timeout 60 nc 127.0.0.1 "$1" </tmp/scrape.fifo >"$2" 2>/dev/null
+    kill "$w" 2>/dev/null
     head -n 1 "$2" | grep -q ' 200 '
 }
 
