@@ -302,10 +302,6 @@ fn nat_traffic() {
     );
     assert!(conns_for(&v, "203.0.113.20:80") >= 30);
     assert!(
-        v.conns.keys().any(|k| k.protocol == "template"),
-        "no persistence template in -Lnc"
-    );
-    assert!(
         v.conns.keys().any(|k| k.protocol == "udp"),
         "no UDP entry in -Lnc"
     );
