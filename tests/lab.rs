@@ -103,7 +103,28 @@ fn check(name: &str) -> (Views, Dump) {
     let views = compare::load_views(&dir).unwrap_or_else(|e| panic!("scenario {name}: {e}"));
     let dump = dump::parse_dump(&read(&dir, "dump.json"))
         .unwrap_or_else(|e| panic!("scenario {name}: {e}"));
-    let outcome = compare::compare(&views, &dump);
+    assert_eq!(
+        dump.source.as_deref(),
+        Some("netlink"),
+        "scenario {name}: the dump did not read over netlink"
+    );
+    let mut outcome = compare::compare(&views, &dump);
+    // The same moment, read from /proc/net/ip_vs* (`dump --source procfs`).
+    if read(&dir, "dump-procfs.rc").trim() == "0" {
+        match dump::parse_dump(&read(&dir, "dump-procfs.json")) {
+            Ok(p) => {
+                let po = compare::compare_procfs(&views, &p);
+                outcome.fields_checked += po.fields_checked;
+                outcome.mismatches.extend(po.mismatches);
+            }
+            Err(e) => outcome.mismatches.push(format!("procfs dump: {e}")),
+        }
+    } else {
+        outcome.mismatches.push(format!(
+            "`dump --source procfs` failed: {}",
+            read(&dir, "dump-procfs.err")
+        ));
+    }
     assert!(
         outcome.fields_checked > 0,
         "scenario {name}: nothing compared"
