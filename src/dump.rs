@@ -42,6 +42,10 @@ pub struct DumpArgs {
     /// Stop aggregating the connection table after this many seconds (marked truncated).
     #[arg(long, value_name = "SECONDS")]
     pub conn_max_seconds: Option<f64>,
+    /// Give up reading after this many seconds (default 120; the [reader] timeout_ms of the
+    /// configuration applies to the daemon, not to dump).
+    #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
+    pub timeout: f64,
     /// Write every raw netlink reply to DIR, one file per message (<command>-<index>.bin), for
     /// test vectors.
     #[arg(long, value_name = "DIR", hide = true)]
@@ -127,6 +131,12 @@ pub fn run(cfg: &Config, args: &DumpArgs) -> anyhow::Result<()> {
         );
         rc.conn_read_buffer = b;
     }
+    anyhow::ensure!(
+        args.timeout.is_finite() && args.timeout > 0.0 && args.timeout < 1e9,
+        "--timeout must be a positive number of seconds, not {}",
+        args.timeout
+    );
+    rc.timeout_ms = (args.timeout * 1000.0).ceil() as u64;
     let limits = ConnTableLimits {
         max_entries: args.conn_max_entries,
         max_duration: match args.conn_max_seconds {
@@ -596,6 +606,7 @@ mod tests {
             conn_read_buffer: buf,
             conn_max_entries: Some(3),
             conn_max_seconds: secs,
+            timeout: 30.0,
             capture_netlink: None,
         };
         run(&cfg, &args(true, Some(4096), Some(1.0))).unwrap();

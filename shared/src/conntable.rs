@@ -16,7 +16,9 @@ pub enum ConnProtocol {
     Tcp,
     Udp,
     Sctp,
-    /// `IP`: a persistence template (not a real connection).
+    /// A persistence template (not a real connection): protocol column `IP` (fwmark services),
+    /// or any protocol with client port 0 (address services' templates carry the service's
+    /// protocol).
     Template,
 }
 
@@ -85,6 +87,8 @@ pub const KNOWN_STATES: &[&str] = &[
     "SYNACK",
     // UDP
     "UDP",
+    // persistence templates (ip_vs_ctpl_state_name_table; NONE is shared with TCP)
+    "ASSURED",
     // SCTP (sctp_state_name_table)
     "INIT1",
     "INIT",
@@ -270,9 +274,16 @@ impl ConnAggregator {
             b"IP" => ConnProtocol::Template,
             _ => return None,
         };
-        // The client address and port are not part of any group: only check they are there.
+        // The client address is not part of any group: only check it is there. The client
+        // port is: a persistence template of an address service carries the service's
+        // protocol (`TCP`, `UDP`, `SCTP`) and client port 0 (only fwmark templates say `IP`).
         let _caddr = t.next()?;
-        let _cport = t.next()?;
+        let cport = conn_port(t.next()?)?;
+        let protocol = if cport == 0 {
+            ConnProtocol::Template
+        } else {
+            protocol
+        };
         let vaddr = conn_addr(t.next()?)?;
         let vport = conn_port(t.next()?)?;
         let daddr = conn_addr(t.next()?)?;

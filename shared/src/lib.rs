@@ -4,6 +4,13 @@
 //! destinations, 64-bit statistics and rate estimates, timeouts, sync daemons, global totals).
 //! The readers fill a [`model::Snapshot`] from the kernel; the exporter and the announcer only
 //! ever see the model, never netlink or procfs.
+//!
+//! * [`reader`]: [`reader::ReaderConfig`] (`[reader]` config section), [`reader::ReadError`],
+//!   the [`reader::IpvsSource`] trait and its real implementation [`reader::Reader`].
+//! * [`netlink`]: the generic-netlink reader (pure codec + `neli` socket I/O).
+//! * [`procfs`]: parsers for `/proc/net/ip_vs` and `/proc/net/ip_vs_stats` (fallback source).
+//! * [`conntable`]: the streaming `/proc/net/ip_vs_conn` aggregator.
+//! * [`netns`]: running reads on a thread inside a network namespace, with a timeout.
 #![forbid(unsafe_code)]
 
 pub mod conntable;

@@ -22,13 +22,19 @@ pub struct ReaderConfig {
     /// Default `/proc`. Files are read from `<root>/net/…`, or `<root>/thread-self/net/…`
     /// when `netns` is set (the reading thread is the one inside the namespace).
     pub procfs_root: PathBuf,
-    /// Longest time one read of the IPVS state (or one pass over the connection table) may
-    /// take before it is abandoned with an error, in milliseconds. Default `5000`.
+    /// Longest time one read of the IPVS state (or one pass over the connection table without
+    /// its own time limit) may take before it is abandoned with an error, in milliseconds.
+    /// Default `10000`. Large tables on slow machines need more (10,000 services x 10
+    /// destinations took ipvsadm 8-15 s in an emulated 2-vCPU VM).
     pub timeout_ms: u64,
     /// Size of each `read()` on `/proc/net/ip_vs_conn`, in bytes (at least 4096). Default
     /// `1048576` (1 MiB): kernels before ~6.14 restart the hash walk on every read of that
     /// file, so small reads make a pass quadratic in the number of connections.
     pub conn_read_buffer: usize,
+    /// The kernel's `CONFIG_HZ`, used only by the procfs source: `/proc/net/ip_vs` prints
+    /// persistence timeouts in jiffies. Default: read from `/boot/config-<release>`; when that
+    /// is unreadable, 250 (Debian's value) with a warning.
+    pub kernel_hz: Option<u32>,
 }
 
 impl Default for ReaderConfig {
@@ -37,8 +43,9 @@ impl Default for ReaderConfig {
             netns: None,
             source: SourceKind::Auto,
             procfs_root: PathBuf::from("/proc"),
-            timeout_ms: 5000,
+            timeout_ms: 10_000,
             conn_read_buffer: crate::conntable::DEFAULT_READ_BUFFER,
+            kernel_hz: None,
         }
     }
 }
@@ -75,7 +82,7 @@ pub enum ReadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("reading IPVS state timed out after {0:?}")]
+    #[error("gave up reading from the kernel after {0:?} (raise [reader] timeout_ms, or dump --timeout)")]
     Timeout(std::time::Duration),
     #[error("{path}:{line}: {message}")]
     Parse {
@@ -157,11 +164,25 @@ impl Reader {
             }
             Err(source) => return Err(ReadError::Io { path, source }),
         };
-        let (info, services) = crate::procfs::parse_ip_vs(&text).map_err(|e| ReadError::Parse {
-            path: path.clone(),
-            line: e.line,
-            message: e.message,
-        })?;
+        let hz = match cfg
+            .kernel_hz
+            .or_else(|| crate::procfs::kernel_hz(&cfg.procfs_root))
+        {
+            Some(hz) => hz,
+            None => {
+                tracing::warn!(
+                    "kernel CONFIG_HZ unknown (no /boot/config-<release>; set [reader] \
+                     kernel_hz): assuming 250 for /proc/net/ip_vs persistence timeouts"
+                );
+                250
+            }
+        };
+        let (info, services) =
+            crate::procfs::parse_ip_vs(&text, hz).map_err(|e| ReadError::Parse {
+                path: path.clone(),
+                line: e.line,
+                message: e.message,
+            })?;
         Ok(Snapshot {
             info,
             services,

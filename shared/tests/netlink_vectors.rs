@@ -58,6 +58,7 @@ fn every_vector_decodes_to_its_expected_value() {
     let dir = vectors_dir();
     let mut seen = 0;
     let mut compared = 0;
+    let mut printed = Vec::new();
     let mut entries: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
@@ -81,6 +82,7 @@ fn every_vector_decodes_to_its_expected_value() {
         let got = decode(command, &bytes)
             .unwrap_or_else(|e| panic!("{}: does not decode: {e}", path.display()));
         seen += 1;
+        printed.push((name.clone(), got.clone()));
         let base = name.rsplit_once('.').map(|(b, _)| b).unwrap_or(&name);
         let expected_path = dir.join(format!("{base}.expected.json"));
         if expected_path.exists() {
@@ -94,6 +96,12 @@ fn every_vector_decodes_to_its_expected_value() {
         // Every decoder must also survive every truncation of a real message.
         for cut in 0..bytes.len() {
             let _ = decode(command, bytes.get(..cut).unwrap_or(&[]));
+        }
+    }
+    eprintln!("{seen} vector(s) decoded, {compared} compared with an expected value");
+    if std::env::var_os("HERALD_PRINT_VECTORS").is_some() {
+        for (name, v) in &printed {
+            eprintln!("{name}: {v}");
         }
     }
     assert!(

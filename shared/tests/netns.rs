@@ -129,3 +129,105 @@ fn genl_socket_round_trip_with_the_kernel() {
         0x10
     );
 }
+
+#[test]
+fn genl_multipart_dump_with_the_kernel() {
+    // CTRL_CMD_GETFAMILY with NLM_F_DUMP lists every family in several messages ending with
+    // NLMSG_DONE: the same path as the IPVS service/destination/daemon dumps.
+    use herald_shared::netlink::codec;
+    let mut s = herald_shared::netlink::io::GenlSocket::open(None).unwrap();
+    let payload = codec::genl_payload(3, 1, &[]);
+    let replies = s
+        .call(0x10, payload.clone(), true, "ctrl_getfamily")
+        .unwrap();
+    assert!(replies.len() > 1, "only {} families", replies.len());
+    let mut names = Vec::new();
+    for r in &replies {
+        let (_, _, attrs) = codec::split_genl(r).unwrap();
+        for a in codec::attrs(attrs) {
+            let a = a.unwrap();
+            if a.kind == 2 {
+                names.push(
+                    String::from_utf8_lossy(a.payload)
+                        .trim_end_matches('\0')
+                        .to_string(),
+                );
+            }
+        }
+    }
+    assert!(names.iter().any(|n| n == "nlctrl"), "{names:?}");
+    assert_eq!(names.len(), replies.len());
+    // The socket is reusable after a dump (sequence numbers advance, nothing left over).
+    let again = s.call(0x10, payload, true, "ctrl_getfamily").unwrap();
+    assert_eq!(again.len(), replies.len());
+    assert_eq!(s.resolve_family("nlctrl").unwrap(), 0x10);
+}
+
+/// Run as an unprivileged user by `permission_denied_is_typed` (ignored when run directly).
+#[test]
+#[ignore = "helper: run unprivileged by permission_denied_is_typed"]
+fn unprivileged_helper() {
+    if std::env::var_os("HERALD_UNPRIV_HELPER").is_none() {
+        return;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").unwrap().uid();
+    assert_ne!(uid, 0, "helper must not run as root");
+    // ETHTOOL_MSG_LINKINFO_SET (3) needs CAP_NET_ADMIN: the kernel answers EPERM before it
+    // looks at the attributes, exactly like the IPVS commands (GENL_ADMIN_PERM).
+    let mut s = herald_shared::netlink::io::GenlSocket::open(None).unwrap();
+    let id = s.resolve_family("ethtool").expect("ethtool genl family");
+    let r = s.call(
+        id,
+        herald_shared::netlink::codec::genl_payload(3, 1, &[]),
+        false,
+        "ethtool_linkinfo_set",
+    );
+    match r {
+        Err(e @ ReadError::PermissionDenied) => {
+            assert!(e.to_string().contains("CAP_NET_ADMIN"));
+            println!("HELPER-OK");
+        }
+        other => panic!("expected PermissionDenied, got {other:?}"),
+    }
+}
+
+#[test]
+fn permission_denied_is_typed() {
+    let exe = std::env::current_exe().unwrap();
+    // The test binary must be reachable by `nobody`.
+    let copy = std::env::temp_dir().join(format!("herald-unpriv-{}", std::process::id()));
+    std::fs::copy(&exe, &copy).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Another test's fork may briefly hold the copy open for writing (ETXTBSY): retry.
+    let mut out = None;
+    for _ in 0..50 {
+        let o = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "--inh-caps=-all",
+            ])
+            .arg(&copy)
+            .args(["--exact", "unprivileged_helper", "--ignored", "--nocapture"])
+            .env("HERALD_UNPRIV_HELPER", "1")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run setpriv (util-linux): {e}"));
+        let busy = String::from_utf8_lossy(&o.stderr).contains("Text file busy");
+        out = Some(o);
+        if !busy {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = out.expect("at least one attempt");
+    let _ = std::fs::remove_file(&copy);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("HELPER-OK"),
+        "helper failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -431,7 +431,9 @@ pub fn decode_daemon(buf: &[u8]) -> Result<SyncDaemon, CodecError> {
                 let b: [u8; 16] = fixed(&a, "IPVS_DAEMON_ATTR_MCAST_GROUP6")?;
                 group = Some(IpAddr::V6(Ipv6Addr::from(b)));
             }
-            IPVS_DAEMON_ATTR_MCAST_PORT => port = get_be16(&a, "IPVS_DAEMON_ATTR_MCAST_PORT")?,
+            // Host order (`nla_put_u16`), unlike the service and destination ports: confirmed
+            // on a real kernel capture (tests/vectors/get_daemon-lab-sync-daemon-*).
+            IPVS_DAEMON_ATTR_MCAST_PORT => port = get_u16(&a, "IPVS_DAEMON_ATTR_MCAST_PORT")?,
             IPVS_DAEMON_ATTR_MCAST_TTL => ttl = get_u8(&a, "IPVS_DAEMON_ATTR_MCAST_TTL")?,
             _ => {}
         }

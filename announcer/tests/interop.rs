@@ -1,0 +1,551 @@
+//! BGP interop tests against real routers: BIRD 2, FRR (bgpd+zebra) and GoBGP, each in
+//! its own network namespace joined to the speaker's namespace by veth.
+//!
+//! Run with `cargo test -p herald-announcer --test interop` as root. Every scenario runs
+//! against each router; the announcing side is our speaker (`herald`) and, in the
+//! `reference_*` modules, GoBGP, which checks the harness itself.
+
+mod support;
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ipnet::IpNet;
+
+use support::driver::{wait_established, Driver, DriverPeer, DriverSpec, GobgpDriver};
+use support::herald::HeraldDriver;
+use support::lab::{Lab, SPEAKER_V4, SPEAKER_V6};
+use support::routers::{Kind, Router, RouterSpec};
+use support::routes::{community, Attrs, Origin, Rib, RouteView};
+use support::{err, stays_false, wait_until, TResult};
+
+/// Factory for the announcing side.
+type MakeDriver = fn(&Lab, &DriverSpec) -> TResult<Box<dyn Driver>>;
+
+fn gobgp_driver(lab: &Lab, spec: &DriverSpec) -> TResult<Box<dyn Driver>> {
+    Ok(Box::new(GobgpDriver::start(lab, spec)?))
+}
+
+fn herald_driver(lab: &Lab, spec: &DriverSpec) -> TResult<Box<dyn Driver>> {
+    Ok(Box::new(HeraldDriver::start(lab, spec)?))
+}
+
+const SPEAKER_AS: u32 = 65000;
+const ROUTER_AS: u32 = 65001;
+const SESSION_TIMEOUT: Duration = Duration::from_secs(30);
+const ROUTE_TIMEOUT: Duration = Duration::from_secs(15);
+const POLL: Duration = Duration::from_millis(200);
+
+/// One test's world. Field order is drop order: speaker first, then router, then the
+/// namespaces.
+#[derive(Debug)]
+struct Ctx {
+    driver: Box<dyn Driver>,
+    router: Router,
+    lab: Lab,
+}
+
+#[derive(Debug, Clone)]
+struct Setup {
+    ibgp: bool,
+    hold: u16,
+    router_md5: Option<String>,
+    speaker_md5: Option<String>,
+}
+
+impl Default for Setup {
+    fn default() -> Self {
+        Self {
+            ibgp: false,
+            hold: 6,
+            router_md5: None,
+            speaker_md5: None,
+        }
+    }
+}
+
+fn setup(test: &str, kind: Kind, make: MakeDriver, s: &Setup) -> TResult<Ctx> {
+    let lab = Lab::new(&format!("{test}-{}", kind.name()))?;
+    lab.check()?;
+    let router_as = if s.ibgp { SPEAKER_AS } else { ROUTER_AS };
+    let mut rspec = RouterSpec::new(kind, router_as, SPEAKER_AS);
+    rspec.hold = s.hold;
+    rspec.md5 = s.router_md5.clone();
+    let router = Router::start(&lab, rspec)?;
+    let dspec = DriverSpec {
+        local_as: SPEAKER_AS,
+        peers: vec![DriverPeer {
+            address: IpAddr::V4(support::lab::ROUTER_V4),
+            remote_as: router_as,
+            hold: s.hold,
+            md5: s.speaker_md5.clone(),
+            passive: false,
+        }],
+    };
+    let driver = make(&lab, &dspec)?;
+    Ok(Ctx {
+        driver,
+        router,
+        lab,
+    })
+}
+
+/// Runs a scenario; on failure panics with the error and both sides' log tails.
+fn run(test: &str, kind: Kind, make: MakeDriver, s: Setup, body: fn(&mut Ctx) -> TResult<()>) {
+    let mut ctx = match setup(test, kind, make, &s) {
+        Ok(c) => c,
+        Err(e) => panic!("{test}/{}: setup failed: {e}", kind.name()),
+    };
+    let start = Instant::now();
+    if let Err(e) = body(&mut ctx) {
+        panic!(
+            "{test}/{} failed after {:.1}s: {e}\n{}\n{}\n(test dir {})",
+            kind.name(),
+            start.elapsed().as_secs_f64(),
+            ctx.router.logs(),
+            ctx.driver.logs(),
+            ctx.lab.dir().display()
+        );
+    }
+}
+
+fn peer4() -> IpAddr {
+    IpAddr::V4(SPEAKER_V4)
+}
+
+fn net(s: &str) -> IpNet {
+    match s.parse() {
+        Ok(n) => n,
+        Err(e) => panic!("test prefix {s:?}: {e}"),
+    }
+}
+
+/// Waits until both ends report the IPv4 session Established.
+fn both_up(ctx: &Ctx) -> TResult<()> {
+    wait_established(
+        ctx.driver.as_ref(),
+        IpAddr::V4(support::lab::ROUTER_V4),
+        SESSION_TIMEOUT,
+    )?;
+    wait_until(
+        &format!(
+            "{} session Established (router side)",
+            ctx.router.spec.kind.name()
+        ),
+        SESSION_TIMEOUT,
+        POLL,
+        || ctx.router.established(peer4()),
+    )
+}
+
+/// The router's full RIB (both families).
+fn rib(ctx: &Ctx) -> TResult<Rib> {
+    let mut r = ctx.router.rib(false)?;
+    r.extend(ctx.router.rib(true)?);
+    Ok(r)
+}
+
+/// Waits until the router holds exactly `want` (by prefix) and returns its view.
+fn wait_prefixes(ctx: &Ctx, want: &[IpNet]) -> TResult<Rib> {
+    let mut want: Vec<IpNet> = want.to_vec();
+    want.sort();
+    let mut last = Rib::new();
+    let res = wait_until(
+        &format!("router RIB == {want:?}"),
+        ROUTE_TIMEOUT,
+        POLL,
+        || {
+            last = rib(ctx)?;
+            Ok(last.keys().copied().collect::<Vec<_>>() == want)
+        },
+    );
+    match res {
+        Ok(()) => Ok(last),
+        Err(e) => err(format!(
+            "{e}; router holds {:?}",
+            last.keys().collect::<Vec<_>>()
+        )),
+    }
+}
+
+/// Asserts that `got` carries exactly what was announced with `a` from AS `SPEAKER_AS`.
+fn check_route(got: &RouteView, a: &Attrs, ibgp: bool) -> TResult<()> {
+    let p = got.prefix;
+    let mut problems = Vec::new();
+    if got.origin != a.origin {
+        problems.push(format!("ORIGIN {:?}, sent {:?}", got.origin, a.origin));
+    }
+    let want_path: Vec<u32> = if ibgp {
+        vec![SPEAKER_AS; usize::from(a.as_path_prepend)]
+    } else {
+        vec![SPEAKER_AS; 1 + usize::from(a.as_path_prepend)]
+    };
+    if got.as_path != want_path {
+        problems.push(format!("AS_PATH {:?}, expected {want_path:?}", got.as_path));
+    }
+    if got.med != a.med {
+        problems.push(format!("MED {:?}, sent {:?}", got.med, a.med));
+    }
+    if ibgp && got.local_pref != a.local_pref {
+        problems.push(format!(
+            "LOCAL_PREF {:?}, sent {:?}",
+            got.local_pref, a.local_pref
+        ));
+    }
+    let mut comm = a.communities.clone();
+    comm.sort_unstable();
+    if got.communities != comm {
+        problems.push(format!("COMMUNITIES {:?}, sent {comm:?}", got.communities));
+    }
+    let mut large = a.large_communities.clone();
+    large.sort_unstable();
+    if got.large_communities != large {
+        problems.push(format!(
+            "LARGE_COMMUNITIES {:?}, sent {large:?}",
+            got.large_communities
+        ));
+    }
+    let want_nh = if p.addr().is_ipv4() {
+        IpAddr::V4(SPEAKER_V4)
+    } else {
+        IpAddr::V6(SPEAKER_V6)
+    };
+    if got.next_hops.first() != Some(&want_nh) {
+        problems.push(format!(
+            "NEXT_HOP {:?}, expected {want_nh} first",
+            got.next_hops
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        err(format!("{p}: {}", problems.join("; ")))
+    }
+}
+
+fn rich_v4() -> Attrs {
+    Attrs {
+        origin: Origin::Igp,
+        med: Some(50),
+        local_pref: None,
+        communities: vec![community(65000, 100), community(65000, 200)],
+        large_communities: vec![(65000, 1, 2), (4_200_000_000, 3, 4)],
+        as_path_prepend: 2,
+    }
+}
+
+fn plain_v4() -> Attrs {
+    Attrs {
+        origin: Origin::Incomplete,
+        ..Attrs::default()
+    }
+}
+
+fn rich_v6() -> Attrs {
+    Attrs {
+        origin: Origin::Egp,
+        med: Some(7),
+        local_pref: None,
+        communities: vec![community(65000, 300)],
+        large_communities: vec![(65000, 6, 7)],
+        as_path_prepend: 1,
+    }
+}
+
+// ---------------------------------------------------------------- scenarios
+
+/// eBGP: IPv4 + IPv6 prefixes with every attribute arrive as sent, an attribute change
+/// replaces the path, withdraw removes exactly the withdrawn prefixes, and a
+/// ROUTE-REFRESH from the router is answered with the current routes.
+fn ebgp_attributes(ctx: &mut Ctx) -> TResult<()> {
+    both_up(ctx)?;
+    let (p1, p2, p3) = (
+        net("198.51.100.0/24"),
+        net("203.0.113.128/25"),
+        net("2001:db8:100::/48"),
+    );
+    ctx.driver.announce(p1, &rich_v4())?;
+    ctx.driver.announce(p2, &plain_v4())?;
+    ctx.driver.announce(p3, &rich_v6())?;
+    let got = wait_prefixes(ctx, &[p1, p2, p3])?;
+    for (p, a) in [(p1, rich_v4()), (p2, plain_v4()), (p3, rich_v6())] {
+        check_route(
+            got.get(&p).ok_or_else(|| format!("{p} missing"))?,
+            &a,
+            false,
+        )?;
+    }
+
+    // Attribute change: same prefix, new MED and communities.
+    let mut changed = rich_v4();
+    changed.med = Some(60);
+    changed.communities = vec![community(65000, 999)];
+    ctx.driver.announce(p1, &changed)?;
+    let mut last = String::new();
+    wait_until(
+        "changed attributes of 198.51.100.0/24",
+        ROUTE_TIMEOUT,
+        POLL,
+        || {
+            let r = rib(ctx)?;
+            let Some(v) = r.get(&p1) else {
+                return Ok(false);
+            };
+            match check_route(v, &changed, false) {
+                Ok(()) => Ok(true),
+                Err(e) => {
+                    last = e.to_string();
+                    Ok(false)
+                }
+            }
+        },
+    )
+    .map_err(|e| format!("{e}; last mismatch: {last}"))?;
+
+    // ROUTE-REFRESH: the router asks again; our answer re-sends UPDATEs.
+    let before = ctx.router.updates_received(peer4())?;
+    if ctx.router.refresh_in(peer4())? {
+        wait_until(
+            "UPDATEs re-sent after ROUTE-REFRESH",
+            ROUTE_TIMEOUT,
+            POLL,
+            || Ok(ctx.router.updates_received(peer4())? > before),
+        )?;
+    }
+    if !ctx.router.established(peer4())? {
+        return err("session dropped while answering ROUTE-REFRESH");
+    }
+    let got = wait_prefixes(ctx, &[p1, p2, p3])?;
+    check_route(
+        got.get(&p1).ok_or("p1 missing after refresh")?,
+        &changed,
+        false,
+    )?;
+
+    // Withdraw two of three.
+    ctx.driver.withdraw(p1)?;
+    ctx.driver.withdraw(p3)?;
+    let got = wait_prefixes(ctx, &[p2])?;
+    check_route(got.get(&p2).ok_or("p2 missing")?, &plain_v4(), false)?;
+    ctx.driver.withdraw(p2)?;
+    wait_prefixes(ctx, &[])?;
+    Ok(())
+}
+
+/// iBGP: LOCAL_PREF carried, no AS added to AS_PATH, next hop as sent.
+fn ibgp_attributes(ctx: &mut Ctx) -> TResult<()> {
+    both_up(ctx)?;
+    let a4 = Attrs {
+        origin: Origin::Igp,
+        med: Some(5),
+        local_pref: Some(250),
+        communities: vec![community(65000, 1)],
+        large_communities: vec![(65000, 0, 1)],
+        as_path_prepend: 0,
+    };
+    let a6 = Attrs {
+        local_pref: Some(90),
+        med: None,
+        ..a4.clone()
+    };
+    let (p4, p6) = (net("198.51.100.64/26"), net("2001:db8:200::/64"));
+    ctx.driver.announce(p4, &a4)?;
+    ctx.driver.announce(p6, &a6)?;
+    let got = wait_prefixes(ctx, &[p4, p6])?;
+    check_route(got.get(&p4).ok_or("v4 missing")?, &a4, true)?;
+    check_route(got.get(&p6).ok_or("v6 missing")?, &a6, true)?;
+    ctx.driver.withdraw(p4)?;
+    ctx.driver.withdraw(p6)?;
+    wait_prefixes(ctx, &[])?;
+    Ok(())
+}
+
+/// TCP-MD5 with the same password on both sides: session up, routes flow.
+fn md5_good(ctx: &mut Ctx) -> TResult<()> {
+    both_up(ctx)?;
+    let p = net("203.0.113.0/24");
+    ctx.driver.announce(p, &plain_v4())?;
+    wait_prefixes(ctx, &[p])?;
+    Ok(())
+}
+
+/// TCP-MD5 with different passwords: the session must never come up.
+fn md5_bad(ctx: &mut Ctx) -> TResult<()> {
+    let router = &ctx.router;
+    let driver = ctx.driver.as_ref();
+    stays_false(
+        "session with mismatched MD5 passwords",
+        Duration::from_secs(8),
+        POLL,
+        || {
+            Ok(router.established(peer4())?
+                || driver.established(IpAddr::V4(support::lab::ROUTER_V4))?)
+        },
+    )
+}
+
+/// Router restart (graceful and crash) brings the session back and our routes are
+/// re-announced; a router frozen past the hold time makes us reset the session, and
+/// it recovers when the router thaws.
+fn restart_and_hold_timer(ctx: &mut Ctx) -> TResult<()> {
+    both_up(ctx)?;
+    let (p4, p6) = (net("198.51.100.0/25"), net("2001:db8:300::/56"));
+    ctx.driver.announce(p4, &rich_v4())?;
+    ctx.driver.announce(p6, &rich_v6())?;
+    wait_prefixes(ctx, &[p4, p6])?;
+
+    ctx.router.restart()?;
+    both_up(ctx)?;
+    let got = wait_prefixes(ctx, &[p4, p6])?;
+    check_route(
+        got.get(&p4).ok_or("v4 missing after restart")?,
+        &rich_v4(),
+        false,
+    )?;
+
+    ctx.router.crash_and_restart()?;
+    both_up(ctx)?;
+    wait_prefixes(ctx, &[p4, p6])?;
+
+    // Freeze the router: it stops sending KEEPALIVEs; our hold timer (6 s) must fire.
+    let frozen_at = Instant::now();
+    ctx.router.freeze()?;
+    let peer = IpAddr::V4(support::lab::ROUTER_V4);
+    let res = wait_until(
+        "speaker leaves Established while the router is frozen",
+        Duration::from_secs(6 + 5),
+        POLL,
+        || Ok(!ctx.driver.established(peer)?),
+    );
+    let detected = frozen_at.elapsed();
+    ctx.router.thaw()?;
+    res?;
+    if detected < Duration::from_secs(3) {
+        return err(format!(
+            "session reset after only {:.1}s of silence: hold time 6 s not honoured",
+            detected.as_secs_f64()
+        ));
+    }
+    both_up(ctx)?;
+    wait_prefixes(ctx, &[p4, p6])?;
+    Ok(())
+}
+
+/// Clean shutdown: the router receives Cease / Administrative Shutdown and drops our
+/// routes at once.
+fn clean_shutdown(ctx: &mut Ctx) -> TResult<()> {
+    both_up(ctx)?;
+    let (p4, p6) = (net("198.51.100.128/25"), net("2001:db8:400::/48"));
+    ctx.driver.announce(p4, &plain_v4())?;
+    ctx.driver.announce(p6, &rich_v6())?;
+    wait_prefixes(ctx, &[p4, p6])?;
+    let t = Instant::now();
+    ctx.driver.shutdown()?;
+    wait_until(
+        "router sees the session down",
+        Duration::from_secs(5),
+        POLL,
+        || Ok(!ctx.router.established(peer4())?),
+    )?;
+    wait_prefixes(ctx, &[])?;
+    let elapsed = t.elapsed();
+    let note = ctx.router.last_notification(peer4())?;
+    let lower = note.to_ascii_lowercase();
+    let admin = lower.contains("administrative shutdown")
+        || lower.contains("admin. shutdown")
+        || lower.contains("administratively shut")
+        || (lower.contains("\"code\":6") && lower.contains("\"subcode\":2"));
+    if !admin {
+        return err(format!(
+            "router did not record a Cease/Administrative Shutdown NOTIFICATION; it shows: {note:?}"
+        ));
+    }
+    // A hold-timer expiry would take 6 s; a NOTIFICATION is immediate.
+    if elapsed > Duration::from_secs(4) {
+        return err(format!(
+            "routes withdrawn only after {:.1}s",
+            elapsed.as_secs_f64()
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- test matrix
+
+fn md5_setup(router: &str, speaker: &str) -> Setup {
+    if let Err(e) = support::deps::ensure_tcp_md5() {
+        panic!("{e}");
+    }
+    Setup {
+        router_md5: Some(router.to_owned()),
+        speaker_md5: Some(speaker.to_owned()),
+        ..Setup::default()
+    }
+}
+
+macro_rules! router_suite {
+    ($modname:ident, $kind:expr, $make:expr) => {
+        mod $modname {
+            use super::*;
+
+            #[test]
+            fn ebgp_attributes_refresh_withdraw() {
+                run("ebgp", $kind, $make, Setup::default(), ebgp_attributes);
+            }
+
+            #[test]
+            fn ibgp_local_pref() {
+                let s = Setup {
+                    ibgp: true,
+                    ..Setup::default()
+                };
+                run("ibgp", $kind, $make, s, ibgp_attributes);
+            }
+
+            #[test]
+            fn md5_matching_passwords_up() {
+                run(
+                    "md5ok",
+                    $kind,
+                    $make,
+                    md5_setup("s3cr3t-Herald", "s3cr3t-Herald"),
+                    md5_good,
+                );
+            }
+
+            #[test]
+            fn md5_wrong_password_stays_down() {
+                run(
+                    "md5bad",
+                    $kind,
+                    $make,
+                    md5_setup("s3cr3t-Herald", "wrong-password"),
+                    md5_bad,
+                );
+            }
+
+            #[test]
+            fn restart_and_hold_timer_expiry() {
+                run(
+                    "restart",
+                    $kind,
+                    $make,
+                    Setup::default(),
+                    restart_and_hold_timer,
+                );
+            }
+
+            #[test]
+            fn clean_shutdown_sends_cease() {
+                run("shutdown", $kind, $make, Setup::default(), clean_shutdown);
+            }
+        }
+    };
+}
+
+router_suite!(bird, Kind::Bird, herald_driver);
+router_suite!(frr, Kind::Frr, herald_driver);
+router_suite!(gobgp, Kind::Gobgp, herald_driver);
+router_suite!(reference_gobgp_bird, Kind::Bird, gobgp_driver);
+router_suite!(reference_gobgp_frr, Kind::Frr, gobgp_driver);
+router_suite!(reference_gobgp_gobgp, Kind::Gobgp, gobgp_driver);

@@ -1,0 +1,605 @@
+//! The routers under test — BIRD 2, FRR (zebra + bgpd) and GoBGP — each started in the
+//! lab's router namespace with its own config, control socket / vty / gRPC port and
+//! log in the test directory. `Router` hides the differences: session state, RIB
+//! read-back (as `RouteView`s), inbound soft reset (ROUTE-REFRESH), freeze/thaw,
+//! restart, and the last NOTIFICATION received.
+
+use std::fmt::Write as _;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use nix::sys::signal::Signal;
+use serde_json::Value;
+
+use super::lab::{Lab, ROUTER_V4, SPEAKER_V4, SPEAKER_V6};
+use super::process::{run, tail, Daemon};
+use super::routes::{self, Rib, RouteView};
+use super::{err, wait_until, TResult};
+
+/// Which router implementation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Bird,
+    Frr,
+    Gobgp,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Bird => "bird",
+            Kind::Frr => "frr",
+            Kind::Gobgp => "gobgp",
+        }
+    }
+}
+
+/// How the router is configured towards the speaker.
+#[derive(Debug, Clone)]
+pub struct RouterSpec {
+    pub kind: Kind,
+    pub local_as: u32,
+    /// The speaker's AS (equal to `local_as` for iBGP).
+    pub peer_as: u32,
+    /// Proposed hold time in seconds.
+    pub hold: u16,
+    pub md5: Option<String>,
+    /// Also configure a second neighbour over IPv6 transport (speaker's 2001:db8::1).
+    pub v6_session: bool,
+    /// Router only accepts connections (the speaker must connect).
+    pub passive: bool,
+}
+
+impl RouterSpec {
+    pub fn new(kind: Kind, local_as: u32, peer_as: u32) -> Self {
+        Self {
+            kind,
+            local_as,
+            peer_as,
+            hold: 6,
+            md5: None,
+            v6_session: false,
+            passive: false,
+        }
+    }
+
+    fn peers(&self) -> Vec<IpAddr> {
+        let mut v = vec![IpAddr::V4(SPEAKER_V4)];
+        if self.v6_session {
+            v.push(IpAddr::V6(SPEAKER_V6));
+        }
+        v
+    }
+
+    fn ibgp(&self) -> bool {
+        self.local_as == self.peer_as
+    }
+}
+
+/// A running router daemon in the lab's router namespace.
+#[derive(Debug)]
+pub struct Router {
+    pub spec: RouterSpec,
+    ns_name: String,
+    dir: PathBuf,
+    /// bgp daemon last (so `bgp()` is the last element).
+    daemons: Vec<Daemon>,
+}
+
+fn proto_name(peer: IpAddr) -> &'static str {
+    if peer.is_ipv4() {
+        "spk4"
+    } else {
+        "spk6"
+    }
+}
+
+impl Router {
+    /// Writes the config and starts the router, waiting until its control socket answers.
+    pub fn start(lab: &Lab, spec: RouterSpec) -> TResult<Self> {
+        let dir = lab.subdir(spec.kind.name())?;
+        let mut r = Self {
+            spec,
+            ns_name: lab.router.name().to_owned(),
+            dir,
+            daemons: Vec::new(),
+        };
+        r.write_config()?;
+        r.launch()?;
+        Ok(r)
+    }
+
+    fn ns_cmd(&self, program: &str) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.ns_name, program]);
+        c
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.join(name).to_string_lossy().into_owned()
+    }
+
+    fn write_config(&self) -> TResult<()> {
+        let s = &self.spec;
+        let (name, text) = match s.kind {
+            Kind::Bird => ("bird.conf", self.bird_config()),
+            Kind::Frr => {
+                std::fs::write(
+                    self.dir.join("zebra.conf"),
+                    "hostname rtr\nlog stdout informational\n",
+                )
+                .map_err(|e| format!("write zebra.conf: {e}"))?;
+                ("bgpd.conf", self.frr_config())
+            }
+            Kind::Gobgp => ("gobgpd.toml", self.gobgp_config()),
+        };
+        std::fs::write(self.dir.join(name), text).map_err(|e| format!("write {name}: {e}"))?;
+        Ok(())
+    }
+
+    fn bird_config(&self) -> String {
+        let s = &self.spec;
+        let mut c = format!("router id {ROUTER_V4};\nprotocol device {{}}\n");
+        for peer in s.peers() {
+            let local = if peer.is_ipv4() {
+                IpAddr::V4(ROUTER_V4)
+            } else {
+                IpAddr::V6(super::lab::ROUTER_V6)
+            };
+            let _ = writeln!(c, "protocol bgp {} {{", proto_name(peer));
+            let _ = writeln!(c, "  local {local} as {};", s.local_as);
+            let _ = writeln!(c, "  neighbor {peer} as {};", s.peer_as);
+            let _ = writeln!(c, "  hold time {};", s.hold);
+            let _ = writeln!(c, "  connect retry time 1;\n  error wait time 1, 2;");
+            if s.passive {
+                let _ = writeln!(c, "  passive on;");
+            }
+            if let Some(pw) = &s.md5 {
+                let _ = writeln!(c, "  password \"{pw}\";");
+            }
+            if s.ibgp() {
+                // iBGP defaults to multihop with recursive next hops; the speaker is on-link.
+                let _ = writeln!(c, "  direct;");
+            }
+            let _ = writeln!(c, "  ipv4 {{ import all; export none; }};");
+            let _ = writeln!(c, "  ipv6 {{ import all; export none; }};");
+            let _ = writeln!(c, "}}");
+        }
+        c
+    }
+
+    fn frr_config(&self) -> String {
+        let s = &self.spec;
+        let mut c =
+            String::from("frr defaults traditional\nhostname rtr\nlog stdout informational\n");
+        let _ = writeln!(c, "router bgp {}", s.local_as);
+        let _ = writeln!(c, " bgp router-id {ROUTER_V4}");
+        let _ = writeln!(c, " no bgp ebgp-requires-policy");
+        let _ = writeln!(c, " no bgp default ipv4-unicast");
+        for peer in s.peers() {
+            let _ = writeln!(c, " neighbor {peer} remote-as {}", s.peer_as);
+            let _ = writeln!(c, " neighbor {peer} timers 1 {}", s.hold);
+            let _ = writeln!(c, " neighbor {peer} timers connect 1");
+            if s.passive {
+                let _ = writeln!(c, " neighbor {peer} passive");
+            }
+            if let Some(pw) = &s.md5 {
+                let _ = writeln!(c, " neighbor {peer} password {pw}");
+            }
+        }
+        for af in ["ipv4", "ipv6"] {
+            let _ = writeln!(c, " address-family {af} unicast");
+            for peer in s.peers() {
+                let _ = writeln!(c, "  neighbor {peer} activate");
+            }
+            let _ = writeln!(c, " exit-address-family");
+        }
+        c
+    }
+
+    fn gobgp_config(&self) -> String {
+        let s = &self.spec;
+        let mut c = format!(
+            "[global.config]\n  as = {}\n  router-id = \"{ROUTER_V4}\"\n  port = 179\n",
+            s.local_as
+        );
+        for peer in s.peers() {
+            let _ = writeln!(c, "[[neighbors]]\n  [neighbors.config]");
+            let _ = writeln!(
+                c,
+                "    neighbor-address = \"{peer}\"\n    peer-as = {}",
+                s.peer_as
+            );
+            if let Some(pw) = &s.md5 {
+                let _ = writeln!(c, "    auth-password = \"{pw}\"");
+            }
+            let _ = writeln!(c, "  [neighbors.timers.config]");
+            let _ = writeln!(
+                c,
+                "    hold-time = {}\n    keepalive-interval = {}\n    connect-retry = 1\n    idle-hold-time-after-reset = 1",
+                s.hold,
+                (s.hold / 3).max(1)
+            );
+            if s.passive {
+                let _ = writeln!(c, "  [neighbors.transport.config]\n    passive-mode = true");
+            }
+            for af in ["ipv4-unicast", "ipv6-unicast"] {
+                let _ = writeln!(
+                    c,
+                    "  [[neighbors.afi-safis]]\n    [neighbors.afi-safis.config]\n      afi-safi-name = \"{af}\""
+                );
+            }
+        }
+        c
+    }
+
+    fn launch(&mut self) -> TResult<()> {
+        let log = self.dir.join(format!("{}.log", self.spec.kind.name()));
+        match self.spec.kind {
+            Kind::Bird => {
+                let mut c = self.ns_cmd("/usr/sbin/bird");
+                c.args([
+                    "-f",
+                    "-c",
+                    &self.path("bird.conf"),
+                    "-s",
+                    &self.path("bird.ctl"),
+                    "-P",
+                ])
+                .arg(self.path("bird.pid"));
+                self.daemons.push(Daemon::spawn("bird", c, &log)?);
+            }
+            Kind::Frr => {
+                for d in ["zebra", "bgpd"] {
+                    let mut c = self.ns_cmd(&format!("/usr/lib/frr/{d}"));
+                    c.args(["-f", &self.path(&format!("{d}.conf"))])
+                        .args(["-i", &self.path(&format!("{d}.pid"))])
+                        .args(["-z", &self.path("zserv.api")])
+                        .args(["--vty_socket", &self.path("")])
+                        .args(["-A", "127.0.0.1", "-P", "0", "-u", "frr", "-g", "frr"]);
+                    self.daemons.push(Daemon::spawn(d, c, &log)?);
+                    if d == "zebra" {
+                        let zs = self.dir.join("zserv.api");
+                        wait_until(
+                            "zebra socket",
+                            Duration::from_secs(10),
+                            Duration::from_millis(50),
+                            || Ok(zs.exists()),
+                        )?;
+                    }
+                }
+            }
+            Kind::Gobgp => {
+                let mut c = self.ns_cmd("/usr/bin/gobgpd");
+                c.args([
+                    "-f",
+                    &self.path("gobgpd.toml"),
+                    "--api-hosts",
+                    "127.0.0.1:50051",
+                    "-l",
+                    "info",
+                ]);
+                self.daemons.push(Daemon::spawn("gobgpd", c, &log)?);
+            }
+        }
+        let res = wait_until(
+            &format!("{} control socket", self.spec.kind.name()),
+            Duration::from_secs(20),
+            Duration::from_millis(100),
+            || self.ready(),
+        );
+        if let Err(e) = res {
+            return err(format!("{e}; log tail:\n{}", tail(&log, 20)));
+        }
+        Ok(())
+    }
+
+    fn ready(&self) -> TResult<bool> {
+        match self.spec.kind {
+            Kind::Bird => self
+                .birdc(&["show", "status"])
+                .map(|o| o.contains("Daemon is up")),
+            Kind::Frr => self.vtysh("show bgp summary json").map(|_| true),
+            Kind::Gobgp => self.gobgp(&["global"]).map(|o| o.contains("AS")),
+        }
+    }
+
+    /// Runs `birdc -s <sock> args…`.
+    pub fn birdc(&self, args: &[&str]) -> TResult<String> {
+        let mut c = Command::new("/usr/sbin/birdc");
+        c.arg("-s").arg(self.path("bird.ctl")).args(args);
+        let out = run(c, Duration::from_secs(30))?;
+        if let Some(line) = out
+            .lines()
+            .find(|l| l.starts_with("syntax error") || l.contains("Unable to connect"))
+        {
+            return err(format!("birdc {args:?}: {line}"));
+        }
+        Ok(out)
+    }
+
+    /// Runs `vtysh --vty_socket <dir> -c cmd`.
+    pub fn vtysh(&self, cmd: &str) -> TResult<String> {
+        let mut c = Command::new("/usr/bin/vtysh");
+        c.arg("--vty_socket").arg(self.path("")).args(["-c", cmd]);
+        let out = run(c, Duration::from_secs(30))?;
+        if out.starts_with('%') {
+            return err(format!("vtysh {cmd:?}: {}", out.trim()));
+        }
+        Ok(out)
+    }
+
+    /// Runs the `gobgp` CLI against this router's API inside its namespace.
+    pub fn gobgp(&self, args: &[&str]) -> TResult<String> {
+        let mut c = self.ns_cmd("/usr/bin/gobgp");
+        c.args(["-u", "127.0.0.1", "-p", "50051"]).args(args);
+        run(c, Duration::from_secs(30))
+    }
+
+    /// The BGP daemon process.
+    fn bgp(&self) -> TResult<&Daemon> {
+        self.daemons
+            .last()
+            .ok_or_else(|| "router is not running".into())
+    }
+
+    /// SIGSTOPs the BGP daemon (it stops sending KEEPALIVEs).
+    pub fn freeze(&self) -> TResult<()> {
+        self.bgp()?.signal(Signal::SIGSTOP)
+    }
+
+    /// SIGCONTs the BGP daemon.
+    pub fn thaw(&self) -> TResult<()> {
+        self.bgp()?.signal(Signal::SIGCONT)
+    }
+
+    /// Stops every daemon (SIGTERM) and starts them again with the same config.
+    pub fn restart(&mut self) -> TResult<()> {
+        while let Some(mut d) = self.daemons.pop() {
+            d.stop(Duration::from_secs(5));
+        }
+        self.launch()
+    }
+
+    /// Kills every daemon with SIGKILL, as a crash would, and starts them again.
+    pub fn crash_and_restart(&mut self) -> TResult<()> {
+        while let Some(mut d) = self.daemons.pop() {
+            d.crash();
+        }
+        self.launch()
+    }
+
+    /// Whether the session to `peer` is Established.
+    pub fn established(&self, peer: IpAddr) -> TResult<bool> {
+        Ok(self
+            .session_state(peer)?
+            .eq_ignore_ascii_case("established"))
+    }
+
+    /// The router's name for its session state towards `peer`.
+    pub fn session_state(&self, peer: IpAddr) -> TResult<String> {
+        match self.spec.kind {
+            Kind::Bird => {
+                let out = self.birdc(&["show", "protocols", proto_name(peer)])?;
+                let line = out
+                    .lines()
+                    .find(|l| l.starts_with(proto_name(peer)))
+                    .ok_or_else(|| {
+                        format!("birdc shows no protocol {}: {out}", proto_name(peer))
+                    })?;
+                // name proto table state since info…
+                let cols: Vec<&str> = line.split_whitespace().collect();
+                Ok(cols.get(5).copied().unwrap_or("down").to_owned())
+            }
+            Kind::Frr => {
+                let v = self.frr_neighbor(peer)?;
+                Ok(v.get("bgpState")
+                    .and_then(Value::as_str)
+                    .ok_or("FRR neighbor JSON without bgpState")?
+                    .to_owned())
+            }
+            Kind::Gobgp => {
+                let v = self.gobgp_neighbor(peer)?;
+                let st = v
+                    .pointer("/state/session_state")
+                    .ok_or("gobgp neighbor JSON without state.session_state")?;
+                Ok(match st {
+                    Value::Number(n) if n.as_u64() == Some(6) => "established".to_owned(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+            }
+        }
+    }
+
+    fn frr_neighbor(&self, peer: IpAddr) -> TResult<Value> {
+        let out = self.vtysh(&format!("show bgp neighbors {peer} json"))?;
+        let v: Value = serde_json::from_str(&out).map_err(|e| format!("FRR neighbor JSON: {e}"))?;
+        v.get(peer.to_string())
+            .cloned()
+            .ok_or_else(|| format!("FRR neighbor JSON has no entry for {peer}: {out:.300}").into())
+    }
+
+    fn gobgp_neighbor(&self, peer: IpAddr) -> TResult<Value> {
+        let out = self.gobgp(&["neighbor", &peer.to_string(), "-j"])?;
+        serde_json::from_str(&out)
+            .map_err(|e| format!("gobgp neighbor JSON: {e}: {out:.300}").into())
+    }
+
+    /// All BGP routes of one family in the router's RIB.
+    pub fn rib(&self, v6: bool) -> TResult<Rib> {
+        let af = if v6 { "ipv6" } else { "ipv4" };
+        match self.spec.kind {
+            Kind::Bird => {
+                let table = if v6 { "master6" } else { "master4" };
+                routes::parse_bird(&self.birdc(&["show", "route", "all", "table", table])?)
+            }
+            Kind::Frr => {
+                let mut rib = Rib::new();
+                let table = self.vtysh(&format!("show bgp {af} unicast json"))?;
+                for p in routes::parse_frr_table_prefixes(&table)? {
+                    if let Some(r) = self.frr_route(p)? {
+                        rib.insert(p, r);
+                    }
+                }
+                Ok(rib)
+            }
+            Kind::Gobgp => routes::parse_gobgp(&self.gobgp(&["global", "rib", "-a", af, "-j"])?),
+        }
+    }
+
+    fn frr_route(&self, p: IpNet) -> TResult<Option<RouteView>> {
+        let af = if p.addr().is_ipv6() { "ipv6" } else { "ipv4" };
+        routes::parse_frr_prefix(&self.vtysh(&format!("show bgp {af} unicast {p} json"))?)
+    }
+
+    /// Number of BGP routes of one family (cheap, for large tables).
+    pub fn count(&self, v6: bool) -> TResult<usize> {
+        match self.spec.kind {
+            Kind::Bird => {
+                let table = if v6 { "master6" } else { "master4" };
+                let out = self.birdc(&["show", "route", "count", "table", table])?;
+                // "20000 of 20000 routes for 20000 networks in table master4"
+                let line = out
+                    .lines()
+                    .find(|l| l.contains(" routes for "))
+                    .ok_or_else(|| format!("unexpected birdc route count output: {out}"))?;
+                line.split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| format!("bad route count line {line:?}").into())
+            }
+            _ => Ok(self.rib(v6)?.len()),
+        }
+    }
+
+    /// UPDATE messages received from `peer` so far.
+    pub fn updates_received(&self, peer: IpAddr) -> TResult<u64> {
+        match self.spec.kind {
+            Kind::Bird => {
+                let out = self.birdc(&["show", "protocols", "all", proto_name(peer)])?;
+                let mut total = 0u64;
+                let mut found = false;
+                for l in out.lines() {
+                    let t = l.trim();
+                    for key in ["Import updates:", "Import withdraws:"] {
+                        if let Some(rest) = t.strip_prefix(key) {
+                            let n = rest
+                                .split_whitespace()
+                                .next()
+                                .and_then(|n| n.parse::<u64>().ok())
+                                .ok_or_else(|| format!("bad BIRD stats line {t:?}"))?;
+                            total += n;
+                            found = true;
+                        }
+                    }
+                }
+                if !found {
+                    return err(format!("BIRD shows no import statistics for {peer}"));
+                }
+                Ok(total)
+            }
+            Kind::Frr => self
+                .frr_neighbor(peer)?
+                .pointer("/messageStats/updatesRecv")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| "FRR neighbor JSON without messageStats.updatesRecv".into()),
+            Kind::Gobgp => self
+                .gobgp_neighbor(peer)?
+                .pointer("/state/messages/received/update")
+                .and_then(Value::as_u64)
+                .ok_or_else(|| "gobgp neighbor JSON without state.messages.received.update".into()),
+        }
+    }
+
+    /// Asks the router to re-learn `peer`'s routes without resetting the session
+    /// (inbound soft reset, which sends a ROUTE-REFRESH). Returns `false` for a router
+    /// that cannot be made to send one: GoBGP's `softresetin` replays its own
+    /// Adj-RIB-In instead of asking the peer.
+    pub fn refresh_in(&self, peer: IpAddr) -> TResult<bool> {
+        match self.spec.kind {
+            Kind::Bird => self
+                .birdc(&["reload", "in", proto_name(peer)])
+                .map(|_| true),
+            Kind::Frr => {
+                for af in ["ipv4", "ipv6"] {
+                    self.vtysh(&format!("clear bgp {af} unicast {peer} soft in"))?;
+                }
+                Ok(true)
+            }
+            Kind::Gobgp => Ok(false),
+        }
+    }
+
+    /// Route-refresh messages the router has sent to `peer` (where the router shows it).
+    pub fn refresh_sent(&self, peer: IpAddr) -> TResult<Option<u64>> {
+        match self.spec.kind {
+            Kind::Frr => Ok(self
+                .frr_neighbor(peer)?
+                .pointer("/messageStats/routeRefreshSent")
+                .and_then(Value::as_u64)),
+            Kind::Gobgp => Ok(self
+                .gobgp_neighbor(peer)?
+                .pointer("/state/messages/sent/refresh")
+                .and_then(Value::as_u64)),
+            Kind::Bird => Ok(None),
+        }
+    }
+
+    /// Text describing the last NOTIFICATION received from `peer`, as the router shows it.
+    pub fn last_notification(&self, peer: IpAddr) -> TResult<String> {
+        match self.spec.kind {
+            Kind::Bird => {
+                let out = self.birdc(&["show", "protocols", "all", proto_name(peer)])?;
+                Ok(out
+                    .lines()
+                    .find(|l| l.trim().starts_with("Last error:"))
+                    .map(|l| l.trim().to_owned())
+                    .unwrap_or_default())
+            }
+            Kind::Frr => {
+                let v = self.frr_neighbor(peer)?;
+                let mut s = String::new();
+                for k in [
+                    "lastResetDueTo",
+                    "lastNotificationReason",
+                    "lastErrorCodeSubcode",
+                    "lastShutdownDescription",
+                ] {
+                    if let Some(x) = v.get(k) {
+                        let _ = write!(s, "{k}={x} ");
+                    }
+                }
+                Ok(s)
+            }
+            Kind::Gobgp => {
+                // gobgpd logs one JSON object per line; find the last notification received.
+                let log = self.dir.join("gobgp.log");
+                let text = std::fs::read_to_string(&log)
+                    .map_err(|e| format!("read {}: {e}", log.display()))?;
+                Ok(text
+                    .lines()
+                    .rev()
+                    .find(|l| {
+                        l.contains("received notification") && l.contains(&format!("\"{peer}\""))
+                    })
+                    .unwrap_or_default()
+                    .to_owned())
+            }
+        }
+    }
+
+    /// Log tail of every daemon, for failure reports.
+    pub fn logs(&self) -> String {
+        let log = self.dir.join(format!("{}.log", self.spec.kind.name()));
+        format!("--- {} ---\n{}", log.display(), tail(&log, 40))
+    }
+
+    /// Namespace the router runs in.
+    pub fn netns(&self) -> &str {
+        &self.ns_name
+    }
+}
