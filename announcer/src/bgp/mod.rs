@@ -3,12 +3,15 @@
 //! # Design choice
 //! Wire format: `netgauze-bgp-pkt` 0.13 (messages, attributes, capabilities, NOTIFICATION
 //! mapping of its parse errors). Session: our own FSM ([`fsm`]) rather than
-//! `netgauze-bgp-speaker` 0.13. That crate was evaluated: it is built around *receiving* (a
-//! BMP-style collector / route-server peer that hands received UPDATEs to the application)
-//! and has no Adj-RIB-Out, no UPDATE packing, no End-of-RIB / ROUTE-REFRESH re-send, no
-//! administrative shutdown with an RFC 9003 message, no exponential backoff with jitter and no
-//! TCP-MD5/GTSM socket setup; adding those would mean working against its design. Our FSM is
-//! pure (`State`/`Event`/`Timer`, `step(event) -> actions`), tested without sockets, and driven
+//! `netgauze-bgp-speaker` 0.13. Reading its source (0.13.0): it has a full RFC 4271 FSM with
+//! collision detection and jittered timers, but it is built around *receiving* (each peer
+//! hands received UPDATEs to the application) and has no Adj-RIB-Out, no UPDATE packing, no
+//! End-of-RIB or ROUTE-REFRESH re-send; its idle-hold is a fixed number of seconds (no
+//! exponential backoff); its Cease / Administrative Shutdown carries no RFC 9003 message; and
+//! its default connector is a plain `TcpStream::connect` (TCP-MD5 and GTSM would need our own
+//! `ActiveConnect` and listener code anyway). The missing parts are the bulk of this issue and
+//! would have to be built around its peer/connection tasks. Our FSM is pure (`State`/`Event`/`Timer`,
+//! `step(event) -> actions`), tested without sockets, and driven
 //! by one tokio task per peer ([`tasks`]).
 //!
 //! # Use
