@@ -161,24 +161,22 @@ pub fn run(cfg: &Config, args: &DumpArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let out = if args.json {
+    use std::io::Write as _;
+    // Stream to stdout: a 10,000-service table is ~100 MB of pretty JSON, never held whole.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let written = if args.json {
         let doc = DumpJson {
             schema_version: JSON_SCHEMA_VERSION,
             snapshot: &snap,
             conn_table: conns.map(ConnTableJson::from),
         };
-        let mut s = serde_json::to_string_pretty(&doc)?;
-        s.push('\n');
-        s
+        serde_json::to_writer_pretty(&mut out, &doc)
+            .map_err(std::io::Error::from)
+            .and_then(|()| out.write_all(b"\n"))
     } else {
-        render_text(&snap, used, conns.as_ref())
+        out.write_all(render_text(&snap, used, conns.as_ref()).as_bytes())
     };
-    use std::io::Write as _;
-    let mut stdout = std::io::stdout().lock();
-    match stdout
-        .write_all(out.as_bytes())
-        .and_then(|()| stdout.flush())
-    {
+    match written.and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
         // `dump | head` is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
