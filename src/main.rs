@@ -84,7 +84,15 @@ fn main() -> ExitCode {
     };
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => daemon::run(cfg, cli.config),
-        Command::Dump(args) => dump::run(&cfg, &args),
+        Command::Dump(args) => {
+            // Warnings (procfs fallback, unknown CONFIG_HZ) go to stderr; the output stays clean.
+            let quiet = config::LogConfig {
+                level: "warn".to_string(),
+                ..cfg.log.clone()
+            };
+            let _ = daemon::init_tracing(&quiet);
+            dump::run(&cfg, &args)
+        }
         Command::Drain(args) => adminctl::drain(&cfg, &args),
         Command::Undrain(args) => adminctl::undrain(&cfg, &args),
         Command::Status(args) => adminctl::status(&cfg, &args),
