@@ -13,7 +13,7 @@
 #   clean        remove target/lab except the download cache
 #
 # Environment: LAB_TARGET (cargo target dir, default <repo>/target), LAB_HERALD_BIN, LAB_TIMEOUT
-# (seconds, default 900), LAB_SMP (default 2), LAB_MEM_MB (default 1024), LAB_SCENARIOS (space
+# (seconds, default 900), LAB_BENCH (bench parts: services,conns), LAB_SMP (default 2), LAB_MEM_MB (default 1024), LAB_SCENARIOS (space
 # separated scenario names to run instead of all), LAB_HOST_PORT (interactive, default 9639).
 set -u
 
@@ -58,7 +58,7 @@ main() {
         lab_fetch
         lab_bench_prepare
         lab_build
-        LAB_TIMEOUT=${LAB_TIMEOUT:-1800} LAB_DISK_MB=${LAB_DISK_MB:-64} lab_boot bench
+        LAB_TIMEOUT=${LAB_TIMEOUT:-1800} LAB_DISK_MB=${LAB_DISK_MB:-64} lab_boot bench "herald.bench=${LAB_BENCH:-services,conns}"
         cat "$LAB_OUT/results/bench.txt" || die "the guest produced no bench.txt"
         ;;
     vectors) lab_vectors ;;
