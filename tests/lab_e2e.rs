@@ -1,0 +1,568 @@
+//! The announcer end to end in the real-kernel lab: one QEMU boot (`tests/lab/lab.sh e2e`) runs
+//! an all-active cluster — a BIRD 2 router merging BGP paths into one ECMP kernel route, two
+//! directors each with its own IPVS table and its own `ipvs-herald run`, two real servers, a
+//! client sending a bounded stream of HTTP requests through the router — and drives director 1
+//! through pool down/up, `kill -9`, SIGTERM and a drain of one VIP group. The guest records
+//! (`tests/lab/e2e/*.sh`); this file asserts, one test per acceptance item.
+//!
+//! Not part of the plain `cargo test` run (the target has `test = false`); run it with
+//! `cargo test --test lab_e2e`. It fails, never skips, when QEMU, BIRD, the kernel package or a
+//! host tool is missing and cannot be installed. `IPVS_HERALD_E2E_RESULTS=<dir>` checks an
+//! existing `target/lab/e2e/results/e2e` instead of booting.
+//!
+//! Times are the guest's `/proc/uptime` (10 ms resolution). The bounds are generous on purpose:
+//! the VM is emulated (TCG) on a shared machine. They are assertions about behaviour (a path goes
+//! within a few check intervals, not after the hold timer; it returns only after the hold-down);
+//! the figures themselves belong to the benchmark (`tests/lab/lab.sh e2e-bench`).
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Slack for "within interval x fall plus a small bound" and similar upper bounds: the router's
+/// route is polled every 20 ms, BIRD and the kernel must act, and TCG on a shared host is slow.
+const SLACK_S: f64 = 2.5;
+/// "At once" for kill -9: well under the 9 s hold time, so it cannot be the hold timer.
+const AT_ONCE_S: f64 = 3.0;
+/// After a path change, requests in flight may still be settling for this long.
+const SETTLE_S: f64 = 1.0;
+
+static RUN: OnceLock<Result<Run, String>> = OnceLock::new();
+
+#[derive(Debug, Clone)]
+struct Event {
+    t: f64,
+    name: String,
+    args: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Request {
+    start: f64,
+    end: f64,
+    vip: String,
+    ok: bool,
+    body: String,
+}
+
+#[derive(Debug)]
+struct Run {
+    dir: PathBuf,
+    events: Vec<Event>,
+    requests: Vec<Request>,
+    timers: BTreeMap<String, f64>,
+}
+
+const VIP_WEB: &str = "203.0.113.10";
+const VIP_API: &str = "203.0.113.11";
+
+fn boot() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("IPVS_HERALD_E2E_RESULTS") {
+        eprintln!("lab_e2e: IPVS_HERALD_E2E_RESULTS set, checking {dir} (no boot)");
+        return Ok(PathBuf::from(dir));
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_ipvs-herald"));
+    let target = bin
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))?;
+    let script = repo.join("tests/lab/lab.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("e2e")
+        .env("LAB_HERALD_BIN", bin)
+        .env("LAB_TARGET", target)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "{} e2e failed ({status}); see its messages above and {}/lab/e2e/console.log",
+            script.display(),
+            target.display()
+        ));
+    }
+    Ok(target.join("lab/e2e/results/e2e"))
+}
+
+fn parse_f64(s: &str, what: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .map_err(|_| format!("{what}: {s:?} is not a number"))
+}
+
+fn load() -> Result<Run, String> {
+    let dir = boot()?;
+    let text = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
+    let mut events = Vec::new();
+    for (i, line) in text("events.txt")?.lines().enumerate() {
+        let mut f = line.split_whitespace();
+        let (Some(t), Some(name)) = (f.next(), f.next()) else {
+            return Err(format!("events.txt line {}: {line:?} is short", i + 1));
+        };
+        events.push(Event {
+            t: parse_f64(t, &format!("events.txt line {}", i + 1))?,
+            name: name.to_string(),
+            args: f.map(str::to_string).collect(),
+        });
+    }
+    let mut requests = Vec::new();
+    for (i, line) in text("requests.txt")?.lines().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [start, end, vip, status, body] = f.as_slice() else {
+            return Err(format!(
+                "requests.txt line {}: {line:?} has not 5 fields",
+                i + 1
+            ));
+        };
+        let what = format!("requests.txt line {}", i + 1);
+        requests.push(Request {
+            start: parse_f64(start, &what)?,
+            end: parse_f64(end, &what)?,
+            vip: vip.to_string(),
+            ok: match *status {
+                "ok" => true,
+                "fail" => false,
+                other => return Err(format!("{what}: status {other:?}")),
+            },
+            body: body.to_string(),
+        });
+    }
+    let mut timers = BTreeMap::new();
+    for line in text("timers.txt")?.lines() {
+        if let Some((k, v)) = line.split_once(' ') {
+            timers.insert(k.to_string(), parse_f64(v.trim(), "timers.txt")?);
+        }
+    }
+    Ok(Run {
+        dir,
+        events,
+        requests,
+        timers,
+    })
+}
+
+fn run() -> &'static Run {
+    match RUN.get_or_init(load) {
+        Ok(r) => r,
+        Err(e) => panic!("the e2e lab run failed: {e}"),
+    }
+}
+
+impl Run {
+    fn timer(&self, k: &str) -> f64 {
+        *self
+            .timers
+            .get(k)
+            .unwrap_or_else(|| panic!("timers.txt has no {k}"))
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", self.dir.join(name).display()))
+    }
+
+    fn find(&self, name: &str, first_arg: Option<&str>) -> Option<&Event> {
+        self.events.iter().find(|e| {
+            e.name == name
+                && first_arg.is_none_or(|a| e.args.first().map(String::as_str) == Some(a))
+        })
+    }
+
+    /// The time of event `name` (with first argument `arg`); panics with the event log.
+    fn at(&self, name: &str, arg: Option<&str>) -> f64 {
+        match self.find(name, arg) {
+            Some(e) => e.t,
+            None => panic!(
+                "no event {name} {arg:?} in events.txt; the guest recorded:\n{}\nconsole tail: see {}/../../console.log",
+                self.event_log(),
+                self.dir.display()
+            ),
+        }
+    }
+
+    fn route(&self, label: &str) -> f64 {
+        self.at("route", Some(label))
+    }
+
+    fn event_log(&self) -> String {
+        self.events
+            .iter()
+            .map(|e| format!("  {:>9.2} {} {}", e.t, e.name, e.args.join(" ")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn requests_in(&self, from: f64, to: f64) -> Vec<&Request> {
+        self.requests
+            .iter()
+            .filter(|r| r.start >= from && r.end <= to)
+            .collect()
+    }
+
+    /// Every request wholly inside [from, to] succeeded, and there were at least `min`.
+    fn assert_all_ok(&self, from: f64, to: f64, min: usize, what: &str) {
+        let rs = self.requests_in(from, to);
+        let failed: Vec<String> = rs
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| format!("{:.2}-{:.2} {}", r.start, r.end, r.vip))
+            .collect();
+        assert!(
+            rs.len() >= min,
+            "{what}: only {} requests in [{from:.2}, {to:.2}] (want at least {min})",
+            rs.len()
+        );
+        assert!(
+            failed.is_empty(),
+            "{what}: {} of {} requests in [{from:.2}, {to:.2}] failed: {failed:?}\nevents:\n{}",
+            failed.len(),
+            rs.len(),
+            self.event_log()
+        );
+        eprintln!(
+            "{what}: {} requests in [{from:.2}, {to:.2}], all answered",
+            rs.len()
+        );
+    }
+
+    fn no_errors(&self) {
+        let bad: Vec<String> = self
+            .events
+            .iter()
+            .filter(|e| e.name == "error" || e.name == "timeout")
+            .map(|e| format!("{:.2} {} {}", e.t, e.name, e.args.join(" ")))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "the guest recorded errors: {bad:?}\nevents:\n{}",
+            self.event_log()
+        );
+    }
+}
+
+/// The route block of `vip` in `ip route show` output (the line and its nexthop lines).
+fn route_block<'a>(routes: &'a str, vip: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in routes.lines() {
+        if line.starts_with(char::is_whitespace) {
+            if inside {
+                out.push(line);
+            }
+            continue;
+        }
+        inside = line.starts_with(&format!("{vip} ")) || line == vip;
+        if inside {
+            out.push(line);
+        }
+    }
+    out
+}
+
+#[test]
+fn scenario_ran_to_the_end() {
+    let r = run();
+    r.no_errors();
+    let end = r
+        .find("scenario-end", None)
+        .unwrap_or_else(|| panic!("the scenario did not finish:\n{}", r.event_log()));
+    assert_eq!(end.args, ["0"], "a step failed:\n{}", r.event_log());
+    assert!(
+        r.requests.len() >= 200,
+        "only {} client requests in the whole run",
+        r.requests.len()
+    );
+    eprintln!(
+        "e2e: {} requests, {} failed, run took {:.1} s of guest time",
+        r.requests.len(),
+        r.requests.iter().filter(|q| !q.ok).count(),
+        r.at("done", None) - r.at("start", None)
+    );
+}
+
+#[test]
+fn both_directors_announce_and_carry_traffic() {
+    let r = run();
+    r.at("announced", None);
+    let routes = r.read("views/announced/rt-routes.txt");
+    for vip in [VIP_WEB, VIP_API] {
+        let block = route_block(&routes, vip).join("\n");
+        assert!(
+            block.contains("proto bird")
+                && block.contains("nexthop via 192.0.2.11 ")
+                && block.contains("nexthop via 192.0.2.12 "),
+            "the router's kernel route to {vip} has not two next hops (d1 and d2):\n{routes}"
+        );
+    }
+    // Both directors' IPVS counters grow under the client stream.
+    for d in ["d1", "d2"] {
+        let get = |name: &str| -> u64 {
+            let e = r
+                .find(name, Some(d))
+                .unwrap_or_else(|| panic!("no {name} {d} event"));
+            e.args
+                .iter()
+                .skip(1)
+                .map(|v| v.parse::<u64>().unwrap_or_else(|_| panic!("{name}: {v:?}")))
+                .sum()
+        };
+        let (a, b) = (get("conns-start"), get("conns-end"));
+        assert!(
+            b > a,
+            "director {d}: IPVS connections did not grow during 5 s of traffic ({a} -> {b})"
+        );
+        eprintln!("director {d}: {a} -> {b} connections in the 5 s window");
+    }
+    let from = r.at("announced", None);
+    let to = r.at("pool-down", None);
+    r.assert_all_ok(from, to, 10, "both paths up");
+    let bodies: std::collections::BTreeSet<&str> = r
+        .requests_in(from, to)
+        .iter()
+        .map(|q| q.body.as_str())
+        .collect();
+    assert!(
+        bodies.contains("r1") && bodies.contains("r2"),
+        "not both real servers answered: {bodies:?}"
+    );
+}
+
+#[test]
+fn pool_below_threshold_withdraws_within_interval_times_fall() {
+    let r = run();
+    let interval = r.timer("interval_ms") / 1000.0;
+    let fall = r.timer("fall");
+    let t_down = r.at("pool-down", None);
+    let t_gone = r.route("pool-down-gone");
+    let took = t_gone - t_down;
+    let bound = interval * fall + SLACK_S;
+    assert!(
+        took <= bound,
+        "the path of director 1 went {took:.2} s after its pool went down; bound {bound:.2} s (interval x fall + {SLACK_S})"
+    );
+    assert!(
+        took >= interval * (fall - 1.0),
+        "the path went after {took:.2} s, sooner than fall = {fall} checks allow"
+    );
+    eprintln!("pool down -> path gone at the router: {took:.2} s (bound {bound:.2} s)");
+    assert_eq!(
+        r.read("api-nh-during-pool-down.txt").trim(),
+        "2",
+        "the api VIP lost a path although only web's pool went down"
+    );
+    // Requests succeed through director 2 once the path has gone.
+    r.assert_all_ok(
+        t_gone + SETTLE_S,
+        r.at("pool-up", None),
+        0,
+        "after the pool-down convergence",
+    );
+    let after = r.requests_in(t_gone + SETTLE_S, r.route("pool-up-back"));
+    assert!(
+        after.iter().filter(|q| q.vip == VIP_WEB).count() >= 3,
+        "too few web requests after the pool-down convergence to show anything: {}",
+        after.len()
+    );
+}
+
+#[test]
+fn pool_recovery_returns_after_rise_and_hold_down() {
+    let r = run();
+    let interval = r.timer("interval_ms") / 1000.0;
+    let rise = r.timer("rise");
+    let hold_down = r.timer("hold_down_s");
+    let t_gone = r.route("pool-down-gone");
+    let t_up = r.at("pool-up", None);
+    let t_back = r.route("pool-up-back");
+    // The withdrawal happened at or before t_gone (observed); the hold-down counts from it.
+    // Observation lag (polling, BIRD, kernel) is far below 0.5 s.
+    assert!(
+        t_back - t_gone >= hold_down - 0.5,
+        "the path returned {:.2} s after it went, before the {hold_down} s hold-down",
+        t_back - t_gone
+    );
+    assert!(
+        t_back - t_up >= interval * (rise - 1.0),
+        "the path returned {:.2} s after the pool recovered, sooner than rise = {rise} checks",
+        t_back - t_up
+    );
+    let due = (t_gone + hold_down).max(t_up + interval * rise);
+    assert!(
+        t_back <= due + SLACK_S,
+        "the path returned at {t_back:.2}, more than {SLACK_S} s after rise and hold-down allowed it ({due:.2})"
+    );
+    eprintln!(
+        "pool up -> path back: {:.2} s after the pool recovered, {:.2} s after it went (hold-down {hold_down} s)",
+        t_back - t_up,
+        t_back - t_gone
+    );
+}
+
+#[test]
+fn kill9_drops_the_path_at_once() {
+    let r = run();
+    let hold = r.timer("hold_time_s");
+    let t_kill = r.at("kill9", None);
+    for label in ["kill9-web-gone", "kill9-api-gone"] {
+        let took = r.route(label) - t_kill;
+        assert!(
+            took <= AT_ONCE_S && took < hold,
+            "{label}: {took:.2} s after kill -9 (want at most {AT_ONCE_S} s, well under the {hold} s hold time)"
+        );
+        eprintln!("kill -9 -> {label}: {took:.2} s (hold time {hold} s)");
+    }
+    let gone = r.route("kill9-web-gone").max(r.route("kill9-api-gone"));
+    r.assert_all_ok(
+        gone + SETTLE_S,
+        r.at("restart-d1", None),
+        3,
+        "after kill -9 convergence",
+    );
+    // Director 1 comes back after a restart.
+    r.route("restart1-web");
+    r.route("restart1-api");
+}
+
+#[test]
+fn sigterm_withdraws_before_exit_and_no_request_fails() {
+    let r = run();
+    let t_term = r.at("sigterm", None);
+    let t_gone = r.route("sigterm-path-gone");
+    let withdrawn = r.find("sigterm-bird-withdrawn", None).unwrap_or_else(|| {
+        panic!(
+            "BIRD still held director 1's routes when the process exited:\n{}",
+            r.event_log()
+        )
+    });
+    let t_exit = r.at("sigterm-exited", None);
+    let idx = |name: &str| r.events.iter().position(|e| e.name == name);
+    assert!(
+        idx("sigterm-bird-withdrawn") < idx("sigterm-exited"),
+        "the withdrawal was not seen before the exit:\n{}",
+        r.event_log()
+    );
+    assert!(
+        t_gone <= t_exit && withdrawn.t <= t_exit,
+        "path gone {t_gone:.2}, withdrawn {:.2}, exit {t_exit:.2}",
+        withdrawn.t
+    );
+    // The session was still up when the routes went: a withdrawal, not a session teardown.
+    assert_eq!(
+        withdrawn.args.first().map(String::as_str),
+        Some("up"),
+        "BIRD's session to d1 was not up when its routes went: {:?}",
+        withdrawn.args
+    );
+    let status = r.find("sigterm-status", None).map(|e| e.args.clone());
+    assert_eq!(
+        status,
+        Some(vec!["0".to_string()]),
+        "exit status after SIGTERM"
+    );
+    eprintln!(
+        "SIGTERM: path gone after {:.2} s, routes withdrawn after {:.2} s, exit after {:.2} s",
+        t_gone - t_term,
+        withdrawn.t - t_term,
+        t_exit - t_term
+    );
+    r.assert_all_ok(t_term - 0.5, t_exit + 2.0, 5, "around SIGTERM");
+}
+
+#[test]
+fn drain_of_one_group_keeps_other_vips_and_the_session() {
+    let r = run();
+    let arg0 = |name: &str| {
+        r.find(name, None)
+            .and_then(|e| e.args.first().cloned())
+            .unwrap_or_else(|| panic!("no {name} event:\n{}", r.event_log()))
+    };
+    assert_eq!(
+        arg0("drain-status"),
+        "0",
+        "ipvs-herald drain web failed: {}",
+        r.read("drain.out")
+    );
+    let t_drain = r.at("drain", Some("web"));
+    let t_gone = r.route("drain-web-gone");
+    r.at("drain-bird-withdrawn", None);
+    assert!(
+        t_gone - t_drain <= SLACK_S,
+        "the drained path went only after {:.2} s",
+        t_gone - t_drain
+    );
+    assert_eq!(
+        arg0("drain-api-min-nexthops"),
+        "2",
+        "the api VIP lost a path during the drain of web"
+    );
+    assert_eq!(
+        arg0("drain-bird-api-routes"),
+        "1",
+        "BIRD lost d1's api route during the drain of web"
+    );
+    let before = r.find("bird-d1-before-drain", None).map(|e| e.args.clone());
+    let after = r.find("bird-d1-after-drain", None).map(|e| e.args.clone());
+    assert!(
+        before
+            .as_ref()
+            .is_some_and(|a| a.first().map(String::as_str) == Some("up")),
+        "session d1 not up before the drain: {before:?}"
+    );
+    assert_eq!(
+        before, after,
+        "BIRD's session to d1 changed during the drain (state, since)"
+    );
+    let status = r.read("status-drained.txt");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("web") && l.contains("drained"))
+            && status
+                .lines()
+                .any(|l| l.starts_with("api") && l.contains("announced")),
+        "ipvs-herald status during the drain:\n{status}"
+    );
+    r.assert_all_ok(
+        t_drain,
+        r.route("undrain-back") + 1.0,
+        5,
+        "drain and undrain",
+    );
+}
+
+#[test]
+fn failures_only_while_a_broken_director_still_had_its_path() {
+    let r = run();
+    let windows = [
+        (
+            r.at("pool-down", None),
+            r.route("pool-down-gone") + SETTLE_S,
+        ),
+        (
+            r.at("kill9", None),
+            r.route("kill9-web-gone").max(r.route("kill9-api-gone")) + SETTLE_S,
+        ),
+    ];
+    let stray: Vec<String> = r
+        .requests
+        .iter()
+        .filter(|q| !q.ok)
+        .filter(|q| !windows.iter().any(|(a, b)| q.end >= *a && q.start <= *b))
+        .map(|q| format!("{:.2}-{:.2} {}", q.start, q.end, q.vip))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "requests failed outside the pool-down and kill -9 windows {windows:?}: {stray:?}\nevents:\n{}",
+        r.event_log()
+    );
+    let failed = r.requests.iter().filter(|q| !q.ok).count();
+    eprintln!(
+        "{failed} of {} requests failed, all inside the windows {windows:?}",
+        r.requests.len()
+    );
+}
