@@ -10,7 +10,7 @@
 
 # bird_routes VIP PROTO: how many routes BIRD holds for VIP from protocol PROTO.
 bird_routes() {
-    birdc show route "$1/32" protocol "$2" count | awk '/routes for/ {print $1; exit}'
+    birdc show route protocol "$2" | grep -c "^$1/32 "
 }
 
 # snapshot_views LABEL: every view worth keeping at this moment.
@@ -32,14 +32,16 @@ e2e_announced() {
 
 e2e_pool() {
     # Pool of "web" on d1 below its threshold: every weight 0.
-    ev pool-down
+    ev pool-down-begin
     pool_weight d1 "$VIP_WEB" 0 || ev error "ipvsadm -e failed"
+    ev pool-down
     wait_nh "$VIP_WEB" 1 30 pool-down-gone || return 1
     echo "$(nh_count "$VIP_API")" >"$E2E_OUT/api-nh-during-pool-down.txt"
     # Recover soon after the withdrawal, so that the hold-down decides when the path returns.
     usleep 300000
-    ev pool-up
+    ev pool-up-begin
     pool_weight d1 "$VIP_WEB" 1 || ev error "ipvsadm -e failed"
+    ev pool-up
     wait_nh "$VIP_WEB" 2 30 pool-up-back || return 1
     sleep 2
 }
@@ -64,11 +66,10 @@ e2e_sigterm() {
     kill -TERM "$pid"
     gone=""
     withdrawn=""
-    i=0
-    # Poll until the process is gone: the kernel path, BIRD's routes from d1 (with the
-    # session's state at that moment), the process.
-    while [ $i -lt 2000 ]; do
-        i=$((i + 1))
+    end=$(deadline 60)
+    # Poll until the process is gone (at most 60 s): the kernel path, BIRD's routes from d1
+    # (with the session's state at that moment), the process.
+    while before "$end"; do
         if [ -z "$gone" ] && [ "$(nh_count "$VIP_WEB")" = 1 ]; then
             gone=1
             ev route sigterm-path-gone "$VIP_WEB" 1
@@ -101,11 +102,10 @@ e2e_drain() {
     ev drain-status "$?"
     api_min=2
     seen=""
-    i=0
-    # Until BIRD holds no route for web from d1 (the drain's withdrawal) or 20 s: the API VIP
-    # must keep both next hops all along.
-    while [ $i -lt 1000 ]; do
-        i=$((i + 1))
+    end=$(deadline 60)
+    # Until BIRD holds no route for web from d1 (the drain's withdrawal), at most 60 s: the API
+    # VIP must keep both next hops all along.
+    while before "$end"; do
         a=$(nh_count "$VIP_API")
         [ "$a" -lt "$api_min" ] && api_min=$a
         if [ -z "$seen" ] && [ "$(nh_count "$VIP_WEB")" = 1 ]; then

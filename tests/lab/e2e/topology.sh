@@ -80,10 +80,11 @@ ipvs_tables() {
     done
 }
 
-# pool_weight NS VIP WEIGHT: every real server of VIP's service on NS to WEIGHT (ipvsadm -e).
+# pool_weight NS VIP WEIGHT: every real server of VIP's service on NS to WEIGHT, in one
+# ipvsadm run (ipvsadm -R with -e lines), so the pool changes at one instant.
 pool_weight() {
-    ip netns exec "$1" ipvsadm -e -t "$2:80" -r 192.0.2.21:80 -g -w "$3" &&
-        ip netns exec "$1" ipvsadm -e -t "$2:80" -r 192.0.2.22:80 -g -w "$3"
+    printf -- '-e -t %s:80 -r 192.0.2.21:80 -g -w %s\n-e -t %s:80 -r 192.0.2.22:80 -g -w %s\n' \
+        "$2" "$3" "$2" "$3" | ip netns exec "$1" ipvsadm -R
 }
 
 # herald_config N AS: /tmp/e2e/dN/herald.toml for director dN (192.0.2.1N).
@@ -142,7 +143,9 @@ EOF
 # herald_start N: `ipvs-herald run` in director dN; its pid in /tmp/e2e/dN/pid.
 herald_start() {
     d=$E2E/d$1
-    ip netns exec "d$1" "$HERALD" --config "$d/herald.toml" run >>"$d/herald.log" 2>&1 &
+    # /sbin/ip, not the ip() function of lib.sh: a function would run in a subshell and $! would
+    # be that shell, not the daemon (kill -9 must hit the daemon).
+    /sbin/ip netns exec "d$1" "$HERALD" --config "$d/herald.toml" run >>"$d/herald.log" 2>&1 &
     echo $! >"$d/pid"
     echo $! >>/tmp/lab.pids
 }
@@ -154,8 +157,9 @@ bird_config() {
     cat >"$E2E/bird.conf" <<EOF
 router id $RT_LAN;
 log "$E2E/bird.log" all;
-timeformat protocol iso long;
-timeformat route iso long;
+timeformat protocol iso long ms;
+timeformat route iso long ms;
+timeformat log iso long ms;
 protocol device { scan time 10; }
 protocol kernel k4 {
     ipv4 { import none; export all; };
@@ -170,6 +174,7 @@ template bgp director {
     passive on;
     hold time $E2E_HOLD_TIME;
     keepalive time 1;
+    debug { states, events, routes };
     ipv4 { import filter from_director; export none; };
 }
 protocol bgp d1 from director { neighbor 192.0.2.11 as 65001; }
@@ -216,6 +221,16 @@ e2e_topology() {
     printf 'interval_ms %s\nrise %s\nfall %s\nhold_down_s %s\nhold_time_s %s\nshutdown_drain_s %s\n' \
         "$E2E_INTERVAL_MS" "$E2E_RISE" "$E2E_FALL" "$E2E_HOLD_DOWN_S" "$E2E_HOLD_TIME" \
         "$E2E_SHUTDOWN_DRAIN_S" >"$E2E_OUT/timers.txt"
+}
+
+# before T: true while /proc/uptime is below T (seconds since boot).
+before() {
+    awk -v a="$(now)" -v b="$1" 'BEGIN{exit !(a<b)}'
+}
+
+# deadline S: /proc/uptime S seconds from now.
+deadline() {
+    awk -v a="$(now)" -v b="$1" 'BEGIN{print a+b}'
 }
 
 # nh_count VIP: next hops of the router's kernel route to VIP (0 when there is none).
