@@ -143,6 +143,12 @@ run_e2e() {
     ip -n rt -o -ts monitor route >"$E2E_OUT/rt-monitor.txt" 2>&1 &
     echo $! >>/tmp/lab.pids
     ev topology-up
+    # Clock mark: a route added between two uptime readings; the monitor stamps it with the
+    # wall clock, which ties rt-monitor.txt (and BIRD's log) to the uptime of events.txt.
+    sleep 1
+    ta=$(now)
+    ip -n rt route add 192.0.2.254/32 dev br0
+    ev clock-mark "$ta" "$(now)"
     herald_start 1
     herald_start 2
     client_start 20000 600
