@@ -222,24 +222,28 @@ fn load() -> Result<Run, String> {
     // Tie the monitor's wall clock to uptime with the clock mark (a route added between two
     // uptime readings).
     let monitor = parse_monitor(&text("rt-monitor.txt")?)?;
-    let mark = events
-        .iter()
-        .find(|e| e.name == "clock-mark")
-        .ok_or("events.txt has no clock-mark")?;
-    let (a, b) = match mark.args.as_slice() {
-        [a, b, ..] => (parse_f64(a, "clock-mark")?, parse_f64(b, "clock-mark")?),
-        _ => return Err(format!("clock-mark has not two times: {:?}", mark.args)),
-    };
-    let wall_mark = monitor
-        .iter()
-        .find(|(_, d, n)| d == "192.0.2.254" && *n > 0)
-        .map(|(w, _, _)| *w)
-        .ok_or("rt-monitor.txt never saw the clock-mark route 192.0.2.254")?;
-    let offset = wall_mark - (a + b) / 2.0;
-    eprintln!(
-        "lab_e2e: monitor clock tied to uptime within +-{:.2} s",
-        (b - a) / 2.0
-    );
+    let mut best: Option<(f64, f64)> = None; // (half-width, offset)
+    for mark in events.iter().filter(|e| e.name == "clock-mark") {
+        let [a, b, rest @ ..] = mark.args.as_slice() else {
+            return Err(format!(
+                "clock-mark has not two times and a route: {:?}",
+                mark.args
+            ));
+        };
+        let (a, b) = (parse_f64(a, "clock-mark")?, parse_f64(b, "clock-mark")?);
+        let dest = rest.first().map_or("192.0.2.254", String::as_str);
+        let wall = monitor
+            .iter()
+            .find(|(_, d, n)| d == dest && *n > 0)
+            .map(|(w, _, _)| *w)
+            .ok_or_else(|| format!("rt-monitor.txt never saw the clock-mark route {dest}"))?;
+        let half = (b - a) / 2.0;
+        if best.is_none_or(|(h, _)| half < h) {
+            best = Some((half, wall - (a + b) / 2.0));
+        }
+    }
+    let (half, offset) = best.ok_or("events.txt has no clock-mark")?;
+    eprintln!("lab_e2e: monitor clock tied to uptime within +-{half:.2} s");
     let routes = monitor
         .into_iter()
         .filter(|(_, d, _)| d == VIP_WEB || d == VIP_API)
@@ -569,7 +573,7 @@ fn kill9_drops_the_path_at_once() {
     assert!(
         r.bird_log
             .lines()
-            .any(|l| l.contains("d1: Connection closed") || l.contains("d1: Connection reset")),
+            .any(|l| l.contains("d1: Connection closed") || l.contains("d1: Connection lost")),
         "BIRD's log shows no closed connection for d1:\n{}",
         r.bird_log
     );
@@ -655,10 +659,18 @@ fn drain_of_one_group_keeps_other_vips_and_the_session() {
     let t_undrain = r.at("undrain", Some("web"));
     let t_gone = r.path(VIP_WEB, t_drain, 1);
     r.at("drain-bird-withdrawn", None);
+    // The daemon acts once the `drain` command's request reaches it, which is at the latest
+    // when the command has exited (its process start alone takes seconds under TCG).
+    let t_cmd_done = r.at("drain-status", None);
     assert!(
-        t_gone - t_drain <= slack(),
-        "the drained path went only after {:.2} s",
-        t_gone - t_drain
+        t_gone - t_cmd_done <= slack(),
+        "the drained path went only {:.2} s after the drain command had returned",
+        t_gone - t_cmd_done
+    );
+    eprintln!(
+        "drain: path gone {:.2} s after the command started, {:.2} s after it returned",
+        t_gone - t_drain,
+        t_gone - t_cmd_done
     );
     assert_eq!(
         arg0("drain-api-min-nexthops"),
@@ -712,10 +724,12 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
             r.path(VIP_WEB, t_kill, 1).max(r.path(VIP_API, t_kill, 1)) + SETTLE_S,
         ),
     ];
+    // Before both directors announced, the client had no route at all.
+    let t_announced = r.at("announced", None);
     let stray: Vec<String> = r
         .requests
         .iter()
-        .filter(|q| !q.ok)
+        .filter(|q| !q.ok && q.start >= t_announced)
         .filter(|q| !windows.iter().any(|(a, b)| q.end >= *a && q.start <= *b))
         .map(|q| format!("{:.2}-{:.2} {}", q.start, q.end, q.vip))
         .collect();
@@ -724,9 +738,14 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
         "requests failed outside the pool-down and kill -9 windows {windows:?}: {stray:?}\nevents:\n{}",
         r.event_log()
     );
-    let failed = r.requests.iter().filter(|q| !q.ok).count();
+    let after: Vec<&Request> = r
+        .requests
+        .iter()
+        .filter(|q| q.start >= t_announced)
+        .collect();
+    let failed = after.iter().filter(|q| !q.ok).count();
     eprintln!(
-        "{failed} of {} requests failed, all inside the windows {windows:?}",
-        r.requests.len()
+        "{failed} of {} requests after the first announcement failed, all inside the windows {windows:?}",
+        after.len()
     );
 }
