@@ -220,7 +220,7 @@ run_e2e_bench() {
             el=$(since "$t0")
             hz=100
             echo "ipvs-herald, 1,000 VIP groups (1,000 services x 2 real servers) every 100 ms: $((b - a)) ticks (1/$hz s) of utime+stime in $el s = $(awk -v t=$((b - a)) -v e="$el" -v hz=$hz 'BEGIN{printf "%.1f", 100*t/hz/e}')% of one vCPU" >>"$B/bench.txt"
-            echo "  groups healthy at the end: $(ip netns exec d3 wget -q -O - http://127.0.0.1:9639/metrics 2>/dev/null | grep -c '^ipvs_herald_vip_group_healthy{.*} 1') of 1000; read timeouts in the log: $(grep -c 'gave up reading' "$B/herald-d3.log")" >>"$B/bench.txt"
+            echo "  groups healthy at the end: $(ip netns exec d3 sh -c ". /lab/lib.sh; scrape 9639 $E2E/d3.metrics" >/dev/null 2>&1; grep -c '^ipvs_herald_vip_group_healthy{.*} 1' "$E2E/d3.metrics") of 1000; read timeouts in the log: $(grep -c 'gave up reading' "$B/herald-d3.log")" >>"$B/bench.txt"
             kill -TERM $pid
         else
             echo "cpu: ipvs-herald with 1,000 groups exited (see herald-d3.log)" >>"$B/errors.txt"

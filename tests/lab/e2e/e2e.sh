@@ -169,7 +169,7 @@ run_e2e() {
     client_stop
     snapshot_views end
     for n in 1 2; do
-        ip netns exec "d$n" wget -q -O "$E2E_OUT/metrics-d$n.txt" http://127.0.0.1:9639/metrics 2>>"$E2E_OUT/wget.err"
+        ip netns exec "d$n" sh -c ". /lab/lib.sh; scrape 9639 '$E2E_OUT/metrics-d$n.txt'" 2>>"$E2E_OUT/scrape.err"
         cp "$E2E/d$n/herald.log" "$E2E_OUT/herald-d$n.log"
         cp "$E2E/d$n/herald.toml" "$E2E_OUT/herald-d$n.toml"
     done

@@ -292,15 +292,6 @@ lab_e2e_prepare() {
     command -v birdcl >/dev/null 2>&1 || die "bird2 is installed but birdcl is missing"
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v bird) $(command -v birdcl)"
     LAB_MODULES="$LAB_MODULES bridge"
-    # A debug build is >100 MB, most of it debug info: a stripped copy makes the initramfs a
-    # fraction of the size, which matters when the emulated CPU unpacks it on a loaded host.
-    local bin
-    bin=$(lab_herald_bin)
-    mkdir -p "$LAB_OUT"
-    if command -v strip >/dev/null 2>&1; then
-        strip --strip-debug -o "$LAB_OUT/ipvs-herald" "$bin" || die "strip $bin failed"
-        LAB_HERALD_BIN="$LAB_OUT/ipvs-herald"
-    fi
 }
 
 # Host-side preparation for `lab.sh e2e-bench`: python3 and ExaBGP (its healthcheck is the
