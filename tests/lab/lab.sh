@@ -9,6 +9,9 @@
 #   run          fetch + build + one VM boot running every scenario; results in target/lab/results
 #   interactive  boot with a NAT topology, traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:9639
 #   bench        boot once and run the benchmarks (10k services, large connection table); prints figures
+#   e2e          boot once: the announcer end to end (BIRD router, two directors, ECMP); results in
+#                target/lab/e2e/results/e2e, checked by `cargo test --test lab_e2e`
+#   e2e-bench    boot once: route convergence flips, health-check CPU with 1,000 VIPs, ExaBGP
 #   vectors      copy the netlink replies captured by the last run into shared/tests/vectors
 #   clean        remove target/lab except the download cache
 #
@@ -29,7 +32,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Everything runs inside main, and the script exits right after it: bash then has parsed the
@@ -60,6 +63,22 @@ main() {
         lab_build
         LAB_TIMEOUT=${LAB_TIMEOUT:-1800} LAB_DISK_MB=${LAB_DISK_MB:-64} lab_boot bench "herald.bench=${LAB_BENCH:-services,conns}"
         cat "$LAB_OUT/results/bench.txt" || die "the guest produced no bench.txt"
+        ;;
+    e2e)
+        LAB_OUT="$LAB_OUT/e2e"
+        lab_fetch
+        lab_e2e_prepare
+        lab_build
+        LAB_TIMEOUT=${LAB_TIMEOUT:-900} lab_boot e2e
+        ;;
+    e2e-bench)
+        LAB_OUT="$LAB_OUT/e2e-bench"
+        lab_fetch
+        lab_e2e_prepare
+        lab_e2e_bench_prepare
+        lab_build
+        LAB_TIMEOUT=${LAB_TIMEOUT:-1800} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot e2e-bench
+        cat "$LAB_OUT/results/e2e-bench/bench.txt" || die "the guest produced no e2e-bench/bench.txt"
         ;;
     vectors) lab_vectors ;;
     clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + ;;

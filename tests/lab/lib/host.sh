@@ -176,6 +176,13 @@ lab_build() {
     for extra in $LAB_EXTRA_BINARIES; do
         lab_copy_binary "$extra" "$root" /usr/bin
     done
+    for tree in ${LAB_EXTRA_TREES:-}; do
+        mkdir -p "$root$(dirname "$tree")"
+        cp -a "$tree" "$root$tree" || die "cannot copy $tree into the initramfs"
+    done
+    for tree in ${LAB_EXTRA_PRUNE:-}; do
+        rm -rf "${root:?}$tree"
+    done
     if [ -n "${LAB_HERALD_CONFIG:-}" ]; then
         [ -r "$LAB_HERALD_CONFIG" ] || die "LAB_HERALD_CONFIG=$LAB_HERALD_CONFIG is not readable"
         cp "$LAB_HERALD_CONFIG" "$root/etc/ipvs-herald.toml"
@@ -183,6 +190,10 @@ lab_build() {
     cp "$LAB_DIR/guest/init" "$root/init"
     chmod +x "$root/init"
     cp "$LAB_DIR"/guest/*.sh "$root/lab/"
+    if [ -d "$LAB_DIR/e2e" ]; then
+        mkdir -p "$root/lab/e2e"
+        cp "$LAB_DIR"/e2e/* "$root/lab/e2e/"
+    fi
     mkdir -p "$root/lab/scenarios"
     cp "$LAB_DIR"/scenarios/*.sh "$root/lab/scenarios/"
     echo "<html>lab</html>" >"$root/var/www/index.html"
@@ -271,4 +282,27 @@ lab_vectors() {
         fi
     done
     log "copied $n captured replies into $dest"
+}
+
+# Host-side preparation for `lab.sh e2e`: BIRD 2 (daemon and birdcl) goes into the initramfs,
+# and the bridge module (the router's LAN).
+lab_e2e_prepare() {
+    command -v bird >/dev/null 2>&1 && command -v birdcl >/dev/null 2>&1 ||
+        apt-get install -y bird2 >&2 || die "apt-get install -y bird2 failed"
+    command -v birdcl >/dev/null 2>&1 || die "bird2 is installed but birdcl is missing"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v bird) $(command -v birdcl)"
+    LAB_MODULES="$LAB_MODULES bridge"
+}
+
+# Host-side preparation for `lab.sh e2e-bench`: python3 and ExaBGP (its healthcheck is the
+# comparison) go into the initramfs, without the parts of the standard library they do not use.
+lab_e2e_bench_prepare() {
+    [ -d /usr/lib/python3/dist-packages/exabgp ] && [ -x /usr/bin/python3 ] ||
+        apt-get install -y exabgp python3 >&2 || die "apt-get install -y exabgp python3 failed"
+    [ -d /usr/lib/python3/dist-packages/exabgp ] || die "exabgp is installed but /usr/lib/python3/dist-packages/exabgp is missing"
+    local py
+    py=$(readlink -f /usr/bin/python3)
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $py"
+    LAB_EXTRA_TREES="${LAB_EXTRA_TREES:-} /usr/lib/$(basename "$py") /usr/lib/python3/dist-packages/exabgp"
+    LAB_EXTRA_PRUNE="${LAB_EXTRA_PRUNE:-} /usr/lib/$(basename "$py")/test /usr/lib/$(basename "$py")/idlelib /usr/lib/$(basename "$py")/tkinter /usr/lib/$(basename "$py")/ensurepip /usr/lib/$(basename "$py")/lib2to3 /usr/lib/$(basename "$py")/pydoc_data /usr/lib/$(basename "$py")/config-3.11-x86_64-linux-gnu"
 }

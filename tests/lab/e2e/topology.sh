@@ -1,0 +1,309 @@
+# shellcheck shell=sh
+#
+# The all-active ECMP cluster of the e2e lab (busybox sh, sourced after /lab/lib.sh):
+#
+#   cl (198.51.100.2) ── rt (198.51.100.1 | br0 192.0.2.1, BIRD 2, ECMP kernel routes)
+#                            br0 ── d1 192.0.2.11  director: IPVS (mh, DR, sloppy_tcp) + ipvs-herald run
+#                                ── d2 192.0.2.12  director: IPVS (mh, DR, sloppy_tcp) + ipvs-herald run
+#                                ── r1 192.0.2.21  real server: busybox httpd, VIPs on lo
+#                                ── r2 192.0.2.22  real server: busybox httpd, VIPs on lo
+#
+# Both directors carry the same VIPs (203.0.113.10 group "web", 203.0.113.11 group "api") on lo
+# and the same IPVS table (Maglev hashing over the same real servers, LVS-DR): a flow that moves
+# from one director to the other when a path appears or disappears is scheduled to the same real
+# server (net.ipv4.vs.sloppy_tcp=1 lets the other director take it mid-stream), so a withdrawal
+# itself breaks no request. The router hashes flows over both next hops by L4 ports
+# (fib_multipath_hash_policy=1).
+
+E2E=${E2E:-/tmp/e2e}
+E2E_OUT=${E2E_OUT:-$R/e2e}
+VIP_WEB=203.0.113.10
+VIP_API=203.0.113.11
+RT_LAN=192.0.2.1
+CLIENT=198.51.100.2
+# Timers of every VIP group (the Rust test reads them back from timers.txt).
+E2E_INTERVAL_MS=${E2E_INTERVAL_MS:-100}
+E2E_RISE=${E2E_RISE:-3}
+E2E_FALL=${E2E_FALL:-3}
+E2E_HOLD_DOWN_S=${E2E_HOLD_DOWN_S:-3}
+E2E_HOLD_TIME=${E2E_HOLD_TIME:-9}
+E2E_SHUTDOWN_DRAIN_S=${E2E_SHUTDOWN_DRAIN_S:-2}
+
+# Seconds since boot with centisecond resolution, without a fork.
+now() {
+    read -r _up _ </proc/uptime
+    echo "$_up"
+}
+
+# ev NAME [DETAILS]: one line of the event log the Rust test reads.
+ev() {
+    echo "$(now) $*" >>"$E2E_OUT/events.txt"
+    echo "e2e: $(now) $*"
+}
+
+# netns_sysctl NS KEY=VALUE...
+netns_sysctl() {
+    _ns=$1
+    shift
+    for _kv in "$@"; do
+        ip netns exec "$_ns" sysctl -qw "$_kv" || echo "e2e: sysctl $_kv failed in $_ns" >&2
+    done
+}
+
+# lan_join NS ADDR: veth from the router's bridge to NS, which gets ADDR/24 and a default route.
+lan_join() {
+    ns_new "$1" || return 1
+    ip -n rt link add "p-$1" type veth peer name e0 netns "$1" || return 1
+    ip -n rt link set "p-$1" master br0 up || return 1
+    ip -n "$1" addr add "$2/24" dev e0
+    ip -n "$1" link set e0 up
+    ip -n "$1" route add default via "$RT_LAN"
+    netns_sysctl "$1" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+        net.ipv4.conf.e0.rp_filter=0
+}
+
+# vip_lo NS: both VIPs on lo, no ARP answers for them (directors and real servers alike).
+vip_lo() {
+    ip -n "$1" addr add "$VIP_WEB/32" dev lo
+    ip -n "$1" addr add "$VIP_API/32" dev lo
+    netns_sysctl "$1" net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+        net.ipv4.conf.e0.arp_ignore=1 net.ipv4.conf.e0.arp_announce=2
+}
+
+# ipvs_tables NS: the director's IPVS table (identical on both directors).
+ipvs_tables() {
+    netns_sysctl "$1" net.ipv4.vs.sloppy_tcp=1
+    for v in $VIP_WEB $VIP_API; do
+        ip netns exec "$1" ipvsadm -A -t "$v:80" -s mh -b mh-port || return 1
+        ip netns exec "$1" ipvsadm -a -t "$v:80" -r 192.0.2.21:80 -g -w 1 || return 1
+        ip netns exec "$1" ipvsadm -a -t "$v:80" -r 192.0.2.22:80 -g -w 1 || return 1
+    done
+}
+
+# pool_weight NS VIP WEIGHT: every real server of VIP's service on NS to WEIGHT, in one
+# ipvsadm run (ipvsadm -R with -e lines), so the pool changes at one instant.
+pool_weight() {
+    printf -- '-e -t %s:80 -r 192.0.2.21:80 -g -w %s\n-e -t %s:80 -r 192.0.2.22:80 -g -w %s\n' \
+        "$2" "$3" "$2" "$3" | ip netns exec "$1" ipvsadm -R
+}
+
+# herald_config N AS: /tmp/e2e/dN/herald.toml for director dN (192.0.2.1N).
+herald_config() {
+    d=$E2E/d$1
+    mkdir -p "$d"
+    cat >"$d/herald.toml" <<EOF
+[log]
+level = "info"
+
+[exporter]
+listen = "127.0.0.1:9639"
+
+[reader]
+timeout_ms = 10000
+
+[announcer]
+backend = "bgp"
+admin_socket = "$d/admin.sock"
+maintenance_file = "$d/maintenance"
+drain_time = "2s"
+shutdown_drain_time = "${E2E_SHUTDOWN_DRAIN_S}s"
+shutdown_timeout = "10s"
+
+[announcer.bgp]
+router_id = "192.0.2.1$1"
+local_as = $2
+listen = "192.0.2.1$1:179"
+
+[[announcer.bgp.peers]]
+name = "rt"
+address = "$RT_LAN"
+remote_as = 65000
+local_address = "192.0.2.1$1"
+hold_time = $E2E_HOLD_TIME
+connect_retry = { min = 0.3, max = 2.0 }
+
+[[announcer.vip_groups]]
+name = "web"
+prefixes = ["$VIP_WEB/32"]
+interval = "${E2E_INTERVAL_MS}ms"
+rise = $E2E_RISE
+fall = $E2E_FALL
+hold_down = "${E2E_HOLD_DOWN_S}s"
+
+[[announcer.vip_groups]]
+name = "api"
+prefixes = ["$VIP_API/32"]
+interval = "${E2E_INTERVAL_MS}ms"
+rise = $E2E_RISE
+fall = $E2E_FALL
+hold_down = "${E2E_HOLD_DOWN_S}s"
+EOF
+}
+
+# herald_start N: `ipvs-herald run` in director dN; its pid in /tmp/e2e/dN/pid.
+herald_start() {
+    d=$E2E/d$1
+    # /sbin/ip, not the ip() function of lib.sh: a function would run in a subshell and $! would
+    # be that shell, not the daemon (kill -9 must hit the daemon).
+    /sbin/ip netns exec "d$1" "$HERALD" --config "$d/herald.toml" run >>"$d/herald.log" 2>&1 &
+    echo $! >"$d/pid"
+    echo $! >>/tmp/lab.pids
+}
+
+# bird_config: the router. eBGP to both directors (passive: the directors connect), the
+# GRACEFUL_SHUTDOWN community honoured (RFC 8326: local-pref 0), paths merged into one
+# multipath kernel route.
+bird_config() {
+    cat >"$E2E/bird.conf" <<EOF
+router id $RT_LAN;
+log "$E2E/bird.log" all;
+timeformat protocol iso long ms;
+timeformat route iso long ms;
+timeformat log iso long ms;
+protocol device { scan time 10; }
+protocol kernel k4 {
+    ipv4 { import none; export all; };
+    merge paths on;
+}
+filter from_director {
+    if (65535, 0) ~ bgp_community then bgp_local_pref = 0;
+    accept;
+}
+template bgp director {
+    local $RT_LAN as 65000;
+    passive on;
+    hold time $E2E_HOLD_TIME;
+    keepalive time 1;
+    debug { states, events, routes };
+    ipv4 { import filter from_director; export none; };
+}
+protocol bgp d1 from director { neighbor 192.0.2.11 as 65001; }
+protocol bgp d2 from director { neighbor 192.0.2.12 as 65002; }
+EOF
+}
+
+birdc() {
+    ip netns exec rt birdcl -s "$E2E/bird.ctl" "$@"
+}
+
+# e2e_topology: every namespace, BIRD, IPVS tables and httpd; no ipvs-herald yet.
+e2e_topology() {
+    mkdir -p "$E2E" "$E2E_OUT"
+    ns_new rt || return 1
+    ip -n rt link add br0 type bridge || return 1
+    ip -n rt link set br0 up
+    ip -n rt addr add "$RT_LAN/24" dev br0
+    netns_sysctl rt net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
+        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+    ns_new cl || return 1
+    ip -n rt link add p-cl type veth peer name e0 netns cl || return 1
+    ip -n rt addr add 198.51.100.1/24 dev p-cl
+    ip -n rt link set p-cl up
+    ip -n cl addr add "$CLIENT/24" dev e0
+    ip -n cl link set e0 up
+    ip -n cl route add default via 198.51.100.1
+    for n in 1 2; do
+        lan_join "d$n" "192.0.2.1$n" || return 1
+        vip_lo "d$n"
+        ipvs_tables "d$n" || return 1
+        lan_join "r$n" "192.0.2.2$n" || return 1
+        vip_lo "r$n"
+        mkdir -p "$E2E/www-r$n"
+        echo "r$n" >"$E2E/www-r$n/index.html"
+        ip netns exec "r$n" httpd -f -p 80 -h "$E2E/www-r$n" &
+        echo $! >>/tmp/lab.pids
+    done
+    herald_config 1 65001
+    herald_config 2 65002
+    bird_config
+    ip netns exec rt bird -f -c "$E2E/bird.conf" -s "$E2E/bird.ctl" -P "$E2E/bird.pid" >"$E2E/bird.out" 2>&1 &
+    echo $! >>/tmp/lab.pids
+    printf 'interval_ms %s\nrise %s\nfall %s\nhold_down_s %s\nhold_time_s %s\nshutdown_drain_s %s\n' \
+        "$E2E_INTERVAL_MS" "$E2E_RISE" "$E2E_FALL" "$E2E_HOLD_DOWN_S" "$E2E_HOLD_TIME" \
+        "$E2E_SHUTDOWN_DRAIN_S" >"$E2E_OUT/timers.txt"
+}
+
+# before T: true while /proc/uptime is below T (seconds since boot).
+before() {
+    awk -v a="$(now)" -v b="$1" 'BEGIN{exit !(a<b)}'
+}
+
+# deadline S: /proc/uptime S seconds from now.
+deadline() {
+    awk -v a="$(now)" -v b="$1" 'BEGIN{print a+b}'
+}
+
+# nh_count VIP: next hops of the router's kernel route to VIP (0 when there is none).
+nh_count() {
+    _out=$(ip -n rt route show "$1/32" 2>/dev/null)
+    if [ -z "$_out" ]; then
+        echo 0
+        return
+    fi
+    _n=$(echo "$_out" | grep -c 'nexthop via')
+    [ "$_n" -eq 0 ] && _n=1
+    echo "$_n"
+}
+
+# wait_nh VIP N TIMEOUT_S LABEL: poll the router until VIP has N next hops; logs the event
+# "route LABEL VIP N" at the first observation, or "timeout LABEL ..." after TIMEOUT_S.
+wait_nh() {
+    _t0=$(now)
+    _end=$(awk -v a="$_t0" -v b="$3" 'BEGIN{print a+b}')
+    while :; do
+        if [ "$(nh_count "$1")" = "$2" ]; then
+            ev route "$4" "$1" "$2"
+            return 0
+        fi
+        if awk -v a="$(now)" -v b="$_end" 'BEGIN{exit !(a>b)}'; then
+            ev timeout "$4" "$1" "want=$2" "have=$(nh_count "$1")"
+            ip -n rt route show >>"$E2E_OUT/timeouts.txt" 2>&1
+            return 1
+        fi
+        usleep 20000
+    done
+}
+
+# client_start MAX_REQUESTS MAX_SECONDS: sequential HTTP/1.0 GETs from cl, alternating between
+# the two VIPs, each bounded to 3 s, until $E2E/stop-client exists or either bound is reached.
+# One line per request in requests.txt: start end vip ok|fail body.
+client_start() {
+    rm -f "$E2E/stop-client"
+    ip netns exec cl sh -c '
+        n=0
+        read -r t0 _ </proc/uptime
+        end=${t0%.*}; end=$((end + '"$2"'))
+        while [ $n -lt '"$1"' ] && [ ! -e '"$E2E"'/stop-client ]; do
+            read -r ts _ </proc/uptime
+            [ "${ts%.*}" -ge "$end" ] && break
+            n=$((n + 1))
+            if [ $((n % 2)) -eq 0 ]; then vip='"$VIP_WEB"'; else vip='"$VIP_API"'; fi
+            resp=$(printf "GET / HTTP/1.0\r\n\r\n" | timeout 3 nc $vip 80 2>/dev/null)
+            read -r te _ </proc/uptime
+            case "$resp" in
+            *"200 OK"*) body=$(echo "$resp" | tail -n 1); echo "$ts $te $vip ok $body" ;;
+            *) echo "$ts $te $vip fail -" ;;
+            esac
+        done' >>"$E2E_OUT/requests.txt" 2>>"$E2E_OUT/client.err" &
+    echo $! >"$E2E/client.pid"
+    echo $! >>/tmp/lab.pids
+}
+
+client_stop() {
+    touch "$E2E/stop-client"
+    _i=0
+    while kill -0 "$(cat "$E2E/client.pid")" 2>/dev/null && [ $_i -lt 100 ]; do
+        usleep 100000
+        _i=$((_i + 1))
+    done
+}
+
+# conns NS VIP: the Conns counter of VIP's service on director NS.
+conns() {
+    ip netns exec "$1" ipvsadm -Ln --stats --exact -t "$2:80" | awk '$1 == "TCP" {print $3; exit}'
+}
+
+# bird_proto PROTO: BIRD's protocol PROTO as "state since-date since-time info".
+bird_proto() {
+    birdc show protocols "$1" | awk -v p="$1" '$1 == p {print $4, $5, $6, $7}'
+}

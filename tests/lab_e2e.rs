@@ -1,0 +1,758 @@
+//! The announcer end to end in the real-kernel lab: one QEMU boot (`tests/lab/lab.sh e2e`) runs
+//! an all-active cluster — a BIRD 2 router merging BGP paths into one ECMP kernel route, two
+//! directors each with its own IPVS table and its own `ipvs-herald run`, two real servers, a
+//! client sending a bounded stream of HTTP requests through the router — and drives director 1
+//! through pool down/up, `kill -9`, SIGTERM and a drain of one VIP group. The guest records
+//! (`tests/lab/e2e/*.sh`); this file asserts, one test per acceptance item.
+//!
+//! Not part of the plain `cargo test` run (the target has `test = false`); run it with
+//! `cargo test --test lab_e2e`. It fails, never skips, when QEMU, BIRD, the kernel package or a
+//! host tool is missing and cannot be installed. `IPVS_HERALD_E2E_RESULTS=<dir>` checks an
+//! existing `target/lab/e2e/results/e2e` instead of booting.
+//!
+//! Times are the guest's `/proc/uptime` (10 ms resolution). The bounds are generous on purpose:
+//! the VM is emulated (TCG) on a shared machine. They are assertions about behaviour (a path goes
+//! within a few check intervals, not after the hold timer; it returns only after the hold-down);
+//! the figures themselves belong to the benchmark (`tests/lab/lab.sh e2e-bench`).
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Slack for "within interval x fall plus a small bound" and similar upper bounds: BIRD and the
+/// kernel must act, and TCG on a shared 2-core host running other VMs is 10-100x slower than
+/// hardware. `E2E_SLACK_S` overrides it.
+fn slack() -> f64 {
+    std::env::var("E2E_SLACK_S")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4.0)
+}
+/// "At once" for kill -9: well under the 9 s hold time, so it cannot be the hold timer.
+const AT_ONCE_S: f64 = 3.0;
+/// After a path change, requests in flight may still be settling for this long.
+const SETTLE_S: f64 = 1.0;
+
+static RUN: OnceLock<Result<Run, String>> = OnceLock::new();
+
+#[derive(Debug, Clone)]
+struct Event {
+    t: f64,
+    name: String,
+    args: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Request {
+    start: f64,
+    end: f64,
+    vip: String,
+    ok: bool,
+    body: String,
+}
+
+/// One change of the router's kernel route to a VIP, from `ip -o -ts monitor route` in the
+/// router's namespace, on the guest's uptime clock.
+#[derive(Debug, Clone)]
+struct RouteChange {
+    t: f64,
+    dest: String,
+    nexthops: usize,
+}
+
+#[derive(Debug)]
+struct Run {
+    dir: PathBuf,
+    events: Vec<Event>,
+    requests: Vec<Request>,
+    timers: BTreeMap<String, f64>,
+    routes: Vec<RouteChange>,
+    /// Uncertainty of the monitor-to-uptime mapping (half the tightest clock mark, plus the
+    /// monitor's own read delay), in seconds.
+    clock_tol: f64,
+    bird_log: String,
+}
+
+/// Days from 1970-01-01 to the civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = if y >= 0 { y } else { y - 399 } / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-11-21T06:26:55.989612` (iproute2's -ts) to seconds since the epoch.
+fn wall_secs(stamp: &str) -> Result<f64, String> {
+    let bad = || format!("timestamp {stamp:?} is not YYYY-MM-DDTHH:MM:SS.ffffff");
+    let (date, time) = stamp.split_once('T').ok_or_else(bad)?;
+    let ymd: Vec<i64> = date
+        .split('-')
+        .map(|p| p.parse::<i64>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [y, m, d] = ymd.as_slice() else {
+        return Err(bad());
+    };
+    let hms: Vec<f64> = time
+        .split(':')
+        .map(|p| p.parse::<f64>().map_err(|_| bad()))
+        .collect::<Result<_, _>>()?;
+    let [h, mi, sec] = hms.as_slice() else {
+        return Err(bad());
+    };
+    Ok(days_from_civil(*y, *m, *d) as f64 * 86_400.0 + h * 3600.0 + mi * 60.0 + sec)
+}
+
+/// `[stamp] [Deleted ]DEST ...` lines of `ip -o -ts monitor route` to (wall time, dest, next hops).
+fn parse_monitor(text: &str) -> Result<Vec<(f64, String, usize)>, String> {
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let Some(rest) = line.strip_prefix('[') else {
+            continue;
+        };
+        let (stamp, route) = rest
+            .split_once(']')
+            .ok_or_else(|| format!("rt-monitor.txt line {}: no closing ]", i + 1))?;
+        let wall = wall_secs(stamp).map_err(|e| format!("rt-monitor.txt line {}: {e}", i + 1))?;
+        let mut words = route.split_whitespace().peekable();
+        let deleted = words.peek() == Some(&"Deleted");
+        if deleted {
+            words.next();
+        }
+        let Some(dest) = words.next() else { continue };
+        let rest: Vec<&str> = words.collect();
+        let nexthops = if deleted {
+            0
+        } else {
+            match rest.iter().filter(|w| **w == "nexthop").count() {
+                0 if rest.contains(&"via") => 1,
+                0 => 1,
+                n => n,
+            }
+        };
+        out.push((wall, dest.to_string(), nexthops));
+    }
+    Ok(out)
+}
+
+const VIP_WEB: &str = "203.0.113.10";
+const VIP_API: &str = "203.0.113.11";
+
+fn boot() -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var("IPVS_HERALD_E2E_RESULTS") {
+        eprintln!("lab_e2e: IPVS_HERALD_E2E_RESULTS set, checking {dir} (no boot)");
+        return Ok(PathBuf::from(dir));
+    }
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bin = Path::new(env!("CARGO_BIN_EXE_ipvs-herald"));
+    let target = bin
+        .parent()
+        .and_then(Path::parent)
+        .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))?;
+    let script = repo.join("tests/lab/lab.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg("e2e")
+        .env("LAB_HERALD_BIN", bin)
+        .env("LAB_TARGET", target)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "{} e2e failed ({status}); see its messages above and {}/lab/e2e/console.log",
+            script.display(),
+            target.display()
+        ));
+    }
+    Ok(target.join("lab/e2e/results/e2e"))
+}
+
+fn parse_f64(s: &str, what: &str) -> Result<f64, String> {
+    s.parse::<f64>()
+        .map_err(|_| format!("{what}: {s:?} is not a number"))
+}
+
+fn load() -> Result<Run, String> {
+    let dir = boot()?;
+    let text = |name: &str| {
+        std::fs::read_to_string(dir.join(name))
+            .map_err(|e| format!("{}: {e}", dir.join(name).display()))
+    };
+    let mut events = Vec::new();
+    for (i, line) in text("events.txt")?.lines().enumerate() {
+        let mut f = line.split_whitespace();
+        let (Some(t), Some(name)) = (f.next(), f.next()) else {
+            return Err(format!("events.txt line {}: {line:?} is short", i + 1));
+        };
+        events.push(Event {
+            t: parse_f64(t, &format!("events.txt line {}", i + 1))?,
+            name: name.to_string(),
+            args: f.map(str::to_string).collect(),
+        });
+    }
+    let mut requests = Vec::new();
+    for (i, line) in text("requests.txt")?.lines().enumerate() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let [start, end, vip, status, body] = f.as_slice() else {
+            return Err(format!(
+                "requests.txt line {}: {line:?} has not 5 fields",
+                i + 1
+            ));
+        };
+        let what = format!("requests.txt line {}", i + 1);
+        requests.push(Request {
+            start: parse_f64(start, &what)?,
+            end: parse_f64(end, &what)?,
+            vip: vip.to_string(),
+            ok: match *status {
+                "ok" => true,
+                "fail" => false,
+                other => return Err(format!("{what}: status {other:?}")),
+            },
+            body: body.to_string(),
+        });
+    }
+    let mut timers = BTreeMap::new();
+    for line in text("timers.txt")?.lines() {
+        if let Some((k, v)) = line.split_once(' ') {
+            timers.insert(k.to_string(), parse_f64(v.trim(), "timers.txt")?);
+        }
+    }
+    // Tie the monitor's wall clock to uptime with the clock mark (a route added between two
+    // uptime readings).
+    let monitor = parse_monitor(&text("rt-monitor.txt")?)?;
+    let mut best: Option<(f64, f64)> = None; // (half-width, offset)
+    for mark in events.iter().filter(|e| e.name == "clock-mark") {
+        let [a, b, rest @ ..] = mark.args.as_slice() else {
+            return Err(format!(
+                "clock-mark has not two times and a route: {:?}",
+                mark.args
+            ));
+        };
+        let (a, b) = (parse_f64(a, "clock-mark")?, parse_f64(b, "clock-mark")?);
+        let dest = rest.first().map_or("192.0.2.254", String::as_str);
+        let wall = monitor
+            .iter()
+            .find(|(_, d, n)| d == dest && *n > 0)
+            .map(|(w, _, _)| *w)
+            .ok_or_else(|| format!("rt-monitor.txt never saw the clock-mark route {dest}"))?;
+        let half = (b - a) / 2.0;
+        if best.is_none_or(|(h, _)| half < h) {
+            best = Some((half, wall - (a + b) / 2.0));
+        }
+    }
+    let (half, offset) = best.ok_or("events.txt has no clock-mark")?;
+    eprintln!("lab_e2e: monitor clock tied to uptime within +-{half:.2} s");
+    let routes = monitor
+        .into_iter()
+        .filter(|(_, d, _)| d == VIP_WEB || d == VIP_API)
+        .map(|(w, dest, nexthops)| RouteChange {
+            t: w - offset,
+            dest,
+            nexthops,
+        })
+        .collect();
+    let bird_log = text("bird.log")?;
+    Ok(Run {
+        dir,
+        events,
+        requests,
+        timers,
+        routes,
+        clock_tol: half + 0.1,
+        bird_log,
+    })
+}
+
+fn run() -> &'static Run {
+    match RUN.get_or_init(load) {
+        Ok(r) => r,
+        Err(e) => panic!("the e2e lab run failed: {e}"),
+    }
+}
+
+impl Run {
+    fn timer(&self, k: &str) -> f64 {
+        *self
+            .timers
+            .get(k)
+            .unwrap_or_else(|| panic!("timers.txt has no {k}"))
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(name))
+            .unwrap_or_else(|e| panic!("{}: {e}", self.dir.join(name).display()))
+    }
+
+    fn find(&self, name: &str, first_arg: Option<&str>) -> Option<&Event> {
+        self.events.iter().find(|e| {
+            e.name == name
+                && first_arg.is_none_or(|a| e.args.first().map(String::as_str) == Some(a))
+        })
+    }
+
+    /// The time of event `name` (with first argument `arg`); panics with the event log.
+    fn at(&self, name: &str, arg: Option<&str>) -> f64 {
+        match self.find(name, arg) {
+            Some(e) => e.t,
+            None => panic!(
+                "no event {name} {arg:?} in events.txt; the guest recorded:\n{}\nconsole tail: see {}/../../console.log",
+                self.event_log(),
+                self.dir.display()
+            ),
+        }
+    }
+
+    /// When the router's kernel route to `vip` first had `n` next hops at or after `after`
+    /// (less the clock mapping's uncertainty), from the route monitor (the measurement).
+    fn path(&self, vip: &str, after: f64, n: usize) -> f64 {
+        self.routes
+            .iter()
+            .find(|c| c.dest == vip && c.t >= after - self.clock_tol && c.nexthops == n)
+            .map(|c| c.t)
+            .unwrap_or_else(|| {
+                panic!(
+                    "the route monitor never saw {vip} with {n} next hops after {after:.2}; changes: {:?}\nevents:\n{}",
+                    self.routes
+                        .iter()
+                        .filter(|c| c.dest == vip)
+                        .map(|c| format!("{:.2}:{}", c.t, c.nexthops))
+                        .collect::<Vec<_>>(),
+                    self.event_log()
+                )
+            })
+    }
+
+    /// Changes of the route to `vip` within [from, to].
+    fn changes(&self, vip: &str, from: f64, to: f64) -> Vec<&RouteChange> {
+        self.routes
+            .iter()
+            .filter(|c| c.dest == vip && c.t >= from && c.t <= to)
+            .collect()
+    }
+
+    fn event_log(&self) -> String {
+        self.events
+            .iter()
+            .map(|e| format!("  {:>9.2} {} {}", e.t, e.name, e.args.join(" ")))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    fn requests_in(&self, from: f64, to: f64) -> Vec<&Request> {
+        self.requests
+            .iter()
+            .filter(|r| r.start >= from && r.end <= to)
+            .collect()
+    }
+
+    /// Every request wholly inside [from, to] succeeded, and there were at least `min`.
+    fn assert_all_ok(&self, from: f64, to: f64, min: usize, what: &str) {
+        let rs = self.requests_in(from, to);
+        let failed: Vec<String> = rs
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| format!("{:.2}-{:.2} {}", r.start, r.end, r.vip))
+            .collect();
+        assert!(
+            rs.len() >= min,
+            "{what}: only {} requests in [{from:.2}, {to:.2}] (want at least {min})",
+            rs.len()
+        );
+        assert!(
+            failed.is_empty(),
+            "{what}: {} of {} requests in [{from:.2}, {to:.2}] failed: {failed:?}\nevents:\n{}",
+            failed.len(),
+            rs.len(),
+            self.event_log()
+        );
+        eprintln!(
+            "{what}: {} requests in [{from:.2}, {to:.2}], all answered",
+            rs.len()
+        );
+    }
+
+    fn no_errors(&self) {
+        let bad: Vec<String> = self
+            .events
+            .iter()
+            .filter(|e| e.name == "error" || e.name == "timeout")
+            .map(|e| format!("{:.2} {} {}", e.t, e.name, e.args.join(" ")))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "the guest recorded errors: {bad:?}\nevents:\n{}",
+            self.event_log()
+        );
+    }
+}
+
+/// The route block of `vip` in `ip route show` output (the line and its nexthop lines).
+fn route_block<'a>(routes: &'a str, vip: &str) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    for line in routes.lines() {
+        if line.starts_with(char::is_whitespace) {
+            if inside {
+                out.push(line);
+            }
+            continue;
+        }
+        inside = line.starts_with(&format!("{vip} ")) || line == vip;
+        if inside {
+            out.push(line);
+        }
+    }
+    out
+}
+
+#[test]
+fn scenario_ran_to_the_end() {
+    let r = run();
+    r.no_errors();
+    let end = r
+        .find("scenario-end", None)
+        .unwrap_or_else(|| panic!("the scenario did not finish:\n{}", r.event_log()));
+    assert_eq!(end.args, ["0"], "a step failed:\n{}", r.event_log());
+    assert!(
+        r.requests.len() >= 200,
+        "only {} client requests in the whole run",
+        r.requests.len()
+    );
+    eprintln!(
+        "e2e: {} requests, {} failed, run took {:.1} s of guest time",
+        r.requests.len(),
+        r.requests.iter().filter(|q| !q.ok).count(),
+        r.at("done", None) - r.at("start", None)
+    );
+}
+
+#[test]
+fn both_directors_announce_and_carry_traffic() {
+    let r = run();
+    r.at("announced", None);
+    let routes = r.read("views/announced/rt-routes.txt");
+    for vip in [VIP_WEB, VIP_API] {
+        let block = route_block(&routes, vip).join("\n");
+        assert!(
+            block.contains("proto bird")
+                && block.contains("nexthop via 192.0.2.11 ")
+                && block.contains("nexthop via 192.0.2.12 "),
+            "the router's kernel route to {vip} has not two next hops (d1 and d2):\n{routes}"
+        );
+    }
+    // Both directors' IPVS counters grow under the client stream.
+    for d in ["d1", "d2"] {
+        let get = |name: &str| -> u64 {
+            let e = r
+                .find(name, Some(d))
+                .unwrap_or_else(|| panic!("no {name} {d} event"));
+            e.args
+                .iter()
+                .skip(1)
+                .map(|v| v.parse::<u64>().unwrap_or_else(|_| panic!("{name}: {v:?}")))
+                .sum()
+        };
+        let (a, b) = (get("conns-start"), get("conns-end"));
+        assert!(
+            b > a,
+            "director {d}: IPVS connections did not grow during 5 s of traffic ({a} -> {b})"
+        );
+        eprintln!("director {d}: {a} -> {b} connections in the 5 s window");
+    }
+    let from = r.at("announced", None);
+    let to = r.at("pool-down", None);
+    r.assert_all_ok(from, to, 10, "both paths up");
+    let bodies: std::collections::BTreeSet<&str> = r
+        .requests_in(from, to)
+        .iter()
+        .map(|q| q.body.as_str())
+        .collect();
+    assert!(
+        bodies.contains("r1") && bodies.contains("r2"),
+        "not both real servers answered: {bodies:?}"
+    );
+}
+
+#[test]
+fn pool_below_threshold_withdraws_within_interval_times_fall() {
+    let r = run();
+    let interval = r.timer("interval_ms") / 1000.0;
+    let fall = r.timer("fall");
+    // ipvsadm -R ran between these two readings; the pool changed somewhere in between.
+    let t_begin = r.at("pool-down-begin", None);
+    let t_done = r.at("pool-down", None);
+    let t_gone = r.path(VIP_WEB, t_begin, 1);
+    let bound = interval * fall + slack();
+    assert!(
+        t_gone - t_begin <= bound,
+        "the path of director 1 went {:.2} s after the pool change began; bound {bound:.2} s (interval x fall + {})",
+        t_gone - t_begin,
+        slack()
+    );
+    assert!(
+        t_gone - t_begin >= interval * (fall - 1.0) - r.clock_tol,
+        "the path went after {:.2} s, sooner than fall = {fall} checks allow",
+        t_gone - t_begin
+    );
+    eprintln!(
+        "pool down -> path gone at the router: {:.2}..{:.2} s (bound {bound:.2} s)",
+        t_gone - t_done,
+        t_gone - t_begin
+    );
+    assert_eq!(
+        r.read("api-nh-during-pool-down.txt").trim(),
+        "2",
+        "the api VIP lost a path although only web's pool went down"
+    );
+    assert!(
+        r.changes(VIP_API, t_begin, r.at("pool-up", None))
+            .is_empty(),
+        "the route to the api VIP changed while only web's pool was down"
+    );
+    // Requests succeed through director 2 from convergence until the path returns.
+    let t_back = r.path(VIP_WEB, r.at("pool-up-begin", None), 2);
+    r.assert_all_ok(
+        t_gone + SETTLE_S,
+        t_back,
+        2,
+        "after the pool-down convergence",
+    );
+}
+
+#[test]
+fn pool_recovery_returns_after_rise_and_hold_down() {
+    let r = run();
+    let interval = r.timer("interval_ms") / 1000.0;
+    let rise = r.timer("rise");
+    let hold_down = r.timer("hold_down_s");
+    let t_gone = r.path(VIP_WEB, r.at("pool-down-begin", None), 1);
+    let t_up_begin = r.at("pool-up-begin", None);
+    let t_up = r.at("pool-up", None);
+    let t_back = r.path(VIP_WEB, t_up_begin, 2);
+    // The withdrawal reached the kernel at t_gone; the hold-down counts from the daemon's
+    // withdrawal, a little earlier. Both sides carry the same BIRD/kernel lag.
+    assert!(
+        t_back - t_gone >= hold_down - 0.3,
+        "the path returned {:.2} s after it went, before the {hold_down} s hold-down",
+        t_back - t_gone
+    );
+    assert!(
+        t_back - t_up_begin >= interval * (rise - 1.0) - r.clock_tol,
+        "the path returned {:.2} s after the pool recovered, sooner than rise = {rise} checks",
+        t_back - t_up_begin
+    );
+    let due = (t_gone + hold_down).max(t_up + interval * rise);
+    assert!(
+        t_back <= due + slack(),
+        "the path returned at {t_back:.2}, more than {} s after rise and hold-down allowed it ({due:.2})",
+        slack()
+    );
+    eprintln!(
+        "pool up -> path back: {:.2} s after the pool recovered, {:.2} s after it went (hold-down {hold_down} s, rise {rise} x {interval} s)",
+        t_back - t_up,
+        t_back - t_gone
+    );
+}
+
+#[test]
+fn kill9_drops_the_path_at_once() {
+    let r = run();
+    let hold = r.timer("hold_time_s");
+    let t_kill = r.at("kill9", None);
+    for vip in [VIP_WEB, VIP_API] {
+        let took = r.path(vip, t_kill, 1) - t_kill;
+        assert!(
+            took <= AT_ONCE_S && took < hold,
+            "{vip}: path gone {took:.2} s after kill -9 (want at most {AT_ONCE_S} s, well under the {hold} s hold time)"
+        );
+        eprintln!(
+            "kill -9 -> path to {vip} gone: {took:.2} s (+-{:.2} s clock mapping; hold time {hold} s)",
+            r.clock_tol
+        );
+    }
+    // BIRD saw the TCP connection close (the kernel's FIN/RST for the dead process), not the
+    // hold timer.
+    assert!(
+        r.bird_log
+            .lines()
+            .any(|l| l.contains("d1: Connection closed") || l.contains("d1: Connection lost")),
+        "BIRD's log shows no closed connection for d1:\n{}",
+        r.bird_log
+    );
+    assert!(
+        !r.bird_log.contains("d1: Error: Hold timer expired"),
+        "BIRD's session to d1 ended by the hold timer"
+    );
+    let gone = r.path(VIP_WEB, t_kill, 1).max(r.path(VIP_API, t_kill, 1));
+    r.assert_all_ok(
+        gone + SETTLE_S,
+        r.at("restart-d1", None),
+        2,
+        "after kill -9 convergence",
+    );
+    // Director 1 comes back after a restart.
+    let t_restart = r.at("restart-d1", None);
+    r.path(VIP_WEB, t_restart, 2);
+    r.path(VIP_API, t_restart, 2);
+}
+
+#[test]
+fn sigterm_withdraws_before_exit_and_no_request_fails() {
+    let r = run();
+    let t_term = r.at("sigterm", None);
+    let t_exit = r.at("sigterm-exited", None);
+    let t_gone_web = r.path(VIP_WEB, t_term, 1);
+    let t_gone_api = r.path(VIP_API, t_term, 1);
+    assert!(
+        t_gone_web < t_exit && t_gone_api < t_exit,
+        "paths gone at {t_gone_web:.2}/{t_gone_api:.2}, process exit seen at {t_exit:.2}"
+    );
+    let status = r.find("sigterm-status", None).map(|e| e.args.clone());
+    assert_eq!(
+        status,
+        Some(vec!["0".to_string()]),
+        "exit status after SIGTERM"
+    );
+    // In BIRD's log, both prefixes are withdrawn by d1 while the session is up, before the
+    // Cease the daemon sends on its way out.
+    let lines: Vec<&str> = r.bird_log.lines().collect();
+    let cease = lines
+        .iter()
+        .position(|l| l.contains("d1: Received: Administrative shutdown"))
+        .unwrap_or_else(|| panic!("BIRD never received d1's Cease:\n{}", r.bird_log));
+    let up = lines[..cease]
+        .iter()
+        .rposition(|l| l.contains("d1: BGP session established"))
+        .unwrap_or(0);
+    for prefix in [VIP_WEB, VIP_API] {
+        let p = format!("{prefix}/32");
+        assert!(
+            lines[up..cease].iter().any(|l| l.contains("d1")
+                && l.contains(&p)
+                && (l.contains("removed") || l.contains("withdr"))),
+            "BIRD's log shows no withdrawal of {p} by d1 before its Cease:\n{}",
+            lines[up..=cease].join("\n")
+        );
+    }
+    eprintln!(
+        "SIGTERM: paths gone after {:.2}/{:.2} s, process exit seen after {:.2} s",
+        t_gone_web - t_term,
+        t_gone_api - t_term,
+        t_exit - t_term
+    );
+    r.assert_all_ok(t_term - 0.5, t_exit + 2.0, 3, "around SIGTERM");
+}
+
+#[test]
+fn drain_of_one_group_keeps_other_vips_and_the_session() {
+    let r = run();
+    let arg0 = |name: &str| {
+        r.find(name, None)
+            .and_then(|e| e.args.first().cloned())
+            .unwrap_or_else(|| panic!("no {name} event:\n{}", r.event_log()))
+    };
+    assert_eq!(
+        arg0("drain-status"),
+        "0",
+        "ipvs-herald drain web failed: {}",
+        r.read("drain.out")
+    );
+    let t_drain = r.at("drain", Some("web"));
+    let t_undrain = r.at("undrain", Some("web"));
+    let t_gone = r.path(VIP_WEB, t_drain, 1);
+    r.at("drain-bird-withdrawn", None);
+    // The daemon acts once the `drain` command's request reaches it, which is at the latest
+    // when the command has exited (its process start alone takes seconds under TCG).
+    let t_cmd_done = r.at("drain-status", None);
+    assert!(
+        t_gone - t_cmd_done <= slack(),
+        "the drained path went only {:.2} s after the drain command had returned",
+        t_gone - t_cmd_done
+    );
+    eprintln!(
+        "drain: path gone {:.2} s after the command started, {:.2} s after it returned",
+        t_gone - t_drain,
+        t_gone - t_cmd_done
+    );
+    assert_eq!(
+        arg0("drain-api-min-nexthops"),
+        "2",
+        "the api VIP lost a path during the drain of web"
+    );
+    assert!(
+        r.changes(VIP_API, t_drain, t_undrain).is_empty(),
+        "the route to the api VIP changed during the drain of web"
+    );
+    assert_eq!(
+        arg0("drain-bird-api-routes"),
+        "1",
+        "BIRD lost d1's api route during the drain of web"
+    );
+    let before = r.find("bird-d1-before-drain", None).map(|e| e.args.clone());
+    let after = r.find("bird-d1-after-drain", None).map(|e| e.args.clone());
+    assert!(
+        before
+            .as_ref()
+            .is_some_and(|a| a.first().map(String::as_str) == Some("up")),
+        "session d1 not up before the drain: {before:?}"
+    );
+    assert_eq!(
+        before, after,
+        "BIRD's session to d1 changed during the drain (state, since)"
+    );
+    let status = r.read("status-drained.txt");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("web") && l.contains("drained"))
+            && status
+                .lines()
+                .any(|l| l.starts_with("api") && l.contains("announced")),
+        "ipvs-herald status during the drain:\n{status}"
+    );
+    let t_back = r.path(VIP_WEB, t_undrain, 2);
+    r.assert_all_ok(t_drain, t_back + 1.0, 3, "drain and undrain");
+}
+
+#[test]
+fn failures_only_while_a_broken_director_still_had_its_path() {
+    let r = run();
+    let t_down = r.at("pool-down-begin", None);
+    let t_kill = r.at("kill9", None);
+    let windows = [
+        (t_down, r.path(VIP_WEB, t_down, 1) + SETTLE_S),
+        (
+            t_kill,
+            r.path(VIP_WEB, t_kill, 1).max(r.path(VIP_API, t_kill, 1)) + SETTLE_S,
+        ),
+    ];
+    // Before both directors announced, the client had no route at all.
+    let t_announced = r.at("announced", None);
+    let stray: Vec<String> = r
+        .requests
+        .iter()
+        .filter(|q| !q.ok && q.start >= t_announced)
+        .filter(|q| !windows.iter().any(|(a, b)| q.end >= *a && q.start <= *b))
+        .map(|q| format!("{:.2}-{:.2} {}", q.start, q.end, q.vip))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "requests failed outside the pool-down and kill -9 windows {windows:?}: {stray:?}\nevents:\n{}",
+        r.event_log()
+    );
+    let after: Vec<&Request> = r
+        .requests
+        .iter()
+        .filter(|q| q.start >= t_announced)
+        .collect();
+    let failed = after.iter().filter(|q| !q.ok).count();
+    eprintln!(
+        "{failed} of {} requests after the first announcement failed, all inside the windows {windows:?}",
+        after.len()
+    );
+}
