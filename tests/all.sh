@@ -36,7 +36,10 @@ bash shared/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 bash announcer/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 
 stage "QEMU lab: real IPVS kernel, dump vs ipvsadm (tests/README.md)"
-cargo clippy --locked -p ipvs-herald --test lab -- -D warnings
+cargo clippy --locked -p ipvs-herald --test lab --test lab_e2e -- -D warnings
 cargo test --locked --test lab
+
+stage "QEMU lab: all-active ECMP cluster end to end (BIRD router, two directors; tests/lab/e2e/README.md)"
+cargo test --locked --test lab_e2e
 
 stage "all passed"
