@@ -289,6 +289,28 @@ fn nat_traffic() {
 }
 
 #[test]
+fn persistent_traffic() {
+    let (v, _) = check("23-persistent-traffic");
+    assert!(conns_for(&v, "203.0.113.23:8080") >= 10);
+    assert!(
+        v.conns
+            .keys()
+            .any(|k| k.protocol == "template" && k.virtual_addr.to_string() == "203.0.113.23:8080"),
+        "no persistence template in -Lnc"
+    );
+    let p = v
+        .pconn
+        .iter()
+        .find(|s| s.key.to_string() == "TCP 203.0.113.23:8080")
+        .expect("persistent service in --persistent-conn");
+    assert_eq!(
+        p.dests.iter().map(|d| d.persistent).sum::<u32>(),
+        1,
+        "one client, one template"
+    );
+}
+
+#[test]
 fn dr_traffic() {
     let (v, _) = check("21-dr-traffic");
     assert!(conns_for(&v, "203.0.113.21:80") >= 20);
