@@ -9,6 +9,8 @@
 #   run          fetch + build + one VM boot running every scenario; results in target/lab/results
 #   interactive  boot with a NAT topology, traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:9639
 #   bench        boot once and run the benchmarks (10k services, large connection table); prints figures
+#   serve        boot with traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:$LAB_HOST_PORT
+#   exporter-bench  boot once: ipvs-herald vs node_exporter's ipvs collector, 1k and 10k services
 #   vectors      copy the netlink replies captured by the last run into shared/tests/vectors
 #   clean        remove target/lab except the download cache
 #
@@ -29,7 +31,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,23p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 cmd=${1:-}
@@ -54,6 +56,22 @@ bench)
     lab_build
     LAB_TIMEOUT=${LAB_TIMEOUT:-1800} LAB_DISK_MB=${LAB_DISK_MB:-64} lab_boot bench
     cat "$LAB_OUT/results/bench.txt" || die "the guest produced no bench.txt"
+    ;;
+serve)
+    # The guest serves /metrics with traffic flowing until herald.serve_seconds; the exporter is
+    # forwarded to 127.0.0.1:$LAB_HOST_PORT (tests/lab_exporter.rs runs Prometheus against it).
+    LAB_OUT="$LAB_OUT/serve"
+    lab_fetch
+    lab_build
+    LAB_DISK_MB=${LAB_DISK_MB:-16} lab_boot serve "herald.serve_seconds=${LAB_SERVE_SECONDS:-600}"
+    ;;
+exporter-bench)
+    LAB_OUT="$LAB_OUT/exporter-bench"
+    lab_fetch
+    lab_exporter_bench_prepare
+    lab_build
+    LAB_TIMEOUT=${LAB_TIMEOUT:-2400} LAB_MEM_MB=${LAB_MEM_MB:-3072} LAB_DISK_MB=${LAB_DISK_MB:-64} lab_boot exporter-bench
+    cat "$LAB_OUT/results/exporter-bench.txt" || die "the guest produced no exporter-bench.txt"
     ;;
 vectors) lab_vectors ;;
 clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + ;;

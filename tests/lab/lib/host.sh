@@ -179,7 +179,8 @@ lab_build() {
     cp "$LAB_DIR/guest/init" "$root/init"
     chmod +x "$root/init"
     cp "$LAB_DIR"/guest/*.sh "$root/lab/"
-    mkdir -p "$root/lab/scenarios"
+    mkdir -p "$root/lab/scenarios" "$root/lab/exporter"
+    cp "$LAB_DIR"/exporter/*.sh "$root/lab/exporter/"
     cp "$LAB_DIR"/scenarios/*.sh "$root/lab/scenarios/"
     echo "<html>lab</html>" >"$root/var/www/index.html"
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$LAB_OUT/initramfs.cpio.gz" ||
@@ -210,6 +211,10 @@ lab_boot() {
             -kernel "$kernel" -initrd "$initrd" -append "$append" \
             -drive "file=$disk,format=raw,if=virtio" $net
         return $?
+    fi
+    if [ "$mode" = serve ]; then
+        # The guest's exporter reachable from the host for a Prometheus running there.
+        net="-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${LAB_HOST_PORT:-9639}-:9639"
     fi
     log "booting VM (mode=$mode, timeout ${LAB_TIMEOUT:-900}s, console: $console)"
     # shellcheck disable=SC2086
@@ -266,4 +271,13 @@ lab_vectors() {
         fi
     done
     log "copied $n captured replies into $dest"
+}
+
+# Host-side preparation for `lab.sh exporter-bench`: node_exporter (its ipvs collector is the
+# comparison) and curl (timed scrapes) go into the initramfs.
+lab_exporter_bench_prepare() {
+    command -v prometheus-node-exporter >/dev/null 2>&1 || apt-get install -y prometheus-node-exporter >&2 ||
+        die "apt-get install -y prometheus-node-exporter failed"
+    command -v curl >/dev/null 2>&1 || apt-get install -y curl >&2 || die "apt-get install -y curl failed"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v prometheus-node-exporter) $(command -v curl)"
 }
