@@ -125,9 +125,7 @@ fn promtool_check(text: &str) -> (bool, String) {
     {
         use std::io::Write;
         let mut stdin = child.stdin.take().expect("promtool stdin");
-        stdin
-            .write_all(text.as_bytes())
-            .expect("write to promtool");
+        stdin.write_all(text.as_bytes()).expect("write to promtool");
     }
     let out = child.wait_with_output().expect("promtool output");
     let mut s = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -144,7 +142,11 @@ struct Checked {
 /// Check one scenario's scrape against its ipvsadm views, the series rules and promtool.
 fn check(name: &str) -> Checked {
     let dir = results().join(name);
-    assert!(dir.is_dir(), "scenario {name} did not run (no {})", dir.display());
+    assert!(
+        dir.is_dir(),
+        "scenario {name} did not run (no {})",
+        dir.display()
+    );
     assert_eq!(
         read(&dir, "status").trim(),
         "ok",
@@ -190,7 +192,10 @@ fn check(name: &str) -> Checked {
     let samples = herald_exporter::parse_exposition(&text)
         .unwrap_or_else(|e| panic!("scenario {name}: unparsable scrape: {e}"));
     let outcome = compare_metrics(&views, &samples);
-    assert!(outcome.series_checked > 0, "scenario {name}: nothing compared");
+    assert!(
+        outcome.series_checked > 0,
+        "scenario {name}: nothing compared"
+    );
     if !outcome.mismatches.is_empty() {
         let shown: Vec<&str> = outcome
             .mismatches
@@ -234,7 +239,10 @@ fn every_scenario_has_a_test_here() {
         })
         .collect();
     dirs.sort();
-    assert_eq!(dirs, SCENARIOS, "scenario list out of date in tests/lab_exporter.rs");
+    assert_eq!(
+        dirs, SCENARIOS,
+        "scenario list out of date in tests/lab_exporter.rs"
+    );
 }
 
 const SCENARIOS: &[&str] = &[
@@ -270,7 +278,11 @@ fn protocols() {
 #[test]
 fn ipv6() {
     let c = check("03-ipv6");
-    assert!(c.views.list.iter().any(|s| s.info.mask.as_deref() == Some("64")));
+    assert!(c
+        .views
+        .list
+        .iter()
+        .any(|s| s.info.mask.as_deref() == Some("64")));
 }
 
 #[test]
@@ -453,7 +465,10 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status();
     }
-    assert!(yaml_ok(), "python3-yaml is required and could not be installed");
+    assert!(
+        yaml_ok(),
+        "python3-yaml is required and could not be installed"
+    );
 
     // The queries first: a broken extractor fails before any boot.
     let out = Command::new("python3")
@@ -470,7 +485,11 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("extract-promql.py prints JSON lines"))
         .collect();
-    assert!(queries.len() > 30, "only {} queries extracted", queries.len());
+    assert!(
+        queries.len() > 30,
+        "only {} queries extracted",
+        queries.len()
+    );
 
     let _vm = VM.lock().unwrap_or_else(|p| p.into_inner());
     let target = target_dir().expect("target dir");
@@ -530,8 +549,14 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
     let prom_log = std::fs::File::create(work.join("prometheus.log")).expect("prometheus log");
     let _prom = Group(
         Command::new("prometheus")
-            .arg(format!("--config.file={}", work.join("prometheus.yml").display()))
-            .arg(format!("--storage.tsdb.path={}", work.join("data").display()))
+            .arg(format!(
+                "--config.file={}",
+                work.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                work.join("data").display()
+            ))
             .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
             .stdout(Stdio::null())
             .stderr(prom_log)
@@ -560,7 +585,10 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
     let scrapes = prom_query(prom_port, "count_over_time(up{job=\"ipvs-herald\"}[10m])");
     eprintln!("prometheus: {scrapes:?} targets with samples");
     // The lab target was scraped successfully (OpenMetrics negotiated by Prometheus).
-    let up = prom_query(prom_port, &format!("up{{instance=\"127.0.0.1:{exporter_port}\"}} == 1"));
+    let up = prom_query(
+        prom_port,
+        &format!("up{{instance=\"127.0.0.1:{exporter_port}\"}} == 1"),
+    );
     assert_eq!(up, Ok(1), "Prometheus does not see the lab exporter up");
 
     let mut failures = Vec::new();
@@ -600,7 +628,10 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
                 let r = relax(&eval);
                 if is_alert && r != eval {
                     match prom_query(prom_port, &r) {
-                        Ok(n) if n > 0 => relaxed.push(format!("{where_}: strict empty, relaxed `{}` gives {n}", r.replace('\n', " "))),
+                        Ok(n) if n > 0 => relaxed.push(format!(
+                            "{where_}: strict empty, relaxed `{}` gives {n}",
+                            r.replace('\n', " ")
+                        )),
                         Ok(_) => failures.push(format!("{where_}: no series, even relaxed: `{r}`")),
                         Err(e) => failures.push(format!("{where_}: relaxed `{r}` errors: {e}")),
                     }
@@ -630,9 +661,14 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
     // Only these alerts may need relaxing; every other query returned data as written.
     for r in &relaxed {
         assert!(
-            ["IpvsUnreadable", "IpvsHashServiceImbalanced", "IpvsConnectionTableScanTruncated", "IpvsDirectorsImbalanced"]
-                .iter()
-                .any(|a| r.contains(a)),
+            [
+                "IpvsUnreadable",
+                "IpvsHashServiceImbalanced",
+                "IpvsConnectionTableScanTruncated",
+                "IpvsDirectorsImbalanced"
+            ]
+            .iter()
+            .any(|a| r.contains(a)),
             "an alert the lab makes true needed relaxing: {r}"
         );
     }

@@ -72,6 +72,7 @@ exporter-bench)
     lab_build
     LAB_TIMEOUT=${LAB_TIMEOUT:-2400} LAB_MEM_MB=${LAB_MEM_MB:-3072} LAB_DISK_MB=${LAB_DISK_MB:-64} lab_boot exporter-bench
     cat "$LAB_OUT/results/exporter-bench.txt" || die "the guest produced no exporter-bench.txt"
+    lab_exporter_bench_summary "$LAB_OUT/results/exporter-bench.txt" | tee "$LAB_OUT/results/exporter-bench-summary.txt"
     ;;
 vectors) lab_vectors ;;
 clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + ;;

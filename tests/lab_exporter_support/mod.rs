@@ -190,7 +190,9 @@ fn expected_imbalance(dests: &[ipvsadm::ListDest]) -> Option<f64> {
     }
     usable
         .iter()
-        .map(|d| ((f64::from(d.active) + f64::from(d.inactive)) / csum) / (f64::from(d.weight) / wsum))
+        .map(|d| {
+            ((f64::from(d.active) + f64::from(d.inactive)) / csum) / (f64::from(d.weight) / wsum)
+        })
         .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
 }
 
@@ -284,10 +286,14 @@ fn expected(v: &Views) -> Expected {
         if let Some(p) = ls.info.persistent {
             // ipvsadm prints `mask` only when it is not the full mask; the exporter always
             // labels persistent services with their netmask.
-            let mask = ls.info.mask.clone().unwrap_or_else(|| match ls.key.family() {
-                AddressFamily::Inet => "255.255.255.255".to_string(),
-                AddressFamily::Inet6 => "128".to_string(),
-            });
+            let mask = ls
+                .info
+                .mask
+                .clone()
+                .unwrap_or_else(|| match ls.key.family() {
+                    AddressFamily::Inet => "255.255.255.255".to_string(),
+                    AddressFamily::Inet6 => "128".to_string(),
+                });
             il.push(("netmask", mask));
             e.put(
                 "ipvs_service_persistence_timeout_seconds",
@@ -421,7 +427,11 @@ fn expected(v: &Views) -> Expected {
     // Connection table, aggregated as -Lnc counts it.
     let total: u64 = v.conns.values().sum();
     e.put("ipvs_connection_table_scan_enabled", &[], Expect::Int(1));
-    e.put("ipvs_connection_table_scan_entries", &[], Expect::Int(total));
+    e.put(
+        "ipvs_connection_table_scan_entries",
+        &[],
+        Expect::Int(total),
+    );
     e.put("ipvs_connection_table_scan_truncated", &[], Expect::Int(0));
     e.put(
         "ipvs_connection_table_scan_malformed_lines",
@@ -495,11 +505,8 @@ pub fn compare_metrics(v: &Views, samples: &[ParsedSample]) -> MetricsOutcome {
             (Expect::Float(w), Ok(g)) => (g - w).abs() <= 1e-9 * w.abs().max(1.0),
         };
         if !ok {
-            o.mismatches.push(format!(
-                "{}: ipvsadm {:?} != scrape {got}",
-                show(key),
-                want
-            ));
+            o.mismatches
+                .push(format!("{}: ipvsadm {:?} != scrape {got}", show(key), want));
         }
     }
     for key in scraped.keys() {

@@ -69,7 +69,7 @@ herald_daemon_start() {
     echo $! >/tmp/herald-run.pid
     n=0
     while [ $n -lt 60 ]; do
-        wget -q -T 5 -O /dev/null "http://127.0.0.1:${1##*:}/-/ready" 2>/dev/null && return 0
+        timeout 5 wget -q -O /dev/null "http://127.0.0.1:${1##*:}/-/ready" 2>/dev/null && return 0
         kill -0 "$(cat /tmp/herald-run.pid)" 2>/dev/null || break
         sleep 1
         n=$((n + 1))
@@ -90,10 +90,11 @@ herald_daemon_stop() {
     rm -f /tmp/herald-run.pid
 }
 
+# (busybox-static 1.35's `wget -T` segfaults, so time bounds come from `timeout`.)
 # scrape FILE: one GET of the running daemon's /metrics (text format 0.0.4: busybox wget sends
 # no Accept header) into FILE; the exit status goes to FILE.rc.
 scrape() {
-    if [ -e /tmp/herald-run.pid ] && wget -q -T 200 -O "$1" "$HERALD_METRICS_URL" 2>"$1.err"; then
+    if [ -e /tmp/herald-run.pid ] && timeout 200 wget -q -O "$1" "$HERALD_METRICS_URL" 2>"$1.err"; then
         echo 0 >"$1.rc"
     else
         echo "${?}" >"$1.rc"

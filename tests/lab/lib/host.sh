@@ -281,3 +281,35 @@ lab_exporter_bench_prepare() {
     command -v curl >/dev/null 2>&1 || apt-get install -y curl >&2 || die "apt-get install -y curl failed"
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v prometheus-node-exporter) $(command -v curl)"
 }
+
+# Summarise exporter-bench.txt: per table size and exporter, median scrape seconds, CPU seconds
+# per scrape, peak RSS, bytes and series per scrape; then ipvs-herald / node_exporter ratios.
+lab_exporter_bench_summary() {
+    awk '
+    function median(list,   n, a, i, j, t) {
+        n = split(list, a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    $2 ~ /^scrape_seconds_/ { times[$1] = times[$1] " " $3; labels[$1] = 1 }
+    $2 == "series" { series[$1] = $3 }
+    $2 == "bytes" { bytes[$1] = $3 }
+    $2 == "cpu_ticks_total" { cpu[$1] = $3 }
+    $2 == "scrapes" { n[$1] = $3 }
+    $2 == "vmhwm_kib" { hwm[$1] = $3 }
+    END {
+        printf "%-12s %10s %12s %10s %12s %10s\n", "exporter", "median_s", "cpu_s/scrape", "peak_MiB", "bytes", "series"
+        for (size = 1000; size <= 10000; size *= 10) {
+            for (k = 0; k < 2; k++) {
+                l = (k == 0 ? "node_" : "herald_") size
+                if (!(l in labels)) { printf "%-12s missing\n", l; continue }
+                med[l] = median(times[l])
+                cps[l] = cpu[l] / 100 / n[l]
+                printf "%-12s %10.3f %12.3f %10.1f %12d %10d\n", l, med[l], cps[l], hwm[l] / 1024, bytes[l], series[l]
+            }
+            h = "herald_" size; o = "node_" size
+            if ((h in labels) && (o in labels) && med[h] > 0 && cps[h] > 0)
+                printf "ratio %5d services: node/herald latency %.2fx, node/herald CPU %.2fx, herald/node series %.2fx, herald/node bytes %.2fx, herald/node peak RSS %.2fx\n", size, med[o] / med[h], cps[o] / cps[h], series[h] / series[o], bytes[h] / bytes[o], hwm[h] / hwm[o]
+        }
+    }' "$1"
+}
