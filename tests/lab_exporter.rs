@@ -609,7 +609,7 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
 
     // Wait (bounded) until the skewed burst has gone through and the imbalance alert condition
     // holds, and the lab exporter has had at least 8 successful scrapes.
-    let ready = "ipvs:service_new_connection_imbalance:ratio_rate5m > 1.5";
+    let ready = "ipvs:service_new_connection_imbalance:ratio_rate5m > 1.5 and on (instance, job, protocol, address, port, family, mark) ipvs:service_connections:rate5m * 300 >= 100";
     let lab_up = format!("up{{instance=\"127.0.0.1:{exporter_port}\"}}");
     let lab_up_enough = format!("sum_over_time({lab_up}[10m]) >= 8");
     let t1 = Instant::now();
@@ -669,10 +669,21 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
                 .strip_prefix("label_values(")
                 .and_then(|r| r.strip_suffix(')'))
             {
-                match inner.rsplit_once(',') {
-                    Some((m, _label)) => m.trim().to_string(),
-                    None => inner.trim().to_string(),
+                // Grafana fills `$job` etc. with the selected values ("All" = `.*`).
+                let metric = match inner.rsplit_once(',') {
+                    Some((m, _label)) => m.trim(),
+                    None => inner.trim(),
+                };
+                let mut out = String::new();
+                let mut rest = metric;
+                while let Some(i) = rest.find("=~\"$") {
+                    out.push_str(&rest[..i]);
+                    out.push_str("=~\".*\"");
+                    let after = rest.get(i + 4..).unwrap_or("");
+                    rest = after.find('"').map_or("", |j| &after[j + 1..]);
                 }
+                out.push_str(rest);
+                out
             } else {
                 expr.to_string()
             };

@@ -6,7 +6,7 @@
 # Besides ordinary services it sets up the states the alert rules look for, so those
 # expressions return series for real: a service whose only destination has weight 0 (no usable
 # destination, drained destination) and a wrr service whose new connections went 9:1 while its
-# weights now say 1:1 (imbalance 1.8 > 1.5). Every traffic loop is bounded in count and time;
+# weights now say 1:1 (imbalance 1.8 > 1.5), and a destination with thresholds. Every traffic loop is bounded in count and time;
 # the guest powers off after herald.serve_seconds (default 600) at the latest.
 
 exporter_serve() {
@@ -25,7 +25,7 @@ exporter_serve() {
     ipvsadm -A -t 203.0.113.30:80 -s wrr
     ipvsadm -a -t 203.0.113.30:80 -r 192.0.2.11:80 -m -w 2
     ipvsadm -a -t 203.0.113.30:80 -r 192.0.2.12:80 -m -w 1
-    ipvsadm -a -t 203.0.113.30:80 -r 192.0.2.13:80 -m -w 1
+    ipvsadm -a -t 203.0.113.30:80 -r 192.0.2.13:80 -m -w 1 -x 1000 -y 800
     # Persistent service (templates in the connection table).
     ipvsadm -A -t 203.0.113.30:8080 -s rr -p 120
     ipvsadm -a -t 203.0.113.30:8080 -r 192.0.2.11:80 -m
@@ -41,6 +41,9 @@ exporter_serve() {
     ipvsadm -A -u 203.0.113.30:53 -s sh
     ipvsadm -a -u 203.0.113.30:53 -r 192.0.2.11:53 -m
     ipvsadm -a -u 203.0.113.30:53 -r 192.0.2.12:53 -m
+    # An fwmark service (no traffic: the dashboards' mark variable needs one).
+    ipvsadm -A -f 7 -s rr
+    ipvsadm -a -f 7 -r 192.0.2.11:0 -m
     # A sync daemon, so the sync panels have data.
     ipvsadm --start-daemon master --mcast-interface lo --syncid 7
     for i in /sys/class/net/eth*; do
@@ -50,9 +53,11 @@ exporter_serve() {
         ip addr add 10.0.2.15/24 dev "$dev"
     done
     herald_daemon_start 0.0.0.0:9639 || return 1
-    # The skewed burst: 150 requests (bounded, 5 s each) at 9:1, then weights 1:1.
+    # The skewed burst: 200 requests (bounded, 5 s each) at 9:1, then weights 1:1. It starts
+    # after 60 s so that Prometheus (started on the host once /metrics answers) sees all of it.
     (
-        client_http 203.0.113.30 81 150 >/tmp/burst.log 2>&1
+        sleep 60
+        client_http 203.0.113.30 81 200 >/tmp/burst.log 2>&1
         ipvsadm -e -t 203.0.113.30:81 -r 192.0.2.11:80 -m -w 1
         echo "burst done" >>/tmp/burst.log
         echo "burst done" >/dev/console
