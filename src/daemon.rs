@@ -260,18 +260,57 @@ impl Announcer {
             .vip_groups
             .iter()
             .any(|g| g.vip_address == VipAddressMode::Manage);
+        // Every group starts withdrawn (a VIP is announced only after `rise` passed checks), so
+        // whatever an earlier run left in the kernel is stale: remove it before starting.
+        let managed_interfaces: std::collections::BTreeSet<&str> = a
+            .vip_groups
+            .iter()
+            .filter(|g| g.vip_address == VipAddressMode::Manage)
+            .map(|g| g.manage_interface.as_str())
+            .collect();
+        let reconcile_addresses = |addrs: VipAddresses| async move {
+            for iface in &managed_interfaces {
+                match addrs.reconcile(iface, &[]).await {
+                    Ok(removed) if !removed.is_empty() => {
+                        tracing::info!(
+                            interface = iface,
+                            ?removed,
+                            "removed stale managed VIP addresses"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(interface = iface, error = %e, "cannot reconcile managed VIP addresses")
+                    }
+                }
+            }
+            addrs
+        };
         let sink: Arc<dyn RouteSink> = match (a.backend, &speaker) {
-            (BackendKind::Kernel, _) => Arc::new(
-                KernelBackend::new(a.kernel.clone())
+            (BackendKind::Kernel, _) => {
+                let backend = KernelBackend::new(a.kernel.clone())
                     .await
-                    .context("cannot set up the kernel route backend")?,
-            ),
-            (BackendKind::Bgp, Some(s)) if manages => Arc::new(WithVipAddresses::new(
-                Arc::new(BgpSink::new(s.clone())),
-                VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)
+                    .context("cannot set up the kernel route backend")?;
+                match backend.reconcile(&[]).await {
+                    Ok(removed) if !removed.is_empty() => {
+                        tracing::info!(?removed, "removed stale VIPs of an earlier run")
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot reconcile the kernel backend"),
+                }
+                reconcile_addresses(backend.addresses().clone()).await;
+                Arc::new(backend)
+            }
+            (BackendKind::Bgp, Some(s)) if manages => {
+                let addrs = VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)
                     .await
-                    .context("cannot open rtnetlink for vip_address = \"manage\"")?,
-            )),
+                    .context("cannot open rtnetlink for vip_address = \"manage\"")?;
+                let addrs = reconcile_addresses(addrs).await;
+                Arc::new(WithVipAddresses::new(
+                    Arc::new(BgpSink::new(s.clone())),
+                    addrs,
+                ))
+            }
             (BackendKind::Bgp, Some(s)) => Arc::new(BgpSink::new(s.clone())),
             (BackendKind::Bgp, None) => {
                 anyhow::bail!("announcer.backend = \"bgp\" needs an [announcer.bgp] section")

@@ -77,7 +77,7 @@ impl From<SourceArg> for SourceKind {
 #[derive(Debug, Serialize)]
 pub struct DumpJson<'a> {
     pub schema_version: u32,
-    pub source: SourceUsed,
+    /// Carries `source` (netlink or procfs) among its fields.
     #[serde(flatten)]
     pub snapshot: &'a Snapshot,
     pub conn_table: Option<ConnTableJson>,
@@ -164,7 +164,6 @@ pub fn run(cfg: &Config, args: &DumpArgs) -> anyhow::Result<()> {
     let out = if args.json {
         let doc = DumpJson {
             schema_version: JSON_SCHEMA_VERSION,
-            source: used,
             snapshot: &snap,
             conn_table: conns.map(ConnTableJson::from),
         };
@@ -443,6 +442,7 @@ mod tests {
             is_64bit: true,
         };
         Snapshot {
+            source: Default::default(),
             info: Info {
                 version: 0x010201,
                 conn_table_size: 4096,
@@ -526,7 +526,6 @@ mod tests {
         sum.entries = 12;
         let doc = DumpJson {
             schema_version: JSON_SCHEMA_VERSION,
-            source: SourceUsed::Netlink,
             snapshot: &snap,
             conn_table: Some(sum.into()),
         };
@@ -576,7 +575,6 @@ mod tests {
         }
         let ours = serde_json::to_value(DumpJson {
             schema_version: JSON_SCHEMA_VERSION,
-            source: SourceUsed::Netlink,
             snapshot: &snap,
             conn_table: Some(sum.into()),
         })

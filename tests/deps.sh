@@ -16,12 +16,18 @@ declare -A need=(
   [exabgp]=exabgp
   [promtool]=prometheus
   [prometheus-node-exporter]=prometheus-node-exporter
+  [openssl]=openssl
+  [curl]=curl
+  [python3]=python3
+  [kmod]=kmod
 )
 missing=()
 for cmd in "${!need[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/lib/frr/$cmd" ] || [ -x "/usr/sbin/$cmd" ] ||
     [ -x "/usr/bin/$cmd" ] || missing+=("${need[$cmd]}")
 done
+# Python modules the dashboard tooling imports.
+python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -34,4 +40,8 @@ for cmd in "${!need[@]}"; do
     exit 1
   fi
 done
+if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+  echo "tests/deps.sh: python3 module yaml (package python3-yaml) is still missing" >&2
+  exit 1
+fi
 echo "all test dependencies present"

@@ -303,6 +303,7 @@ fn dump_json_for(v: &Views) -> String {
     }
     let g = v.global;
     let snap = Snapshot {
+        source: Default::default(),
         info: Info {
             version: 0x010201,
             conn_table_size: 4096,
@@ -406,4 +407,27 @@ fn dump_loader_rejects_wrong_shapes() {
         .contains("Snapshot"));
     let d = parse_dump(&serde_json::to_string(&Snapshot::default()).unwrap()).unwrap();
     assert!(d.conns.is_none());
+}
+
+#[test]
+fn prometheus_text_parser() {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/exporter-metrics.txt");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let samples = lab_support::metrics::parse(&text).unwrap();
+    assert!(samples.len() > 100, "{} samples", samples.len());
+    let s = samples
+        .iter()
+        .find(|s| {
+            s.name == "ipvs_service_incoming_packets_total"
+                && s.labels.get("port").map(String::as_str) == Some("80")
+        })
+        .unwrap();
+    assert_eq!(s.value, 91.0);
+    assert_eq!(s.labels.get("protocol").map(String::as_str), Some("tcp"));
+    let e = lab_support::metrics::parse("a{b=\"c} 1\n").unwrap_err();
+    assert!(e.contains("line 1"), "{e}");
+    assert!(lab_support::metrics::parse("x{a=\"1\"} notanumber\n").is_err());
+    let esc = lab_support::metrics::parse("x{a=\"q\\\"u\"} 2\n").unwrap();
+    assert_eq!(esc[0].labels.get("a").map(String::as_str), Some("q\"u"));
 }

@@ -282,6 +282,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=180)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--speakers", default="herald,exabgp,exabgp-packed",
+                    help="comma-separated subset of herald,exabgp,exabgp-packed")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bgp_bench: needs root")
@@ -294,7 +296,9 @@ def main():
     if not 1 <= args.count <= 131070 or not 1 <= args.rounds <= 20:
         sys.exit("bgp_bench: --count must be 1..131070 and --rounds 1..20")
     b = Bench(args)
-    names = ["herald", "exabgp", "exabgp-packed"]
+    names = [n for n in args.speakers.split(",") if n]
+    if not names or any(n not in ("herald", "exabgp", "exabgp-packed") for n in names):
+        sys.exit(f"bgp_bench: bad --speakers {args.speakers!r}")
     results = {k: [] for k in names}
     try:
         b.setup()
@@ -313,7 +317,7 @@ def main():
     for k in names:
         print(f"  {k:13s} full {med[k]['full']:7.3f}s  full-after-established "
               f"{med[k]['full_after_est']:7.3f}s  withdrawn {med[k]['withdrawn']:7.3f}s")
-    for other in names[1:]:
+    for other in (n for n in names if n != "herald" and "herald" in names):
         for m in ("full", "full_after_est", "withdrawn"):
             print(f"  ratio {other}/herald {m}: {med[other][m] / med['herald'][m]:.2f}x")
     print(json.dumps({"count": args.count, "rounds": args.rounds, "median": med}))

@@ -8,7 +8,8 @@
 //! space) and `--v6-count` IPv6 /64s from 2001:db8:1000::/36, then obeys commands on
 //! stdin, one per line: `withdraw` (withdraw everything), `announce` (announce again),
 //! `status` (print peer states), `quit` or end of input (clean shutdown, exit).
-//! Progress lines go to stdout as `t=<seconds since start> <event>`.
+//! Progress lines go to stdout as `t=<seconds since start> <event>`. Routes are handed to
+//! the speaker in bulk (`announce_many` / `withdraw_many`), as the daemon does.
 
 use std::io::BufRead;
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -100,9 +101,7 @@ fn say(start: Instant, what: &str) {
 }
 
 fn announce_all(h: &SpeakerHandle, set: &[IpNet]) {
-    for p in set {
-        h.announce(*p, RouteAttrs::default());
-    }
+    h.announce_many(set.iter().map(|p| (*p, RouteAttrs::default())));
 }
 
 fn main() {
@@ -141,9 +140,7 @@ fn main() {
         let Ok(line) = line else { break };
         match line.trim() {
             "withdraw" => {
-                for p in &set {
-                    handle.withdraw(*p);
-                }
+                handle.withdraw_many(set.iter().copied());
                 say(start, "withdrew all");
             }
             "announce" => {

@@ -110,3 +110,48 @@ impl Config {
         self.bgp.is_some() || !self.vip_groups.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct File {
+        announcer: Config,
+    }
+
+    #[test]
+    fn announcer_bgp_section_parses_as_documented() {
+        let f: File = toml::from_str(
+            r#"
+            [announcer.bgp]
+            router_id = "192.0.2.10"
+            local_as = 4200000001
+
+            [[announcer.bgp.peers]]
+            name = "tor-a"
+            address = "192.0.2.1"
+            remote_as = 65000
+            md5_password = "s3cret"
+            ttl_security = 1
+
+            [[announcer.bgp.peers]]
+            name = "tor-b"
+            address = "2001:db8::1"
+            remote_as = 65000
+            ipv6_link_local_next_hop = true
+            "#,
+        )
+        .expect("parses");
+        let bgp = f.announcer.bgp.expect("bgp section");
+        bgp.validate().expect("valid");
+        assert_eq!(bgp.peers.len(), 2);
+        assert_eq!(bgp.peers[1].ipv6_link_local_next_hop, Some(true));
+        let none: File = toml::from_str("[announcer]\n").expect("empty section");
+        assert!(none.announcer.bgp.is_none());
+        assert!(toml::from_str::<File>(
+            "[announcer.bgp]\nrouter_id = \"192.0.2.1\"\nlocal_as = 1\ntypo = 2\n"
+        )
+        .is_err());
+    }
+}

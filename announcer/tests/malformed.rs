@@ -449,6 +449,10 @@ fn free_port() -> u16 {
 }
 
 async fn start_passive(md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAddr) {
+    start_passive_on("127.0.0.1", md5).await
+}
+
+async fn start_passive_on(host: &str, md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAddr) {
     let port = free_port();
     let mut p = PeerConfig::new("passive", "127.0.0.1".parse().unwrap(), PEER_AS);
     p.passive = true;
@@ -456,7 +460,7 @@ async fn start_passive(md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAdd
     p.md5_password = md5.map(str::to_string);
     p.ttl_security = Some(1);
     p.connect_retry = Backoff { min: 0.2, max: 0.4 };
-    let listen: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let listen: std::net::SocketAddr = format!("{host}:{port}").parse().unwrap();
     let cfg = BgpConfig {
         router_id: Ipv4Addr::new(192, 0, 2, 1),
         local_as: LOCAL_AS,
@@ -482,21 +486,12 @@ async fn passive_peer_with_md5_and_gtsm() {
             .await
             .is_err()
     );
-    // Right key but TTL 64: GTSM (1 hop = TTL 255 required) drops the peer's packets.
-    let mut c = connect(listen, Some("s3cret"), 64, T)
-        .await
-        .expect("TCP connects");
-    let _ = c.send_raw(&open(PEER_AS, 30, peer_id())).await;
-    let _ = c.send_raw(&keepalive()).await;
+    // Right key but TTL 64: GTSM (1 hop = TTL 255 required) drops even the SYN.
     assert!(
-        !h.wait_state("passive", State::OpenConfirm, Duration::from_secs(2))
+        connect(listen, Some("s3cret"), 64, Duration::from_millis(1500))
             .await
+            .is_err()
     );
-    drop(c);
-    // The speaker's hold timer (240 s in OpenSent) would free the session; shut it and retry
-    // with a fresh speaker instead of waiting.
-    h.shutdown("done", T).await;
-    let (h, listen) = start_passive(Some("s3cret")).await;
     let mut c = connect(listen, Some("s3cret"), 255, T)
         .await
         .expect("MD5 connect");
@@ -592,4 +587,131 @@ async fn open_truncated_parameters() {
     body.extend_from_slice(&peer_id().octets());
     body.extend_from_slice(&[10, 2, 0]);
     expect_reject(frame(1, &body), false, 2, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passive_dual_stack_listener_with_md5_for_ipv4_peer() {
+    use herald_announcer::bgp::testutil::connect;
+    // Listener on [::] (dual stack): the IPv4 peer arrives as a v4-mapped address and its
+    // MD5 key must be installed for that form.
+    let (h, listen) = start_passive_on("[::]", Some("s3cret")).await;
+    assert!(h.wait_state("passive", State::Active, T).await);
+    let v4: std::net::SocketAddr = format!("127.0.0.1:{}", listen.port()).parse().unwrap();
+    assert!(connect(v4, None, 255, Duration::from_millis(1500))
+        .await
+        .is_err());
+    // TTL security applies to the v4-mapped connection too.
+    assert!(connect(v4, Some("s3cret"), 64, Duration::from_millis(1500))
+        .await
+        .is_err());
+    let mut c = connect(v4, Some("s3cret"), 255, T)
+        .await
+        .expect("MD5 connect via [::]");
+    c.handshake(&open(PEER_AS, 30, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("passive", T).await);
+    h.shutdown("done", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_table_changes_are_sent_as_packed_differences() {
+    let (h, sp) = start(|p| p.families = Some(vec![Family::Ipv4])).await;
+    let mut c = established(&sp, &h).await;
+    c.recv_type(2, T).await.unwrap(); // End-of-RIB of the empty table
+    let net = |i: u32| -> ipnet::IpNet {
+        ipnet::IpNet::new(std::net::Ipv4Addr::from(0xc633_6400 + i).into(), 32).unwrap()
+    };
+    h.announce_many((0..2000).map(|i| (net(i), RouteAttrs::default())));
+    let mut got = 0;
+    let mut msgs = 0;
+    while got < 2000 {
+        let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+            panic!()
+        };
+        got += u.nlri().len();
+        msgs += 1;
+    }
+    assert_eq!(got, 2000);
+    // 2000 × 5 bytes of NLRI: 3 full messages.
+    assert!(msgs <= 3, "{msgs} UPDATEs for 2000 prefixes");
+    // Replacing the table with its second half withdraws the first half only.
+    let mut t = herald_announcer::bgp::RouteTable::new();
+    for i in 1000..2000 {
+        t.insert(net(i), RouteAttrs::default());
+    }
+    h.set_routes(t);
+    let mut withdrawn = 0;
+    while withdrawn < 1000 {
+        let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+            panic!()
+        };
+        assert!(u.nlri().is_empty());
+        withdrawn += u.withdraw_routes().len();
+    }
+    assert_eq!(withdrawn, 1000);
+    h.withdraw_many((1000..2000).map(net));
+    let mut withdrawn = 0;
+    while withdrawn < 1000 {
+        let BgpMessage::Update(u) = c.recv_type(2, T).await.unwrap().parse().unwrap() else {
+            panic!()
+        };
+        withdrawn += u.withdraw_routes().len();
+    }
+    assert_eq!(h.peer_states()[0].prefixes_sent, 0);
+    h.shutdown("done", T).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn storm_of_single_announcements_does_not_starve_the_session() {
+    // Regression: one announce() per prefix in a tight loop used to keep the session busy
+    // diffing, so the peer's KEEPALIVEs went unread and the hold timer expired.
+    let (h, sp) = start(|p| {
+        p.families = Some(vec![Family::Ipv4]);
+        p.hold_time = 3;
+    })
+    .await;
+    let mut c = sp.accept(T).await.unwrap();
+    c.handshake(&open(PEER_AS, 3, peer_id()), T).await.unwrap();
+    assert!(h.wait_established("scripted", T).await);
+    let h2 = h.clone();
+    let storm = tokio::task::spawn_blocking(move || {
+        let t0 = std::time::Instant::now();
+        let mut i = 0u32;
+        while t0.elapsed() < Duration::from_secs(5) && i < 200_000 {
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            h2.announce(
+                ipnet::IpNet::new(a.into(), 32).unwrap(),
+                RouteAttrs::default(),
+            );
+            i += 1;
+        }
+        i
+    });
+    // The peer keeps the session alive with a KEEPALIVE per second and drains what it gets.
+    let mut got = 0usize;
+    let t0 = std::time::Instant::now();
+    let mut last_ka = std::time::Instant::now();
+    while t0.elapsed() < Duration::from_secs(6) {
+        if last_ka.elapsed() >= Duration::from_secs(1) {
+            c.send_raw(&keepalive()).await.unwrap();
+            last_ka = std::time::Instant::now();
+        }
+        if let Ok(m) = c.recv(Duration::from_millis(100)).await {
+            assert_ne!(m.ty, 3, "NOTIFICATION {:?}", m.notification());
+            if let Ok(BgpMessage::Update(u)) = m.parse() {
+                got += u.nlri().len();
+            }
+        }
+    }
+    let announced = storm.await.unwrap();
+    assert!(announced > 1000, "only {announced} announcements");
+    assert_eq!(h.peer_states()[0].state, State::Established);
+    // Everything announced arrives.
+    while got < announced as usize {
+        c.send_raw(&keepalive()).await.unwrap();
+        if let Ok(BgpMessage::Update(u)) = c.recv_type(2, T).await.unwrap().parse() {
+            got += u.nlri().len();
+        }
+    }
+    assert_eq!(got, announced as usize);
+    h.shutdown("done", T).await;
 }

@@ -771,6 +771,11 @@ fn frr_director_bgp_bird_router() {
         },
         || format!("{}\n{}\n{}", bird.diag(&router), ddiag(), logs(&dir)),
     );
+    // FRR 8.4 bgpd: routes redistributed and removed again within the first second of a new
+    // session (its update-group coalesce period) sometimes never get their withdrawal sent
+    // (seen here about once in five loaded runs: the route stays "sent" while bgpd's RIB is
+    // empty). Let the session settle first; the scenario then checks steady-state behaviour.
+    std::thread::sleep(Duration::from_secs(3));
     exercise(
         &bird,
         &router,

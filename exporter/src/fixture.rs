@@ -170,6 +170,7 @@ pub fn rich_snapshot() -> Snapshot {
     let empty = service(addr_key(Protocol::Tcp, "203.0.113.5", 8080), "rr", vec![]);
 
     Snapshot {
+        source: SnapshotSource::Netlink,
         info: Info {
             version: 0x010201,
             conn_table_size: 4096,

@@ -15,7 +15,8 @@
 use crate::config::{Config, ServiceSpec, Target};
 use herald_shared::conntable::{ConnProtocol, ConnTableSummary};
 use herald_shared::model::{
-    AddressFamily, Counters, Destination, Rates, Service, ServiceKey, Snapshot, SyncRole,
+    AddressFamily, Counters, Destination, Rates, Service, ServiceKey, Snapshot, SnapshotSource,
+    SyncRole,
 };
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
@@ -371,6 +372,19 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
     let mut info = Family::new("ipvs", "IPVS version reported by the kernel.", Kind::Info);
     info.push(vec![("version", snap.info.version_string())], Value::U64(1));
     fams.push(info);
+    // The procfs reader cannot see per-service/per-destination traffic, rates, thresholds or
+    // persistent connections: those series are left out rather than exported as zeros.
+    let full = snap.source == SnapshotSource::Netlink;
+    let mut reader = Family::new(
+        "ipvs_reader",
+        "Which reader produced this scrape's IPVS state: netlink (everything) or procfs (fallback without CAP_NET_ADMIN: no per-service/per-destination traffic, rates, thresholds or persistent connections).",
+        Kind::Info,
+    );
+    reader.push(
+        vec![("source", snap.source.as_str().to_string())],
+        Value::U64(1),
+    );
+    fams.push(reader);
     let mut table = Family::new(
         "ipvs_connection_table_size",
         "Size of the kernel's IPVS connection hash table (number of buckets, 2^conn_tab_bits).",
@@ -536,7 +550,9 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
         }
         let sl = service_labels(&s.key, cfg);
         let sls: SharedLabels = sl.clone().into();
-        svc.push(&sls, &s.stats.counters, &s.stats.rates);
+        if full {
+            svc.push(&sls, &s.stats.counters, &s.stats.rates);
+        }
         let mut il = sl.clone();
         il.push(("scheduler", non_empty(&s.scheduler)));
         il.push(("flags", flags_label(s)));
@@ -569,7 +585,9 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
         }
         svc_active.push(sls.clone(), Value::U64(act));
         svc_inactive.push(sls.clone(), Value::U64(inact));
-        svc_persistent.push(sls.clone(), Value::U64(pers));
+        if full {
+            svc_persistent.push(sls.clone(), Value::U64(pers));
+        }
         svc_dests.push(sls.clone(), Value::U64(dests.len() as u64));
         svc_usable.push(
             sls.clone(),
@@ -588,7 +606,9 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
             dl.push(("dest_address", d.address.to_string()));
             dl.push(("dest_port", d.port.to_string()));
             let dls: SharedLabels = dl.clone().into();
-            dst.push(&dls, &d.stats.counters, &d.stats.rates);
+            if full {
+                dst.push(&dls, &d.stats.counters, &d.stats.rates);
+            }
             let mut il = dl.clone();
             il.push(("forward", d.forward.as_str().to_string()));
             il.push(("dest_family", family_label(d.family).to_string()));
@@ -602,10 +622,12 @@ pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Conf
             dst_info.push(il, Value::U64(1));
             dst_active.push(dls.clone(), Value::U64(u64::from(d.active_conns)));
             dst_inactive.push(dls.clone(), Value::U64(u64::from(d.inactive_conns)));
-            dst_persistent.push(dls.clone(), Value::U64(u64::from(d.persistent_conns)));
             dst_weight.push(dls.clone(), Value::I64(i64::from(d.weight)));
-            dst_upper.push(dls.clone(), Value::U64(u64::from(d.upper_threshold)));
-            dst_lower.push(dls, Value::U64(u64::from(d.lower_threshold)));
+            if full {
+                dst_persistent.push(dls.clone(), Value::U64(u64::from(d.persistent_conns)));
+                dst_upper.push(dls.clone(), Value::U64(u64::from(d.upper_threshold)));
+                dst_lower.push(dls, Value::U64(u64::from(d.lower_threshold)));
+            }
         }
     }
     fams.push(svc_info);
@@ -801,6 +823,30 @@ mod tests {
         ("address", "192.0.2.10"),
         ("port", "80"),
     ];
+
+    #[test]
+    fn procfs_snapshots_leave_out_what_procfs_cannot_see() {
+        let mut snap = rich_snapshot();
+        snap.source = SnapshotSource::Procfs;
+        let t = render_snapshot(&snap, None, &Config::default(), Format::Prometheus);
+        assert_eq!(
+            value(&t, "ipvs_reader_info", &[("source", "procfs")]).as_deref(),
+            Some("1")
+        );
+        assert!(value(&t, "ipvs_service_connections_total", &WEB).is_none());
+        assert!(value(&t, "ipvs_service_persistent_connections", &WEB).is_none());
+        assert!(!t.contains("ipvs_destination_incoming_bytes_total"), "{t}");
+        assert!(!t.contains("ipvs_destination_upper_threshold_connections{"));
+        // What procfs does show is still there.
+        assert!(value(&t, "ipvs_service_active_connections", &WEB).is_some());
+        assert!(t.contains("ipvs_destination_weight{"));
+        let netlink = render(&Config::default());
+        assert_eq!(
+            value(&netlink, "ipvs_reader_info", &[("source", "netlink")]).as_deref(),
+            Some("1")
+        );
+        assert!(value(&netlink, "ipvs_service_connections_total", &WEB).is_some());
+    }
 
     #[test]
     fn rich_snapshot_series_are_unique_and_labelled() {

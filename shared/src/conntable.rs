@@ -87,6 +87,8 @@ pub const KNOWN_STATES: &[&str] = &[
     "SYNACK",
     // UDP
     "UDP",
+    // persistence templates (ip_vs_ctpl_state_name_table; NONE is shared with TCP)
+    "ASSURED",
     // SCTP (sctp_state_name_table)
     "INIT1",
     "INIT",

@@ -430,9 +430,37 @@ pub struct GlobalStats {
     pub rates: Rates,
 }
 
+/// The reader a [`Snapshot`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotSource {
+    /// Generic netlink: everything below is filled.
+    #[default]
+    Netlink,
+    /// `/proc/net/ip_vs` (+ `ip_vs_stats`): services with scheduler, flags and persistence;
+    /// destinations with forwarding method, weight, active and inactive connections; global
+    /// totals. Per-service/per-destination stats, thresholds, persistent connections, tunnel
+    /// details, timeouts and sync daemons are unknown (left at zero/empty).
+    Procfs,
+}
+
+impl SnapshotSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnapshotSource::Netlink => "netlink",
+            SnapshotSource::Procfs => "procfs",
+        }
+    }
+}
+
 /// Everything read from one network namespace at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Snapshot {
+    /// Which reader produced this snapshot; the procfs one cannot see per-service and
+    /// per-destination traffic counters and rates, thresholds or persistent connections, so
+    /// consumers must not take its zeros for values.
+    #[serde(default)]
+    pub source: SnapshotSource,
     pub info: Info,
     pub services: Vec<Service>,
     pub timeouts: Option<Timeouts>,

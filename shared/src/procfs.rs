@@ -15,7 +15,9 @@
 //! ```
 //!
 //! Addresses and ports are hexadecimal (IPv4 in host order after `ntohl`), IPv6 addresses are
-//! printed in full by `%pI6`. procfs has no per-service counters, rates, thresholds,
+//! printed in full by `%pI6`. The persistence timeout is printed in **jiffies** (`svc->timeout`;
+//! netlink divides by `HZ`), so the parser needs the kernel's `CONFIG_HZ` ([`kernel_hz`]); a real
+//! Linux 6.1 capture (HZ=250) printed `persistent 150000` for `-p 600`. procfs has no per-service counters, rates, thresholds,
 //! persistent-connection counts, tunnel details, timeouts or sync daemons: those fields are
 //! zero/`None` in a procfs snapshot. A fwmark line does not say its family; it is reported as
 //! IPv4.
@@ -136,7 +138,7 @@ fn parse_header(l: &str, line: usize) -> Result<Info, ProcParseError> {
     })
 }
 
-fn parse_service(l: &str, line: usize) -> Result<Service, ProcParseError> {
+fn parse_service(l: &str, line: usize, hz: u32) -> Result<Service, ProcParseError> {
     let mut t = l.split_ascii_whitespace();
     let proto = t.next().unwrap_or_default();
     let key = match proto {
@@ -178,7 +180,8 @@ fn parse_service(l: &str, line: usize) -> Result<Service, ProcParseError> {
             "ops" => raw |= ServiceFlags::ONEPACKET,
             "persistent" => {
                 raw |= ServiceFlags::PERSISTENT;
-                timeout = dec(t.next(), "persistence timeout", line)?;
+                let jiffies: u64 = dec(t.next(), "persistence timeout", line)?;
+                timeout = u32::try_from(jiffies / u64::from(hz.max(1))).unwrap_or(u32::MAX);
                 let Some(m) = t.next() else {
                     return perr(line, format!("service {key}: persistent without a mask"));
                 };
@@ -254,8 +257,21 @@ fn parse_dest(l: &str, line: usize) -> Result<Destination, ProcParseError> {
     })
 }
 
-/// Parse the whole text of `/proc/net/ip_vs`.
-pub fn parse_ip_vs(text: &str) -> Result<(Info, Vec<Service>), ProcParseError> {
+/// `CONFIG_HZ` of the running kernel, from `/boot/config-<release>` (release read from
+/// `<procfs_root>/sys/kernel/osrelease`). `None` when either cannot be read.
+pub fn kernel_hz(procfs_root: &std::path::Path) -> Option<u32> {
+    let release = std::fs::read_to_string(procfs_root.join("sys/kernel/osrelease")).ok()?;
+    let config = std::fs::read_to_string(format!("/boot/config-{}", release.trim())).ok()?;
+    config
+        .lines()
+        .find_map(|l| l.strip_prefix("CONFIG_HZ="))
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|hz| *hz > 0)
+}
+
+/// Parse the whole text of `/proc/net/ip_vs`. `hz` is the kernel's `CONFIG_HZ`, to turn the
+/// persistence timeouts (printed in jiffies) into seconds.
+pub fn parse_ip_vs(text: &str, hz: u32) -> Result<(Info, Vec<Service>), ProcParseError> {
     let mut info = None;
     let mut services: Vec<Service> = Vec::new();
     for (i, l) in text.lines().enumerate() {
@@ -278,7 +294,7 @@ pub fn parse_ip_vs(text: &str) -> Result<(Info, Vec<Service>), ProcParseError> {
             };
             svc.destinations.push(d);
         } else {
-            services.push(parse_service(trimmed, line)?);
+            services.push(parse_service(trimmed, line, hz)?);
         }
     }
     let Some(info) = info else {

@@ -31,6 +31,10 @@ pub struct ReaderConfig {
     /// `1048576` (1 MiB): kernels before ~6.14 restart the hash walk on every read of that
     /// file, so small reads make a pass quadratic in the number of connections.
     pub conn_read_buffer: usize,
+    /// The kernel's `CONFIG_HZ`, used only by the procfs source: `/proc/net/ip_vs` prints
+    /// persistence timeouts in jiffies. Default: read from `/boot/config-<release>`; when that
+    /// is unreadable, 250 (Debian's value) with a warning.
+    pub kernel_hz: Option<u32>,
 }
 
 impl Default for ReaderConfig {
@@ -41,6 +45,7 @@ impl Default for ReaderConfig {
             procfs_root: PathBuf::from("/proc"),
             timeout_ms: 10_000,
             conn_read_buffer: crate::conntable::DEFAULT_READ_BUFFER,
+            kernel_hz: None,
         }
     }
 }
@@ -159,12 +164,27 @@ impl Reader {
             }
             Err(source) => return Err(ReadError::Io { path, source }),
         };
-        let (info, services) = crate::procfs::parse_ip_vs(&text).map_err(|e| ReadError::Parse {
-            path: path.clone(),
-            line: e.line,
-            message: e.message,
-        })?;
+        let hz = match cfg
+            .kernel_hz
+            .or_else(|| crate::procfs::kernel_hz(&cfg.procfs_root))
+        {
+            Some(hz) => hz,
+            None => {
+                tracing::warn!(
+                    "kernel CONFIG_HZ unknown (no /boot/config-<release>; set [reader] \
+                     kernel_hz): assuming 250 for /proc/net/ip_vs persistence timeouts"
+                );
+                250
+            }
+        };
+        let (info, services) =
+            crate::procfs::parse_ip_vs(&text, hz).map_err(|e| ReadError::Parse {
+                path: path.clone(),
+                line: e.line,
+                message: e.message,
+            })?;
         Ok(Snapshot {
+            source: crate::model::SnapshotSource::Procfs,
             info,
             services,
             timeouts: None,

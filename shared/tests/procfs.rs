@@ -7,6 +7,9 @@ use herald_shared::procfs::{parse_ip_vs, parse_ip_vs_stats};
 use herald_shared::reader::{IpvsSource, ReadError, Reader, ReaderConfig, SourceKind};
 use std::path::{Path, PathBuf};
 
+/// CONFIG_HZ the fixtures were written for (persistence timeouts are in jiffies).
+const HZ: u32 = 250;
+
 fn data(name: &str) -> String {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
@@ -16,7 +19,7 @@ fn data(name: &str) -> String {
 
 #[test]
 fn ip_vs_every_line_form() {
-    let (info, svcs) = parse_ip_vs(&data("ip_vs")).unwrap();
+    let (info, svcs) = parse_ip_vs(&data("ip_vs"), HZ).unwrap();
     assert_eq!(info.version, 0x010201);
     assert_eq!(info.conn_table_size, 4096);
     assert_eq!(svcs.len(), 5);
@@ -70,15 +73,15 @@ fn ip_vs_empty_table_and_plain_ipv6_prefix() {
     let text = "IP Virtual Server version 1.2.1 (size=1048576)\n\
                 Prot LocalAddress:Port Scheduler Flags\n  \
                 -> RemoteAddress:Port Forward Weight ActiveConn InActConn\n";
-    let (info, svcs) = parse_ip_vs(text).unwrap();
+    let (info, svcs) = parse_ip_vs(text, HZ).unwrap();
     assert_eq!(info.conn_table_size, 1 << 20);
     assert!(svcs.is_empty());
     let t = format!("{text}UDP  [2001:0db8::5]:0035 rr persistent 10 00000080\n");
-    assert_eq!(parse_ip_vs(&t).unwrap().1[0].netmask, 128);
+    assert_eq!(parse_ip_vs(&t, HZ).unwrap().1[0].netmask, 128);
     // A fwmark service whose destinations are all IPv6 is an IPv6 fwmark service.
     let t =
         format!("{text}FWM  0000000A rr\n  -> [2001:0db8::7]:0000 Route 1 0 0\nFWM  0000000B rr\n");
-    let svcs = parse_ip_vs(&t).unwrap().1;
+    let svcs = parse_ip_vs(&t, HZ).unwrap().1;
     assert_eq!(svcs[0].key.to_string(), "FWM 10 IPv6");
     assert_eq!(svcs[1].key.to_string(), "FWM 11");
 }
@@ -106,7 +109,7 @@ fn ip_vs_bad_input_names_the_line_and_problem() {
         ),
     ];
     for (text, line, needle) in cases {
-        let e = parse_ip_vs(text).unwrap_err();
+        let e = parse_ip_vs(text, HZ).unwrap_err();
         assert_eq!(e.line, *line, "{text:?}: {e}");
         assert!(e.message.contains(needle), "{text:?}: {e}");
     }
@@ -120,6 +123,10 @@ fn ip_vs_bad_input_names_the_line_and_problem() {
         ("TCP  C0000201:0050\n", "no scheduler"),
         ("TCP  C0000201:0050 rr persistent\n", "persistence timeout"),
         ("TCP  C0000201:0050 rr persistent 300\n", "without a mask"),
+        (
+            "TCP  C0000201:0050 rr persistent -5 FFFFFFFF\n",
+            "persistence timeout",
+        ),
         ("TCP  C0000201:0050 rr weird\n", "unknown flag"),
         ("FWM\n", "without a mark"),
         ("  -> C0000201:0050 Route 1 0 0\n", "before any service"),
@@ -139,7 +146,7 @@ fn ip_vs_bad_input_names_the_line_and_problem() {
     ];
     for (body, needle) in body_cases {
         let text = format!("{head}{body}");
-        let e = parse_ip_vs(&text).unwrap_err();
+        let e = parse_ip_vs(&text, HZ).unwrap_err();
         assert!(e.line >= 2, "{body:?}: {e}");
         assert!(e.message.contains(needle), "{body:?}: {e}");
     }
@@ -150,7 +157,7 @@ fn ip_vs_every_truncation_is_ok_or_error() {
     let full = data("ip_vs");
     for cut in 0..=full.len() {
         if let Some(prefix) = full.get(..cut) {
-            let _ = parse_ip_vs(prefix);
+            let _ = parse_ip_vs(prefix, HZ);
         }
     }
 }
@@ -210,7 +217,7 @@ fn random_text_never_panics() {
             }
         }
         let text = String::from_utf8_lossy(&s);
-        let _ = parse_ip_vs(&text);
+        let _ = parse_ip_vs(&text, HZ);
         let _ = parse_ip_vs_stats(&text);
     }
 }
@@ -230,11 +237,13 @@ fn reader_in_procfs_mode_reads_a_fake_root() {
     let cfg = ReaderConfig {
         source: SourceKind::Procfs,
         procfs_root: fake_root("reader"),
+        kernel_hz: Some(HZ),
         ..ReaderConfig::default()
     };
     let r = Reader::new(cfg);
     let snap = r.snapshot().unwrap();
     assert_eq!(snap.services.len(), 5);
+    assert_eq!(snap.services[0].persistence_timeout, 300);
     assert_eq!(snap.global.unwrap().counters.conns, 5);
     assert!(snap.timeouts.is_none() && snap.daemons.is_empty());
     let sum = r
@@ -273,5 +282,12 @@ fn reader_config_keys_and_defaults() {
     assert_eq!(cfg.source, SourceKind::Procfs);
     assert_eq!(cfg.netns.as_deref(), Some("blue"));
     assert!(toml::from_str::<ReaderConfig>("bogus = 1").is_err());
+    let cfg: ReaderConfig = toml::from_str("kernel_hz = 1000").unwrap();
+    assert_eq!(cfg.kernel_hz, Some(1000));
+    // No osrelease under a fake root: unknown.
+    assert_eq!(
+        herald_shared::procfs::kernel_hz(Path::new("/nonexistent")),
+        None
+    );
     assert!(toml::from_str::<ReaderConfig>("source = \"kernel\"").is_err());
 }

@@ -81,7 +81,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    fn eq<T: PartialEq + Debug>(&mut self, what: impl AsRef<str>, ipvsadm: T, dump: T) {
+    pub fn eq<T: PartialEq + Debug>(&mut self, what: impl AsRef<str>, ipvsadm: T, dump: T) {
         self.fields_checked += 1;
         if ipvsadm != dump {
             self.mismatches.push(format!(
@@ -91,7 +91,7 @@ impl Outcome {
         }
     }
 
-    fn fail(&mut self, msg: String) {
+    pub fn fail(&mut self, msg: String) {
         self.fields_checked += 1;
         self.mismatches.push(msg);
     }
@@ -344,12 +344,22 @@ pub fn compare(v: &Views, d: &Dump) -> Outcome {
 /// keys, scheduler, persistence, destinations (forwarding method, weight, active and inactive
 /// connections), global totals and the connection table. Per-service counters, rates,
 /// thresholds, tunnels, timeouts and daemons are not in procfs and are not compared.
+///
+/// `/proc/net/ip_vs` prints fwmark services as `FWM  <mark>` whatever their family, so fwmark
+/// keys are compared by mark only.
 pub fn compare_procfs(v: &Views, d: &Dump) -> Outcome {
     let mut o = Outcome::default();
     let snap = &d.snapshot;
+    let norm = |k: ServiceKey| match k {
+        ServiceKey::Fwmark { mark, .. } => ServiceKey::Fwmark {
+            family: AddressFamily::Inet,
+            mark,
+        },
+        other => other,
+    };
     let dump_svcs: BTreeMap<ServiceKey, &Service> =
-        snap.services.iter().map(|s| (s.key, s)).collect();
-    let list_keys: BTreeSet<ServiceKey> = v.list.iter().map(|s| s.key).collect();
+        snap.services.iter().map(|s| (norm(s.key), s)).collect();
+    let list_keys: BTreeSet<ServiceKey> = v.list.iter().map(|s| norm(s.key)).collect();
     let dump_keys: BTreeSet<ServiceKey> = dump_svcs.keys().copied().collect();
     o.eq("procfs service count", list_keys.len(), snap.services.len());
     for k in list_keys.difference(&dump_keys) {
@@ -361,7 +371,7 @@ pub fn compare_procfs(v: &Views, d: &Dump) -> Outcome {
         o.fail(format!("procfs: service {k}: in dump, not in ipvsadm"));
     }
     for ls in &v.list {
-        let Some(ds) = dump_svcs.get(&ls.key) else {
+        let Some(ds) = dump_svcs.get(&norm(ls.key)) else {
             continue;
         };
         let s = format!("procfs: service {}", ls.key);

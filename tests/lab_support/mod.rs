@@ -6,3 +6,4 @@
 pub mod compare;
 pub mod dump;
 pub mod ipvsadm;
+pub mod metrics;

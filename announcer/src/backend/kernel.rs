@@ -425,13 +425,13 @@ impl VipAddresses {
         }
     }
 
-    /// Makes sure the dummy interface `name` exists and is up, creating it when `create`.
-    /// Returns its index. An existing interface of another kind is refused when `create` is
-    /// set (it was meant to be ours); with `create` off any existing interface is used.
+    /// Makes sure the interface `name` exists, creating it as a dummy (and setting it up) when
+    /// it is missing and `create` is set. An existing interface of any kind is used as it is
+    /// (a down dummy is set up). Returns its index.
     pub async fn ensure_interface(&self, name: &str, create: bool) -> Result<u32, KernelError> {
         let name = name.to_string();
         blocking(&self.rtnl, move |r| {
-            ensure_link(r, &name, create, create).map(|l| l.index)
+            ensure_link(r, &name, create, false).map(|l| l.index)
         })
         .await
     }
@@ -693,10 +693,12 @@ impl KernelBackend {
         };
         match backend.cfg.mode {
             KernelMode::Address => {
-                backend
-                    .addrs
-                    .ensure_interface(&backend.cfg.interface, backend.cfg.create_interface)
-                    .await?;
+                // With create_interface the interface is ours: it must be a dummy.
+                let (name, create) = (backend.cfg.interface.clone(), backend.cfg.create_interface);
+                blocking(&backend.rtnl, move |r| {
+                    ensure_link(r, &name, create, create).map(drop)
+                })
+                .await?;
             }
             KernelMode::Route => {
                 let dev = backend.cfg.route_device.clone();

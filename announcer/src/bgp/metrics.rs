@@ -282,3 +282,38 @@ impl Metrics {
             .set(now());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(reg: &Registry) -> String {
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, reg).expect("encode");
+        s
+    }
+
+    #[test]
+    fn state_is_one_hot_and_last_error_is_the_latest_only() {
+        let mut reg = Registry::default();
+        let m = Metrics::register(&mut reg);
+        m.init_peer("p", &[super::super::config::Family::Ipv4]);
+        m.transition("p", State::Idle, State::Connect);
+        let t = text(&reg);
+        assert!(t.contains(r#"ipvs_herald_bgp_session_state{peer="p",state="connect"} 1"#));
+        assert!(t.contains(r#"ipvs_herald_bgp_session_state{peer="p",state="idle"} 0"#));
+        assert!(t.contains(r#"ipvs_herald_bgp_prefixes_announced{peer="p",family="ipv4"} 0"#));
+        m.notification("p", false, 6, 4);
+        m.notification("p", true, 4, 0);
+        let t = text(&reg);
+        assert!(t.contains(
+            r#"ipvs_herald_bgp_last_error_info{peer="p",direction="received",code="6",subcode="4"} 0"#
+        ));
+        assert!(t.contains(
+            r#"ipvs_herald_bgp_last_error_info{peer="p",direction="sent",code="4",subcode="0"} 1"#
+        ));
+        assert!(t.contains(
+            r#"ipvs_herald_bgp_notifications_total{peer="p",direction="received",code="6",subcode="4"} 1"#
+        ));
+    }
+}

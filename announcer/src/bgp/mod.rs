@@ -25,6 +25,27 @@
 //!
 //! Every session keeps an Adj-RIB-Out and sends only the difference to the route table; the
 //! table may change at any rate, sessions coalesce intermediate states.
+//!
+//! # Behaviour
+//! - OPEN: MP-BGP for the configured families, ROUTE-REFRESH, 4-octet AS, optionally graceful
+//!   restart (R=0, F=0: the peer may keep our routes for `restart_time` while we are away; see
+//!   [`PeerConfig::graceful_restart`] for the trade-off). A capability the peer refuses with
+//!   an Unsupported Capability NOTIFICATION is left out of the next OPEN (RFC 5492).
+//! - UPDATEs: withdrawals first, then announcements grouped by attribute set, each message
+//!   packed with as many NLRI as fit in 4096 bytes; End-of-RIB per family after the initial
+//!   table; ROUTE-REFRESH re-sends the requested family.
+//! - Received UPDATEs are validated and ignored (RFC 7606: attribute-value errors are
+//!   treat-as-withdraw and counted; framing, NLRI and MP_REACH/MP_UNREACH errors reset).
+//! - Shutdown withdraws everything, then sends Cease / Administrative Shutdown with the
+//!   RFC 9003 message, bounded in time.
+//! - Metrics: see [`metrics`]; tracing: one `bgp_peer` span per session.
+//!
+//! # Limitations
+//! - No connection-collision detection: an active peer is only connected to (its incoming
+//!   connections are refused), a passive peer is only accepted from.
+//! - No extended messages (RFC 8654), ADD-PATH, enhanced route refresh or BFD.
+//! - ConnectRetry is fixed at 30 s ([`tasks::CONNECT_RETRY`]); failures back off
+//!   exponentially (configurable `connect_retry`).
 
 pub mod config;
 pub mod fsm;
@@ -209,6 +230,47 @@ impl SpeakerHandle {
         self.inner
             .table
             .send_if_modified(|t| t.remove(&prefix).is_some());
+    }
+
+    /// Announce (or update) many prefixes in one table change.
+    pub fn announce_many(&self, routes: impl IntoIterator<Item = (IpNet, RouteAttrs)>) {
+        let routes: Vec<_> = routes.into_iter().collect();
+        self.inner.table.send_if_modified(|t| {
+            let mut changed = false;
+            for (p, a) in routes {
+                let p = p.trunc();
+                if t.get(&p) != Some(&a) {
+                    t.insert(p, a);
+                    changed = true;
+                }
+            }
+            changed
+        });
+    }
+
+    /// Withdraw many prefixes in one table change.
+    pub fn withdraw_many(&self, prefixes: impl IntoIterator<Item = IpNet>) {
+        let prefixes: Vec<_> = prefixes.into_iter().collect();
+        self.inner.table.send_if_modified(|t| {
+            let mut changed = false;
+            for p in prefixes {
+                changed |= t.remove(&p.trunc()).is_some();
+            }
+            changed
+        });
+    }
+
+    /// Replace the whole route table (prefixes must have their host bits clear); sessions
+    /// send only the difference.
+    pub fn set_routes(&self, table: RouteTable) {
+        self.inner.table.send_if_modified(|t| {
+            if *t == table {
+                false
+            } else {
+                *t = table;
+                true
+            }
+        });
     }
 
     /// The current route table.

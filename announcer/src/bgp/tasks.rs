@@ -48,6 +48,10 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
 /// bound makes an unreachable router be retried with backoff instead).
 pub const CONNECT_RETRY: Duration = Duration::from_secs(30);
 
+/// Table changes are collected for this long before a session sends them, so a burst of
+/// changes becomes one diff and densely packed UPDATEs.
+pub const SYNC_DELAY: Duration = Duration::from_millis(25);
+
 /// Static session parameters.
 #[derive(Debug, Clone)]
 pub struct SessionInit {
@@ -103,6 +107,8 @@ pub struct Session {
     suppress: Vec<u8>,
     /// Families with a pending ROUTE-REFRESH request.
     refresh: Vec<Family>,
+    /// When to send the pending table changes.
+    sync_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Session {
@@ -172,6 +178,7 @@ impl Session {
             families,
             suppress: Vec::new(),
             refresh: Vec::new(),
+            sync_at: None,
             init,
         }
     }
@@ -198,6 +205,7 @@ impl Session {
                 break;
             }
             let established = self.fsm.state() == State::Established;
+            let sync_at = self.sync_at;
             let next_timer = self
                 .timers
                 .iter()
@@ -228,6 +236,13 @@ impl Session {
                         Timer::IdleHold => Event::IdleHoldTimerExpires,
                     })
                 },
+                // Before reads: a peer sending a full table must not delay our own changes.
+                () = async {
+                    match sync_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                }, if established => { self.sync_at = None; Input::TableChanged },
                 r = async {
                     match self.conn.as_mut() {
                         Some(c) => c.reader.next().await,
@@ -252,8 +267,13 @@ impl Session {
                     Some(s) => Input::Incoming(s),
                     None => { self.incoming = None; continue }
                 },
-                r = self.table.changed(), if established => match r {
-                    Ok(()) => Input::TableChanged,
+                // Last, and only while no sync is pending: a burst of table changes costs one
+                // wake-up and one diff per SYNC_DELAY, never starving reads or timers.
+                r = self.table.changed(), if established && self.sync_at.is_none() => match r {
+                    Ok(()) => {
+                        self.sync_at = Some(Instant::now() + SYNC_DELAY);
+                        continue;
+                    }
                     Err(_) => Input::Shutdown("speaker stopped".into()),
                 },
             };
@@ -527,6 +547,7 @@ impl Session {
                 }
                 self.connecting = None;
                 self.peer_open = None;
+                self.sync_at = None;
                 self.rib.clear();
                 self.set_prefix_status();
             }
@@ -557,8 +578,12 @@ impl Session {
             return;
         }
         let fams = self.negotiated();
-        let table = self.table.borrow_and_update().clone();
-        let diff = self.rib.sync(&table, &fams);
+        // Diff under the read guard (no copy of the table); the guard is gone before sending.
+        let diff = {
+            let table = self.table.borrow_and_update();
+            self.rib.sync(&table, &fams)
+        };
+        self.set_prefix_status();
         if !diff.is_empty() {
             debug!(
                 announce = diff.announce.len(),
@@ -702,7 +727,8 @@ fn set_gtsm(sock: &socket2::Socket, v6: bool, hops: u8) -> io::Result<()> {
 
 fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
     if let Some(hops) = p.ttl_security {
-        let v6 = s.local_addr()?.is_ipv6();
+        // A v4-mapped connection on a dual-stack listener is IPv4 on the wire.
+        let v6 = s.local_addr()?.ip().to_canonical().is_ipv6();
         let r = socket2::SockRef::from(s);
         if v6 {
             r.set_unicast_hops_v6(255)?;
@@ -712,6 +738,32 @@ fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
         sockopt::set_min_ttl(s, v6, 255u8.saturating_sub(hops.saturating_sub(1)))?;
     }
     Ok(())
+}
+
+/// GTSM on the listener, inherited by accepted sockets so that the check is active from the
+/// SYN on: only when every passive peer uses TTL security, with the most lenient of their
+/// limits (each accepted socket is then tightened to its own peer's limit).
+fn listener_gtsm(
+    sock: &socket2::Socket,
+    v6: bool,
+    peers: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+) {
+    let hops: Option<Vec<u8>> = peers.iter().map(|(p, _)| p.ttl_security).collect();
+    let Some(max_hops) = hops.and_then(|h| h.into_iter().max()) else {
+        return;
+    };
+    let min_ttl = 255u8.saturating_sub(max_hops.saturating_sub(1));
+    // IPv4 (and v4-mapped traffic on a dual-stack socket) and IPv6.
+    let _ = sock.set_ttl_v4(255);
+    if let Err(e) = sockopt::set_min_ttl(sock, false, min_ttl) {
+        warn!(error = %e, "cannot set IP_MINTTL on the listener");
+    }
+    if v6 {
+        let _ = sock.set_unicast_hops_v6(255);
+        if let Err(e) = sockopt::set_min_ttl(sock, true, min_ttl) {
+            warn!(error = %e, "cannot set IPV6_MINHOPCOUNT on the listener");
+        }
+    }
 }
 
 /// Bind the passive listener, with the MD5 keys of the passive peers.
@@ -736,6 +788,7 @@ pub(crate) fn bind_listener(
             sockopt::set_tcp_md5(&sock, a, scope_id(p)?, pw.as_bytes())?;
         }
     }
+    listener_gtsm(&sock, addr.is_ipv6(), peers);
     sock.bind(&addr.into())?;
     sock.listen(128)?;
     TcpListener::from_std(sock.into())

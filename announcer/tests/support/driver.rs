@@ -27,6 +27,8 @@ pub struct DriverPeer {
     pub hold: u16,
     pub md5: Option<String>,
     pub passive: bool,
+    /// GTSM: the peer is at most this many hops away.
+    pub ttl_security: Option<u8>,
 }
 
 /// Configuration of the announcing side.
@@ -50,6 +52,11 @@ pub trait Driver: std::fmt::Debug {
     fn shutdown(&mut self) -> TResult<()>;
     /// Log tail for failure reports.
     fn logs(&self) -> String;
+    /// The speaker's own description of the last error on the session to `peer`, where
+    /// the speaker exposes one.
+    fn last_error(&self, _peer: IpAddr) -> TResult<Option<String>> {
+        Ok(None)
+    }
     /// The RFC 9003 shutdown communication `shutdown` sends, if any.
     fn shutdown_message(&self) -> Option<&'static str> {
         None
@@ -100,6 +107,13 @@ impl GobgpDriver {
             );
             if p.passive {
                 let _ = writeln!(c, "  [neighbors.transport.config]\n    passive-mode = true");
+            }
+            if let Some(hops) = p.ttl_security {
+                let _ = writeln!(
+                    c,
+                    "  [neighbors.ttl-security.config]\n    enabled = true\n    ttl-min = {}",
+                    256 - u16::from(hops)
+                );
             }
             for af in ["ipv4-unicast", "ipv6-unicast"] {
                 let _ = writeln!(

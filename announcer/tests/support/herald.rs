@@ -46,6 +46,7 @@ pub fn config(spec: &DriverSpec) -> BgpConfig {
             pc.hold_time = p.hold;
             pc.md5_password = p.md5.clone();
             pc.passive = p.passive;
+            pc.ttl_security = p.ttl_security;
             pc.families = Some(vec![Family::Ipv4, Family::Ipv6]);
             pc.next_hop_v4 = NextHop::Addr(IpAddr::V4(SPEAKER_V4));
             pc.next_hop_v6 = NextHop::Addr(IpAddr::V6(SPEAKER_V6));
@@ -182,6 +183,16 @@ impl Driver for HeraldDriver {
 
     fn shutdown(&mut self) -> TResult<()> {
         self.stop_and_join(SHUTDOWN_MESSAGE, Duration::from_secs(5))
+    }
+
+    fn last_error(&self, peer: IpAddr) -> TResult<Option<String>> {
+        let name = self.name_of(peer)?;
+        Ok(self
+            .handle
+            .peer_states()
+            .into_iter()
+            .find(|s| s.name == name)
+            .and_then(|s| s.last_error))
     }
 
     fn shutdown_message(&self) -> Option<&'static str> {

@@ -52,6 +52,8 @@ pub struct RouterSpec {
     pub transport_v6: bool,
     /// Router only accepts connections (the speaker must connect).
     pub passive: bool,
+    /// GTSM (RFC 5082) towards a directly connected speaker: send TTL 255, accept only 255.
+    pub ttl_security: bool,
 }
 
 impl RouterSpec {
@@ -64,6 +66,7 @@ impl RouterSpec {
             md5: None,
             transport_v6: false,
             passive: false,
+            ttl_security: false,
         }
     }
 
@@ -161,6 +164,9 @@ impl Router {
             if let Some(pw) = &s.md5 {
                 let _ = writeln!(c, "  password \"{pw}\";");
             }
+            if s.ttl_security {
+                let _ = writeln!(c, "  ttl security on;");
+            }
             if s.ibgp() {
                 // iBGP defaults to multihop with recursive next hops; the speaker is on-link.
                 let _ = writeln!(c, "  direct;");
@@ -189,6 +195,9 @@ impl Router {
             }
             if let Some(pw) = &s.md5 {
                 let _ = writeln!(c, " neighbor {peer} password {pw}");
+            }
+            if s.ttl_security {
+                let _ = writeln!(c, " neighbor {peer} ttl-security hops 1");
             }
         }
         for af in ["ipv4", "ipv6"] {
@@ -226,6 +235,12 @@ impl Router {
             );
             if s.passive {
                 let _ = writeln!(c, "  [neighbors.transport.config]\n    passive-mode = true");
+            }
+            if s.ttl_security {
+                let _ = writeln!(
+                    c,
+                    "  [neighbors.ttl-security.config]\n    enabled = true\n    ttl-min = 255"
+                );
             }
             for af in ["ipv4-unicast", "ipv6-unicast"] {
                 let _ = writeln!(
@@ -473,7 +488,30 @@ impl Router {
                     .and_then(|n| n.parse().ok())
                     .ok_or_else(|| format!("bad route count line {line:?}").into())
             }
-            _ => Ok(self.rib(v6)?.len()),
+            Kind::Frr => {
+                let af = if v6 { "ipv6" } else { "ipv4" };
+                let table = self.vtysh(&format!("show bgp {af} unicast json"))?;
+                Ok(routes::parse_frr_table_prefixes(&table)?.len())
+            }
+            Kind::Gobgp => Ok(self.rib(v6)?.len()),
+        }
+    }
+
+    /// The router's best path for exactly `p`, if it has one.
+    pub fn route(&self, p: IpNet) -> TResult<Option<RouteView>> {
+        let v6 = p.addr().is_ipv6();
+        match self.spec.kind {
+            Kind::Bird => {
+                let table = if v6 { "master6" } else { "master4" };
+                let out = self.birdc(&["show", "route", &p.to_string(), "all", "table", table])?;
+                Ok(routes::parse_bird(&out)?.remove(&p))
+            }
+            Kind::Frr => self.frr_route(p),
+            Kind::Gobgp => {
+                let af = if v6 { "ipv6" } else { "ipv4" };
+                let out = self.gobgp(&["global", "rib", "-a", af, &p.to_string(), "-j"])?;
+                Ok(routes::parse_gobgp(&out)?.remove(&p))
+            }
         }
     }
 

@@ -334,7 +334,7 @@ interactive_setup() {
     ipvsadm -a -u 203.0.113.10:53 -r 192.0.2.11:53 -m
     ipvsadm -a -u 203.0.113.10:53 -r 192.0.2.12:53 -m
     # One request every 2 s for at most 2 hours.
-    (n=0; while [ $n -lt 3600 ]; do n=$((n+1)); client_http 203.0.113.10 80 1 >/dev/null; sleep 2; done) &
+    (n=0; while [ $n -lt 3600 ]; do n=$((n+1)); client_http 203.0.113.10 80 1 >/dev/null; client_udp 203.0.113.10 53 1 >/dev/null; sleep 2; done) &
     echo $! >>/tmp/lab.pids
     for i in /sys/class/net/eth*; do
         [ -e "$i" ] || continue
@@ -355,4 +355,52 @@ interactive_setup() {
         echo "lab: ipvs-herald run exited: $(cat /tmp/herald.log)"
     fi
     ipvsadm -Ln --stats
+}
+
+# scrape PORT FILE: GET /metrics from the daemon in this namespace (busybox nc; its wget
+# segfaults in the static build). Fails unless the answer is HTTP 200. The request side stays
+# open until the answer is complete (the exporter drops the answer when the client half-closes
+# first); nc returns when the server closes.
+scrape() {
+    rm -f /tmp/scrape.fifo
+    mkfifo /tmp/scrape.fifo
+    (printf 'GET /metrics HTTP/1.0\r\nHost: lab\r\n\r\n'; exec sleep 60) >/tmp/scrape.fifo &
+    w=$!
+    timeout 60 nc 127.0.0.1 "$1" </tmp/scrape.fifo >"$2" 2>/dev/null
+    kill "$w" 2>/dev/null
+    head -n 1 "$2" | grep -q ' 200 '
+}
+
+# collect_metrics [PORT]: like collect, but around a Prometheus scrape of `ipvs-herald run`
+# (metrics.txt) instead of a dump.
+collect_metrics() {
+    port=${1:-9639}
+    out=$D
+    if ! settle_stats; then
+        echo "counters did not settle" >"$out/unsettled"
+    fi
+    i=0
+    while [ $i -lt 20 ]; do
+        i=$((i + 1))
+        rm -rf "$out/a" "$out/b"
+        snap "$out/a"
+        if ! scrape "$port" "$out/metrics.http"; then
+            echo "scrape of 127.0.0.1:$port failed: $(head -c 300 "$out/metrics.http")" >&2
+            return 1
+        fi
+        snap "$out/b"
+        if same_snap "$out/a" "$out/b"; then
+            mv "$out"/a/* "$out/"
+            rm -rf "$out/a" "$out/b"
+            echo "$i" >"$out/attempts"
+            # Body only (after the blank line ending the HTTP header).
+            awk 'body {print} /^\r?$/ {body=1}' "$out/metrics.http" >"$out/metrics.txt"
+            return 0
+        fi
+        sleep 0.3
+    done
+    mv "$out"/a/* "$out/"
+    echo "inconsistent" >"$out/attempts"
+    echo "collect_metrics: ipvsadm readings never agreed around the scrape after $i attempts" >&2
+    return 1
 }
