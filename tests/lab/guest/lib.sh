@@ -27,7 +27,7 @@ run_scenarios() {
     list=$1
     printf '[reader]\ntimeout_ms = 120000\n' >"$HERALD_TOML"
     mkdir -p "$R/scenarios"
-    herald_daemon_start 127.0.0.1:9639
+    herald_daemon_start 127.0.0.1:9640
     for f in /lab/scenarios/*.sh; do
         name=$(basename "$f" .sh)
         if [ "$list" != all ]; then
@@ -52,11 +52,12 @@ run_scenarios() {
 }
 
 # herald_daemon_start LISTEN: `ipvs-herald run` in the director namespace serving /metrics on
-# LISTEN for the whole run (it reads IPVS at scrape time, so one daemon serves every scenario;
-# lab_reset leaves it alone). Generous scrape bounds for the emulated CPU; the connection-table
+# LISTEN (127.0.0.1:9640 in run_scenarios: a scenario may start its own daemon on 9639) for the
+# whole run (it reads IPVS at scrape time, so one daemon serves every scenario; lab_reset leaves
+# it alone). Generous scrape bounds for the emulated CPU; the connection-table
 # pass is bounded only by the scrape deadline so it is never truncated here.
 HERALD_RUN_TOML=/tmp/lab-herald-run.toml
-HERALD_METRICS_URL=http://127.0.0.1:9639/metrics
+HERALD_METRICS_URL=http://127.0.0.1:9640/metrics
 herald_daemon_start() {
     HERALD_METRICS_URL="http://127.0.0.1:${1##*:}/metrics"
     {
@@ -91,9 +92,9 @@ herald_daemon_stop() {
 }
 
 # (busybox-static 1.35's `wget -T` segfaults, so time bounds come from `timeout`.)
-# scrape FILE: one GET of the running daemon's /metrics (text format 0.0.4: busybox wget sends
-# no Accept header) into FILE; the exit status goes to FILE.rc.
-scrape() {
+# herald_scrape FILE: one GET of the run-wide daemon's /metrics (text format 0.0.4: busybox
+# wget sends no Accept header) into FILE; the exit status goes to FILE.rc.
+herald_scrape() {
     if [ -e /tmp/herald-run.pid ] && timeout 200 wget -q -O "$1" "$HERALD_METRICS_URL" 2>"$1.err"; then
         echo 0 >"$1.rc"
     else
@@ -292,7 +293,7 @@ collect() {
         else
             echo $? >"$out/dump-procfs.rc"
         fi
-        scrape "$out/metrics.txt"
+        herald_scrape "$out/metrics.txt"
         snap "$out/b"
         if same_snap "$out/a" "$out/b"; then
             mv "$out"/a/* "$out/"
