@@ -380,16 +380,38 @@ fn exporter_scenario() {
 // ---------------------------------------------------------------------------------------------
 // Real Prometheus against the real exporter in the lab.
 
-/// Kills the process group of a child started with `process_group(0)` when dropped.
+/// Kills a child started with `process_group(0)`, its process group and every descendant
+/// (GNU `timeout` in lab.sh puts QEMU in a process group of its own) when dropped.
 struct Group(std::process::Child);
+
+/// `pid` and its descendants, by /proc/PID/task/*/children.
+fn descendants(pid: u32, out: &mut Vec<u32>) {
+    out.push(pid);
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for t in tasks.flatten() {
+        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+            if !out.contains(&c) {
+                descendants(c, out);
+            }
+        }
+    }
+}
 
 impl Drop for Group {
     fn drop(&mut self) {
         let pgid = self.0.id();
+        let mut pids = Vec::new();
+        descendants(pgid, &mut pids);
         let _ = Command::new("kill")
             .arg("--")
             .arg(format!("-{pgid}"))
             .status();
+        for p in pids.iter().skip(1) {
+            let _ = Command::new("kill").arg(p.to_string()).status();
+        }
         let _ = self.0.wait();
     }
 }
