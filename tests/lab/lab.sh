@@ -12,6 +12,8 @@
 #   e2e          boot once: the announcer end to end (BIRD router, two directors, ECMP); results in
 #                target/lab/e2e/results/e2e, checked by `cargo test --test lab_e2e`
 #   e2e-bench    boot once: route convergence flips, health-check CPU with 1,000 VIPs, ExaBGP
+#   serve        boot with traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:$LAB_HOST_PORT
+#   exporter-bench  boot once: ipvs-herald vs node_exporter's ipvs collector, 1k and 10k services
 #   vectors      copy the netlink replies captured by the last run into shared/tests/vectors
 #   clean        remove target/lab except the download cache
 #
@@ -32,7 +34,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Everything runs inside main, and the script exits right after it: bash then has parsed the
@@ -79,6 +81,26 @@ main() {
         lab_build
         LAB_TIMEOUT=${LAB_TIMEOUT:-1800} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot e2e-bench
         cat "$LAB_OUT/results/e2e-bench/bench.txt" || die "the guest produced no e2e-bench/bench.txt"
+        ;;
+    serve)
+        # The guest serves /metrics with traffic flowing until herald.serve_seconds; the exporter
+        # is forwarded to 127.0.0.1:$LAB_HOST_PORT (tests/lab_exporter.rs runs Prometheus on it).
+        LAB_OUT="$LAB_OUT/serve"
+        lab_fetch
+        lab_build
+        LAB_DISK_MB=${LAB_DISK_MB:-16} lab_boot serve "herald.serve_seconds=${LAB_SERVE_SECONDS:-600}"
+        ;;
+    exporter-bench)
+        LAB_OUT="$LAB_OUT/exporter-bench"
+        # The optimised build, as for bench.
+        LAB_HERALD_BIN=${LAB_HERALD_BIN:-$LAB_TARGET/release/ipvs-herald}
+        [ -x "$LAB_HERALD_BIN" ] || die "no $LAB_HERALD_BIN: run cargo build --release -p ipvs-herald first"
+        lab_fetch
+        lab_exporter_bench_prepare
+        lab_build
+        LAB_TIMEOUT=${LAB_TIMEOUT:-2400} LAB_MEM_MB=${LAB_MEM_MB:-3072} LAB_DISK_MB=${LAB_DISK_MB:-64} lab_boot exporter-bench
+        cat "$LAB_OUT/results/exporter-bench.txt" || die "the guest produced no exporter-bench.txt"
+        lab_exporter_bench_summary "$LAB_OUT/results/exporter-bench.txt" | tee "$LAB_OUT/results/exporter-bench-summary.txt"
         ;;
     vectors) lab_vectors ;;
     clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + ;;

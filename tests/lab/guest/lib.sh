@@ -27,6 +27,7 @@ run_scenarios() {
     list=$1
     printf '[reader]\ntimeout_ms = 120000\n' >"$HERALD_TOML"
     mkdir -p "$R/scenarios"
+    herald_daemon_start 127.0.0.1:9640
     for f in /lab/scenarios/*.sh; do
         name=$(basename "$f" .sh)
         if [ "$list" != all ]; then
@@ -47,6 +48,59 @@ run_scenarios() {
         echo "$t0 $(cut -d' ' -f1 /proc/uptime)" >"$D/time"
     done
     lab_reset
+    herald_daemon_stop
+}
+
+# herald_daemon_start LISTEN: `ipvs-herald run` in the director namespace serving /metrics on
+# LISTEN (127.0.0.1:9640 in run_scenarios: a scenario may start its own daemon on 9639) for the
+# whole run (it reads IPVS at scrape time, so one daemon serves every scenario; lab_reset leaves
+# it alone). Generous scrape bounds for the emulated CPU; the connection-table
+# pass is bounded only by the scrape deadline so it is never truncated here.
+HERALD_RUN_TOML=/tmp/lab-herald-run.toml
+HERALD_METRICS_URL=http://127.0.0.1:9640/metrics
+herald_daemon_start() {
+    HERALD_METRICS_URL="http://127.0.0.1:${1##*:}/metrics"
+    {
+        cat "$HERALD_TOML"
+        printf '[exporter]\nlisten = "%s"\n' "$1"
+        printf '[exporter.limits]\ndefault_scrape_timeout_seconds = 150\nrequest_timeout_seconds = 200\n'
+        printf '[exporter.conn_table]\nmax_duration_seconds = 0\n'
+    } >"$HERALD_RUN_TOML"
+    "$HERALD" --config "$HERALD_RUN_TOML" run >"$R/herald-run.log" 2>&1 &
+    echo $! >/tmp/herald-run.pid
+    n=0
+    while [ $n -lt 60 ]; do
+        timeout 5 wget -q -O /dev/null "http://127.0.0.1:${1##*:}/-/ready" 2>/dev/null && return 0
+        kill -0 "$(cat /tmp/herald-run.pid)" 2>/dev/null || break
+        sleep 1
+        n=$((n + 1))
+    done
+    echo "herald_daemon_start: ipvs-herald run did not become ready; log:" >&2
+    cat "$R/herald-run.log" >&2
+    return 1
+}
+
+herald_daemon_stop() {
+    [ -e /tmp/herald-run.pid ] || return 0
+    kill "$(cat /tmp/herald-run.pid)" 2>/dev/null
+    n=0
+    while kill -0 "$(cat /tmp/herald-run.pid)" 2>/dev/null && [ $n -lt 30 ]; do
+        sleep 1
+        n=$((n + 1))
+    done
+    rm -f /tmp/herald-run.pid
+}
+
+# (busybox-static 1.35's `wget -T` segfaults, so time bounds come from `timeout`.)
+# herald_scrape FILE: one GET of the run-wide daemon's /metrics (text format 0.0.4: busybox
+# wget sends no Accept header) into FILE; the exit status goes to FILE.rc.
+herald_scrape() {
+    if [ -e /tmp/herald-run.pid ] && timeout 200 wget -q -O "$1" "$HERALD_METRICS_URL" 2>"$1.err"; then
+        echo 0 >"$1.rc"
+    else
+        echo "${?}" >"$1.rc"
+        [ -e /tmp/herald-run.pid ] || echo "no ipvs-herald run daemon" >>"$1.err"
+    fi
 }
 
 # Back to a clean director: no services, no daemons, default timeouts, no namespaces or lab links.
@@ -217,7 +271,8 @@ same_snap() {
 }
 
 # collect [DIR]: wait for counters to settle, then read ipvsadm, `ipvs-herald dump --json
-# --conns` (netlink, then `--source procfs`), and ipvsadm again, until both ipvsadm readings agree (so the dump saw that state).
+# --conns` (netlink, then `--source procfs`), a scrape of the running daemon's /metrics
+# (metrics.txt, when herald_daemon_start ran), and ipvsadm again, until both ipvsadm readings agree (so the dump saw that state).
 collect() {
     out=${1:-$D}
     if ! settle_stats; then
@@ -238,6 +293,7 @@ collect() {
         else
             echo $? >"$out/dump-procfs.rc"
         fi
+        herald_scrape "$out/metrics.txt"
         snap "$out/b"
         if same_snap "$out/a" "$out/b"; then
             mv "$out"/a/* "$out/"

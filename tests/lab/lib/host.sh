@@ -194,7 +194,8 @@ lab_build() {
         mkdir -p "$root/lab/e2e"
         cp "$LAB_DIR"/e2e/* "$root/lab/e2e/"
     fi
-    mkdir -p "$root/lab/scenarios"
+    mkdir -p "$root/lab/scenarios" "$root/lab/exporter"
+    cp "$LAB_DIR"/exporter/*.sh "$root/lab/exporter/"
     cp "$LAB_DIR"/scenarios/*.sh "$root/lab/scenarios/"
     echo "<html>lab</html>" >"$root/var/www/index.html"
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$LAB_OUT/initramfs.cpio.gz" ||
@@ -226,6 +227,10 @@ lab_boot() {
             -kernel "$kernel" -initrd "$initrd" -append "$append" \
             -drive "file=$disk,format=raw,if=virtio" $net
         return $?
+    fi
+    if [ "$mode" = serve ]; then
+        # The guest's exporter reachable from the host for a Prometheus running there.
+        net="-nic user,model=virtio-net-pci,hostfwd=tcp:127.0.0.1:${LAB_HOST_PORT:-9639}-:9639"
     fi
     log "booting VM (mode=$mode, timeout ${LAB_TIMEOUT:-900}s, console: $console)"
     # shellcheck disable=SC2086
@@ -305,4 +310,45 @@ lab_e2e_bench_prepare() {
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $py"
     LAB_EXTRA_TREES="${LAB_EXTRA_TREES:-} /usr/lib/$(basename "$py") /usr/lib/python3/dist-packages/exabgp"
     LAB_EXTRA_PRUNE="${LAB_EXTRA_PRUNE:-} /usr/lib/$(basename "$py")/test /usr/lib/$(basename "$py")/idlelib /usr/lib/$(basename "$py")/tkinter /usr/lib/$(basename "$py")/ensurepip /usr/lib/$(basename "$py")/lib2to3 /usr/lib/$(basename "$py")/pydoc_data /usr/lib/$(basename "$py")/config-3.11-x86_64-linux-gnu"
+}
+
+# Host-side preparation for `lab.sh exporter-bench`: node_exporter (its ipvs collector is the
+# comparison) and curl (timed scrapes) go into the initramfs.
+lab_exporter_bench_prepare() {
+    command -v prometheus-node-exporter >/dev/null 2>&1 || apt-get install -y prometheus-node-exporter >&2 ||
+        die "apt-get install -y prometheus-node-exporter failed"
+    command -v curl >/dev/null 2>&1 || apt-get install -y curl >&2 || die "apt-get install -y curl failed"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v prometheus-node-exporter) $(command -v curl)"
+}
+
+# Summarise exporter-bench.txt: per table size and exporter, median scrape seconds, CPU seconds
+# per scrape, peak RSS, bytes and series per scrape; then ipvs-herald / node_exporter ratios.
+lab_exporter_bench_summary() {
+    awk '
+    function median(list,   n, a, i, j, t) {
+        n = split(list, a, " ")
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    $2 ~ /^scrape_seconds_/ { times[$1] = times[$1] " " $3; labels[$1] = 1 }
+    $2 == "series" { series[$1] = $3 }
+    $2 == "bytes" { bytes[$1] = $3 }
+    $2 == "cpu_ticks_total" { cpu[$1] = $3 }
+    $2 == "scrapes" { n[$1] = $3 }
+    $2 == "vmhwm_kib" { hwm[$1] = $3 }
+    END {
+        printf "%-12s %10s %12s %10s %12s %10s\n", "exporter", "median_s", "cpu_s/scrape", "peak_MiB", "bytes", "series"
+        for (size = 1000; size <= 10000; size *= 10) {
+            for (k = 0; k < 2; k++) {
+                l = (k == 0 ? "node_" : "herald_") size
+                if (!(l in labels)) { printf "%-12s missing\n", l; continue }
+                med[l] = median(times[l])
+                cps[l] = cpu[l] / 100 / n[l]
+                printf "%-12s %10.3f %12.3f %10.1f %12d %10d\n", l, med[l], cps[l], hwm[l] / 1024, bytes[l], series[l]
+            }
+            h = "herald_" size; o = "node_" size
+            if ((h in labels) && (o in labels) && med[h] > 0 && cps[h] > 0)
+                printf "ratio %5d services: node/herald latency %.2fx, node/herald CPU %.2fx, herald/node series %.2fx, herald/node bytes %.2fx, herald/node peak RSS %.2fx\n", size, med[o] / med[h], cps[o] / cps[h], series[h] / series[o], bytes[h] / bytes[o], hwm[h] / hwm[o]
+        }
+    }' "$1"
 }
