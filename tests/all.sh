@@ -36,8 +36,11 @@ bash shared/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 bash announcer/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 
 stage "QEMU lab: real IPVS kernel, dump vs ipvsadm (tests/README.md)"
-cargo clippy --locked -p ipvs-herald --test lab --test lab_e2e -- -D warnings
+cargo clippy --locked -p ipvs-herald --test lab --test lab_e2e --test lab_exporter -- -D warnings
 cargo test --locked --test lab
+
+stage "QEMU lab: exporter scrapes vs ipvsadm in every scenario (same VM run), real Prometheus over every dashboard and rule query"
+IPVS_HERALD_LAB_RESULTS="$PWD/target/lab/results/scenarios" cargo test --locked --test lab_exporter
 
 stage "QEMU lab: all-active ECMP cluster end to end (BIRD router, two directors; tests/lab/e2e/README.md)"
 cargo test --locked --test lab_e2e
