@@ -177,6 +177,20 @@ mod tests {
     }
 
     #[test]
+    fn bgp_every_option_example_parses_and_validates() {
+        let c = example("examples/bgp-every-option.toml");
+        let bgp = c.announcer.bgp.as_ref().unwrap();
+        assert_eq!(bgp.listen.port(), 1179);
+        let (a, rr) = (&bgp.peers[0], &bgp.peers[1]);
+        assert_eq!(a.keepalive, Some(3));
+        assert_eq!(a.md5_password.as_deref(), Some("change-me"));
+        assert!(a.graceful_restart.is_some());
+        assert!(rr.passive);
+        assert_eq!(rr.interface.as_deref(), Some("eth1"));
+        assert_eq!(c.announcer.drain_time, std::time::Duration::from_secs(45));
+    }
+
+    #[test]
     fn ospf_example_parses_and_validates() {
         let c = example("examples/ospf-kernel.toml");
         assert_eq!(c.announcer.backend, herald_announcer::BackendKind::Kernel);
