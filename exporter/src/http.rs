@@ -162,6 +162,9 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(secs(state.cfg.limits.header_read_timeout_seconds))
         .max_buf_size(64 * 1024)
+        // A client may shut down its sending side once the request is out (`nc -N`, some
+        // health checkers); it still gets its answer.
+        .half_close(true)
         .keep_alive(true);
     let conn = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(conn);

@@ -158,6 +158,27 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_half_closes_still_gets_its_answer() {
+    let srv = Server::start(rich(), test_cfg()).await;
+    let addr = srv.addr;
+    tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            .await
+            .unwrap();
+        s.shutdown().await.unwrap();
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.unwrap();
+        let r = parse_response(&raw);
+        assert_eq!(r.status, 200);
+        assert!(r.text().contains("ipvs_up 1"), "{}", r.text());
+    })
+    .await
+    .expect("response within the guard time");
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_answer_as_documented() {
     let srv = Server::start(rich(), test_cfg()).await;
     let r = request(srv.addr, "GET", "/", &[]).await;
