@@ -97,6 +97,8 @@ struct Metrics {
     phase: Family<GroupPhaseLabel, Gauge>,
     healthy_dests: Family<GroupServiceLabel, Gauge>,
     total_dests: Family<GroupServiceLabel, Gauge>,
+    pool_up: Family<GroupServiceLabel, Gauge>,
+    pool_down_count: Family<GroupLabel, Gauge>,
     transitions: Family<GroupLabel, Counter>,
     last_transition: Family<GroupLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     checks_failed: Family<GroupLabel, Counter>,
@@ -136,6 +138,16 @@ impl Metrics {
             "destinations",
             "Destinations per service of the group at the last check",
             m.total_dests.clone(),
+        );
+        r.register(
+            "service_pool_up",
+            "1 while the service's pool of healthy destinations is above the group's threshold (after hysteresis)",
+            m.pool_up.clone(),
+        );
+        r.register(
+            "pool_down_count",
+            "Fewest healthy destinations a service of the group may have and stay up (pool.down_count)",
+            m.pool_down_count.clone(),
         );
         r.register(
             "transitions",
@@ -385,6 +397,9 @@ impl Runtime {
             .get_or_create(&label)
             .set(i64::from(group.phase().is_announced()));
         m.drained.get_or_create(&label).set(i64::from(drained));
+        m.pool_down_count
+            .get_or_create(&label)
+            .set(i64::from(group.config().pool.down_count));
         for p in PHASES {
             m.phase
                 .get_or_create(&GroupPhaseLabel {
@@ -401,6 +416,7 @@ impl Runtime {
                 };
                 m.healthy_dests.get_or_create(&l).set(i64::from(s.healthy));
                 m.total_dests.get_or_create(&l).set(i64::from(s.total));
+                m.pool_up.get_or_create(&l).set(i64::from(s.pool_up));
             }
         }
     }

@@ -160,6 +160,23 @@ fn rule_files_pass_promtool_check_and_unit_tests() {
     assert!(ok, "promtool check rules:\n{out}");
     let (ok, out) = promtool(&["test", "rules", "tests/rules_test.yml"], None, &rules);
     assert!(ok && out.contains("SUCCESS"), "promtool test rules:\n{out}");
+    // The announcer's alerts (BGP session down, VIP withdrawn, pool below threshold, flapping).
+    let rules = repo().join("dashboards/announcer");
+    let (ok, out) = promtool(
+        &["check", "rules", "ipvs-herald-announcer.rules.yml"],
+        None,
+        &rules,
+    );
+    assert!(ok, "promtool check rules (announcer):\n{out}");
+    let (ok, out) = promtool(
+        &["test", "rules", "tests/announcer_rules_test.yml"],
+        None,
+        &rules,
+    );
+    assert!(
+        ok && out.contains("SUCCESS"),
+        "promtool test rules (announcer):\n{out}"
+    );
 }
 
 #[test]
