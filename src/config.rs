@@ -173,6 +173,7 @@ mod tests {
         let web = &c.announcer.vip_groups[0];
         assert_eq!(web.interval, std::time::Duration::from_millis(200));
         assert_eq!(web.pool.up_count, Some(3));
+        assert_eq!(web.up.local_pref, Some(200));
         assert_eq!(c.exporter.service_names.len(), 3);
     }
 
