@@ -11,6 +11,32 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// The man-page sections after the options in `--help`.
+const AFTER_HELP: &str = "\
+SIGNALS:
+  SIGHUP    reload the configuration: VIP groups and their route attributes change at once,
+            without resetting BGP sessions; an invalid file keeps the running configuration
+            (logged; ipvs_herald_config_last_reload_successful 0)
+  SIGTERM   drain every VIP group for announcer.shutdown_drain_time, withdraw, close the BGP
+            sessions with Cease / Administrative Shutdown, stop (bounded by shutdown_timeout)
+  SIGINT    the same as SIGTERM
+
+FILES:
+  config/ipvs-herald.toml               every key with its default and meaning
+  config/examples/*.toml                all-active BGP director, OSPF site, every BGP key
+  /run/ipvs-herald/admin.sock           socket of drain/undrain/status (announcer.admin_socket)
+  /etc/ipvs-herald/maintenance          drains the director (or the groups it lists) while present
+
+ENVIRONMENT:
+  IPVS_HERALD_CONFIG   configuration file, as --config
+  IPVS_HERALD_LOG      log filter, overriding [log] level (e.g. debug, herald_announcer=debug,info)
+
+EXAMPLES:
+  ipvs-herald dump --json --conns > state.json
+  ipvs-herald --config /etc/ipvs-herald.toml run
+  ipvs-herald drain web --time 60s && ipvs-herald status
+";
+
 /// Exit status for a bad command line or configuration (`EX_USAGE` from sysexits.h).
 const EX_USAGE: u8 = 64;
 
@@ -26,7 +52,14 @@ const EX_USAGE: u8 = 64;
 /// configuration. Exit status: 0 on success, 1 on a runtime failure, 64 on a bad command line or
 /// configuration file.
 #[derive(Debug, Parser)]
-#[command(name = "ipvs-herald", version, about, long_about, max_term_width = 100)]
+#[command(
+    name = "ipvs-herald",
+    version,
+    about,
+    long_about,
+    max_term_width = 100,
+    after_long_help = AFTER_HELP
+)]
 struct Cli {
     /// Configuration file (TOML). Every key is optional; see config/ipvs-herald.toml for all of
     /// them with their defaults.
