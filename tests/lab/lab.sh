@@ -11,7 +11,9 @@
 #   bench        boot once and run the benchmarks (10k services, large connection table); prints figures
 #   e2e          boot once: the announcer end to end (BIRD router, two directors, ECMP); results in
 #                target/lab/e2e/results/e2e, checked by `cargo test --test lab_e2e`
-#   e2e-bench    boot once: route convergence flips, health-check CPU with 1,000 VIPs, ExaBGP
+#   e2e-bench    boot once: route convergence flips, health-check CPU with 1,000 VIPs vs ipvsadm and
+#                ExaBGP healthcheck (needs target/release/ipvs-herald; LAB_E2E_BENCH=flips,exabgp,cpu
+#                picks parts, LAB_E2E_BENCH_BASE=BIN adds a second build to the CPU part)
 #   serve        boot with traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:$LAB_HOST_PORT
 #   exporter-bench  boot once: ipvs-herald vs node_exporter's ipvs collector, 1k and 10k services
 #   vectors      copy the netlink replies captured by the last run into shared/tests/vectors
@@ -34,7 +36,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Everything runs inside main, and the script exits right after it: bash then has parsed the
@@ -75,11 +77,25 @@ main() {
         ;;
     e2e-bench)
         LAB_OUT="$LAB_OUT/e2e-bench"
+        # The optimised build, as for bench: CPU figures of a debug build measure the debug build.
+        LAB_HERALD_BIN=${LAB_HERALD_BIN:-$LAB_TARGET/release/ipvs-herald}
+        [ -x "$LAB_HERALD_BIN" ] || die "no $LAB_HERALD_BIN: run cargo build --release -p ipvs-herald first"
         lab_fetch
         lab_e2e_prepare
         lab_e2e_bench_prepare
+        # strace counts the daemon's netlink requests per tick; LAB_E2E_BENCH_BASE (optional)
+        # is a second build measured in the same boot (before/after a change).
+        command -v strace >/dev/null 2>&1 || apt-get install -y strace >&2 || die "apt-get install -y strace failed"
+        LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v strace)"
+        if [ -n "${LAB_E2E_BENCH_BASE:-}" ]; then
+            [ -x "$LAB_E2E_BENCH_BASE" ] || die "LAB_E2E_BENCH_BASE=$LAB_E2E_BENCH_BASE is not an executable"
+            mkdir -p "$LAB_OUT"
+            cp "$LAB_E2E_BENCH_BASE" "$LAB_OUT/ipvs-herald-base" && strip --strip-debug "$LAB_OUT/ipvs-herald-base" ||
+                die "cannot copy $LAB_E2E_BENCH_BASE"
+            LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $LAB_OUT/ipvs-herald-base"
+        fi
         lab_build
-        LAB_TIMEOUT=${LAB_TIMEOUT:-1800} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot e2e-bench
+        LAB_TIMEOUT=${LAB_TIMEOUT:-2700} LAB_MEM_MB=${LAB_MEM_MB:-3072} lab_boot e2e-bench "herald.e2e_bench=${LAB_E2E_BENCH:-flips,exabgp,cpu}"
         cat "$LAB_OUT/results/e2e-bench/bench.txt" || die "the guest produced no e2e-bench/bench.txt"
         ;;
     serve)

@@ -7,16 +7,31 @@
 #     with ipvs-herald (interval 100 ms, rise 3, fall 3, hold-down 0);
 #  2. the same flips with ExaBGP's healthcheck on director 1 instead (its default timers:
 #     interval 5 s, fast interval 1 s, rise 3, fall 3), E2E_EXABGP_FLIPS times;
-#  3. CPU of `ipvs-herald run` with 1,000 VIPs (1,000 IPVS services, one group each) checked
-#     every 100 ms: utime+stime from /proc/<pid>/stat over E2E_CPU_SECONDS.
+#  3. CPU of the health checks with 1,000 VIPs (1,000 IPVS services, one group each) checked
+#     every 100 ms, with ipvsadm and ExaBGP's healthcheck on the same table: bench-cpu.sh.
+# Which parts run: herald.e2e_bench=flips,exabgp,cpu on the kernel command line (lab.sh
+# passes $LAB_E2E_BENCH; default all three).
 # Times are /proc/uptime (10 ms resolution); the route is polled every ~20 ms. Results:
 # $R/e2e-bench/bench.txt (figures) and flips-*.txt (one line per flip: down up seconds).
 
 . /lab/e2e/topology.sh
+. /lab/e2e/bench-cpu.sh
+
+E2E_BENCH_PARTS=flips,exabgp,cpu
+for _arg in $(cat /proc/cmdline); do
+    case "$_arg" in
+    herald.e2e_bench=*) E2E_BENCH_PARTS=${_arg#herald.e2e_bench=} ;;
+    esac
+done
+
+# part NAME: whether NAME is one of the parts to run.
+part() {
+    case ",$E2E_BENCH_PARTS," in *",$1,"*) return 0 ;; esac
+    return 1
+}
 
 E2E_FLIPS=${E2E_FLIPS:-50}
 E2E_EXABGP_FLIPS=${E2E_EXABGP_FLIPS:-10}
-E2E_CPU_SECONDS=${E2E_CPU_SECONDS:-30}
 B=$R/e2e-bench
 # python3 as lab_e2e_bench_prepare copied it (/usr/bin/python3.N).
 PY=$(ls /usr/bin/python3* 2>/dev/null | head -n 1)
@@ -124,8 +139,8 @@ EOF
     echo $! >>/tmp/lab.pids
 }
 
-# 1,000 IPv6 VIPs 2001:db8:1::1-1000 on lo of a fresh namespace d3, each an IPVS service with
-# two real servers, each its own VIP group checked every 100 ms.
+# 1,000 IPv6 VIPs 2001:db8:1::1-3e8 on lo of a fresh namespace d3, each an IPVS service with
+# two real servers (the daemon's configuration: bench-cpu.sh).
 cpu_setup() {
     ns_new d3 || return 1
     : >"$E2E/d3-addrs"
@@ -139,22 +154,6 @@ cpu_setup() {
     done
     ip -n d3 -batch "$E2E/d3-addrs" || return 1
     ip netns exec d3 ipvsadm -R <"$E2E/d3-ipvs" || return 1
-    mkdir -p "$E2E/d3"
-    {
-        printf '[log]\nlevel = "warn"\n[exporter]\nlisten = "127.0.0.1:9639"\n[reader]\ntimeout_ms = 60000\n'
-        printf '[announcer]\nadmin_socket = "%s/d3/admin.sock"\nmaintenance_file = "%s/d3/maintenance"\n' "$E2E" "$E2E"
-        printf '[announcer.bgp]\nrouter_id = "192.0.2.13"\nlocal_as = 65003\nlisten = "127.0.0.1:179"\n'
-        i=0
-        while [ $i -lt 1000 ]; do
-            i=$((i + 1))
-            printf '[[announcer.vip_groups]]\nname = "v%s"\nprefixes = ["2001:db8:1::%x/128"]\ninterval = "100ms"\n' "$i" "$i"
-        done
-    } >"$E2E/d3/herald.toml"
-}
-
-# ticks PID: utime+stime of PID in clock ticks.
-ticks() {
-    awk '{print $14 + $15}' "/proc/$1/stat"
 }
 
 run_e2e_bench() {
@@ -163,77 +162,64 @@ run_e2e_bench() {
     : >"$B/events.txt"
     : >"$B/errors.txt"
     {
-        echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) x $(grep -c ^processor /proc/cpuinfo) vCPU (QEMU TCG), $(uname -r)"
+        echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-) x $(grep -c ^processor /proc/cpuinfo) vCPU (QEMU TCG), $(uname -r); $(awk '/MemTotal/ {print $2}' /proc/meminfo) KiB"
+        echo "ipvs-herald: $(ls -l "$HERALD" | awk '{print $5}') bytes; parts: $E2E_BENCH_PARTS"
         echo "clock: /proc/uptime (10 ms), router route polled every ~20 ms"
     } >"$B/bench.txt"
     E2E_HOLD_DOWN_S=0
-    if ! e2e_topology >"$B/topology.log" 2>&1; then
-        echo "topology setup failed" >>"$B/errors.txt"
-        return 1
+    if part flips || part exabgp; then
+        if ! e2e_topology >"$B/topology.log" 2>&1; then
+            echo "topology setup failed" >>"$B/errors.txt"
+            return 1
+        fi
+        herald_start 1
+        herald_start 2
+        if ! wait_nh_quiet "$VIP_WEB" 2 90; then
+            echo "ipvs-herald: never announced by both directors" >>"$B/errors.txt"
+        elif part flips; then
+            sleep 2
+            flips herald "$E2E_FLIPS"
+            echo "ipvs-herald (interval 100 ms, rise 3, fall 3, hold-down 0): $(summary herald)" >>"$B/bench.txt"
+        fi
+        cp "$E2E/d1/herald.log" "$B/herald-d1.log"
     fi
-    herald_start 1
-    herald_start 2
-    if ! wait_nh_quiet "$VIP_WEB" 2 90; then
-        echo "ipvs-herald: never announced by both directors" >>"$B/errors.txt"
-    else
-        sleep 2
-        flips herald "$E2E_FLIPS"
-        echo "ipvs-herald (interval 100 ms, rise 3, fall 3, hold-down 0): $(summary herald)" >>"$B/bench.txt"
-    fi
-    cp "$E2E/d1/herald.log" "$B/herald-d1.log"
 
     # ExaBGP in place of ipvs-herald on director 1.
-    herald_stop 1
-    if ! wait_nh_quiet "$VIP_WEB" 1 30; then
-        echo "exabgp: director 1's path did not go after its ipvs-herald stopped" >>"$B/errors.txt"
-    fi
-    if [ -n "$PY" ] && [ -x "$PY" ]; then
-        exabgp_start
-        if ! wait_nh_quiet "$VIP_WEB" 2 120; then
-            echo "exabgp: never announced (see exabgp.log)" >>"$B/errors.txt"
-        else
-            sleep 2
-            flips exabgp "$E2E_EXABGP_FLIPS"
-            echo "exabgp healthcheck (defaults: interval 5 s, fast-interval 1 s, rise 3, fall 3; --withdraw-on-down): $(summary exabgp)" >>"$B/bench.txt"
-            a=$(pct "$B/flips-herald.txt" 1 50)
-            b=$(pct "$B/flips-exabgp.txt" 1 50)
-            echo "ratio of p50 path-gone times, exabgp / ipvs-herald: $(awk -v a="$a" -v b="$b" 'BEGIN{if (a>0) printf "%.1f", b/a; else print "n/a"}')" >>"$B/bench.txt"
-            a=$(pct "$B/flips-herald.txt" 2 50)
-            b=$(pct "$B/flips-exabgp.txt" 2 50)
-            echo "ratio of p50 path-back times, exabgp / ipvs-herald: $(awk -v a="$a" -v b="$b" 'BEGIN{if (a>0) printf "%.1f", b/a; else print "n/a"}')" >>"$B/bench.txt"
+    if part exabgp; then
+        herald_stop 1
+        if ! wait_nh_quiet "$VIP_WEB" 1 30; then
+            echo "exabgp: director 1's path did not go after its ipvs-herald stopped" >>"$B/errors.txt"
         fi
-        kill "$(cat "$E2E/exabgp.pid")" 2>/dev/null
-    else
-        echo "exabgp: no /usr/bin/python3* in the initramfs" >>"$B/errors.txt"
-    fi
-
-    # CPU with 1,000 VIP groups.
-    if cpu_setup >"$B/cpu-setup.log" 2>&1; then
-        # /sbin/ip, not lib.sh's ip(): $! must be the daemon itself.
-        /sbin/ip netns exec d3 "$HERALD" --config "$E2E/d3/herald.toml" run >"$B/herald-d3.log" 2>&1 &
-        pid=$!
-        echo $pid >>/tmp/lab.pids
-        sleep 10
-        if kill -0 $pid 2>/dev/null; then
-            a=$(ticks $pid)
-            t0=$(now)
-            sleep "$E2E_CPU_SECONDS"
-            b=$(ticks $pid)
-            el=$(since "$t0")
-            hz=100
-            echo "ipvs-herald, 1,000 VIP groups (1,000 services x 2 real servers) every 100 ms: $((b - a)) ticks (1/$hz s) of utime+stime in $el s = $(awk -v t=$((b - a)) -v e="$el" -v hz=$hz 'BEGIN{printf "%.1f", 100*t/hz/e}')% of one vCPU" >>"$B/bench.txt"
-            if ip netns exec d3 sh -c ". /lab/lib.sh; scrape 9639 $E2E/d3.metrics" >/dev/null 2>&1; then
-                echo "  groups healthy at the end: $(grep -c '^ipvs_herald_vip_group_healthy{.*} 1' "$E2E/d3.metrics") of 1000" >>"$B/bench.txt"
+        if [ -n "$PY" ] && [ -x "$PY" ]; then
+            exabgp_start
+            if ! wait_nh_quiet "$VIP_WEB" 2 120; then
+                echo "exabgp: never announced (see exabgp.log)" >>"$B/errors.txt"
             else
-                echo "  the metrics scrape at the end failed (timed out: the emulated CPU is saturated)" >>"$B/bench.txt"
+                sleep 2
+                flips exabgp "$E2E_EXABGP_FLIPS"
+                echo "exabgp healthcheck (defaults: interval 5 s, fast-interval 1 s, rise 3, fall 3; --withdraw-on-down): $(summary exabgp)" >>"$B/bench.txt"
+                if [ -s "$B/flips-herald.txt" ]; then
+                    a=$(pct "$B/flips-herald.txt" 1 50)
+                    b=$(pct "$B/flips-exabgp.txt" 1 50)
+                    echo "ratio of p50 path-gone times, exabgp / ipvs-herald: $(awk -v a="$a" -v b="$b" 'BEGIN{if (a>0) printf "%.1f", b/a; else print "n/a"}')" >>"$B/bench.txt"
+                    a=$(pct "$B/flips-herald.txt" 2 50)
+                    b=$(pct "$B/flips-exabgp.txt" 2 50)
+                    echo "ratio of p50 path-back times, exabgp / ipvs-herald: $(awk -v a="$a" -v b="$b" 'BEGIN{if (a>0) printf "%.1f", b/a; else print "n/a"}')" >>"$B/bench.txt"
+                fi
             fi
-            echo "  IPVS read timeouts in the daemon's log: $(grep -c 'gave up reading' "$B/herald-d3.log")" >>"$B/bench.txt"
-            kill -TERM $pid
+            kill "$(cat "$E2E/exabgp.pid")" 2>/dev/null
         else
-            echo "cpu: ipvs-herald with 1,000 groups exited (see herald-d3.log)" >>"$B/errors.txt"
+            echo "exabgp: no /usr/bin/python3* in the initramfs" >>"$B/errors.txt"
         fi
-    else
-        echo "cpu: setup failed (see cpu-setup.log)" >>"$B/errors.txt"
+    fi
+    # Nothing of the flips may run during the CPU measurement.
+    for n in 1 2; do
+        [ -e "$E2E/d$n/pid" ] && herald_stop "$n"
+    done
+
+    # CPU with 1,000 VIP groups, ipvsadm and ExaBGP's healthcheck (bench-cpu.sh).
+    if part cpu; then
+        run_cpu_bench
     fi
     echo "errors: $(wc -l <"$B/errors.txt")" >>"$B/bench.txt"
     cat "$B/errors.txt" >>"$B/bench.txt"
