@@ -18,7 +18,7 @@
 
 use herald_shared::model::{Destination, Service, ServiceKey, Snapshot};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -241,17 +241,69 @@ pub struct Observation {
     pub services: Vec<ServiceHealth>,
 }
 
+/// One read of IPVS and of the local addresses, indexed once for every group checked against
+/// it: services by virtual address, addresses in a set. Checking N groups against N services
+/// then costs N lookups, not N scans of every service and every address (at 1,000 VIPs the
+/// scans were most of a tick's user-space time; `announcer/bench/tick.rs`).
+#[derive(Debug)]
+pub struct CheckInput<'a> {
+    snapshot: Result<&'a Snapshot, &'a str>,
+    /// Indices into `snapshot.services` of the address-keyed services, by virtual address, in
+    /// snapshot order.
+    by_addr: HashMap<IpAddr, Vec<usize>>,
+    /// Indices of the fwmark services, in snapshot order.
+    fwmarks: Vec<usize>,
+    local: HashSet<IpAddr>,
+}
+
+impl<'a> CheckInput<'a> {
+    /// Index `snapshot` (`Err` when IPVS could not be read) and `local` (the addresses
+    /// configured on this host).
+    pub fn new(snapshot: Result<&'a Snapshot, &'a str>, local: &[IpAddr]) -> Self {
+        let mut by_addr: HashMap<IpAddr, Vec<usize>> = HashMap::new();
+        let mut fwmarks = Vec::new();
+        if let Ok(snap) = snapshot {
+            for (i, s) in snap.services.iter().enumerate() {
+                match s.key {
+                    ServiceKey::Addr { address, .. } => by_addr.entry(address).or_default().push(i),
+                    ServiceKey::Fwmark { .. } => fwmarks.push(i),
+                }
+            }
+        }
+        CheckInput {
+            snapshot,
+            by_addr,
+            fwmarks,
+            local: local.iter().copied().collect(),
+        }
+    }
+
+    fn with_address(&self, address: &IpAddr) -> &[usize] {
+        self.by_addr.get(address).map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
 /// Check one group against a snapshot. `snapshot` is `Err` when IPVS could not be read (its
 /// message goes into the reasons); `local` lists the addresses configured on this host;
 /// `pools_up` carries each service's pool state from the previous check (for hysteresis) and is
-/// updated in place.
+/// updated in place. To check many groups against one read, build a [`CheckInput`] once and
+/// call [`evaluate_with`].
 pub fn evaluate(
     policy: &GroupPolicy,
     snapshot: Result<&Snapshot, &str>,
     local: &[IpAddr],
     pools_up: &mut BTreeMap<ServiceKey, bool>,
 ) -> Observation {
-    let snapshot = match snapshot {
+    evaluate_with(policy, &CheckInput::new(snapshot, local), pools_up)
+}
+
+/// [`evaluate`] against an indexed read: the same verdict, reasons and service order.
+pub fn evaluate_with(
+    policy: &GroupPolicy,
+    input: &CheckInput<'_>,
+    pools_up: &mut BTreeMap<ServiceKey, bool>,
+) -> Observation {
+    let snapshot = match input.snapshot {
         Ok(s) => s,
         Err(e) => {
             return Observation {
@@ -264,22 +316,47 @@ pub fn evaluate(
     let mut reasons = Vec::new();
     if policy.require_local_vip {
         for vip in &policy.vips {
-            if !local.contains(vip) {
+            if !input.local.contains(vip) {
                 reasons.push(format!("VIP {vip} is not configured on a local interface"));
             }
         }
     }
 
     let selected: Vec<&Service> = if policy.services.is_empty() {
-        snapshot
-            .services
+        // Every service on one of the VIPs, each once, in snapshot order.
+        let mut idx: Vec<usize> = policy
+            .vips
             .iter()
-            .filter(|s| matches!(s.key, ServiceKey::Addr { address, .. } if policy.vips.contains(&address)))
+            .flat_map(|v| input.with_address(v).iter().copied())
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx.iter()
+            .filter_map(|&i| snapshot.services.get(i))
             .collect()
     } else {
         let mut found = Vec::new();
         for sel in &policy.services {
-            match snapshot.services.iter().find(|s| sel.matches(&s.key)) {
+            // The first matching service in snapshot order: an address-keyed service matches
+            // only with its own address, a fwmark service with any.
+            let candidates = sel
+                .address
+                .as_ref()
+                .map(|a| input.with_address(a))
+                .unwrap_or(&[]);
+            let first = candidates
+                .iter()
+                .chain(input.fwmarks.iter())
+                .copied()
+                .filter(|&i| {
+                    snapshot
+                        .services
+                        .get(i)
+                        .is_some_and(|s| sel.matches(&s.key))
+                })
+                .min()
+                .and_then(|i| snapshot.services.get(i));
+            match first {
                 Some(s) => found.push(s),
                 None => reasons.push(format!("IPVS service {} does not exist", describe(sel))),
             }
@@ -717,5 +794,105 @@ mod tests {
         let now = Instant::now();
         assert!(t.observe(now, &obs(true)).is_some());
         assert!(t.observe(now, &obs(false)).is_some());
+    }
+
+    /// The selection rules before the index: a scan of every service per group. The indexed
+    /// [`evaluate_with`] must pick the same services, in the same order, with the same reasons.
+    fn scan_selection(policy: &GroupPolicy, snapshot: &Snapshot) -> Vec<ServiceKey> {
+        if policy.services.is_empty() {
+            snapshot
+                .services
+                .iter()
+                .filter(|s| matches!(s.key, ServiceKey::Addr { address, .. } if policy.vips.contains(&address)))
+                .map(|s| s.key)
+                .collect()
+        } else {
+            policy
+                .services
+                .iter()
+                .filter_map(|sel| snapshot.services.iter().find(|s| sel.matches(&s.key)))
+                .map(|s| s.key)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn indexed_selection_is_the_scan_selection() {
+        let fwm = |family, mark| {
+            let mut s = svc("192.0.2.1", 1, three([1, 1, 1]));
+            s.key = ServiceKey::Fwmark { family, mark };
+            s
+        };
+        let mut udp = svc("192.0.2.10", 53, three([1, 1, 1]));
+        udp.key = ServiceKey::Addr {
+            protocol: Protocol::Udp,
+            address: "192.0.2.10".parse().unwrap(),
+            port: 53,
+        };
+        let s = snap(vec![
+            svc("192.0.2.11", 80, three([1, 1, 1])),
+            fwm(AddressFamily::Inet6, 7),
+            svc("192.0.2.10", 443, three([0, 0, 1])),
+            udp,
+            svc("2001:db8::10", 80, three([1, 1, 1])),
+            fwm(AddressFamily::Inet, 7),
+            svc("192.0.2.10", 80, three([1, 1, 1])),
+        ]);
+        let sel = |protocol: &str, address: Option<&str>, port, mark, family: Option<&str>| {
+            ServiceSelector {
+                protocol: protocol.into(),
+                address: address.map(|a| a.parse().unwrap()),
+                port,
+                mark,
+                family: family.map(str::to_string),
+            }
+        };
+        let mut policies = Vec::new();
+        for vips in [
+            vec!["192.0.2.10"],
+            vec!["192.0.2.10", "192.0.2.10"],
+            vec!["2001:db8::10", "192.0.2.11", "192.0.2.10"],
+            vec!["198.51.100.1"],
+        ] {
+            let mut p = policy();
+            p.vips = vips.iter().map(|v| v.parse().unwrap()).collect();
+            p.pool = PoolThreshold::default();
+            policies.push(p);
+        }
+        let mut p = policy();
+        p.pool = PoolThreshold::default();
+        p.services = vec![
+            sel("tcp", Some("192.0.2.10"), Some(443), None, None),
+            sel("fwmark", None, None, Some(7), Some("inet6")),
+            sel("FWMARK", None, None, Some(7), None),
+            // Not valid configuration, but evaluate must not care: a fwmark service matches
+            // whatever the address says.
+            sel("fwmark", Some("203.0.113.1"), None, Some(7), None),
+            sel("udp", Some("192.0.2.10"), Some(53), None, None),
+            sel("tcp", Some("192.0.2.99"), Some(80), None, None),
+            sel("fwmark", None, None, Some(8), None),
+        ];
+        policies.push(p);
+        let local: Vec<IpAddr> = vec!["192.0.2.10".parse().unwrap()];
+        let input = CheckInput::new(Ok(&s), &local);
+        for p in &policies {
+            let mut pools = BTreeMap::new();
+            let indexed = evaluate_with(p, &input, &mut pools);
+            let keys: Vec<ServiceKey> = indexed.services.iter().map(|h| h.key).collect();
+            assert_eq!(keys, scan_selection(p, &s), "{:?}", p.vips);
+            let mut pools2 = BTreeMap::new();
+            assert_eq!(indexed, evaluate(p, Ok(&s), &local, &mut pools2));
+        }
+        // The explicit selectors: two missing services are named, in selector order.
+        let mut pools = BTreeMap::new();
+        let o = evaluate_with(&policies[4], &input, &mut pools);
+        assert_eq!(
+            o.reasons,
+            [
+                "IPVS service TCP 192.0.2.99:80 does not exist",
+                "IPVS service FWM 8 does not exist"
+            ]
+        );
+        assert!(!o.passed);
     }
 }
