@@ -28,9 +28,9 @@
 # Everything is bounded: every wait has a deadline, every loop a count.
 
 E2E_CPU_SECONDS=${E2E_CPU_SECONDS:-30}
-E2E_STRACE_SECONDS=${E2E_STRACE_SECONDS:-15}
+E2E_STRACE_SECONDS=${E2E_STRACE_SECONDS:-30}
 E2E_IPVSADM_RUNS=${E2E_IPVSADM_RUNS:-10}
-E2E_EXABGP_VIPS=${E2E_EXABGP_VIPS:-100}
+E2E_EXABGP_VIPS=${E2E_EXABGP_VIPS:-20}
 E2E_EXABGP_INTERVAL=${E2E_EXABGP_INTERVAL:-0.1}
 E2E_CPU_VIPS=1000
 
@@ -44,9 +44,11 @@ get() {
     awk -v n="$1" -v k="$2" '$1 == n && $2 == k {v = $3} END {print v}' "$B/cpu.txt"
 }
 
-# div A B [FMT]: A/B, or n/a.
-div() {
-    awk -v a="$1" -v b="$2" -v f="${3:-%.2f}" 'BEGIN{if (b + 0 > 0 && a != "") printf f, a / b; else print "n/a"}'
+# calc FMT EXPR: EXPR (an awk expression of numbers) printed with FMT; n/a when it cannot be
+# computed (an empty value, or a division by zero: EXPR must guard it with "d > 0 ? x : -1").
+calc() {
+    case "$2" in *[!0-9.+*/\(\)\ \<\>=?:\&-]* | "") echo n/a; return ;; esac
+    awk "BEGIN { v = $2; if (v < 0) print \"n/a\"; else printf \"$1\", v }"
 }
 
 lastpid() {
@@ -270,14 +272,18 @@ EOF
     sleep 5
     kids=$(awk -v p=$xpid '{sub(/^.*\) /, ""); if ($2 == p) print FILENAME}' /proc/[0-9]*/stat 2>/dev/null | cut -d/ -f3)
     res exabgp healthcheck_processes "$(echo "$kids" | wc -w)"
-    c0=$(wc -l <"$E2E/hc/count")
+    # CPU, check count, check timeouts and time read back to back at both ends of the window.
     a0=$(tree_cpu $xpid $kids)
+    c0=$(wc -l <"$E2E/hc/count")
+    o0=$(grep -c 'Timeout (' "$B/exabgp-cpu.log")
     t0=$(now)
     sleep "$E2E_CPU_SECONDS"
-    c1=$(wc -l <"$E2E/hc/count")
     a1=$(tree_cpu $xpid $kids)
+    c1=$(wc -l <"$E2E/hc/count")
+    o1=$(grep -c 'Timeout (' "$B/exabgp-cpu.log")
     res exabgp seconds "$(since "$t0")"
     res exabgp checks "$((c1 - c0))"
+    res exabgp timeouts "$((o1 - o0))"
     set -- $a0 $a1
     res exabgp utime_ticks "$(($5 - $1))"
     res exabgp stime_ticks "$(($6 - $2))"
@@ -289,47 +295,58 @@ EOF
 }
 
 # tree_cpu PID...: "user sys main-process rss": user and sys ticks of every PID with its
-# reaped children (utime+cutime, stime+cstime), the first PID's own total, and the summed RSS.
+# reaped children (utime+cutime, stime+cstime), the first PID's own total, and the summed RSS;
+# one awk over every stat file, so that both ends of a window are read within a moment.
 tree_cpu() {
+    _first=$1
+    _files=""
     for p in "$@"; do
-        [ -r "/proc/$p/stat" ] || continue
-        sed 's/^.*) //' "/proc/$p/stat" | awk -v first="$1" -v p="$p" '{print $12 + $14, $13 + $15, (p == first ? $12 + $13 + $14 + $15 : 0), $22 * 4}'
-    done | awk '{u += $1; s += $2; m += $3; r += $4} END {print u, s, m, r}'
+        [ -r "/proc/$p/stat" ] && _files="$_files /proc/$p/stat"
+    done
+    # shellcheck disable=SC2086
+    awk -v first="/proc/$_first/stat" '{
+        f = FILENAME; sub(/^.*\) /, "")
+        u += $12 + $14; s += $13 + $15; r += $22 * 4
+        if (f == first) m = $12 + $13 + $14 + $15
+    } END { print u + 0, s + 0, m + 0, r + 0 }' $_files
 }
 
-# cpu_report: the summary lines of bench.txt.
+# cpu_report: the summary lines of bench.txt. CPU is in clock ticks of 10 ms (USER_HZ 100).
 cpu_report() {
-    hz=100
     for name in herald herald_base herald_procfs; do
         t=$(get $name ticks)
         [ -n "$t" ] || continue
-        cpu=$(( $(get $name utime_ticks) + $(get $name stime_ticks) ))
+        u=$(get $name utime_ticks)
+        s=$(get $name stime_ticks)
         sec=$(get $name seconds)
-        echo "$name: $t checks of 1,000 groups in $sec s ($(div "$t" "$sec") ticks/s, 10 asked); CPU $(div "$cpu" "$sec*$hz/100" %.1f)% of one vCPU (user $(get $name utime_ticks), sys $(get $name stime_ticks) ticks of 10 ms); $(div "$cpu*10" "$t" %.1f) ms CPU per tick = $(div "$cpu*10000" "$t*$E2E_CPU_VIPS" %.1f) us per VIP check; sys share $(div "$(get $name stime_ticks)*100" "$cpu" %.0f)%; RSS $(get $name vmrss_kib) KiB; healthy groups at the end: $(get $name healthy_groups); read timeouts: $(get $name read_timeouts)"
-        s=$(get $name snapshots)
-        if [ -n "$s" ]; then
-            echo "  strace -ff ($E2E_STRACE_SECONDS s, $s whole snapshots): $(get $name genl_requests_per_snapshot) generic-netlink requests, $(get $name genl_recvs_per_snapshot) receives, $(get $name genl_bytes_received_per_snapshot) bytes received and $(get $name genl_bytes_sent_per_snapshot) sent per snapshot; $(get $name threads_per_snapshot) threads per tick; local addresses: $(get $name route_requests_per_list) rtnetlink requests, $(get $name route_bytes_per_list) bytes per list"
+        echo "$name: $t ticks (checks of all 1,000 groups) in $sec s = $(calc %.2f "$sec > 0 ? $t / $sec : -1") ticks/s (10 asked); CPU $(calc %.1f "$sec > 0 ? ($u + $s) / $sec : -1")% of one vCPU (user $u, sys $s ticks; sys $(calc %.0f "$u + $s > 0 ? 100 * $s / ($u + $s) : -1")%); $(calc %.1f "$t > 0 ? 10 * ($u + $s) / $t : -1") ms CPU per tick = $(calc %.1f "$t > 0 ? 10000 * ($u + $s) / ($t * $E2E_CPU_VIPS) : -1") us per VIP check; RSS $(get $name vmrss_kib) KiB; healthy groups at the end: $(get $name healthy_groups); read timeouts: $(get $name read_timeouts)"
+        sn=$(get $name snapshots)
+        if [ -n "$sn" ]; then
+            echo "  strace -ff ($E2E_STRACE_SECONDS s, $sn whole snapshots): $(get $name genl_requests_per_snapshot) generic-netlink requests, $(get $name genl_recvs_per_snapshot) receives, $(get $name genl_bytes_received_per_snapshot) bytes received and $(get $name genl_bytes_sent_per_snapshot) sent per snapshot; local addresses: $(get $name route_requests_per_list) rtnetlink requests, $(get $name route_bytes_per_list) bytes received per list"
         fi
     done
     if [ -n "$(get ipvsadm runs)" ]; then
-        ic=$(awk -v u="$(get ipvsadm user_s)" -v s="$(get ipvsadm sys_s)" 'BEGIN{print u + s}')
-        echo "ipvsadm -Ln ($(get ipvsadm services) services), $(get ipvsadm runs) runs back to back: $(get ipvsadm elapsed_s) s, user $(get ipvsadm user_s) s, sys $(get ipvsadm sys_s) s = $(div "$ic*1000" "$(get ipvsadm runs)" %.1f) ms CPU per run; netlink per run (strace -c): $(get ipvsadm sendmsg_per_run) sends, $(get ipvsadm recvmsg_per_run) receives"
+        r=$(get ipvsadm runs)
+        ic=$(calc %.2f "$(get ipvsadm user_s) + $(get ipvsadm sys_s)")
+        echo "ipvsadm -Ln ($(get ipvsadm services) services), $r runs back to back: $(get ipvsadm elapsed_s) s, user $(get ipvsadm user_s) s, sys $(get ipvsadm sys_s) s = $(calc %.0f "1000 * $ic / $r") ms CPU per run; netlink per run (strace -c): $(get ipvsadm sendmsg_per_run) sends, $(get ipvsadm recvmsg_per_run) receives"
         for name in herald herald_base herald_procfs; do
             t=$(get $name ticks)
             [ -n "$t" ] || continue
-            cpu=$(( $(get $name utime_ticks) + $(get $name stime_ticks) ))
-            echo "  ratio CPU per ipvsadm -Ln / CPU per $name tick (both read all 1,000 services): $(div "$ic*100/$(get ipvsadm runs)" "$cpu/$t" %.1f)"
+            c=$(($(get $name utime_ticks) + $(get $name stime_ticks)))
+            echo "  ratio CPU per ipvsadm -Ln run / CPU per $name tick (each reads all 1,000 services): $(calc %.1f "$c > 0 ? (100 * $ic / $r) / ($c / $t) : -1")"
         done
     fi
     if [ -n "$(get exabgp checks)" ]; then
-        xc=$(( $(get exabgp utime_ticks) + $(get exabgp stime_ticks) ))
+        xu=$(get exabgp utime_ticks)
+        xs=$(get exabgp stime_ticks)
         ch=$(get exabgp checks)
-        echo "exabgp healthcheck: $(get exabgp healthcheck_processes) processes (interval $E2E_EXABGP_INTERVAL s) under one ExaBGP, $ch checks in $(get exabgp seconds) s ($(div "$ch" "$(get exabgp seconds)" %.1f) checks/s; $(awk -v n="$E2E_EXABGP_VIPS" -v i="$E2E_EXABGP_INTERVAL" 'BEGIN{printf "%.0f", n / i}') asked); CPU $xc ticks (user $(get exabgp utime_ticks), sys $(get exabgp stime_ticks); ExaBGP itself $(get exabgp main_ticks)) = $(div "$xc*10" "$ch" %.2f) ms per VIP check; RSS of ExaBGP and its healthchecks $(get exabgp rss_kib) KiB; start-up $(get exabgp startup_s) s"
+        xsec=$(get exabgp seconds)
+        echo "exabgp healthcheck: $(get exabgp healthcheck_processes) processes (--interval/--fast-interval $E2E_EXABGP_INTERVAL s) under one ExaBGP; $ch checks in $xsec s = $(calc %.1f "$xsec > 0 ? $ch / $xsec : -1") checks/s ($(calc %.0f "$E2E_EXABGP_VIPS / $E2E_EXABGP_INTERVAL") asked); $(get exabgp timeouts) check timeouts in the window; CPU user $xu, sys $xs ticks (ExaBGP itself $(get exabgp main_ticks)) = $(calc %.1f "$xsec > 0 ? ($xu + $xs) / $xsec : -1")% of one vCPU, $(calc %.1f "$ch > 0 ? 10 * ($xu + $xs) / $ch : -1") ms per VIP check (sys $(calc %.0f "$xu + $xs > 0 ? 100 * $xs / ($xu + $xs) : -1")%); RSS of ExaBGP and its healthchecks $(get exabgp rss_kib) KiB; start-up $(get exabgp startup_s) s"
         for name in herald herald_base herald_procfs; do
             t=$(get $name ticks)
             [ -n "$t" ] || continue
-            cpu=$(( $(get $name utime_ticks) + $(get $name stime_ticks) ))
-            echo "  ratio CPU per VIP check, exabgp healthcheck / $name: $(div "$xc/$ch" "$cpu/($t*$E2E_CPU_VIPS)" %.0f)"
+            c=$(($(get $name utime_ticks) + $(get $name stime_ticks)))
+            echo "  ratio CPU per VIP check, exabgp healthcheck / $name: $(calc %.0f "$ch > 0 && $c > 0 ? (($xu + $xs) / $ch) / ($c / ($t * $E2E_CPU_VIPS)) : -1")"
         done
     fi
 }
