@@ -200,7 +200,17 @@ pub fn decode_stats(buf: &[u8], is_64bit: bool) -> Result<Stats, CodecError> {
             // IPVS_STATS_ATTR_PAD and anything newer.
             _ => continue,
         };
-        *slot = get_uint(&a, &format!("IPVS_STATS_ATTR {}", a.kind))?;
+        // The attribute's name is formatted only for an error: this runs ten times per
+        // service and destination on every read.
+        *slot = match a.payload.len() {
+            4 | 8 => get_uint(&a, "")?,
+            n => {
+                return err(format!(
+                    "IPVS_STATS_ATTR {}: payload is {n} byte(s), expected 4 or 8",
+                    a.kind
+                ))
+            }
+        };
     }
     Ok(Stats {
         counters: c,
@@ -210,19 +220,21 @@ pub fn decode_stats(buf: &[u8], is_64bit: bool) -> Result<Stats, CodecError> {
 }
 
 /// Choose `STATS64` over `STATS`; an error when neither is present.
+/// `who` names the service or destination in an error; it is called only then (formatting an
+/// address for every service and destination of every read cost more than decoding them).
 fn pick_stats(
     stats: Option<&[u8]>,
     stats64: Option<&[u8]>,
-    who: &str,
+    who: impl Fn() -> String,
 ) -> Result<Stats, CodecError> {
     match (stats64, stats) {
         (Some(b), _) => {
-            decode_stats(b, true).map_err(|e| CodecError(format!("{who} STATS64: {e}")))
+            decode_stats(b, true).map_err(|e| CodecError(format!("{} STATS64: {e}", who())))
         }
         (None, Some(b)) => {
-            decode_stats(b, false).map_err(|e| CodecError(format!("{who} STATS: {e}")))
+            decode_stats(b, false).map_err(|e| CodecError(format!("{} STATS: {e}", who())))
         }
-        (None, None) => err(format!("{who} has neither STATS64 nor STATS")),
+        (None, None) => err(format!("{} has neither STATS64 nor STATS", who())),
     }
 }
 
@@ -300,7 +312,7 @@ pub fn decode_service(buf: &[u8]) -> Result<Service, CodecError> {
         (Some(b), AddressFamily::Inet6) => u32::from_ne_bytes(b),
         (None, _) => 0,
     };
-    let stats = pick_stats(stats, stats64, &format!("service {key}"))?;
+    let stats = pick_stats(stats, stats64, || format!("service {key}"))?;
     Ok(Service {
         key,
         scheduler,
@@ -390,7 +402,7 @@ pub fn decode_dest(buf: &[u8], service_family: AddressFamily) -> Result<Destinat
         }),
         _ => None,
     };
-    let stats = pick_stats(stats, stats64, &format!("destination {address}"))?;
+    let stats = pick_stats(stats, stats64, || format!("destination {address}"))?;
     Ok(Destination {
         address,
         family,
@@ -746,6 +758,23 @@ mod tests {
         parts.truncate(8); // neither STATS nor STATS64
         let e = decode_service(&parts.concat()).unwrap_err().to_string();
         assert!(e.contains("neither STATS64 nor STATS"), "{e}");
+    }
+
+    #[test]
+    fn a_bad_counter_names_the_service_and_the_attribute() {
+        // The names are formatted only on this path (not on every decode): the message must
+        // still say which service, which stats set and which counter.
+        let mut stats = stats_attrs(true, 0);
+        put_attr(&mut stats, IPVS_STATS_ATTR_INBYTES, &[1, 2]);
+        let mut parts = service_parts();
+        parts[9] = attr(IPVS_SVC_ATTR_STATS64, &stats);
+        let e = decode_service(&parts.concat()).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!(
+                "service TCP 192.0.2.1:80 STATS64: IPVS_STATS_ATTR {IPVS_STATS_ATTR_INBYTES}: payload is 2 byte(s), expected 4 or 8"
+            )
+        );
     }
 
     #[test]
