@@ -9,7 +9,9 @@
 //! 3. `snapshot clone`: copying the 1,000-service snapshot, the stand-in for building it from
 //!    the kernel's replies (the netlink decoder allocates the same services and destinations);
 //! 4. `procfs parse`: [`herald_shared::procfs::parse_ip_vs`] of the same table as
-//!    `/proc/net/ip_vs` text (the procfs source's whole user-space read);
+//!    `/proc/net/ip_vs` text (the procfs source's whole user-space read); `netlink decode`: the
+//!    netlink source's attribute decoding, a real captured GET_SERVICE and two GET_DEST
+//!    messages per service;
 //! 5. `control loop`: the real [`Runtime`] (its tick: snapshot on the blocking pool, local
 //!    addresses, evaluate, step, metrics, route actions) on a two-worker tokio runtime like the
 //!    daemon's, fed by an in-memory source; process CPU (utime + stime from `/proc/self/stat`)
@@ -277,6 +279,46 @@ fn main() {
         ns / 1e3,
         ns / n as f64,
         text.len()
+    );
+
+    // 4b. The netlink source's decoding: a real kernel reply per service (GET_SERVICE
+    // message) and per destination (GET_DEST message), captured in the lab
+    // (shared/tests/vectors), decoded as many times as the table has services and
+    // destinations. Framing and syscalls are not included (genl_roundtrip has them).
+    let vectors = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/tests/vectors");
+    let read = |f: &str| std::fs::read(vectors.join(f)).expect("captured netlink vector");
+    let svc_msg = read("get_service-lab-ipv6-0000.bin");
+    let dest_msg = read("get_dest-lab-ipv6-0000.bin");
+    let attrs = |m: &[u8]| -> Vec<u8> {
+        herald_shared::netlink::codec::split_genl(m)
+            .expect("genl header")
+            .2
+            .to_vec()
+    };
+    let (svc_attrs, dest_attrs) = (attrs(&svc_msg), attrs(&dest_msg));
+    let family = herald_shared::netlink::codec::decode_service_msg(&svc_attrs)
+        .expect("captured service decodes")
+        .key
+        .family();
+    let ns = median_ns(9, 10, || {
+        for _ in 0..n {
+            let mut svc = herald_shared::netlink::codec::decode_service_msg(&svc_attrs)
+                .expect("captured service decodes");
+            for _ in 0..2 {
+                svc.destinations.push(
+                    herald_shared::netlink::codec::decode_dest_msg(&dest_attrs, family)
+                        .expect("captured destination decodes"),
+                );
+            }
+            std::hint::black_box(svc);
+        }
+    });
+    println!(
+        "netlink decode:     {:>10.1} us per tick, {:>8.0} ns per service ({} + 2 x {} bytes of attributes each)",
+        ns / 1e3,
+        ns / n as f64,
+        svc_attrs.len(),
+        dest_attrs.len()
     );
 
     // 5. The control loop, at a 10 ms interval so that LOOP_TICKS ticks take little wall time
