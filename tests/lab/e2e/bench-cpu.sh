@@ -185,23 +185,25 @@ strace_summary() {
         }' "$B/strace-$1.threads" | while read -r k v; do res "$1" "$k" "$v"; done
 }
 
-# ipvsadm -Ln of the whole table, back to back; CPU from busybox time.
+# ipvsadm_cpu NAME: ipvsadm -Ln of the whole table, back to back; CPU from busybox time. Run
+# twice (NAME ipvsadm_first before the daemons, ipvsadm after them) because the host's load can
+# change between phases: the two show how much.
 ipvsadm_cpu() {
-    ip netns exec d3 ipvsadm -Ln | grep -c '^TCP' >"$B/ipvsadm-services.txt"
-    res ipvsadm services "$(cat "$B/ipvsadm-services.txt")"
+    ip netns exec d3 ipvsadm -Ln | grep -c '^TCP' >"$B/$1-services.txt"
+    res "$1" services "$(cat "$B/$1-services.txt")"
     # The loop runs in d3 (ip netns exec execs the shell there); time's child is that shell,
     # whose reaped children are the ipvsadm runs.
-    /sbin/ip netns exec d3 time -f '%U %S %e' -o "$B/ipvsadm-time.txt" \
+    /sbin/ip netns exec d3 time -f '%U %S %e' -o "$B/$1-time.txt" \
         sh -c "i=0; while [ \$i -lt $E2E_IPVSADM_RUNS ]; do ipvsadm -Ln >/dev/null; i=\$((i + 1)); done" \
         2>>"$B/errors.txt"
-    read -r _u _s _e <"$B/ipvsadm-time.txt"
-    res ipvsadm runs "$E2E_IPVSADM_RUNS"
-    res ipvsadm user_s "$_u"
-    res ipvsadm sys_s "$_s"
-    res ipvsadm elapsed_s "$_e"
-    ip netns exec d3 strace -f -c -o "$B/ipvsadm-strace-c.txt" ipvsadm -Ln >/dev/null 2>&1
-    res ipvsadm sendmsg_per_run "$(awk '$NF == "sendmsg" || $NF == "sendto" {n += $4} END {print n + 0}' "$B/ipvsadm-strace-c.txt")"
-    res ipvsadm recvmsg_per_run "$(awk '$NF == "recvmsg" || $NF == "recvfrom" {n += $4} END {print n + 0}' "$B/ipvsadm-strace-c.txt")"
+    read -r _u _s _e <"$B/$1-time.txt"
+    res "$1" runs "$E2E_IPVSADM_RUNS"
+    res "$1" user_s "$_u"
+    res "$1" sys_s "$_s"
+    res "$1" elapsed_s "$_e"
+    ip netns exec d3 strace -f -c -o "$B/$1-strace-c.txt" ipvsadm -Ln >/dev/null 2>&1
+    res "$1" sendmsg_per_run "$(awk '$NF == "sendmsg" || $NF == "sendto" {n += $4} END {print n + 0}' "$B/$1-strace-c.txt")"
+    res "$1" recvmsg_per_run "$(awk '$NF == "recvmsg" || $NF == "recvfrom" {n += $4} END {print n + 0}' "$B/$1-strace-c.txt")"
 }
 
 # ExaBGP with E2E_EXABGP_VIPS healthcheck processes in d3.
@@ -325,17 +327,18 @@ cpu_report() {
             echo "  strace -ff ($E2E_STRACE_SECONDS s, $sn whole snapshots): $(get $name genl_requests_per_snapshot) generic-netlink requests, $(get $name genl_recvs_per_snapshot) receives, $(get $name genl_bytes_received_per_snapshot) bytes received and $(get $name genl_bytes_sent_per_snapshot) sent per snapshot; local addresses: $(get $name route_requests_per_list) rtnetlink requests, $(get $name route_bytes_per_list) bytes received per list"
         fi
     done
-    if [ -n "$(get ipvsadm runs)" ]; then
-        r=$(get ipvsadm runs)
-        ic=$(calc %.2f "$(get ipvsadm user_s) + $(get ipvsadm sys_s)")
-        echo "ipvsadm -Ln ($(get ipvsadm services) services), $r runs back to back: $(get ipvsadm elapsed_s) s, user $(get ipvsadm user_s) s, sys $(get ipvsadm sys_s) s = $(calc %.0f "1000 * $ic / $r") ms CPU per run; netlink per run (strace -c): $(get ipvsadm sendmsg_per_run) sends, $(get ipvsadm recvmsg_per_run) receives"
+    for ia in ipvsadm_first ipvsadm; do
+        [ -n "$(get $ia runs)" ] || continue
+        r=$(get $ia runs)
+        ic=$(calc %.2f "$(get $ia user_s) + $(get $ia sys_s)")
+        echo "$ia: ipvsadm -Ln ($(get $ia services) services), $r runs back to back: $(get $ia elapsed_s) s, user $(get $ia user_s) s, sys $(get $ia sys_s) s = $(calc %.0f "1000 * $ic / $r") ms CPU per run; netlink per run (strace -c): $(get $ia sendmsg_per_run) sends, $(get $ia recvmsg_per_run) receives"
         for name in herald herald_base herald_procfs; do
             t=$(get $name ticks)
             [ -n "$t" ] || continue
             c=$(($(get $name utime_ticks) + $(get $name stime_ticks)))
-            echo "  ratio CPU per ipvsadm -Ln run / CPU per $name tick (each reads all 1,000 services): $(calc %.1f "$c > 0 ? (100 * $ic / $r) / ($c / $t) : -1")"
+            echo "  ratio CPU per ipvsadm -Ln run ($ia) / CPU per $name tick (each reads all 1,000 services): $(calc %.1f "$c > 0 ? (100 * $ic / $r) / ($c / $t) : -1")"
         done
-    fi
+    done
     if [ -n "$(get exabgp checks)" ]; then
         xu=$(get exabgp utime_ticks)
         xs=$(get exabgp stime_ticks)
@@ -361,12 +364,13 @@ run_cpu_bench() {
     if [ ! -r /proc/sys/kernel/ns_last_pid ]; then
         echo "cpu: /proc/sys/kernel/ns_last_pid is missing: cannot count ticks" >>"$B/errors.txt"
     fi
+    ipvsadm_cpu ipvsadm_first
     herald_cpu herald "$HERALD" netlink strace
     if [ -x /usr/bin/ipvs-herald-base ]; then
         herald_cpu herald_base /usr/bin/ipvs-herald-base netlink strace
     fi
     herald_cpu herald_procfs "$HERALD" procfs
-    ipvsadm_cpu
+    ipvsadm_cpu ipvsadm
     if [ -n "$PY" ] && [ -x "$PY" ]; then
         exabgp_cpu
     else
