@@ -13,7 +13,8 @@
 #     the generic-netlink requests sent and the bytes received (each reader thread opens one
 #     NETLINK_GENERIC socket and makes every request of one snapshot on it);
 #  3. `ipvsadm -Ln` of the same table, E2E_IPVSADM_RUNS times back to back (what a script-based
-#     checker runs): CPU per run, and its netlink calls under `strace -c`;
+#     checker runs): CPU per run, and its netlink calls under `strace -c`; once before the
+#     daemons (ipvsadm_first) and once after them (ipvsadm), as the host's load moves;
 #  4. ExaBGP's healthcheck: E2E_EXABGP_VIPS processes under one ExaBGP (one per VIP, the way
 #     it is deployed), each at --interval/--fast-interval E2E_EXABGP_INTERVAL (10 checks/s
 #     asked), each check `ipvsadm -Ln -t [VIP]:80 | awk` on the weights (the same pool rule as
