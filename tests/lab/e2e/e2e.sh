@@ -168,14 +168,14 @@ e2e_drain() {
 # SIGHUP with an invalid file, then the valid file again.
 e2e_reload() {
     pid=$(cat "$E2E/d1/pid")
-    d="$E2E_OUT/reload"
-    mkdir -p "$d"
-    scrape_d 1 "$d/metrics-before.txt"
-    birdc show route all "$VIP_API/32" protocol d1 >"$d/route-before.txt" 2>&1
+    od="$E2E_OUT/reload"
+    mkdir -p "$od"
+    scrape_d 1 "$od/metrics-before.txt"
+    birdc show route all "$VIP_API/32" protocol d1 >"$od/route-before.txt" 2>&1
     ev bird-d1-before-reload "$(bird_proto d1)"
     E2E_API_UP='up = { med = 50, communities = ["65001:777"] }'
     herald_config 1 65001
-    cp "$E2E/d1/herald.toml" "$d/herald-reloaded.toml"
+    cp "$E2E/d1/herald.toml" "$od/herald-reloaded.toml"
     ev sighup-attrs "pid=$pid"
     kill -HUP "$pid"
     rmin=1
@@ -183,11 +183,11 @@ e2e_reload() {
     seen=""
     end=$(deadline 30)
     while before "$end"; do
-        birdc show route all "$VIP_API/32" protocol d1 >"$d/route-poll.txt" 2>&1
-        grep -q "^$VIP_API/32 " "$d/route-poll.txt" || rmin=0
+        birdc show route all "$VIP_API/32" protocol d1 >"$od/route-poll.txt" 2>&1
+        grep -q "^$VIP_API/32 " "$od/route-poll.txt" || rmin=0
         n=$(nh_count "$VIP_API")
         [ "$n" -lt "$nmin" ] && nmin=$n
-        if grep -q 'BGP.med: 50' "$d/route-poll.txt" && grep -q '(65001,777)' "$d/route-poll.txt"; then
+        if grep -q 'BGP.med: 50' "$od/route-poll.txt" && grep -q '(65001,777)' "$od/route-poll.txt"; then
             seen=1
             ev reload-attrs-seen
             break
@@ -195,12 +195,12 @@ e2e_reload() {
         usleep 50000
     done
     [ -n "$seen" ] || ev timeout reload-attrs-seen
-    cp "$d/route-poll.txt" "$d/route-after.txt"
+    cp "$od/route-poll.txt" "$od/route-after.txt"
     ev reload-api-min-routes "$rmin"
     ev reload-api-min-nexthops "$nmin"
     ev bird-d1-after-reload "$(bird_proto d1)"
     sleep 1
-    scrape_d 1 "$d/metrics-after.txt"
+    scrape_d 1 "$od/metrics-after.txt"
     # An invalid file: the daemon must keep running with the configuration it has.
     echo 'this is = = not TOML [' >>"$E2E/d1/herald.toml"
     ev sighup-invalid "pid=$pid"
@@ -208,8 +208,8 @@ e2e_reload() {
     ok=""
     end=$(deadline 30)
     while before "$end"; do
-        scrape_d 1 "$d/metrics-invalid.txt"
-        if [ "$(metric "$d/metrics-invalid.txt" ipvs_herald_config_last_reload_successful)" = 0 ]; then
+        scrape_d 1 "$od/metrics-invalid.txt"
+        if [ "$(metric "$od/metrics-invalid.txt" ipvs_herald_config_last_reload_successful)" = 0 ]; then
             ok=1
             break
         fi
@@ -218,7 +218,7 @@ e2e_reload() {
     [ -n "$ok" ] || ev timeout reload-invalid-metric
     sleep 1
     if kill -0 "$pid" 2>/dev/null; then ev reload-invalid-alive 1; else ev reload-invalid-alive 0; fi
-    birdc show route all "$VIP_API/32" protocol d1 >"$d/route-invalid.txt" 2>&1
+    birdc show route all "$VIP_API/32" protocol d1 >"$od/route-invalid.txt" 2>&1
     ev reload-invalid-api-nexthops "$(nh_count "$VIP_API")"
     ev bird-d1-after-invalid "$(bird_proto d1)"
     # The valid file again (the changed attributes stay).
@@ -229,8 +229,8 @@ e2e_reload() {
     ok=""
     end=$(deadline 30)
     while before "$end"; do
-        scrape_d 1 "$d/metrics-fixed.txt"
-        if [ "$(metric "$d/metrics-fixed.txt" ipvs_herald_config_last_reload_successful)" = 1 ]; then
+        scrape_d 1 "$od/metrics-fixed.txt"
+        if [ "$(metric "$od/metrics-fixed.txt" ipvs_herald_config_last_reload_successful)" = 1 ]; then
             ok=1
             break
         fi
@@ -243,8 +243,8 @@ e2e_reload() {
 # The maintenance file on d1 (empty: every group): GRACEFUL_SHUTDOWN first, withdrawal after
 # drain_time (2 s); removed: everything announced again. BIRD is polled for d1's routes.
 e2e_maint() {
-    d="$E2E_OUT/maint"
-    mkdir -p "$d"
+    od="$E2E_OUT/maint"
+    mkdir -p "$od"
     ev bird-d1-before-maint "$(bird_proto d1)"
     ev maint-on
     : >"$E2E/d1/maintenance"
@@ -253,18 +253,18 @@ e2e_maint() {
     path=""
     end=$(deadline 60)
     while before "$end"; do
-        d1_routes >"$d/poll.txt"
+        d1_routes >"$od/poll.txt"
         for v in $VIP_WEB $VIP_API $VIP_WEB6; do
             p=$(plen "$v")
             case " $gs " in *" $v "*) ;; *)
-                if grep -q "^$p gshut" "$d/poll.txt"; then
+                if grep -q "^$p gshut" "$od/poll.txt"; then
                     gs="$gs $v"
                     ev maint-gshut "$v"
                 fi
                 ;;
             esac
             case " $gone " in *" $v "*) ;; *)
-                if ! grep -q "^$p " "$d/poll.txt"; then
+                if ! grep -q "^$p " "$od/poll.txt"; then
                     gone="$gone $v"
                     ev maint-withdrawn "$v"
                 fi
@@ -283,7 +283,7 @@ e2e_maint() {
     done
     [ "$(echo $gone | wc -w)" = 3 ] || ev timeout maint-withdrawn "$gone"
     ev bird-d1-during-maint "$(bird_proto d1)"
-    ip netns exec d1 "$HERALD" --config "$E2E/d1/herald.toml" status >"$d/status.txt" 2>&1
+    ip netns exec d1 "$HERALD" --config "$E2E/d1/herald.toml" status >"$od/status.txt" 2>&1
     sleep 1
     ev maint-off
     rm -f "$E2E/d1/maintenance"
@@ -295,9 +295,9 @@ e2e_maint() {
 # api's pool on d1 down until Prometheus shows the announcer alerts for it (rules with `for:`
 # shortened to 2s), at most 90 s; then back.
 e2e_alert() {
-    d="$E2E_OUT/prom"
-    mkdir -p "$d"
-    prom_get /api/v1/alerts "$d/alerts-before.json" || ev error "prometheus /api/v1/alerts failed"
+    od="$E2E_OUT/prom"
+    mkdir -p "$od"
+    prom_get /api/v1/alerts "$od/alerts-before.json" || ev error "prometheus /api/v1/alerts failed"
     ev alert-pool-down-begin
     pool_weight d1 "$VIP_API" 0 || ev error "ipvsadm -e failed"
     ev alert-pool-down
@@ -306,11 +306,11 @@ e2e_alert() {
     end=$(deadline 90)
     while before "$end"; do
         i=$((i + 1))
-        prom_get /api/v1/alerts "$d/alerts-$i.json"
+        prom_get /api/v1/alerts "$od/alerts-$i.json"
         ev alerts-poll "$i"
         # Both alerts firing for api on d1: split the JSON at "{", the labels are on one line
         # (sorted: alertname, group, instance, ...) and the state on the next.
-        n=$(tr '{' '\n' <"$d/alerts-$i.json" | awk '
+        n=$(tr '{' '\n' <"$od/alerts-$i.json" | awk '
             /"alertname":"IpvsHerald(VipWithdrawn|PoolBelowThreshold)","group":"api","instance":"192.0.2.11:9639"/ { hit = 1; next }
             hit && /"state":"firing"/ { n++ }
             { hit = 0 }
@@ -353,8 +353,9 @@ e2e_manage() {
     ag=""
     end=$(deadline 30)
     while before "$end"; do
-        r=$(nh_count "$VIP_MGD")
+        # Address first, then route: a route still there after the address went is caught.
         a=$(mgd_addr)
+        r=$(nh_count "$VIP_MGD")
         echo "$(now) down $r $a" >>"$E2E_OUT/mgd-samples.txt"
         [ -z "$rg" ] && [ "$r" = 0 ] && rg=1 && ev mgd-route-gone
         [ -z "$ag" ] && [ "$a" = 0 ] && ag=1 && ev mgd-addr-gone
@@ -371,6 +372,7 @@ e2e_manage() {
     ab=""
     end=$(deadline 30)
     while before "$end"; do
+        # Route first, then address: a route there before the address came is caught.
         r=$(nh_count "$VIP_MGD")
         a=$(mgd_addr)
         echo "$(now) up $r $a" >>"$E2E_OUT/mgd-samples.txt"
@@ -388,14 +390,23 @@ e2e_manage() {
 # Every expression of the announcer dashboard and rules (extracted on the host into
 # /lab/e2e-prom/queries.tsv: index, URL-encoded PromQL) against the in-VM Prometheus.
 e2e_prom_queries() {
-    d="$E2E_OUT/prom"
-    mkdir -p "$d"
-    cp /lab/e2e-prom/queries.jsonl "$d/" 2>/dev/null || ev error "no /lab/e2e-prom/queries.jsonl"
-    prom_get /api/v1/targets "$d/targets.json" || ev error "prometheus /api/v1/targets failed"
-    prom_get /api/v1/rules "$d/rules.json" || ev error "prometheus /api/v1/rules failed"
+    od="$E2E_OUT/prom"
+    mkdir -p "$od"
+    cp /lab/e2e-prom/queries.jsonl "$od/" 2>/dev/null || ev error "no /lab/e2e-prom/queries.jsonl"
+    prom_get /api/v1/targets "$od/targets.json" || ev error "prometheus /api/v1/targets failed"
+    prom_get /api/v1/rules "$od/rules.json" || ev error "prometheus /api/v1/rules failed"
     while IFS="$(printf '\t')" read -r idx enc; do
-        prom_get "/api/v1/query?query=$enc" "$d/q-$idx.json" || echo "$idx" >>"$d/q-failed.txt"
+        # An empty answer is asked again (at most 3 times, 3 s apart: a scrape slowed down by
+        # the emulated CPU marks series stale); each answer is kept.
+        for try in 1 2 3 4; do
+            prom_get "/api/v1/query?query=$enc" "$od/q-$idx.json" || echo "$idx" >>"$od/q-failed.txt"
+            cp "$od/q-$idx.json" "$od/q-$idx.try$try.json" 2>/dev/null
+            grep -q '"result":\[\]' "$od/q-$idx.json" 2>/dev/null || break
+            sleep 3
+        done
     done </lab/e2e-prom/queries.tsv
+    prom_get "/api/v1/query?query=ipvs_herald_bgp_session_state%5B1m%5D" "$od/session-state-1m.json"
+    prom_get "/api/v1/query?query=up%5B1m%5D" "$od/up-1m.json"
     ev prom-queries-done
 }
 
