@@ -388,19 +388,21 @@ e2e_manage() {
 }
 
 # Every expression of the announcer dashboard and rules (extracted on the host into
-# /lab/e2e-prom/queries.tsv: index, URL-encoded PromQL) against the in-VM Prometheus.
+# /lab/e2e-prom/queries.tsv: index, kind, URL-encoded PromQL) against the in-VM Prometheus.
 e2e_prom_queries() {
     od="$E2E_OUT/prom"
     mkdir -p "$od"
     cp /lab/e2e-prom/queries.jsonl "$od/" 2>/dev/null || ev error "no /lab/e2e-prom/queries.jsonl"
     prom_get /api/v1/targets "$od/targets.json" || ev error "prometheus /api/v1/targets failed"
     prom_get /api/v1/rules "$od/rules.json" || ev error "prometheus /api/v1/rules failed"
-    while IFS="$(printf '\t')" read -r idx enc; do
-        # An empty answer is asked again (at most 3 times, 3 s apart: a scrape slowed down by
-        # the emulated CPU marks series stale); each answer is kept.
+    while IFS="$(printf '\t')" read -r idx kind enc; do
+        # An empty answer of a dashboard query is asked again (at most 3 times, 3 s apart: a
+        # scrape slowed down by the emulated CPU marks series stale); each answer is kept. Alert
+        # expressions are empty when nothing is wrong.
         for try in 1 2 3 4; do
             prom_get "/api/v1/query?query=$enc" "$od/q-$idx.json" || echo "$idx" >>"$od/q-failed.txt"
             cp "$od/q-$idx.json" "$od/q-$idx.try$try.json" 2>/dev/null
+            [ "$kind" = rule ] && break
             grep -q '"result":\[\]' "$od/q-$idx.json" 2>/dev/null || break
             sleep 3
         done

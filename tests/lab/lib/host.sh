@@ -309,7 +309,7 @@ lab_e2e_prepare() {
 # every `for:` is shortened to 2s (so an alert is seen pending/firing within one pool-down) and
 # every PromQL expression of the announcer dashboard and rules (dashboards/extract-promql.py):
 # queries.jsonl (the extractor's lines plus "idx" and "eval", the expression sent) and
-# queries.tsv (idx, URL-encoded "eval") for the guest's wget.
+# queries.tsv (idx, kind, URL-encoded "eval") for the guest's wget.
 lab_e2e_prom_prepare() {
     command -v prometheus >/dev/null 2>&1 || apt-get install -y prometheus >&2 ||
         die "apt-get install -y prometheus failed"
@@ -340,7 +340,7 @@ with open(d + "/queries.jsonl", "w") as j, open(d + "/queries.tsv", "w") as t:
         r["idx"] = i
         r["eval"] = e
         j.write(json.dumps(r) + "\n")
-        t.write("%d\t%s\n" % (i, urllib.parse.quote(e, safe="")))
+        t.write("%d\t%s\t%s\n" % (i, r.get("kind", "query"), urllib.parse.quote(e, safe="")))
 EOF
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v prometheus)"
     LAB_EXTRA_COPY="${LAB_EXTRA_COPY:-} $pd=/lab/e2e-prom"
