@@ -40,6 +40,8 @@ const SETTLE_S: f64 = 1.0;
 /// How far the managed VIP's withdrawal at the router may trail the removal of its address:
 /// the daemon does not wait between the two (see the managed-VIP test).
 const MGD_RACE_S: f64 = 0.25;
+/// See [`assert_same_session`].
+const SINCE_JITTER_S: f64 = 0.5;
 
 static RUN: OnceLock<Result<Run, String>> = OnceLock::new();
 
@@ -721,17 +723,10 @@ fn drain_of_one_group_keeps_other_vips_and_the_session() {
         "1",
         "BIRD lost d1's api route during the drain of web"
     );
-    let before = r.find("bird-d1-before-drain", None).map(|e| e.args.clone());
-    let after = r.find("bird-d1-after-drain", None).map(|e| e.args.clone());
-    assert!(
-        before
-            .as_ref()
-            .is_some_and(|a| a.first().map(String::as_str) == Some("up")),
-        "session d1 not up before the drain: {before:?}"
-    );
-    assert_eq!(
-        before, after,
-        "BIRD's session to d1 changed during the drain (state, since)"
+    assert_same_session(
+        &r.args("bird-d1-before-drain"),
+        &r.args("bird-d1-after-drain"),
+        "drain",
     );
     let status = r.read("status-drained.txt");
     assert!(
@@ -785,6 +780,62 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
         "{failed} of {} requests after the first announcement failed, all inside the windows {windows:?}",
         after.len()
     );
+}
+
+/// Asserts that two `bird_proto d1` readings (state, since-date, since-time, info) are the same
+/// session: same state and info, since-times within SINCE_JITTER_S (BIRD prints its monotonic
+/// state-change time converted to the wall clock, which moves by milliseconds between readings
+/// under TCG: 08:50:34.075, .076, .077 for one session in one run, 71 ms once; a re-established
+/// session is seconds later).
+fn assert_same_session(a: &[String], b: &[String], what: &str) {
+    let since = |v: &[String]| -> f64 {
+        match v {
+            [_, date, time, ..] => wall_secs(&format!("{date}T{time}"))
+                .unwrap_or_else(|e| panic!("{what}: BIRD's since {v:?}: {e}")),
+            _ => panic!("{what}: BIRD's protocol line {v:?} is short"),
+        }
+    };
+    assert_eq!(
+        a.first().map(String::as_str),
+        Some("up"),
+        "{what}: session d1 not up: {a:?}"
+    );
+    assert!(
+        a.first() == b.first()
+            && a.get(3) == b.get(3)
+            && (since(a) - since(b)).abs() < SINCE_JITTER_S,
+        "{what}: BIRD's session to d1 changed: {a:?} -> {b:?}"
+    );
+}
+
+/// The daemon's own log (`2026-11-21T08:51:40.974451Z  INFO ... route phase change group=web
+/// from="announced" to="draining"`, ANSI colours stripped): when `group` first went `from` ->
+/// `to` at or after uptime `after`.
+fn phase_change(r: &Run, log: &str, group: &str, from: &str, to: &str, after: f64) -> Option<f64> {
+    let text = r.read(log);
+    let want = [
+        format!("group={group} "),
+        format!("from=\"{from}\""),
+        format!("to=\"{to}\""),
+    ];
+    text.lines().find_map(|raw| {
+        let mut l = String::with_capacity(raw.len());
+        let mut esc = false;
+        for c in raw.chars() {
+            match (esc, c) {
+                (false, '\u{1b}') => esc = true,
+                (true, 'm') => esc = false,
+                (true, _) => {}
+                (false, c) => l.push(c),
+            }
+        }
+        if !l.contains("route phase change") || !want.iter().all(|w| l.contains(w.as_str())) {
+            return None;
+        }
+        let stamp = l.split_whitespace().next()?.trim_end_matches('Z');
+        let t = wall_secs(stamp).ok()? - r.offset;
+        (t >= after).then_some(t)
+    })
 }
 
 /// BIRD's log lines (`2026-11-21 08:27:25.199 <TRACE> ...`, the guest's wall clock) at or after
@@ -900,21 +951,8 @@ fn sighup_changes_route_attributes_without_resetting_the_session() {
     );
     // The session was not reset: same state and since-time before and after both SIGHUPs.
     let s0 = r.args("bird-d1-before-reload");
-    assert_eq!(
-        s0.first().map(String::as_str),
-        Some("up"),
-        "session d1 before the reload: {s0:?}"
-    );
-    assert_eq!(
-        r.args("bird-d1-after-reload"),
-        s0,
-        "BIRD's session to d1 changed with the SIGHUP"
-    );
-    assert_eq!(
-        r.args("bird-d1-after-invalid"),
-        s0,
-        "BIRD's session to d1 changed with the invalid SIGHUP"
-    );
+    assert_same_session(&s0, &r.args("bird-d1-after-reload"), "SIGHUP");
+    assert_same_session(&s0, &r.args("bird-d1-after-invalid"), "invalid SIGHUP");
     let bounced = d1_session_events(r, t_hup - r.clock_tol, t_end);
     assert!(
         bounced.is_empty(),
@@ -985,8 +1023,31 @@ fn maintenance_file_gracefully_shuts_down_then_withdraws_and_returns() {
             gs_seen < gone_seen,
             "{vip}: BIRD never showed GRACEFUL_SHUTDOWN before the withdrawal (seen {gs_seen:.2}, withdrawn seen {gone_seen:.2})"
         );
+        // The daemon's log: draining for drain_time, then withdrawn ("drained").
+        let group = match vip {
+            VIP_WEB => "web",
+            VIP_API => "api",
+            _ => "web6",
+        };
+        let log = "herald-d1.log";
+        let d_start = phase_change(r, log, group, "announced", "draining", t_on - r.clock_tol)
+            .unwrap_or_else(|| panic!("{log}: {group} never went announced -> draining after the maintenance file appeared"));
+        let d_end = phase_change(r, log, group, "draining", "drained", d_start)
+            .unwrap_or_else(|| panic!("{log}: {group} never went draining -> drained"));
+        assert!(
+            d_end - d_start >= drain - 0.001,
+            "{group}: drained {:.3} s after it started draining, before drain_time {drain} s",
+            d_end - d_start
+        );
+        assert!(
+            d_end - d_start <= drain + slack(),
+            "{group}: drained only {:.3} s after it started draining (drain_time {drain} s)",
+            d_end - d_start
+        );
         // BIRD's log (ms stamps): the re-announcement with the draining attributes, then the
-        // withdrawal drain_time later.
+        // withdrawal. The gap at BIRD is drain_time plus the difference of the two UPDATEs'
+        // trips from the daemon's decision to BIRD, which under TCG were 0.5-0.9 s each; only
+        // the order and half the drain are asserted here.
         let gs = bird_first(r, t_on - r.clock_tol, &["d1.ipv", "> added", &prefix]).unwrap_or_else(|| {
             panic!("BIRD's log has no re-announcement of{prefix}by d1 after the maintenance file appeared")
         });
@@ -994,13 +1055,8 @@ fn maintenance_file_gracefully_shuts_down_then_withdraws_and_returns() {
             panic!("BIRD's log has no withdrawal of{prefix}by d1 after {gs:.2}")
         });
         assert!(
-            gone - gs >= drain - 0.05,
-            "{vip}: withdrawn {:.3} s after the GRACEFUL_SHUTDOWN announcement, before drain_time {drain} s",
-            gone - gs
-        );
-        assert!(
-            gone - gs <= drain + slack(),
-            "{vip}: withdrawn only {:.3} s after the GRACEFUL_SHUTDOWN announcement (drain_time {drain} s)",
+            gone - gs >= drain / 2.0,
+            "{vip}: withdrawn {:.3} s after the GRACEFUL_SHUTDOWN announcement reached BIRD (drain_time {drain} s)",
             gone - gs
         );
         assert!(
@@ -1016,31 +1072,20 @@ fn maintenance_file_gracefully_shuts_down_then_withdraws_and_returns() {
             "{vip}: the router's kernel route kept d1 until the withdrawal ({path:.3} vs {gone:.3})"
         );
         eprintln!(
-            "maintenance {vip}: GRACEFUL_SHUTDOWN at BIRD +{:.3} s, d1 out of the kernel route +{:.3} s, withdrawn +{:.3} s ({:.3} s after GRACEFUL_SHUTDOWN)",
+            "maintenance {vip}: daemon draining +{:.3} s for {:.3} s; at BIRD GRACEFUL_SHUTDOWN +{:.3} s, withdrawn +{:.3} s ({:.3} s later); d1 out of the router's kernel route +{:.3} s",
+            d_start - t_on,
+            d_end - d_start,
             gs - t_on,
-            path - t_on,
             gone - t_on,
-            gone - gs
+            gone - gs,
+            path - t_on
         );
     }
     // Sessions stay up throughout: same state (and since-time before and after), and BIRD's log
     // shows no state change, connection event or error of d1 in the whole window.
     let s0 = r.args("bird-d1-before-maint");
-    assert_eq!(
-        s0.first().map(String::as_str),
-        Some("up"),
-        "session d1 before maintenance: {s0:?}"
-    );
-    assert_eq!(
-        r.args("bird-d1-during-maint").first(),
-        s0.first(),
-        "session d1 changed state during maintenance"
-    );
-    assert_eq!(
-        r.args("bird-d1-after-maint"),
-        s0,
-        "session d1 changed after maintenance"
-    );
+    assert_same_session(&s0, &r.args("bird-d1-during-maint"), "during maintenance");
+    assert_same_session(&s0, &r.args("bird-d1-after-maint"), "after maintenance");
     let t_after = r.at("bird-d1-after-maint", None);
     let bounced = d1_session_events(r, t_on - r.clock_tol, t_after);
     assert!(

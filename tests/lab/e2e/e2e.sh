@@ -9,6 +9,8 @@
 # bounded by a wait with a generous timeout; the guest only records (events.txt with uptime
 # stamps, requests.txt, BIRD and ipvsadm views), tests/lab_e2e.rs asserts.
 
+# The IPv6 group, the managed-address group and Prometheus (see topology.sh).
+E2E_EXTRAS=1
 . /lab/e2e/topology.sh
 
 # bird_routes VIP PROTO: how many routes BIRD holds for VIP from protocol PROTO.

@@ -22,6 +22,8 @@
 # adds it to the dummy interface herald0 before announcing and removes it after withdrawing;
 # it is on lo of the real servers for LVS-DR, but not on the director's lo).
 # Prometheus (from the Debian package) runs in rt and scrapes both directors every 2 s.
+# The groups web6 and mgd, the IPv6 family on the sessions and Prometheus are only there with
+# E2E_EXTRAS=1 (e2e.sh sets it; the benchmark, bench.sh, keeps the two-group directors it measured).
 
 E2E=${E2E:-/tmp/e2e}
 E2E_OUT=${E2E_OUT:-$R/e2e}
@@ -40,6 +42,7 @@ E2E_FALL=${E2E_FALL:-3}
 E2E_HOLD_DOWN_S=${E2E_HOLD_DOWN_S:-3}
 E2E_HOLD_TIME=${E2E_HOLD_TIME:-9}
 E2E_SHUTDOWN_DRAIN_S=${E2E_SHUTDOWN_DRAIN_S:-2}
+E2E_EXTRAS=${E2E_EXTRAS:-0}
 
 # Seconds since boot with centisecond resolution, without a fork.
 now() {
@@ -148,8 +151,7 @@ remote_as = 65000
 local_address = "192.0.2.1$1"
 hold_time = $E2E_HOLD_TIME
 connect_retry = { min = 0.3, max = 2.0 }
-families = ["ipv4", "ipv6"]
-next_hop_v6 = "2001:db8:2::1$1"
+$([ "$E2E_EXTRAS" = 1 ] && printf 'families = ["ipv4", "ipv6"]\nnext_hop_v6 = "2001:db8:2::1%s"' "$1")
 
 [[announcer.vip_groups]]
 name = "web"
@@ -167,6 +169,9 @@ rise = $E2E_RISE
 fall = $E2E_FALL
 hold_down = "${E2E_HOLD_DOWN_S}s"
 ${E2E_API_UP:-}
+EOF
+    [ "$E2E_EXTRAS" = 1 ] || return 0
+    cat >>"$d/herald.toml" <<EOF
 
 [[announcer.vip_groups]]
 name = "web6"
@@ -281,7 +286,7 @@ e2e_topology() {
     bird_config
     ip netns exec rt bird -f -c "$E2E/bird.conf" -s "$E2E/bird.ctl" -P "$E2E/bird.pid" >"$E2E/bird.out" 2>&1 &
     echo $! >>/tmp/lab.pids
-    prom_start
+    [ "$E2E_EXTRAS" = 1 ] && prom_start
     printf 'interval_ms %s\nrise %s\nfall %s\nhold_down_s %s\nhold_time_s %s\nshutdown_drain_s %s\n' \
         "$E2E_INTERVAL_MS" "$E2E_RISE" "$E2E_FALL" "$E2E_HOLD_DOWN_S" "$E2E_HOLD_TIME" \
         "$E2E_SHUTDOWN_DRAIN_S" >"$E2E_OUT/timers.txt"
