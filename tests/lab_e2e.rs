@@ -1035,7 +1035,8 @@ fn maintenance_file_gracefully_shuts_down_then_withdraws_and_returns() {
         let d_end = phase_change(r, log, group, "draining", "drained", d_start)
             .unwrap_or_else(|| panic!("{log}: {group} never went draining -> drained"));
         assert!(
-            d_end - d_start >= drain - 0.001,
+            // The log lines of one tick's groups are written a few ms apart, after the decision.
+            d_end - d_start >= drain - 0.05,
             "{group}: drained {:.3} s after it started draining, before drain_time {drain} s",
             d_end - d_start
         );
