@@ -232,6 +232,32 @@ impl Fsm {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// `d` times a uniform random factor in [0.75, 1.0] (RFC 4271 §10: KeepaliveTimer and
+    /// ConnectRetryTimer are jittered so that many sessions do not fire in step).
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let frac = (self.next_rand() >> 11) as f64 / (1u64 << 53) as f64;
+        d.mul_f64(0.75 + frac / 4.0)
+    }
+
+    /// Apply new local-only settings (keepalive interval, backoff) to a running FSM. When the
+    /// session has negotiated timers, returns the new keepalive interval to re-arm the timer
+    /// with (`None` when keepalives are off or not yet negotiated).
+    pub fn reconfigure(&mut self, keepalive: Option<u16>, backoff: Backoff) -> Option<Duration> {
+        self.cfg.keepalive = keepalive;
+        self.cfg.backoff = backoff;
+        if !matches!(self.state, State::OpenConfirm | State::Established) || self.hold.is_zero() {
+            return None;
+        }
+        let hold = u16::try_from(self.hold.as_secs()).unwrap_or(u16::MAX);
+        let third = u64::from(hold / 3);
+        let ka = match keepalive {
+            Some(k) => u64::from(k).min(third),
+            None => third,
+        };
+        self.keepalive = Duration::from_secs(ka.max(1));
+        Some(self.jitter(self.keepalive))
+    }
+
     /// Backoff for the current failure count, with jitter: a uniform factor in [0.5, 1.0].
     fn backoff_delay(&mut self) -> Duration {
         let base = self.cfg.backoff.delay(self.failures.saturating_sub(1));
@@ -242,7 +268,7 @@ impl Fsm {
     fn start_sequence(&mut self, passive: bool) -> Vec<Action> {
         let mut a = vec![Action::StartTimer(
             Timer::ConnectRetry,
-            self.cfg.connect_retry,
+            self.jitter(self.cfg.connect_retry),
         )];
         if passive {
             self.state = State::Active;
@@ -333,7 +359,7 @@ impl Fsm {
                 // The attempt took too long: give up on it and retry right away.
                 vec![
                     Action::DropConnection,
-                    Action::StartTimer(Timer::ConnectRetry, self.cfg.connect_retry),
+                    Action::StartTimer(Timer::ConnectRetry, self.jitter(self.cfg.connect_retry)),
                     Action::Connect,
                 ]
             }
@@ -351,7 +377,7 @@ impl Fsm {
             (S::Active, E::ConnectRetryTimerExpires) => {
                 vec![Action::StartTimer(
                     Timer::ConnectRetry,
-                    self.cfg.connect_retry,
+                    self.jitter(self.cfg.connect_retry),
                 )]
             }
 
@@ -364,7 +390,8 @@ impl Fsm {
                     a.push(Action::StopTimer(Timer::Hold));
                     a.push(Action::StopTimer(Timer::Keepalive));
                 } else {
-                    a.push(Action::StartTimer(Timer::Keepalive, self.keepalive));
+                    let ka = self.jitter(self.keepalive);
+                    a.push(Action::StartTimer(Timer::Keepalive, ka));
                     a.push(Action::StartTimer(Timer::Hold, self.hold));
                 }
                 a
@@ -392,7 +419,7 @@ impl Fsm {
             (S::OpenConfirm | S::Established, E::KeepaliveTimerExpires) => {
                 vec![
                     Action::SendKeepalive,
-                    Action::StartTimer(Timer::Keepalive, self.keepalive),
+                    Action::StartTimer(Timer::Keepalive, self.jitter(self.keepalive)),
                 ]
             }
             (S::OpenSent | S::OpenConfirm | S::Established, E::HoldTimerExpires) => {
@@ -466,6 +493,67 @@ mod tests {
         })
     }
 
+    fn timer(a: &[Action], t: Timer) -> Duration {
+        a.iter()
+            .find_map(|x| match x {
+                Action::StartTimer(tt, d) if *tt == t => Some(*d),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{t:?} not armed in {a:?}"))
+    }
+
+    /// RFC 4271 §10: between 0.75 and 1.0 times the configured value.
+    fn jittered(d: Duration, base: Duration) {
+        assert!(
+            d >= base.mul_f64(0.75) && d <= base,
+            "{d:?} is not within [0.75, 1.0] x {base:?}"
+        );
+    }
+
+    #[test]
+    fn keepalive_and_connect_retry_are_jittered_over_the_whole_range() {
+        let mut ka = Vec::new();
+        let mut cr = Vec::new();
+        for seed in 1..=200u64 {
+            let mut f = Fsm::new(cfg(false), seed);
+            cr.push(timer(&f.step(Event::ManualStart), Timer::ConnectRetry));
+            f.step(Event::TcpCrAcked);
+            f.step(open(90));
+            f.step(Event::KeepAliveMsg);
+            ka.push(timer(&f.step(Event::KeepaliveTimerExpires), Timer::Keepalive));
+        }
+        for (v, base) in [(&ka, Duration::from_secs(30)), (&cr, Duration::from_secs(5))] {
+            for d in v.iter() {
+                jittered(*d, base);
+            }
+            let min = v.iter().min().copied().unwrap_or_default();
+            let max = v.iter().max().copied().unwrap_or_default();
+            // 200 draws of a uniform factor: both ends of the range are reached closely.
+            assert!(min < base.mul_f64(0.78), "min {min:?} of {base:?}");
+            assert!(max > base.mul_f64(0.97), "max {max:?} of {base:?}");
+        }
+    }
+
+    #[test]
+    fn reconfigure_recomputes_keepalive_only_when_negotiated() {
+        let mut f = Fsm::new(cfg(false), 3);
+        assert_eq!(f.reconfigure(Some(5), Backoff { min: 2.0, max: 4.0 }), None);
+        established(&mut f);
+        let d = f
+            .reconfigure(Some(5), Backoff { min: 2.0, max: 4.0 })
+            .expect("re-armed");
+        jittered(d, Duration::from_secs(5));
+        assert_eq!(f.keepalive_time(), Duration::from_secs(5));
+        // Capped to a third of the negotiated hold time, as at negotiation.
+        f.reconfigure(Some(60), Backoff::default());
+        assert_eq!(f.keepalive_time(), Duration::from_secs(30));
+        // The new backoff drives the next failure.
+        f.reconfigure(None, Backoff { min: 2.0, max: 4.0 });
+        let a = f.step(Event::TcpConnectionFails);
+        let d = idle_hold(&a).expect("idle hold");
+        assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2), "{d:?}");
+    }
+
     #[test]
     fn idle_ignores_everything_but_start() {
         let mut f = Fsm::new(cfg(false), 7);
@@ -481,13 +569,9 @@ mod tests {
         }
         let a = f.step(Event::ManualStart);
         assert_eq!(f.state(), State::Connect);
-        assert_eq!(
-            a,
-            vec![
-                Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(5)),
-                Action::Connect
-            ]
-        );
+        assert_eq!(a.len(), 2);
+        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
+        assert_eq!(a[1], Action::Connect);
     }
 
     #[test]
@@ -503,10 +587,7 @@ mod tests {
         assert_eq!(f.hold_time(), Duration::from_secs(30));
         assert_eq!(f.keepalive_time(), Duration::from_secs(10));
         assert_eq!(a[0], Action::SendKeepalive);
-        assert!(a.contains(&Action::StartTimer(
-            Timer::Keepalive,
-            Duration::from_secs(10)
-        )));
+        jittered(timer(&a, Timer::Keepalive), Duration::from_secs(10));
         assert!(a.contains(&Action::StartTimer(Timer::Hold, Duration::from_secs(30))));
         let a = f.step(Event::KeepAliveMsg);
         assert_eq!(f.state(), State::Established);
@@ -556,13 +637,8 @@ mod tests {
         assert!(a.contains(&Action::Listen));
         let a = f.step(Event::ConnectRetryTimerExpires);
         assert_eq!(f.state(), State::Active);
-        assert_eq!(
-            a,
-            vec![Action::StartTimer(
-                Timer::ConnectRetry,
-                Duration::from_secs(5)
-            )]
-        );
+        assert_eq!(a.len(), 1);
+        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
         f.step(Event::TcpConnectionConfirmed);
         assert_eq!(f.state(), State::OpenSent);
     }
@@ -573,14 +649,10 @@ mod tests {
         f.step(Event::ManualStart);
         let a = f.step(Event::ConnectRetryTimerExpires);
         assert_eq!(f.state(), State::Connect);
-        assert_eq!(
-            a,
-            vec![
-                Action::DropConnection,
-                Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(5)),
-                Action::Connect
-            ]
-        );
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0], Action::DropConnection);
+        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
+        assert_eq!(a[2], Action::Connect);
     }
 
     #[test]
@@ -637,13 +709,9 @@ mod tests {
         let mut f = Fsm::new(cfg(false), 1);
         established(&mut f);
         let a = f.step(Event::KeepaliveTimerExpires);
-        assert_eq!(
-            a,
-            vec![
-                Action::SendKeepalive,
-                Action::StartTimer(Timer::Keepalive, Duration::from_secs(30))
-            ]
-        );
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0], Action::SendKeepalive);
+        jittered(timer(&a, Timer::Keepalive), Duration::from_secs(30));
         // Keepalive and Update restart the hold timer.
         assert_eq!(
             f.step(Event::UpdateMsg),

@@ -56,6 +56,7 @@ pub mod metrics;
 pub mod msg;
 pub mod nexthop;
 pub mod rib;
+pub mod reconfig;
 mod sockopt;
 pub mod tasks;
 pub mod testutil;
