@@ -65,6 +65,26 @@ pub struct SessionInit {
     pub seed: u64,
 }
 
+/// Commands from the speaker to one running session (live reconfiguration).
+#[derive(Debug)]
+pub enum SessionCtl {
+    /// Close the session with this NOTIFICATION (sent when OPEN was exchanged) and stop the
+    /// task for good (peer removed, or reset to be replaced by a new session).
+    Stop(Notification),
+    /// Replace the peer's settings that need no new session (next hops, keepalive interval,
+    /// backoff); with `resend`, send every announced route again (next hops changed).
+    Update {
+        /// The new peer configuration (its session keys equal the running ones).
+        peer: Box<PeerConfig>,
+        /// Re-send the Adj-RIB-Out as UPDATEs.
+        resend: bool,
+    },
+}
+
+/// The passive peers the listener hands connections to, by address; replaced on
+/// reconfiguration while the listener runs.
+pub(crate) type PassivePeers = Arc<Mutex<Vec<(PeerConfig, mpsc::Sender<TcpStream>)>>>;
+
 type ConnectFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
 
@@ -81,6 +101,7 @@ enum Input {
     Closed,
     Connected(io::Result<TcpStream>),
     Incoming(TcpStream),
+    Ctl(SessionCtl),
     TableChanged,
     Shutdown(String),
 }
@@ -92,6 +113,7 @@ pub struct Session {
     table: watch::Receiver<RouteTable>,
     shutdown: watch::Receiver<Option<String>>,
     incoming: Option<mpsc::Receiver<TcpStream>>,
+    ctl: Option<mpsc::Receiver<SessionCtl>>,
     state_tx: watch::Sender<State>,
     shared: Arc<Mutex<PeerShared>>,
     metrics: Metrics,
@@ -144,6 +166,7 @@ impl Session {
         table: watch::Receiver<RouteTable>,
         shutdown: watch::Receiver<Option<String>>,
         incoming: Option<mpsc::Receiver<TcpStream>>,
+        ctl: Option<mpsc::Receiver<SessionCtl>>,
         state_tx: watch::Sender<State>,
         shared: Arc<Mutex<PeerShared>>,
         metrics: Metrics,
@@ -165,6 +188,7 @@ impl Session {
             table,
             shutdown,
             incoming,
+            ctl,
             state_tx,
             shared,
             metrics,
@@ -267,6 +291,15 @@ impl Session {
                     Some(s) => Input::Incoming(s),
                     None => { self.incoming = None; continue }
                 },
+                c = async {
+                    match self.ctl.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match c {
+                    Some(c) => Input::Ctl(c),
+                    None => { self.ctl = None; continue }
+                },
                 // Last, and only while no sync is pending: a burst of table changes costs one
                 // wake-up and one diff per SYNC_DELAY, never starving reads or timers.
                 r = self.table.changed(), if established && self.sync_at.is_none() => match r {
@@ -341,6 +374,26 @@ impl Session {
                 }
             }
             Input::TableChanged => self.sync_rib(false).await,
+            Input::Ctl(SessionCtl::Stop(n)) => {
+                info!(notification = %n.describe(), "session stopped by reconfiguration");
+                self.pending.push_back(Event::ManualStop(n));
+            }
+            Input::Ctl(SessionCtl::Update { peer, resend }) => {
+                info!("peer settings updated without a session reset");
+                self.init.peer = *peer;
+                let p = &self.init.peer;
+                if let Some(ka) = self.fsm.reconfigure(p.keepalive, p.connect_retry) {
+                    let i = timer_index(Timer::Keepalive);
+                    if self.timers[i].is_some() {
+                        self.timers[i] = Some(Instant::now() + ka);
+                    }
+                }
+                if resend && self.fsm.state() == State::Established {
+                    let announce = self.rib.full().announce;
+                    debug!(prefixes = announce.len(), "re-sending routes with the new next hops");
+                    self.send_diff(&announce, &[]).await;
+                }
+            }
             Input::Shutdown(m) => {
                 info!(message = %m, "administrative shutdown");
                 if self.fsm.state() == State::Established {
@@ -743,13 +796,26 @@ fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
 /// GTSM on the listener, inherited by accepted sockets so that the check is active from the
 /// SYN on: only when every passive peer uses TTL security, with the most lenient of their
 /// limits (each accepted socket is then tightened to its own peer's limit).
+/// Without that (or when updating a running listener whose peers no longer all use it) the
+/// check is switched off on the listener (minimum TTL 0).
 fn listener_gtsm(
     sock: &socket2::Socket,
     v6: bool,
     peers: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+    update: bool,
 ) {
     let hops: Option<Vec<u8>> = peers.iter().map(|(p, _)| p.ttl_security).collect();
     let Some(max_hops) = hops.and_then(|h| h.into_iter().max()) else {
+        if update {
+            for ipv6 in [false, true] {
+                if ipv6 && !v6 {
+                    continue;
+                }
+                if let Err(e) = sockopt::set_min_ttl(sock, ipv6, 0) {
+                    warn!(error = %e, "cannot clear the minimum TTL of the listener");
+                }
+            }
+        }
         return;
     };
     let min_ttl = 255u8.saturating_sub(max_hops.saturating_sub(1));
@@ -780,25 +846,63 @@ pub(crate) fn bind_listener(
     sock.set_nonblocking(true)?;
     for (p, _) in peers {
         if let Some(pw) = &p.md5_password {
-            // A v4 peer on a dual-stack socket is keyed by its v4-mapped address.
-            let a = match (addr.is_ipv6(), p.address) {
-                (true, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
-                (_, a) => a,
-            };
-            sockopt::set_tcp_md5(&sock, a, scope_id(p)?, pw.as_bytes())?;
+            sockopt::set_tcp_md5(&sock, listener_key_addr(addr, p), scope_id(p)?, pw.as_bytes())?;
         }
     }
-    listener_gtsm(&sock, addr.is_ipv6(), peers);
+    listener_gtsm(&sock, addr.is_ipv6(), peers, false);
     sock.bind(&addr.into())?;
     sock.listen(128)?;
     TcpListener::from_std(sock.into())
 }
 
+/// The address a peer's TCP-MD5 key is installed under on a listener bound to `listen`: a
+/// v4 peer on a dual-stack socket is keyed by its v4-mapped address.
+fn listener_key_addr(listen: SocketAddr, p: &PeerConfig) -> IpAddr {
+    match (listen.is_ipv6(), p.address) {
+        (true, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+        (_, a) => a,
+    }
+}
+
+/// Bring a running listener's TCP-MD5 keys and GTSM setting from the `old` passive peers to
+/// the `new` ones (keys of peers gone or changed are deleted first).
+pub(crate) fn update_listener(
+    listener: &TcpListener,
+    old: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+    new: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    let sock = socket2::SockRef::from(listener);
+    for (o, _) in old {
+        if o.md5_password.is_none() {
+            continue;
+        }
+        let kept = new.iter().any(|(n, _)| {
+            n.address == o.address && n.md5_password == o.md5_password && n.interface == o.interface
+        });
+        if !kept {
+            let scope = scope_id(o).unwrap_or(0);
+            if let Err(e) = sockopt::set_tcp_md5(listener, listener_key_addr(addr, o), scope, &[]) {
+                debug!(peer = %o.name, error = %e, "cannot delete the listener's TCP-MD5 key");
+            }
+        }
+    }
+    for (p, _) in new {
+        if let Some(pw) = &p.md5_password {
+            sockopt::set_tcp_md5(listener, listener_key_addr(addr, p), scope_id(p)?, pw.as_bytes())?;
+        }
+    }
+    listener_gtsm(&sock, addr.is_ipv6(), new, true);
+    Ok(())
+}
+
 /// Accept connections and hand each to its passive peer's session; others are closed.
+/// Runs until shutdown or until `stop` turns true (listener rebind on reconfiguration).
 pub(crate) async fn run_listener(
-    listener: TcpListener,
-    peers: Vec<(PeerConfig, mpsc::Sender<TcpStream>)>,
+    listener: Arc<TcpListener>,
+    peers: PassivePeers,
     mut shutdown: watch::Receiver<Option<String>>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let span = info_span!("bgp_listener", addr = ?listener.local_addr().ok());
     async move {
@@ -807,14 +911,21 @@ pub(crate) async fn run_listener(
                 r = shutdown.changed() => {
                     if r.is_err() || shutdown.borrow().is_some() { break; }
                 }
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() { break; }
+                }
                 r = listener.accept() => match r {
                     Ok((s, from)) => {
                         let ip = from.ip().to_canonical();
-                        match peers.iter().find(|(p, _)| p.address == ip) {
-                            Some((p, tx)) => {
-                                debug!(peer = %p.name, %from, "accepted connection");
+                        let found = match peers.lock() {
+                            Ok(t) => t.iter().find(|(p, _)| p.address == ip).map(|(p, tx)| (p.name.clone(), tx.clone())),
+                            Err(_) => None,
+                        };
+                        match found {
+                            Some((name, tx)) => {
+                                debug!(peer = %name, %from, "accepted connection");
                                 if tx.try_send(s).is_err() {
-                                    debug!(peer = %p.name, "session busy: connection dropped");
+                                    debug!(peer = %name, "session busy: connection dropped");
                                 }
                             }
                             None => info!(%from, "connection from an unknown or active-only peer refused"),
