@@ -63,6 +63,7 @@ pub mod testutil;
 
 pub use config::{Backoff, BgpConfig, Family, GracefulRestart, NextHop, PeerConfig};
 pub use fsm::State;
+pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};
 
 use ipnet::IpNet;
