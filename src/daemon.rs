@@ -441,6 +441,9 @@ impl Announcer {
         };
         if let (Some(speaker), Some(bgp)) = (&self.speaker, &new.bgp) {
             match speaker.reconfigure(bgp.clone()).await {
+                Ok(report) if report.plan.is_empty() => {
+                    tracing::info!("SIGHUP: BGP configuration unchanged, every session kept");
+                }
                 Ok(report) => {
                     for line in report.lines() {
                         tracing::info!("SIGHUP: BGP {line}");

@@ -88,7 +88,10 @@ fn bgp_config(which: &[(u8, u16)]) -> BgpConfig {
 
 /// Reconfigure from the test thread (the speaker's sessions run on its own runtime in the
 /// speaker namespace; no listener is involved here, so no socket is opened on this thread).
-fn reconfigure(h: &SpeakerHandle, cfg: BgpConfig) -> TResult<herald_announcer::bgp::ReconfigureReport> {
+fn reconfigure(
+    h: &SpeakerHandle,
+    cfg: BgpConfig,
+) -> TResult<herald_announcer::bgp::ReconfigureReport> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -106,10 +109,9 @@ impl World {
         let lab = Lab::new(test)?;
         let bird = MultiBird::start(&lab, &bird_peers(routers), ROUTER_AS, SPEAKER_AS)?;
         let speaker = HeraldDriver::start_with_config(&lab, &spec(initial), bgp_config(initial))?;
-        speaker.handle().announce(
-            PREFIX.parse().expect("prefix"),
-            RouteAttrs::default(),
-        );
+        speaker
+            .handle()
+            .announce(PREFIX.parse().expect("prefix"), RouteAttrs::default());
         Ok(World {
             speaker,
             bird,
@@ -175,17 +177,26 @@ fn bird_removed_peer_sees_peer_deconfigured_and_loses_the_route() {
 
         let report = reconfigure(w.speaker.handle(), bgp_config(&[(0, 90)]))?;
         assert_eq!(report.plan.peer("rtr1"), Some(&PeerChange::Removed));
-        wait_until("BIRD r1 reports Peer de-configured", SESSION_TIMEOUT, POLL, || {
-            Ok(w.bird.last_error("r1")?.contains("Received: Peer de-configured"))
-        })
+        wait_until(
+            "BIRD r1 reports Peer de-configured",
+            SESSION_TIMEOUT,
+            POLL,
+            || {
+                Ok(w.bird
+                    .last_error("r1")?
+                    .contains("Received: Peer de-configured"))
+            },
+        )
         .map_err(|e| w.fail(e))?;
         wait_until("route from r1 gone", SESSION_TIMEOUT, POLL, || {
             Ok(!w.bird.has_route("r1", PREFIX)?)
         })
         .map_err(|e| w.fail(e))?;
         // Our side does not come back to r1 (the peer is gone, not just reset).
-        stays_false("r1 re-established", WATCH, POLL, || w.bird.established("r1"))
-            .map_err(|e| w.fail(e))?;
+        stays_false("r1 re-established", WATCH, POLL, || {
+            w.bird.established("r1")
+        })
+        .map_err(|e| w.fail(e))?;
         assert_eq!(w.bird.since("r0")?, since0, "r0 was disturbed");
         assert!(w.bird.has_route("r0", PREFIX)?);
         let names: Vec<String> = w

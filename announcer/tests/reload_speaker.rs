@@ -113,7 +113,10 @@ async fn unchanged_peer_untouched_removed_peer_deconfigured_added_peer_gets_rout
     assert_eq!(report.plan.peer("b"), Some(&PeerChange::Removed));
     assert_eq!(report.plan.peer("c"), Some(&PeerChange::Added));
     assert_eq!(report.listener, ListenerChange::Unchanged);
-    assert!(report.lines().iter().any(|l| l.contains("Peer De-configured")));
+    assert!(report
+        .lines()
+        .iter()
+        .any(|l| l.contains("Peer De-configured")));
 
     // b: Cease / Peer De-configured, then closed.
     let n = b.expect_notification(T).await.expect("NOTIFICATION to b");
@@ -134,7 +137,10 @@ async fn unchanged_peer_untouched_removed_peer_deconfigured_added_peer_gets_rout
     assert_eq!(h.config(), new);
 
     let text = metrics(&reg);
-    assert!(!text.contains(r#"peer="b""#), "series of removed b:\n{text}");
+    assert!(
+        !text.contains(r#"peer="b""#),
+        "series of removed b:\n{text}"
+    );
     assert!(text.contains(r#"ipvs_herald_bgp_session_state{peer="c",state="established"} 1"#));
     assert!(text.contains(r#"ipvs_herald_bgp_session_state{peer="a",state="established"} 1"#));
     // a went through Established exactly once.
@@ -266,7 +272,7 @@ async fn passive_peers_are_added_and_removed_live() {
     let (mut a, _) = establish(&spa, &h, "a").await;
     expect_route(&mut a).await;
     a.recv_type(2, T).await.unwrap(); // End-of-RIB
-    // No passive peer: no listener.
+                                      // No passive peer: no listener.
     assert!(testutil::connect(listen, None, 64, T).await.is_err());
 
     let mut new = old.clone();
@@ -276,7 +282,9 @@ async fn passive_peers_are_added_and_removed_live() {
     new.peers.push(p);
     let report = h.reconfigure(new.clone()).await.expect("add passive peer");
     assert_eq!(report.listener, ListenerChange::Started(listen));
-    let mut c = testutil::connect(listen, None, 64, T).await.expect("connect");
+    let mut c = testutil::connect(listen, None, 64, T)
+        .await
+        .expect("connect");
     c.handshake(&open(PEER_AS, 0, Ipv4Addr::new(192, 0, 2, 3)), T)
         .await
         .expect("handshake with passive peer");
@@ -290,7 +298,10 @@ async fn passive_peers_are_added_and_removed_live() {
     let mut q = PeerConfig::new("q", "127.0.0.3".parse().unwrap(), PEER_AS);
     q.passive = true;
     newer.peers.push(q);
-    let report = h.reconfigure(newer.clone()).await.expect("swap passive peers");
+    let report = h
+        .reconfigure(newer.clone())
+        .await
+        .expect("swap passive peers");
     assert_eq!(report.listener, ListenerChange::Updated);
     let n = c.expect_notification(T).await.expect("NOTIFICATION to p");
     assert_eq!((n.code, n.subcode), (6, 3));
@@ -339,7 +350,10 @@ async fn refused_configurations_change_nothing() {
     unbindable.peers.push(p);
     let e = h.reconfigure(unbindable).await.unwrap_err();
     assert!(matches!(e, BgpError::Listen { .. }), "{e}");
-    assert!(spb.accept(Duration::from_secs(1)).await.is_err(), "b started");
+    assert!(
+        spb.accept(Duration::from_secs(1)).await.is_err(),
+        "b started"
+    );
     assert_eq!(h.config(), old);
     assert_eq!(h.peer_states().len(), 1);
     quiet(&mut a, "peer a after refused configurations").await;

@@ -520,9 +520,15 @@ mod tests {
             f.step(Event::TcpCrAcked);
             f.step(open(90));
             f.step(Event::KeepAliveMsg);
-            ka.push(timer(&f.step(Event::KeepaliveTimerExpires), Timer::Keepalive));
+            ka.push(timer(
+                &f.step(Event::KeepaliveTimerExpires),
+                Timer::Keepalive,
+            ));
         }
-        for (v, base) in [(&ka, Duration::from_secs(30)), (&cr, Duration::from_secs(5))] {
+        for (v, base) in [
+            (&ka, Duration::from_secs(30)),
+            (&cr, Duration::from_secs(5)),
+        ] {
             for d in v.iter() {
                 jittered(*d, base);
             }
@@ -551,7 +557,10 @@ mod tests {
         f.reconfigure(None, Backoff { min: 2.0, max: 4.0 });
         let a = f.step(Event::TcpConnectionFails);
         let d = idle_hold(&a).expect("idle hold");
-        assert!(d >= Duration::from_secs(1) && d <= Duration::from_secs(2), "{d:?}");
+        assert!(
+            d >= Duration::from_secs(1) && d <= Duration::from_secs(2),
+            "{d:?}"
+        );
     }
 
     #[test]

@@ -82,7 +82,13 @@ pub struct Metrics {
 }
 
 /// Every `type` label value of `messages` (sent and received).
-const MESSAGE_TYPES: [&str; 5] = ["open", "update", "notification", "keepalive", "route_refresh"];
+const MESSAGE_TYPES: [&str; 5] = [
+    "open",
+    "update",
+    "notification",
+    "keepalive",
+    "route_refresh",
+];
 
 fn now() -> f64 {
     SystemTime::now()
@@ -279,7 +285,10 @@ impl Metrics {
                 });
             }
         }
-        self.remove_prefixes(peer, &[super::config::Family::Ipv4, super::config::Family::Ipv6]);
+        self.remove_prefixes(
+            peer,
+            &[super::config::Family::Ipv4, super::config::Family::Ipv6],
+        );
         for e in self.errors_of(peer) {
             self.notifications.remove(&e);
             self.last_error.remove(&e);

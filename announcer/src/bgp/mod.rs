@@ -55,8 +55,8 @@ pub mod fsm;
 pub mod metrics;
 pub mod msg;
 pub mod nexthop;
-pub mod rib;
 pub mod reconfig;
+pub mod rib;
 mod sockopt;
 pub mod tasks;
 pub mod testutil;
@@ -196,10 +196,7 @@ impl Speaker {
             handle.inner.metrics.init_peer(&p.name, &p.families());
             prepared.push(Prepared::new(p));
         }
-        let table: Vec<_> = prepared
-            .iter()
-            .filter_map(|x| x.listener_entry())
-            .collect();
+        let table: Vec<_> = prepared.iter().filter_map(|x| x.listener_entry()).collect();
         if !table.is_empty() {
             let listener = handle.bind_listener(cfg.listen, table)?;
             lock(&handle.inner.running).listener = Some(listener);
@@ -524,7 +521,10 @@ impl SpeakerHandle {
         let socket = l.socket;
         if let Some(t) = l.task.take() {
             let abort = t.abort_handle();
-            if tokio::time::timeout(Duration::from_secs(2), t).await.is_err() {
+            if tokio::time::timeout(Duration::from_secs(2), t)
+                .await
+                .is_err()
+            {
                 abort.abort();
             }
         }
@@ -618,15 +618,14 @@ impl SpeakerHandle {
             }
             running.peers = kept;
         }
-        let handles: Vec<JoinHandle<()>> =
-            closing.iter_mut().filter_map(|(_, _, t)| t.take()).collect();
+        let handles: Vec<JoinHandle<()>> = closing
+            .iter_mut()
+            .filter_map(|(_, _, t)| t.take())
+            .collect();
         let aborts: Vec<_> = handles.iter().map(|t| t.abort_handle()).collect();
-        if tokio::time::timeout(
-            RECONFIGURE_STOP_TIMEOUT,
-            futures::future::join_all(handles),
-        )
-        .await
-        .is_err()
+        if tokio::time::timeout(RECONFIGURE_STOP_TIMEOUT, futures::future::join_all(handles))
+            .await
+            .is_err()
         {
             tracing::warn!(
                 "closing sessions did not finish within {RECONFIGURE_STOP_TIMEOUT:?}; aborting them"

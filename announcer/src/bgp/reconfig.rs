@@ -130,11 +130,7 @@ pub struct Plan {
 impl Plan {
     /// True when nothing at all changes.
     pub fn is_empty(&self) -> bool {
-        !self.listen_changed
-            && self
-                .peers
-                .iter()
-                .all(|p| p.change == PeerChange::Unchanged)
+        !self.listen_changed && self.peers.iter().all(|p| p.change == PeerChange::Unchanged)
     }
 
     /// The entry of peer `name`.
@@ -361,7 +357,10 @@ mod tests {
             })
         );
         let shown = p.peers[0].to_string();
-        assert!(shown.contains("next_hop_v4") && shown.contains("re-sent"), "{shown}");
+        assert!(
+            shown.contains("next_hop_v4") && shown.contains("re-sent"),
+            "{shown}"
+        );
     }
 
     #[test]

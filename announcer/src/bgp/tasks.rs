@@ -390,7 +390,10 @@ impl Session {
                 }
                 if resend && self.fsm.state() == State::Established {
                     let announce = self.rib.full().announce;
-                    debug!(prefixes = announce.len(), "re-sending routes with the new next hops");
+                    debug!(
+                        prefixes = announce.len(),
+                        "re-sending routes with the new next hops"
+                    );
                     self.send_diff(&announce, &[]).await;
                 }
             }
@@ -846,7 +849,12 @@ pub(crate) fn bind_listener(
     sock.set_nonblocking(true)?;
     for (p, _) in peers {
         if let Some(pw) = &p.md5_password {
-            sockopt::set_tcp_md5(&sock, listener_key_addr(addr, p), scope_id(p)?, pw.as_bytes())?;
+            sockopt::set_tcp_md5(
+                &sock,
+                listener_key_addr(addr, p),
+                scope_id(p)?,
+                pw.as_bytes(),
+            )?;
         }
     }
     listener_gtsm(&sock, addr.is_ipv6(), peers, false);
@@ -889,7 +897,12 @@ pub(crate) fn update_listener(
     }
     for (p, _) in new {
         if let Some(pw) = &p.md5_password {
-            sockopt::set_tcp_md5(listener, listener_key_addr(addr, p), scope_id(p)?, pw.as_bytes())?;
+            sockopt::set_tcp_md5(
+                listener,
+                listener_key_addr(addr, p),
+                scope_id(p)?,
+                pw.as_bytes(),
+            )?;
         }
     }
     listener_gtsm(&sock, addr.is_ipv6(), new, true);

@@ -45,7 +45,15 @@ impl MultiBird {
                 (&lab.speaker, p.speaker, SPEAKER_V4),
             ] {
                 if a != existing {
-                    ip(&["-n", ns.name(), "addr", "add", &format!("{a}/24"), "dev", "eth0"])?;
+                    ip(&[
+                        "-n",
+                        ns.name(),
+                        "addr",
+                        "add",
+                        &format!("{a}/24"),
+                        "dev",
+                        "eth0",
+                    ])?;
                 }
             }
         }
@@ -81,7 +89,10 @@ impl MultiBird {
             "multi-peer BIRD control socket",
             Duration::from_secs(20),
             Duration::from_millis(100),
-            || b.birdc(&["show", "status"]).map(|o| o.contains("Daemon is up")),
+            || {
+                b.birdc(&["show", "status"])
+                    .map(|o| o.contains("Daemon is up"))
+            },
         );
         if let Err(e) = ready {
             return err(format!("{e}; log tail:\n{}", tail(&log, 20)));
