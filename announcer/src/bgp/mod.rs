@@ -42,13 +42,22 @@
 //! - Shutdown withdraws everything, then sends Cease / Administrative Shutdown with the
 //!   RFC 9003 message, bounded in time.
 //! - Metrics: see [`metrics`]; tracing: one `bgp_peer` span per session.
+//! - Live reconfiguration: [`SpeakerHandle::reconfigure`] applies a new [`BgpConfig`] peer by
+//!   peer (unchanged sessions untouched, removed peers closed with Cease / Peer De-configured,
+//!   session-key changes reset with Cease / Other Configuration Change, next-hop changes re-sent
+//!   as UPDATEs); the pure diff and its rules are in [`reconfig`]. Removed peers' metric series
+//!   are removed.
+//! - KeepaliveTimer and ConnectRetryTimer are jittered by a factor in [0.75, 1.0] (RFC 4271
+//!   §10); the IdleHold backoff by [0.5, 1.0].
 //!
 //! # Limitations
 //! - No connection-collision detection: an active peer is only connected to (its incoming
 //!   connections are refused), a passive peer is only accepted from.
 //! - No extended messages (RFC 8654), ADD-PATH, enhanced route refresh or BFD.
-//! - ConnectRetry is fixed at 30 s ([`tasks::CONNECT_RETRY`]); failures back off
+//! - ConnectRetry is 30 s ([`tasks::CONNECT_RETRY`], jittered); failures back off
 //!   exponentially (configurable `connect_retry`).
+//! - A peer reset by reconfiguration starts a fresh session task: capabilities the peer had
+//!   refused (RFC 5492) are offered again once.
 
 pub mod config;
 pub mod fsm;
