@@ -9,8 +9,11 @@
 //! - The optional `DampPeerOscillations` behaviour is always on: every failure ends in `Idle`
 //!   with the IdleHold timer armed with an exponential backoff with jitter; its expiry is the
 //!   automatic restart (event 3, or 5 for passive peers). A successful session resets the backoff.
-//! - No connection collision detection (§6.8): an active peer is only connected to, a passive
-//!   peer only accepted from, so there is only ever one connection per peer.
+//! - Connection collision detection (§6.8) only for active peers that also accept incoming
+//!   connections (`accept_incoming`): the session keeps one connection and at most one
+//!   colliding incoming connection on hold; [`collision_winner`] decides which survives and
+//!   [`Event::OpenCollisionDump`] (event 23) drops the loser when it is the current one,
+//!   returning to Active for the winner, without counting a failure.
 //! - DelayOpen is not implemented: the OPEN is sent as soon as TCP is up.
 
 use super::config::Backoff;
@@ -107,6 +110,10 @@ pub enum Event {
     BgpOpen(OpenParams),
     /// 21: BGPHeaderErr — bad marker, length or type.
     BgpHeaderErr(Notification),
+    /// 23: OpenCollisionDump — the current connection lost a collision (RFC 4271 §6.8): send
+    /// Cease / Connection Collision Resolution on it and drop it; the task then attaches the
+    /// winning (incoming) connection.
+    OpenCollisionDump,
     /// 22: BGPOpenMsgErr — the OPEN was rejected.
     BgpOpenMsgErr(Notification),
     /// 24: NotifMsgVerErr — the peer sent a version-error NOTIFICATION.
@@ -148,6 +155,25 @@ pub enum Action {
     SendInitialRib,
     /// Re-send the whole Adj-RIB-Out (ROUTE-REFRESH received).
     ResendRib,
+}
+
+/// Which side opened a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiator {
+    /// We connected.
+    Local,
+    /// The peer connected to our listener.
+    Remote,
+}
+
+/// RFC 4271 §6.8 collision resolution: the connection initiated by the speaker with the
+/// higher BGP Identifier (compared as unsigned 32-bit integers) survives.
+pub fn collision_winner(local_id: std::net::Ipv4Addr, remote_id: std::net::Ipv4Addr) -> Initiator {
+    if u32::from(local_id) < u32::from(remote_id) {
+        Initiator::Remote
+    } else {
+        Initiator::Local
+    }
 }
 
 /// Hold time used while waiting for the peer's OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
@@ -381,6 +407,18 @@ impl Fsm {
                 )]
             }
 
+            // ---- Collision: the current connection loses (event 23) ----
+            (S::OpenSent | S::OpenConfirm, E::OpenCollisionDump) => {
+                self.state = S::Active;
+                vec![
+                    Action::SendNotification(Notification::new(6, 7, vec![])),
+                    Action::DropConnection,
+                    Action::StopTimer(Timer::Hold),
+                    Action::StopTimer(Timer::Keepalive),
+                    Action::StartTimer(Timer::ConnectRetry, self.jitter(self.cfg.connect_retry)),
+                ]
+            }
+
             // ---- OpenSent ----
             (S::OpenSent, E::BgpOpen(p)) => {
                 self.negotiate(p);
@@ -450,6 +488,7 @@ impl Fsm {
             }
             // Connecting / waiting states: timers of the other states and stray events.
             (S::Connect | S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => vec![],
+            (S::Connect | S::Active, E::OpenCollisionDump) => vec![],
             (S::Connect | S::Active, _) => self.fail(None),
             // Remaining combinations (start events while running, stray timers, late TCP
             // confirmations) are ignored.
@@ -561,6 +600,58 @@ mod tests {
             d >= Duration::from_secs(1) && d <= Duration::from_secs(2),
             "{d:?}"
         );
+    }
+
+    #[test]
+    fn collision_keeps_the_connection_of_the_higher_identifier() {
+        use std::net::Ipv4Addr;
+        let lo = Ipv4Addr::new(192, 0, 2, 1);
+        let hi = Ipv4Addr::new(192, 0, 2, 200);
+        assert_eq!(collision_winner(lo, hi), Initiator::Remote);
+        assert_eq!(collision_winner(hi, lo), Initiator::Local);
+        // Unsigned comparison in host order, not octet-wise signed or string order.
+        assert_eq!(
+            collision_winner(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(200, 0, 0, 1)),
+            Initiator::Remote
+        );
+        assert_eq!(
+            collision_winner(Ipv4Addr::new(9, 255, 255, 255), Ipv4Addr::new(10, 0, 0, 0)),
+            Initiator::Remote
+        );
+        // Equal identifiers cannot happen between two speakers (OPEN check); keep ours.
+        assert_eq!(collision_winner(lo, lo), Initiator::Local);
+    }
+
+    #[test]
+    fn open_collision_dump_notifies_and_waits_for_the_winner_without_backoff() {
+        for confirm in [false, true] {
+            let mut f = Fsm::new(cfg(false), 5);
+            f.step(Event::ManualStart);
+            f.step(Event::TcpCrAcked);
+            if confirm {
+                f.step(open(90));
+                assert_eq!(f.state(), State::OpenConfirm);
+            }
+            let a = f.step(Event::OpenCollisionDump);
+            assert_eq!(
+                a[0],
+                Action::SendNotification(Notification::new(6, 7, vec![]))
+            );
+            assert_eq!(a[1], Action::DropConnection);
+            assert!(idle_hold(&a).is_none(), "a collision is not a failure");
+            assert_eq!(f.state(), State::Active);
+            assert_eq!(f.failures(), 0);
+            // The winning incoming connection continues the session.
+            let a = f.step(Event::TcpConnectionConfirmed);
+            assert_eq!(f.state(), State::OpenSent);
+            assert!(a.contains(&Action::SendOpen));
+        }
+        // Ignored where there is no connection to dump.
+        let mut f = Fsm::new(cfg(false), 5);
+        assert!(f.step(Event::OpenCollisionDump).is_empty());
+        established(&mut f);
+        let a = f.step(Event::OpenCollisionDump);
+        assert!(!a.contains(&Action::DropConnection), "{a:?}");
     }
 
     #[test]

@@ -51,7 +51,8 @@
 //!   §10); the IdleHold backoff by [0.5, 1.0].
 //!
 //! # Limitations
-//! - No connection-collision detection: an active peer is only connected to (its incoming
+//! - Connection collisions (RFC 4271 §6.8) are only possible, and resolved, for active peers
+//!   with `accept_incoming`; otherwise an active peer is only connected to (its incoming
 //!   connections are refused), a passive peer is only accepted from.
 //! - No extended messages (RFC 8654), ADD-PATH, enhanced route refresh or BFD.
 //! - ConnectRetry is 30 s ([`tasks::CONNECT_RETRY`], jittered); failures back off
@@ -240,7 +241,7 @@ impl Prepared {
     fn new(p: &PeerConfig) -> Self {
         Prepared {
             peer: p.clone(),
-            incoming: p.passive.then(|| mpsc::channel(4)),
+            incoming: p.accepts().then(|| mpsc::channel(4)),
         }
     }
 
@@ -580,7 +581,7 @@ impl SpeakerHandle {
             let running = lock(&self.inner.running);
             new.peers
                 .iter()
-                .filter(|p| p.passive)
+                .filter(|p| p.accepts())
                 .filter_map(|p| {
                     if restart(&p.name) {
                         prepared

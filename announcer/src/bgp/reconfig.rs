@@ -31,6 +31,7 @@ pub const SESSION_KEYS: &[&str] = &[
     "local_address",
     "interface",
     "passive",
+    "accept_incoming",
     "hold_time",
     "md5_password",
     "ttl_security",
@@ -158,6 +159,7 @@ pub fn changed_keys(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
         local_address,
         interface,
         passive,
+        accept_incoming,
         hold_time,
         md5_password,
         ttl_security
@@ -276,7 +278,7 @@ mod tests {
     #[test]
     fn every_session_key_resets_only_its_peer() {
         type Tweak = fn(&mut PeerConfig);
-        let tweaks: [(&str, Tweak); 11] = [
+        let tweaks: [(&str, Tweak); 12] = [
             ("address", |p| p.address = "192.0.2.9".parse().unwrap()),
             ("remote_as", |p| p.remote_as = 65009),
             ("port", |p| p.port = 1179),
@@ -285,6 +287,7 @@ mod tests {
             }),
             ("interface", |p| p.interface = Some("eth1".into())),
             ("passive", |p| p.passive = true),
+            ("accept_incoming", |p| p.accept_incoming = true),
             ("hold_time", |p| p.hold_time = 9),
             ("md5_password", |p| p.md5_password = Some("x".into())),
             ("ttl_security", |p| p.ttl_security = Some(1)),
@@ -316,6 +319,7 @@ mod tests {
                     "local_address",
                     "interface",
                     "passive",
+                    "accept_incoming",
                     "hold_time",
                     "md5_password",
                     "ttl_security",

@@ -21,7 +21,7 @@
 //! `TcpConnectionFails` event.
 
 use super::config::{is_link_local_v6, Family, PeerConfig};
-use super::fsm::{Action, Event, Fsm, FsmConfig, State, Timer};
+use super::fsm::{collision_winner, Action, Event, Fsm, FsmConfig, Initiator, State, Timer};
 use super::metrics::Metrics;
 use super::msg::{self, Message, Notification, PeerOpen, UpdateCtx};
 use super::rib::{AdjRibOut, RouteTable};
@@ -92,6 +92,7 @@ struct Conn {
     reader: FramedRead<OwnedReadHalf, msg::BgpFraming>,
     writer: OwnedWriteHalf,
     local: IpAddr,
+    initiator: Initiator,
 }
 
 /// Inputs the select loop turns into FSM events or work.
@@ -131,6 +132,11 @@ pub struct Session {
     refresh: Vec<Family>,
     /// When to send the pending table changes.
     sync_at: Option<Instant>,
+    /// A colliding incoming connection kept until the peer's OPEN on the current (outgoing)
+    /// connection tells its BGP identifier (RFC 4271 §6.8; `accept_incoming` peers only).
+    held: Option<TcpStream>,
+    /// The incoming connection that won a collision, attached once the loser is dropped.
+    switch_to: Option<TcpStream>,
 }
 
 impl std::fmt::Debug for Session {
@@ -203,6 +209,8 @@ impl Session {
             suppress: Vec::new(),
             refresh: Vec::new(),
             sync_at: None,
+            held: None,
+            switch_to: None,
             init,
         }
     }
@@ -227,6 +235,12 @@ impl Session {
             }
             if self.fsm.is_stopped() {
                 break;
+            }
+            if let Some(s) = self.switch_to.take() {
+                if self.conn.is_none() && self.fsm.state() == State::Active {
+                    self.take_incoming(s);
+                    continue;
+                }
             }
             let established = self.fsm.state() == State::Established;
             let sync_at = self.sync_at;
@@ -338,7 +352,7 @@ impl Session {
             Input::Frame(Ok(frame)) => self.received(&frame),
             Input::Connected(Ok(stream)) => {
                 if self.fsm.state() == State::Connect {
-                    match self.attach(stream) {
+                    match self.attach(stream, Initiator::Local) {
                         Ok(()) => self.pending.push_back(Event::TcpCrAcked),
                         Err(e) => {
                             self.note_error(format!("socket setup: {e}"));
@@ -355,6 +369,36 @@ impl Session {
             }
             Input::Incoming(stream) => {
                 let st = self.fsm.state();
+                let p = &self.init.peer;
+                let ours = self
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.initiator == Initiator::Local);
+                if p.accept_incoming && !p.passive {
+                    match st {
+                        State::Connect if self.conn.is_none() => {
+                            // Our attempt is still in flight: take the peer's connection.
+                            debug!("incoming connection while connecting: taking it");
+                            self.connecting = None;
+                            self.take_incoming(stream);
+                            return;
+                        }
+                        State::OpenSent if ours => {
+                            debug!("colliding incoming connection held until the peer's OPEN");
+                            if let Some(old) = self.held.replace(stream) {
+                                self.reject_collision(old);
+                            }
+                            return;
+                        }
+                        State::OpenConfirm if ours => {
+                            if let Some(id) = self.peer_open.as_ref().map(|o| o.bgp_id) {
+                                self.resolve_collision(stream, id);
+                                return;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 if self.conn.is_some() || !matches!(st, State::Active | State::Idle) {
                     debug!("refusing a second connection from the peer");
                     return;
@@ -368,7 +412,7 @@ impl Session {
                     warn!(error = %e, "cannot apply TTL security to accepted connection");
                     return;
                 }
-                match self.attach(stream) {
+                match self.attach(stream, Initiator::Remote) {
                     Ok(()) => self.pending.push_back(Event::TcpConnectionConfirmed),
                     Err(e) => self.note_error(format!("socket setup: {e}")),
                 }
@@ -412,7 +456,49 @@ impl Session {
         }
     }
 
-    fn attach(&mut self, stream: TcpStream) -> io::Result<()> {
+    /// Use an incoming connection of an `accept_incoming` peer (our own attempt was dropped, or
+    /// it won a collision): GTSM, attach, TcpConnectionConfirmed.
+    fn take_incoming(&mut self, stream: TcpStream) {
+        if let Err(e) = apply_gtsm(&stream, &self.init.peer) {
+            warn!(error = %e, "cannot apply TTL security to accepted connection");
+            return;
+        }
+        match self.attach(stream, Initiator::Remote) {
+            Ok(()) => self.pending.push_back(Event::TcpConnectionConfirmed),
+            Err(e) => self.note_error(format!("socket setup: {e}")),
+        }
+    }
+
+    /// RFC 4271 §6.8 with the peer's identifier known: keep the current (outgoing) connection
+    /// or switch to `incoming`.
+    fn resolve_collision(&mut self, incoming: TcpStream, remote_id: Ipv4Addr) {
+        match collision_winner(self.init.router_id, remote_id) {
+            Initiator::Local => {
+                info!(%remote_id, "connection collision: keeping our connection (higher BGP identifier)");
+                self.reject_collision(incoming);
+            }
+            Initiator::Remote => {
+                info!(%remote_id, "connection collision: keeping the peer's connection (higher BGP identifier)");
+                self.pending.push_back(Event::OpenCollisionDump);
+                self.switch_to = Some(incoming);
+            }
+        }
+    }
+
+    /// Close a connection that lost a collision, with Cease / Connection Collision Resolution
+    /// (best effort: one non-blocking write of 21 bytes into an empty send buffer).
+    fn reject_collision(&self, s: TcpStream) {
+        let n = Notification::new(6, 7, vec![]);
+        if let Ok(b) = msg::encode_notification(&n) {
+            if s.try_write(&b).is_ok() {
+                self.metrics
+                    .notification(&self.init.peer.name, true, n.code, n.subcode);
+            }
+        }
+        drop(s);
+    }
+
+    fn attach(&mut self, stream: TcpStream, initiator: Initiator) -> io::Result<()> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?.ip().to_canonical();
         let (r, w) = stream.into_split();
@@ -420,6 +506,7 @@ impl Session {
             reader: FramedRead::new(r, msg::BgpFraming),
             writer: w,
             local,
+            initiator,
         });
         self.ctx = msg::parsing_context(true);
         Ok(())
@@ -477,6 +564,13 @@ impl Session {
                     ) {
                         Ok(p) => {
                             info!(peer_id = %p.bgp_id, hold = p.hold_time, families = ?p.families, asn4 = p.asn4, "OPEN accepted");
+                            if let Some(held) = self.held.take() {
+                                self.resolve_collision(held, p.bgp_id);
+                                if self.switch_to.is_some() {
+                                    // This connection loses: OpenCollisionDump is queued.
+                                    return;
+                                }
+                            }
                             self.ctx = msg::parsing_context(p.asn4);
                             let ev = Event::BgpOpen(p.params());
                             self.peer_open = Some(p);
@@ -598,6 +692,9 @@ impl Session {
                     .await;
             }
             Action::DropConnection => {
+                if let Some(s) = self.held.take() {
+                    self.reject_collision(s);
+                }
                 if let Some(mut c) = self.conn.take() {
                     let _ = tokio::time::timeout(Duration::from_secs(1), c.writer.shutdown()).await;
                 }
@@ -954,4 +1051,187 @@ pub(crate) async fn run_listener(
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    //! Connection collisions (RFC 4271 §6.8) of an `accept_incoming` peer, against a scripted
+    //! peer that both accepts the speaker's connection and connects to the speaker's listener.
+
+    use super::super::testutil::{self, keepalive, open, PeerConn, ScriptedPeer};
+    use super::super::{BgpConfig, Family, PeerConfig, Speaker, SpeakerHandle, State};
+    use prometheus_client::registry::Registry;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::Duration;
+
+    const T: Duration = Duration::from_secs(10);
+    const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    /// The speaker with one active `accept_incoming` peer at `sp`; returns the speaker and the
+    /// outgoing connection (its OPEN already read) and the listener address.
+    async fn start(sp: &ScriptedPeer) -> (SpeakerHandle, PeerConn, SocketAddr, Registry) {
+        let addr = sp.addr().expect("addr");
+        let mut p = PeerConfig::new("p", addr.ip(), 65002);
+        p.port = addr.port();
+        p.accept_incoming = true;
+        p.families = Some(vec![Family::Ipv4]);
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let cfg = BgpConfig {
+            router_id: LOCAL_ID,
+            local_as: 65001,
+            listen,
+            peers: vec![p],
+        };
+        let mut reg = Registry::default();
+        let h = Speaker::start(cfg, &mut reg).expect("start");
+        let mut out = sp.accept(T).await.expect("outgoing connection");
+        out.recv_type(1, T).await.expect("speaker OPEN");
+        (h, out, listen, reg)
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    #[tokio::test]
+    async fn peer_with_higher_identifier_keeps_its_connection() {
+        let sp = ScriptedPeer::bind().await.expect("bind");
+        let (h, mut out, listen, reg) = start(&sp).await;
+        // The peer connects too (speaker in OpenSent on `out`): held.
+        let mut inc = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        settle().await;
+        let remote = Ipv4Addr::new(192, 0, 2, 200);
+        out.send_raw(&open(65002, 90, remote)).await.expect("OPEN");
+        // The speaker's connection loses: Cease / Connection Collision Resolution.
+        let n = out.expect_notification(T).await.expect("NOTIFICATION");
+        assert_eq!((n.code, n.subcode), (6, 7));
+        assert!(out.closed(T).await);
+        // The peer's connection carries the session.
+        inc.handshake(&open(65002, 90, remote), T)
+            .await
+            .expect("handshake on the peer's connection");
+        assert!(h.wait_established("p", T).await);
+        inc.send_raw(&keepalive()).await.expect("keepalive");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).expect("encode");
+        assert!(text.contains(
+            r#"ipvs_herald_bgp_notifications_total{peer="p",direction="sent",code="6",subcode="7"} 1"#
+        ));
+        // A collision is not a failure: no backoff was counted.
+        assert!(!text.contains(r#"to="idle""#), "{text}");
+        h.shutdown("done", T).await;
+    }
+
+    #[tokio::test]
+    async fn speaker_with_higher_identifier_keeps_its_connection() {
+        let sp = ScriptedPeer::bind().await.expect("bind");
+        let (h, mut out, listen, _reg) = start(&sp).await;
+        let mut inc = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        settle().await;
+        let remote = Ipv4Addr::new(10, 0, 0, 1);
+        out.send_raw(&open(65002, 90, remote)).await.expect("OPEN");
+        let n = inc
+            .expect_notification(T)
+            .await
+            .expect("NOTIFICATION on the peer's connection");
+        assert_eq!((n.code, n.subcode), (6, 7));
+        assert!(inc.closed(T).await);
+        out.send_raw(&keepalive()).await.expect("keepalive");
+        out.recv_type(4, T).await.expect("speaker KEEPALIVE");
+        assert!(h.wait_established("p", T).await);
+        h.shutdown("done", T).await;
+    }
+
+    #[tokio::test]
+    async fn collision_in_openconfirm_is_resolved_at_once() {
+        let sp = ScriptedPeer::bind().await.expect("bind");
+        let (h, mut out, listen, _reg) = start(&sp).await;
+        let remote = Ipv4Addr::new(192, 0, 2, 250);
+        out.send_raw(&open(65002, 90, remote)).await.expect("OPEN");
+        out.recv_type(4, T)
+            .await
+            .expect("speaker KEEPALIVE (OpenConfirm)");
+        assert!(h.wait_state("p", State::OpenConfirm, T).await);
+        let mut inc = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        let n = out.expect_notification(T).await.expect("NOTIFICATION");
+        assert_eq!((n.code, n.subcode), (6, 7));
+        inc.handshake(&open(65002, 90, remote), T)
+            .await
+            .expect("handshake on the peer's connection");
+        assert!(h.wait_established("p", T).await);
+        h.shutdown("done", T).await;
+    }
+
+    #[tokio::test]
+    async fn established_session_refuses_further_incoming_connections() {
+        let sp = ScriptedPeer::bind().await.expect("bind");
+        let (h, mut out, listen, _reg) = start(&sp).await;
+        out.send_raw(&open(65002, 90, Ipv4Addr::new(192, 0, 2, 200)))
+            .await
+            .expect("OPEN");
+        out.send_raw(&keepalive()).await.expect("keepalive");
+        assert!(h.wait_established("p", T).await);
+        let mut late = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        assert!(late.closed(T).await);
+        assert_eq!(h.peer_states()[0].state, State::Established);
+        h.shutdown("done", T).await;
+    }
+
+    #[tokio::test]
+    async fn incoming_connection_while_connecting_is_taken() {
+        use socket2::{Domain, Socket, Type};
+        // The peer's port: a listener that never accepts, its backlog full, so the speaker's
+        // connect hangs in Connect (SYNs dropped by the kernel).
+        let l = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        l.listen(0).expect("listen");
+        let addr = l.local_addr().expect("addr").as_socket().expect("inet");
+        let mut fillers = Vec::new();
+        for _ in 0..3 {
+            let f = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            f.set_nonblocking(true).expect("nonblocking");
+            let _ = f.connect(&addr.into());
+            fillers.push(f);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut p = PeerConfig::new("p", addr.ip(), 65002);
+        p.port = addr.port();
+        p.accept_incoming = true;
+        p.families = Some(vec![Family::Ipv4]);
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let cfg = BgpConfig {
+            router_id: LOCAL_ID,
+            local_as: 65001,
+            listen,
+            peers: vec![p],
+        };
+        let mut reg = Registry::default();
+        let h = Speaker::start(cfg, &mut reg).expect("start");
+        assert!(h.wait_state("p", State::Connect, T).await);
+        let mut inc = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        inc.handshake(&open(65002, 90, Ipv4Addr::new(192, 0, 2, 200)), T)
+            .await
+            .expect("handshake on the peer's connection");
+        assert!(h.wait_established("p", T).await);
+        h.shutdown("done", T).await;
+        drop(fillers);
+    }
 }
