@@ -8,7 +8,9 @@
 //!   receives the route;
 //! - a removed peer: BIRD reports "Received: Peer de-configured" and drops the route;
 //! - a hold-time change resets only that peer (BIRD: "Other configuration change", new hold
-//!   time negotiated), the other session's "since" is unchanged.
+//!   time negotiated), the other session's "since" is unchanged;
+//! - a router that connects too, with `accept_incoming` on our side, ends with one stable
+//!   connection (RFC 4271 §6.8).
 //!
 //! Run as root (`cargo test -p herald-announcer --test reload_interop`); BIRD is installed with
 //! `apt-get install -y` when missing, and the tests fail (never skip) if that is impossible.
@@ -53,6 +55,7 @@ fn bird_peers(n: u8) -> Vec<BirdPeer> {
             addr: router(i),
             speaker: speaker(i),
             hold: 240,
+            passive: true,
         })
         .collect()
 }
@@ -254,6 +257,84 @@ fn bird_hold_time_change_resets_only_that_peer() {
         w.wait_route(0).map_err(|e| w.fail(e))?;
         assert_eq!(w.bird.since("r1")?, since1, "r1 was reset too");
         assert_eq!(w.bird.last_error("r1")?, "");
+        Ok(())
+    })
+}
+
+/// BIRD connects too (not passive) and our peer has `accept_incoming`: BIRD is frozen while our
+/// connection and OPEN wait in its backlog, then thawed, so that its own connection attempt
+/// races ours. Both sides must settle on exactly one connection and stay there. Whether the
+/// speaker sees the two connections as a collision (RFC 4271 §6.8) or BIRD's arrives after
+/// our session is Established (and is refused) depends on scheduling — in the runs so far BIRD
+/// finished the handshake on our connection within a millisecond, so it was the latter; when
+/// a collision is seen, the connection opened by BIRD (identifier 192.0.2.2, higher than our
+/// 192.0.2.1) must be the one kept. The collision paths themselves are covered
+/// deterministically by the scripted-peer tests in `bgp::tasks`.
+#[test]
+fn bird_connecting_too_settles_on_one_connection() {
+    use nix::sys::signal::Signal;
+    run(|| {
+        let lab = Lab::new("reload-collision")?;
+        let peers = vec![BirdPeer {
+            name: proto(0),
+            addr: router(0),
+            speaker: speaker(0),
+            hold: 240,
+            passive: false,
+        }];
+        let bird = MultiBird::start(&lab, &peers, ROUTER_AS, SPEAKER_AS)?;
+        bird.signal(Signal::SIGSTOP)?;
+        let mut cfg = bgp_config(&[(0, 90)]);
+        cfg.peers[0].accept_incoming = true;
+        cfg.listen = std::net::SocketAddr::new(IpAddr::V4(speaker(0)), 179);
+        let sp = HeraldDriver::start_with_config(&lab, &spec(&[(0, 90)]), cfg)?;
+        sp.handle()
+            .announce(PREFIX.parse().expect("prefix"), RouteAttrs::default());
+        // Our connection completes in the frozen BIRD's backlog and our OPEN is sent.
+        std::thread::sleep(Duration::from_secs(2));
+        bird.signal(Signal::SIGCONT)?;
+        let fail = |e: &dyn std::fmt::Display| {
+            use support::driver::Driver;
+            format!("{e}\n{}\n{}", bird.logs(), sp.logs())
+        };
+        wait_until(
+            "r0 Established with the route",
+            SESSION_TIMEOUT,
+            POLL,
+            || Ok(bird.established("r0")? && bird.has_route("r0", PREFIX)?),
+        )
+        .map_err(|e| fail(&e))?;
+        let since = bird.since("r0")?;
+        stays_false("r0 flapping after the collision", WATCH, POLL, || {
+            Ok(bird.since("r0")? != since || !bird.established("r0")?)
+        })
+        .map_err(|e| fail(&e))?;
+        // Exactly one BGP connection is left, on the speaker side as on the router side.
+        let ss = lab.speaker.run("ss", &["-tnH", "state", "established"])?;
+        let bgp: Vec<&str> = ss.lines().filter(|l| l.contains(":179")).collect();
+        if bgp.len() != 1 {
+            return Err(fail(&format!("expected one BGP connection, ss shows:\n{ss}")).into());
+        }
+        let collided = bird.log_text().contains("ollision")
+            || sp.handle().peer_states()[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("Collision") || e.contains("collision"));
+        eprintln!("collision observed: {collided}; connection: {}", bgp[0]);
+        // BIRD has the higher identifier: its connection (to our port 179) must be the one
+        // kept whenever the two met.
+        if collided
+            && !bgp[0]
+                .split_whitespace()
+                .nth(2)
+                .is_some_and(|l| l.ends_with(":179"))
+        {
+            return Err(fail(&format!(
+                "the speaker's connection survived a collision it should lose: {}",
+                bgp[0]
+            ))
+            .into());
+        }
         Ok(())
     })
 }

@@ -260,6 +260,27 @@ impl Session {
                     // Handle dropped without shutdown: stop quietly as well.
                     Err(_) => Input::Shutdown("speaker stopped".into()),
                 },
+                // Reconfiguration commands are rare and must not wait behind a busy peer.
+                c = async {
+                    match self.ctl.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match c {
+                    Some(c) => Input::Ctl(c),
+                    None => { self.ctl = None; continue }
+                },
+                // Before reads: a peer connecting while its OPEN on our connection is already
+                // buffered is a collision to detect (RFC 4271 §6.8), not to refuse later.
+                s = async {
+                    match self.incoming.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match s {
+                    Some(s) => Input::Incoming(s),
+                    None => { self.incoming = None; continue }
+                },
                 i = async {
                     match next_timer {
                         Some((at, i)) => { tokio::time::sleep_until(at).await; i }
@@ -296,24 +317,6 @@ impl Session {
                         None => std::future::pending().await,
                     }
                 } => { self.connecting = None; Input::Connected(r) },
-                s = async {
-                    match self.incoming.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => match s {
-                    Some(s) => Input::Incoming(s),
-                    None => { self.incoming = None; continue }
-                },
-                c = async {
-                    match self.ctl.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => match c {
-                    Some(c) => Input::Ctl(c),
-                    None => { self.ctl = None; continue }
-                },
                 // Last, and only while no sync is pending: a burst of table changes costs one
                 // wake-up and one diff per SYNC_DELAY, never starving reads or timers.
                 r = self.table.changed(), if established && self.sync_at.is_none() => match r {

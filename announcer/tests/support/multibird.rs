@@ -25,6 +25,8 @@ pub struct BirdPeer {
     pub speaker: Ipv4Addr,
     /// BIRD's proposed hold time.
     pub hold: u16,
+    /// BIRD only waits for the speaker (`passive on`); otherwise it connects too.
+    pub passive: bool,
 }
 
 /// The BIRD daemon.
@@ -66,7 +68,12 @@ impl MultiBird {
             let _ = writeln!(c, "  local {} as {router_as};", p.addr);
             let _ = writeln!(c, "  neighbor {} as {speaker_as};", p.speaker);
             let _ = writeln!(c, "  hold time {};", p.hold);
-            let _ = writeln!(c, "  passive on;");
+            if p.passive {
+                let _ = writeln!(c, "  passive on;");
+            } else {
+                let _ = writeln!(c, "  connect delay time 1;\n  connect retry time 1;");
+                let _ = writeln!(c, "  debug {{ states, events }};");
+            }
             let _ = writeln!(c, "  error wait time 1, 2;");
             let _ = writeln!(c, "  ipv4 {{ import all; export none; }};");
             let _ = writeln!(c, "  ipv6 {{ import all; export none; }};");
@@ -188,6 +195,11 @@ impl MultiBird {
     /// BIRD's log so far (stderr, `log stderr all`).
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(self.daemon.log()).unwrap_or_default()
+    }
+
+    /// Sends `sig` to BIRD (SIGSTOP / SIGCONT to freeze and thaw it).
+    pub fn signal(&self, sig: nix::sys::signal::Signal) -> TResult<()> {
+        self.daemon.signal(sig)
     }
 
     /// Log tail for failure reports.
