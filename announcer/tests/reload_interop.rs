@@ -10,9 +10,12 @@
 //! - a hold-time change resets only that peer (BIRD: "Other configuration change", new hold
 //!   time negotiated), the other session's "since" is unchanged;
 //! - a router that connects too, with `accept_incoming` on our side, ends with one stable
-//!   connection (RFC 4271 §6.8).
+//!   connection (RFC 4271 §6.8);
+//! - FRR (standard one-peer harness): a hold-time change shows as "Cease/Other Configuration
+//!   Change" and the session returns; removing the peer shows "Cease/Peer De-configured" and
+//!   the route goes.
 //!
-//! Run as root (`cargo test -p herald-announcer --test reload_interop`); BIRD is installed with
+//! Run as root (`cargo test -p herald-announcer --test reload_interop`); BIRD and FRR are installed with
 //! `apt-get install -y` when missing, and the tests fail (never skip) if that is impossible.
 
 mod support;
@@ -335,6 +338,93 @@ fn bird_connecting_too_settles_on_one_connection() {
             ))
             .into());
         }
+        Ok(())
+    })
+}
+
+/// FRR as the router (one peer, the harness's standard FRR setup): a hold-time change resets
+/// the session with Cease / Other Configuration Change and it comes back; removing the peer
+/// sends Cease / Peer De-configured and FRR drops the route.
+#[test]
+fn frr_sees_other_configuration_change_then_peer_deconfigured() {
+    use support::lab::{ROUTER_V4, SPEAKER_V4};
+    use support::routers::{Kind, Router, RouterSpec};
+    run(|| {
+        let lab = Lab::new("reload-frr")?;
+        let mut rspec = RouterSpec::new(Kind::Frr, ROUTER_AS, SPEAKER_AS);
+        rspec.hold = 240;
+        let router = Router::start(&lab, rspec)?;
+        let dspec = DriverSpec {
+            local_as: SPEAKER_AS,
+            peers: vec![DriverPeer {
+                address: IpAddr::V4(ROUTER_V4),
+                remote_as: ROUTER_AS,
+                hold: 90,
+                md5: None,
+                passive: false,
+                ttl_security: None,
+            }],
+        };
+        let sp = HeraldDriver::start(&lab, &dspec)?;
+        let prefix: ipnet::IpNet = PREFIX.parse().expect("prefix");
+        sp.handle().announce(prefix, RouteAttrs::default());
+        let speaker = IpAddr::V4(SPEAKER_V4);
+        let fail = |e: &dyn std::fmt::Display| {
+            use support::driver::Driver;
+            format!("{e}\n{}\n{}", router.logs(), sp.logs())
+        };
+        let up_with_route = || Ok(router.established(speaker)? && router.route(prefix)?.is_some());
+        wait_until(
+            "FRR Established with the route",
+            SESSION_TIMEOUT,
+            POLL,
+            up_with_route,
+        )
+        .map_err(|e| fail(&e))?;
+
+        let mut dspec30 = dspec.clone();
+        dspec30.peers[0].hold = 30;
+        let report = reconfigure(sp.handle(), config(&dspec30))?;
+        assert_eq!(
+            report.plan.peer("rtr0"),
+            Some(&PeerChange::Reset {
+                keys: vec!["hold_time"]
+            })
+        );
+        wait_until(
+            "FRR saw Other Configuration Change",
+            SESSION_TIMEOUT,
+            POLL,
+            || {
+                Ok(router
+                    .last_notification(speaker)?
+                    .contains("Cease/Other Configuration Change"))
+            },
+        )
+        .map_err(|e| fail(&e))?;
+        wait_until(
+            "FRR re-established with the route",
+            SESSION_TIMEOUT,
+            POLL,
+            up_with_route,
+        )
+        .map_err(|e| fail(&e))?;
+
+        let mut none = dspec30.clone();
+        none.peers.clear();
+        let report = reconfigure(sp.handle(), config(&none))?;
+        assert_eq!(report.plan.peer("rtr0"), Some(&PeerChange::Removed));
+        wait_until("FRR saw Peer De-configured", SESSION_TIMEOUT, POLL, || {
+            Ok(router
+                .last_notification(speaker)?
+                .contains("Cease/Peer De-configured"))
+        })
+        .map_err(|e| fail(&e))?;
+        wait_until("route gone from FRR", SESSION_TIMEOUT, POLL, || {
+            Ok(router.route(prefix)?.is_none())
+        })
+        .map_err(|e| fail(&e))?;
+        assert!(sp.handle().peer_states().is_empty());
         Ok(())
     })
 }
