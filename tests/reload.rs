@@ -8,7 +8,11 @@
 //!    "since" time to the millisecond unchanged), `ipvs_herald_config_last_reload_successful 1`;
 //! 3. a restart-only change (`[log]`): applied nowhere, `ipvs_herald_config_restart_required 1`;
 //! 4. an invalid file, SIGHUP: the process keeps running, both sessions stay,
-//!    `ipvs_herald_config_last_reload_successful 0`.
+//!    `ipvs_herald_config_last_reload_successful 0`;
+//! 5. r1 removed: BIRD logs "Peer de-configured", r1's series leave /metrics, r0 untouched.
+//!
+//! Step 2 also moves `announcer.admin_socket`: the old socket disappears and `ipvs-herald
+//! status` answers on the new one.
 //!
 //! Needs root (namespaces). BIRD and busybox (for `wget` inside the namespace) are installed
 //! with `apt-get install -y` when missing; the test fails, never skips, if that is impossible.
@@ -210,9 +214,13 @@ impl World {
     }
 
     fn config(&self, peers: &[usize], log_level: &str) -> String {
+        self.config_with(peers, log_level, "admin.sock")
+    }
+
+    fn config_with(&self, peers: &[usize], log_level: &str, admin: &str) -> String {
         let mut c = format!(
             "[log]\nlevel = \"{log_level}\"\n\n[exporter]\nlisten = \"127.0.0.1:9639\"\n\n[announcer]\nadmin_socket = \"{}\"\nmaintenance_file = \"{}\"\n\n[announcer.bgp]\nrouter_id = \"192.0.2.1\"\nlocal_as = 65000\nlisten = \"192.0.2.1:179\"\n",
-            self.path("admin.sock").display(),
+            self.path(admin).display(),
             self.path("maintenance").display()
         );
         for &i in peers {
@@ -300,8 +308,11 @@ fn scenario(w: &mut World) -> TResult<()> {
     std::thread::sleep(Duration::from_secs(1));
     let (_, since0) = w.proto("r0")?;
 
-    // 2. Add r1.
-    w.write_config(&w.config(&[0, 1], "info"))?;
+    // 2. Add r1, and move the admin socket.
+    if !w.path("admin.sock").exists() {
+        return Err("no admin socket at start".into());
+    }
+    w.write_config(&w.config_with(&[0, 1], "info", "admin2.sock"))?;
     w.hup()?;
     wait_until("r1 Established after SIGHUP", || Ok(w.proto("r1")?.0))?;
     wait_until("reload metrics", || {
@@ -317,10 +328,19 @@ fn scenario(w: &mut World) -> TResult<()> {
     if !w.metric_is("ipvs_herald_config_restart_required 0")? {
         return Err("restart_required is not 0 after a live-only change".into());
     }
+    if w.path("admin.sock").exists() || !w.path("admin2.sock").exists() {
+        return Err("the admin socket was not moved to admin2.sock".into());
+    }
+    let status = run(Command::new(env!("CARGO_BIN_EXE_ipvs-herald"))
+        .arg("-c")
+        .arg(w.path("herald.toml"))
+        .arg("status"))
+    .map_err(|e| format!("status over the moved admin socket: {e}"))?;
+    eprintln!("status over admin2.sock: {}", status.trim());
     let (_, since1) = w.proto("r1")?;
 
     // 3. A restart-only change.
-    w.write_config(&w.config(&[0, 1], "debug"))?;
+    w.write_config(&w.config_with(&[0, 1], "debug", "admin2.sock"))?;
     w.hup()?;
     wait_until("restart_required 1", || {
         w.metric_is("ipvs_herald_config_restart_required 1")
@@ -354,6 +374,26 @@ fn scenario(w: &mut World) -> TResult<()> {
     }
     if !w.metric_is(r#"ipvs_herald_bgp_session_state{peer="r0",state="established"} 1"#)? {
         return Err("r0 not established in the metrics".into());
+    }
+
+    // 5. Remove r1: BIRD hears Cease / Peer De-configured, its series leave /metrics, r0 stays.
+    w.write_config(&w.config_with(&[0], "debug", "admin2.sock"))?;
+    w.hup()?;
+    wait_until("r1 de-configured", || {
+        let log = std::fs::read_to_string(w.path("bird.log")).unwrap_or_default();
+        Ok(log.contains("r1: Received: Peer de-configured"))
+    })?;
+    wait_until("r1 series gone", || {
+        let m = w.metrics()?;
+        Ok(!m.contains(r#"peer="r1""#)
+            && m.lines()
+                .any(|l| l == "ipvs_herald_config_last_reload_successful 1"))
+    })?;
+    let (up, s) = w.proto("r0")?;
+    if !up || s != since0 {
+        return Err(format!(
+            "r0 disturbed by removing r1: up {up}, since {since0} -> {s}"
+        ));
     }
     Ok(())
 }
