@@ -372,3 +372,54 @@ async fn reconfigure_after_shutdown_is_refused() {
     let e = h2.reconfigure(cfg).await.unwrap_err();
     assert!(matches!(e, BgpError::ShuttingDown), "{e}");
 }
+
+#[tokio::test]
+async fn listen_change_rebinds_and_keeps_established_sessions() {
+    let mut reg = Registry::default();
+    // Both bound at once, so the two ports differ.
+    let (la, lb) = (
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap(),
+    );
+    let (port_a, port_b) = (
+        la.local_addr().unwrap().port(),
+        lb.local_addr().unwrap().port(),
+    );
+    drop((la, lb));
+    let listen_a: SocketAddr = format!("127.0.0.1:{port_a}").parse().unwrap();
+    let listen_b: SocketAddr = format!("127.0.0.1:{port_b}").parse().unwrap();
+    let mut p = PeerConfig::new("p", IpAddr::V4(Ipv4Addr::LOCALHOST), PEER_AS);
+    p.passive = true;
+    p.families = Some(vec![Family::Ipv4]);
+    let mut old = config(vec![p]);
+    old.listen = listen_a;
+    let h = Speaker::start(old.clone(), &mut reg).unwrap();
+    let mut c = testutil::connect(listen_a, None, 64, T)
+        .await
+        .expect("connect to A");
+    c.handshake(&open(PEER_AS, 0, Ipv4Addr::new(192, 0, 2, 3)), T)
+        .await
+        .expect("handshake");
+    assert!(h.wait_established("p", T).await);
+    c.recv_type(2, T).await.unwrap(); // End-of-RIB
+
+    let mut new = old.clone();
+    new.listen = listen_b;
+    let report = h.reconfigure(new).await.expect("rebind");
+    assert_eq!(report.listener, ListenerChange::Rebound(listen_b));
+    assert!(report.plan.listen_changed);
+    assert_eq!(report.plan.peer("p"), Some(&PeerChange::Unchanged));
+    // The established session does not depend on the listening socket.
+    quiet(&mut c, "established passive session across the rebind").await;
+    assert_eq!(h.peer_states()[0].state, State::Established);
+    assert!(
+        testutil::connect(listen_a, None, 64, T).await.is_err(),
+        "old address still listens"
+    );
+    // The new address accepts (the session is busy, so this second connection is closed).
+    let mut again = testutil::connect(listen_b, None, 64, T)
+        .await
+        .expect("new address listens");
+    assert!(again.closed(T).await);
+    h.shutdown("done", T).await;
+}
