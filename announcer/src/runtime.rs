@@ -103,6 +103,9 @@ struct Metrics {
     last_transition: Family<GroupLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     checks_failed: Family<GroupLabel, Counter>,
     backend_errors: Counter,
+    /// Service labels emitted per group (`Family` cannot be iterated), to remove the series of
+    /// a group that a reload deletes.
+    services_seen: Arc<std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>>,
 }
 
 impl Metrics {
@@ -170,6 +173,45 @@ impl Metrics {
             m.backend_errors.clone(),
         );
         m
+    }
+}
+
+impl Metrics {
+    /// Remove every series labelled with group `name` (the group left the configuration).
+    fn remove_group(&self, name: &str) {
+        let l = GroupLabel {
+            group: name.to_string(),
+        };
+        for f in [
+            &self.healthy,
+            &self.announced,
+            &self.drained,
+            &self.pool_down_count,
+        ] {
+            f.remove(&l);
+        }
+        self.transitions.remove(&l);
+        self.last_transition.remove(&l);
+        self.checks_failed.remove(&l);
+        for p in PHASES {
+            self.phase.remove(&GroupPhaseLabel {
+                group: name.to_string(),
+                phase: p.to_string(),
+            });
+        }
+        let services = match self.services_seen.lock() {
+            Ok(mut m) => m.remove(name).unwrap_or_default(),
+            Err(_) => BTreeSet::new(),
+        };
+        for service in services {
+            let l = GroupServiceLabel {
+                group: name.to_string(),
+                service,
+            };
+            self.healthy_dests.remove(&l);
+            self.total_dests.remove(&l);
+            self.pool_up.remove(&l);
+        }
     }
 }
 
@@ -425,6 +467,9 @@ impl Runtime {
                 m.healthy_dests.get_or_create(&l).set(i64::from(s.healthy));
                 m.total_dests.get_or_create(&l).set(i64::from(s.total));
                 m.pool_up.get_or_create(&l).set(i64::from(s.pool_up));
+                if let Ok(mut seen) = m.services_seen.lock() {
+                    seen.entry(l.group).or_default().insert(l.service);
+                }
             }
         }
     }
@@ -527,10 +572,12 @@ impl Runtime {
         let mut actions = Vec::new();
         // Groups that are gone: withdraw (and remove managed addresses).
         let mut kept = Vec::new();
+        let mut removed = Vec::new();
         for (mut g, due) in std::mem::take(&mut self.groups) {
             if new_names.contains(g.name()) {
                 kept.push((g, due));
             } else {
+                removed.push(g.name().to_string());
                 tracing::info!(group = g.name(), "VIP group removed by reload: withdrawing");
                 actions.extend(g.step(
                     tokio::time::Instant::now().into_std(),
@@ -550,6 +597,10 @@ impl Runtime {
         self.groups = kept;
         self.admin_drains.retain(|name, _| new_names.contains(name));
         self.execute(&actions).await;
+        // After the withdrawal: its series would otherwise stay in /metrics with the last values.
+        for name in removed {
+            self.metrics.remove_group(&name);
+        }
         Ok(())
     }
 
@@ -869,5 +920,65 @@ mod tests {
             text.contains("ipvs_herald_vip_group_checks_failed_total{group=\"web\"} 5"),
             "{text}"
         );
+    }
+    #[tokio::test(start_paused = true)]
+    async fn reload_removes_the_series_of_a_removed_group() {
+        let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
+        let rec = Arc::new(Recorder::default());
+        let mut registry = Registry::default();
+        let mut other = group();
+        other.name = "api".into();
+        other.prefixes = vec!["192.0.2.11/32".parse().unwrap()];
+        let rt = Runtime::new(
+            vec![group(), other.clone()],
+            ipvs,
+            rec.clone(),
+            Arc::new(NoAddrs),
+            RuntimeSettings {
+                drain_time: Duration::from_secs(3),
+                maintenance_file: None,
+            },
+            &mut registry,
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(rt.run(rx));
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let text = |r: &Registry| {
+            let mut t = String::new();
+            prometheus_client::encoding::text::encode(&mut t, r).unwrap();
+            t
+        };
+        let before = text(&registry);
+        // web (healthy, announced) has every kind of series; api (no IPVS service) the rest.
+        for m in [
+            "healthy",
+            "announced",
+            "drained",
+            "phase",
+            "pool_down_count",
+            "healthy_destinations",
+            "destinations",
+            "service_pool_up",
+            "transitions_total",
+            "last_transition_timestamp_seconds",
+        ] {
+            assert!(
+                before.contains(&format!("ipvs_herald_vip_group_{m}{{group=\"web\"")),
+                "{m} of web missing before:\n{before}"
+            );
+        }
+        assert!(before.contains("ipvs_herald_vip_group_checks_failed_total{group=\"api\"}"));
+        let (rtx, rrx) = oneshot::channel();
+        tx.send(Control::Reload(vec![other], rtx)).await.unwrap();
+        rrx.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let after = text(&registry);
+        assert!(!after.contains("group=\"web\""), "stale series:\n{after}");
+        assert!(after.contains("ipvs_herald_vip_group_healthy{group=\"api\"} 0"));
+        assert!(after.contains("ipvs_herald_vip_group_checks_failed_total{group=\"api\"}"));
+        assert_eq!(events(&rec).last().unwrap(), "withdraw 192.0.2.10/32");
+        drop(tx);
+        let _ = task.await;
     }
 }
