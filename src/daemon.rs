@@ -361,8 +361,14 @@ impl Announcer {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot reconcile the kernel backend"),
                 }
-                reconcile_addresses(backend.addresses().clone()).await;
-                Arc::new(backend)
+                let addrs = reconcile_addresses(backend.addresses().clone()).await;
+                let backend: Arc<dyn RouteSink> = Arc::new(backend);
+                if manages {
+                    // Address removals wait out each group's address_linger.
+                    Arc::new(WithVipAddresses::new(backend, addrs))
+                } else {
+                    backend
+                }
             }
             (BackendKind::Bgp, Some(s)) if manages => {
                 let addrs = VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)

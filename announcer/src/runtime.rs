@@ -41,6 +41,13 @@ pub trait RouteSink: Send + Sync {
     /// Carry out one action. An error is logged and counted; the loop goes on (the next change
     /// is applied afresh).
     fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Wait until the work that `apply` left running in the background (a managed address
+    /// removal waiting out its linger) is done. The loop calls it once everything is withdrawn
+    /// at shutdown; the caller bounds it in time.
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// The addresses configured on this host (for `vip_address = "require"`).
@@ -281,6 +288,7 @@ impl Runtime {
             self.tick(now).await;
             if let Some((_, _)) = &self.shutdown {
                 if self.groups.iter().all(|(g, _)| !g.phase().is_announced()) {
+                    self.sink.settle().await;
                     if let Some((_, done)) = self.shutdown.take() {
                         let _ = done.send(());
                     }

@@ -193,6 +193,7 @@ fall = $E2E_FALL
 hold_down = "1s"
 vip_address = "manage"
 manage_interface = "herald0"
+address_linger = "1s"
 EOF
     fi
 }
