@@ -16,7 +16,6 @@ use lab_support::dump::{self, Dump};
 use lab_support::ipvsadm::ConnKey;
 use lab_support::vm::{self, read, tail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 static RUN: OnceLock<Result<PathBuf, String>> = OnceLock::new();

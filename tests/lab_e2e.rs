@@ -19,9 +19,10 @@
 //! the figures themselves belong to the benchmark (`tests/lab/lab.sh e2e-bench`).
 #![forbid(unsafe_code)]
 
+mod lab_support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// Slack for "within interval x fall plus a small bound" and similar upper bounds: BIRD and the
@@ -152,32 +153,12 @@ const VIP_WEB6: &str = "2001:db8:10::10";
 const VIP_MGD: &str = "203.0.113.12";
 
 fn boot() -> Result<PathBuf, String> {
-    if let Ok(dir) = std::env::var("IPVS_HERALD_E2E_RESULTS") {
-        eprintln!("lab_e2e: IPVS_HERALD_E2E_RESULTS set, checking {dir} (no boot)");
-        return Ok(PathBuf::from(dir));
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = Path::new(env!("CARGO_BIN_EXE_ipvs-herald"));
-    let target = bin
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))?;
-    let script = repo.join("tests/lab/lab.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg("e2e")
-        .env("LAB_HERALD_BIN", bin)
-        .env("LAB_TARGET", target)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !status.success() {
-        return Err(format!(
-            "{} e2e failed ({status}); see its messages above and {}/lab/e2e/console.log",
-            script.display(),
-            target.display()
-        ));
-    }
-    Ok(target.join("lab/e2e/results/e2e"))
+    lab_support::vm::boot(
+        "e2e",
+        "IPVS_HERALD_E2E_RESULTS",
+        "e2e/results/e2e",
+        "e2e/console.log",
+    )
 }
 
 fn parse_f64(s: &str, what: &str) -> Result<f64, String> {
