@@ -162,6 +162,38 @@ mod tests {
         assert_eq!(example("ipvs-herald.toml"), Config::default());
     }
 
+    /// The commented `[[announcer.vip_groups]]` reference in config/ipvs-herald.toml, with its
+    /// comment markers taken off, parses and equals a group given only its name and prefixes:
+    /// every default it documents is the built-in one.
+    #[test]
+    fn documented_vip_group_keys_are_the_built_in_defaults() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("config/ipvs-herald.toml"),
+        )
+        .unwrap();
+        let block: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "# [[announcer.vip_groups]]")
+            .take_while(|l| l.starts_with('#'))
+            .filter(|l| !l.starts_with("# #"))
+            .map(|l| l.trim_start_matches('#').trim_start())
+            .collect();
+        assert!(block.len() > 15, "no commented VIP group found: {block:?}");
+        let bgp = "[announcer.bgp]\nrouter_id = \"198.51.100.1\"\nlocal_as = 65000\n";
+        let documented =
+            Config::parse(Path::new("doc.toml"), &format!("{bgp}{}", block.join("\n")))
+                .unwrap_or_else(|e| panic!("{e}"));
+        let minimal = Config::parse(
+            Path::new("min.toml"),
+            &format!("{bgp}[[announcer.vip_groups]]\nname = \"web\"\nprefixes = [\"192.0.2.10/32\", \"2001:db8::10/128\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            documented.announcer.vip_groups,
+            minimal.announcer.vip_groups
+        );
+    }
+
     #[test]
     fn all_active_example_parses_and_validates() {
         let c = example("examples/all-active.toml");

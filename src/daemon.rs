@@ -2,6 +2,14 @@
 //! one registry, starts the announcer (BGP speaker, VIP health loop, admin socket), serves HTTP, and handles signals: SIGHUP reloads the configuration
 //! (an invalid file keeps the running one, with a log line and a metric), SIGTERM/SIGINT stop
 //! gracefully within a bound.
+//!
+//! What SIGHUP applies live: `[[announcer.vip_groups]]`, `[announcer.bgp]` (per-peer diff: see
+//! `herald_announcer::bgp::reconfig`), `announcer.admin_socket` (rebound), and the shutdown
+//! bounds. Everything else (`[log]`, `[reader]`, `[exporter]`, `announcer.backend`,
+//! `[announcer.kernel]`, `announcer.drain_time`, `announcer.maintenance_file`, adding or
+//! removing the `[announcer.bgp]` section, enabling the announcer) needs a restart: a warning
+//! names those keys and `ipvs_herald_config_restart_required` is 1 until the file and the
+//! running configuration agree on them again.
 
 use crate::config::{Config, LogFormat};
 use anyhow::Context;
@@ -51,6 +59,7 @@ struct ConfigMetrics {
     last_reload_ok: Gauge,
     last_reload_success: Gauge<f64, AtomicU64>,
     reloads_failed: Counter,
+    restart_required: Gauge,
 }
 
 impl ConfigMetrics {
@@ -70,6 +79,11 @@ impl ConfigMetrics {
             "ipvs_herald_config_reload_failures",
             "Configuration reloads refused because the file was invalid",
             m.reloads_failed.clone(),
+        );
+        registry.register(
+            "ipvs_herald_config_restart_required",
+            "1 while the configuration file differs from the running configuration in keys that only a restart applies (the log names them)",
+            m.restart_required.clone(),
         );
         m.loaded();
         m
@@ -105,7 +119,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut registry = Registry::default();
     herald_exporter::register(&mut registry, source.clone(), &cfg.exporter);
     let config_metrics = ConfigMetrics::register(&mut registry);
-    let announcer = if cfg.announcer.is_active() {
+    let mut announcer = if cfg.announcer.is_active() {
         Some(Announcer::start(&cfg, source.clone(), &mut registry).await?)
     } else {
         tracing::info!("no [announcer.bgp] and no VIP groups: announcer off");
@@ -135,7 +149,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut running = cfg;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&path, &mut running, &config_metrics, announcer.as_ref()).await,
+            _ = hup.recv() => reload(&path, &mut running, &config_metrics, announcer.as_mut()).await,
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
         }
@@ -183,56 +197,91 @@ async fn probe(source: &Arc<dyn IpvsSource>) {
     }
 }
 
-/// SIGHUP: load the file again; keep the running configuration when it is invalid.
+/// Keys of `new` that differ from the running configuration but only take effect at the next
+/// start. `announcer_on`: the announcer was started.
+fn restart_only_changes(running: &Config, new: &Config, announcer_on: bool) -> Vec<&'static str> {
+    let mut k = Vec::new();
+    if new.log != running.log {
+        k.push("log");
+    }
+    if new.reader != running.reader {
+        k.push("reader");
+    }
+    if new.exporter != running.exporter {
+        k.push("exporter");
+    }
+    let (a, b) = (&running.announcer, &new.announcer);
+    if !announcer_on {
+        if b.is_active() {
+            k.push("announcer (enabling it)");
+        }
+        return k;
+    }
+    if a.backend != b.backend {
+        k.push("announcer.backend");
+    }
+    if a.kernel != b.kernel {
+        k.push("announcer.kernel");
+    }
+    if a.drain_time != b.drain_time {
+        k.push("announcer.drain_time");
+    }
+    if a.maintenance_file != b.maintenance_file {
+        k.push("announcer.maintenance_file");
+    }
+    if a.bgp.is_some() != b.bgp.is_some() {
+        k.push("announcer.bgp (adding or removing the section)");
+    }
+    k
+}
+
+/// SIGHUP: load the file again and apply what can be applied live; keep the running
+/// configuration when the file is invalid or cannot be applied.
 async fn reload(
     path: &Option<PathBuf>,
     running: &mut Config,
     metrics: &ConfigMetrics,
-    announcer: Option<&Announcer>,
+    announcer: Option<&mut Announcer>,
 ) {
     let Some(path) = path else {
         tracing::info!("SIGHUP: no configuration file (built-in defaults); nothing to reload");
         return;
     };
-    match Config::load(Some(path)) {
-        Err(e) => {
-            metrics.last_reload_ok.set(0);
-            metrics.reloads_failed.inc();
-            tracing::error!(error = %e, "SIGHUP: configuration refused; the running configuration stays in force");
+    let refuse = |e: &dyn std::fmt::Display, what: &str| {
+        metrics.last_reload_ok.set(0);
+        metrics.reloads_failed.inc();
+        tracing::error!(error = %e, "SIGHUP: {what}; the running configuration stays in force");
+    };
+    let new = match Config::load(Some(path)) {
+        Ok(n) => n,
+        Err(e) => return refuse(&e, "configuration refused"),
+    };
+    let restart = restart_only_changes(running, &new, announcer.is_some());
+    if let Some(a) = announcer {
+        if let Err(e) = a.apply(&running.announcer, &new.announcer).await {
+            return refuse(&e, "configuration could not be applied");
         }
-        Ok(new) => {
-            if new.exporter != running.exporter || new.reader != running.reader {
-                tracing::warn!(
-                    "SIGHUP: [exporter] and [reader] changes take effect at the next restart"
-                );
-            }
-            if new.announcer.bgp != running.announcer.bgp
-                || new.announcer.backend != running.announcer.backend
-                || new.announcer.kernel != running.announcer.kernel
-                || new.announcer.admin_socket != running.announcer.admin_socket
-            {
-                tracing::warn!("SIGHUP: BGP peers, backend and admin socket changes take effect at the next restart; VIP groups are reloaded now");
-            }
-            match announcer {
-                Some(a) => {
-                    if let Err(e) = a.reload(new.announcer.vip_groups.clone()).await {
-                        metrics.last_reload_ok.set(0);
-                        metrics.reloads_failed.inc();
-                        tracing::error!(error = %e, "SIGHUP: VIP groups refused; the running configuration stays in force");
-                        return;
-                    }
-                }
-                None if new.announcer.is_active() => {
-                    tracing::warn!(
-                        "SIGHUP: the announcer was off at start; enabling it needs a restart"
-                    );
-                }
-                None => {}
-            }
-            *running = new;
-            metrics.loaded();
-            tracing::info!("SIGHUP: configuration reloaded");
+        // What was applied live; restart-only keys keep their running values.
+        let (r, n) = (&mut running.announcer, &new.announcer);
+        if r.bgp.is_some() && n.bgp.is_some() {
+            r.bgp.clone_from(&n.bgp);
         }
+        r.vip_groups.clone_from(&n.vip_groups);
+        r.admin_socket.clone_from(&n.admin_socket);
+        r.shutdown_drain_time = n.shutdown_drain_time;
+        r.shutdown_timeout = n.shutdown_timeout;
+    }
+    metrics.loaded();
+    if restart.is_empty() {
+        metrics.restart_required.set(0);
+        tracing::info!("SIGHUP: configuration reloaded");
+    } else {
+        metrics.restart_required.set(1);
+        tracing::warn!(
+            keys = %restart.join(", "),
+            "SIGHUP: configuration reloaded, but these keys only take effect at the next restart: {}",
+            restart.join(", ")
+        );
     }
 }
 
@@ -241,6 +290,20 @@ struct Announcer {
     speaker: Option<SpeakerHandle>,
     control: mpsc::Sender<Control>,
     admin_stop: Option<oneshot::Sender<()>>,
+    /// Where the admin socket's requests go (cloned for a rebound socket).
+    admin_tx: mpsc::Sender<admin::Envelope>,
+}
+
+/// Start serving the admin socket `listener`; returns the sender that stops it.
+fn serve_admin(
+    listener: tokio::net::UnixListener,
+    admin_tx: mpsc::Sender<admin::Envelope>,
+) -> oneshot::Sender<()> {
+    let (admin_stop, stop_rx) = oneshot::channel::<()>();
+    tokio::spawn(admin::serve(listener, admin_tx, async move {
+        let _ = stop_rx.await;
+    }));
+    admin_stop
 }
 
 impl Announcer {
@@ -298,8 +361,14 @@ impl Announcer {
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "cannot reconcile the kernel backend"),
                 }
-                reconcile_addresses(backend.addresses().clone()).await;
-                Arc::new(backend)
+                let addrs = reconcile_addresses(backend.addresses().clone()).await;
+                let backend: Arc<dyn RouteSink> = Arc::new(backend);
+                if manages {
+                    // Address removals wait out each group's address_linger.
+                    Arc::new(WithVipAddresses::new(backend, addrs))
+                } else {
+                    backend
+                }
             }
             (BackendKind::Bgp, Some(s)) if manages => {
                 let addrs = VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)
@@ -333,10 +402,7 @@ impl Announcer {
 
         let listener = admin::bind(&a.admin_socket)?;
         let (admin_tx, mut admin_rx) = mpsc::channel::<admin::Envelope>(8);
-        let (admin_stop, stop_rx) = oneshot::channel::<()>();
-        tokio::spawn(admin::serve(listener, admin_tx, async move {
-            let _ = stop_rx.await;
-        }));
+        let admin_stop = serve_admin(listener, admin_tx.clone());
         let forward = control.clone();
         tokio::spawn(async move {
             while let Some(env) = admin_rx.recv().await {
@@ -356,7 +422,62 @@ impl Announcer {
             speaker,
             control,
             admin_stop: Some(admin_stop),
+            admin_tx,
         })
+    }
+
+    /// Apply the live part of a reload: admin socket, BGP sessions, VIP groups — in that order,
+    /// so that the steps that can fail (binding sockets) come before anything is changed for
+    /// good: a new admin socket is bound first and only replaces the old one once the BGP
+    /// reconfiguration (atomic itself) succeeded.
+    async fn apply(
+        &mut self,
+        old: &herald_announcer::Config,
+        new: &herald_announcer::Config,
+    ) -> anyhow::Result<()> {
+        let new_admin = if new.admin_socket != old.admin_socket {
+            Some(admin::bind(&new.admin_socket).with_context(|| {
+                format!(
+                    "announcer.admin_socket: cannot bind {}",
+                    new.admin_socket.display()
+                )
+            })?)
+        } else {
+            None
+        };
+        if let (Some(speaker), Some(bgp)) = (&self.speaker, &new.bgp) {
+            match speaker.reconfigure(bgp.clone()).await {
+                Ok(report) if report.plan.is_empty() => {
+                    tracing::info!("SIGHUP: BGP configuration unchanged, every session kept");
+                }
+                Ok(report) => {
+                    for line in report.lines() {
+                        tracing::info!("SIGHUP: BGP {line}");
+                    }
+                }
+                Err(e) => {
+                    if new_admin.is_some() {
+                        let _ = std::fs::remove_file(&new.admin_socket);
+                    }
+                    return Err(anyhow::anyhow!("announcer.bgp: {e}"));
+                }
+            }
+        }
+        if let Some(listener) = new_admin {
+            if let Some(stop) = self.admin_stop.take() {
+                let _ = stop.send(());
+            }
+            let _ = std::fs::remove_file(&old.admin_socket);
+            self.admin_stop = Some(serve_admin(listener, self.admin_tx.clone()));
+            tracing::info!(
+                from = %old.admin_socket.display(),
+                to = %new.admin_socket.display(),
+                "SIGHUP: admin socket moved"
+            );
+        }
+        self.reload(new.vip_groups.clone())
+            .await
+            .map_err(|e| anyhow::anyhow!("announcer.vip_groups: {e}"))
     }
 
     async fn reload(
@@ -398,5 +519,66 @@ impl Announcer {
                 .await;
         }
         let _ = std::fs::remove_file(&cfg.admin_socket);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Config {
+        Config::parse(std::path::Path::new("test.toml"), text).expect("valid test config")
+    }
+
+    const BASE: &str = r#"
+[announcer.bgp]
+router_id = "192.0.2.1"
+local_as = 65000
+[[announcer.bgp.peers]]
+name = "a"
+address = "192.0.2.2"
+remote_as = 65001
+"#;
+
+    #[test]
+    fn live_keys_need_no_restart_and_restart_only_keys_are_named() {
+        let base = parse(BASE);
+        // A new peer, another admin socket and other shutdown bounds: all live.
+        let live = parse(&format!(
+            "{BASE}[[announcer.bgp.peers]]\nname = \"b\"\naddress = \"192.0.2.3\"\nremote_as = 65001\n"
+        ));
+        assert!(restart_only_changes(&base, &live, true).is_empty());
+        let mut live2 = base.clone();
+        live2.announcer.admin_socket = "/tmp/x.sock".into();
+        live2.announcer.shutdown_timeout = Duration::from_secs(20);
+        assert!(restart_only_changes(&base, &live2, true).is_empty());
+        // Restart-only keys are named.
+        let mut other = base.clone();
+        other.exporter.listen = "127.0.0.1:9999".parse().unwrap();
+        other.log.level = "debug".into();
+        other.announcer.drain_time = Duration::from_secs(1);
+        other.announcer.backend = herald_announcer::BackendKind::Kernel;
+        assert_eq!(
+            restart_only_changes(&base, &other, true),
+            [
+                "log",
+                "exporter",
+                "announcer.backend",
+                "announcer.drain_time"
+            ]
+        );
+        let mut no_bgp = base.clone();
+        no_bgp.announcer.bgp = None;
+        assert_eq!(
+            restart_only_changes(&base, &no_bgp, true),
+            ["announcer.bgp (adding or removing the section)"]
+        );
+        // Announcer off at start: turning it on needs a restart; staying off does not.
+        let off = Config::default();
+        assert_eq!(
+            restart_only_changes(&off, &base, false),
+            ["announcer (enabling it)"]
+        );
+        assert!(restart_only_changes(&off, &off, false).is_empty());
     }
 }

@@ -15,8 +15,11 @@ use std::process::ExitCode;
 const AFTER_HELP: &str = "\
 SIGNALS:
   SIGHUP    reload the configuration: VIP groups and their route attributes change at once,
-            without resetting BGP sessions; an invalid file keeps the running configuration
-            (logged; ipvs_herald_config_last_reload_successful 0)
+            without resetting BGP sessions; BGP peers are added, removed (Cease / Peer
+            De-configured) or reset (Cease / Other Configuration Change) one by one, unchanged
+            peers keep their sessions; keys that need a restart are logged and set
+            ipvs_herald_config_restart_required 1; an invalid file keeps the running
+            configuration (logged; ipvs_herald_config_last_reload_successful 0)
   SIGTERM   drain every VIP group for announcer.shutdown_drain_time, withdraw, close the BGP
             sessions with Cease / Administrative Shutdown, stop (bounded by shutdown_timeout)
   SIGINT    the same as SIGTERM

@@ -14,40 +14,20 @@ mod lab_support;
 use lab_support::compare::{self, Views};
 use lab_support::dump::{self, Dump};
 use lab_support::ipvsadm::ConnKey;
+use lab_support::vm::{self, read, tail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 static RUN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 
 /// Boot the VM once for the whole test binary.
 fn boot() -> Result<PathBuf, String> {
-    if let Ok(dir) = std::env::var("IPVS_HERALD_LAB_RESULTS") {
-        eprintln!("lab: IPVS_HERALD_LAB_RESULTS set, checking existing results in {dir} (no boot)");
-        return Ok(PathBuf::from(dir));
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = Path::new(env!("CARGO_BIN_EXE_ipvs-herald"));
-    let target = bin
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))?;
-    let script = repo.join("tests/lab/lab.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg("run")
-        .env("LAB_HERALD_BIN", bin)
-        .env("LAB_TARGET", target)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !status.success() {
-        return Err(format!(
-            "{} run failed ({status}); see its messages above and {}/lab/console.log",
-            script.display(),
-            target.display()
-        ));
-    }
-    Ok(target.join("lab/results/scenarios"))
+    vm::boot(
+        "run",
+        "IPVS_HERALD_LAB_RESULTS",
+        "results/scenarios",
+        "console.log",
+    )
 }
 
 fn results() -> &'static Path {
@@ -55,16 +35,6 @@ fn results() -> &'static Path {
         Ok(p) => p,
         Err(e) => panic!("the lab VM run failed: {e}"),
     }
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
-}
-
-fn tail(text: &str, n: usize) -> String {
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// Check one scenario: it ran, the dump succeeded at a consistent moment, and the dump equals

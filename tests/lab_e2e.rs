@@ -1,9 +1,12 @@
 //! The announcer end to end in the real-kernel lab: one QEMU boot (`tests/lab/lab.sh e2e`) runs
 //! an all-active cluster — a BIRD 2 router merging BGP paths into one ECMP kernel route, two
 //! directors each with its own IPVS table and its own `ipvs-herald run`, two real servers, a
-//! client sending a bounded stream of HTTP requests through the router — and drives director 1
-//! through pool down/up, `kill -9`, SIGTERM and a drain of one VIP group. The guest records
-//! (`tests/lab/e2e/*.sh`); this file asserts, one test per acceptance item.
+//! client sending a bounded stream of HTTP requests (IPv4 and IPv6) through the router — and
+//! drives director 1 through pool down/up, `kill -9`, SIGTERM, a drain of one VIP group, SIGHUP
+//! reloads (changed MED/community, then an invalid file), the maintenance file, a pool-down held
+//! until Prometheus (running in the VM, scraping both directors, with the announcer rules) shows
+//! the alerts, and the withdrawal and return of a `vip_address = "manage"` group. The guest
+//! records (`tests/lab/e2e/*.sh`); this file asserts, one test per acceptance item.
 //!
 //! Not part of the plain `cargo test` run (the target has `test = false`); run it with
 //! `cargo test --test lab_e2e`. It fails, never skips, when QEMU, BIRD, the kernel package or a
@@ -16,9 +19,10 @@
 //! the figures themselves belong to the benchmark (`tests/lab/lab.sh e2e-bench`).
 #![forbid(unsafe_code)]
 
+mod lab_support;
+
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// Slack for "within interval x fall plus a small bound" and similar upper bounds: BIRD and the
@@ -34,6 +38,8 @@ fn slack() -> f64 {
 const AT_ONCE_S: f64 = 3.0;
 /// After a path change, requests in flight may still be settling for this long.
 const SETTLE_S: f64 = 1.0;
+/// See [`assert_same_session`].
+const SINCE_JITTER_S: f64 = 0.5;
 
 static RUN: OnceLock<Result<Run, String>> = OnceLock::new();
 
@@ -72,6 +78,8 @@ struct Run {
     /// Uncertainty of the monitor-to-uptime mapping (half the tightest clock mark, plus the
     /// monitor's own read delay), in seconds.
     clock_tol: f64,
+    /// Wall clock (of `ip -ts monitor`) minus uptime.
+    offset: f64,
     bird_log: String,
 }
 
@@ -141,34 +149,16 @@ fn parse_monitor(text: &str) -> Result<Vec<(f64, String, usize)>, String> {
 
 const VIP_WEB: &str = "203.0.113.10";
 const VIP_API: &str = "203.0.113.11";
+const VIP_WEB6: &str = "2001:db8:10::10";
+const VIP_MGD: &str = "203.0.113.12";
 
 fn boot() -> Result<PathBuf, String> {
-    if let Ok(dir) = std::env::var("IPVS_HERALD_E2E_RESULTS") {
-        eprintln!("lab_e2e: IPVS_HERALD_E2E_RESULTS set, checking {dir} (no boot)");
-        return Ok(PathBuf::from(dir));
-    }
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let bin = Path::new(env!("CARGO_BIN_EXE_ipvs-herald"));
-    let target = bin
-        .parent()
-        .and_then(Path::parent)
-        .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))?;
-    let script = repo.join("tests/lab/lab.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg("e2e")
-        .env("LAB_HERALD_BIN", bin)
-        .env("LAB_TARGET", target)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !status.success() {
-        return Err(format!(
-            "{} e2e failed ({status}); see its messages above and {}/lab/e2e/console.log",
-            script.display(),
-            target.display()
-        ));
-    }
-    Ok(target.join("lab/e2e/results/e2e"))
+    lab_support::vm::boot(
+        "e2e",
+        "IPVS_HERALD_E2E_RESULTS",
+        "e2e/results/e2e",
+        "e2e/console.log",
+    )
 }
 
 fn parse_f64(s: &str, what: &str) -> Result<f64, String> {
@@ -249,7 +239,7 @@ fn load() -> Result<Run, String> {
     eprintln!("lab_e2e: monitor clock tied to uptime within +-{half:.2} s");
     let routes = monitor
         .into_iter()
-        .filter(|(_, d, _)| d == VIP_WEB || d == VIP_API)
+        .filter(|(_, d, _)| [VIP_WEB, VIP_API, VIP_WEB6, VIP_MGD].contains(&d.as_str()))
         .map(|(w, dest, nexthops)| RouteChange {
             t: w - offset,
             dest,
@@ -264,6 +254,7 @@ fn load() -> Result<Run, String> {
         timers,
         routes,
         clock_tol: half + 0.1,
+        offset,
         bird_log,
     })
 }
@@ -276,6 +267,23 @@ fn run() -> &'static Run {
 }
 
 impl Run {
+    /// The arguments of the first event `name`; panics with the event log.
+    fn args(&self, name: &str) -> Vec<String> {
+        self.find(name, None)
+            .map(|e| e.args.clone())
+            .unwrap_or_else(|| panic!("no event {name}:\n{}", self.event_log()))
+    }
+
+    /// Value of the first sample of `name` (exactly that name, any labels) in a scrape the
+    /// guest saved (HTTP headers included).
+    fn metric(&self, file: &str, name: &str) -> Option<f64> {
+        self.read(file).lines().find_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let metric = series.split('{').next()?;
+            (metric == name).then(|| value.trim().parse().ok())?
+        })
+    }
+
     fn timer(&self, k: &str) -> f64 {
         *self
             .timers
@@ -693,17 +701,10 @@ fn drain_of_one_group_keeps_other_vips_and_the_session() {
         "1",
         "BIRD lost d1's api route during the drain of web"
     );
-    let before = r.find("bird-d1-before-drain", None).map(|e| e.args.clone());
-    let after = r.find("bird-d1-after-drain", None).map(|e| e.args.clone());
-    assert!(
-        before
-            .as_ref()
-            .is_some_and(|a| a.first().map(String::as_str) == Some("up")),
-        "session d1 not up before the drain: {before:?}"
-    );
-    assert_eq!(
-        before, after,
-        "BIRD's session to d1 changed during the drain (state, since)"
+    assert_same_session(
+        &r.args("bird-d1-before-drain"),
+        &r.args("bird-d1-after-drain"),
+        "drain",
     );
     let status = r.read("status-drained.txt");
     assert!(
@@ -724,12 +725,14 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
     let r = run();
     let t_down = r.at("pool-down-begin", None);
     let t_kill = r.at("kill9", None);
+    let t_alert = r.at("alert-pool-down-begin", None);
     let windows = [
         (t_down, r.path(VIP_WEB, t_down, 1) + SETTLE_S),
         (
             t_kill,
             r.path(VIP_WEB, t_kill, 1).max(r.path(VIP_API, t_kill, 1)) + SETTLE_S,
         ),
+        (t_alert, r.path(VIP_API, t_alert, 1) + SETTLE_S),
     ];
     // Before both directors announced, the client had no route at all.
     let t_announced = r.at("announced", None);
@@ -742,7 +745,7 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
         .collect();
     assert!(
         stray.is_empty(),
-        "requests failed outside the pool-down and kill -9 windows {windows:?}: {stray:?}\nevents:\n{}",
+        "requests failed outside the two pool-down and the kill -9 windows {windows:?}: {stray:?}\nevents:\n{}",
         r.event_log()
     );
     let after: Vec<&Request> = r
@@ -755,4 +758,686 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
         "{failed} of {} requests after the first announcement failed, all inside the windows {windows:?}",
         after.len()
     );
+}
+
+/// Asserts that two `bird_proto d1` readings (state, since-date, since-time, info) are the same
+/// session: same state and info, since-times within SINCE_JITTER_S (BIRD prints its monotonic
+/// state-change time converted to the wall clock, which moves by milliseconds between readings
+/// under TCG: 08:50:34.075, .076, .077 for one session in one run, 71 ms once; a re-established
+/// session is seconds later).
+fn assert_same_session(a: &[String], b: &[String], what: &str) {
+    let since = |v: &[String]| -> f64 {
+        match v {
+            [_, date, time, ..] => wall_secs(&format!("{date}T{time}"))
+                .unwrap_or_else(|e| panic!("{what}: BIRD's since {v:?}: {e}")),
+            _ => panic!("{what}: BIRD's protocol line {v:?} is short"),
+        }
+    };
+    assert_eq!(
+        a.first().map(String::as_str),
+        Some("up"),
+        "{what}: session d1 not up: {a:?}"
+    );
+    assert!(
+        a.first() == b.first()
+            && a.get(3) == b.get(3)
+            && (since(a) - since(b)).abs() < SINCE_JITTER_S,
+        "{what}: BIRD's session to d1 changed: {a:?} -> {b:?}"
+    );
+}
+
+/// The daemon's own log (`2026-11-21T08:51:40.974451Z  INFO ... route phase change group=web
+/// from="announced" to="draining"`, ANSI colours stripped): when `group` first went `from` ->
+/// `to` at or after uptime `after`.
+fn phase_change(r: &Run, log: &str, group: &str, from: &str, to: &str, after: f64) -> Option<f64> {
+    let text = r.read(log);
+    let want = [
+        format!("group={group} "),
+        format!("from=\"{from}\""),
+        format!("to=\"{to}\""),
+    ];
+    text.lines().find_map(|raw| {
+        let mut l = String::with_capacity(raw.len());
+        let mut esc = false;
+        for c in raw.chars() {
+            match (esc, c) {
+                (false, '\u{1b}') => esc = true,
+                (true, 'm') => esc = false,
+                (true, _) => {}
+                (false, c) => l.push(c),
+            }
+        }
+        if !l.contains("route phase change") || !want.iter().all(|w| l.contains(w.as_str())) {
+            return None;
+        }
+        let stamp = l.split_whitespace().next()?.trim_end_matches('Z');
+        let t = wall_secs(stamp).ok()? - r.offset;
+        (t >= after).then_some(t)
+    })
+}
+
+/// BIRD's log lines (`2026-11-21 08:27:25.199 <TRACE> ...`, the guest's wall clock) at or after
+/// uptime `after`, on the uptime clock.
+fn bird_lines(r: &Run, after: f64) -> Vec<(f64, &str)> {
+    r.bird_log
+        .lines()
+        .filter_map(|l| {
+            let stamp = l.get(..23)?.replacen(' ', "T", 1);
+            let t = wall_secs(&stamp).ok()? - r.offset;
+            (t >= after).then_some((t, l))
+        })
+        .collect()
+}
+
+/// The first BIRD log line at or after `after` that contains every one of `words`.
+fn bird_first(r: &Run, after: f64, words: &[&str]) -> Option<f64> {
+    bird_lines(r, after)
+        .into_iter()
+        .find(|(_, l)| words.iter().all(|w| l.contains(w)))
+        .map(|(t, _)| t)
+}
+
+/// BIRD log lines about d1's session itself (state changes, connections, errors) in [from, to].
+fn d1_session_events(r: &Run, from: f64, to: f64) -> Vec<String> {
+    bird_lines(r, from)
+        .into_iter()
+        .filter(|(t, l)| {
+            *t <= to
+                && l.contains(" d1: ")
+                && [
+                    "State changed",
+                    "session",
+                    "Connection",
+                    "Error",
+                    "Received:",
+                ]
+                .iter()
+                .any(|w| l.contains(w))
+        })
+        .map(|(_, l)| l.to_string())
+        .collect()
+}
+
+/// `[stamp] Deleted? ... ADDR/32 ...` lines of `ip -o -ts monitor address` for `addr`: (uptime,
+/// added).
+fn addr_changes(r: &Run, addr: &str) -> Vec<(f64, bool)> {
+    let needle = format!(" {addr}/");
+    let mut out = Vec::new();
+    for (i, line) in r.read("d1-addr-monitor.txt").lines().enumerate() {
+        let Some(rest) = line.strip_prefix('[') else {
+            continue;
+        };
+        let Some((stamp, body)) = rest.split_once(']') else {
+            panic!("d1-addr-monitor.txt line {}: no closing ]", i + 1);
+        };
+        if !body.contains(&needle) {
+            continue;
+        }
+        let wall =
+            wall_secs(stamp).unwrap_or_else(|e| panic!("d1-addr-monitor.txt line {}: {e}", i + 1));
+        out.push((wall - r.offset, !body.trim_start().starts_with("Deleted")));
+    }
+    out
+}
+
+#[test]
+fn sighup_changes_route_attributes_without_resetting_the_session() {
+    let r = run();
+    let before = r.read("reload/route-before.txt");
+    let after = r.read("reload/route-after.txt");
+    assert!(
+        before.contains(&format!("{VIP_API}/32")) && !before.contains("BGP.med: 50"),
+        "BIRD's route from d1 before the reload:\n{before}"
+    );
+    assert!(
+        after.contains("BGP.med: 50") && after.contains("(65001,777)"),
+        "BIRD's route from d1 after SIGHUP lacks MED 50 / community 65001:777:\n{after}"
+    );
+    let t_hup = r.at("sighup-attrs", None);
+    let t_seen = r.at("reload-attrs-seen", None);
+    eprintln!(
+        "SIGHUP -> new MED/community at BIRD: {:.2} s",
+        t_seen - t_hup
+    );
+    assert!(
+        t_seen - t_hup <= 2.0 * slack(),
+        "the new attributes reached BIRD {:.2} s after SIGHUP",
+        t_seen - t_hup
+    );
+    // The route never disappeared: BIRD always held d1's route, the kernel always two paths,
+    // and the route monitor saw no change of the api route with fewer than two next hops.
+    assert_eq!(
+        r.args("reload-api-min-routes"),
+        ["1"],
+        "BIRD lost d1's api route during the reload"
+    );
+    assert_eq!(
+        r.args("reload-api-min-nexthops"),
+        ["2"],
+        "the api route lost a next hop during the reload"
+    );
+    let t_end = r.at("reload-end", None);
+    let dips: Vec<String> = r
+        .changes(VIP_API, t_hup, t_end)
+        .iter()
+        .filter(|c| c.nexthops < 2)
+        .map(|c| format!("{:.2}:{}", c.t, c.nexthops))
+        .collect();
+    assert!(
+        dips.is_empty(),
+        "the api route lost paths during the reloads: {dips:?}"
+    );
+    // The session was not reset: same state and since-time before and after both SIGHUPs.
+    let s0 = r.args("bird-d1-before-reload");
+    assert_same_session(&s0, &r.args("bird-d1-after-reload"), "SIGHUP");
+    assert_same_session(&s0, &r.args("bird-d1-after-invalid"), "invalid SIGHUP");
+    let bounced = d1_session_events(r, t_hup - r.clock_tol, t_end);
+    assert!(
+        bounced.is_empty(),
+        "BIRD's log shows d1's session change during the reloads: {bounced:?}"
+    );
+    let ok = "ipvs_herald_config_last_reload_successful";
+    let fails = |f: &str| {
+        r.metric(f, "ipvs_herald_config_reload_failures_total")
+            .or_else(|| r.metric(f, "ipvs_herald_config_reload_failures"))
+            .unwrap_or_else(|| panic!("{f}: no ipvs_herald_config_reload_failures(_total)"))
+    };
+    assert_eq!(
+        r.metric("reload/metrics-after.txt", ok),
+        Some(1.0),
+        "{ok} after the good SIGHUP"
+    );
+    // The invalid file: still running, routes and session unchanged, the metrics say so.
+    assert_eq!(
+        r.args("reload-invalid-alive"),
+        ["1"],
+        "the daemon died on an invalid SIGHUP"
+    );
+    assert_eq!(
+        r.metric("reload/metrics-invalid.txt", ok),
+        Some(0.0),
+        "{ok} after the invalid SIGHUP"
+    );
+    let (f0, f1) = (
+        fails("reload/metrics-after.txt"),
+        fails("reload/metrics-invalid.txt"),
+    );
+    assert!(
+        f1 > f0,
+        "the reload failure counter did not grow: {f0} -> {f1}"
+    );
+    let invalid = r.read("reload/route-invalid.txt");
+    assert!(
+        invalid.contains("BGP.med: 50") && invalid.contains("(65001,777)"),
+        "BIRD's route from d1 changed after the invalid SIGHUP:\n{invalid}"
+    );
+    assert_eq!(r.args("reload-invalid-api-nexthops"), ["2"]);
+    assert_eq!(
+        r.metric("reload/metrics-fixed.txt", ok),
+        Some(1.0),
+        "{ok} after the file was fixed"
+    );
+    eprintln!("invalid SIGHUP: daemon alive, {ok} 0, failures {f0} -> {f1}; fixed file: {ok} 1");
+}
+
+#[test]
+fn maintenance_file_gracefully_shuts_down_then_withdraws_and_returns() {
+    let r = run();
+    let t_on = r.at("maint-on", None);
+    let t_off = r.at("maint-off", None);
+    // Announced with the draining attributes for drain_time (2 s in the lab), then withdrawn.
+    let drain = 2.0;
+    for vip in [VIP_WEB, VIP_API, VIP_WEB6] {
+        let prefix = if vip.contains(':') {
+            format!(" {vip}/128 ")
+        } else {
+            format!(" {vip}/32 ")
+        };
+        // The poll saw the GRACEFUL_SHUTDOWN community (65535,0) on d1's route before the route
+        // went from BIRD.
+        let gs_seen = r.at("maint-gshut", Some(vip));
+        let gone_seen = r.at("maint-withdrawn", Some(vip));
+        assert!(
+            gs_seen < gone_seen,
+            "{vip}: BIRD never showed GRACEFUL_SHUTDOWN before the withdrawal (seen {gs_seen:.2}, withdrawn seen {gone_seen:.2})"
+        );
+        // The daemon's log: draining for drain_time, then withdrawn ("drained").
+        let group = match vip {
+            VIP_WEB => "web",
+            VIP_API => "api",
+            _ => "web6",
+        };
+        let log = "herald-d1.log";
+        let d_start = phase_change(r, log, group, "announced", "draining", t_on - r.clock_tol)
+            .unwrap_or_else(|| panic!("{log}: {group} never went announced -> draining after the maintenance file appeared"));
+        let d_end = phase_change(r, log, group, "draining", "drained", d_start)
+            .unwrap_or_else(|| panic!("{log}: {group} never went draining -> drained"));
+        assert!(
+            // The log lines of one tick's groups are written a few ms apart, after the decision.
+            d_end - d_start >= drain - 0.05,
+            "{group}: drained {:.3} s after it started draining, before drain_time {drain} s",
+            d_end - d_start
+        );
+        assert!(
+            d_end - d_start <= drain + slack(),
+            "{group}: drained only {:.3} s after it started draining (drain_time {drain} s)",
+            d_end - d_start
+        );
+        // BIRD's log (ms stamps): the re-announcement with the draining attributes, then the
+        // withdrawal. The gap at BIRD is drain_time plus the difference of the two UPDATEs'
+        // trips from the daemon's decision to BIRD, which under TCG were 0.5-0.9 s each; only
+        // the order and half the drain are asserted here.
+        let gs = bird_first(r, t_on - r.clock_tol, &["d1.ipv", "> added", &prefix]).unwrap_or_else(|| {
+            panic!("BIRD's log has no re-announcement of{prefix}by d1 after the maintenance file appeared")
+        });
+        let gone = bird_first(r, gs, &["d1.ipv", "> removed", &prefix]).unwrap_or_else(|| {
+            panic!("BIRD's log has no withdrawal of{prefix}by d1 after {gs:.2}")
+        });
+        assert!(
+            gone - gs >= drain / 2.0,
+            "{vip}: withdrawn {:.3} s after the GRACEFUL_SHUTDOWN announcement reached BIRD (drain_time {drain} s)",
+            gone - gs
+        );
+        assert!(
+            gone - t_on <= drain + 2.0 * slack(),
+            "{vip}: withdrawn {:.2} s after the maintenance file appeared",
+            gone - t_on
+        );
+        // GRACEFUL_SHUTDOWN (local-pref 0 at the router) took d1 out of the ECMP set before the
+        // withdrawal did.
+        let path = r.path(vip, t_on, 1);
+        assert!(
+            path <= gone,
+            "{vip}: the router's kernel route kept d1 until the withdrawal ({path:.3} vs {gone:.3})"
+        );
+        eprintln!(
+            "maintenance {vip}: daemon draining +{:.3} s for {:.3} s; at BIRD GRACEFUL_SHUTDOWN +{:.3} s, withdrawn +{:.3} s ({:.3} s later); d1 out of the router's kernel route +{:.3} s",
+            d_start - t_on,
+            d_end - d_start,
+            gs - t_on,
+            gone - t_on,
+            gone - gs,
+            path - t_on
+        );
+    }
+    // Sessions stay up throughout: same state (and since-time before and after), and BIRD's log
+    // shows no state change, connection event or error of d1 in the whole window.
+    let s0 = r.args("bird-d1-before-maint");
+    assert_same_session(&s0, &r.args("bird-d1-during-maint"), "during maintenance");
+    assert_same_session(&s0, &r.args("bird-d1-after-maint"), "after maintenance");
+    let t_after = r.at("bird-d1-after-maint", None);
+    let bounced = d1_session_events(r, t_on - r.clock_tol, t_after);
+    assert!(
+        bounced.is_empty(),
+        "BIRD's log shows d1's session change during maintenance: {bounced:?}"
+    );
+    // Re-announced once the file is gone.
+    for vip in [VIP_WEB, VIP_API] {
+        let back = r.path(vip, t_off, 2);
+        eprintln!(
+            "maintenance off -> {vip} back with two paths after {:.2} s",
+            back - t_off
+        );
+    }
+    assert!(
+        r.events.iter().any(|e| e.name == "route"
+            && e.args.first().map(String::as_str) == Some("maint-back-web6")
+            && e.args.get(2).map(String::as_str) == Some("2")),
+        "web6 not back with two next hops after maintenance:\n{}",
+        r.event_log()
+    );
+    // No request failed while the director was drained and came back.
+    r.assert_all_ok(t_on, r.at("bird-d1-after-maint", None), 3, "maintenance");
+}
+
+#[test]
+fn managed_vip_address_is_present_exactly_while_announced() {
+    let r = run();
+    assert_eq!(
+        r.args("mgd-addr-announced"),
+        ["1", "1"],
+        "managed VIP: (address on d1, next hops at the router) while announced"
+    );
+    let d1_addrs = r.read("views/announced/d1-addrs.txt");
+    assert!(
+        d1_addrs.contains(&format!("inet {VIP_MGD}/32")) && d1_addrs.contains("herald0"),
+        "the managed VIP is not on d1's herald0 while announced:\n{d1_addrs}"
+    );
+    for label in ["announced", "returned"] {
+        let a = r
+            .events
+            .iter()
+            .find(|e| e.name == "mgd-requests" && e.args.first().map(String::as_str) == Some(label))
+            .map(|e| e.args.clone())
+            .unwrap_or_else(|| panic!("no mgd-requests {label}"));
+        assert!(
+            a.len() == 3 && a[1] == a[2] && a[2] != "0",
+            "requests to the managed VIP ({label}): {a:?} (label, ok, total)"
+        );
+    }
+    assert_eq!(
+        r.args("mgd-addr-withdrawn"),
+        ["0", "0"],
+        "managed VIP after the pool went down: (address, next hops)"
+    );
+    assert_eq!(
+        r.args("mgd-addr-returned"),
+        ["1", "1"],
+        "managed VIP after the pool returned"
+    );
+    // Sampled while the group comes back (route first, then address, so that a route seen
+    // before its address is caught): never a route at the router without the address on d1.
+    let samples = r.read("mgd-samples.txt");
+    let bad: Vec<&str> = samples
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 4 && f[1] == "up" && f[2] != "0" && f[3] == "0"
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "route at the router before the address was on d1: {bad:?}"
+    );
+    let ups = samples.lines().filter(|l| l.contains(" up ")).count();
+    assert!(ups >= 1, "no samples while the managed VIP came back");
+    // From the stamps: both monitors read the guest's one wall clock.
+    let t_down = r.at("mgd-down-begin", None);
+    let t_up = r.at("mgd-up-begin", None);
+    let changes = addr_changes(r, VIP_MGD);
+    let removed = changes
+        .iter()
+        .find(|(t, added)| !added && *t >= t_down - r.clock_tol)
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("the address monitor saw no removal of {VIP_MGD}: {changes:?}"));
+    let added = changes
+        .iter()
+        .find(|(t, added)| *added && *t >= t_up - r.clock_tol)
+        .map(|(t, _)| *t)
+        .unwrap_or_else(|| panic!("the address monitor saw no re-add of {VIP_MGD}: {changes:?}"));
+    let route_gone = r.path(VIP_MGD, t_down, 0);
+    let route_back = r.path(VIP_MGD, t_up, 1);
+    eprintln!(
+        "managed VIP: route gone at the router {:.3} s after the pool change, address removed {:.3} s after it ({:+.3} s); address added {:.3} s before the route returned",
+        route_gone - t_down,
+        removed - t_down,
+        removed - route_gone,
+        route_back - added
+    );
+    assert!(
+        added <= route_back,
+        "the router had the managed VIP's route ({route_back:.3}) before the address was on d1 ({added:.3})"
+    );
+    // The daemon withdraws, then keeps the address for the group's address_linger (1 s here)
+    // before removing it, so the router has acted on the withdrawal while the address is still
+    // there: BIRD had the withdrawal, and the router's kernel route went, before the address left.
+    let bird_wd = bird_first(
+        r,
+        t_down - r.clock_tol,
+        &["d1.ipv4", "> removed", &format!(" {VIP_MGD}/32 ")],
+    )
+    .unwrap_or_else(|| {
+        panic!("BIRD's log has no withdrawal of {VIP_MGD} after the pool went down")
+    });
+    eprintln!(
+        "managed VIP withdrawal: the address left d1 {:.3} s after BIRD had the withdrawal and {:.3} s after the router's kernel route went",
+        removed - bird_wd,
+        removed - route_gone
+    );
+    assert!(
+        removed > bird_wd,
+        "the managed VIP's address left d1 {:.3} s before BIRD had the withdrawal",
+        bird_wd - removed
+    );
+    assert!(
+        removed > route_gone,
+        "the managed VIP's address left d1 {:.3} s before the router's route went",
+        route_gone - removed
+    );
+    // And in the samples taken while it went down: never the route at the router without the
+    // address on d1.
+    let bad: Vec<&str> = samples
+        .lines()
+        .filter(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            f.len() == 4 && f[1] == "down" && f[2] != "0" && f[3] == "0"
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "route at the router after the address left d1: {bad:?}"
+    );
+}
+
+#[test]
+fn ipv6_vip_is_ecmp_over_both_directors() {
+    let r = run();
+    let routes = r.read("views/announced/rt-routes6.txt");
+    let block = route_block(&routes, VIP_WEB6).join("\n");
+    assert!(
+        block.contains("proto bird")
+            && block.contains("nexthop via 2001:db8:2::11 ")
+            && block.contains("nexthop via 2001:db8:2::12 "),
+        "the router's IPv6 kernel route to {VIP_WEB6} has not two next hops:\n{routes}"
+    );
+    let bird = r.read("views/announced/bird-routes.txt");
+    assert!(
+        bird.contains(&format!("{VIP_WEB6}/128"))
+            && bird.contains("2001:db8:2::11")
+            && bird.contains("2001:db8:2::12"),
+        "BIRD has not both directors' IPv6 routes:\n{bird}"
+    );
+    for d in ["d1", "d2"] {
+        let get = |name: &str| -> u64 {
+            let e = r
+                .find(name, Some(d))
+                .unwrap_or_else(|| panic!("no {name} {d} event"));
+            e.args
+                .get(1)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("{name} {d}: {:?}", e.args))
+        };
+        let (a, b) = (get("conns6-start"), get("conns6-end"));
+        assert!(
+            b > a,
+            "director {d}: IPv6 IPVS connections did not grow ({a} -> {b})"
+        );
+        eprintln!("director {d}: IPv6 service {a} -> {b} connections in the 5 s window");
+    }
+    let from = r.at("announced", None);
+    let to = r.at("pool-down", None);
+    let v6: Vec<&Request> = r
+        .requests_in(from, to)
+        .into_iter()
+        .filter(|q| q.vip == VIP_WEB6)
+        .collect();
+    assert!(
+        v6.len() >= 3,
+        "only {} IPv6 requests while both paths were up",
+        v6.len()
+    );
+    assert!(v6.iter().all(|q| q.ok), "IPv6 requests failed: {v6:?}");
+    let bodies: std::collections::BTreeSet<&str> = v6.iter().map(|q| q.body.as_str()).collect();
+    assert!(
+        bodies.contains("r1") && bodies.contains("r2"),
+        "not both real servers answered over IPv6: {bodies:?}"
+    );
+    let all6 = r
+        .requests
+        .iter()
+        .filter(|q| q.vip == VIP_WEB6 && q.start >= from)
+        .count();
+    eprintln!(
+        "IPv6: {} requests while both paths were up, all answered; {all6} in the whole run",
+        v6.len()
+    );
+}
+
+fn json(r: &Run, file: &str) -> serde_json::Value {
+    serde_json::from_str(&r.read(file)).unwrap_or_else(|e| panic!("{file}: not JSON ({e})"))
+}
+
+#[test]
+fn prometheus_evaluates_every_announcer_query_and_sees_the_alerts() {
+    let r = run();
+    // Both directors scraped.
+    let targets = json(r, "prom/targets.json");
+    let active = targets["data"]["activeTargets"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for inst in ["192.0.2.11:9639", "192.0.2.12:9639"] {
+        let t = active
+            .iter()
+            .find(|t| t["labels"]["instance"] == inst)
+            .unwrap_or_else(|| panic!("Prometheus has no target {inst}: {targets}"));
+        assert_eq!(t["health"], "up", "target {inst}: {t}");
+    }
+    let rules = json(r, "prom/rules.json");
+    let loaded: Vec<&str> = rules["data"]["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().into_iter().flatten())
+        .filter_map(|x| x["name"].as_str())
+        .collect();
+    assert!(
+        loaded.len() >= 4,
+        "Prometheus loaded only these rules: {loaded:?}"
+    );
+    // Every expression: a well-formed answer; the dashboard's, non-empty.
+    let queries: Vec<serde_json::Value> = r
+        .read("prom/queries.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("queries.jsonl lines are JSON"))
+        .collect();
+    assert!(queries.len() >= 10, "only {} expressions", queries.len());
+    let mut failures = Vec::new();
+    let mut nonempty = 0;
+    for q in &queries {
+        let idx = q["idx"].as_u64().expect("idx");
+        let what = format!(
+            "{} {}: `{}`",
+            q["source"],
+            q["where"],
+            q["eval"].as_str().unwrap_or_default()
+        );
+        let file = format!("prom/q-{idx}.json");
+        let Ok(text) = std::fs::read_to_string(r.dir.join(&file)) else {
+            failures.push(format!(
+                "{what}: no answer (wget failed: HTTP error or timeout)"
+            ));
+            continue;
+        };
+        let v: serde_json::Value = match serde_json::from_str(&text) {
+            Ok(v) => v,
+            Err(e) => {
+                failures.push(format!("{what}: answer not JSON ({e})"));
+                continue;
+            }
+        };
+        if v["status"] != "success" || v["data"]["resultType"] != "vector" {
+            failures.push(format!("{what}: {v}"));
+            continue;
+        }
+        let n = v["data"]["result"].as_array().map_or(0, Vec::len);
+        if n > 0 {
+            nonempty += 1;
+        }
+        if q["kind"] != "rule" && n == 0 {
+            failures.push(format!("{what}: no series"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "PromQL against the real Prometheus:\n{}",
+        failures.join("\n")
+    );
+    eprintln!(
+        "Prometheus: {} expressions well-formed, {nonempty} non-empty",
+        queries.len()
+    );
+    // The per-group and per-peer series the dashboard needs.
+    let series = |needle: &str| -> Vec<serde_json::Value> {
+        let q = queries
+            .iter()
+            .find(|q| q["eval"].as_str().is_some_and(|e| e.starts_with(needle)))
+            .unwrap_or_else(|| panic!("no expression starting with {needle}"));
+        json(r, &format!("prom/q-{}.json", q["idx"]))["data"]["result"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    };
+    let announced = series("ipvs_herald_vip_group_announced{job=~\".*\",instance=~\".*\"}");
+    for (inst, groups) in [
+        ("192.0.2.11:9639", &["web", "api", "web6", "mgd"][..]),
+        ("192.0.2.12:9639", &["web", "api", "web6"][..]),
+    ] {
+        for g in groups {
+            assert!(
+                announced
+                    .iter()
+                    .any(|s| s["metric"]["instance"] == inst && s["metric"]["group"] == *g),
+                "no ipvs_herald_vip_group_announced for group {g} on {inst}: {announced:?}"
+            );
+        }
+    }
+    let prefixes = series("ipvs_herald_bgp_prefixes_announced");
+    for inst in ["192.0.2.11:9639", "192.0.2.12:9639"] {
+        for fam in ["ipv4", "ipv6"] {
+            assert!(
+                prefixes.iter().any(|s| s["metric"]["instance"] == inst
+                    && s["metric"]["peer"] == "rt"
+                    && s["metric"]["family"] == fam
+                    && s["value"][1].as_str().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) >= 1.0),
+                "no ipvs_herald_bgp_prefixes_announced{{peer=rt,family={fam}}} >= 1 on {inst}: {prefixes:?}"
+            );
+        }
+    }
+    let sessions = series("ipvs_herald_bgp_session_state");
+    for inst in ["192.0.2.11:9639", "192.0.2.12:9639"] {
+        assert!(
+            sessions.iter().any(|s| s["metric"]["instance"] == inst
+                && s["metric"]["peer"] == "rt"
+                && s["value"][1] == "1"),
+            "session to rt not established on {inst}: {sessions:?}"
+        );
+    }
+    // The alerts during api's pool-down on d1 (the lab copy of the rules has `for: 2s`).
+    let is = |a: &serde_json::Value, name: &str| {
+        a["labels"]["alertname"] == name
+            && a["labels"]["group"] == "api"
+            && a["labels"]["instance"] == "192.0.2.11:9639"
+    };
+    let before = json(r, "prom/alerts-before.json");
+    let stale: Vec<&serde_json::Value> = before["data"]["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| is(a, "IpvsHeraldVipWithdrawn") || is(a, "IpvsHeraldPoolBelowThreshold"))
+        .collect();
+    assert!(
+        stale.is_empty(),
+        "alerts for api on d1 before its pool went down: {stale:?}"
+    );
+    let polls = r.events.iter().filter(|e| e.name == "alerts-poll").count();
+    let mut seen: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    for i in 1..=polls {
+        let v = json(r, &format!("prom/alerts-{i}.json"));
+        for a in v["data"]["alerts"].as_array().into_iter().flatten() {
+            for name in ["IpvsHeraldVipWithdrawn", "IpvsHeraldPoolBelowThreshold"] {
+                if is(a, name) {
+                    let state = a["state"].as_str().unwrap_or("?").to_string();
+                    *seen.entry((name, state)).or_default() += 1;
+                }
+            }
+        }
+    }
+    eprintln!("alerts for api on d1 over {polls} polls during its pool-down: {seen:?}");
+    for name in ["IpvsHeraldVipWithdrawn", "IpvsHeraldPoolBelowThreshold"] {
+        assert!(
+            seen.contains_key(&(name, "firing".to_string())),
+            "{name} for api on d1 never fired during its pool-down ({polls} polls): {seen:?}"
+        );
+    }
 }

@@ -26,6 +26,10 @@ mod lab_support;
 
 use lab_exporter_support::compare_metrics;
 use lab_support::compare::{self, Views};
+use lab_support::prom::{
+    free_port, http_get, query_count as prom_query, query_value as prom_value, Group,
+};
+use lab_support::vm::{self, ensure, read, repo, target_dir};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,68 +40,15 @@ static RUN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
 /// The two boots (scenarios, serve) never run at the same time on the 2 shared cores.
 static VM: Mutex<()> = Mutex::new(());
 
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn target_dir() -> Result<PathBuf, String> {
-    let bin = Path::new(env!("CARGO_BIN_EXE_ipvs-herald"));
-    bin.parent()
-        .and_then(Path::parent)
-        .map(Path::to_path_buf)
-        .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))
-}
-
-/// Install a Debian package when `cmd` is missing; panic when it stays missing.
-fn ensure(cmd: &str, package: &str) {
-    let have = || {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {cmd}"))
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if !have() {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "apt-get install -y -q {package} || (apt-get update -q && apt-get install -y -q {package})"
-            ))
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
-    assert!(
-        have(),
-        "{cmd} (Debian package {package}) is required and could not be installed"
-    );
-}
-
 /// Boot the scenario VM once for the whole test binary (or use IPVS_HERALD_LAB_RESULTS).
 fn boot() -> Result<PathBuf, String> {
-    if let Ok(dir) = std::env::var("IPVS_HERALD_LAB_RESULTS") {
-        eprintln!("lab: IPVS_HERALD_LAB_RESULTS set, checking existing results in {dir} (no boot)");
-        return Ok(PathBuf::from(dir));
-    }
     let _vm = VM.lock().unwrap_or_else(|p| p.into_inner());
-    let target = target_dir()?;
-    let script = repo().join("tests/lab/lab.sh");
-    let status = Command::new("bash")
-        .arg(&script)
-        .arg("run")
-        .env("LAB_HERALD_BIN", env!("CARGO_BIN_EXE_ipvs-herald"))
-        .env("LAB_TARGET", &target)
-        .status()
-        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
-    if !status.success() {
-        return Err(format!(
-            "{} run failed ({status}); see {}/lab/console.log",
-            script.display(),
-            target.display()
-        ));
-    }
-    Ok(target.join("lab/results/scenarios"))
+    vm::boot(
+        "run",
+        "IPVS_HERALD_LAB_RESULTS",
+        "results/scenarios",
+        "console.log",
+    )
 }
 
 fn results() -> &'static Path {
@@ -105,11 +56,6 @@ fn results() -> &'static Path {
         Ok(p) => p,
         Err(e) => panic!("the lab VM run failed: {e}"),
     }
-}
-
-fn read(dir: &Path, name: &str) -> String {
-    std::fs::read_to_string(dir.join(name))
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
 }
 
 /// `promtool check metrics` on `text`: (success, output).
@@ -380,89 +326,6 @@ fn exporter_scenario() {
 // ---------------------------------------------------------------------------------------------
 // Real Prometheus against the real exporter in the lab.
 
-/// Kills a child started with `process_group(0)`, its process group and every descendant
-/// (GNU `timeout` in lab.sh puts QEMU in a process group of its own) when dropped.
-struct Group(std::process::Child);
-
-/// `pid` and its descendants, by /proc/PID/task/*/children.
-fn descendants(pid: u32, out: &mut Vec<u32>) {
-    out.push(pid);
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return;
-    };
-    for t in tasks.flatten() {
-        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            if !out.contains(&c) {
-                descendants(c, out);
-            }
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pgid = self.0.id();
-        let mut pids = Vec::new();
-        descendants(pgid, &mut pids);
-        let _ = Command::new("kill")
-            .arg("--")
-            .arg(format!("-{pgid}"))
-            .status();
-        for p in pids.iter().skip(1) {
-            let _ = Command::new("kill").arg(p.to_string()).status();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn http_get(url: &str, timeout_s: u32) -> Option<String> {
-    let out = Command::new("curl")
-        .args(["-sS", "-f", "--max-time", &timeout_s.to_string(), url])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// Instant query through the HTTP API: Ok(number of series) or Err(error text).
-fn prom_query(port: u16, expr: &str) -> Result<usize, String> {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            &format!("http://127.0.0.1:{port}/api/v1/query"),
-            "--data-urlencode",
-            &format!("query={expr}"),
-        ])
-        .output()
-        .map_err(|e| format!("curl: {e}"))?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!(
-            "bad answer ({e}): {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    })?;
-    if v["status"] != "success" {
-        return Err(format!("{}: {}", v["errorType"], v["error"]));
-    }
-    Ok(match &v["data"]["result"] {
-        serde_json::Value::Array(a) => a.len(),
-        serde_json::Value::Null => 0,
-        _ => 1,
-    })
-}
-
 /// Threshold relaxations for alert expressions whose condition the lab does not make true:
 /// (substring, replacement). Applied only when the strict expression returns nothing.
 const RELAX: &[(&str, &str)] = &[
@@ -492,23 +355,6 @@ fn wait_lab_up(port: u16, lab_up: &str) {
         );
         std::thread::sleep(Duration::from_secs(2));
     }
-}
-
-/// The value of a single-series instant query.
-fn prom_value(port: u16, expr: &str) -> Option<f64> {
-    let out = Command::new("curl")
-        .args([
-            "-sS",
-            "--max-time",
-            "30",
-            &format!("http://127.0.0.1:{port}/api/v1/query"),
-            "--data-urlencode",
-            &format!("query={expr}"),
-        ])
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
-    v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
 }
 
 #[test]

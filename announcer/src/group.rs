@@ -66,8 +66,13 @@ pub enum RouteAction {
     Announce { prefix: IpNet, attrs: ParsedAttrs },
     /// Withdraw.
     Withdraw { prefix: IpNet },
-    /// Remove the VIP address from the managed interface.
-    RemoveAddress { prefix: IpNet, interface: String },
+    /// Remove the VIP address from the managed interface, `linger` after the withdrawal that
+    /// precedes it (an `AddAddress` of the same prefix within that time cancels the removal).
+    RemoveAddress {
+        prefix: IpNet,
+        interface: String,
+        linger: Duration,
+    },
 }
 
 /// The attributes of each state, parsed once.
@@ -167,6 +172,7 @@ impl GroupRuntime {
                 actions.push(RouteAction::RemoveAddress {
                     prefix: *p,
                     interface: old_interface.clone(),
+                    linger: self.cfg.address_linger,
                 });
             }
         }
@@ -283,6 +289,7 @@ impl GroupRuntime {
                         actions.push(RouteAction::RemoveAddress {
                             prefix: *p,
                             interface: iface.clone(),
+                            linger: self.cfg.address_linger,
                         });
                     }
                 }

@@ -41,6 +41,13 @@ pub trait RouteSink: Send + Sync {
     /// Carry out one action. An error is logged and counted; the loop goes on (the next change
     /// is applied afresh).
     fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>>;
+
+    /// Wait until the work that `apply` left running in the background (a managed address
+    /// removal waiting out its linger) is done. The loop calls it once everything is withdrawn
+    /// at shutdown; the caller bounds it in time.
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// The addresses configured on this host (for `vip_address = "require"`).
@@ -103,6 +110,9 @@ struct Metrics {
     last_transition: Family<GroupLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     checks_failed: Family<GroupLabel, Counter>,
     backend_errors: Counter,
+    /// Service labels emitted per group (`Family` cannot be iterated), to remove the series of
+    /// a group that a reload deletes.
+    services_seen: Arc<std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>>,
 }
 
 impl Metrics {
@@ -220,12 +230,56 @@ impl GroupGauges {
                 group: group.to_string(),
                 service: key.to_string(),
             };
-            [
+            let gauges = [
                 m.healthy_dests.get_or_create(&l).clone(),
                 m.total_dests.get_or_create(&l).clone(),
                 m.pool_up.get_or_create(&l).clone(),
-            ]
+            ];
+            // So that remove_group finds the series when the group leaves the configuration.
+            if let Ok(mut seen) = m.services_seen.lock() {
+                seen.entry(l.group).or_default().insert(l.service);
+            }
+            gauges
         })
+    }
+}
+
+impl Metrics {
+    /// Remove every series labelled with group `name` (the group left the configuration).
+    fn remove_group(&self, name: &str) {
+        let l = GroupLabel {
+            group: name.to_string(),
+        };
+        for f in [
+            &self.healthy,
+            &self.announced,
+            &self.drained,
+            &self.pool_down_count,
+        ] {
+            f.remove(&l);
+        }
+        self.transitions.remove(&l);
+        self.last_transition.remove(&l);
+        self.checks_failed.remove(&l);
+        for p in PHASES {
+            self.phase.remove(&GroupPhaseLabel {
+                group: name.to_string(),
+                phase: p.to_string(),
+            });
+        }
+        let services = match self.services_seen.lock() {
+            Ok(mut m) => m.remove(name).unwrap_or_default(),
+            Err(_) => BTreeSet::new(),
+        };
+        for service in services {
+            let l = GroupServiceLabel {
+                group: name.to_string(),
+                service,
+            };
+            self.healthy_dests.remove(&l);
+            self.total_dests.remove(&l);
+            self.pool_up.remove(&l);
+        }
     }
 }
 
@@ -298,6 +352,7 @@ impl Runtime {
             self.tick(now).await;
             if let Some((_, _)) = &self.shutdown {
                 if self.groups.iter().all(|(g, _)| !g.phase().is_announced()) {
+                    self.sink.settle().await;
                     if let Some((_, done)) = self.shutdown.take() {
                         let _ = done.send(());
                     }
@@ -366,6 +421,14 @@ impl Runtime {
             }
         } else {
             (None, Vec::new())
+        };
+        // The read can take long (large tables, a loaded host): decide at the time the actions
+        // go out, so that a drain starting now announces its draining attributes for the whole
+        // drain_time instead of losing the read's duration.
+        let now = if any_due {
+            tokio::time::Instant::now().into_std().max(now)
+        } else {
+            now
         };
 
         // Indexed once for every group due now.
@@ -571,10 +634,12 @@ impl Runtime {
         let mut actions = Vec::new();
         // Groups that are gone: withdraw (and remove managed addresses).
         let mut kept = Vec::new();
+        let mut removed = Vec::new();
         for (mut g, due) in std::mem::take(&mut self.groups) {
             if new_names.contains(g.name()) {
                 kept.push((g, due));
             } else {
+                removed.push(g.name().to_string());
                 tracing::info!(group = g.name(), "VIP group removed by reload: withdrawing");
                 actions.extend(g.step(
                     tokio::time::Instant::now().into_std(),
@@ -595,6 +660,10 @@ impl Runtime {
         self.admin_drains.retain(|name, _| new_names.contains(name));
         self.gauges.retain(|name, _| new_names.contains(name));
         self.execute(&actions).await;
+        // After the withdrawal: its series would otherwise stay in /metrics with the last values.
+        for name in removed {
+            self.metrics.remove_group(&name);
+        }
         Ok(())
     }
 
@@ -716,6 +785,83 @@ mod tests {
 
     fn events(r: &Recorder) -> Vec<String> {
         r.0.lock().unwrap().iter().map(|(_, s)| s.clone()).collect()
+    }
+
+    /// IPVS whose first read after the file `.1` appears takes 600 ms (a large table, a loaded
+    /// host), every other read none.
+    struct SlowIpvs(FakeIpvs, PathBuf, std::sync::atomic::AtomicBool);
+
+    impl IpvsSource for SlowIpvs {
+        fn snapshot(&self) -> Result<Snapshot, ReadError> {
+            if self.1.exists() && !self.2.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            self.0.snapshot()
+        }
+
+        fn conn_table(&self, l: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {
+            self.0.conn_table(l)
+        }
+    }
+
+    /// A drain announces its draining attributes for the whole drain_time, however long the
+    /// IPVS read before the announcement took (the lab's maintenance-file step found 0.7 s of a
+    /// 2 s drain when the timer started before a slow read and the next read was fast).
+    #[tokio::test]
+    async fn drain_time_counts_from_the_draining_announcement_not_from_before_the_read() {
+        let dir = std::env::temp_dir().join(format!("herald-drain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let maintenance = dir.join("maintenance");
+        let _ = std::fs::remove_file(&maintenance);
+        let rec = Arc::new(Recorder::default());
+        let ipvs = Arc::new(SlowIpvs(
+            FakeIpvs(Mutex::new(Some([1, 1, 1]))),
+            maintenance.clone(),
+            std::sync::atomic::AtomicBool::new(false),
+        ));
+        let rt = Runtime::new(
+            vec![group()],
+            ipvs,
+            rec.clone(),
+            Arc::new(NoAddrs),
+            RuntimeSettings {
+                drain_time: Duration::from_millis(500),
+                maintenance_file: Some(maintenance.clone()),
+            },
+            &mut Registry::default(),
+        )
+        .unwrap();
+        let (_tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(rt.run(rx));
+        let wait_for = |n: usize| {
+            let rec = rec.clone();
+            async move {
+                for _ in 0..100 {
+                    if rec.0.lock().unwrap().len() >= n {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                panic!("fewer than {n} actions after 10 s: {:?}", events(&rec));
+            }
+        };
+        wait_for(1).await;
+        // The read of the tick that sees the maintenance file takes 600 ms, the later ones none.
+        std::fs::write(&maintenance, "").unwrap();
+        wait_for(3).await;
+        let log = rec.0.lock().unwrap().clone();
+        std::fs::remove_dir_all(&dir).unwrap();
+        task.abort();
+        assert_eq!(
+            log[1].1,
+            "announce 192.0.2.10/32 med=None comm=[4294901760]"
+        );
+        assert_eq!(log[2].1, "withdraw 192.0.2.10/32");
+        let drained_for = log[2].0 - log[1].0;
+        assert!(
+            drained_for >= Duration::from_millis(500),
+            "draining attributes announced for {drained_for:?} only, drain_time is 500 ms"
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -847,5 +993,65 @@ mod tests {
             text.contains("ipvs_herald_vip_group_phase{group=\"web\",phase=\"announced\"} 0"),
             "{text}"
         );
+    }
+    #[tokio::test(start_paused = true)]
+    async fn reload_removes_the_series_of_a_removed_group() {
+        let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
+        let rec = Arc::new(Recorder::default());
+        let mut registry = Registry::default();
+        let mut other = group();
+        other.name = "api".into();
+        other.prefixes = vec!["192.0.2.11/32".parse().unwrap()];
+        let rt = Runtime::new(
+            vec![group(), other.clone()],
+            ipvs,
+            rec.clone(),
+            Arc::new(NoAddrs),
+            RuntimeSettings {
+                drain_time: Duration::from_secs(3),
+                maintenance_file: None,
+            },
+            &mut registry,
+        )
+        .unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(rt.run(rx));
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let text = |r: &Registry| {
+            let mut t = String::new();
+            prometheus_client::encoding::text::encode(&mut t, r).unwrap();
+            t
+        };
+        let before = text(&registry);
+        // web (healthy, announced) has every kind of series; api (no IPVS service) the rest.
+        for m in [
+            "healthy",
+            "announced",
+            "drained",
+            "phase",
+            "pool_down_count",
+            "healthy_destinations",
+            "destinations",
+            "service_pool_up",
+            "transitions_total",
+            "last_transition_timestamp_seconds",
+        ] {
+            assert!(
+                before.contains(&format!("ipvs_herald_vip_group_{m}{{group=\"web\"")),
+                "{m} of web missing before:\n{before}"
+            );
+        }
+        assert!(before.contains("ipvs_herald_vip_group_checks_failed_total{group=\"api\"}"));
+        let (rtx, rrx) = oneshot::channel();
+        tx.send(Control::Reload(vec![other], rtx)).await.unwrap();
+        rrx.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let after = text(&registry);
+        assert!(!after.contains("group=\"web\""), "stale series:\n{after}");
+        assert!(after.contains("ipvs_herald_vip_group_healthy{group=\"api\"} 0"));
+        assert!(after.contains("ipvs_herald_vip_group_checks_failed_total{group=\"api\"}"));
+        assert_eq!(events(&rec).last().unwrap(), "withdraw 192.0.2.10/32");
+        drop(tx);
+        let _ = task.await;
     }
 }

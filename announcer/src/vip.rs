@@ -55,6 +55,12 @@ pub struct VipGroupConfig {
     /// missing).
     #[serde(default = "default_manage_interface")]
     pub manage_interface: String,
+    /// With `vip_address = "manage"`: how long the address stays after the withdrawal before it
+    /// is removed, so that packets the routers still send while they process the withdrawal are
+    /// answered, not dropped. An announcement within that time keeps the address. Default `1s`;
+    /// `0s` removes it as soon as the withdrawal is queued.
+    #[serde(default = "default_address_linger", with = "humantime_serde")]
+    pub address_linger: Duration,
     /// Route attributes while healthy.
     #[serde(default)]
     pub up: StateAttrs,
@@ -81,6 +87,9 @@ fn default_fall() -> u32 {
 }
 fn default_hold_down() -> Duration {
     Duration::from_secs(10)
+}
+fn default_address_linger() -> Duration {
+    Duration::from_secs(1)
 }
 fn default_manage_interface() -> String {
     "herald0".to_string()

@@ -43,6 +43,17 @@ fn approx(d: Duration, want: Duration) {
     );
 }
 
+/// A KeepaliveTimer / ConnectRetryTimer interval: RFC 4271 §10 jitter puts it between 0.75 and
+/// 1.0 times the configured value.
+fn approx_jittered(d: Duration, base: Duration) {
+    let lo = base.mul_f64(0.75).saturating_sub(Duration::from_millis(50));
+    let hi = base + Duration::from_millis(500);
+    assert!(
+        d >= lo && d <= hi,
+        "interval {d:?}, expected 0.75..1.0 x {base:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn hold_timer_expiry_sends_hold_timer_expired() {
     let (h, sp, reg) = start(|p| p.hold_time = 9).await;
@@ -82,7 +93,8 @@ async fn keepalive_timer_runs_at_a_third_of_hold() {
         .await
         .unwrap();
     let mut last = Instant::now();
-    for _ in 0..3 {
+    let mut intervals = Vec::new();
+    for _ in 0..4 {
         c.send_raw(&keepalive()).await.unwrap();
         let m = c.recv(T).await.unwrap();
         // Skip End-of-RIB.
@@ -92,9 +104,15 @@ async fn keepalive_timer_runs_at_a_third_of_hold() {
             m
         };
         assert_eq!(m.ty, 4);
-        approx(last.elapsed(), Duration::from_secs(10));
+        approx_jittered(last.elapsed(), Duration::from_secs(10));
+        intervals.push(last.elapsed());
         last = Instant::now();
     }
+    // Jittered: four draws of a continuous factor are not all the same.
+    assert!(
+        intervals.windows(2).any(|w| w[0] != w[1]),
+        "keepalive intervals are not jittered: {intervals:?}"
+    );
     assert_eq!(h.peer_states()[0].state, State::Established);
     h.shutdown("done", T).await;
 }
@@ -109,7 +127,7 @@ async fn configured_keepalive_interval() {
     c.recv_type(2, T).await.unwrap(); // End-of-RIB
     let t0 = Instant::now();
     c.recv_type(4, T).await.unwrap();
-    approx(t0.elapsed(), Duration::from_secs(2));
+    approx_jittered(t0.elapsed(), Duration::from_secs(2));
     h.shutdown("done", T).await;
 }
 
@@ -196,15 +214,28 @@ async fn connect_retry_timer_restarts_a_hanging_connect() {
     let mut reg = Registry::default();
     let h = Speaker::start(cfg, &mut reg).unwrap();
     assert!(h.wait_state("p", State::Connect, T).await);
-    // ConnectRetry is 30 s: after 95 s of virtual time, four attempts, still in Connect.
+    // ConnectRetry is 30 s jittered to 22.5..30 s: after 95 s of virtual time, four or five
+    // attempts (the first plus one per expiry), still in Connect.
     tokio::time::sleep(Duration::from_secs(95)).await;
     assert_eq!(h.peer_states()[0].state, State::Connect);
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
     assert!(
-        text.contains(r#"ipvs_herald_bgp_connect_attempts_total{peer="p"} 4"#),
+        text.contains(r#"ipvs_herald_bgp_connect_attempts_total{peer="p"} 4"#)
+            || text.contains(r#"ipvs_herald_bgp_connect_attempts_total{peer="p"} 5"#),
         "{text}"
     );
+    // Never faster than 0.75 x 30 s: no sixth attempt even with the shortest draws.
+    tokio::time::sleep(Duration::from_secs(17)).await;
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).unwrap();
+    let attempts: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(r#"ipvs_herald_bgp_connect_attempts_total{peer="p"} "#))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("connect_attempts series");
+    // 112 s: at most 1 + 112 / 22.5 = 5 attempts, at least 1 + 112 / 30 = 4.
+    assert!((4..=5).contains(&attempts), "{attempts} attempts in 112 s");
     h.shutdown("done", T).await;
     drop(fillers);
 }

@@ -501,18 +501,21 @@ fn managed_address_and_route_follow_the_action_order() {
     apply(RouteAction::RemoveAddress {
         prefix: vip,
         interface: "lo".into(),
+        linger: Duration::ZERO,
     });
     assert!(!has_addr() && !has_route());
     // Removing again is fine; 127.0.0.1 (not ours) is untouched.
     apply(RouteAction::RemoveAddress {
         prefix: vip,
         interface: "lo".into(),
+        linger: Duration::ZERO,
     });
     // Someone else's address: the route is gone already, so RemoveAddress leaves it in place
     // without failing (a warning is logged), while a direct remove() says why it refuses.
     rt.block_on(b.apply(&RouteAction::RemoveAddress {
         prefix: net("127.0.0.1/8"),
         interface: "lo".into(),
+        linger: Duration::ZERO,
     }))
     .unwrap_or_else(|e| panic!("RemoveAddress of a foreign address: {e}"));
     assert!(ns
@@ -699,4 +702,68 @@ fn noprefixroute_option_suppresses_the_kernel_prefix_route() {
     );
     let routes = ns.exec("ip", &["-6", "route", "show", "dev", "herald0"]);
     assert!(!routes.contains("2001:db8::63"), "{routes}");
+}
+
+/// `address_linger`: through [`WithVipAddresses`] (what the daemon uses for `manage`), the
+/// address outlives the withdrawal by the linger; an announcement within the linger cancels
+/// the removal; `settle` waits for a pending removal. Real rtnetlink in a namespace.
+#[test]
+fn managed_address_lingers_after_the_withdrawal_and_an_announcement_cancels_the_removal() {
+    require_root();
+    let ns = Netns::new(&format!("hk-{}", unique_tag("l")));
+    let rt = rt();
+    let b = rt
+        .block_on(KernelBackend::new(route_cfg(&ns)))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let addrs = b.addresses().clone();
+    let sink = WithVipAddresses::new(Arc::new(b), addrs);
+    let vip = net("203.0.113.91/32");
+    let has_addr = || {
+        ns.exec("ip", &["-4", "addr", "show", "dev", "lo"])
+            .contains("203.0.113.91/32")
+    };
+    let apply = |a: RouteAction| {
+        rt.block_on(sink.apply(&a))
+            .unwrap_or_else(|e| panic!("{a:?}: {e}"))
+    };
+    let add = || RouteAction::AddAddress {
+        prefix: vip,
+        interface: "lo".into(),
+    };
+    let remove = |ms: u64| RouteAction::RemoveAddress {
+        prefix: vip,
+        interface: "lo".into(),
+        linger: Duration::from_millis(ms),
+    };
+    // The address outlives the withdrawal by its linger, and settle() waits for the removal.
+    apply(add());
+    apply(RouteAction::Withdraw { prefix: vip });
+    apply(remove(600));
+    assert!(has_addr(), "removed before its linger");
+    assert_eq!(sink.pending_removals(), 1);
+    let t = std::time::Instant::now();
+    rt.block_on(async {
+        tokio::time::timeout(Duration::from_secs(10), sink.settle())
+            .await
+            .expect("settle() returns once the removal is done")
+    });
+    assert!(
+        t.elapsed() >= Duration::from_millis(400),
+        "settle returned after {:?}, before the linger ended",
+        t.elapsed()
+    );
+    assert!(!has_addr(), "still there after the linger");
+    assert_eq!(sink.pending_removals(), 0);
+
+    // Announced again within the linger: the removal is cancelled and the address stays.
+    apply(add());
+    apply(remove(300));
+    apply(add());
+    assert_eq!(sink.pending_removals(), 0);
+    rt.block_on(async { tokio::time::sleep(Duration::from_millis(800)).await });
+    assert!(has_addr(), "a cancelled removal removed the address");
+
+    // linger 0: removed at once.
+    apply(remove(0));
+    assert!(!has_addr());
 }

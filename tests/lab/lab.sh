@@ -72,8 +72,9 @@ main() {
         LAB_OUT="$LAB_OUT/e2e"
         lab_fetch
         lab_e2e_prepare
+        lab_e2e_prom_prepare
         lab_build
-        LAB_TIMEOUT=${LAB_TIMEOUT:-900} lab_boot e2e
+        LAB_TIMEOUT=${LAB_TIMEOUT:-900} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot e2e
         ;;
     e2e-bench)
         LAB_OUT="$LAB_OUT/e2e-bench"

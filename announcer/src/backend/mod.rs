@@ -26,9 +26,14 @@
 //! 1. **announce**: add the address first ([`VipAddresses::add`] /
 //!    `RouteAction::AddAddress`), then announce;
 //! 2. **withdraw**: withdraw first, then remove the address ([`VipAddresses::remove`] /
-//!    `RouteAction::RemoveAddress`) — ideally after the routers have converged.
+//!    `RouteAction::RemoveAddress`) after the routers have had time to act on the withdrawal:
+//!    the group's `address_linger` (default 1 s). Without it the address can go a few tens of
+//!    milliseconds *before* a router has processed the UPDATE (measured in the e2e lab), and
+//!    the packets it still forwards are dropped.
 //!
-//! [`crate::group`] emits the actions in that order; the backends here carry each out as told.
+//! [`crate::group`] emits the actions in that order; [`WithVipAddresses`] carries out the
+//! removal `linger` later, cancels it when the prefix is announced again meanwhile, and
+//! [`RouteSink::settle`] waits for the removals still pending (at shutdown).
 //! In the kernel backend's `address` mode the address *is* the announcement, so there is nothing
 //! to order (and withdrawing removes the local VIP too: keep the VIP on `lo` as well, e.g. from
 //! keepalived, if IPVS must keep serving established connections after a withdrawal).
@@ -36,8 +41,12 @@
 pub mod kernel;
 mod rtnl;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ipnet::IpNet;
 
 use crate::group::RouteAction;
 use crate::runtime::{BoxFuture, LocalAddrs, RouteSink};
@@ -59,9 +68,9 @@ impl RouteSink for KernelBackend {
                 RouteAction::AddAddress { prefix, interface } => {
                     self.addresses().add(interface, *prefix).await.map(drop)
                 }
-                RouteAction::RemoveAddress { prefix, interface } => {
-                    remove_managed(self.addresses(), interface, *prefix).await
-                }
+                RouteAction::RemoveAddress {
+                    prefix, interface, ..
+                } => remove_managed(self.addresses(), interface, *prefix).await,
             }
             .map_err(|e| e.to_string())
         })
@@ -91,17 +100,70 @@ async fn remove_managed(
 
 /// A backend whose address actions are carried out by a [`VipAddresses`], and whose route
 /// actions go to the wrapped backend (e.g. the BGP speaker, which has no business with
-/// interface addresses).
+/// interface addresses). Removals wait out their `linger` in a task of their own, so one
+/// group's linger never holds up the control loop.
 #[derive(Clone)]
 pub struct WithVipAddresses {
     inner: Arc<dyn RouteSink>,
     addrs: VipAddresses,
+    pending: Arc<Pending>,
+}
+
+/// Address removals waiting out their linger: (interface, prefix) → generation. A removal is
+/// carried out only if its generation is still the current one when the linger ends.
+#[derive(Default)]
+struct Pending {
+    by_addr: Mutex<HashMap<(String, IpNet), u64>>,
+    next: AtomicU64,
+    changed: tokio::sync::Notify,
+}
+
+impl Pending {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, IpNet), u64>> {
+        self.by_addr.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records a removal of `key`; returns its generation.
+    fn start(&self, key: (String, IpNet)) -> u64 {
+        let g = self.next.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(key, g);
+        g
+    }
+
+    /// Cancels a pending removal of `key` (it is being added again). True if one was pending.
+    fn cancel(&self, key: &(String, IpNet)) -> bool {
+        let was = self.lock().remove(key).is_some();
+        if was {
+            self.changed.notify_waiters();
+        }
+        was
+    }
+
+    /// True (and forgets it) when generation `g` is still the pending removal of `key`.
+    fn take_if_current(&self, key: &(String, IpNet), g: u64) -> bool {
+        let mut m = self.lock();
+        if m.get(key) == Some(&g) {
+            m.remove(key);
+            true
+        } else {
+            false
+        }
+    }
+
+    fn done(&self) {
+        self.changed.notify_waiters();
+    }
+
+    fn is_empty(&self) -> bool {
+        self.lock().is_empty()
+    }
 }
 
 impl std::fmt::Debug for WithVipAddresses {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WithVipAddresses")
             .field("addrs", &self.addrs)
+            .field("pending_removals", &self.pending.lock().len())
             .finish_non_exhaustive()
     }
 }
@@ -109,7 +171,16 @@ impl std::fmt::Debug for WithVipAddresses {
 impl WithVipAddresses {
     /// Wraps `inner`.
     pub fn new(inner: Arc<dyn RouteSink>, addrs: VipAddresses) -> Self {
-        WithVipAddresses { inner, addrs }
+        WithVipAddresses {
+            inner,
+            addrs,
+            pending: Arc::default(),
+        }
+    }
+
+    /// The number of address removals still waiting out their linger.
+    pub fn pending_removals(&self) -> usize {
+        self.pending.lock().len()
     }
 }
 
@@ -117,19 +188,66 @@ impl RouteSink for WithVipAddresses {
     fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
         match action {
             RouteAction::AddAddress { prefix, interface } => Box::pin(async move {
+                if self.pending.cancel(&(interface.clone(), *prefix)) {
+                    tracing::debug!(vip = %prefix, interface, "announced again within its linger: address kept");
+                }
                 self.addrs
                     .add(interface, *prefix)
                     .await
                     .map(drop)
                     .map_err(|e| e.to_string())
             }),
-            RouteAction::RemoveAddress { prefix, interface } => Box::pin(async move {
-                remove_managed(&self.addrs, interface, *prefix)
-                    .await
-                    .map_err(|e| e.to_string())
-            }),
+            RouteAction::RemoveAddress {
+                prefix,
+                interface,
+                linger,
+            } => {
+                let key = (interface.clone(), *prefix);
+                if linger.is_zero() {
+                    self.pending.cancel(&key);
+                    return Box::pin(async move {
+                        remove_managed(&self.addrs, interface, *prefix)
+                            .await
+                            .map_err(|e| e.to_string())
+                    });
+                }
+                Box::pin(async move {
+                    let g = self.pending.start(key.clone());
+                    let (addrs, pending, linger) =
+                        (self.addrs.clone(), self.pending.clone(), *linger);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(linger).await;
+                        if pending.take_if_current(&key, g) {
+                            let (interface, prefix) = key;
+                            match remove_managed(&addrs, &interface, prefix).await {
+                                Err(e) => {
+                                    tracing::warn!(vip = %prefix, interface, error = %e, "cannot remove the managed VIP address")
+                                }
+                                Ok(()) => {
+                                    tracing::info!(vip = %prefix, interface, ?linger, "managed VIP address removed after its linger")
+                                }
+                            }
+                        }
+                        pending.done();
+                    });
+                    Ok(())
+                })
+            }
             RouteAction::Announce { .. } | RouteAction::Withdraw { .. } => self.inner.apply(action),
         }
+    }
+
+    fn settle(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            loop {
+                let changed = self.pending.changed.notified();
+                if self.pending.is_empty() {
+                    break;
+                }
+                changed.await;
+            }
+            self.inner.settle().await;
+        })
     }
 }
 

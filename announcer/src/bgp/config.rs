@@ -62,9 +62,16 @@ pub struct PeerConfig {
     pub interface: Option<String>,
     /// Only wait for the peer to connect (to `listen`); never connect actively. Default: false.
     /// A peer that is not passive is only connected to actively; its incoming connections are
-    /// refused (no connection-collision handling is needed that way).
+    /// refused unless `accept_incoming` is set.
     #[serde(default)]
     pub passive: bool,
+    /// For an active peer: also accept the peer's own connections on `listen`, for routers
+    /// configured to connect as well. When both connections come up at once the collision is
+    /// resolved as RFC 4271 §6.8 says (the connection opened by the side with the higher BGP
+    /// identifier stays; the other is closed with Cease / Connection Collision Resolution).
+    /// Default: false.
+    #[serde(default)]
+    pub accept_incoming: bool,
     /// Proposed hold time in seconds; 0 disables keepalives, otherwise at least 3. The session
     /// uses the smaller of both sides' values. Default: 90.
     #[serde(default = "default_hold_time")]
@@ -214,6 +221,7 @@ impl PeerConfig {
             local_address: None,
             interface: None,
             passive: false,
+            accept_incoming: false,
             hold_time: default_hold_time(),
             keepalive: None,
             connect_retry: Backoff::default(),
@@ -241,6 +249,11 @@ impl PeerConfig {
                 IpAddr::V6(_) => Family::Ipv6,
             }],
         }
+    }
+
+    /// True when the listener hands this peer's incoming connections to its session.
+    pub fn accepts(&self) -> bool {
+        self.passive || self.accept_incoming
     }
 
     /// True when the session is internal BGP.

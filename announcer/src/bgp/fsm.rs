@@ -9,8 +9,11 @@
 //! - The optional `DampPeerOscillations` behaviour is always on: every failure ends in `Idle`
 //!   with the IdleHold timer armed with an exponential backoff with jitter; its expiry is the
 //!   automatic restart (event 3, or 5 for passive peers). A successful session resets the backoff.
-//! - No connection collision detection (§6.8): an active peer is only connected to, a passive
-//!   peer only accepted from, so there is only ever one connection per peer.
+//! - Connection collision detection (§6.8) only for active peers that also accept incoming
+//!   connections (`accept_incoming`): the session keeps one connection and at most one
+//!   colliding incoming connection on hold; [`collision_winner`] decides which survives and
+//!   [`Event::OpenCollisionDump`] (event 23) drops the loser when it is the current one,
+//!   returning to Active for the winner, without counting a failure.
 //! - DelayOpen is not implemented: the OPEN is sent as soon as TCP is up.
 
 use super::config::Backoff;
@@ -107,6 +110,10 @@ pub enum Event {
     BgpOpen(OpenParams),
     /// 21: BGPHeaderErr — bad marker, length or type.
     BgpHeaderErr(Notification),
+    /// 23: OpenCollisionDump — the current connection lost a collision (RFC 4271 §6.8): send
+    /// Cease / Connection Collision Resolution on it and drop it; the task then attaches the
+    /// winning (incoming) connection.
+    OpenCollisionDump,
     /// 22: BGPOpenMsgErr — the OPEN was rejected.
     BgpOpenMsgErr(Notification),
     /// 24: NotifMsgVerErr — the peer sent a version-error NOTIFICATION.
@@ -148,6 +155,25 @@ pub enum Action {
     SendInitialRib,
     /// Re-send the whole Adj-RIB-Out (ROUTE-REFRESH received).
     ResendRib,
+}
+
+/// Which side opened a TCP connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiator {
+    /// We connected.
+    Local,
+    /// The peer connected to our listener.
+    Remote,
+}
+
+/// RFC 4271 §6.8 collision resolution: the connection initiated by the speaker with the
+/// higher BGP Identifier (compared as unsigned 32-bit integers) survives.
+pub fn collision_winner(local_id: std::net::Ipv4Addr, remote_id: std::net::Ipv4Addr) -> Initiator {
+    if u32::from(local_id) < u32::from(remote_id) {
+        Initiator::Remote
+    } else {
+        Initiator::Local
+    }
 }
 
 /// Hold time used while waiting for the peer's OPEN (RFC 4271 §8.2.2 suggests 4 minutes).
@@ -232,6 +258,32 @@ impl Fsm {
         x.wrapping_mul(0x2545_F491_4F6C_DD1D)
     }
 
+    /// `d` times a uniform random factor in [0.75, 1.0] (RFC 4271 §10: KeepaliveTimer and
+    /// ConnectRetryTimer are jittered so that many sessions do not fire in step).
+    fn jitter(&mut self, d: Duration) -> Duration {
+        let frac = (self.next_rand() >> 11) as f64 / (1u64 << 53) as f64;
+        d.mul_f64(0.75 + frac / 4.0)
+    }
+
+    /// Apply new local-only settings (keepalive interval, backoff) to a running FSM. When the
+    /// session has negotiated timers, returns the new keepalive interval to re-arm the timer
+    /// with (`None` when keepalives are off or not yet negotiated).
+    pub fn reconfigure(&mut self, keepalive: Option<u16>, backoff: Backoff) -> Option<Duration> {
+        self.cfg.keepalive = keepalive;
+        self.cfg.backoff = backoff;
+        if !matches!(self.state, State::OpenConfirm | State::Established) || self.hold.is_zero() {
+            return None;
+        }
+        let hold = u16::try_from(self.hold.as_secs()).unwrap_or(u16::MAX);
+        let third = u64::from(hold / 3);
+        let ka = match keepalive {
+            Some(k) => u64::from(k).min(third),
+            None => third,
+        };
+        self.keepalive = Duration::from_secs(ka.max(1));
+        Some(self.jitter(self.keepalive))
+    }
+
     /// Backoff for the current failure count, with jitter: a uniform factor in [0.5, 1.0].
     fn backoff_delay(&mut self) -> Duration {
         let base = self.cfg.backoff.delay(self.failures.saturating_sub(1));
@@ -242,7 +294,7 @@ impl Fsm {
     fn start_sequence(&mut self, passive: bool) -> Vec<Action> {
         let mut a = vec![Action::StartTimer(
             Timer::ConnectRetry,
-            self.cfg.connect_retry,
+            self.jitter(self.cfg.connect_retry),
         )];
         if passive {
             self.state = State::Active;
@@ -333,7 +385,7 @@ impl Fsm {
                 // The attempt took too long: give up on it and retry right away.
                 vec![
                     Action::DropConnection,
-                    Action::StartTimer(Timer::ConnectRetry, self.cfg.connect_retry),
+                    Action::StartTimer(Timer::ConnectRetry, self.jitter(self.cfg.connect_retry)),
                     Action::Connect,
                 ]
             }
@@ -351,8 +403,20 @@ impl Fsm {
             (S::Active, E::ConnectRetryTimerExpires) => {
                 vec![Action::StartTimer(
                     Timer::ConnectRetry,
-                    self.cfg.connect_retry,
+                    self.jitter(self.cfg.connect_retry),
                 )]
+            }
+
+            // ---- Collision: the current connection loses (event 23) ----
+            (S::OpenSent | S::OpenConfirm, E::OpenCollisionDump) => {
+                self.state = S::Active;
+                vec![
+                    Action::SendNotification(Notification::new(6, 7, vec![])),
+                    Action::DropConnection,
+                    Action::StopTimer(Timer::Hold),
+                    Action::StopTimer(Timer::Keepalive),
+                    Action::StartTimer(Timer::ConnectRetry, self.jitter(self.cfg.connect_retry)),
+                ]
             }
 
             // ---- OpenSent ----
@@ -364,7 +428,8 @@ impl Fsm {
                     a.push(Action::StopTimer(Timer::Hold));
                     a.push(Action::StopTimer(Timer::Keepalive));
                 } else {
-                    a.push(Action::StartTimer(Timer::Keepalive, self.keepalive));
+                    let ka = self.jitter(self.keepalive);
+                    a.push(Action::StartTimer(Timer::Keepalive, ka));
                     a.push(Action::StartTimer(Timer::Hold, self.hold));
                 }
                 a
@@ -392,7 +457,7 @@ impl Fsm {
             (S::OpenConfirm | S::Established, E::KeepaliveTimerExpires) => {
                 vec![
                     Action::SendKeepalive,
-                    Action::StartTimer(Timer::Keepalive, self.keepalive),
+                    Action::StartTimer(Timer::Keepalive, self.jitter(self.keepalive)),
                 ]
             }
             (S::OpenSent | S::OpenConfirm | S::Established, E::HoldTimerExpires) => {
@@ -423,6 +488,7 @@ impl Fsm {
             }
             // Connecting / waiting states: timers of the other states and stray events.
             (S::Connect | S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => vec![],
+            (S::Connect | S::Active, E::OpenCollisionDump) => vec![],
             (S::Connect | S::Active, _) => self.fail(None),
             // Remaining combinations (start events while running, stray timers, late TCP
             // confirmations) are ignored.
@@ -466,6 +532,128 @@ mod tests {
         })
     }
 
+    fn timer(a: &[Action], t: Timer) -> Duration {
+        a.iter()
+            .find_map(|x| match x {
+                Action::StartTimer(tt, d) if *tt == t => Some(*d),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("{t:?} not armed in {a:?}"))
+    }
+
+    /// RFC 4271 §10: between 0.75 and 1.0 times the configured value.
+    fn jittered(d: Duration, base: Duration) {
+        assert!(
+            d >= base.mul_f64(0.75) && d <= base,
+            "{d:?} is not within [0.75, 1.0] x {base:?}"
+        );
+    }
+
+    #[test]
+    fn keepalive_and_connect_retry_are_jittered_over_the_whole_range() {
+        let mut ka = Vec::new();
+        let mut cr = Vec::new();
+        for seed in 1..=200u64 {
+            let mut f = Fsm::new(cfg(false), seed);
+            cr.push(timer(&f.step(Event::ManualStart), Timer::ConnectRetry));
+            f.step(Event::TcpCrAcked);
+            f.step(open(90));
+            f.step(Event::KeepAliveMsg);
+            ka.push(timer(
+                &f.step(Event::KeepaliveTimerExpires),
+                Timer::Keepalive,
+            ));
+        }
+        for (v, base) in [
+            (&ka, Duration::from_secs(30)),
+            (&cr, Duration::from_secs(5)),
+        ] {
+            for d in v.iter() {
+                jittered(*d, base);
+            }
+            let min = v.iter().min().copied().unwrap_or_default();
+            let max = v.iter().max().copied().unwrap_or_default();
+            // 200 draws of a uniform factor: both ends of the range are reached closely.
+            assert!(min < base.mul_f64(0.78), "min {min:?} of {base:?}");
+            assert!(max > base.mul_f64(0.97), "max {max:?} of {base:?}");
+        }
+    }
+
+    #[test]
+    fn reconfigure_recomputes_keepalive_only_when_negotiated() {
+        let mut f = Fsm::new(cfg(false), 3);
+        assert_eq!(f.reconfigure(Some(5), Backoff { min: 2.0, max: 4.0 }), None);
+        established(&mut f);
+        let d = f
+            .reconfigure(Some(5), Backoff { min: 2.0, max: 4.0 })
+            .expect("re-armed");
+        jittered(d, Duration::from_secs(5));
+        assert_eq!(f.keepalive_time(), Duration::from_secs(5));
+        // Capped to a third of the negotiated hold time, as at negotiation.
+        f.reconfigure(Some(60), Backoff::default());
+        assert_eq!(f.keepalive_time(), Duration::from_secs(30));
+        // The new backoff drives the next failure.
+        f.reconfigure(None, Backoff { min: 2.0, max: 4.0 });
+        let a = f.step(Event::TcpConnectionFails);
+        let d = idle_hold(&a).expect("idle hold");
+        assert!(
+            d >= Duration::from_secs(1) && d <= Duration::from_secs(2),
+            "{d:?}"
+        );
+    }
+
+    #[test]
+    fn collision_keeps_the_connection_of_the_higher_identifier() {
+        use std::net::Ipv4Addr;
+        let lo = Ipv4Addr::new(192, 0, 2, 1);
+        let hi = Ipv4Addr::new(192, 0, 2, 200);
+        assert_eq!(collision_winner(lo, hi), Initiator::Remote);
+        assert_eq!(collision_winner(hi, lo), Initiator::Local);
+        // Unsigned comparison in host order, not octet-wise signed or string order.
+        assert_eq!(
+            collision_winner(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(200, 0, 0, 1)),
+            Initiator::Remote
+        );
+        assert_eq!(
+            collision_winner(Ipv4Addr::new(9, 255, 255, 255), Ipv4Addr::new(10, 0, 0, 0)),
+            Initiator::Remote
+        );
+        // Equal identifiers cannot happen between two speakers (OPEN check); keep ours.
+        assert_eq!(collision_winner(lo, lo), Initiator::Local);
+    }
+
+    #[test]
+    fn open_collision_dump_notifies_and_waits_for_the_winner_without_backoff() {
+        for confirm in [false, true] {
+            let mut f = Fsm::new(cfg(false), 5);
+            f.step(Event::ManualStart);
+            f.step(Event::TcpCrAcked);
+            if confirm {
+                f.step(open(90));
+                assert_eq!(f.state(), State::OpenConfirm);
+            }
+            let a = f.step(Event::OpenCollisionDump);
+            assert_eq!(
+                a[0],
+                Action::SendNotification(Notification::new(6, 7, vec![]))
+            );
+            assert_eq!(a[1], Action::DropConnection);
+            assert!(idle_hold(&a).is_none(), "a collision is not a failure");
+            assert_eq!(f.state(), State::Active);
+            assert_eq!(f.failures(), 0);
+            // The winning incoming connection continues the session.
+            let a = f.step(Event::TcpConnectionConfirmed);
+            assert_eq!(f.state(), State::OpenSent);
+            assert!(a.contains(&Action::SendOpen));
+        }
+        // Ignored where there is no connection to dump.
+        let mut f = Fsm::new(cfg(false), 5);
+        assert!(f.step(Event::OpenCollisionDump).is_empty());
+        established(&mut f);
+        let a = f.step(Event::OpenCollisionDump);
+        assert!(!a.contains(&Action::DropConnection), "{a:?}");
+    }
+
     #[test]
     fn idle_ignores_everything_but_start() {
         let mut f = Fsm::new(cfg(false), 7);
@@ -481,13 +669,9 @@ mod tests {
         }
         let a = f.step(Event::ManualStart);
         assert_eq!(f.state(), State::Connect);
-        assert_eq!(
-            a,
-            vec![
-                Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(5)),
-                Action::Connect
-            ]
-        );
+        assert_eq!(a.len(), 2);
+        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
+        assert_eq!(a[1], Action::Connect);
     }
 
     #[test]
@@ -503,10 +687,7 @@ mod tests {
         assert_eq!(f.hold_time(), Duration::from_secs(30));
         assert_eq!(f.keepalive_time(), Duration::from_secs(10));
         assert_eq!(a[0], Action::SendKeepalive);
-        assert!(a.contains(&Action::StartTimer(
-            Timer::Keepalive,
-            Duration::from_secs(10)
-        )));
+        jittered(timer(&a, Timer::Keepalive), Duration::from_secs(10));
         assert!(a.contains(&Action::StartTimer(Timer::Hold, Duration::from_secs(30))));
         let a = f.step(Event::KeepAliveMsg);
         assert_eq!(f.state(), State::Established);
@@ -556,13 +737,8 @@ mod tests {
         assert!(a.contains(&Action::Listen));
         let a = f.step(Event::ConnectRetryTimerExpires);
         assert_eq!(f.state(), State::Active);
-        assert_eq!(
-            a,
-            vec![Action::StartTimer(
-                Timer::ConnectRetry,
-                Duration::from_secs(5)
-            )]
-        );
+        assert_eq!(a.len(), 1);
+        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
         f.step(Event::TcpConnectionConfirmed);
         assert_eq!(f.state(), State::OpenSent);
     }
@@ -573,14 +749,10 @@ mod tests {
         f.step(Event::ManualStart);
         let a = f.step(Event::ConnectRetryTimerExpires);
         assert_eq!(f.state(), State::Connect);
-        assert_eq!(
-            a,
-            vec![
-                Action::DropConnection,
-                Action::StartTimer(Timer::ConnectRetry, Duration::from_secs(5)),
-                Action::Connect
-            ]
-        );
+        assert_eq!(a.len(), 3);
+        assert_eq!(a[0], Action::DropConnection);
+        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
+        assert_eq!(a[2], Action::Connect);
     }
 
     #[test]
@@ -637,13 +809,9 @@ mod tests {
         let mut f = Fsm::new(cfg(false), 1);
         established(&mut f);
         let a = f.step(Event::KeepaliveTimerExpires);
-        assert_eq!(
-            a,
-            vec![
-                Action::SendKeepalive,
-                Action::StartTimer(Timer::Keepalive, Duration::from_secs(30))
-            ]
-        );
+        assert_eq!(a.len(), 2);
+        assert_eq!(a[0], Action::SendKeepalive);
+        jittered(timer(&a, Timer::Keepalive), Duration::from_secs(30));
         // Keepalive and Update restart the hold timer.
         assert_eq!(
             f.step(Event::UpdateMsg),

@@ -76,7 +76,19 @@ pub struct Metrics {
     ignored: Family<PeerLabels, Counter>,
     connect_failures: Family<PeerLabels, Counter>,
     connect_attempts: Family<PeerLabels, Counter>,
+    /// Label sets of `notifications` / `last_error` in use (prometheus-client's `Family` cannot
+    /// be iterated): for the one-hot last error and for removing a peer's series.
+    errors_seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<ErrorLabels>>>,
 }
+
+/// Every `type` label value of `messages` (sent and received).
+const MESSAGE_TYPES: [&str; 5] = [
+    "open",
+    "update",
+    "notification",
+    "keepalive",
+    "route_refresh",
+];
 
 fn now() -> f64 {
     SystemTime::now()
@@ -228,41 +240,77 @@ impl Metrics {
         };
         self.notifications.get_or_create(&l).inc();
         // Only the latest error of this peer has value 1.
-        for d in ["sent", "received"] {
-            for (c, s) in self.known_errors(peer, d) {
-                self.last_error
-                    .get_or_create(&ErrorLabels {
-                        peer: peer.into(),
-                        direction: d,
-                        code: c,
-                        subcode: s,
-                    })
-                    .set(0);
-            }
+        for e in self.errors_of(peer) {
+            self.last_error.get_or_create(&e).set(0);
         }
         self.last_error.get_or_create(&l).set(1);
+        if let Ok(mut seen) = self.errors_seen.lock() {
+            seen.insert(l);
+        }
         self.last_error_ts
             .get_or_create(&PeerLabels { peer: peer.into() })
             .set(now());
     }
 
-    fn known_errors(&self, peer: &str, direction: &'static str) -> Vec<(String, String)> {
-        // prometheus-client's Family has no iteration API; probe the code/subcode space we use.
-        let mut v = Vec::new();
-        for code in 1u8..=7 {
-            for sub in 0u8..=11 {
-                let l = ErrorLabels {
+    fn errors_of(&self, peer: &str) -> Vec<ErrorLabels> {
+        match self.errors_seen.lock() {
+            Ok(seen) => seen.iter().filter(|e| e.peer == peer).cloned().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Remove every series of `peer` (a peer removed from the configuration): its name no
+    /// longer appears in `/metrics`.
+    pub fn remove_peer(&self, peer: &str) {
+        let p = || PeerLabels { peer: peer.into() };
+        for st in State::ALL {
+            self.state.remove(&StateLabels {
+                peer: peer.into(),
+                state: st.as_str(),
+            });
+            for to in State::ALL {
+                self.transitions.remove(&TransitionLabels {
                     peer: peer.into(),
-                    direction,
-                    code: code.to_string(),
-                    subcode: sub.to_string(),
-                };
-                if self.last_error.get(&l).is_some() {
-                    v.push((l.code, l.subcode));
-                }
+                    from: st.as_str(),
+                    to: to.as_str(),
+                });
             }
         }
-        v
+        for direction in ["sent", "received"] {
+            for r#type in MESSAGE_TYPES {
+                self.messages.remove(&MessageLabels {
+                    peer: peer.into(),
+                    direction,
+                    r#type,
+                });
+            }
+        }
+        self.remove_prefixes(
+            peer,
+            &[super::config::Family::Ipv4, super::config::Family::Ipv6],
+        );
+        for e in self.errors_of(peer) {
+            self.notifications.remove(&e);
+            self.last_error.remove(&e);
+        }
+        if let Ok(mut seen) = self.errors_seen.lock() {
+            seen.retain(|e| e.peer != peer);
+        }
+        self.established_ts.remove(&p());
+        self.last_error_ts.remove(&p());
+        self.ignored.remove(&p());
+        self.connect_failures.remove(&p());
+        self.connect_attempts.remove(&p());
+    }
+
+    /// Remove the `prefixes_announced` series of `families` (no longer negotiated with `peer`).
+    pub fn remove_prefixes(&self, peer: &str, families: &[super::config::Family]) {
+        for f in families {
+            self.prefixes.remove(&FamilyLabels {
+                peer: peer.into(),
+                family: f.as_str(),
+            });
+        }
     }
 
     /// Count ignored (treat-as-withdraw) UPDATE errors.
@@ -314,6 +362,55 @@ mod tests {
         ));
         assert!(t.contains(
             r#"ipvs_herald_bgp_notifications_total{peer="p",direction="received",code="6",subcode="4"} 1"#
+        ));
+    }
+
+    #[test]
+    fn remove_peer_drops_every_series_of_that_peer_only() {
+        use super::super::config::Family as F;
+        let mut reg = Registry::default();
+        let m = Metrics::register(&mut reg);
+        for p in ["gone", "kept"] {
+            m.init_peer(p, &[F::Ipv4, F::Ipv6]);
+            m.transition(p, State::Idle, State::Connect);
+            m.transition(p, State::Connect, State::Established);
+            m.connect_attempt(p);
+            m.connect_failure(p);
+            m.message(p, true, "open");
+            m.message(p, false, "route_refresh");
+            m.notification(p, false, 6, 3);
+            m.notification(p, true, 200, 77);
+            m.ignored_update_errors(p, 2);
+        }
+        m.remove_peer("gone");
+        let t = text(&reg);
+        assert!(!t.contains(r#"peer="gone""#), "{t}");
+        for name in [
+            "session_state",
+            "session_transitions_total",
+            "session_established_timestamp_seconds",
+            "messages_total",
+            "prefixes_announced",
+            "notifications_total",
+            "last_error_info",
+            "last_error_timestamp_seconds",
+            "update_errors_ignored_total",
+            "connect_failures_total",
+            "connect_attempts_total",
+        ] {
+            assert!(
+                t.contains(&format!("ipvs_herald_bgp_{name}{{peer=\"kept\"")),
+                "{name} of the kept peer is missing:\n{t}"
+            );
+        }
+        // The one-hot last error of the kept peer still works.
+        m.notification("kept", true, 6, 6);
+        let t = text(&reg);
+        assert!(t.contains(
+            r#"ipvs_herald_bgp_last_error_info{peer="kept",direction="sent",code="200",subcode="77"} 0"#
+        ));
+        assert!(t.contains(
+            r#"ipvs_herald_bgp_last_error_info{peer="kept",direction="sent",code="6",subcode="6"} 1"#
         ));
     }
 }

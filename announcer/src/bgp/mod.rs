@@ -42,19 +42,30 @@
 //! - Shutdown withdraws everything, then sends Cease / Administrative Shutdown with the
 //!   RFC 9003 message, bounded in time.
 //! - Metrics: see [`metrics`]; tracing: one `bgp_peer` span per session.
+//! - Live reconfiguration: [`SpeakerHandle::reconfigure`] applies a new [`BgpConfig`] peer by
+//!   peer (unchanged sessions untouched, removed peers closed with Cease / Peer De-configured,
+//!   session-key changes reset with Cease / Other Configuration Change, next-hop changes re-sent
+//!   as UPDATEs); the pure diff and its rules are in [`reconfig`]. Removed peers' metric series
+//!   are removed.
+//! - KeepaliveTimer and ConnectRetryTimer are jittered by a factor in [0.75, 1.0] (RFC 4271
+//!   §10); the IdleHold backoff by [0.5, 1.0].
 //!
 //! # Limitations
-//! - No connection-collision detection: an active peer is only connected to (its incoming
+//! - Connection collisions (RFC 4271 §6.8) are only possible, and resolved, for active peers
+//!   with `accept_incoming`; otherwise an active peer is only connected to (its incoming
 //!   connections are refused), a passive peer is only accepted from.
 //! - No extended messages (RFC 8654), ADD-PATH, enhanced route refresh or BFD.
-//! - ConnectRetry is fixed at 30 s ([`tasks::CONNECT_RETRY`]); failures back off
+//! - ConnectRetry is 30 s ([`tasks::CONNECT_RETRY`], jittered); failures back off
 //!   exponentially (configurable `connect_retry`).
+//! - A peer reset by reconfiguration starts a fresh session task: capabilities the peer had
+//!   refused (RFC 5492) are offered again once.
 
 pub mod config;
 pub mod fsm;
 pub mod metrics;
 pub mod msg;
 pub mod nexthop;
+pub mod reconfig;
 pub mod rib;
 mod sockopt;
 pub mod tasks;
@@ -62,13 +73,15 @@ pub mod testutil;
 
 pub use config::{Backoff, BgpConfig, Family, GracefulRestart, NextHop, PeerConfig};
 pub use fsm::State;
+pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};
 
 use ipnet::IpNet;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 /// Errors of [`Speaker::start`].
@@ -80,6 +93,9 @@ pub enum BgpError {
     /// Not called from inside a tokio runtime.
     #[error("the BGP speaker must be started inside a tokio runtime")]
     NoRuntime,
+    /// The speaker is shutting down: no reconfiguration.
+    #[error("the BGP speaker is shutting down")]
+    ShuttingDown,
     /// The passive listener could not be set up.
     #[error("BGP listener on {addr}: {source}")]
     Listen {
@@ -113,19 +129,47 @@ pub(crate) struct PeerShared {
     pub(crate) last_error: Option<String>,
 }
 
+/// One configured peer and its session task.
 #[derive(Debug)]
 struct PeerEntry {
-    name: String,
+    cfg: PeerConfig,
     state: watch::Receiver<State>,
     shared: Arc<Mutex<PeerShared>>,
+    ctl: mpsc::Sender<tasks::SessionCtl>,
+    /// Where the listener hands this (passive) peer's connections.
+    incoming: Option<mpsc::Sender<TcpStream>>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// The passive listener.
+#[derive(Debug)]
+struct ListenerEntry {
+    socket: Arc<TcpListener>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<()>>,
+}
+
+/// What reconfiguration replaces.
+#[derive(Debug)]
+struct Running {
+    cfg: BgpConfig,
+    peers: Vec<PeerEntry>,
+    listener: Option<ListenerEntry>,
+    /// Sessions started so far (seeds the jitter of each).
+    started: usize,
 }
 
 #[derive(Debug)]
 struct Inner {
     table: watch::Sender<RouteTable>,
     shutdown: watch::Sender<Option<String>>,
-    peers: Vec<PeerEntry>,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
+    metrics: metrics::Metrics,
+    rt: tokio::runtime::Handle,
+    running: Mutex<Running>,
+    /// The listener's view of the passive peers.
+    passive: tasks::PassivePeers,
+    /// Serialises [`SpeakerHandle::reconfigure`] calls.
+    reconfiguring: tokio::sync::Mutex<()>,
 }
 
 /// The BGP speaker.
@@ -141,63 +185,75 @@ impl Speaker {
         let metrics = metrics::Metrics::register(registry);
         let (table, _) = watch::channel(RouteTable::new());
         let (shutdown, _) = watch::channel(None);
-        let mut peers = Vec::new();
-        let mut tasks = Vec::new();
-        let mut passive = Vec::new();
-        for (i, p) in cfg.peers.iter().enumerate() {
-            let (state_tx, state_rx) = watch::channel(State::Idle);
-            let shared = Arc::new(Mutex::new(PeerShared {
-                established_at: None,
-                prefixes_sent: 0,
-                last_error: None,
-            }));
-            let incoming = if p.passive {
-                let (tx, rx) = tokio::sync::mpsc::channel(4);
-                passive.push((p.clone(), tx));
-                Some(rx)
-            } else {
-                None
-            };
-            metrics.init_peer(&p.name, &p.families());
-            let session = tasks::Session::new(
-                tasks::SessionInit {
-                    local_as: cfg.local_as,
-                    router_id: cfg.router_id,
-                    peer: p.clone(),
-                    seed: seed(i),
-                },
-                table.subscribe(),
-                shutdown.subscribe(),
-                incoming,
-                state_tx,
-                shared.clone(),
-                metrics.clone(),
-            );
-            tasks.push(rt.spawn(session.run()));
-            peers.push(PeerEntry {
-                name: p.name.clone(),
-                state: state_rx,
-                shared,
-            });
-        }
-        if !passive.is_empty() {
-            let listener =
-                tasks::bind_listener(cfg.listen, &passive).map_err(|source| BgpError::Listen {
-                    addr: cfg.listen,
-                    source,
-                })?;
-            tasks.push(rt.spawn(tasks::run_listener(listener, passive, shutdown.subscribe())));
-        }
-        Ok(SpeakerHandle {
-            inner: Arc::new(Inner {
-                table,
-                shutdown,
-                peers,
-                tasks: Mutex::new(tasks),
+        let inner = Arc::new(Inner {
+            table,
+            shutdown,
+            metrics,
+            rt,
+            running: Mutex::new(Running {
+                cfg: cfg.clone(),
+                peers: Vec::new(),
+                listener: None,
+                started: 0,
             }),
-        })
+            passive: Arc::new(Mutex::new(Vec::new())),
+            reconfiguring: tokio::sync::Mutex::new(()),
+        });
+        let handle = SpeakerHandle { inner };
+        let mut started = 0;
+        let mut prepared = Vec::new();
+        for p in &cfg.peers {
+            handle.inner.metrics.init_peer(&p.name, &p.families());
+            prepared.push(Prepared::new(p));
+        }
+        let table: Vec<_> = prepared.iter().filter_map(|x| x.listener_entry()).collect();
+        if !table.is_empty() {
+            let listener = handle.bind_listener(cfg.listen, table)?;
+            lock(&handle.inner.running).listener = Some(listener);
+        }
+        let mut entries = Vec::new();
+        for x in prepared {
+            entries.push(handle.spawn_session(&cfg, x, started));
+            started += 1;
+        }
+        {
+            let mut r = lock(&handle.inner.running);
+            r.peers = entries;
+            r.started = started;
+        }
+        Ok(handle)
     }
 }
+
+/// Lock a std mutex, recovering the data of a poisoned one (a panicking holder cannot leave
+/// these structures half-updated: every critical section is a plain assignment or push).
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A session about to be spawned: its channels, made before the listener learns about it.
+struct Prepared {
+    peer: PeerConfig,
+    incoming: Option<(mpsc::Sender<TcpStream>, mpsc::Receiver<TcpStream>)>,
+}
+
+impl Prepared {
+    fn new(p: &PeerConfig) -> Self {
+        Prepared {
+            peer: p.clone(),
+            incoming: p.accepts().then(|| mpsc::channel(4)),
+        }
+    }
+
+    fn listener_entry(&self) -> Option<(PeerConfig, mpsc::Sender<TcpStream>)> {
+        self.incoming
+            .as_ref()
+            .map(|(tx, _)| (self.peer.clone(), tx.clone()))
+    }
+}
+
+/// Bound on closing the sessions of removed or reset peers during a reconfiguration.
+pub const RECONFIGURE_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn seed(i: usize) -> u64 {
     let t = std::time::SystemTime::now()
@@ -205,6 +261,52 @@ fn seed(i: usize) -> u64 {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0);
     t ^ (std::process::id() as u64) << 32 ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// What happened to the passive listener in a reconfiguration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenerChange {
+    /// Nothing changed (or there is no listener before and after).
+    Unchanged,
+    /// Same socket; the peer table, TCP-MD5 keys or GTSM setting were updated in place.
+    Updated,
+    /// A listener was started (the first passive peer) on this address.
+    Started(std::net::SocketAddr),
+    /// The listener was closed (no passive peer left).
+    Stopped,
+    /// The listener moved to a new address (`listen` changed).
+    Rebound(std::net::SocketAddr),
+}
+
+/// Outcome of [`SpeakerHandle::reconfigure`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconfigureReport {
+    /// What was done, per peer.
+    pub plan: reconfig::Plan,
+    /// What was done to the listener.
+    pub listener: ListenerChange,
+}
+
+impl ReconfigureReport {
+    /// One human-readable line per peer plus the listener and global changes, for logs.
+    pub fn lines(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if !self.plan.global_reset.is_empty() {
+            v.push(format!(
+                "{} changed: every session is reset",
+                self.plan.global_reset.join(", ")
+            ));
+        }
+        v.extend(self.plan.peers.iter().map(|p| p.to_string()));
+        match &self.listener {
+            ListenerChange::Unchanged => {}
+            ListenerChange::Updated => v.push("listener: passive peers updated".into()),
+            ListenerChange::Started(a) => v.push(format!("listener: started on {a}")),
+            ListenerChange::Stopped => v.push("listener: closed (no passive peer left)".into()),
+            ListenerChange::Rebound(a) => v.push(format!("listener: rebound to {a}")),
+        }
+        v
+    }
 }
 
 /// Handle to a running speaker; cheap to clone.
@@ -283,7 +385,8 @@ impl SpeakerHandle {
 
     /// Status of every peer, in configuration order.
     pub fn peer_states(&self) -> Vec<PeerStatus> {
-        self.inner
+        let running = lock(&self.inner.running);
+        running
             .peers
             .iter()
             .map(|p| {
@@ -296,7 +399,7 @@ impl SpeakerHandle {
                     Err(_) => (None, 0, Some("status unavailable".into())),
                 };
                 PeerStatus {
-                    name: p.name.clone(),
+                    name: p.cfg.name.clone(),
                     state: *p.state.borrow(),
                     uptime,
                     prefixes_sent,
@@ -306,6 +409,11 @@ impl SpeakerHandle {
             .collect()
     }
 
+    /// The configuration in force (the last one applied by [`Self::reconfigure`]).
+    pub fn config(&self) -> BgpConfig {
+        lock(&self.inner.running).cfg.clone()
+    }
+
     /// Wait until `peer` is Established (true) or `timeout` passes / the peer is unknown (false).
     pub async fn wait_established(&self, peer: &str, timeout: Duration) -> bool {
         self.wait_state(peer, State::Established, timeout).await
@@ -313,10 +421,14 @@ impl SpeakerHandle {
 
     /// Wait until `peer` is in `state` (true) or `timeout` passes / the peer is unknown (false).
     pub async fn wait_state(&self, peer: &str, state: State, timeout: Duration) -> bool {
-        let Some(p) = self.inner.peers.iter().find(|p| p.name == peer) else {
+        let rx = lock(&self.inner.running)
+            .peers
+            .iter()
+            .find(|p| p.cfg.name == peer)
+            .map(|p| p.state.clone());
+        let Some(mut rx) = rx else {
             return false;
         };
-        let mut rx = p.state.clone();
         tokio::time::timeout(timeout, rx.wait_for(|s| *s == state))
             .await
             .map(|r| r.is_ok())
@@ -327,10 +439,14 @@ impl SpeakerHandle {
     /// Shutdown carrying `message` (RFC 9003), and stop all tasks — within `timeout`; tasks
     /// still running then are aborted.
     pub async fn shutdown(self, message: &str, timeout: Duration) {
+        // No reconfiguration may start sessions behind our back.
+        let _guard = self.inner.reconfiguring.lock().await;
         self.inner.shutdown.send_replace(Some(message.to_string()));
-        let tasks: Vec<JoinHandle<()>> = match self.inner.tasks.lock() {
-            Ok(mut t) => std::mem::take(&mut *t),
-            Err(_) => return,
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut r = lock(&self.inner.running);
+            let mut t: Vec<_> = r.peers.iter_mut().filter_map(|p| p.task.take()).collect();
+            t.extend(r.listener.as_mut().and_then(|l| l.task.take()));
+            t
         };
         let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
         if tokio::time::timeout(timeout, futures::future::join_all(tasks))
@@ -340,6 +456,310 @@ impl SpeakerHandle {
             tracing::warn!("BGP shutdown did not finish within {timeout:?}; aborting sessions");
             for a in aborts {
                 a.abort();
+            }
+        }
+    }
+}
+
+/// Session and listener management, and live reconfiguration.
+impl SpeakerHandle {
+    fn spawn_session(&self, cfg: &BgpConfig, x: Prepared, n: usize) -> PeerEntry {
+        let (state_tx, state_rx) = watch::channel(State::Idle);
+        let shared = Arc::new(Mutex::new(PeerShared {
+            established_at: None,
+            prefixes_sent: 0,
+            last_error: None,
+        }));
+        let (ctl_tx, ctl_rx) = mpsc::channel(4);
+        let (incoming_tx, incoming_rx) = match x.incoming {
+            Some((tx, rx)) => (Some(tx), Some(rx)),
+            None => (None, None),
+        };
+        let session = tasks::Session::new(
+            tasks::SessionInit {
+                local_as: cfg.local_as,
+                router_id: cfg.router_id,
+                peer: x.peer.clone(),
+                seed: seed(n),
+            },
+            self.inner.table.subscribe(),
+            self.inner.shutdown.subscribe(),
+            incoming_rx,
+            Some(ctl_rx),
+            state_tx,
+            shared.clone(),
+            self.inner.metrics.clone(),
+        );
+        let task = self.inner.rt.spawn(session.run());
+        PeerEntry {
+            cfg: x.peer,
+            state: state_rx,
+            shared,
+            ctl: ctl_tx,
+            incoming: incoming_tx,
+            task: Some(task),
+        }
+    }
+
+    /// Bind the listener on `addr` for the passive peers in `table` and start its task.
+    fn bind_listener(
+        &self,
+        addr: std::net::SocketAddr,
+        table: Vec<(PeerConfig, mpsc::Sender<TcpStream>)>,
+    ) -> Result<ListenerEntry, BgpError> {
+        let socket = tasks::bind_listener(addr, &table)
+            .map(Arc::new)
+            .map_err(|source| BgpError::Listen { addr, source })?;
+        *lock(&self.inner.passive) = table;
+        let (stop, stop_rx) = watch::channel(false);
+        let task = self.inner.rt.spawn(tasks::run_listener(
+            socket.clone(),
+            self.inner.passive.clone(),
+            self.inner.shutdown.subscribe(),
+            stop_rx,
+        ));
+        Ok(ListenerEntry {
+            socket,
+            stop,
+            task: Some(task),
+        })
+    }
+
+    /// Stop a listener task and wait (bounded) until its socket is closed.
+    async fn close_listener(mut l: ListenerEntry) {
+        l.stop.send_replace(true);
+        let socket = l.socket;
+        if let Some(t) = l.task.take() {
+            let abort = t.abort_handle();
+            if tokio::time::timeout(Duration::from_secs(2), t)
+                .await
+                .is_err()
+            {
+                abort.abort();
+            }
+        }
+        drop(socket);
+    }
+
+    /// Apply a new configuration to the running speaker: unchanged peers keep their sessions
+    /// untouched, removed peers are closed with Cease / Peer De-configured, added peers start,
+    /// peers whose session keys changed are reset with Cease / Other Configuration Change,
+    /// peers with only next-hop or timer changes are updated in place (routes re-sent when a
+    /// next hop changed), and the listener follows `listen` and the set of passive peers. See
+    /// [`reconfig`] for the full rules.
+    ///
+    /// Errors leave the running configuration in force: an invalid `new`, a listener that
+    /// cannot be bound (checked before any session is touched), or a speaker shutting down.
+    pub async fn reconfigure(&self, new: BgpConfig) -> Result<ReconfigureReport, BgpError> {
+        new.validate()?;
+        let _guard = self.inner.reconfiguring.lock().await;
+        if self.inner.shutdown.borrow().is_some() {
+            return Err(BgpError::ShuttingDown);
+        }
+        let old = lock(&self.inner.running).cfg.clone();
+        let plan = reconfig::plan(&old, &new);
+        let changes: std::collections::HashMap<&str, &reconfig::PeerChange> = plan
+            .peers
+            .iter()
+            .map(|p| (p.name.as_str(), &p.change))
+            .collect();
+        let restart = |name: &str| {
+            matches!(
+                changes.get(name),
+                Some(reconfig::PeerChange::Added | reconfig::PeerChange::Reset { .. })
+            )
+        };
+
+        // 1. Channels of the sessions to start, and the listener's new peer table.
+        let mut prepared: Vec<Prepared> = new
+            .peers
+            .iter()
+            .filter(|p| restart(&p.name))
+            .map(Prepared::new)
+            .collect();
+        let table: Vec<(PeerConfig, mpsc::Sender<TcpStream>)> = {
+            let running = lock(&self.inner.running);
+            new.peers
+                .iter()
+                .filter(|p| p.accepts())
+                .filter_map(|p| {
+                    if restart(&p.name) {
+                        prepared
+                            .iter()
+                            .find(|x| x.peer.name == p.name)
+                            .and_then(|x| x.listener_entry())
+                    } else {
+                        running
+                            .peers
+                            .iter()
+                            .find(|e| e.cfg.name == p.name)
+                            .and_then(|e| e.incoming.clone())
+                            .map(|tx| (p.clone(), tx))
+                    }
+                })
+                .collect()
+        };
+
+        // 2. The listener first: the only step that can fail, before any session is touched.
+        let listener = self.reconfigure_listener(&old, &new, table).await?;
+
+        // 3. Close removed and reset sessions.
+        let mut closing = Vec::new();
+        {
+            let mut running = lock(&self.inner.running);
+            let mut kept = Vec::new();
+            for mut e in std::mem::take(&mut running.peers) {
+                let subcode = match changes.get(e.cfg.name.as_str()) {
+                    Some(reconfig::PeerChange::Reset { .. }) => 6,
+                    None | Some(reconfig::PeerChange::Removed) => 3,
+                    _ => {
+                        kept.push(e);
+                        continue;
+                    }
+                };
+                let n = msg::Notification::new(6, subcode, vec![]);
+                if e.ctl.try_send(tasks::SessionCtl::Stop(n)).is_err() {
+                    // Full or closed command queue: the task is wedged or gone.
+                    if let Some(t) = &e.task {
+                        t.abort();
+                    }
+                }
+                closing.push((e.cfg.clone(), subcode, e.task.take()));
+            }
+            running.peers = kept;
+        }
+        let handles: Vec<JoinHandle<()>> = closing
+            .iter_mut()
+            .filter_map(|(_, _, t)| t.take())
+            .collect();
+        let aborts: Vec<_> = handles.iter().map(|t| t.abort_handle()).collect();
+        if tokio::time::timeout(RECONFIGURE_STOP_TIMEOUT, futures::future::join_all(handles))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "closing sessions did not finish within {RECONFIGURE_STOP_TIMEOUT:?}; aborting them"
+            );
+            for a in aborts {
+                a.abort();
+            }
+        }
+        for (cfg, subcode, _) in &closing {
+            if *subcode == 3 {
+                self.inner.metrics.remove_peer(&cfg.name);
+            } else if let Some(n) = new.peers.iter().find(|p| p.name == cfg.name) {
+                let now = n.families();
+                let gone: Vec<Family> = cfg
+                    .families()
+                    .into_iter()
+                    .filter(|f| !now.contains(f))
+                    .collect();
+                self.inner.metrics.remove_prefixes(&cfg.name, &gone);
+            }
+        }
+
+        // 4. Start the added and reset sessions; update the others in place.
+        let mut running = lock(&self.inner.running);
+        let mut n = running.started;
+        for x in prepared.drain(..) {
+            self.inner
+                .metrics
+                .init_peer(&x.peer.name, &x.peer.families());
+            let e = self.spawn_session(&new, x, n);
+            n += 1;
+            running.peers.push(e);
+        }
+        running.started = n;
+        for e in running.peers.iter_mut() {
+            if let Some(reconfig::PeerChange::Update { resend, .. }) =
+                changes.get(e.cfg.name.as_str())
+            {
+                if let Some(p) = new.peers.iter().find(|p| p.name == e.cfg.name) {
+                    e.cfg = p.clone();
+                    let cmd = tasks::SessionCtl::Update {
+                        peer: Box::new(p.clone()),
+                        resend: *resend,
+                    };
+                    if e.ctl.try_send(cmd).is_err() {
+                        tracing::warn!(peer = %p.name, "session busy: new settings apply at its next start");
+                    }
+                }
+            }
+        }
+        // Configuration order, for peer_states().
+        let order = |name: &str| new.peers.iter().position(|p| p.name == name);
+        running.peers.sort_by_key(|e| order(&e.cfg.name));
+        running.cfg = new.clone();
+        drop(running);
+        Ok(ReconfigureReport {
+            plan: plan.clone(),
+            listener,
+        })
+    }
+
+    async fn reconfigure_listener(
+        &self,
+        old: &BgpConfig,
+        new: &BgpConfig,
+        table: Vec<(PeerConfig, mpsc::Sender<TcpStream>)>,
+    ) -> Result<ListenerChange, BgpError> {
+        let current = lock(&self.inner.running).listener.take();
+        match current {
+            None if table.is_empty() => Ok(ListenerChange::Unchanged),
+            None => {
+                let l = self.bind_listener(new.listen, table)?;
+                lock(&self.inner.running).listener = Some(l);
+                Ok(ListenerChange::Started(new.listen))
+            }
+            Some(l) if table.is_empty() => {
+                lock(&self.inner.passive).clear();
+                Self::close_listener(l).await;
+                Ok(ListenerChange::Stopped)
+            }
+            Some(l) if old.listen == new.listen => {
+                let old_table = lock(&self.inner.passive).clone();
+                let same = old_table.len() == table.len()
+                    && old_table
+                        .iter()
+                        .zip(&table)
+                        .all(|((a, ta), (b, tb))| a == b && ta.same_channel(tb));
+                if let Err(e) = tasks::update_listener(&l.socket, &old_table, &table) {
+                    // Keep the old keys and table: nothing else is changed either.
+                    let _ = tasks::update_listener(&l.socket, &table, &old_table);
+                    lock(&self.inner.running).listener = Some(l);
+                    return Err(BgpError::Listen {
+                        addr: new.listen,
+                        source: e,
+                    });
+                }
+                *lock(&self.inner.passive) = table;
+                lock(&self.inner.running).listener = Some(l);
+                Ok(if same {
+                    ListenerChange::Unchanged
+                } else {
+                    ListenerChange::Updated
+                })
+            }
+            Some(l) => {
+                // A new address: close the old socket first (the port may be the same).
+                let old_table = lock(&self.inner.passive).clone();
+                Self::close_listener(l).await;
+                match self.bind_listener(new.listen, table) {
+                    Ok(l) => {
+                        lock(&self.inner.running).listener = Some(l);
+                        Ok(ListenerChange::Rebound(new.listen))
+                    }
+                    Err(e) => {
+                        match self.bind_listener(old.listen, old_table) {
+                            Ok(l) => lock(&self.inner.running).listener = Some(l),
+                            Err(e2) => tracing::error!(
+                                error = %e2,
+                                "cannot re-bind the previous BGP listener: passive peers cannot connect"
+                            ),
+                        }
+                        Err(e)
+                    }
+                }
             }
         }
     }

@@ -21,7 +21,7 @@
 //! `TcpConnectionFails` event.
 
 use super::config::{is_link_local_v6, Family, PeerConfig};
-use super::fsm::{Action, Event, Fsm, FsmConfig, State, Timer};
+use super::fsm::{collision_winner, Action, Event, Fsm, FsmConfig, Initiator, State, Timer};
 use super::metrics::Metrics;
 use super::msg::{self, Message, Notification, PeerOpen, UpdateCtx};
 use super::rib::{AdjRibOut, RouteTable};
@@ -65,6 +65,26 @@ pub struct SessionInit {
     pub seed: u64,
 }
 
+/// Commands from the speaker to one running session (live reconfiguration).
+#[derive(Debug)]
+pub enum SessionCtl {
+    /// Close the session with this NOTIFICATION (sent when OPEN was exchanged) and stop the
+    /// task for good (peer removed, or reset to be replaced by a new session).
+    Stop(Notification),
+    /// Replace the peer's settings that need no new session (next hops, keepalive interval,
+    /// backoff); with `resend`, send every announced route again (next hops changed).
+    Update {
+        /// The new peer configuration (its session keys equal the running ones).
+        peer: Box<PeerConfig>,
+        /// Re-send the Adj-RIB-Out as UPDATEs.
+        resend: bool,
+    },
+}
+
+/// The passive peers the listener hands connections to, by address; replaced on
+/// reconfiguration while the listener runs.
+pub(crate) type PassivePeers = Arc<Mutex<Vec<(PeerConfig, mpsc::Sender<TcpStream>)>>>;
+
 type ConnectFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
 
@@ -72,6 +92,7 @@ struct Conn {
     reader: FramedRead<OwnedReadHalf, msg::BgpFraming>,
     writer: OwnedWriteHalf,
     local: IpAddr,
+    initiator: Initiator,
 }
 
 /// Inputs the select loop turns into FSM events or work.
@@ -81,6 +102,7 @@ enum Input {
     Closed,
     Connected(io::Result<TcpStream>),
     Incoming(TcpStream),
+    Ctl(SessionCtl),
     TableChanged,
     Shutdown(String),
 }
@@ -92,6 +114,7 @@ pub struct Session {
     table: watch::Receiver<RouteTable>,
     shutdown: watch::Receiver<Option<String>>,
     incoming: Option<mpsc::Receiver<TcpStream>>,
+    ctl: Option<mpsc::Receiver<SessionCtl>>,
     state_tx: watch::Sender<State>,
     shared: Arc<Mutex<PeerShared>>,
     metrics: Metrics,
@@ -109,6 +132,11 @@ pub struct Session {
     refresh: Vec<Family>,
     /// When to send the pending table changes.
     sync_at: Option<Instant>,
+    /// A colliding incoming connection kept until the peer's OPEN on the current (outgoing)
+    /// connection tells its BGP identifier (RFC 4271 §6.8; `accept_incoming` peers only).
+    held: Option<TcpStream>,
+    /// The incoming connection that won a collision, attached once the loser is dropped.
+    switch_to: Option<TcpStream>,
 }
 
 impl std::fmt::Debug for Session {
@@ -144,6 +172,7 @@ impl Session {
         table: watch::Receiver<RouteTable>,
         shutdown: watch::Receiver<Option<String>>,
         incoming: Option<mpsc::Receiver<TcpStream>>,
+        ctl: Option<mpsc::Receiver<SessionCtl>>,
         state_tx: watch::Sender<State>,
         shared: Arc<Mutex<PeerShared>>,
         metrics: Metrics,
@@ -165,6 +194,7 @@ impl Session {
             table,
             shutdown,
             incoming,
+            ctl,
             state_tx,
             shared,
             metrics,
@@ -179,6 +209,8 @@ impl Session {
             suppress: Vec::new(),
             refresh: Vec::new(),
             sync_at: None,
+            held: None,
+            switch_to: None,
             init,
         }
     }
@@ -204,6 +236,12 @@ impl Session {
             if self.fsm.is_stopped() {
                 break;
             }
+            if let Some(s) = self.switch_to.take() {
+                if self.conn.is_none() && self.fsm.state() == State::Active {
+                    self.take_incoming(s);
+                    continue;
+                }
+            }
             let established = self.fsm.state() == State::Established;
             let sync_at = self.sync_at;
             let next_timer = self
@@ -221,6 +259,27 @@ impl Session {
                     },
                     // Handle dropped without shutdown: stop quietly as well.
                     Err(_) => Input::Shutdown("speaker stopped".into()),
+                },
+                // Reconfiguration commands are rare and must not wait behind a busy peer.
+                c = async {
+                    match self.ctl.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match c {
+                    Some(c) => Input::Ctl(c),
+                    None => { self.ctl = None; continue }
+                },
+                // Before reads: a peer connecting while its OPEN on our connection is already
+                // buffered is a collision to detect (RFC 4271 §6.8), not to refuse later.
+                s = async {
+                    match self.incoming.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match s {
+                    Some(s) => Input::Incoming(s),
+                    None => { self.incoming = None; continue }
                 },
                 i = async {
                     match next_timer {
@@ -258,15 +317,6 @@ impl Session {
                         None => std::future::pending().await,
                     }
                 } => { self.connecting = None; Input::Connected(r) },
-                s = async {
-                    match self.incoming.as_mut() {
-                        Some(rx) => rx.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => match s {
-                    Some(s) => Input::Incoming(s),
-                    None => { self.incoming = None; continue }
-                },
                 // Last, and only while no sync is pending: a burst of table changes costs one
                 // wake-up and one diff per SYNC_DELAY, never starving reads or timers.
                 r = self.table.changed(), if established && self.sync_at.is_none() => match r {
@@ -305,7 +355,7 @@ impl Session {
             Input::Frame(Ok(frame)) => self.received(&frame),
             Input::Connected(Ok(stream)) => {
                 if self.fsm.state() == State::Connect {
-                    match self.attach(stream) {
+                    match self.attach(stream, Initiator::Local) {
                         Ok(()) => self.pending.push_back(Event::TcpCrAcked),
                         Err(e) => {
                             self.note_error(format!("socket setup: {e}"));
@@ -322,6 +372,36 @@ impl Session {
             }
             Input::Incoming(stream) => {
                 let st = self.fsm.state();
+                let p = &self.init.peer;
+                let ours = self
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| c.initiator == Initiator::Local);
+                if p.accept_incoming && !p.passive {
+                    match st {
+                        State::Connect if self.conn.is_none() => {
+                            // Our attempt is still in flight: take the peer's connection.
+                            debug!("incoming connection while connecting: taking it");
+                            self.connecting = None;
+                            self.take_incoming(stream);
+                            return;
+                        }
+                        State::OpenSent if ours => {
+                            debug!("colliding incoming connection held until the peer's OPEN");
+                            if let Some(old) = self.held.replace(stream) {
+                                self.reject_collision(old);
+                            }
+                            return;
+                        }
+                        State::OpenConfirm if ours => {
+                            if let Some(id) = self.peer_open.as_ref().map(|o| o.bgp_id) {
+                                self.resolve_collision(stream, id);
+                                return;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
                 if self.conn.is_some() || !matches!(st, State::Active | State::Idle) {
                     debug!("refusing a second connection from the peer");
                     return;
@@ -335,12 +415,35 @@ impl Session {
                     warn!(error = %e, "cannot apply TTL security to accepted connection");
                     return;
                 }
-                match self.attach(stream) {
+                match self.attach(stream, Initiator::Remote) {
                     Ok(()) => self.pending.push_back(Event::TcpConnectionConfirmed),
                     Err(e) => self.note_error(format!("socket setup: {e}")),
                 }
             }
             Input::TableChanged => self.sync_rib(false).await,
+            Input::Ctl(SessionCtl::Stop(n)) => {
+                info!(notification = %n.describe(), "session stopped by reconfiguration");
+                self.pending.push_back(Event::ManualStop(n));
+            }
+            Input::Ctl(SessionCtl::Update { peer, resend }) => {
+                info!("peer settings updated without a session reset");
+                self.init.peer = *peer;
+                let p = &self.init.peer;
+                if let Some(ka) = self.fsm.reconfigure(p.keepalive, p.connect_retry) {
+                    let i = timer_index(Timer::Keepalive);
+                    if self.timers[i].is_some() {
+                        self.timers[i] = Some(Instant::now() + ka);
+                    }
+                }
+                if resend && self.fsm.state() == State::Established {
+                    let announce = self.rib.full().announce;
+                    debug!(
+                        prefixes = announce.len(),
+                        "re-sending routes with the new next hops"
+                    );
+                    self.send_diff(&announce, &[]).await;
+                }
+            }
             Input::Shutdown(m) => {
                 info!(message = %m, "administrative shutdown");
                 if self.fsm.state() == State::Established {
@@ -356,7 +459,49 @@ impl Session {
         }
     }
 
-    fn attach(&mut self, stream: TcpStream) -> io::Result<()> {
+    /// Use an incoming connection of an `accept_incoming` peer (our own attempt was dropped, or
+    /// it won a collision): GTSM, attach, TcpConnectionConfirmed.
+    fn take_incoming(&mut self, stream: TcpStream) {
+        if let Err(e) = apply_gtsm(&stream, &self.init.peer) {
+            warn!(error = %e, "cannot apply TTL security to accepted connection");
+            return;
+        }
+        match self.attach(stream, Initiator::Remote) {
+            Ok(()) => self.pending.push_back(Event::TcpConnectionConfirmed),
+            Err(e) => self.note_error(format!("socket setup: {e}")),
+        }
+    }
+
+    /// RFC 4271 §6.8 with the peer's identifier known: keep the current (outgoing) connection
+    /// or switch to `incoming`.
+    fn resolve_collision(&mut self, incoming: TcpStream, remote_id: Ipv4Addr) {
+        match collision_winner(self.init.router_id, remote_id) {
+            Initiator::Local => {
+                info!(%remote_id, "connection collision: keeping our connection (higher BGP identifier)");
+                self.reject_collision(incoming);
+            }
+            Initiator::Remote => {
+                info!(%remote_id, "connection collision: keeping the peer's connection (higher BGP identifier)");
+                self.pending.push_back(Event::OpenCollisionDump);
+                self.switch_to = Some(incoming);
+            }
+        }
+    }
+
+    /// Close a connection that lost a collision, with Cease / Connection Collision Resolution
+    /// (best effort: one non-blocking write of 21 bytes into an empty send buffer).
+    fn reject_collision(&self, s: TcpStream) {
+        let n = Notification::new(6, 7, vec![]);
+        if let Ok(b) = msg::encode_notification(&n) {
+            if s.try_write(&b).is_ok() {
+                self.metrics
+                    .notification(&self.init.peer.name, true, n.code, n.subcode);
+            }
+        }
+        drop(s);
+    }
+
+    fn attach(&mut self, stream: TcpStream, initiator: Initiator) -> io::Result<()> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?.ip().to_canonical();
         let (r, w) = stream.into_split();
@@ -364,6 +509,7 @@ impl Session {
             reader: FramedRead::new(r, msg::BgpFraming),
             writer: w,
             local,
+            initiator,
         });
         self.ctx = msg::parsing_context(true);
         Ok(())
@@ -421,6 +567,13 @@ impl Session {
                     ) {
                         Ok(p) => {
                             info!(peer_id = %p.bgp_id, hold = p.hold_time, families = ?p.families, asn4 = p.asn4, "OPEN accepted");
+                            if let Some(held) = self.held.take() {
+                                self.resolve_collision(held, p.bgp_id);
+                                if self.switch_to.is_some() {
+                                    // This connection loses: OpenCollisionDump is queued.
+                                    return;
+                                }
+                            }
                             self.ctx = msg::parsing_context(p.asn4);
                             let ev = Event::BgpOpen(p.params());
                             self.peer_open = Some(p);
@@ -542,6 +695,9 @@ impl Session {
                     .await;
             }
             Action::DropConnection => {
+                if let Some(s) = self.held.take() {
+                    self.reject_collision(s);
+                }
                 if let Some(mut c) = self.conn.take() {
                     let _ = tokio::time::timeout(Duration::from_secs(1), c.writer.shutdown()).await;
                 }
@@ -743,13 +899,26 @@ fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
 /// GTSM on the listener, inherited by accepted sockets so that the check is active from the
 /// SYN on: only when every passive peer uses TTL security, with the most lenient of their
 /// limits (each accepted socket is then tightened to its own peer's limit).
+/// Without that (or when updating a running listener whose peers no longer all use it) the
+/// check is switched off on the listener (minimum TTL 0).
 fn listener_gtsm(
     sock: &socket2::Socket,
     v6: bool,
     peers: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+    update: bool,
 ) {
     let hops: Option<Vec<u8>> = peers.iter().map(|(p, _)| p.ttl_security).collect();
     let Some(max_hops) = hops.and_then(|h| h.into_iter().max()) else {
+        if update {
+            for ipv6 in [false, true] {
+                if ipv6 && !v6 {
+                    continue;
+                }
+                if let Err(e) = sockopt::set_min_ttl(sock, ipv6, 0) {
+                    warn!(error = %e, "cannot clear the minimum TTL of the listener");
+                }
+            }
+        }
         return;
     };
     let min_ttl = 255u8.saturating_sub(max_hops.saturating_sub(1));
@@ -780,25 +949,73 @@ pub(crate) fn bind_listener(
     sock.set_nonblocking(true)?;
     for (p, _) in peers {
         if let Some(pw) = &p.md5_password {
-            // A v4 peer on a dual-stack socket is keyed by its v4-mapped address.
-            let a = match (addr.is_ipv6(), p.address) {
-                (true, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
-                (_, a) => a,
-            };
-            sockopt::set_tcp_md5(&sock, a, scope_id(p)?, pw.as_bytes())?;
+            sockopt::set_tcp_md5(
+                &sock,
+                listener_key_addr(addr, p),
+                scope_id(p)?,
+                pw.as_bytes(),
+            )?;
         }
     }
-    listener_gtsm(&sock, addr.is_ipv6(), peers);
+    listener_gtsm(&sock, addr.is_ipv6(), peers, false);
     sock.bind(&addr.into())?;
     sock.listen(128)?;
     TcpListener::from_std(sock.into())
 }
 
+/// The address a peer's TCP-MD5 key is installed under on a listener bound to `listen`: a
+/// v4 peer on a dual-stack socket is keyed by its v4-mapped address.
+fn listener_key_addr(listen: SocketAddr, p: &PeerConfig) -> IpAddr {
+    match (listen.is_ipv6(), p.address) {
+        (true, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
+        (_, a) => a,
+    }
+}
+
+/// Bring a running listener's TCP-MD5 keys and GTSM setting from the `old` passive peers to
+/// the `new` ones (keys of peers gone or changed are deleted first).
+pub(crate) fn update_listener(
+    listener: &TcpListener,
+    old: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+    new: &[(PeerConfig, mpsc::Sender<TcpStream>)],
+) -> io::Result<()> {
+    let addr = listener.local_addr()?;
+    let sock = socket2::SockRef::from(listener);
+    for (o, _) in old {
+        if o.md5_password.is_none() {
+            continue;
+        }
+        let kept = new.iter().any(|(n, _)| {
+            n.address == o.address && n.md5_password == o.md5_password && n.interface == o.interface
+        });
+        if !kept {
+            let scope = scope_id(o).unwrap_or(0);
+            if let Err(e) = sockopt::set_tcp_md5(listener, listener_key_addr(addr, o), scope, &[]) {
+                debug!(peer = %o.name, error = %e, "cannot delete the listener's TCP-MD5 key");
+            }
+        }
+    }
+    for (p, _) in new {
+        if let Some(pw) = &p.md5_password {
+            sockopt::set_tcp_md5(
+                listener,
+                listener_key_addr(addr, p),
+                scope_id(p)?,
+                pw.as_bytes(),
+            )?;
+        }
+    }
+    listener_gtsm(&sock, addr.is_ipv6(), new, true);
+    Ok(())
+}
+
 /// Accept connections and hand each to its passive peer's session; others are closed.
+/// Runs until shutdown or until `stop` turns true (listener rebind on reconfiguration).
 pub(crate) async fn run_listener(
-    listener: TcpListener,
-    peers: Vec<(PeerConfig, mpsc::Sender<TcpStream>)>,
+    listener: Arc<TcpListener>,
+    peers: PassivePeers,
     mut shutdown: watch::Receiver<Option<String>>,
+    mut stop: watch::Receiver<bool>,
 ) {
     let span = info_span!("bgp_listener", addr = ?listener.local_addr().ok());
     async move {
@@ -807,14 +1024,21 @@ pub(crate) async fn run_listener(
                 r = shutdown.changed() => {
                     if r.is_err() || shutdown.borrow().is_some() { break; }
                 }
+                r = stop.changed() => {
+                    if r.is_err() || *stop.borrow() { break; }
+                }
                 r = listener.accept() => match r {
                     Ok((s, from)) => {
                         let ip = from.ip().to_canonical();
-                        match peers.iter().find(|(p, _)| p.address == ip) {
-                            Some((p, tx)) => {
-                                debug!(peer = %p.name, %from, "accepted connection");
+                        let found = match peers.lock() {
+                            Ok(t) => t.iter().find(|(p, _)| p.address == ip).map(|(p, tx)| (p.name.clone(), tx.clone())),
+                            Err(_) => None,
+                        };
+                        match found {
+                            Some((name, tx)) => {
+                                debug!(peer = %name, %from, "accepted connection");
                                 if tx.try_send(s).is_err() {
-                                    debug!(peer = %p.name, "session busy: connection dropped");
+                                    debug!(peer = %name, "session busy: connection dropped");
                                 }
                             }
                             None => info!(%from, "connection from an unknown or active-only peer refused"),
@@ -830,4 +1054,187 @@ pub(crate) async fn run_listener(
     }
     .instrument(span)
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    //! Connection collisions (RFC 4271 §6.8) of an `accept_incoming` peer, against a scripted
+    //! peer that both accepts the speaker's connection and connects to the speaker's listener.
+
+    use super::super::testutil::{self, keepalive, open, PeerConn, ScriptedPeer};
+    use super::super::{BgpConfig, Family, PeerConfig, Speaker, SpeakerHandle, State};
+    use prometheus_client::registry::Registry;
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::time::Duration;
+
+    const T: Duration = Duration::from_secs(10);
+    const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or(0)
+    }
+
+    /// The speaker with one active `accept_incoming` peer at `sp`; returns the speaker and the
+    /// outgoing connection (its OPEN already read) and the listener address.
+    async fn start(sp: &ScriptedPeer) -> (SpeakerHandle, PeerConn, SocketAddr, Registry) {
+        let addr = sp.addr().expect("addr");
+        let mut p = PeerConfig::new("p", addr.ip(), 65002);
+        p.port = addr.port();
+        p.accept_incoming = true;
+        p.families = Some(vec![Family::Ipv4]);
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let cfg = BgpConfig {
+            router_id: LOCAL_ID,
+            local_as: 65001,
+            listen,
+            peers: vec![p],
+        };
+        let mut reg = Registry::default();
+        let h = Speaker::start(cfg, &mut reg).expect("start");
+        let mut out = sp.accept(T).await.expect("outgoing connection");
+        out.recv_type(1, T).await.expect("speaker OPEN");
+        (h, out, listen, reg)
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    #[tokio::test]
+    async fn peer_with_higher_identifier_keeps_its_connection() {
+        let sp = ScriptedPeer::bind().await.expect("bind");
+        let (h, mut out, listen, reg) = start(&sp).await;
+        // The peer connects too (speaker in OpenSent on `out`): held.
+        let mut inc = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        settle().await;
+        let remote = Ipv4Addr::new(192, 0, 2, 200);
+        out.send_raw(&open(65002, 90, remote)).await.expect("OPEN");
+        // The speaker's connection loses: Cease / Connection Collision Resolution.
+        let n = out.expect_notification(T).await.expect("NOTIFICATION");
+        assert_eq!((n.code, n.subcode), (6, 7));
+        assert!(out.closed(T).await);
+        // The peer's connection carries the session.
+        inc.handshake(&open(65002, 90, remote), T)
+            .await
+            .expect("handshake on the peer's connection");
+        assert!(h.wait_established("p", T).await);
+        inc.send_raw(&keepalive()).await.expect("keepalive");
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg).expect("encode");
+        assert!(text.contains(
+            r#"ipvs_herald_bgp_notifications_total{peer="p",direction="sent",code="6",subcode="7"} 1"#
+        ));
+        // A collision is not a failure: no backoff was counted.
+        assert!(!text.contains(r#"to="idle""#), "{text}");
+        h.shutdown("done", T).await;
+    }
+
+    #[tokio::test]
+    async fn speaker_with_higher_identifier_keeps_its_connection() {
+        let sp = ScriptedPeer::bind().await.expect("bind");
+        let (h, mut out, listen, _reg) = start(&sp).await;
+        let mut inc = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        settle().await;
+        let remote = Ipv4Addr::new(10, 0, 0, 1);
+        out.send_raw(&open(65002, 90, remote)).await.expect("OPEN");
+        let n = inc
+            .expect_notification(T)
+            .await
+            .expect("NOTIFICATION on the peer's connection");
+        assert_eq!((n.code, n.subcode), (6, 7));
+        assert!(inc.closed(T).await);
+        out.send_raw(&keepalive()).await.expect("keepalive");
+        out.recv_type(4, T).await.expect("speaker KEEPALIVE");
+        assert!(h.wait_established("p", T).await);
+        h.shutdown("done", T).await;
+    }
+
+    #[tokio::test]
+    async fn collision_in_openconfirm_is_resolved_at_once() {
+        let sp = ScriptedPeer::bind().await.expect("bind");
+        let (h, mut out, listen, _reg) = start(&sp).await;
+        let remote = Ipv4Addr::new(192, 0, 2, 250);
+        out.send_raw(&open(65002, 90, remote)).await.expect("OPEN");
+        out.recv_type(4, T)
+            .await
+            .expect("speaker KEEPALIVE (OpenConfirm)");
+        assert!(h.wait_state("p", State::OpenConfirm, T).await);
+        let mut inc = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        let n = out.expect_notification(T).await.expect("NOTIFICATION");
+        assert_eq!((n.code, n.subcode), (6, 7));
+        inc.handshake(&open(65002, 90, remote), T)
+            .await
+            .expect("handshake on the peer's connection");
+        assert!(h.wait_established("p", T).await);
+        h.shutdown("done", T).await;
+    }
+
+    #[tokio::test]
+    async fn established_session_refuses_further_incoming_connections() {
+        let sp = ScriptedPeer::bind().await.expect("bind");
+        let (h, mut out, listen, _reg) = start(&sp).await;
+        out.send_raw(&open(65002, 90, Ipv4Addr::new(192, 0, 2, 200)))
+            .await
+            .expect("OPEN");
+        out.send_raw(&keepalive()).await.expect("keepalive");
+        assert!(h.wait_established("p", T).await);
+        let mut late = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        assert!(late.closed(T).await);
+        assert_eq!(h.peer_states()[0].state, State::Established);
+        h.shutdown("done", T).await;
+    }
+
+    #[tokio::test]
+    async fn incoming_connection_while_connecting_is_taken() {
+        use socket2::{Domain, Socket, Type};
+        // The peer's port: a listener that never accepts, its backlog full, so the speaker's
+        // connect hangs in Connect (SYNs dropped by the kernel).
+        let l = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+        l.bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+            .expect("bind");
+        l.listen(0).expect("listen");
+        let addr = l.local_addr().expect("addr").as_socket().expect("inet");
+        let mut fillers = Vec::new();
+        for _ in 0..3 {
+            let f = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+            f.set_nonblocking(true).expect("nonblocking");
+            let _ = f.connect(&addr.into());
+            fillers.push(f);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let mut p = PeerConfig::new("p", addr.ip(), 65002);
+        p.port = addr.port();
+        p.accept_incoming = true;
+        p.families = Some(vec![Family::Ipv4]);
+        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let cfg = BgpConfig {
+            router_id: LOCAL_ID,
+            local_as: 65001,
+            listen,
+            peers: vec![p],
+        };
+        let mut reg = Registry::default();
+        let h = Speaker::start(cfg, &mut reg).expect("start");
+        assert!(h.wait_state("p", State::Connect, T).await);
+        let mut inc = testutil::connect(listen, None, 64, T)
+            .await
+            .expect("connect");
+        inc.handshake(&open(65002, 90, Ipv4Addr::new(192, 0, 2, 200)), T)
+            .await
+            .expect("handshake on the peer's connection");
+        assert!(h.wait_established("p", T).await);
+        h.shutdown("done", T).await;
+        drop(fillers);
+    }
 }

@@ -80,7 +80,11 @@ pub fn route_attrs(a: &Attrs) -> RouteAttrs {
 
 impl HeraldDriver {
     pub fn start(lab: &Lab, spec: &DriverSpec) -> TResult<Self> {
-        let cfg = config(spec);
+        Self::start_with_config(lab, spec, config(spec))
+    }
+
+    /// Like `start`, with a speaker configuration the test adjusted (peers in `spec` order).
+    pub fn start_with_config(lab: &Lab, spec: &DriverSpec, cfg: BgpConfig) -> TResult<Self> {
         let names = spec
             .peers
             .iter()

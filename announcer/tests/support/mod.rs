@@ -11,6 +11,7 @@ pub mod deps;
 pub mod driver;
 pub mod herald;
 pub mod lab;
+pub mod multibird;
 pub mod process;
 pub mod routers;
 pub mod routes;

@@ -2,15 +2,47 @@
 #
 # The announcer end to end (`tests/lab/lab.sh e2e`, guest side): the all-active cluster of
 # topology.sh, a bounded client stream through the router, and the director-1 events the issue
-# lists: pool down (weights 0) and back, kill -9, SIGTERM, drain of one VIP group. Every step is
+# lists: pool down (weights 0) and back, kill -9, SIGTERM, drain of one VIP group; then a SIGHUP
+# with changed route attributes and one with an invalid file, the maintenance file, an alert
+# observed in Prometheus during a pool-down, and the `vip_address = "manage"` group's address
+# around its withdrawal and return (IPv6 runs through all of it as group web6). Every step is
 # bounded by a wait with a generous timeout; the guest only records (events.txt with uptime
 # stamps, requests.txt, BIRD and ipvsadm views), tests/lab_e2e.rs asserts.
 
+# The IPv6 group, the managed-address group and Prometheus (see topology.sh).
+E2E_EXTRAS=1
 . /lab/e2e/topology.sh
 
 # bird_routes VIP PROTO: how many routes BIRD holds for VIP from protocol PROTO.
 bird_routes() {
-    birdc show route protocol "$2" | grep -c "^$1/32 "
+    birdc show route protocol "$2" | grep -c "^$(plen "$1") "
+}
+
+# plen VIP: VIP/32 or VIP/128.
+plen() {
+    case "$1" in
+    *:*) echo "$1/128" ;;
+    *) echo "$1/32" ;;
+    esac
+}
+
+# d1_routes: one line per prefix BIRD holds from d1: "PREFIX gshut" when it carries the
+# GRACEFUL_SHUTDOWN community (65535,0), else "PREFIX up".
+d1_routes() {
+    birdc show route all protocol d1 | awk '
+        /^[0-9a-f:.]+\/[0-9]+ / { p = $1; r[p] = "up" }
+        /BGP.community:/ && /\(65535,0\)/ { r[p] = "gshut" }
+        END { for (k in r) print k, r[k] }'
+}
+
+# scrape_d N FILE: director N's /metrics into FILE.
+scrape_d() {
+    ip netns exec "d$1" sh -c ". /lab/lib.sh; scrape 9639 '$2'" 2>>"$E2E_OUT/scrape.err"
+}
+
+# metric FILE NAME: the value of an unlabelled series in a scrape (empty when absent).
+metric() {
+    awk -v n="$2" '$1 == n {print $2; exit}' "$1"
 }
 
 # snapshot_views LABEL: every view worth keeping at this moment.
@@ -18,6 +50,7 @@ snapshot_views() {
     _d="$E2E_OUT/views/$1"
     mkdir -p "$_d"
     ip -n rt route show >"$_d/rt-routes.txt" 2>&1
+    ip -n rt -6 route show >"$_d/rt-routes6.txt" 2>&1
     birdc show protocols all >"$_d/bird-protocols.txt" 2>&1
     birdc show route all >"$_d/bird-routes.txt" 2>&1
     for n in 1 2; do
@@ -27,7 +60,8 @@ snapshot_views() {
 
 # e2e_announced: both groups with two next hops at the router.
 e2e_announced() {
-    wait_nh "$VIP_WEB" 2 "${1:-60}" "$2-web" && wait_nh "$VIP_API" 2 "${1:-60}" "$2-api"
+    wait_nh "$VIP_WEB" 2 "${1:-60}" "$2-web" && wait_nh "$VIP_API" 2 "${1:-60}" "$2-api" &&
+        wait_nh "$VIP_WEB6" 2 "${1:-60}" "$2-web6" && wait_nh "$VIP_MGD" 1 "${1:-60}" "$2-mgd"
 }
 
 e2e_pool() {
@@ -132,6 +166,254 @@ e2e_drain() {
     sleep 1
 }
 
+# SIGHUP with changed route attributes for group api on d1 (MED 50, community 65001:777), then
+# SIGHUP with an invalid file, then the valid file again.
+e2e_reload() {
+    pid=$(cat "$E2E/d1/pid")
+    od="$E2E_OUT/reload"
+    mkdir -p "$od"
+    scrape_d 1 "$od/metrics-before.txt"
+    birdc show route all "$VIP_API/32" protocol d1 >"$od/route-before.txt" 2>&1
+    ev bird-d1-before-reload "$(bird_proto d1)"
+    E2E_API_UP='up = { med = 50, communities = ["65001:777"] }'
+    herald_config 1 65001
+    cp "$E2E/d1/herald.toml" "$od/herald-reloaded.toml"
+    ev sighup-attrs "pid=$pid"
+    kill -HUP "$pid"
+    rmin=1
+    nmin=2
+    seen=""
+    end=$(deadline 30)
+    while before "$end"; do
+        birdc show route all "$VIP_API/32" protocol d1 >"$od/route-poll.txt" 2>&1
+        grep -q "^$VIP_API/32 " "$od/route-poll.txt" || rmin=0
+        n=$(nh_count "$VIP_API")
+        [ "$n" -lt "$nmin" ] && nmin=$n
+        if grep -q 'BGP.med: 50' "$od/route-poll.txt" && grep -q '(65001,777)' "$od/route-poll.txt"; then
+            seen=1
+            ev reload-attrs-seen
+            break
+        fi
+        usleep 50000
+    done
+    [ -n "$seen" ] || ev timeout reload-attrs-seen
+    cp "$od/route-poll.txt" "$od/route-after.txt"
+    ev reload-api-min-routes "$rmin"
+    ev reload-api-min-nexthops "$nmin"
+    ev bird-d1-after-reload "$(bird_proto d1)"
+    sleep 1
+    scrape_d 1 "$od/metrics-after.txt"
+    # An invalid file: the daemon must keep running with the configuration it has.
+    echo 'this is = = not TOML [' >>"$E2E/d1/herald.toml"
+    ev sighup-invalid "pid=$pid"
+    kill -HUP "$pid"
+    ok=""
+    end=$(deadline 30)
+    while before "$end"; do
+        scrape_d 1 "$od/metrics-invalid.txt"
+        if [ "$(metric "$od/metrics-invalid.txt" ipvs_herald_config_last_reload_successful)" = 0 ]; then
+            ok=1
+            break
+        fi
+        sleep 1
+    done
+    [ -n "$ok" ] || ev timeout reload-invalid-metric
+    sleep 1
+    if kill -0 "$pid" 2>/dev/null; then ev reload-invalid-alive 1; else ev reload-invalid-alive 0; fi
+    birdc show route all "$VIP_API/32" protocol d1 >"$od/route-invalid.txt" 2>&1
+    ev reload-invalid-api-nexthops "$(nh_count "$VIP_API")"
+    ev bird-d1-after-invalid "$(bird_proto d1)"
+    # The valid file again (the changed attributes stay).
+    herald_config 1 65001
+    E2E_API_UP=""
+    ev sighup-valid "pid=$pid"
+    kill -HUP "$pid"
+    ok=""
+    end=$(deadline 30)
+    while before "$end"; do
+        scrape_d 1 "$od/metrics-fixed.txt"
+        if [ "$(metric "$od/metrics-fixed.txt" ipvs_herald_config_last_reload_successful)" = 1 ]; then
+            ok=1
+            break
+        fi
+        sleep 1
+    done
+    [ -n "$ok" ] || ev timeout reload-fixed-metric
+    ev reload-end
+}
+
+# The maintenance file on d1 (empty: every group): GRACEFUL_SHUTDOWN first, withdrawal after
+# drain_time (2 s); removed: everything announced again. BIRD is polled for d1's routes.
+e2e_maint() {
+    od="$E2E_OUT/maint"
+    mkdir -p "$od"
+    ev bird-d1-before-maint "$(bird_proto d1)"
+    ev maint-on
+    : >"$E2E/d1/maintenance"
+    gs=""
+    gone=""
+    path=""
+    end=$(deadline 60)
+    while before "$end"; do
+        d1_routes >"$od/poll.txt"
+        for v in $VIP_WEB $VIP_API $VIP_WEB6; do
+            p=$(plen "$v")
+            case " $gs " in *" $v "*) ;; *)
+                if grep -q "^$p gshut" "$od/poll.txt"; then
+                    gs="$gs $v"
+                    ev maint-gshut "$v"
+                fi
+                ;;
+            esac
+            case " $gone " in *" $v "*) ;; *)
+                if ! grep -q "^$p " "$od/poll.txt"; then
+                    gone="$gone $v"
+                    ev maint-withdrawn "$v"
+                fi
+                ;;
+            esac
+            case " $path " in *" $v "*) ;; *)
+                if [ "$(nh_count "$v")" = 1 ]; then
+                    path="$path $v"
+                    ev maint-path-gone "$v"
+                fi
+                ;;
+            esac
+        done
+        [ "$(echo $gone | wc -w)" = 3 ] && [ "$(echo $path | wc -w)" = 3 ] && break
+        usleep 20000
+    done
+    [ "$(echo $gone | wc -w)" = 3 ] || ev timeout maint-withdrawn "$gone"
+    ev bird-d1-during-maint "$(bird_proto d1)"
+    ip netns exec d1 "$HERALD" --config "$E2E/d1/herald.toml" status >"$od/status.txt" 2>&1
+    sleep 1
+    ev maint-off
+    rm -f "$E2E/d1/maintenance"
+    e2e_announced 60 maint-back || return 1
+    ev bird-d1-after-maint "$(bird_proto d1)"
+    sleep 1
+}
+
+# api's pool on d1 down until Prometheus shows the announcer alerts for it (rules with `for:`
+# shortened to 2s), at most 90 s; then back.
+e2e_alert() {
+    od="$E2E_OUT/prom"
+    mkdir -p "$od"
+    prom_get /api/v1/alerts "$od/alerts-before.json" || ev error "prometheus /api/v1/alerts failed"
+    ev alert-pool-down-begin
+    pool_weight d1 "$VIP_API" 0 || ev error "ipvsadm -e failed"
+    ev alert-pool-down
+    wait_nh "$VIP_API" 1 30 alert-api-gone || return 1
+    i=0
+    end=$(deadline 90)
+    while before "$end"; do
+        i=$((i + 1))
+        prom_get /api/v1/alerts "$od/alerts-$i.json"
+        ev alerts-poll "$i"
+        # Both alerts firing for api on d1: split the JSON at "{", the labels are on one line
+        # (sorted: alertname, group, instance, ...) and the state on the next.
+        n=$(tr '{' '\n' <"$od/alerts-$i.json" | awk '
+            /"alertname":"IpvsHerald(VipWithdrawn|PoolBelowThreshold)","group":"api","instance":"192.0.2.11:9639"/ { hit = 1; next }
+            hit && /"state":"firing"/ { n++ }
+            { hit = 0 }
+            END { print n + 0 }')
+        [ "$n" -ge 2 ] && break
+        sleep 1
+    done
+    ev alert-pool-up-begin
+    pool_weight d1 "$VIP_API" 1 || ev error "ipvsadm -e failed"
+    ev alert-pool-up
+    wait_nh "$VIP_API" 2 30 alert-api-back || return 1
+    sleep 1
+}
+
+# mgd_req N LABEL: N requests from the client to the managed VIP; "mgd-requests LABEL ok total".
+mgd_req() {
+    _ok=0
+    for _i in $(seq "$1"); do
+        if printf 'GET / HTTP/1.0\r\n\r\n' | ip netns exec cl timeout 3 nc "$VIP_MGD" 80 2>/dev/null | grep -q '200 OK'; then
+            _ok=$((_ok + 1))
+        fi
+    done
+    ev mgd-requests "$2" "$_ok" "$1"
+}
+
+# mgd_addr: 1 when the managed VIP is an address on d1's herald0, else 0.
+mgd_addr() {
+    if ip -n d1 -o addr show dev herald0 2>/dev/null | grep -q " $VIP_MGD/32 "; then echo 1; else echo 0; fi
+}
+
+# The vip_address = "manage" group mgd (d1 only): its pool down, then up. Samples of (route at
+# the router, address on d1) go to mgd-samples.txt; ip monitor stamps both changes.
+e2e_manage() {
+    ev mgd-addr-announced "$(mgd_addr)" "$(nh_count "$VIP_MGD")"
+    mgd_req 5 announced
+    ev mgd-down-begin
+    pool_weight d1 "$VIP_MGD" 0 || ev error "ipvsadm -e failed"
+    ev mgd-down
+    rg=""
+    ag=""
+    end=$(deadline 30)
+    while before "$end"; do
+        # Address first, then route: a route still there after the address went is caught.
+        a=$(mgd_addr)
+        r=$(nh_count "$VIP_MGD")
+        echo "$(now) down $r $a" >>"$E2E_OUT/mgd-samples.txt"
+        [ -z "$rg" ] && [ "$r" = 0 ] && rg=1 && ev mgd-route-gone
+        [ -z "$ag" ] && [ "$a" = 0 ] && ag=1 && ev mgd-addr-gone
+        [ -n "$rg" ] && [ -n "$ag" ] && break
+        usleep 10000
+    done
+    [ -n "$rg" ] && [ -n "$ag" ] || ev timeout mgd-withdraw "route=$rg addr=$ag"
+    sleep 1
+    ev mgd-addr-withdrawn "$(mgd_addr)" "$(nh_count "$VIP_MGD")"
+    ev mgd-up-begin
+    pool_weight d1 "$VIP_MGD" 1 || ev error "ipvsadm -e failed"
+    ev mgd-up
+    rb=""
+    ab=""
+    end=$(deadline 30)
+    while before "$end"; do
+        # Route first, then address: a route there before the address came is caught.
+        r=$(nh_count "$VIP_MGD")
+        a=$(mgd_addr)
+        echo "$(now) up $r $a" >>"$E2E_OUT/mgd-samples.txt"
+        [ -z "$ab" ] && [ "$a" = 1 ] && ab=1 && ev mgd-addr-back
+        [ -z "$rb" ] && [ "$r" = 1 ] && rb=1 && ev mgd-route-back
+        [ -n "$rb" ] && [ -n "$ab" ] && break
+        usleep 10000
+    done
+    [ -n "$rb" ] && [ -n "$ab" ] || ev timeout mgd-return "route=$rb addr=$ab"
+    sleep 1
+    ev mgd-addr-returned "$(mgd_addr)" "$(nh_count "$VIP_MGD")"
+    mgd_req 5 returned
+}
+
+# Every expression of the announcer dashboard and rules (extracted on the host into
+# /lab/e2e-prom/queries.tsv: index, kind, URL-encoded PromQL) against the in-VM Prometheus.
+e2e_prom_queries() {
+    od="$E2E_OUT/prom"
+    mkdir -p "$od"
+    cp /lab/e2e-prom/queries.jsonl "$od/" 2>/dev/null || ev error "no /lab/e2e-prom/queries.jsonl"
+    prom_get /api/v1/targets "$od/targets.json" || ev error "prometheus /api/v1/targets failed"
+    prom_get /api/v1/rules "$od/rules.json" || ev error "prometheus /api/v1/rules failed"
+    while IFS="$(printf '\t')" read -r idx kind enc; do
+        # An empty answer of a dashboard query is asked again (at most 3 times, 3 s apart: a
+        # scrape slowed down by the emulated CPU marks series stale); each answer is kept. Alert
+        # expressions are empty when nothing is wrong.
+        for try in 1 2 3 4; do
+            prom_get "/api/v1/query?query=$enc" "$od/q-$idx.json" || echo "$idx" >>"$od/q-failed.txt"
+            cp "$od/q-$idx.json" "$od/q-$idx.try$try.json" 2>/dev/null
+            [ "$kind" = rule ] && break
+            grep -q '"result":\[\]' "$od/q-$idx.json" 2>/dev/null || break
+            sleep 3
+        done
+    done </lab/e2e-prom/queries.tsv
+    prom_get "/api/v1/query?query=ipvs_herald_bgp_session_state%5B1m%5D" "$od/session-state-1m.json"
+    prom_get "/api/v1/query?query=up%5B1m%5D" "$od/up-1m.json"
+    ev prom-queries-done
+}
+
 run_e2e() {
     mkdir -p "$E2E_OUT"
     : >"$E2E_OUT/events.txt"
@@ -141,6 +423,8 @@ run_e2e() {
         return 1
     fi
     ip -n rt -o -ts monitor route >"$E2E_OUT/rt-monitor.txt" 2>&1 &
+    echo $! >>/tmp/lab.pids
+    ip -n d1 -o -ts monitor address >"$E2E_OUT/d1-addr-monitor.txt" 2>&1 &
     echo $! >>/tmp/lab.pids
     ev topology-up
     # Clock mark: a route added between two uptime readings; the monitor stamps it with the
@@ -158,11 +442,20 @@ run_e2e() {
     if e2e_announced 90 initial; then
         ev announced
         snapshot_views announced
-        for n in 1 2; do ev conns-start "d$n" "$(conns "d$n" "$VIP_WEB")" "$(conns "d$n" "$VIP_API")"; done
+        ip -n d1 addr show >"$E2E_OUT/views/announced/d1-addrs.txt" 2>&1
+        for n in 1 2; do
+            ev conns-start "d$n" "$(conns "d$n" "$VIP_WEB")" "$(conns "d$n" "$VIP_API")"
+            ev conns6-start "d$n" "$(conns "d$n" "$VIP_WEB6")"
+        done
         sleep 5
-        for n in 1 2; do ev conns-end "d$n" "$(conns "d$n" "$VIP_WEB")" "$(conns "d$n" "$VIP_API")"; done
-        e2e_pool && e2e_kill9 && e2e_sigterm && e2e_drain
+        for n in 1 2; do
+            ev conns-end "d$n" "$(conns "d$n" "$VIP_WEB")" "$(conns "d$n" "$VIP_API")"
+            ev conns6-end "d$n" "$(conns "d$n" "$VIP_WEB6")"
+        done
+        e2e_pool && e2e_kill9 && e2e_sigterm && e2e_drain && e2e_reload && e2e_maint &&
+            e2e_alert && e2e_manage
         ev scenario-end "$?"
+        e2e_prom_queries
     else
         ev error "never announced"
     fi
@@ -174,6 +467,7 @@ run_e2e() {
         cp "$E2E/d$n/herald.toml" "$E2E_OUT/herald-d$n.toml"
     done
     cp "$E2E/bird.log" "$E2E/bird.conf" "$E2E_OUT/" 2>/dev/null
+    cp "$E2E/prom/prometheus.log" "$E2E/prom/prometheus.yml" "$E2E_OUT/prom/" 2>/dev/null
     ev done
     lab_reset
 }

@@ -14,11 +14,25 @@
 # server (net.ipv4.vs.sloppy_tcp=1 lets the other director take it mid-stream), so a withdrawal
 # itself breaks no request. The router hashes flows over both next hops by L4 ports
 # (fib_multipath_hash_policy=1).
+#
+# IPv6: the LAN also carries 2001:db8:2::/64 (rt ::1, dN ::1N, rN ::2N) and the client link
+# 2001:db8:1::/64; VIP 2001:db8:10::10 (group "web6") is served like web by both directors and
+# announced over the same IPv4 BGP sessions (MP-BGP IPv6 unicast, next hop 2001:db8:2::1N).
+# Director 1 alone has group "mgd": VIP 203.0.113.12 with vip_address = "manage" (ipvs-herald
+# adds it to the dummy interface herald0 before announcing and removes it after withdrawing;
+# it is on lo of the real servers for LVS-DR, but not on the director's lo).
+# Prometheus (from the Debian package) runs in rt and scrapes both directors every 2 s.
+# The groups web6 and mgd, the IPv6 family on the sessions and Prometheus are only there with
+# E2E_EXTRAS=1 (e2e.sh sets it; the benchmark, bench.sh, keeps the two-group directors it measured).
 
 E2E=${E2E:-/tmp/e2e}
 E2E_OUT=${E2E_OUT:-$R/e2e}
 VIP_WEB=203.0.113.10
 VIP_API=203.0.113.11
+VIP_MGD=203.0.113.12
+VIP_WEB6=2001:db8:10::10
+RT_LAN6=2001:db8:2::1
+CLIENT6=2001:db8:1::2
 RT_LAN=192.0.2.1
 CLIENT=198.51.100.2
 # Timers of every VIP group (the Rust test reads them back from timers.txt).
@@ -28,6 +42,7 @@ E2E_FALL=${E2E_FALL:-3}
 E2E_HOLD_DOWN_S=${E2E_HOLD_DOWN_S:-3}
 E2E_HOLD_TIME=${E2E_HOLD_TIME:-9}
 E2E_SHUTDOWN_DRAIN_S=${E2E_SHUTDOWN_DRAIN_S:-2}
+E2E_EXTRAS=${E2E_EXTRAS:-0}
 
 # Seconds since boot with centisecond resolution, without a fork.
 now() {
@@ -50,7 +65,8 @@ netns_sysctl() {
     done
 }
 
-# lan_join NS ADDR: veth from the router's bridge to NS, which gets ADDR/24 and a default route.
+# lan_join NS ADDR [ADDR6]: veth from the router's bridge to NS, which gets ADDR/24 (and
+# ADDR6/64) and default routes.
 lan_join() {
     ns_new "$1" || return 1
     ip -n rt link add "p-$1" type veth peer name e0 netns "$1" || return 1
@@ -58,14 +74,19 @@ lan_join() {
     ip -n "$1" addr add "$2/24" dev e0
     ip -n "$1" link set e0 up
     ip -n "$1" route add default via "$RT_LAN"
+    if [ -n "${3:-}" ]; then
+        ip -n "$1" addr add "$3/64" dev e0 nodad
+        ip -n "$1" -6 route add default via "$RT_LAN6"
+    fi
     netns_sysctl "$1" net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
         net.ipv4.conf.e0.rp_filter=0
 }
 
-# vip_lo NS: both VIPs on lo, no ARP answers for them (directors and real servers alike).
+# vip_lo NS: the VIPs on lo, no ARP answers for them (directors and real servers alike).
 vip_lo() {
     ip -n "$1" addr add "$VIP_WEB/32" dev lo
     ip -n "$1" addr add "$VIP_API/32" dev lo
+    ip -n "$1" addr add "$VIP_WEB6/128" dev lo nodad
     netns_sysctl "$1" net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
         net.ipv4.conf.e0.arp_ignore=1 net.ipv4.conf.e0.arp_announce=2
 }
@@ -78,9 +99,17 @@ ipvs_tables() {
         ip netns exec "$1" ipvsadm -a -t "$v:80" -r 192.0.2.21:80 -g -w 1 || return 1
         ip netns exec "$1" ipvsadm -a -t "$v:80" -r 192.0.2.22:80 -g -w 1 || return 1
     done
+    ip netns exec "$1" ipvsadm -A -t "[$VIP_WEB6]:80" -s mh -b mh-port || return 1
+    ip netns exec "$1" ipvsadm -a -t "[$VIP_WEB6]:80" -r "[2001:db8:2::21]:80" -g -w 1 || return 1
+    ip netns exec "$1" ipvsadm -a -t "[$VIP_WEB6]:80" -r "[2001:db8:2::22]:80" -g -w 1 || return 1
+    if [ "$1" = d1 ]; then
+        ip netns exec "$1" ipvsadm -A -t "$VIP_MGD:80" -s mh -b mh-port || return 1
+        ip netns exec "$1" ipvsadm -a -t "$VIP_MGD:80" -r 192.0.2.21:80 -g -w 1 || return 1
+        ip netns exec "$1" ipvsadm -a -t "$VIP_MGD:80" -r 192.0.2.22:80 -g -w 1 || return 1
+    fi
 }
 
-# pool_weight NS VIP WEIGHT: every real server of VIP's service on NS to WEIGHT, in one
+# pool_weight NS VIP WEIGHT: every real server of VIP's (IPv4) service on NS to WEIGHT, in one
 # ipvsadm run (ipvsadm -R with -e lines), so the pool changes at one instant.
 pool_weight() {
     printf -- '-e -t %s:80 -r 192.0.2.21:80 -g -w %s\n-e -t %s:80 -r 192.0.2.22:80 -g -w %s\n' \
@@ -96,7 +125,8 @@ herald_config() {
 level = "info"
 
 [exporter]
-listen = "127.0.0.1:9639"
+# Every address: Prometheus in the router's namespace scrapes 192.0.2.1N:9639.
+listen = "0.0.0.0:9639"
 
 [reader]
 timeout_ms = 10000
@@ -121,6 +151,7 @@ remote_as = 65000
 local_address = "192.0.2.1$1"
 hold_time = $E2E_HOLD_TIME
 connect_retry = { min = 0.3, max = 2.0 }
+$([ "$E2E_EXTRAS" = 1 ] && printf 'families = ["ipv4", "ipv6"]\nnext_hop_v6 = "2001:db8:2::1%s"' "$1")
 
 [[announcer.vip_groups]]
 name = "web"
@@ -137,7 +168,34 @@ interval = "${E2E_INTERVAL_MS}ms"
 rise = $E2E_RISE
 fall = $E2E_FALL
 hold_down = "${E2E_HOLD_DOWN_S}s"
+${E2E_API_UP:-}
 EOF
+    [ "$E2E_EXTRAS" = 1 ] || return 0
+    cat >>"$d/herald.toml" <<EOF
+
+[[announcer.vip_groups]]
+name = "web6"
+prefixes = ["$VIP_WEB6/128"]
+interval = "${E2E_INTERVAL_MS}ms"
+rise = $E2E_RISE
+fall = $E2E_FALL
+hold_down = "${E2E_HOLD_DOWN_S}s"
+EOF
+    if [ "$1" = 1 ]; then
+        cat >>"$d/herald.toml" <<EOF
+
+[[announcer.vip_groups]]
+name = "mgd"
+prefixes = ["$VIP_MGD/32"]
+interval = "${E2E_INTERVAL_MS}ms"
+rise = $E2E_RISE
+fall = $E2E_FALL
+hold_down = "1s"
+vip_address = "manage"
+manage_interface = "herald0"
+address_linger = "1s"
+EOF
+    fi
 }
 
 # herald_start N: `ipvs-herald run` in director dN; its pid in /tmp/e2e/dN/pid.
@@ -165,6 +223,10 @@ protocol kernel k4 {
     ipv4 { import none; export all; };
     merge paths on;
 }
+protocol kernel k6 {
+    ipv6 { import none; export all; };
+    merge paths on;
+}
 filter from_director {
     if (65535, 0) ~ bgp_community then bgp_local_pref = 0;
     accept;
@@ -176,6 +238,7 @@ template bgp director {
     keepalive time 1;
     debug { states, events, routes };
     ipv4 { import filter from_director; export none; };
+    ipv6 { import filter from_director; export none; };
 }
 protocol bgp d1 from director { neighbor 192.0.2.11 as 65001; }
 protocol bgp d2 from director { neighbor 192.0.2.12 as 65002; }
@@ -194,7 +257,9 @@ e2e_topology() {
     ip -n rt link set br0 up
     ip -n rt addr add "$RT_LAN/24" dev br0
     netns_sysctl rt net.ipv4.ip_forward=1 net.ipv4.fib_multipath_hash_policy=1 \
-        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
+        net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0 \
+        net.ipv6.conf.all.forwarding=1 net.ipv6.fib_multipath_hash_policy=1
+    ip -n rt addr add "$RT_LAN6/64" dev br0 nodad
     ns_new cl || return 1
     ip -n rt link add p-cl type veth peer name e0 netns cl || return 1
     ip -n rt addr add 198.51.100.1/24 dev p-cl
@@ -202,12 +267,16 @@ e2e_topology() {
     ip -n cl addr add "$CLIENT/24" dev e0
     ip -n cl link set e0 up
     ip -n cl route add default via 198.51.100.1
+    ip -n rt addr add 2001:db8:1::1/64 dev p-cl nodad
+    ip -n cl addr add "$CLIENT6/64" dev e0 nodad
+    ip -n cl -6 route add default via 2001:db8:1::1
     for n in 1 2; do
-        lan_join "d$n" "192.0.2.1$n" || return 1
+        lan_join "d$n" "192.0.2.1$n" "2001:db8:2::1$n" || return 1
         vip_lo "d$n"
         ipvs_tables "d$n" || return 1
-        lan_join "r$n" "192.0.2.2$n" || return 1
+        lan_join "r$n" "192.0.2.2$n" "2001:db8:2::2$n" || return 1
         vip_lo "r$n"
+        ip -n "r$n" addr add "$VIP_MGD/32" dev lo
         mkdir -p "$E2E/www-r$n"
         echo "r$n" >"$E2E/www-r$n/index.html"
         ip netns exec "r$n" httpd -f -p 80 -h "$E2E/www-r$n" &
@@ -218,6 +287,7 @@ e2e_topology() {
     bird_config
     ip netns exec rt bird -f -c "$E2E/bird.conf" -s "$E2E/bird.ctl" -P "$E2E/bird.pid" >"$E2E/bird.out" 2>&1 &
     echo $! >>/tmp/lab.pids
+    [ "$E2E_EXTRAS" = 1 ] && prom_start
     printf 'interval_ms %s\nrise %s\nfall %s\nhold_down_s %s\nhold_time_s %s\nshutdown_drain_s %s\n' \
         "$E2E_INTERVAL_MS" "$E2E_RISE" "$E2E_FALL" "$E2E_HOLD_DOWN_S" "$E2E_HOLD_TIME" \
         "$E2E_SHUTDOWN_DRAIN_S" >"$E2E_OUT/timers.txt"
@@ -235,7 +305,10 @@ deadline() {
 
 # nh_count VIP: next hops of the router's kernel route to VIP (0 when there is none).
 nh_count() {
-    _out=$(ip -n rt route show "$1/32" 2>/dev/null)
+    case "$1" in
+    *:*) _out=$(ip -n rt -6 route show "$1/128" 2>/dev/null) ;;
+    *) _out=$(ip -n rt route show "$1/32" 2>/dev/null) ;;
+    esac
     if [ -z "$_out" ]; then
         echo 0
         return
@@ -264,8 +337,8 @@ wait_nh() {
     done
 }
 
-# client_start MAX_REQUESTS MAX_SECONDS: sequential HTTP/1.0 GETs from cl, alternating between
-# the two VIPs, each bounded to 3 s, until $E2E/stop-client exists or either bound is reached.
+# client_start MAX_REQUESTS MAX_SECONDS: sequential HTTP/1.0 GETs from cl, in turn to the web,
+# api and web6 (IPv6) VIPs, each bounded to 3 s, until $E2E/stop-client exists or either bound is reached.
 # One line per request in requests.txt: start end vip ok|fail body.
 client_start() {
     rm -f "$E2E/stop-client"
@@ -277,7 +350,11 @@ client_start() {
             read -r ts _ </proc/uptime
             [ "${ts%.*}" -ge "$end" ] && break
             n=$((n + 1))
-            if [ $((n % 2)) -eq 0 ]; then vip='"$VIP_WEB"'; else vip='"$VIP_API"'; fi
+            case $((n % 3)) in
+            0) vip='"$VIP_WEB"' ;;
+            1) vip='"$VIP_API"' ;;
+            *) vip='"$VIP_WEB6"' ;;
+            esac
             resp=$(printf "GET / HTTP/1.0\r\n\r\n" | timeout 3 nc $vip 80 2>/dev/null)
             read -r te _ </proc/uptime
             case "$resp" in
@@ -300,10 +377,42 @@ client_stop() {
 
 # conns NS VIP: the Conns counter of VIP's service on director NS.
 conns() {
-    ip netns exec "$1" ipvsadm -Ln --stats --exact -t "$2:80" | awk '$1 == "TCP" {print $3; exit}'
+    case "$2" in
+    *:*) _svc="[$2]:80" ;;
+    *) _svc="$2:80" ;;
+    esac
+    ip netns exec "$1" ipvsadm -Ln --stats --exact -t "$_svc" | awk '$1 == "TCP" {print $3; exit}'
 }
 
 # bird_proto PROTO: BIRD's protocol PROTO as "state since-date since-time info".
 bird_proto() {
     birdc show protocols "$1" | awk -v p="$1" '$1 == p {print $4, $5, $6, $7}'
+}
+
+# prom_start: Prometheus in the router's namespace, scraping both directors' /metrics every 2 s
+# and evaluating the lab copy of the announcer rules (every `for:` shortened to 2s, see
+# lab_e2e_prom_prepare) every second. Its API answers on 127.0.0.1:9090 inside rt.
+prom_start() {
+    mkdir -p "$E2E/prom"
+    cat >"$E2E/prom/prometheus.yml" <<EOF
+global:
+  scrape_interval: 2s
+  scrape_timeout: 2s
+  evaluation_interval: 1s
+rule_files:
+  - /lab/e2e-prom/rules.yml
+scrape_configs:
+  - job_name: ipvs-herald
+    static_configs:
+      - targets: ["192.0.2.11:9639", "192.0.2.12:9639"]
+EOF
+    ip netns exec rt prometheus --config.file="$E2E/prom/prometheus.yml" \
+        --storage.tsdb.path="$E2E/prom/data" --web.listen-address=127.0.0.1:9090 \
+        >"$E2E/prom/prometheus.log" 2>&1 &
+    echo $! >>/tmp/lab.pids
+}
+
+# prom_get PATH_AND_QUERY FILE: one HTTP GET of Prometheus's API (bounded to 20 s).
+prom_get() {
+    ip netns exec rt timeout 20 wget -q -O "$2" "http://127.0.0.1:9090$1"
 }

@@ -180,6 +180,11 @@ lab_build() {
         mkdir -p "$root$(dirname "$tree")"
         cp -a "$tree" "$root$tree" || die "cannot copy $tree into the initramfs"
     done
+    # SRC=DEST pairs: a host file or directory SRC copied to DEST in the guest.
+    for pair in ${LAB_EXTRA_COPY:-}; do
+        mkdir -p "$root$(dirname "${pair#*=}")"
+        cp -a "${pair%%=*}" "$root${pair#*=}" || die "cannot copy ${pair%%=*} into the initramfs"
+    done
     for tree in ${LAB_EXTRA_PRUNE:-}; do
         rm -rf "${root:?}$tree"
     done
@@ -297,6 +302,48 @@ lab_e2e_prepare() {
     command -v birdcl >/dev/null 2>&1 || die "bird2 is installed but birdcl is missing"
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v bird) $(command -v birdcl)"
     LAB_MODULES="$LAB_MODULES bridge"
+}
+
+# Host-side preparation of the e2e's Prometheus (lab.sh e2e only): the Debian prometheus binary
+# goes into the initramfs, with /lab/e2e-prom holding a copy of the announcer alert rules whose
+# every `for:` is shortened to 2s (so an alert is seen pending/firing within one pool-down) and
+# every PromQL expression of the announcer dashboard and rules (dashboards/extract-promql.py):
+# queries.jsonl (the extractor's lines plus "idx" and "eval", the expression sent) and
+# queries.tsv (idx, kind, URL-encoded "eval") for the guest's wget.
+lab_e2e_prom_prepare() {
+    command -v prometheus >/dev/null 2>&1 || apt-get install -y prometheus >&2 ||
+        die "apt-get install -y prometheus failed"
+    command -v python3 >/dev/null 2>&1 || apt-get install -y python3 >&2 || die "apt-get install -y python3 failed"
+    python3 -c 'import yaml' 2>/dev/null || apt-get install -y python3-yaml >&2 ||
+        die "apt-get install -y python3-yaml failed"
+    local pd="$LAB_OUT/e2e-prom" rules="$REPO_DIR/dashboards/announcer/ipvs-herald-announcer.rules.yml"
+    rm -rf "$pd"
+    mkdir -p "$pd"
+    [ -r "$rules" ] || die "no $rules"
+    sed -E 's/^([[:space:]]*)for:[[:space:]].*$/\1for: 2s/' "$rules" >"$pd/rules.yml"
+    grep -q 'for: 2s' "$pd/rules.yml" || die "no for: to shorten in $rules"
+    python3 "$REPO_DIR/dashboards/extract-promql.py" "$REPO_DIR/dashboards/announcer" >"$pd/extracted.jsonl" ||
+        die "dashboards/extract-promql.py failed"
+    python3 - "$pd" <<'EOF' || die "cannot prepare the PromQL query list"
+import json, re, sys, urllib.parse
+d = sys.argv[1]
+rows = [json.loads(l) for l in open(d + "/extracted.jsonl") if l.strip()]
+if not rows:
+    sys.exit("no expressions extracted")
+with open(d + "/queries.jsonl", "w") as j, open(d + "/queries.tsv", "w") as t:
+    for i, r in enumerate(rows):
+        e = r["promql"].strip()
+        m = re.fullmatch(r"label_values\((.*),\s*[A-Za-z_][A-Za-z0-9_]*\)", e, re.S)
+        if m:
+            # A Grafana variable query: the series it takes label values from ("All" = .*).
+            e = re.sub(r'=~"\$\{?[A-Za-z0-9_]+\}?"', '=~".*"', m.group(1).strip())
+        r["idx"] = i
+        r["eval"] = e
+        j.write(json.dumps(r) + "\n")
+        t.write("%d\t%s\t%s\n" % (i, r.get("kind", "query"), urllib.parse.quote(e, safe="")))
+EOF
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v prometheus)"
+    LAB_EXTRA_COPY="${LAB_EXTRA_COPY:-} $pd=/lab/e2e-prom"
 }
 
 # Host-side preparation for `lab.sh e2e-bench`: python3 and ExaBGP (its healthcheck is the

@@ -1,0 +1,88 @@
+//! Booting the QEMU lab from a test harness: the one place that runs `tests/lab/lab.sh MODE`
+//! with the binary under test, finds the target directory, installs missing Debian tools (or
+//! fails loudly), and reads result files. Used by `tests/lab.rs`, `tests/lab_exporter.rs` and
+//! `tests/lab_e2e.rs`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The repository root.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The cargo target directory the binary under test was built into (the lab caches its kernel,
+/// initramfs and results below it).
+pub fn target_dir() -> Result<PathBuf, String> {
+    let bin = Path::new(env!("CARGO_BIN_EXE_ipvs-herald"));
+    bin.parent()
+        .and_then(Path::parent)
+        .map(Path::to_path_buf)
+        .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))
+}
+
+/// Boot the lab once in `mode` (`run`, `e2e`, …) and return `target/lab/<results>`, or, when
+/// the environment variable `reuse_env` names a directory, return that without booting (for
+/// iterating on the assertions over an existing run). `console` is the console log, relative to
+/// `target/lab`, named in the error.
+pub fn boot(mode: &str, reuse_env: &str, results: &str, console: &str) -> Result<PathBuf, String> {
+    if let Ok(dir) = std::env::var(reuse_env) {
+        eprintln!("lab: {reuse_env} set, checking existing results in {dir} (no boot)");
+        return Ok(PathBuf::from(dir));
+    }
+    let target = target_dir()?;
+    let script = repo().join("tests/lab/lab.sh");
+    let status = Command::new("bash")
+        .arg(&script)
+        .arg(mode)
+        .env("LAB_HERALD_BIN", env!("CARGO_BIN_EXE_ipvs-herald"))
+        .env("LAB_TARGET", &target)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
+    if !status.success() {
+        return Err(format!(
+            "{} {mode} failed ({status}); see its messages above and {}",
+            script.display(),
+            target.join("lab").join(console).display()
+        ));
+    }
+    Ok(target.join("lab").join(results))
+}
+
+/// Install a Debian package when `cmd` is missing; panic when it stays missing (never skip).
+pub fn ensure(cmd: &str, package: &str) {
+    let have = || {
+        Command::new("sh")
+            .arg("-c")
+            .arg(format!("command -v {cmd}"))
+            .stdout(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !have() {
+        let _ = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "apt-get install -y -q {package} || (apt-get update -q && apt-get install -y -q {package})"
+            ))
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status();
+    }
+    assert!(
+        have(),
+        "{cmd} (Debian package {package}) is required and could not be installed"
+    );
+}
+
+/// A result file's text; panics naming the file when it is missing.
+pub fn read(dir: &Path, name: &str) -> String {
+    std::fs::read_to_string(dir.join(name))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
