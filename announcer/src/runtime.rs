@@ -1043,7 +1043,9 @@ mod tests {
         }
         assert!(before.contains("ipvs_herald_vip_group_checks_failed_total{group=\"api\"}"));
         let (rtx, rrx) = oneshot::channel();
-        tx.send(Control::Reload(vec![other], rtx)).await.unwrap();
+        tx.send(Control::Reload(vec![other.clone()], rtx))
+            .await
+            .unwrap();
         rrx.await.unwrap().unwrap();
         tokio::time::sleep(Duration::from_millis(250)).await;
         let after = text(&registry);
@@ -1051,6 +1053,28 @@ mod tests {
         assert!(after.contains("ipvs_herald_vip_group_healthy{group=\"api\"} 0"));
         assert!(after.contains("ipvs_herald_vip_group_checks_failed_total{group=\"api\"}"));
         assert_eq!(events(&rec).last().unwrap(), "withdraw 192.0.2.10/32");
+        // Added back: its series come back with live values (the metric handles cached for
+        // the removed group are not reused: they would update series no longer registered).
+        let (rtx, rrx) = oneshot::channel();
+        tx.send(Control::Reload(vec![group(), other], rtx))
+            .await
+            .unwrap();
+        rrx.await.unwrap().unwrap();
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        let again = text(&registry);
+        assert!(
+            again.contains("ipvs_herald_vip_group_healthy{group=\"web\"} 1"),
+            "{again}"
+        );
+        assert!(
+            again.contains("ipvs_herald_vip_group_phase{group=\"web\",phase=\"announced\"} 1"),
+            "{again}"
+        );
+        let line = again
+            .lines()
+            .find(|l| l.starts_with("ipvs_herald_vip_group_healthy_destinations{group=\"web\""))
+            .unwrap_or_else(|| panic!("{again}"));
+        assert!(line.ends_with("} 3"), "{line}");
         drop(tx);
         let _ = task.await;
     }
