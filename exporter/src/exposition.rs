@@ -3,7 +3,7 @@
 //! a fixed snapshot (for tests and the lab), and a series checker usable over any exposition.
 
 use crate::config::Config;
-use crate::metrics::{build, Family};
+use crate::metrics::{build, Built};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::{IpvsSource, ReadError};
@@ -278,16 +278,13 @@ fn strip_exemplar(line: &str) -> &str {
     line
 }
 
-/// Collector emitting fixed families (used by [`render_snapshot`]).
+/// Collector emitting the families of one fixed snapshot (used by [`render_snapshot`]).
 #[derive(Debug)]
-struct FixedFamilies(Vec<Family>);
+struct FixedFamilies(Built);
 
 impl Collector for FixedFamilies {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for f in &self.0 {
-            f.encode(&mut encoder)?;
-        }
-        Ok(())
+        self.0.encode(&mut encoder)
     }
 }
 
@@ -299,9 +296,9 @@ pub fn render_snapshot(
     cfg: &Config,
     format: Format,
 ) -> String {
-    let built = build(snapshot, conn, cfg);
+    let built = build(snapshot.clone(), conn, cfg);
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(FixedFamilies(built.families)));
+    registry.register_collector(Box::new(FixedFamilies(built)));
     // Writing into a String cannot fail.
     encode_registry(&registry, format).unwrap_or_default()
 }
