@@ -1,8 +1,9 @@
 //! Peak memory and wall time of one real HTTP scrape of a large table, through the same server
 //! as the daemon (`serve` on loopback), from a fixture snapshot (no kernel needed).
 //!
-//! `cargo bench -p herald-exporter --bench scrape_mem -- [SERVICES] [DESTS] [text|openmetrics] [gzip|plain] [SCRAPES]`
-//! (defaults: 10000 10 text plain 3). One configuration per process, because the peak RSS
+//! `cargo bench -p herald-exporter --bench scrape_mem -- [SERVICES] [DESTS] [text|openmetrics] [gzip|plain] [SCRAPES] [conns]`
+//! (defaults: 10000 10 text plain 3; `conns` adds a connection table with 4 states for every
+//! destination, i.e. 400,000 groups at 10,000 × 10). One configuration per process, because the peak RSS
 //! (`VmHWM`) only grows: the figure printed is the growth of `VmHWM` from after the fixture is
 //! built (one copy of the snapshot held by the source) to after the scrapes, i.e. what the
 //! scrapes themselves cost: the snapshot copy the reader would build, the metric families, the
@@ -10,15 +11,18 @@
 
 use herald_exporter::fixture::{addr_key, dest, service};
 use herald_exporter::{register, serve, Config, StaticSource};
+use herald_shared::conntable::{ConnGroup, ConnProtocol, ConnTableSummary};
 use herald_shared::model::{Protocol, Snapshot};
 use prometheus_client::registry::Registry;
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn table(services: u32, dests: u32) -> Snapshot {
+fn table(services: u32, dests: u32) -> (Snapshot, ConnTableSummary) {
     let mut snap = Snapshot::default();
+    let mut conn = ConnTableSummary::default();
     for s in 0..services {
         let vip = format!("10.{}.{}.{}", s / 62_500, (s / 250) % 250, s % 250 + 1);
         let ds = (0..dests)
@@ -37,10 +41,25 @@ fn table(services: u32, dests: u32) -> Snapshot {
                 )
             })
             .collect();
-        snap.services
-            .push(service(addr_key(Protocol::Tcp, &vip, 80), "wlc", ds));
+        let svc = service(addr_key(Protocol::Tcp, &vip, 80), "wlc", ds);
+        for d in &svc.destinations {
+            for state in ["ESTABLISHED", "TIME_WAIT", "SYN_RECV", "FIN_WAIT"] {
+                conn.groups.insert(
+                    ConnGroup {
+                        protocol: ConnProtocol::Tcp,
+                        virtual_address: vip.parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+                        virtual_port: 80,
+                        dest_address: d.address,
+                        dest_port: d.port,
+                        state: state.to_string(),
+                    },
+                    u64::from(s % 100),
+                );
+            }
+        }
+        snap.services.push(svc);
     }
-    snap
+    (snap, conn)
 }
 
 fn vm_hwm_kib() -> u64 {
@@ -101,13 +120,15 @@ fn main() {
     let openmetrics = args.get(2).is_some_and(|a| a == "openmetrics");
     let gzip = args.get(3).is_some_and(|a| a == "gzip");
     let scrapes: u32 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(3);
+    let with_conns = args.get(5).is_some_and(|a| a == "conns");
 
+    let (snap, conn) = table(services, dests);
     let source = Arc::new(StaticSource {
-        snapshot: Some(table(services, dests)),
-        conn_table: Default::default(),
+        snapshot: Some(snap),
+        conn_table: if with_conns { conn } else { Default::default() },
     });
     let mut cfg = Config::default();
-    cfg.conn_table.enabled = false;
+    cfg.conn_table.enabled = with_conns;
     cfg.limits.request_timeout_seconds = 600.0;
     let mut registry = Registry::default();
     register(&mut registry, source, &cfg);
@@ -140,7 +161,7 @@ fn main() {
     times.sort();
     let median = times.get(times.len() / 2).copied().unwrap_or_default();
     println!(
-        "services={services} dests={dests} format={} gzip={gzip} scrapes={scrapes}: response {size} bytes, median {:.1} ms, min {:.1} ms; VmHWM before scrapes {:.1} MiB, after {:.1} MiB, growth {:.1} MiB",
+        "services={services} dests={dests} conns={with_conns} format={} gzip={gzip} scrapes={scrapes}: response {size} bytes, median {:.1} ms, min {:.1} ms; VmHWM before scrapes {:.1} MiB, after {:.1} MiB, growth {:.1} MiB",
         if openmetrics { "openmetrics" } else { "text" },
         median.as_secs_f64() * 1e3,
         times.first().copied().unwrap_or_default().as_secs_f64() * 1e3,

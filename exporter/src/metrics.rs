@@ -347,8 +347,8 @@ pub(crate) struct Built {
     /// Netlink snapshot: traffic, rates, thresholds and persistent connections are known.
     full: bool,
     per_destination: bool,
-    /// Connection-table families (after the services).
-    conn: Vec<Family>,
+    /// Connection-table rows, aggregated and in output order (after the services).
+    conn: Vec<ConnRow>,
     /// Services or destinations skipped because the snapshot held them twice.
     pub duplicates_dropped: u64,
 }
@@ -494,7 +494,7 @@ pub(crate) fn build(snap: Snapshot, conn: Option<&ConnTableSummary>, cfg: &Confi
     out.full = full;
     out.per_destination = cfg.per_destination;
     if let Some(c) = conn {
-        out.conn = conn_families(c, cfg);
+        out.conn = conn_rows(c, cfg);
     }
     out
 }
@@ -704,10 +704,32 @@ impl Built {
     }
 
     fn encode_conn(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for f in &self.conn {
-            f.encode(encoder)?;
-        }
-        Ok(())
+        let conns = Family::new(
+            "ipvs_connection_table_connections",
+            "Connections in the IPVS connection table by virtual address/port, destination and state (partial when ipvs_connection_table_scan_truncated is 1).",
+            Kind::Gauge,
+        );
+        let templates = Family::new(
+            "ipvs_connection_table_templates",
+            "Persistence templates in the IPVS connection table by virtual address/port and destination.",
+            Kind::Gauge,
+        );
+        encode_lazy(
+            &conns,
+            encoder,
+            self.conn
+                .iter()
+                .filter(|r| r.proto.is_some())
+                .map(|r| (r, Value::U64(r.count))),
+        )?;
+        encode_lazy(
+            &templates,
+            encoder,
+            self.conn
+                .iter()
+                .filter(|r| r.proto.is_none())
+                .map(|r| (r, Value::U64(r.count))),
+        )
     }
 
     fn service_labels(&self) -> impl Iterator<Item = (&Service, SvcLabels<'_>)> {
@@ -928,27 +950,53 @@ fn non_empty(s: &str) -> String {
     }
 }
 
-/// Connection-table families: per (protocol, virtual address, port, [destination], state).
-fn conn_families(c: &ConnTableSummary, cfg: &Config) -> Vec<Family> {
-    let mut conns = Family::new(
-        "ipvs_connection_table_connections",
-        "Connections in the IPVS connection table by virtual address/port, destination and state (partial when ipvs_connection_table_scan_truncated is 1).",
-        Kind::Gauge,
-    );
-    let mut templates = Family::new(
-        "ipvs_connection_table_templates",
-        "Persistence templates in the IPVS connection table by virtual address/port and destination.",
-        Kind::Gauge,
-    );
-    // Aggregate (dropping the destination when per-destination series are off).
-    type Key = (
+/// One aggregated connection-table series: (protocol, virtual address, port, [destination],
+/// state) and its count; `proto` is `None` for persistence templates.
+#[derive(Debug)]
+struct ConnRow {
+    proto: Option<&'static str>,
+    address: IpAddr,
+    port: u16,
+    /// The configured service name, when there is one.
+    name: Option<String>,
+    dest: Option<(IpAddr, u16)>,
+    /// Shared between the rows with the same state (a handful of distinct values).
+    state: std::sync::Arc<str>,
+    count: u64,
+}
+
+impl EncodeLabelSet for &ConnRow {
+    fn encode(&self, e: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(p) = self.proto {
+            label(e, "protocol", p)?;
+        }
+        label(e, "address", Shown(self.address))?;
+        label(e, "port", Shown(self.port))?;
+        if let Some(name) = &self.name {
+            label(e, "name", name.as_str())?;
+        }
+        if let Some((da, dp)) = self.dest {
+            label(e, "dest_address", Shown(da))?;
+            label(e, "dest_port", Shown(dp))?;
+        }
+        if self.proto.is_some() {
+            label(e, "state", &*self.state)?;
+        }
+        Ok(())
+    }
+}
+
+/// Connection-table rows: per (protocol, virtual address, port, [destination], state), summed
+/// (dropping the destination when per-destination series are off), in label order.
+fn conn_rows(c: &ConnTableSummary, cfg: &Config) -> Vec<ConnRow> {
+    type Key<'a> = (
         Option<&'static str>,
         IpAddr,
         u16,
         Option<(IpAddr, u16)>,
-        String,
+        &'a str,
     );
-    let mut agg: BTreeMap<Key, u64> = BTreeMap::new();
+    let mut agg: BTreeMap<Key<'_>, u64> = BTreeMap::new();
     for (g, n) in &c.groups {
         let proto = match g.protocol {
             ConnProtocol::Tcp => Some(herald_shared::model::Protocol::Tcp),
@@ -965,9 +1013,9 @@ fn conn_families(c: &ConnTableSummary, cfg: &Config) -> Vec<Family> {
         }
         let dest = cfg.per_destination.then_some((g.dest_address, g.dest_port));
         let state = if proto.is_none() {
-            String::new()
+            ""
         } else {
-            non_empty(&g.state)
+            non_empty_str(&g.state)
         };
         let key = (
             proto.map(|p| p.as_str()),
@@ -979,35 +1027,35 @@ fn conn_families(c: &ConnTableSummary, cfg: &Config) -> Vec<Family> {
         let e = agg.entry(key).or_insert(0);
         *e = e.saturating_add(*n);
     }
-    for ((proto, addr, port, dest, state), n) in agg {
-        let mut l: Labels = Vec::with_capacity(7);
-        if let Some(p) = proto {
-            l.push(("protocol", p.to_string()));
-        }
-        l.push(("address", addr.to_string()));
-        l.push(("port", port.to_string()));
-        if let Some(p) = proto.and_then(|p| p.parse_protocol()) {
-            let key = ServiceKey::Addr {
-                protocol: p,
-                address: addr,
+    let mut states: std::collections::HashMap<&str, std::sync::Arc<str>> =
+        std::collections::HashMap::new();
+    agg.into_iter()
+        .map(|((proto, address, port, dest, state), count)| {
+            let name = proto
+                .and_then(|p| p.parse_protocol())
+                .and_then(|p| {
+                    cfg.service_names.get(&ServiceSpec(ServiceKey::Addr {
+                        protocol: p,
+                        address,
+                        port,
+                    }))
+                })
+                .cloned();
+            let state = states
+                .entry(state)
+                .or_insert_with(|| std::sync::Arc::from(state))
+                .clone();
+            ConnRow {
+                proto,
+                address,
                 port,
-            };
-            if let Some(name) = cfg.service_names.get(&ServiceSpec(key)) {
-                l.push(("name", name.clone()));
+                name,
+                dest,
+                state,
+                count,
             }
-        }
-        if let Some((da, dp)) = dest {
-            l.push(("dest_address", da.to_string()));
-            l.push(("dest_port", dp.to_string()));
-        }
-        if proto.is_some() {
-            l.push(("state", state));
-            conns.push(l, Value::U64(n));
-        } else {
-            templates.push(l, Value::U64(n));
-        }
-    }
-    vec![conns, templates]
+        })
+        .collect()
 }
 
 trait ParseProtocol {
