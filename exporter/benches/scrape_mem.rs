@@ -20,7 +20,7 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn table(services: u32, dests: u32) -> (Snapshot, ConnTableSummary) {
+fn table(services: u32, dests: u32, with_conns: bool) -> (Snapshot, ConnTableSummary) {
     let mut snap = Snapshot::default();
     let mut conn = ConnTableSummary::default();
     for s in 0..services {
@@ -42,7 +42,7 @@ fn table(services: u32, dests: u32) -> (Snapshot, ConnTableSummary) {
             })
             .collect();
         let svc = service(addr_key(Protocol::Tcp, &vip, 80), "wlc", ds);
-        for d in &svc.destinations {
+        for d in svc.destinations.iter().filter(|_| with_conns) {
             for state in ["ESTABLISHED", "TIME_WAIT", "SYN_RECV", "FIN_WAIT"] {
                 conn.groups.insert(
                     ConnGroup {
@@ -122,7 +122,7 @@ fn main() {
     let scrapes: u32 = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(3);
     let with_conns = args.get(5).is_some_and(|a| a == "conns");
 
-    let (snap, conn) = table(services, dests);
+    let (snap, conn) = table(services, dests, with_conns);
     let source = Arc::new(StaticSource {
         snapshot: Some(snap),
         conn_table: if with_conns { conn } else { Default::default() },
