@@ -24,7 +24,7 @@ use prometheus_client::encoding::{
 };
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Labels of one sample, in output order.
@@ -987,16 +987,12 @@ impl EncodeLabelSet for &ConnRow {
 }
 
 /// Connection-table rows: per (protocol, virtual address, port, [destination], state), summed
-/// (dropping the destination when per-destination series are off), in label order.
+/// (dropping the destination when per-destination series are off), in label order. Built as one
+/// exactly sized list, sorted and merged in place: no map per group.
 fn conn_rows(c: &ConnTableSummary, cfg: &Config) -> Vec<ConnRow> {
-    type Key<'a> = (
-        Option<&'static str>,
-        IpAddr,
-        u16,
-        Option<(IpAddr, u16)>,
-        &'a str,
-    );
-    let mut agg: BTreeMap<Key<'_>, u64> = BTreeMap::new();
+    let mut states: std::collections::HashMap<&str, std::sync::Arc<str>> =
+        std::collections::HashMap::new();
+    let mut rows: Vec<ConnRow> = Vec::with_capacity(c.groups.len());
     for (g, n) in &c.groups {
         let proto = match g.protocol {
             ConnProtocol::Tcp => Some(herald_shared::model::Protocol::Tcp),
@@ -1011,51 +1007,64 @@ fn conn_rows(c: &ConnTableSummary, cfg: &Config) -> Vec<ConnRow> {
         }) {
             continue;
         }
-        let dest = cfg.per_destination.then_some((g.dest_address, g.dest_port));
         let state = if proto.is_none() {
             ""
         } else {
             non_empty_str(&g.state)
         };
-        let key = (
-            proto.map(|p| p.as_str()),
-            g.virtual_address,
-            g.virtual_port,
-            dest,
+        let state = states
+            .entry(state)
+            .or_insert_with(|| std::sync::Arc::from(state))
+            .clone();
+        rows.push(ConnRow {
+            proto: proto.map(|p| p.as_str()),
+            address: g.virtual_address,
+            port: g.virtual_port,
+            name: None,
+            dest: cfg.per_destination.then_some((g.dest_address, g.dest_port)),
             state,
-        );
-        let e = agg.entry(key).or_insert(0);
-        *e = e.saturating_add(*n);
+            count: *n,
+        });
     }
-    let mut states: std::collections::HashMap<&str, std::sync::Arc<str>> =
-        std::collections::HashMap::new();
-    agg.into_iter()
-        .map(|((proto, address, port, dest, state), count)| {
-            let name = proto
+    fn key(
+        r: &ConnRow,
+    ) -> (
+        Option<&'static str>,
+        IpAddr,
+        u16,
+        Option<(IpAddr, u16)>,
+        &str,
+    ) {
+        (r.proto, r.address, r.port, r.dest, &r.state)
+    }
+    rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    rows.dedup_by(|later, kept| {
+        if key(later) == key(kept) {
+            kept.count = kept.count.saturating_add(later.count);
+            true
+        } else {
+            false
+        }
+    });
+    if !cfg.service_names.is_empty() {
+        for r in &mut rows {
+            r.name = r
+                .proto
                 .and_then(|p| p.parse_protocol())
                 .and_then(|p| {
                     cfg.service_names.get(&ServiceSpec(ServiceKey::Addr {
                         protocol: p,
-                        address,
-                        port,
+                        address: r.address,
+                        port: r.port,
                     }))
                 })
                 .cloned();
-            let state = states
-                .entry(state)
-                .or_insert_with(|| std::sync::Arc::from(state))
-                .clone();
-            ConnRow {
-                proto,
-                address,
-                port,
-                name,
-                dest,
-                state,
-                count,
-            }
-        })
-        .collect()
+        }
+    }
+    if rows.len() < rows.capacity() / 2 {
+        rows.shrink_to_fit();
+    }
+    rows
 }
 
 trait ParseProtocol {
