@@ -1026,15 +1026,15 @@ fn conn_rows(c: &ConnTableSummary, cfg: &Config) -> Vec<ConnRow> {
             count: *n,
         });
     }
-    fn key(
-        r: &ConnRow,
-    ) -> (
+    /// The label order of a row.
+    type RowKey<'a> = (
         Option<&'static str>,
         IpAddr,
         u16,
         Option<(IpAddr, u16)>,
-        &str,
-    ) {
+        &'a str,
+    );
+    fn key(r: &ConnRow) -> RowKey<'_> {
         (r.proto, r.address, r.port, r.dest, &r.state)
     }
     rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
