@@ -174,7 +174,7 @@ pub fn run(cfg: &Config, args: &DumpArgs) -> anyhow::Result<()> {
             .map_err(std::io::Error::from)
             .and_then(|()| out.write_all(b"\n"))
     } else {
-        out.write_all(render_text(&snap, used, conns.as_ref()).as_bytes())
+        write_text(&mut out, &snap, used, conns.as_ref())
     };
     match written.and_then(|()| out.flush()) {
         Ok(()) => Ok(()),
@@ -276,9 +276,34 @@ fn conn_proto(p: ConnProtocol) -> &'static str {
     }
 }
 
-/// The text view.
+/// The text view, as one string (tests; `dump` itself streams it with [`write_text`]).
+#[cfg(test)]
 pub fn render_text(snap: &Snapshot, used: SourceUsed, conns: Option<&ConnTableSummary>) -> String {
-    let mut o = String::new();
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail.
+    let _ = write_text(&mut out, snap, used, conns);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Pass the text gathered in `o` on to `out` once it is at least `at` bytes long.
+fn pass_on(out: &mut impl std::io::Write, o: &mut String, at: usize) -> std::io::Result<()> {
+    if o.len() >= at {
+        out.write_all(o.as_bytes())?;
+        o.clear();
+    }
+    Ok(())
+}
+
+/// The text view, written to `out` a service at a time: the text of a large table is never held
+/// whole in memory.
+pub fn write_text(
+    out: &mut impl std::io::Write,
+    snap: &Snapshot,
+    used: SourceUsed,
+    conns: Option<&ConnTableSummary>,
+) -> std::io::Result<()> {
+    const PIECE: usize = 32 * 1024;
+    let mut o = String::with_capacity(PIECE + 4096);
     let with_stats = used == SourceUsed::Netlink;
     if !with_stats {
         o.push_str(
@@ -340,6 +365,7 @@ pub fn render_text(snap: &Snapshot, used: SourceUsed, conns: Option<&ConnTableSu
                 stats_lines(&mut o, "       ", &d.stats);
             }
         }
+        pass_on(out, &mut o, PIECE)?;
     }
     if let Some(t) = &snap.timeouts {
         let _ = writeln!(
@@ -414,9 +440,10 @@ pub fn render_text(snap: &Snapshot, used: SourceUsed, conns: Option<&ConnTableSu
                 g.state,
                 n
             );
+            pass_on(out, &mut o, PIECE)?;
         }
     }
-    o
+    pass_on(out, &mut o, 0)
 }
 
 #[cfg(test)]

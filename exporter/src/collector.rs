@@ -6,7 +6,7 @@
 //! [`with_scrape_deadline`], which bounds the connection-table pass.
 
 use crate::config::{secs, Config};
-use crate::metrics::{build, Family, Kind, Value};
+use crate::metrics::{build, Built, Family, Kind, Value};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::reader::{IpvsSource, ReadError};
 use prometheus_client::collector::Collector;
@@ -38,7 +38,10 @@ fn current_deadline() -> Option<Instant> {
 /// Result of one collection, shared by every scrape that joined it.
 #[derive(Debug)]
 struct Collected {
-    families: Vec<Family>,
+    /// The exporter's own families, written first.
+    meta: Vec<Family>,
+    /// The IPVS families (the snapshot itself, encoded on demand); `None` when unreadable.
+    ipvs: Option<Built>,
 }
 
 /// Scrape-time IPVS collector. Register it with [`crate::register`].
@@ -165,9 +168,8 @@ impl IpvsCollector {
             _ => None,
         };
 
-        let mut families = Vec::new();
         let mut dropped = 0;
-        if let Some(s) = &snapshot {
+        let ipvs = snapshot.map(|s| {
             let built = build(s, conn.as_ref(), &self.cfg);
             dropped = built.duplicates_dropped;
             if dropped > 0 {
@@ -176,8 +178,8 @@ impl IpvsCollector {
                     "snapshot held duplicate services or destinations; kept the first of each"
                 );
             }
-            families = built.families;
-        }
+            built
+        });
         meta.dropped.push(Vec::new(), Value::U64(dropped));
         meta.errors.push(
             vec![("collector", "ipvs".to_string())],
@@ -191,9 +193,10 @@ impl IpvsCollector {
             Vec::new(),
             Value::U64(u64::from(self.cfg.conn_table.enabled)),
         );
-        let mut all = meta.into_vec();
-        all.extend(families);
-        Collected { families: all }
+        Collected {
+            meta: meta.into_vec(),
+            ipvs,
+        }
     }
 
     fn conn_limits(&self) -> ConnTableLimits {
@@ -215,10 +218,13 @@ impl IpvsCollector {
 impl Collector for IpvsCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let c = self.collect(Instant::now());
-        for f in &c.families {
+        for f in &c.meta {
             f.encode(&mut encoder)?;
         }
-        Ok(())
+        match &c.ipvs {
+            Some(b) => b.encode(&mut encoder),
+            None => Ok(()),
+        }
     }
 }
 

@@ -3,7 +3,7 @@
 //! a fixed snapshot (for tests and the lab), and a series checker usable over any exposition.
 
 use crate::config::Config;
-use crate::metrics::{build, Family};
+use crate::metrics::{build, Built};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::{IpvsSource, ReadError};
@@ -83,12 +83,104 @@ pub fn negotiate(accept: Option<&str>) -> Format {
 
 /// Encode a whole registry in `format`.
 pub fn encode_registry(registry: &Registry, format: Format) -> Result<String, std::fmt::Error> {
-    let mut om = String::with_capacity(64 * 1024);
-    prometheus_client::encoding::text::encode(&mut om, registry)?;
-    Ok(match format {
-        Format::OpenMetrics => om,
-        Format::Prometheus => openmetrics_to_prometheus(&om),
-    })
+    let mut out = Vec::with_capacity(64 * 1024);
+    encode_registry_to(registry, format, &mut out).map_err(|_| std::fmt::Error)?;
+    String::from_utf8(out).map_err(|_| std::fmt::Error)
+}
+
+/// Why a streamed encoding stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    /// A collector or the text encoder failed.
+    #[error("encoding the registry failed")]
+    Format,
+    /// The destination refused the bytes (client gone, deadline passed, …).
+    #[error("writing the exposition: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Encode a whole registry in `format` into `out`, a bounded piece at a time: the exposition is
+/// never held whole, whatever its size. The bytes are exactly those of [`encode_registry`]
+/// (prometheus-client's OpenMetrics text, converted line by line for the Prometheus format).
+pub fn encode_registry_to<W: std::io::Write>(
+    registry: &Registry,
+    format: Format,
+    out: W,
+) -> Result<(), EncodeError> {
+    let mut sink = LineSink::new(format, out, STREAM_PIECE);
+    let r = prometheus_client::encoding::text::encode(&mut sink, registry);
+    if let Some(e) = sink.error.take() {
+        return Err(EncodeError::Io(e));
+    }
+    r.map_err(|_| EncodeError::Format)?;
+    sink.flush_lines(true)?;
+    Ok(())
+}
+
+/// How much OpenMetrics text [`encode_registry_to`] collects before converting and writing it.
+const STREAM_PIECE: usize = 32 * 1024;
+
+/// A `fmt::Write` that takes prometheus-client's output, and passes it on in whole lines
+/// (converted to the Prometheus format when asked) once `piece` bytes have gathered.
+struct LineSink<W: std::io::Write> {
+    pending: String,
+    converter: Option<PromConverter>,
+    converted: String,
+    piece: usize,
+    out: W,
+    error: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> LineSink<W> {
+    fn new(format: Format, out: W, piece: usize) -> Self {
+        LineSink {
+            pending: String::with_capacity(piece + 1024),
+            converter: (format == Format::Prometheus).then(PromConverter::default),
+            converted: String::new(),
+            piece,
+            out,
+            error: None,
+        }
+    }
+
+    /// Write out every complete line gathered (every byte when `all`).
+    fn flush_lines(&mut self, all: bool) -> std::io::Result<()> {
+        let end = if all {
+            self.pending.len()
+        } else {
+            match self.pending.rfind('\n') {
+                Some(i) => i + 1,
+                None => return Ok(()),
+            }
+        };
+        let text = self.pending.get(..end).unwrap_or("");
+        match self.converter.as_mut() {
+            None => self.out.write_all(text.as_bytes())?,
+            Some(c) => {
+                self.converted.clear();
+                c.convert(text, &mut self.converted);
+                self.out.write_all(self.converted.as_bytes())?;
+            }
+        }
+        self.pending.drain(..end);
+        Ok(())
+    }
+}
+
+impl<W: std::io::Write> std::fmt::Write for LineSink<W> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        if self.error.is_some() {
+            return Err(std::fmt::Error);
+        }
+        self.pending.push_str(s);
+        if self.pending.len() >= self.piece {
+            if let Err(e) = self.flush_lines(false) {
+                self.error = Some(e);
+                return Err(std::fmt::Error);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Convert OpenMetrics text (as prometheus-client writes it) into Prometheus text format 0.0.4:
@@ -96,52 +188,71 @@ pub fn encode_registry(registry: &Registry, format: Format) -> Result<String, st
 /// `…_info`, `# UNIT`, `# EOF`, `_created` samples and exemplars are dropped.
 pub fn openmetrics_to_prometheus(om: &str) -> String {
     let mut out = String::with_capacity(om.len());
-    let mut pending_help: Option<(String, String)> = None;
-    let mut family_type = String::new();
-    for line in om.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# HELP ") {
-            let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
-            pending_help = Some((name.to_string(), help.to_string()));
-            continue;
-        }
-        if let Some(rest) = line.strip_prefix("# TYPE ") {
-            let (name, ty) = rest.split_once(' ').unwrap_or((rest, "unknown"));
-            family_type = ty.to_string();
-            let (out_name, out_ty) = match ty {
-                "counter" => (format!("{name}_total"), "counter"),
-                "info" => (format!("{name}_info"), "gauge"),
-                "stateset" | "gaugehistogram" => (name.to_string(), "gauge"),
-                "unknown" => (name.to_string(), "untyped"),
-                other => (name.to_string(), other),
-            };
-            if let Some((hname, help)) = pending_help.take() {
-                if hname == name {
-                    out.push_str(&format!(
-                        "# HELP {out_name} {}\n",
-                        help.replace("\\\"", "\"")
-                    ));
-                }
-            }
-            out.push_str(&format!("# TYPE {out_name} {out_ty}\n"));
-            continue;
-        }
-        if line.starts_with('#') || line.is_empty() {
-            continue;
-        }
-        let sample = strip_exemplar(line);
-        if matches!(family_type.as_str(), "counter" | "histogram" | "summary") {
-            let name_end = sample.find(['{', ' ']).unwrap_or(sample.len());
-            if sample[..name_end].ends_with("_created") {
+    PromConverter::default().convert(om, &mut out);
+    out
+}
+
+/// The line-by-line state of [`openmetrics_to_prometheus`], so that it can run over a text
+/// given in pieces that end at line ends.
+#[derive(Debug, Default)]
+struct PromConverter {
+    pending_help: Option<(String, String)>,
+    family_type: String,
+}
+
+impl PromConverter {
+    fn convert(&mut self, om: &str, out: &mut String) {
+        use std::fmt::Write as _;
+        for line in om.lines() {
+            if line == "# EOF" || line.starts_with("# UNIT ") {
                 continue;
             }
+            if let Some(rest) = line.strip_prefix("# HELP ") {
+                let (name, help) = rest.split_once(' ').unwrap_or((rest, ""));
+                self.pending_help = Some((name.to_string(), help.to_string()));
+                continue;
+            }
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, ty) = rest.split_once(' ').unwrap_or((rest, "unknown"));
+                self.family_type.clear();
+                self.family_type.push_str(ty);
+                let (suffix, out_ty) = match ty {
+                    "counter" => ("_total", "counter"),
+                    "info" => ("_info", "gauge"),
+                    "stateset" | "gaugehistogram" => ("", "gauge"),
+                    "unknown" => ("", "untyped"),
+                    other => ("", other),
+                };
+                if let Some((hname, help)) = self.pending_help.take() {
+                    if hname == name {
+                        // Writing into a String cannot fail.
+                        let _ =
+                            writeln!(out, "# HELP {name}{suffix} {}", help.replace("\\\"", "\""));
+                    }
+                }
+                let _ = writeln!(out, "# TYPE {name}{suffix} {out_ty}");
+                continue;
+            }
+            if line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            let sample = strip_exemplar(line);
+            if matches!(
+                self.family_type.as_str(),
+                "counter" | "histogram" | "summary"
+            ) {
+                let name_end = sample.find(['{', ' ']).unwrap_or(sample.len());
+                if sample
+                    .get(..name_end)
+                    .is_some_and(|n| n.ends_with("_created"))
+                {
+                    continue;
+                }
+            }
+            out.push_str(sample);
+            out.push('\n');
         }
-        out.push_str(sample);
-        out.push('\n');
     }
-    out
 }
 
 /// The sample part of a line, without an OpenMetrics exemplar (` # {…} value`).
@@ -167,16 +278,13 @@ fn strip_exemplar(line: &str) -> &str {
     line
 }
 
-/// Collector emitting fixed families (used by [`render_snapshot`]).
+/// Collector emitting the families of one fixed snapshot (used by [`render_snapshot`]).
 #[derive(Debug)]
-struct FixedFamilies(Vec<Family>);
+struct FixedFamilies(Built);
 
 impl Collector for FixedFamilies {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        for f in &self.0 {
-            f.encode(&mut encoder)?;
-        }
-        Ok(())
+        self.0.encode(&mut encoder)
     }
 }
 
@@ -188,9 +296,9 @@ pub fn render_snapshot(
     cfg: &Config,
     format: Format,
 ) -> String {
-    let built = build(snapshot, conn, cfg);
+    let built = build(snapshot.clone(), conn, cfg);
     let mut registry = Registry::default();
-    registry.register_collector(Box::new(FixedFamilies(built.families)));
+    registry.register_collector(Box::new(FixedFamilies(built)));
     // Writing into a String cannot fail.
     encode_registry(&registry, format).unwrap_or_default()
 }
@@ -446,6 +554,74 @@ mod tests {
         ] {
             assert!(parse_sample(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn streaming_in_any_piece_size_gives_the_same_bytes() {
+        use crate::fixture::{rich_conn_table, rich_snapshot};
+        use std::fmt::Write as _;
+        let om = render_snapshot(
+            &rich_snapshot(),
+            Some(&rich_conn_table()),
+            &Config::default(),
+            Format::OpenMetrics,
+        );
+        let om = format!("{om}# HELP x_é Ünïcode \\\"q\\\".\n# TYPE x_é counter\nx_é_total 1\r\nx_é_created 2\nlast 1");
+        let prom = openmetrics_to_prometheus(&om);
+        assert!(
+            prom.contains(
+                "# HELP x_é_total Ünïcode \"q\".\n# TYPE x_é_total counter\nx_é_total 1\nlast 1\n"
+            ),
+            "{prom}"
+        );
+        for piece in [1, 2, 3, 7, 64, 1000, 1 << 20] {
+            for (format, want) in [(Format::Prometheus, &prom), (Format::OpenMetrics, &om)] {
+                let mut sink = LineSink::new(format, Vec::new(), piece);
+                // Writes of 1 to 13 characters, as an encoder might make them.
+                let chars: Vec<char> = om.chars().collect();
+                let mut i = 0;
+                let mut n = 1;
+                while i < chars.len() {
+                    let end = (i + n).min(chars.len());
+                    let s: String = chars[i..end].iter().collect();
+                    sink.write_str(&s).unwrap();
+                    i = end;
+                    n = n % 13 + 1;
+                }
+                sink.flush_lines(true).unwrap();
+                assert!(sink.pending.is_empty());
+                let got = String::from_utf8(sink.out).unwrap();
+                assert!(got == *want, "piece {piece}, {format:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_refusing_destination_stops_the_encoding_with_its_error() {
+        struct Refuse;
+        impl std::io::Write for Refuse {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone"))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut registry = Registry::default();
+        let big = crate::fixture::rich_snapshot();
+        crate::register(
+            &mut registry,
+            std::sync::Arc::new(StaticSource {
+                snapshot: Some(big),
+                conn_table: crate::fixture::rich_conn_table(),
+            }),
+            &Config::default(),
+        );
+        let e = encode_registry_to(&registry, Format::Prometheus, Refuse).unwrap_err();
+        assert!(
+            matches!(e, EncodeError::Io(ref io) if io.to_string() == "gone"),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -8,10 +8,11 @@
 
 use crate::collector::with_scrape_deadline;
 use crate::config::{secs, Config, ConfigError};
-use crate::exposition::{encode_registry, negotiate};
+use crate::exposition::{encode_registry_to, negotiate, EncodeError};
 use crate::webconfig::{BasicAuth, WebConfig, WebConfigError};
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Frame;
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -20,12 +21,14 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -40,7 +43,20 @@ pub enum ServeError {
     Tls(String),
 }
 
-type Body = Full<Bytes>;
+type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+/// A whole body with a `Content-Length`.
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// Size of the pieces a large exposition is sent in (after gzip, when asked).
+const CHUNK: usize = 64 * 1024;
+/// Pieces buffered between the encoder and the connection: the memory of a scrape in flight is
+/// about `(CHUNK_QUEUE + 2) × CHUNK` plus the encoder's state, whatever the size of the table.
+const CHUNK_QUEUE: usize = 4;
 
 struct State {
     registry: Arc<Registry>,
@@ -191,7 +207,7 @@ where
 }
 
 fn text_response(status: StatusCode, body: impl Into<Bytes>) -> Response<Body> {
-    let mut r = Response::new(Full::new(body.into()));
+    let mut r = Response::new(full(body));
     *r.status_mut() = status;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -274,7 +290,7 @@ fn landing(cfg: &Config) -> Response<Body> {
         h = esc(&cfg.health_path),
         r = esc(&cfg.ready_path),
     );
-    let mut r = Response::new(Full::new(Bytes::from(html)));
+    let mut r = Response::new(full(html));
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
@@ -353,47 +369,54 @@ async fn metrics(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Resp
             };
         // The permit moves into the blocking job: it is released when the job ends (or is
         // dropped unrun), even if this request times out first, so blocking threads stay bounded.
+        // The job streams the exposition in pieces through a bounded channel: a response that
+        // fits in one piece is sent whole (with a Content-Length), a larger one chunked, so that
+        // no scrape ever holds the whole exposition in memory.
         let st = Arc::clone(&state);
         let std_deadline = deadline.into_std();
+        let (first_tx, first_rx) = oneshot::channel();
+        let (tx, rx) = mpsc::channel(CHUNK_QUEUE);
+        let handle = tokio::runtime::Handle::current();
         let job = tokio::task::spawn_blocking(move || {
             let _permit = permit;
-            let text = with_scrape_deadline(std_deadline, || encode_registry(&st.registry, format))
-                .map_err(|_| "encoding failed".to_string())?;
-            if gzip {
-                let mut enc = flate2::write::GzEncoder::new(
-                    Vec::with_capacity(text.len() / 4),
-                    flate2::Compression::fast(),
-                );
-                enc.write_all(text.as_bytes())
-                    .map_err(|e| format!("gzip: {e}"))?;
-                enc.finish().map_err(|e| format!("gzip: {e}"))
-            } else {
-                Ok(text.into_bytes())
-            }
-        });
-        match tokio::time::timeout_at(deadline, job).await {
-            Ok(Ok(Ok(body))) => {
-                let mut r = Response::new(Full::new(Bytes::from(body)));
-                let h = r.headers_mut();
-                h.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static(format.content_type()),
-                );
-                h.insert(
-                    header::VARY,
-                    HeaderValue::from_static("Accept, Accept-Encoding"),
-                );
+            let mut w = ChunkWriter {
+                buf: Vec::with_capacity(CHUNK),
+                first: Some(first_tx),
+                tx,
+                deadline,
+                handle,
+            };
+            let r = with_scrape_deadline(std_deadline, || {
                 if gzip {
-                    h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    let mut enc =
+                        flate2::write::GzEncoder::new(&mut w, flate2::Compression::fast());
+                    encode_registry_to(&st.registry, format, &mut enc)?;
+                    enc.finish()?;
+                    Ok(())
+                } else {
+                    encode_registry_to(&st.registry, format, &mut w)
                 }
-                r
+            });
+            w.end(r);
+        });
+        drop(job);
+        match tokio::time::timeout_at(deadline, first_rx).await {
+            Ok(Ok(First::Whole(body))) => metrics_response(format, gzip, full(body)),
+            Ok(Ok(First::Streaming(piece))) => {
+                let body = ChannelBody {
+                    first: Some(piece),
+                    rx,
+                    deadline: Box::pin(tokio::time::sleep_until(deadline)),
+                    timeout,
+                };
+                metrics_response(format, gzip, body.boxed())
             }
-            Ok(Ok(Err(e))) => {
+            Ok(Ok(First::Failed(e))) => {
                 tracing::error!(error = %e, "cannot encode metrics");
                 text_response(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n"))
             }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "metrics encoding task failed");
+            Ok(Err(_)) => {
+                tracing::error!("metrics encoding task failed");
                 text_response(StatusCode::INTERNAL_SERVER_ERROR, "internal error\n")
             }
             Err(_) => {
@@ -407,4 +430,164 @@ async fn metrics(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Resp
     }
     .instrument(span)
     .await
+}
+
+fn metrics_response(format: crate::exposition::Format, gzip: bool, body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("Accept, Accept-Encoding"),
+    );
+    if gzip {
+        h.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    r
+}
+
+/// How a scrape's encoding started: decides the status line before any byte is sent.
+enum First {
+    /// The whole exposition fitted in one piece.
+    Whole(Vec<u8>),
+    /// The first piece of a larger one; the rest follows on the channel.
+    Streaming(Bytes),
+    /// Encoding failed before anything was sent.
+    Failed(String),
+}
+
+/// What follows the first piece on the channel.
+enum Piece {
+    Data(Bytes),
+    /// The exposition is complete.
+    End,
+    /// Encoding failed half-way: the response is cut off (no terminating chunk), so the
+    /// client sees a failed scrape rather than a silently truncated one.
+    Failed(String),
+}
+
+/// The blocking encoder's output: gathers `CHUNK` bytes, then hands them to the connection.
+/// Blocks (within the scrape deadline) while the queue is full, so a slow client slows the
+/// encoder instead of making it buffer.
+struct ChunkWriter {
+    buf: Vec<u8>,
+    first: Option<oneshot::Sender<First>>,
+    tx: mpsc::Sender<Piece>,
+    deadline: tokio::time::Instant,
+    handle: tokio::runtime::Handle,
+}
+
+impl ChunkWriter {
+    fn send_piece(&mut self) -> std::io::Result<()> {
+        let data = Bytes::from(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        if let Some(first) = self.first.take() {
+            return first
+                .send(First::Streaming(data))
+                .map_err(|_| gone("the scrape was abandoned"));
+        }
+        self.send(Piece::Data(data))
+    }
+
+    fn send(&self, piece: Piece) -> std::io::Result<()> {
+        let send = tokio::time::timeout_at(self.deadline, self.tx.send(piece));
+        match self.handle.block_on(send) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(gone("the client went away")),
+            Err(_) => Err(gone("the scrape deadline passed while sending")),
+        }
+    }
+
+    /// Finish: send what is left and the end marker, or report the failure.
+    fn end(mut self, r: Result<(), EncodeError>) {
+        match r {
+            Ok(()) => {
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(First::Whole(std::mem::take(&mut self.buf)));
+                    return;
+                }
+                let sent = if self.buf.is_empty() {
+                    Ok(())
+                } else {
+                    self.send_piece()
+                };
+                match sent.and_then(|()| self.send(Piece::End)) {
+                    Ok(()) => {}
+                    Err(e) => tracing::debug!(error = %e, "scrape not delivered"),
+                }
+            }
+            Err(e) => {
+                if let Some(first) = self.first.take() {
+                    let _ = first.send(First::Failed(e.to_string()));
+                } else {
+                    tracing::warn!(error = %e, "scrape cut off half-way");
+                    let _ = self.send(Piece::Failed(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
+fn gone(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::BrokenPipe, what.to_string())
+}
+
+impl Write for ChunkWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() >= CHUNK {
+            self.send_piece()?;
+        }
+        let room = CHUNK.saturating_sub(self.buf.len()).max(1);
+        let n = data.len().min(room);
+        self.buf.extend_from_slice(data.get(..n).unwrap_or(data));
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A response body fed by the encoder's channel, ending in error (the connection is closed
+/// without the final chunk) if the encoder fails, stops early, or the scrape deadline passes.
+struct ChannelBody {
+    first: Option<Bytes>,
+    rx: mpsc::Receiver<Piece>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    timeout: Duration,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        let this = self.get_mut();
+        if let Some(b) = this.first.take() {
+            return Poll::Ready(Some(Ok(Frame::data(b))));
+        }
+        match this.rx.poll_recv(cx) {
+            Poll::Ready(Some(Piece::Data(b))) => Poll::Ready(Some(Ok(Frame::data(b)))),
+            Poll::Ready(Some(Piece::End)) => Poll::Ready(None),
+            Poll::Ready(Some(Piece::Failed(e))) => Poll::Ready(Some(Err(std::io::Error::other(e)))),
+            Poll::Ready(None) => Poll::Ready(Some(Err(std::io::Error::other(
+                "the metrics encoder stopped early",
+            )))),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    tracing::warn!("scrape timed out while streaming; closing the connection");
+                    Poll::Ready(Some(Err(std::io::Error::other(format!(
+                        "scrape timed out after {:.3}s",
+                        this.timeout.as_secs_f64()
+                    )))))
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
 }

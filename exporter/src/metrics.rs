@@ -18,10 +18,13 @@ use herald_shared::model::{
     AddressFamily, Counters, Destination, Rates, Service, ServiceKey, Snapshot, SnapshotSource,
     SyncRole,
 };
-use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabel, EncodeLabelSet, EncodeLabelValue, LabelSetEncoder,
+    LabelValueEncoder, NoLabelSet,
+};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Unit;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 /// Labels of one sample, in output order.
@@ -271,32 +274,6 @@ pub(crate) fn family_label(f: AddressFamily) -> &'static str {
     }
 }
 
-/// The labels identifying a service (plus `name` when configured).
-pub(crate) fn service_labels(key: &ServiceKey, cfg: &Config) -> Labels {
-    let mut l: Labels = match *key {
-        ServiceKey::Addr {
-            protocol,
-            address,
-            port,
-        } => vec![
-            ("protocol", protocol.as_str().to_string()),
-            ("address", address.to_string()),
-            ("port", port.to_string()),
-        ],
-        ServiceKey::Fwmark { family, mark } => vec![
-            ("protocol", "fwm".to_string()),
-            ("family", family_label(family).to_string()),
-            ("mark", mark.to_string()),
-        ],
-    };
-    if let Some(name) = cfg.service_names.get(&ServiceSpec(*key)) {
-        if !name.is_empty() {
-            l.push(("name", name.clone()));
-        }
-    }
-    l
-}
-
 /// IPv4 persistence netmask (host-order bits) as dotted quad; IPv6 as prefix length.
 fn netmask_label(key: &ServiceKey, netmask: u32) -> String {
     match key.family() {
@@ -355,308 +332,591 @@ pub fn imbalance(destinations: &[Destination]) -> Option<f64> {
         })
 }
 
-/// What [`build`] produced.
+/// What [`build`] produced: the small families, built eagerly, and the service table, from
+/// which the per-service and per-destination families are written at encoding time, straight
+/// from the snapshot. Nothing per series is held in memory: a 10,000 × 10 table costs the
+/// snapshot itself, not millions of label sets.
 #[derive(Debug, Default)]
 pub(crate) struct Built {
-    pub families: Vec<Family>,
+    /// Global, timeout and sync-daemon families (before the services).
+    head: Vec<Family>,
+    /// The selected services, each once, each with its destinations once.
+    services: Vec<Service>,
+    /// The configured friendly name of each service in `services`, if any.
+    names: Vec<Option<String>>,
+    /// Netlink snapshot: traffic, rates, thresholds and persistent connections are known.
+    full: bool,
+    per_destination: bool,
+    /// Connection-table rows, aggregated and in output order (after the services).
+    conn: Vec<ConnRow>,
     /// Services or destinations skipped because the snapshot held them twice.
     pub duplicates_dropped: u64,
 }
 
-/// Build every IPVS family from a snapshot and an optional connection-table summary.
-pub(crate) fn build(snap: &Snapshot, conn: Option<&ConnTableSummary>, cfg: &Config) -> Built {
+/// Build every IPVS family from a snapshot and an optional connection-table summary. The
+/// snapshot is kept (filtered and deduplicated) inside the result.
+pub(crate) fn build(snap: Snapshot, conn: Option<&ConnTableSummary>, cfg: &Config) -> Built {
     let mut out = Built::default();
     let mut fams = Vec::new();
-
-    // Global.
-    let mut info = Family::new("ipvs", "IPVS version reported by the kernel.", Kind::Info);
-    info.push(vec![("version", snap.info.version_string())], Value::U64(1));
-    fams.push(info);
-    // The procfs reader cannot see per-service/per-destination traffic, rates, thresholds or
-    // persistent connections: those series are left out rather than exported as zeros.
-    let full = snap.source == SnapshotSource::Netlink;
-    let mut reader = Family::new(
-        "ipvs_reader",
-        "Which reader produced this scrape's IPVS state: netlink (everything) or procfs (fallback without CAP_NET_ADMIN: no per-service/per-destination traffic, rates, thresholds or persistent connections).",
-        Kind::Info,
-    );
-    reader.push(
-        vec![("source", snap.source.as_str().to_string())],
-        Value::U64(1),
-    );
-    fams.push(reader);
-    let mut table = Family::new(
-        "ipvs_connection_table_size",
-        "Size of the kernel's IPVS connection hash table (number of buckets, 2^conn_tab_bits).",
-        Kind::Gauge,
-    );
-    table.push(Vec::new(), Value::U64(u64::from(snap.info.conn_table_size)));
-    fams.push(table);
-    if let Some(g) = &snap.global {
-        let mut t = traffic_families!("ipvs", "by all services");
-        t.push(&SharedLabels::from(Vec::new()), &g.counters, &g.rates);
-        fams.extend(t.into_vec());
-    }
-    if let Some(t) = &snap.timeouts {
-        let mut f = Family::new(
-            "ipvs_timeout",
-            "IPVS connection timeouts (ipvsadm --set): tcp, tcp_fin, udp.",
+    let snap_ref = &snap;
+    {
+        let snap = snap_ref;
+        // Global.
+        let mut info = Family::new("ipvs", "IPVS version reported by the kernel.", Kind::Info);
+        info.push(vec![("version", snap.info.version_string())], Value::U64(1));
+        fams.push(info);
+        // The procfs reader cannot see per-service/per-destination traffic, rates, thresholds or
+        // persistent connections: those series are left out rather than exported as zeros.
+        let mut reader = Family::new(
+            "ipvs_reader",
+            "Which reader produced this scrape's IPVS state: netlink (everything) or procfs (fallback without CAP_NET_ADMIN: no per-service/per-destination traffic, rates, thresholds or persistent connections).",
+            Kind::Info,
+        );
+        reader.push(
+            vec![("source", snap.source.as_str().to_string())],
+            Value::U64(1),
+        );
+        fams.push(reader);
+        let mut table = Family::new(
+            "ipvs_connection_table_size",
+            "Size of the kernel's IPVS connection hash table (number of buckets, 2^conn_tab_bits).",
             Kind::Gauge,
-        )
-        .with_unit(Unit::Seconds);
-        for (name, v) in [("tcp", t.tcp), ("tcp_fin", t.tcp_fin), ("udp", t.udp)] {
-            f.push(
-                vec![("timeout", name.to_string())],
-                Value::U64(u64::from(v)),
+        );
+        table.push(Vec::new(), Value::U64(u64::from(snap.info.conn_table_size)));
+        fams.push(table);
+        if let Some(g) = &snap.global {
+            let mut t = traffic_families!("ipvs", "by all services");
+            t.push(&SharedLabels::from(Vec::new()), &g.counters, &g.rates);
+            fams.extend(t.into_vec());
+        }
+        if let Some(t) = &snap.timeouts {
+            let mut f = Family::new(
+                "ipvs_timeout",
+                "IPVS connection timeouts (ipvsadm --set): tcp, tcp_fin, udp.",
+                Kind::Gauge,
+            )
+            .with_unit(Unit::Seconds);
+            for (name, v) in [("tcp", t.tcp), ("tcp_fin", t.tcp_fin), ("udp", t.udp)] {
+                f.push(
+                    vec![("timeout", name.to_string())],
+                    Value::U64(u64::from(v)),
+                );
+            }
+            fams.push(f);
+        }
+
+        // Sync daemons.
+        let mut daemons = Family::new(
+            "ipvs_sync_daemons",
+            "Connection-synchronisation daemons running, by role (0 when none).",
+            Kind::Gauge,
+        );
+        for role in [SyncRole::Master, SyncRole::Backup] {
+            let n = snap.daemons.iter().filter(|d| d.role == role).count();
+            daemons.push(
+                vec![("role", role_label(role).to_string())],
+                Value::U64(n as u64),
             );
         }
-        fams.push(f);
-    }
-
-    // Sync daemons.
-    let mut daemons = Family::new(
-        "ipvs_sync_daemons",
-        "Connection-synchronisation daemons running, by role (0 when none).",
-        Kind::Gauge,
-    );
-    for role in [SyncRole::Master, SyncRole::Backup] {
-        let n = snap.daemons.iter().filter(|d| d.role == role).count();
-        daemons.push(
-            vec![("role", role_label(role).to_string())],
-            Value::U64(n as u64),
+        fams.push(daemons);
+        let mut dinfo = Family::new(
+            "ipvs_sync_daemon",
+            "A connection-synchronisation daemon and its settings.",
+            Kind::Info,
         );
-    }
-    fams.push(daemons);
-    let mut dinfo = Family::new(
-        "ipvs_sync_daemon",
-        "A connection-synchronisation daemon and its settings.",
-        Kind::Info,
-    );
-    let mut seen_daemons = HashSet::new();
-    for d in &snap.daemons {
-        let mut l: Labels = vec![
-            ("role", role_label(d.role).to_string()),
-            ("interface", non_empty(&d.interface)),
-            ("sync_id", d.sync_id.to_string()),
-        ];
-        if d.max_len != 0 {
-            l.push(("max_len", d.max_len.to_string()));
-        }
-        if let Some(g) = d.mcast_group {
-            l.push(("mcast_group", g.to_string()));
-        }
-        if d.mcast_port != 0 {
-            l.push(("mcast_port", d.mcast_port.to_string()));
-        }
-        if d.mcast_ttl != 0 {
-            l.push(("mcast_ttl", d.mcast_ttl.to_string()));
-        }
-        if seen_daemons.insert(l.clone()) {
-            dinfo.push(l, Value::U64(1));
-        } else {
-            out.duplicates_dropped += 1;
-        }
-    }
-    fams.push(dinfo);
-
-    // Services and destinations.
-    let mut svc = traffic_families!("ipvs_service", "to this service");
-    let mut dst = traffic_families!("ipvs_destination", "to this destination (real server)");
-    let mut svc_info = Family::new(
-        "ipvs_service",
-        "Virtual service details: scheduler, flags, persistence netmask and engine.",
-        Kind::Info,
-    );
-    let mut svc_persist = Family::new(
-        "ipvs_service_persistence_timeout",
-        "Persistence timeout of a persistent service (ipvsadm -p).",
-        Kind::Gauge,
-    )
-    .with_unit(Unit::Seconds);
-    let mut svc_active = Family::new(
-        "ipvs_service_active_connections",
-        "Active connections (e.g. TCP ESTABLISHED) summed over the service's destinations.",
-        Kind::Gauge,
-    );
-    let mut svc_inactive = Family::new(
-        "ipvs_service_inactive_connections",
-        "Inactive connections (other states) summed over the service's destinations.",
-        Kind::Gauge,
-    );
-    let mut svc_persistent = Family::new(
-        "ipvs_service_persistent_connections",
-        "Persistence templates summed over the service's destinations.",
-        Kind::Gauge,
-    );
-    let mut svc_dests = Family::new(
-        "ipvs_service_destinations",
-        "Destinations (real servers) configured for the service.",
-        Kind::Gauge,
-    );
-    let mut svc_usable = Family::new(
-        "ipvs_service_usable_destinations",
-        "Destinations with a weight above 0 (that can receive new connections).",
-        Kind::Gauge,
-    );
-    let mut svc_imbalance = Family::new(
-        "ipvs_service_imbalance_ratio",
-        "Largest ratio of a destination's share of current connections to its share of the weights (1 = as weighted); absent when no weighted destination has a connection.",
-        Kind::Gauge,
-    );
-    let mut dst_info = Family::new(
-        "ipvs_destination",
-        "Destination details: forwarding method, address family, tunnel type.",
-        Kind::Info,
-    );
-    let mut dst_active = Family::new(
-        "ipvs_destination_active_connections",
-        "Active connections (e.g. TCP ESTABLISHED) to the destination.",
-        Kind::Gauge,
-    );
-    let mut dst_inactive = Family::new(
-        "ipvs_destination_inactive_connections",
-        "Inactive connections (other states) to the destination.",
-        Kind::Gauge,
-    );
-    let mut dst_persistent = Family::new(
-        "ipvs_destination_persistent_connections",
-        "Persistence templates pointing at the destination.",
-        Kind::Gauge,
-    );
-    let mut dst_weight = Family::new(
-        "ipvs_destination_weight",
-        "Scheduling weight of the destination; 0 = drained (no new connections).",
-        Kind::Gauge,
-    );
-    let mut dst_upper = Family::new(
-        "ipvs_destination_upper_threshold_connections",
-        "Upper connection threshold (ipvsadm -x); 0 = none.",
-        Kind::Gauge,
-    );
-    let mut dst_lower = Family::new(
-        "ipvs_destination_lower_threshold_connections",
-        "Lower connection threshold (ipvsadm -y); 0 = none.",
-        Kind::Gauge,
-    );
-
-    let mut seen_services = HashSet::new();
-    for s in &snap.services {
-        if !cfg.selected(Target::from(&s.key)) {
-            continue;
-        }
-        if !seen_services.insert(s.key) {
-            out.duplicates_dropped += 1;
-            continue;
-        }
-        let sl = service_labels(&s.key, cfg);
-        let sls: SharedLabels = sl.clone().into();
-        if full {
-            svc.push(&sls, &s.stats.counters, &s.stats.rates);
-        }
-        let mut il = sl.clone();
-        il.push(("scheduler", non_empty(&s.scheduler)));
-        il.push(("flags", flags_label(s)));
-        if s.flags.persistent {
-            il.push(("netmask", netmask_label(&s.key, s.netmask)));
-        }
-        if let Some(pe) = s.pe_name.as_deref().filter(|p| !p.is_empty()) {
-            il.push(("pe", pe.to_string()));
-        }
-        svc_info.push(il, Value::U64(1));
-        if s.flags.persistent {
-            svc_persist.push(sls.clone(), Value::U64(u64::from(s.persistence_timeout)));
-        }
-
-        // Destinations: deduplicate by (address, port) first, everything below uses `dests`.
-        let mut seen_dests = HashSet::new();
-        let mut dests: Vec<&Destination> = Vec::with_capacity(s.destinations.len());
-        for d in &s.destinations {
-            if seen_dests.insert((d.address, d.port)) {
-                dests.push(d);
+        let mut seen_daemons = HashSet::new();
+        for d in &snap.daemons {
+            let mut l: Labels = vec![
+                ("role", role_label(d.role).to_string()),
+                ("interface", non_empty(&d.interface)),
+                ("sync_id", d.sync_id.to_string()),
+            ];
+            if d.max_len != 0 {
+                l.push(("max_len", d.max_len.to_string()));
+            }
+            if let Some(g) = d.mcast_group {
+                l.push(("mcast_group", g.to_string()));
+            }
+            if d.mcast_port != 0 {
+                l.push(("mcast_port", d.mcast_port.to_string()));
+            }
+            if d.mcast_ttl != 0 {
+                l.push(("mcast_ttl", d.mcast_ttl.to_string()));
+            }
+            if seen_daemons.insert(l.clone()) {
+                dinfo.push(l, Value::U64(1));
             } else {
                 out.duplicates_dropped += 1;
             }
         }
-        let (mut act, mut inact, mut pers) = (0u64, 0u64, 0u64);
-        for d in &dests {
-            act += u64::from(d.active_conns);
-            inact += u64::from(d.inactive_conns);
-            pers += u64::from(d.persistent_conns);
-        }
-        svc_active.push(sls.clone(), Value::U64(act));
-        svc_inactive.push(sls.clone(), Value::U64(inact));
-        if full {
-            svc_persistent.push(sls.clone(), Value::U64(pers));
-        }
-        svc_dests.push(sls.clone(), Value::U64(dests.len() as u64));
-        svc_usable.push(
-            sls.clone(),
-            Value::U64(dests.iter().filter(|d| d.weight > 0).count() as u64),
-        );
-        let owned: Vec<Destination> = dests.iter().map(|d| (*d).clone()).collect();
-        if let Some(r) = imbalance(&owned) {
-            svc_imbalance.push(sls.clone(), Value::F64(r));
-        }
-
-        if !cfg.per_destination {
-            continue;
-        }
-        for d in dests {
-            let mut dl = sl.clone();
-            dl.push(("dest_address", d.address.to_string()));
-            dl.push(("dest_port", d.port.to_string()));
-            let dls: SharedLabels = dl.clone().into();
-            if full {
-                dst.push(&dls, &d.stats.counters, &d.stats.rates);
-            }
-            let mut il = dl.clone();
-            il.push(("forward", d.forward.as_str().to_string()));
-            il.push(("dest_family", family_label(d.family).to_string()));
-            if let Some(t) = &d.tunnel {
-                il.push(("tunnel_type", t.kind.as_str().to_string()));
-                if t.port != 0 {
-                    il.push(("tunnel_port", t.port.to_string()));
-                }
-                il.push(("tunnel_flags", tunnel_flags_label(t.flags)));
-            }
-            dst_info.push(il, Value::U64(1));
-            dst_active.push(dls.clone(), Value::U64(u64::from(d.active_conns)));
-            dst_inactive.push(dls.clone(), Value::U64(u64::from(d.inactive_conns)));
-            dst_weight.push(dls.clone(), Value::I64(i64::from(d.weight)));
-            if full {
-                dst_persistent.push(dls.clone(), Value::U64(u64::from(d.persistent_conns)));
-                dst_upper.push(dls.clone(), Value::U64(u64::from(d.upper_threshold)));
-                dst_lower.push(dls, Value::U64(u64::from(d.lower_threshold)));
-            }
-        }
+        fams.push(dinfo);
     }
-    fams.push(svc_info);
-    fams.push(svc_persist);
-    fams.extend(svc.into_vec());
-    fams.extend([
-        svc_active,
-        svc_inactive,
-        svc_persistent,
-        svc_dests,
-        svc_usable,
-        svc_imbalance,
-        dst_info,
-    ]);
-    fams.extend(dst.into_vec());
-    fams.extend([
-        dst_active,
-        dst_inactive,
-        dst_persistent,
-        dst_weight,
-        dst_upper,
-        dst_lower,
-    ]);
+    out.head = fams;
 
+    // Services and destinations: keep the selected ones, each service once, each destination
+    // (address, port) once within its service; everything else is counted as dropped.
+    let full = snap.source == SnapshotSource::Netlink;
+    let mut services = snap.services;
+    let mut seen_services = HashSet::new();
+    let mut dropped = 0u64;
+    services.retain(|s| {
+        if !cfg.selected(Target::from(&s.key)) {
+            return false;
+        }
+        if !seen_services.insert(s.key) {
+            dropped += 1;
+            return false;
+        }
+        true
+    });
+    for s in &mut services {
+        let mut seen_dests = HashSet::new();
+        s.destinations.retain(|d| {
+            if seen_dests.insert((d.address, d.port)) {
+                true
+            } else {
+                dropped += 1;
+                false
+            }
+        });
+    }
+    out.duplicates_dropped += dropped;
+    out.names = services
+        .iter()
+        .map(|s| {
+            cfg.service_names
+                .get(&ServiceSpec(s.key))
+                .filter(|n| !n.is_empty())
+                .cloned()
+        })
+        .collect();
+    out.services = services;
+    out.full = full;
+    out.per_destination = cfg.per_destination;
     if let Some(c) = conn {
-        fams.extend(conn_families(c, cfg));
+        out.conn = conn_rows(c, cfg);
     }
-    out.families = fams;
     out
+}
+
+/// Descriptors (name, help, unit, kind) of the per-service and per-destination families, in
+/// output order; their samples are produced at encoding time.
+struct TableFamilies {
+    svc: TrafficFamilies,
+    dst: TrafficFamilies,
+    svc_info: Family,
+    svc_persist: Family,
+    svc_active: Family,
+    svc_inactive: Family,
+    svc_persistent: Family,
+    svc_dests: Family,
+    svc_usable: Family,
+    svc_imbalance: Family,
+    dst_info: Family,
+    dst_active: Family,
+    dst_inactive: Family,
+    dst_persistent: Family,
+    dst_weight: Family,
+    dst_upper: Family,
+    dst_lower: Family,
+}
+
+impl TableFamilies {
+    fn new() -> Self {
+        TableFamilies {
+            svc: traffic_families!("ipvs_service", "to this service"),
+            dst: traffic_families!("ipvs_destination", "to this destination (real server)"),
+            svc_info: Family::new(
+                "ipvs_service",
+                "Virtual service details: scheduler, flags, persistence netmask and engine.",
+                Kind::Info,
+            ),
+            svc_persist: Family::new(
+                "ipvs_service_persistence_timeout",
+                "Persistence timeout of a persistent service (ipvsadm -p).",
+                Kind::Gauge,
+            )
+            .with_unit(Unit::Seconds),
+            svc_active: Family::new(
+                "ipvs_service_active_connections",
+                "Active connections (e.g. TCP ESTABLISHED) summed over the service's destinations.",
+                Kind::Gauge,
+            ),
+            svc_inactive: Family::new(
+                "ipvs_service_inactive_connections",
+                "Inactive connections (other states) summed over the service's destinations.",
+                Kind::Gauge,
+            ),
+            svc_persistent: Family::new(
+                "ipvs_service_persistent_connections",
+                "Persistence templates summed over the service's destinations.",
+                Kind::Gauge,
+            ),
+            svc_dests: Family::new(
+                "ipvs_service_destinations",
+                "Destinations (real servers) configured for the service.",
+                Kind::Gauge,
+            ),
+            svc_usable: Family::new(
+                "ipvs_service_usable_destinations",
+                "Destinations with a weight above 0 (that can receive new connections).",
+                Kind::Gauge,
+            ),
+            svc_imbalance: Family::new(
+                "ipvs_service_imbalance_ratio",
+                "Largest ratio of a destination's share of current connections to its share of the weights (1 = as weighted); absent when no weighted destination has a connection.",
+                Kind::Gauge,
+            ),
+            dst_info: Family::new(
+                "ipvs_destination",
+                "Destination details: forwarding method, address family, tunnel type.",
+                Kind::Info,
+            ),
+            dst_active: Family::new(
+                "ipvs_destination_active_connections",
+                "Active connections (e.g. TCP ESTABLISHED) to the destination.",
+                Kind::Gauge,
+            ),
+            dst_inactive: Family::new(
+                "ipvs_destination_inactive_connections",
+                "Inactive connections (other states) to the destination.",
+                Kind::Gauge,
+            ),
+            dst_persistent: Family::new(
+                "ipvs_destination_persistent_connections",
+                "Persistence templates pointing at the destination.",
+                Kind::Gauge,
+            ),
+            dst_weight: Family::new(
+                "ipvs_destination_weight",
+                "Scheduling weight of the destination; 0 = drained (no new connections).",
+                Kind::Gauge,
+            ),
+            dst_upper: Family::new(
+                "ipvs_destination_upper_threshold_connections",
+                "Upper connection threshold (ipvsadm -x); 0 = none.",
+                Kind::Gauge,
+            ),
+            dst_lower: Family::new(
+                "ipvs_destination_lower_threshold_connections",
+                "Lower connection threshold (ipvsadm -y); 0 = none.",
+                Kind::Gauge,
+            ),
+        }
+    }
+}
+
+/// Counter or rate number `i` (in [`TrafficFamilies::into_vec`] order).
+fn traffic_value(i: usize, c: &Counters, r: &Rates) -> u64 {
+    match i {
+        0 => c.conns,
+        1 => c.in_packets,
+        2 => c.out_packets,
+        3 => c.in_bytes,
+        4 => c.out_bytes,
+        5 => r.conns_per_second,
+        6 => r.in_packets_per_second,
+        7 => r.out_packets_per_second,
+        8 => r.in_bytes_per_second,
+        _ => r.out_bytes_per_second,
+    }
+}
+
+impl Built {
+    /// Write every family, in the documented order, through a prometheus-client encoder.
+    pub(crate) fn encode(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for f in &self.head {
+            f.encode(encoder)?;
+        }
+        let t = TableFamilies::new();
+        let full = self.full;
+        self.per_service(&t.svc_info, encoder, |s, l| {
+            Some((SvcInfoLabels { svc: l, s }, Value::U64(1)))
+        })?;
+        self.per_service(&t.svc_persist, encoder, |s, l| {
+            s.flags
+                .persistent
+                .then(|| (l, Value::U64(u64::from(s.persistence_timeout))))
+        })?;
+        for (i, f) in t.svc.into_vec().iter().enumerate() {
+            self.per_service(f, encoder, |s, l| {
+                full.then(|| {
+                    let v = traffic_value(i, &s.stats.counters, &s.stats.rates);
+                    (l, Value::U64(v))
+                })
+            })?;
+        }
+        let sum = |s: &Service, f: fn(&Destination) -> u32| -> u64 {
+            s.destinations.iter().map(|d| u64::from(f(d))).sum()
+        };
+        self.per_service(&t.svc_active, encoder, |s, l| {
+            Some((l, Value::U64(sum(s, |d| d.active_conns))))
+        })?;
+        self.per_service(&t.svc_inactive, encoder, |s, l| {
+            Some((l, Value::U64(sum(s, |d| d.inactive_conns))))
+        })?;
+        self.per_service(&t.svc_persistent, encoder, |s, l| {
+            full.then(|| (l, Value::U64(sum(s, |d| d.persistent_conns))))
+        })?;
+        self.per_service(&t.svc_dests, encoder, |s, l| {
+            Some((l, Value::U64(s.destinations.len() as u64)))
+        })?;
+        self.per_service(&t.svc_usable, encoder, |s, l| {
+            let usable = s.destinations.iter().filter(|d| d.weight > 0).count();
+            Some((l, Value::U64(usable as u64)))
+        })?;
+        self.per_service(&t.svc_imbalance, encoder, |s, l| {
+            imbalance(&s.destinations).map(|r| (l, Value::F64(r)))
+        })?;
+        if !self.per_destination {
+            return self.encode_conn(encoder);
+        }
+        self.per_dest(&t.dst_info, encoder, |d, l| {
+            Some((DestInfoLabels { dest: l, d }, Value::U64(1)))
+        })?;
+        for (i, f) in t.dst.into_vec().iter().enumerate() {
+            self.per_dest(f, encoder, |d, l| {
+                full.then(|| {
+                    let v = traffic_value(i, &d.stats.counters, &d.stats.rates);
+                    (l, Value::U64(v))
+                })
+            })?;
+        }
+        self.per_dest(&t.dst_active, encoder, |d, l| {
+            Some((l, Value::U64(u64::from(d.active_conns))))
+        })?;
+        self.per_dest(&t.dst_inactive, encoder, |d, l| {
+            Some((l, Value::U64(u64::from(d.inactive_conns))))
+        })?;
+        self.per_dest(&t.dst_persistent, encoder, |d, l| {
+            full.then(|| (l, Value::U64(u64::from(d.persistent_conns))))
+        })?;
+        self.per_dest(&t.dst_weight, encoder, |d, l| {
+            Some((l, Value::I64(i64::from(d.weight))))
+        })?;
+        self.per_dest(&t.dst_upper, encoder, |d, l| {
+            full.then(|| (l, Value::U64(u64::from(d.upper_threshold))))
+        })?;
+        self.per_dest(&t.dst_lower, encoder, |d, l| {
+            full.then(|| (l, Value::U64(u64::from(d.lower_threshold))))
+        })?;
+        self.encode_conn(encoder)
+    }
+
+    fn encode_conn(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let conns = Family::new(
+            "ipvs_connection_table_connections",
+            "Connections in the IPVS connection table by virtual address/port, destination and state (partial when ipvs_connection_table_scan_truncated is 1).",
+            Kind::Gauge,
+        );
+        let templates = Family::new(
+            "ipvs_connection_table_templates",
+            "Persistence templates in the IPVS connection table by virtual address/port and destination.",
+            Kind::Gauge,
+        );
+        encode_lazy(
+            &conns,
+            encoder,
+            self.conn
+                .iter()
+                .filter(|r| r.proto.is_some())
+                .map(|r| (r, Value::U64(r.count))),
+        )?;
+        encode_lazy(
+            &templates,
+            encoder,
+            self.conn
+                .iter()
+                .filter(|r| r.proto.is_none())
+                .map(|r| (r, Value::U64(r.count))),
+        )
+    }
+
+    fn service_labels(&self) -> impl Iterator<Item = (&Service, SvcLabels<'_>)> {
+        self.services.iter().enumerate().map(|(i, s)| {
+            let name = self.names.get(i).and_then(|n| n.as_deref());
+            (s, SvcLabels { key: &s.key, name })
+        })
+    }
+
+    /// One family with (at most) one sample per service.
+    fn per_service<'a, L: EncodeLabelSet>(
+        &'a self,
+        desc: &Family,
+        encoder: &mut DescriptorEncoder,
+        sample: impl Fn(&'a Service, SvcLabels<'a>) -> Option<(L, Value)>,
+    ) -> Result<(), std::fmt::Error> {
+        encode_lazy(
+            desc,
+            encoder,
+            self.service_labels().filter_map(|(s, l)| sample(s, l)),
+        )
+    }
+
+    /// One family with (at most) one sample per destination.
+    fn per_dest<'a, L: EncodeLabelSet>(
+        &'a self,
+        desc: &Family,
+        encoder: &mut DescriptorEncoder,
+        sample: impl Fn(&'a Destination, DestLabels<'a>) -> Option<(L, Value)>,
+    ) -> Result<(), std::fmt::Error> {
+        let sample = &sample;
+        let samples = self.service_labels().flat_map(move |(s, svc)| {
+            s.destinations
+                .iter()
+                .filter_map(move |d| sample(d, DestLabels { svc, d }))
+        });
+        encode_lazy(desc, encoder, samples)
+    }
+}
+
+/// Write one family from samples made on the fly; nothing (not even the descriptor) when there
+/// are none, like [`Family::encode`].
+fn encode_lazy<L: EncodeLabelSet>(
+    desc: &Family,
+    encoder: &mut DescriptorEncoder,
+    samples: impl Iterator<Item = (L, Value)>,
+) -> Result<(), std::fmt::Error> {
+    let mut samples = samples.peekable();
+    if samples.peek().is_none() {
+        return Ok(());
+    }
+    let metric_type = match desc.kind {
+        Kind::Counter => MetricType::Counter,
+        Kind::Gauge => MetricType::Gauge,
+        Kind::Info => MetricType::Info,
+    };
+    let mut me =
+        encoder.encode_descriptor(desc.name, desc.help, desc.unit.as_ref(), metric_type)?;
+    for (labels, value) in samples {
+        if desc.kind == Kind::Info {
+            me.encode_info(&labels)?;
+        } else {
+            let mut fe = me.encode_family(&labels)?;
+            encode_value(&mut fe, desc.kind, value)?;
+        }
+    }
+    Ok(())
+}
+
+/// A label value written with `Display`, without an intermediate `String` (escaped like any
+/// other value by the encoder).
+struct Shown<T>(T);
+
+impl<T: std::fmt::Display> EncodeLabelValue for Shown<T> {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        use std::fmt::Write as _;
+        write!(encoder, "{}", self.0)
+    }
+}
+
+fn label(
+    encoder: &mut LabelSetEncoder,
+    key: &'static str,
+    value: impl EncodeLabelValue,
+) -> Result<(), std::fmt::Error> {
+    (key, value).encode(encoder.encode_label())
+}
+
+/// The labels identifying a service: `protocol`, `address`, `port` or `protocol="fwm"`,
+/// `family`, `mark`; plus `name` when one is configured.
+#[derive(Clone, Copy)]
+struct SvcLabels<'a> {
+    key: &'a ServiceKey,
+    name: Option<&'a str>,
+}
+
+impl EncodeLabelSet for SvcLabels<'_> {
+    fn encode(&self, e: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        match *self.key {
+            ServiceKey::Addr {
+                protocol,
+                address,
+                port,
+            } => {
+                label(e, "protocol", protocol.as_str())?;
+                label(e, "address", Shown(address))?;
+                label(e, "port", Shown(port))?;
+            }
+            ServiceKey::Fwmark { family, mark } => {
+                label(e, "protocol", "fwm")?;
+                label(e, "family", family_label(family))?;
+                label(e, "mark", Shown(mark))?;
+            }
+        }
+        if let Some(name) = self.name {
+            label(e, "name", name)?;
+        }
+        Ok(())
+    }
+}
+
+/// `ipvs_service_info` labels: the service's, then scheduler, flags, netmask, pe.
+struct SvcInfoLabels<'a> {
+    svc: SvcLabels<'a>,
+    s: &'a Service,
+}
+
+impl EncodeLabelSet for SvcInfoLabels<'_> {
+    fn encode(&self, e: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let s = self.s;
+        self.svc.encode(e)?;
+        label(e, "scheduler", non_empty_str(&s.scheduler))?;
+        label(e, "flags", flags_label(s).as_str())?;
+        if s.flags.persistent {
+            label(e, "netmask", netmask_label(&s.key, s.netmask).as_str())?;
+        }
+        if let Some(pe) = s.pe_name.as_deref().filter(|p| !p.is_empty()) {
+            label(e, "pe", pe)?;
+        }
+        Ok(())
+    }
+}
+
+/// The labels identifying a destination: its service's, then `dest_address`, `dest_port`.
+#[derive(Clone, Copy)]
+struct DestLabels<'a> {
+    svc: SvcLabels<'a>,
+    d: &'a Destination,
+}
+
+impl EncodeLabelSet for DestLabels<'_> {
+    fn encode(&self, e: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        self.svc.encode(e)?;
+        label(e, "dest_address", Shown(self.d.address))?;
+        label(e, "dest_port", Shown(self.d.port))
+    }
+}
+
+/// `ipvs_destination_info` labels: the destination's, then forward, family and tunnel.
+struct DestInfoLabels<'a> {
+    dest: DestLabels<'a>,
+    d: &'a Destination,
+}
+
+impl EncodeLabelSet for DestInfoLabels<'_> {
+    fn encode(&self, e: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        let d = self.d;
+        self.dest.encode(e)?;
+        label(e, "forward", d.forward.as_str())?;
+        label(e, "dest_family", family_label(d.family))?;
+        if let Some(t) = &d.tunnel {
+            label(e, "tunnel_type", t.kind.as_str())?;
+            if t.port != 0 {
+                label(e, "tunnel_port", Shown(t.port))?;
+            }
+            label(e, "tunnel_flags", tunnel_flags_label(t.flags).as_str())?;
+        }
+        Ok(())
+    }
+}
+
+fn non_empty_str(s: &str) -> &str {
+    if s.is_empty() {
+        "unknown"
+    } else {
+        s
+    }
 }
 
 fn role_label(r: SyncRole) -> &'static str {
@@ -690,27 +950,49 @@ fn non_empty(s: &str) -> String {
     }
 }
 
-/// Connection-table families: per (protocol, virtual address, port, [destination], state).
-fn conn_families(c: &ConnTableSummary, cfg: &Config) -> Vec<Family> {
-    let mut conns = Family::new(
-        "ipvs_connection_table_connections",
-        "Connections in the IPVS connection table by virtual address/port, destination and state (partial when ipvs_connection_table_scan_truncated is 1).",
-        Kind::Gauge,
-    );
-    let mut templates = Family::new(
-        "ipvs_connection_table_templates",
-        "Persistence templates in the IPVS connection table by virtual address/port and destination.",
-        Kind::Gauge,
-    );
-    // Aggregate (dropping the destination when per-destination series are off).
-    type Key = (
-        Option<&'static str>,
-        IpAddr,
-        u16,
-        Option<(IpAddr, u16)>,
-        String,
-    );
-    let mut agg: BTreeMap<Key, u64> = BTreeMap::new();
+/// One aggregated connection-table series: (protocol, virtual address, port, [destination],
+/// state) and its count; `proto` is `None` for persistence templates.
+#[derive(Debug)]
+struct ConnRow {
+    proto: Option<&'static str>,
+    address: IpAddr,
+    port: u16,
+    /// The configured service name, when there is one.
+    name: Option<String>,
+    dest: Option<(IpAddr, u16)>,
+    /// Shared between the rows with the same state (a handful of distinct values).
+    state: std::sync::Arc<str>,
+    count: u64,
+}
+
+impl EncodeLabelSet for &ConnRow {
+    fn encode(&self, e: &mut LabelSetEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(p) = self.proto {
+            label(e, "protocol", p)?;
+        }
+        label(e, "address", Shown(self.address))?;
+        label(e, "port", Shown(self.port))?;
+        if let Some(name) = &self.name {
+            label(e, "name", name.as_str())?;
+        }
+        if let Some((da, dp)) = self.dest {
+            label(e, "dest_address", Shown(da))?;
+            label(e, "dest_port", Shown(dp))?;
+        }
+        if self.proto.is_some() {
+            label(e, "state", &*self.state)?;
+        }
+        Ok(())
+    }
+}
+
+/// Connection-table rows: per (protocol, virtual address, port, [destination], state), summed
+/// (dropping the destination when per-destination series are off), in label order. Built as one
+/// exactly sized list, sorted and merged in place: no map per group.
+fn conn_rows(c: &ConnTableSummary, cfg: &Config) -> Vec<ConnRow> {
+    let mut states: std::collections::HashMap<&str, std::sync::Arc<str>> =
+        std::collections::HashMap::new();
+    let mut rows: Vec<ConnRow> = Vec::with_capacity(c.groups.len());
     for (g, n) in &c.groups {
         let proto = match g.protocol {
             ConnProtocol::Tcp => Some(herald_shared::model::Protocol::Tcp),
@@ -725,51 +1007,64 @@ fn conn_families(c: &ConnTableSummary, cfg: &Config) -> Vec<Family> {
         }) {
             continue;
         }
-        let dest = cfg.per_destination.then_some((g.dest_address, g.dest_port));
         let state = if proto.is_none() {
-            String::new()
+            ""
         } else {
-            non_empty(&g.state)
+            non_empty_str(&g.state)
         };
-        let key = (
-            proto.map(|p| p.as_str()),
-            g.virtual_address,
-            g.virtual_port,
-            dest,
+        let state = states
+            .entry(state)
+            .or_insert_with(|| std::sync::Arc::from(state))
+            .clone();
+        rows.push(ConnRow {
+            proto: proto.map(|p| p.as_str()),
+            address: g.virtual_address,
+            port: g.virtual_port,
+            name: None,
+            dest: cfg.per_destination.then_some((g.dest_address, g.dest_port)),
             state,
-        );
-        let e = agg.entry(key).or_insert(0);
-        *e = e.saturating_add(*n);
+            count: *n,
+        });
     }
-    for ((proto, addr, port, dest, state), n) in agg {
-        let mut l: Labels = Vec::with_capacity(7);
-        if let Some(p) = proto {
-            l.push(("protocol", p.to_string()));
-        }
-        l.push(("address", addr.to_string()));
-        l.push(("port", port.to_string()));
-        if let Some(p) = proto.and_then(|p| p.parse_protocol()) {
-            let key = ServiceKey::Addr {
-                protocol: p,
-                address: addr,
-                port,
-            };
-            if let Some(name) = cfg.service_names.get(&ServiceSpec(key)) {
-                l.push(("name", name.clone()));
-            }
-        }
-        if let Some((da, dp)) = dest {
-            l.push(("dest_address", da.to_string()));
-            l.push(("dest_port", dp.to_string()));
-        }
-        if proto.is_some() {
-            l.push(("state", state));
-            conns.push(l, Value::U64(n));
+    /// The label order of a row.
+    type RowKey<'a> = (
+        Option<&'static str>,
+        IpAddr,
+        u16,
+        Option<(IpAddr, u16)>,
+        &'a str,
+    );
+    fn key(r: &ConnRow) -> RowKey<'_> {
+        (r.proto, r.address, r.port, r.dest, &r.state)
+    }
+    rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    rows.dedup_by(|later, kept| {
+        if key(later) == key(kept) {
+            kept.count = kept.count.saturating_add(later.count);
+            true
         } else {
-            templates.push(l, Value::U64(n));
+            false
+        }
+    });
+    if !cfg.service_names.is_empty() {
+        for r in &mut rows {
+            r.name = r
+                .proto
+                .and_then(|p| p.parse_protocol())
+                .and_then(|p| {
+                    cfg.service_names.get(&ServiceSpec(ServiceKey::Addr {
+                        protocol: p,
+                        address: r.address,
+                        port: r.port,
+                    }))
+                })
+                .cloned();
         }
     }
-    vec![conns, templates]
+    if rows.len() < rows.capacity() / 2 {
+        rows.shrink_to_fit();
+    }
+    rows
 }
 
 trait ParseProtocol {
@@ -1210,7 +1505,7 @@ mod tests {
         let d0 = s.services[1].destinations[0].clone();
         s.services[1].destinations.push(d0);
         s.daemons.push(s.daemons[0].clone());
-        let built = build(&s, None, &Config::default());
+        let built = build(s.clone(), None, &Config::default());
         assert_eq!(built.duplicates_dropped, 3);
         let t = render_snapshot(&s, None, &Config::default(), Format::OpenMetrics);
         check_series(&t).unwrap();

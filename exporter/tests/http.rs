@@ -748,3 +748,123 @@ async fn malformed_requests_get_errors_and_do_not_disturb_scrapes() {
     }
     srv.stop().await;
 }
+
+/// A table large enough that its exposition (several MB) is streamed in many chunks.
+fn large() -> Arc<dyn IpvsSource> {
+    use herald_exporter::fixture::{addr_key, dest, service};
+    use herald_shared::model::Protocol;
+    let mut snap = rich_snapshot();
+    for s in 0..1500u32 {
+        let vip = format!("203.0.113.{}", s % 250 + 1);
+        let ds = (0..10u32)
+            .map(|d| dest(&format!("198.51.100.{}", d + 1), 8080, 100, d, s % 7))
+            .collect();
+        snap.services.push(service(
+            addr_key(Protocol::Tcp, &vip, 1000 + (s / 250) as u16),
+            "wrr",
+            ds,
+        ));
+    }
+    Arc::new(StaticSource {
+        snapshot: Some(snap),
+        conn_table: rich_conn_table(),
+    })
+}
+
+/// The exposition without the lines whose values are measured (durations).
+fn without_durations(t: &str) -> String {
+    t.lines()
+        .filter(|l| !l.starts_with("ipvs_scrape_collector_duration_seconds{"))
+        .map(|l| format!("{l}\n"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_expositions_are_streamed_in_chunks_byte_for_byte() {
+    let source = large();
+    let srv = Server::start(Arc::clone(&source), test_cfg()).await;
+    let mut registry = Registry::default();
+    register(&mut registry, source, &test_cfg());
+    let om_accept = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5";
+    for (format, accept) in [
+        (
+            herald_exporter::Format::Prometheus,
+            "text/plain;version=0.0.4",
+        ),
+        (herald_exporter::Format::OpenMetrics, om_accept),
+    ] {
+        let want = herald_exporter::encode_registry(&registry, format).unwrap();
+        assert!(want.len() > 1_000_000, "{} bytes only", want.len());
+        let r = request(srv.addr, "GET", "/metrics", &[("Accept", accept)]).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("transfer-encoding"), Some("chunked"), "{format:?}");
+        assert_eq!(r.header("content-type"), Some(format.content_type()));
+        assert_eq!(without_durations(&r.text()), without_durations(&want));
+        let r = request(
+            srv.addr,
+            "GET",
+            "/metrics",
+            &[("Accept", accept), ("Accept-Encoding", "gzip")],
+        )
+        .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-encoding"), Some("gzip"));
+        let mut plain = String::new();
+        flate2::read::GzDecoder::new(r.body.as_slice())
+            .read_to_string(&mut plain)
+            .unwrap();
+        assert_eq!(without_durations(&plain), without_durations(&want));
+    }
+    // HEAD: headers only.
+    let r = request(srv.addr, "HEAD", "/metrics", &[]).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body.is_empty());
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_stops_reading_is_cut_off_at_the_deadline_and_frees_its_slot() {
+    let mut cfg = test_cfg();
+    cfg.limits.max_concurrent_scrapes = 1;
+    cfg.limits.scrape_timeout_offset_seconds = 0.0;
+    let srv = Server::start(large(), cfg).await;
+    // A client that sends a scrape and then never reads: the encoder fills the queue and the
+    // socket buffers, then waits, bounded by the 1 s scrape deadline.
+    let mut stalled = TcpStream::connect(srv.addr).await.unwrap();
+    stalled
+        .write_all(
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 1\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // The only scrape slot is free again once that deadline passed: a second scrape (which
+    // waits up to 10 s for a slot) gets the whole exposition.
+    let t0 = std::time::Instant::now();
+    let r = request(
+        srv.addr,
+        "GET",
+        "/metrics",
+        &[("X-Prometheus-Scrape-Timeout-Seconds", "10")],
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("\nipvs_up 1\n"));
+    assert!(r.text().contains("ipvs_destination_weight{"));
+    assert!(t0.elapsed() < Duration::from_secs(10));
+    // The stalled client's response was cut off: reading it now ends without the final chunk.
+    let mut raw = Vec::new();
+    tokio::time::timeout(GUARD, stalled.read_to_end(&mut raw))
+        .await
+        .expect("the server closed the stalled connection")
+        .ok();
+    assert!(
+        raw.starts_with(b"HTTP/1.1 200"),
+        "{:?}",
+        &raw[..raw.len().min(100)]
+    );
+    assert!(
+        !raw.ends_with(b"\r\n0\r\n\r\n"),
+        "a cut-off response must not look complete"
+    );
+    srv.stop().await;
+}

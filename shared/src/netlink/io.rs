@@ -290,12 +290,15 @@ impl IpvsNetlink {
             codec::decode_info(Self::attrs_of("get_info", first)?)
                 .map_err(decode_err("get_info"))?
         };
-        let mut services: Vec<Service> = Vec::new();
-        for p in self.call(
+        let service_msgs = self.call(
             codec::request_simple(IPVS_CMD_GET_SERVICE),
             true,
             "get_service",
-        )? {
+        )?;
+        // Exact capacities: the snapshot is held while it is used (a scrape, a dump), and Vec
+        // growth would leave up to half of it unused.
+        let mut services: Vec<Service> = Vec::with_capacity(service_msgs.len());
+        for p in service_msgs {
             let svc = codec::decode_service_msg(Self::attrs_of("get_service", &p)?)
                 .map_err(decode_err("get_service"))?;
             services.push(svc);
@@ -315,6 +318,7 @@ impl IpvsNetlink {
                 Err(Failure::Other(e)) => return Err(e),
             };
             let family = svc.key.family();
+            svc.destinations.reserve_exact(replies.len());
             for p in replies {
                 let d = codec::decode_dest_msg(Self::attrs_of(label, &p)?, family)
                     .map_err(|e| ReadError::Decode(format!("{label} for {}: {e}", svc.key)))?;

@@ -70,6 +70,28 @@ bench_one() {
     grep -v '^#' "/tmp/scrape-$label.txt" | sed 's/[{ ].*//' | sort | uniq -c >"$R/scrape-names-$label.txt"
 }
 
+# bench_cmd LABEL REP CMD...: run CMD once (stdout discarded) under busybox `time -v`; record
+# wall seconds and peak RSS. busybox `time` prints ru_maxrss multiplied by 4: it converts the
+# value as if it were in pages, but Linux reports kilobytes (on the host, for a process with a
+# VmHWM of 218,200 KiB, GNU time prints 218200 and busybox 872912). The true figure is /4.
+bench_cmd() {
+    label=$1
+    rep=$2
+    shift 2
+    t0=$(cut -d' ' -f1 /proc/uptime)
+    time -v -o /tmp/time.out "$@" >/dev/null 2>/tmp/cmd.err || {
+        echo "$label failed_$rep $(head -c 200 /tmp/cmd.err | tr '\n' ' ')" >>"$BENCH_OUT"
+        return 1
+    }
+    t1=$(cut -d' ' -f1 /proc/uptime)
+    rss=$(awk -F': ' '/Maximum resident set size/ {print $2}' /tmp/time.out)
+    {
+        echo "$label wall_seconds_$rep $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}')"
+        echo "$label busybox_maxrss_$rep $rss"
+        echo "$label peak_rss_kib_$rep $((rss / 4))"
+    } >>"$BENCH_OUT"
+}
+
 run_exporter_bench() {
     count=${BENCH_SCRAPES:-3}
     lab_reset
@@ -106,5 +128,16 @@ run_exporter_bench() {
         bench_one "herald_$n" "$hpid" http://127.0.0.1:9639/metrics "$count"
     done
     kill "$hpid" "$npid" 2>/dev/null
+    # One-shot reads of the same 10,000-service table: `ipvs-herald dump` against ipvsadm,
+    # alternated, BENCH_SCRAPES times each.
+    echo "lab: bench dump vs ipvsadm" >/dev/console
+    i=0
+    while [ $i -lt "$count" ]; do
+        i=$((i + 1))
+        bench_cmd ipvsadm_exact_stats $i ipvsadm -Ln --exact --stats
+        bench_cmd dump_json $i "$HERALD" --config "$HERALD_TOML" dump --json --timeout 900
+        bench_cmd ipvsadm_ln $i ipvsadm -Ln
+        bench_cmd dump_text $i "$HERALD" --config "$HERALD_TOML" dump --timeout 900
+    done
     cat "$BENCH_OUT"
 }
