@@ -42,7 +42,7 @@ pub struct DumpArgs {
     /// Stop aggregating the connection table after this many seconds (marked truncated).
     #[arg(long, value_name = "SECONDS")]
     pub conn_max_seconds: Option<f64>,
-    /// Give up reading after this many seconds (default 120; the [reader] timeout_ms of the
+    /// Give up reading after this many seconds (default 120; the [reader] timeout of the
     /// configuration applies to the daemon, not to dump).
     #[arg(long, value_name = "SECONDS", default_value_t = 120.0)]
     pub timeout: f64,

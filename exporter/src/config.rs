@@ -77,19 +77,43 @@ pub struct Limits {
     /// Default 8.
     pub max_concurrent_scrapes: usize,
     /// A client must send the complete request head within this time or is disconnected.
-    /// Default 5.
+    /// Default `"5s"`.
+    #[serde(
+        rename = "header_read_timeout",
+        deserialize_with = "herald_shared::duration::secs_f64"
+    )]
     pub header_read_timeout_seconds: f64,
-    /// A TLS handshake must finish within this time. Default 5.
+    /// A TLS handshake must finish within this time. Default `"5s"`.
+    #[serde(
+        rename = "tls_handshake_timeout",
+        deserialize_with = "herald_shared::duration::secs_f64"
+    )]
     pub tls_handshake_timeout_seconds: f64,
-    /// Upper bound on the time spent answering one request. Default 30.
+    /// Upper bound on the time spent answering one request. Default `"30s"`.
+    #[serde(
+        rename = "request_timeout",
+        deserialize_with = "herald_shared::duration::secs_f64"
+    )]
     pub request_timeout_seconds: f64,
     /// Scrape timeout when the request has no `X-Prometheus-Scrape-Timeout-Seconds` header.
-    /// Default 10.
+    /// Default `"10s"`.
+    #[serde(
+        rename = "default_scrape_timeout",
+        deserialize_with = "herald_shared::duration::secs_f64"
+    )]
     pub default_scrape_timeout_seconds: f64,
     /// Subtracted from the scrape timeout so that the answer reaches Prometheus in time.
-    /// Default 0.5.
+    /// Default `"500ms"`.
+    #[serde(
+        rename = "scrape_timeout_offset",
+        deserialize_with = "herald_shared::duration::secs_f64"
+    )]
     pub scrape_timeout_offset_seconds: f64,
-    /// On shutdown, open connections get this long to finish before they are closed. Default 5.
+    /// On shutdown, open connections get this long to finish before they are closed. Default `"5s"`.
+    #[serde(
+        rename = "shutdown_drain",
+        deserialize_with = "herald_shared::duration::secs_f64"
+    )]
     pub shutdown_drain_seconds: f64,
 }
 
@@ -116,7 +140,11 @@ pub struct ConnTableConfig {
     pub enabled: bool,
     /// Stop after this many entries (0 = no bound). Default 1 000 000.
     pub max_entries: u64,
-    /// Stop after this many seconds (0 = no bound other than the scrape timeout). Default 2.
+    /// Stop after this long (`"0s"` = no bound other than the scrape timeout). Default `"2s"`.
+    #[serde(
+        rename = "max_duration",
+        deserialize_with = "herald_shared::duration::secs_f64"
+    )]
     pub max_duration_seconds: f64,
 }
 
@@ -175,37 +203,34 @@ impl Config {
             return bad("limits.max_concurrent_scrapes", "must be at least 1");
         }
         for (key, v) in [
+            ("limits.header_read_timeout", l.header_read_timeout_seconds),
             (
-                "limits.header_read_timeout_seconds",
-                l.header_read_timeout_seconds,
-            ),
-            (
-                "limits.tls_handshake_timeout_seconds",
+                "limits.tls_handshake_timeout",
                 l.tls_handshake_timeout_seconds,
             ),
-            ("limits.request_timeout_seconds", l.request_timeout_seconds),
+            ("limits.request_timeout", l.request_timeout_seconds),
             (
-                "limits.default_scrape_timeout_seconds",
+                "limits.default_scrape_timeout",
                 l.default_scrape_timeout_seconds,
             ),
         ] {
             if !(v.is_finite() && v > 0.0 && v < 1e6) {
-                return bad(key, "must be a positive number of seconds");
+                return bad(key, "must be more than 0s and less than 1000000s");
             }
         }
         for (key, v) in [
             (
-                "limits.scrape_timeout_offset_seconds",
+                "limits.scrape_timeout_offset",
                 l.scrape_timeout_offset_seconds,
             ),
-            ("limits.shutdown_drain_seconds", l.shutdown_drain_seconds),
+            ("limits.shutdown_drain", l.shutdown_drain_seconds),
             (
-                "conn_table.max_duration_seconds",
+                "conn_table.max_duration",
                 self.conn_table.max_duration_seconds,
             ),
         ] {
             if !(v.is_finite() && (0.0..1e6).contains(&v)) {
-                return bad(key, "must be zero or a positive number of seconds");
+                return bad(key, "must be less than 1000000s");
             }
         }
         for (spec, name) in &self.service_names {

@@ -14,6 +14,7 @@
 #![forbid(unsafe_code)]
 
 pub mod conntable;
+pub mod duration;
 pub mod model;
 pub mod netlink;
 pub mod netns;

@@ -23,9 +23,10 @@ pub struct ReaderConfig {
     /// when `netns` is set (the reading thread is the one inside the namespace).
     pub procfs_root: PathBuf,
     /// Longest time one read of the IPVS state (or one pass over the connection table without
-    /// its own time limit) may take before it is abandoned with an error, in milliseconds.
-    /// Default `10000`. Large tables on slow machines need more (10,000 services x 10
+    /// its own time limit) may take before it is abandoned with an error (TOML key `timeout`,
+    /// e.g. `"10s"`; kept here in milliseconds). Default `"10s"`. Large tables on slow machines need more (10,000 services x 10
     /// destinations took ipvsadm 8-15 s in an emulated 2-vCPU VM).
+    #[serde(rename = "timeout", deserialize_with = "crate::duration::millis_u64")]
     pub timeout_ms: u64,
     /// Size of each `read()` on `/proc/net/ip_vs_conn`, in bytes (at least 4096). Default
     /// `1048576` (1 MiB): kernels before ~6.14 restart the hash walk on every read of that
@@ -82,7 +83,9 @@ pub enum ReadError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("gave up reading from the kernel after {0:?} (raise [reader] timeout_ms, or dump --timeout)")]
+    #[error(
+        "gave up reading from the kernel after {0:?} (raise [reader] timeout, or dump --timeout)"
+    )]
     Timeout(std::time::Duration),
     #[error("{path}:{line}: {message}")]
     Parse {
@@ -104,7 +107,7 @@ pub trait IpvsSource: Send + Sync {
 /// The real reader: implements [`IpvsSource`] from a [`ReaderConfig`].
 ///
 /// Every call runs on a fresh thread (inside `netns` when configured) and is bounded by
-/// `timeout_ms`. With `source = "auto"`, netlink is tried first and procfs is used when netlink
+/// `[reader] timeout`. With `source = "auto"`, netlink is tried first and procfs is used when netlink
 /// is refused for lack of CAP_NET_ADMIN (logged once as a warning).
 #[derive(Debug)]
 pub struct Reader {

@@ -276,7 +276,7 @@ fn reader_config_keys_and_defaults() {
     assert_eq!(cfg.conn_read_buffer, 1 << 20);
     assert_eq!(cfg.timeout_ms, 10_000);
     let cfg: ReaderConfig = toml::from_str(
-        "netns = \"blue\"\nsource = \"procfs\"\nprocfs_root = \"/x\"\ntimeout_ms = 10\nconn_read_buffer = 4096\n",
+        "netns = \"blue\"\nsource = \"procfs\"\nprocfs_root = \"/x\"\ntimeout = \"10ms\"\nconn_read_buffer = 4096\n",
     )
     .unwrap();
     assert_eq!(cfg.source, SourceKind::Procfs);

@@ -88,7 +88,7 @@ herald_config_d3() {
     mkdir -p "$E2E/d3"
     {
         printf '[log]\nlevel = "warn"\n[exporter]\nlisten = "127.0.0.1:9639"\n'
-        printf '[reader]\ntimeout_ms = 60000\nsource = "%s"\nkernel_hz = 250\n' "$1"
+        printf '[reader]\ntimeout = "60s"\nsource = "%s"\nkernel_hz = 250\n' "$1"
         printf '[announcer]\nadmin_socket = "%s/d3/admin.sock"\nmaintenance_file = "%s/d3/maintenance"\n' "$E2E" "$E2E"
         printf '[announcer.bgp]\nrouter_id = "192.0.2.13"\nlocal_as = 65003\nlisten = "127.0.0.1:179"\n'
         i=0

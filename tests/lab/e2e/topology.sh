@@ -129,7 +129,7 @@ level = "info"
 listen = "0.0.0.0:9639"
 
 [reader]
-timeout_ms = 10000
+timeout = "10s"
 
 [announcer]
 backend = "bgp"

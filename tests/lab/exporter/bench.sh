@@ -103,11 +103,11 @@ run_exporter_bench() {
         echo "node_exporter $(prometheus-node-exporter --version 2>&1 | head -n1)"
         echo "herald $($HERALD --version 2>&1 | head -n1)"
     } >>"$BENCH_OUT"
-    printf '[reader]\ntimeout_ms = 600000\n' >"$HERALD_TOML"
+    printf '[reader]\ntimeout = "600s"\n' >"$HERALD_TOML"
     {
         cat "$HERALD_TOML"
         printf '[exporter]\nlisten = "127.0.0.1:9639"\n'
-        printf '[exporter.limits]\ndefault_scrape_timeout_seconds = 800\nrequest_timeout_seconds = 900\n'
+        printf '[exporter.limits]\ndefault_scrape_timeout = "800s"\nrequest_timeout = "900s"\n'
     } >/tmp/bench-herald.toml
     "$HERALD" --config /tmp/bench-herald.toml run >"$R/bench-herald.log" 2>&1 &
     hpid=$!

@@ -12,7 +12,7 @@
 exporter_serve() {
     seconds=$1
     lab_reset
-    printf '[reader]\ntimeout_ms = 120000\n' >"$HERALD_TOML"
+    printf '[reader]\ntimeout = "120s"\n' >"$HERALD_TOML"
     client_add
     vip_add 203.0.113.30
     rs_add r1 192.0.2.11

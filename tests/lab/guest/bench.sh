@@ -90,7 +90,7 @@ bench_conns() {
 run_bench() {
     lab_reset
     # The emulated CPU is 10-50x slower than hardware: allow reads far beyond the 5 s default.
-    printf '[reader]\ntimeout_ms = 300000\n' >/tmp/bench.toml
+    printf '[reader]\ntimeout = "300s"\n' >/tmp/bench.toml
     {
         echo "ipvs-herald lab bench: $(uname -r), $(grep -c ^processor /proc/cpuinfo) vCPU (QEMU TCG), $(awk '/MemTotal/ {print $2}' /proc/meminfo) kB RAM"
         parts=$(tr ' ' '\n' </proc/cmdline | sed -n 's/^herald.bench=//p')

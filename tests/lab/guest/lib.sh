@@ -25,7 +25,7 @@ ip() {
 # its own subshell with a time bound, with a full reset before and after.
 run_scenarios() {
     list=$1
-    printf '[reader]\ntimeout_ms = 120000\n' >"$HERALD_TOML"
+    printf '[reader]\ntimeout = "120s"\n' >"$HERALD_TOML"
     mkdir -p "$R/scenarios"
     herald_daemon_start 127.0.0.1:9640
     for f in /lab/scenarios/*.sh; do
@@ -63,8 +63,8 @@ herald_daemon_start() {
     {
         cat "$HERALD_TOML"
         printf '[exporter]\nlisten = "%s"\n' "$1"
-        printf '[exporter.limits]\ndefault_scrape_timeout_seconds = 150\nrequest_timeout_seconds = 200\n'
-        printf '[exporter.conn_table]\nmax_duration_seconds = 0\n'
+        printf '[exporter.limits]\ndefault_scrape_timeout = "150s"\nrequest_timeout = "200s"\n'
+        printf '[exporter.conn_table]\nmax_duration = "0s"\n'
     } >"$HERALD_RUN_TOML"
     "$HERALD" --config "$HERALD_RUN_TOML" run >"$R/herald-run.log" 2>&1 &
     echo $! >/tmp/herald-run.pid
