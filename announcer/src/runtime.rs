@@ -110,9 +110,6 @@ struct Metrics {
     last_transition: Family<GroupLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     checks_failed: Family<GroupLabel, Counter>,
     backend_errors: Counter,
-    /// Service labels emitted per group (`Family` cannot be iterated), to remove the series of
-    /// a group that a reload deletes.
-    services_seen: Arc<std::sync::Mutex<BTreeMap<String, BTreeSet<String>>>>,
 }
 
 impl Metrics {
@@ -230,23 +227,24 @@ impl GroupGauges {
                 group: group.to_string(),
                 service: key.to_string(),
             };
-            let gauges = [
+            [
                 m.healthy_dests.get_or_create(&l).clone(),
                 m.total_dests.get_or_create(&l).clone(),
                 m.pool_up.get_or_create(&l).clone(),
-            ];
-            // So that remove_group finds the series when the group leaves the configuration.
-            if let Ok(mut seen) = m.services_seen.lock() {
-                seen.entry(l.group).or_default().insert(l.service);
-            }
-            gauges
+            ]
         })
     }
 }
 
 impl Metrics {
-    /// Remove every series labelled with group `name` (the group left the configuration).
-    fn remove_group(&self, name: &str) {
+    /// Remove every series labelled with group `name` (the group left the configuration);
+    /// `services` are the services its per-service series were created for (the keys of its
+    /// [`GroupGauges`]: a `Family` cannot be iterated).
+    fn remove_group(
+        &self,
+        name: &str,
+        services: impl IntoIterator<Item = herald_shared::model::ServiceKey>,
+    ) {
         let l = GroupLabel {
             group: name.to_string(),
         };
@@ -267,14 +265,10 @@ impl Metrics {
                 phase: p.to_string(),
             });
         }
-        let services = match self.services_seen.lock() {
-            Ok(mut m) => m.remove(name).unwrap_or_default(),
-            Err(_) => BTreeSet::new(),
-        };
         for service in services {
             let l = GroupServiceLabel {
                 group: name.to_string(),
-                service,
+                service: service.to_string(),
             };
             self.healthy_dests.remove(&l);
             self.total_dests.remove(&l);
@@ -658,11 +652,19 @@ impl Runtime {
         }
         self.groups = kept;
         self.admin_drains.retain(|name, _| new_names.contains(name));
-        self.gauges.retain(|name, _| new_names.contains(name));
+        let removed: Vec<_> = removed
+            .into_iter()
+            .map(|name| {
+                let gauges = self.gauges.remove(&name);
+                (name, gauges)
+            })
+            .collect();
         self.execute(&actions).await;
         // After the withdrawal: its series would otherwise stay in /metrics with the last values.
-        for name in removed {
-            self.metrics.remove_group(&name);
+        for (name, gauges) in removed {
+            let services = gauges.map(|g| g.services.into_keys().collect::<Vec<_>>());
+            self.metrics
+                .remove_group(&name, services.unwrap_or_default());
         }
         Ok(())
     }
