@@ -821,20 +821,16 @@ mod tests {
             maintenance.clone(),
             std::sync::atomic::AtomicBool::new(false),
         ));
-        let rt = Runtime::new(
+        let (_tx, task) = spawn_runtime(
             vec![group()],
             ipvs,
             rec.clone(),
-            Arc::new(NoAddrs),
             RuntimeSettings {
                 drain_time: Duration::from_millis(500),
                 maintenance_file: Some(maintenance.clone()),
             },
             &mut Registry::default(),
-        )
-        .unwrap();
-        let (_tx, rx) = mpsc::channel(8);
-        let task = tokio::spawn(rt.run(rx));
+        );
         let wait_for = |n: usize| {
             let rec = rec.clone();
             async move {
@@ -866,25 +862,34 @@ mod tests {
         );
     }
 
+    /// A runtime over `groups` with no local-address check, running in its own task.
+    fn spawn_runtime(
+        groups: Vec<VipGroupConfig>,
+        ipvs: Arc<dyn IpvsSource>,
+        sink: Arc<dyn RouteSink>,
+        settings: RuntimeSettings,
+        registry: &mut Registry,
+    ) -> (mpsc::Sender<Control>, tokio::task::JoinHandle<()>) {
+        let rt = Runtime::new(groups, ipvs, sink, Arc::new(NoAddrs), settings, registry).unwrap();
+        let (tx, rx) = mpsc::channel(8);
+        (tx, tokio::spawn(rt.run(rx)))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn flips_drains_and_shuts_down_on_time() {
         let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
         let rec = Arc::new(Recorder::default());
         let mut registry = Registry::default();
-        let rt = Runtime::new(
+        let (tx, task) = spawn_runtime(
             vec![group()],
             ipvs.clone(),
             rec.clone(),
-            Arc::new(NoAddrs),
             RuntimeSettings {
                 drain_time: Duration::from_secs(3),
                 maintenance_file: None,
             },
             &mut registry,
-        )
-        .unwrap();
-        let (tx, rx) = mpsc::channel(8);
-        let task = tokio::spawn(rt.run(rx));
+        );
 
         // Announced after rise = 2 checks.
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -1004,20 +1009,16 @@ mod tests {
         let mut other = group();
         other.name = "api".into();
         other.prefixes = vec!["192.0.2.11/32".parse().unwrap()];
-        let rt = Runtime::new(
+        let (tx, task) = spawn_runtime(
             vec![group(), other.clone()],
             ipvs,
             rec.clone(),
-            Arc::new(NoAddrs),
             RuntimeSettings {
                 drain_time: Duration::from_secs(3),
                 maintenance_file: None,
             },
             &mut registry,
-        )
-        .unwrap();
-        let (tx, rx) = mpsc::channel(8);
-        let task = tokio::spawn(rt.run(rx));
+        );
         tokio::time::sleep(Duration::from_millis(350)).await;
         let text = |r: &Registry| {
             let mut t = String::new();
