@@ -1077,10 +1077,8 @@ mod tests {
             .unwrap_or(0)
     }
 
-    /// The speaker with one active `accept_incoming` peer at `sp`; returns the speaker and the
-    /// outgoing connection (its OPEN already read) and the listener address.
-    async fn start(sp: &ScriptedPeer) -> (SpeakerHandle, PeerConn, SocketAddr, Registry) {
-        let addr = sp.addr().expect("addr");
+    /// One active `accept_incoming` peer "p" (AS 65002) at `addr`, and a free loopback listener.
+    fn collision_config(addr: SocketAddr) -> (BgpConfig, SocketAddr) {
         let mut p = PeerConfig::new("p", addr.ip(), 65002);
         p.port = addr.port();
         p.accept_incoming = true;
@@ -1092,6 +1090,13 @@ mod tests {
             listen,
             peers: vec![p],
         };
+        (cfg, listen)
+    }
+
+    /// The speaker with one active `accept_incoming` peer at `sp`; returns the speaker and the
+    /// outgoing connection (its OPEN already read) and the listener address.
+    async fn start(sp: &ScriptedPeer) -> (SpeakerHandle, PeerConn, SocketAddr, Registry) {
+        let (cfg, listen) = collision_config(sp.addr().expect("addr"));
         let mut reg = Registry::default();
         let h = Speaker::start(cfg, &mut reg).expect("start");
         let mut out = sp.accept(T).await.expect("outgoing connection");
@@ -1213,17 +1218,7 @@ mod tests {
             fillers.push(f);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut p = PeerConfig::new("p", addr.ip(), 65002);
-        p.port = addr.port();
-        p.accept_incoming = true;
-        p.families = Some(vec![Family::Ipv4]);
-        let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let cfg = BgpConfig {
-            router_id: LOCAL_ID,
-            local_as: 65001,
-            listen,
-            peers: vec![p],
-        };
+        let (cfg, listen) = collision_config(addr);
         let mut reg = Registry::default();
         let h = Speaker::start(cfg, &mut reg).expect("start");
         assert!(h.wait_state("p", State::Connect, T).await);
