@@ -15,26 +15,10 @@ use lab_support::compare::{self, Views};
 use lab_support::dump::{self, Dump};
 use lab_support::ipvsadm::ConnKey;
 use lab_support::vm::{self, read, tail};
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-static RUN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-
-/// Boot the VM once for the whole test binary.
-fn boot() -> Result<PathBuf, String> {
-    vm::boot(
-        "run",
-        "IPVS_HERALD_LAB_RESULTS",
-        "results/scenarios",
-        "console.log",
-    )
-}
+use std::path::Path;
 
 fn results() -> &'static Path {
-    match RUN.get_or_init(boot) {
-        Ok(p) => p,
-        Err(e) => panic!("the lab VM run failed: {e}"),
-    }
+    vm::scenario_results()
 }
 
 /// Check one scenario: it ran, the dump succeeded at a consistent moment, and the dump equals

@@ -31,31 +31,12 @@ use lab_support::prom::{
 };
 use lab_support::vm::{self, ensure, read, repo, target_dir};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-static RUN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-/// The two boots (scenarios, serve) never run at the same time on the 2 shared cores.
-static VM: Mutex<()> = Mutex::new(());
-
-/// Boot the scenario VM once for the whole test binary (or use IPVS_HERALD_LAB_RESULTS).
-fn boot() -> Result<PathBuf, String> {
-    let _vm = VM.lock().unwrap_or_else(|p| p.into_inner());
-    vm::boot(
-        "run",
-        "IPVS_HERALD_LAB_RESULTS",
-        "results/scenarios",
-        "console.log",
-    )
-}
-
 fn results() -> &'static Path {
-    match RUN.get_or_init(boot) {
-        Ok(p) => p,
-        Err(e) => panic!("the lab VM run failed: {e}"),
-    }
+    vm::scenario_results()
 }
 
 /// `promtool check metrics` on `text`: (success, output).
@@ -403,7 +384,7 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
         queries.len()
     );
 
-    let _vm = VM.lock().unwrap_or_else(|p| p.into_inner());
+    let _vm = vm::VM.lock().unwrap_or_else(|p| p.into_inner());
     let target = target_dir().expect("target dir");
     let work = target.join(format!("lab-prometheus-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&work);

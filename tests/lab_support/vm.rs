@@ -5,6 +5,30 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// Held while a VM boots, so that two boots of one test binary (the scenario run and a serve
+/// boot) never run at the same time on the shared cores.
+pub static VM: Mutex<()> = Mutex::new(());
+
+/// The scenario run's results (`lab.sh run`, or `IPVS_HERALD_LAB_RESULTS`), booted once per test
+/// binary; panics with the reason when the run failed.
+pub fn scenario_results() -> &'static Path {
+    static RUN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let run = RUN.get_or_init(|| {
+        let _vm = VM.lock().unwrap_or_else(|p| p.into_inner());
+        boot(
+            "run",
+            "IPVS_HERALD_LAB_RESULTS",
+            "results/scenarios",
+            "console.log",
+        )
+    });
+    match run {
+        Ok(p) => p,
+        Err(e) => panic!("the lab VM run failed: {e}"),
+    }
+}
 
 /// The repository root.
 pub fn repo() -> &'static Path {
