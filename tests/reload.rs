@@ -17,148 +17,38 @@
 //! Needs root (namespaces). BIRD and busybox (for `wget` inside the namespace) are installed
 //! with `apt-get install -y` when missing; the test fails, never skips, if that is impossible.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+mod herald_world;
 
-type TResult<T> = Result<T, String>;
+use herald_world::{run, wait_until, write_atomic, Bird, Herald, TResult, World, HERALD};
+use std::process::Command;
+use std::time::Duration;
 
 const POLL: Duration = Duration::from_millis(200);
 const TIMEOUT: Duration = Duration::from_secs(30);
 
-fn run(cmd: &mut Command) -> TResult<String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "{cmd:?} failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// The namespaces, BIRD and the daemon; all removed on drop (the daemons before the world).
+struct Lab {
+    herald: Herald,
+    bird: Bird,
+    w: World,
 }
 
-fn ip(args: &[&str]) -> TResult<String> {
-    run(Command::new("ip").args(args))
-}
-
-fn ensure_packages() -> TResult<()> {
-    let missing: Vec<&str> = [
-        ("/usr/sbin/bird", "bird2"),
-        ("/usr/bin/busybox", "busybox-static"),
-    ]
-    .iter()
-    .filter(|(path, _)| !Path::new(path).exists())
-    .map(|(_, pkg)| *pkg)
-    .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let mut c = Command::new("apt-get");
-    c.args(["install", "-y", "--no-install-recommends"])
-        .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut c).map_err(|e| format!("cannot install {missing:?}: {e}"))?;
-    Ok(())
-}
-
-fn wait_until(what: &str, mut check: impl FnMut() -> TResult<bool>) -> TResult<()> {
-    let start = Instant::now();
-    let mut last = String::new();
-    loop {
-        match check() {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => last = e,
-        }
-        if start.elapsed() > TIMEOUT {
-            return Err(format!("timed out waiting for {what} (last error: {last})"));
-        }
-        std::thread::sleep(POLL);
-    }
-}
-
-/// Two namespaces, the daemons inside them, the working directory; all removed on drop.
-struct World {
-    spk: String,
-    rtr: String,
-    dir: PathBuf,
-    children: Vec<Child>,
-    herald: Option<Child>,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        if let Some(h) = self.herald.as_mut() {
-            let _ = h.kill();
-            let _ = h.wait();
-        }
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        for ns in [&self.spk, &self.rtr] {
-            // Only processes this test started can be inside namespaces it created.
-            if let Ok(pids) = ip(&["netns", "pids", ns]) {
-                for pid in pids.split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
-}
-
-impl World {
+impl Lab {
     fn new() -> TResult<Self> {
-        ensure_packages()?;
-        let tag = format!("hr{}", std::process::id());
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("reload-{tag}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-        let w = World {
-            spk: format!("{tag}-spk"),
-            rtr: format!("{tag}-rtr"),
-            dir,
-            children: Vec::new(),
-            herald: None,
-        };
-        for ns in [&w.spk, &w.rtr] {
-            ip(&["netns", "add", ns])?;
-            ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        }
-        ip(&[
-            "link", "add", "eth0", "netns", &w.spk, "type", "veth", "peer", "name", "eth0",
-            "netns", &w.rtr,
-        ])?;
+        let mut w = World::new("reload", "hr")?;
+        let spk = w.netns("spk")?;
+        let rtr = w.netns("rtr")?;
+        w.veth(&spk, "eth0", &rtr, "eth0")?;
         for (ns, addrs) in [
-            (&w.spk, ["192.0.2.1/24", "192.0.2.11/24", "192.0.2.12/24"]),
-            (&w.rtr, ["192.0.2.2/24", "192.0.2.3/24", "192.0.2.4/24"]),
+            (&spk, ["192.0.2.1/24", "192.0.2.11/24", "192.0.2.12/24"]),
+            (&rtr, ["192.0.2.2/24", "192.0.2.3/24", "192.0.2.4/24"]),
         ] {
             for a in addrs {
-                ip(&["-n", ns, "addr", "add", a, "dev", "eth0"])?;
+                w.addr(ns, "eth0", a)?;
             }
-            ip(&["-n", ns, "link", "set", "eth0", "up"])?;
         }
-        Ok(w)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
-    }
-
-    fn log_file(&self, name: &str) -> TResult<std::fs::File> {
-        std::fs::File::create(self.path(name)).map_err(|e| format!("create {name}: {e}"))
-    }
-
-    /// BIRD with passive protocols r0 (192.0.2.2 ← 192.0.2.11) and r1 (192.0.2.3 ← 192.0.2.12).
-    fn start_bird(&mut self) -> TResult<()> {
-        let mut conf = String::from(
-            "router id 192.0.2.2;\nlog stderr all;\ntimeformat protocol iso long;\nprotocol device {}\n",
-        );
+        // BIRD with passive protocols r0 (192.0.2.2 ← 192.0.2.11) and r1 (192.0.2.3 ← 192.0.2.12).
+        let mut conf = String::from("router id 192.0.2.2;\nprotocol device {}\n");
         for (name, local, speaker) in [
             ("r0", "192.0.2.2", "192.0.2.11"),
             ("r1", "192.0.2.3", "192.0.2.12"),
@@ -167,50 +57,25 @@ impl World {
                 "protocol bgp {name} {{\n  local {local} as 65001;\n  neighbor {speaker} as 65000;\n  hold time 240;\n  passive on;\n  error wait time 1, 2;\n  ipv4 {{ import all; export none; }};\n}}\n"
             ));
         }
-        std::fs::write(self.path("bird.conf"), conf).map_err(|e| format!("bird.conf: {e}"))?;
-        let log = self.log_file("bird.log")?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("ip")
-            .args(["netns", "exec", &self.rtr, "/usr/sbin/bird", "-f", "-c"])
-            .arg(self.path("bird.conf"))
-            .arg("-s")
-            .arg(self.path("bird.ctl"))
-            .arg("-P")
-            .arg(self.path("bird.pid"))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("start bird: {e}"))?;
-        self.children.push(child);
-        wait_until("BIRD control socket", || {
-            Ok(self.birdc(&["show", "status"])?.contains("Daemon is up"))
-        })
-    }
-
-    fn birdc(&self, args: &[&str]) -> TResult<String> {
-        run(Command::new("/usr/sbin/birdc")
-            .arg("-s")
-            .arg(self.path("bird.ctl"))
-            .args(args))
-    }
-
-    /// (state info, since) of BIRD protocol `p`.
-    fn proto(&self, p: &str) -> TResult<(bool, String)> {
-        let out = self.birdc(&["show", "protocols", p])?;
-        let cols: Vec<&str> = out
-            .lines()
-            .find(|l| l.split_whitespace().next() == Some(p))
-            .ok_or_else(|| format!("no protocol {p} in {out}"))?
-            .split_whitespace()
-            .collect();
-        let established = cols.iter().any(|c| c.eq_ignore_ascii_case("established"));
-        let since = format!(
-            "{} {}",
-            cols.get(4).copied().unwrap_or_default(),
-            cols.get(5).copied().unwrap_or_default()
+        let bird = Bird::start(&rtr, &w.dir, &conf)?;
+        let herald = Herald::new(
+            "ipvs-herald",
+            &spk,
+            w.path("herald.toml"),
+            w.path("herald.log"),
+            "127.0.0.1:9639",
         );
-        Ok((established, since))
+        Ok(Self { herald, bird, w })
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.w.path(name)
+    }
+
+    /// (established, since) of BIRD protocol `p`.
+    fn proto(&self, p: &str) -> TResult<(bool, String)> {
+        let s = self.bird.proto(p)?;
+        Ok((s.established, s.since))
     }
 
     fn config(&self, peers: &[usize], log_level: &str) -> String {
@@ -235,76 +100,42 @@ impl World {
 
     fn write_config(&self, text: &str) -> TResult<()> {
         // Atomic replace, as configuration management does.
-        let tmp = self.path("herald.toml.tmp");
-        std::fs::write(&tmp, text).map_err(|e| format!("write config: {e}"))?;
-        std::fs::rename(&tmp, self.path("herald.toml")).map_err(|e| format!("rename config: {e}"))
+        write_atomic(&self.path("herald.toml"), text)
     }
 
     fn start_herald(&mut self) -> TResult<()> {
-        let log = self.log_file("herald.log")?;
-        let err = log.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                &self.spk,
-                env!("CARGO_BIN_EXE_ipvs-herald"),
-                "-c",
-            ])
-            .arg(self.path("herald.toml"))
-            .arg("run")
-            .env("IPVS_HERALD_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("start ipvs-herald: {e}"))?;
-        self.herald = Some(child);
-        Ok(())
+        self.herald.start()
     }
 
     fn hup(&self) -> TResult<()> {
-        let pid = self.herald.as_ref().ok_or("herald not started")?.id();
-        run(Command::new("kill").args(["-HUP", &pid.to_string()])).map(|_| ())
+        self.herald.hup()
     }
 
     fn alive(&mut self) -> bool {
-        matches!(self.herald.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
-    }
-
-    fn metrics(&self) -> TResult<String> {
-        run(Command::new("ip").args([
-            "netns",
-            "exec",
-            &self.spk,
-            "busybox",
-            "wget",
-            "-q",
-            "-O",
-            "-",
-            "http://127.0.0.1:9639/metrics",
-        ]))
+        self.herald.alive()
     }
 
     fn metric_is(&self, line: &str) -> TResult<bool> {
-        Ok(self.metrics()?.lines().any(|l| l == line))
+        self.herald.metric_is(line)
+    }
+
+    fn metrics(&self) -> TResult<String> {
+        self.herald.metrics()
     }
 
     fn logs(&self) -> String {
-        let read = |n: &str| std::fs::read_to_string(self.path(n)).unwrap_or_default();
-        format!(
-            "--- herald.log ---\n{}\n--- bird.log ---\n{}",
-            read("herald.log"),
-            read("bird.log")
-        )
+        format!("{}\n{}", self.herald.logs(), self.bird.logs())
     }
 }
 
-fn scenario(w: &mut World) -> TResult<()> {
-    w.start_bird()?;
+fn wait(what: &str, check: impl FnMut() -> TResult<bool>) -> TResult<()> {
+    wait_until(what, TIMEOUT, POLL, check).map(|_| ())
+}
+
+fn scenario(w: &mut Lab) -> TResult<()> {
     w.write_config(&w.config(&[0], "info"))?;
     w.start_herald()?;
-    wait_until("r0 Established", || Ok(w.proto("r0")?.0))?;
+    wait("r0 Established", || Ok(w.proto("r0")?.0))?;
     std::thread::sleep(Duration::from_secs(1));
     let (_, since0) = w.proto("r0")?;
 
@@ -314,8 +145,8 @@ fn scenario(w: &mut World) -> TResult<()> {
     }
     w.write_config(&w.config_with(&[0, 1], "info", "admin2.sock"))?;
     w.hup()?;
-    wait_until("r1 Established after SIGHUP", || Ok(w.proto("r1")?.0))?;
-    wait_until("reload metrics", || {
+    wait("r1 Established after SIGHUP", || Ok(w.proto("r1")?.0))?;
+    wait("reload metrics", || {
         Ok(w.metric_is("ipvs_herald_config_last_reload_successful 1")?
             && w.metric_is(r#"ipvs_herald_bgp_session_state{peer="r1",state="established"} 1"#)?)
     })?;
@@ -331,7 +162,7 @@ fn scenario(w: &mut World) -> TResult<()> {
     if w.path("admin.sock").exists() || !w.path("admin2.sock").exists() {
         return Err("the admin socket was not moved to admin2.sock".into());
     }
-    let status = run(Command::new(env!("CARGO_BIN_EXE_ipvs-herald"))
+    let status = run(Command::new(HERALD)
         .arg("-c")
         .arg(w.path("herald.toml"))
         .arg("status"))
@@ -342,10 +173,10 @@ fn scenario(w: &mut World) -> TResult<()> {
     // 3. A restart-only change.
     w.write_config(&w.config_with(&[0, 1], "debug", "admin2.sock"))?;
     w.hup()?;
-    wait_until("restart_required 1", || {
+    wait("restart_required 1", || {
         w.metric_is("ipvs_herald_config_restart_required 1")
     })?;
-    let log = std::fs::read_to_string(w.path("herald.log")).unwrap_or_default();
+    let log = w.herald.log_text();
     if !log.contains("only take effect at the next restart: log") {
         return Err("no warning naming the restart-only key".into());
     }
@@ -353,7 +184,7 @@ fn scenario(w: &mut World) -> TResult<()> {
     // 4. An invalid file.
     w.write_config("[announcer.bgp]\nrouter_id = \"not an address\"\n")?;
     w.hup()?;
-    wait_until("last_reload_successful 0", || {
+    wait("last_reload_successful 0", || {
         w.metric_is("ipvs_herald_config_last_reload_successful 0")
     })?;
     if !w.metric_is("ipvs_herald_config_reload_failures_total 1")? {
@@ -379,11 +210,11 @@ fn scenario(w: &mut World) -> TResult<()> {
     // 5. Remove r1: BIRD hears Cease / Peer De-configured, its series leave /metrics, r0 stays.
     w.write_config(&w.config_with(&[0], "debug", "admin2.sock"))?;
     w.hup()?;
-    wait_until("r1 de-configured", || {
-        let log = std::fs::read_to_string(w.path("bird.log")).unwrap_or_default();
+    wait("r1 de-configured", || {
+        let log = std::fs::read_to_string(w.bird.log_path()).unwrap_or_default();
         Ok(log.contains("r1: Received: Peer de-configured"))
     })?;
-    wait_until("r1 series gone", || {
+    wait("r1 series gone", || {
         let m = w.metrics()?;
         Ok(!m.contains(r#"peer="r1""#)
             && m.lines()
@@ -400,7 +231,7 @@ fn scenario(w: &mut World) -> TResult<()> {
 
 #[test]
 fn sighup_adds_a_peer_live_and_an_invalid_file_keeps_everything() {
-    let mut w = match World::new() {
+    let mut w = match Lab::new() {
         Ok(w) => w,
         Err(e) => panic!("lab setup failed (needs root and ip netns): {e}"),
     };
