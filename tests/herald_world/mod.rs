@@ -246,7 +246,9 @@ impl Proc {
             .append(true)
             .open(log)
             .map_err(|e| format!("open {}: {e}", log.display()))?;
-        let err = out.try_clone().map_err(|e| format!("dup log handle: {e}"))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| format!("dup log handle: {e}"))?;
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out)
@@ -270,7 +272,9 @@ impl Proc {
 
     /// `kill -s SIG pid` (SIG is a name: HUP, TERM, KILL, STOP, CONT).
     pub fn signal(&self, sig: &str) -> TResult<()> {
-        let pid = self.pid().ok_or_else(|| format!("{} is not running", self.name))?;
+        let pid = self
+            .pid()
+            .ok_or_else(|| format!("{} is not running", self.name))?;
         run(Command::new("kill").args(["-s", sig, &pid.to_string()])).map(|_| ())
     }
 
@@ -281,7 +285,9 @@ impl Proc {
 
     /// Its exit status once it exited (reaped), `None` while it runs.
     pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// Waits for the exit, bounded by `timeout`.
@@ -612,4 +618,163 @@ impl FakeIpvs {
             Err(e) => Err(format!("remove ip_vs: {e}")),
         }
     }
+}
+
+/// One director's `ipvs-herald` configuration in the namespace tests: procfs-backed fake IPVS,
+/// one BGP peer (the router), one VIP group `web` with the VIP required on a local interface.
+/// Every path (admin socket, maintenance file, drain state, fake procfs) is under `dir`.
+#[derive(Debug, Clone)]
+pub struct DirectorConfig {
+    pub dir: PathBuf,
+    /// Router id and the local address of the session.
+    pub address: Ipv4Addr,
+    pub local_as: u32,
+    pub router: Ipv4Addr,
+    pub router_as: u32,
+    /// Proposed BGP hold time (seconds).
+    pub hold_time: u16,
+    pub vip: Ipv4Addr,
+    pub interval_ms: u64,
+    pub rise: u32,
+    pub fall: u32,
+    pub hold_down_ms: u64,
+    /// `announcer.drain_time`, the default of `ipvs-herald drain`.
+    pub drain_time: String,
+    /// MED of the announced route (a live-reloadable change).
+    pub med: Option<u32>,
+}
+
+impl DirectorConfig {
+    pub fn new(dir: PathBuf, address: Ipv4Addr, router: Ipv4Addr, vip: Ipv4Addr) -> Self {
+        Self {
+            dir,
+            address,
+            local_as: 65001,
+            router,
+            router_as: 65000,
+            hold_time: 9,
+            vip,
+            interval_ms: 200,
+            rise: 2,
+            fall: 2,
+            hold_down_ms: 1000,
+            drain_time: "5s".into(),
+            med: None,
+        }
+    }
+
+    /// The fake procfs root (`<dir>/proc`).
+    pub fn procfs_root(&self) -> PathBuf {
+        self.dir.join("proc")
+    }
+
+    /// The fault hook directory (`IPVS_HERALD_FAULT_DIR`).
+    pub fn fault_dir(&self) -> PathBuf {
+        self.dir.join("fault")
+    }
+
+    pub fn admin_socket(&self) -> PathBuf {
+        self.dir.join("admin.sock")
+    }
+
+    /// The TOML text.
+    pub fn render(&self) -> String {
+        let d = |n: &str| self.dir.join(n).display().to_string();
+        let mut c = format!(
+            r#"[reader]
+source = "procfs"
+procfs_root = "{procfs}"
+kernel_hz = 250
+
+[exporter]
+listen = "127.0.0.1:9639"
+
+[exporter.conn_table]
+enabled = false
+
+[announcer]
+admin_socket = "{admin}"
+maintenance_file = "{maint}"
+drain_time = "{drain}"
+shutdown_drain_time = "1s"
+shutdown_timeout = "5s"
+{state}
+[announcer.bgp]
+router_id = "{addr}"
+local_as = {las}
+listen = "{addr}:179"
+
+[[announcer.bgp.peers]]
+name = "rt"
+address = "{rtr}"
+remote_as = {ras}
+local_address = "{addr}"
+hold_time = {hold}
+connect_retry = {{ min = 0.5, max = 2.0 }}
+
+[[announcer.vip_groups]]
+name = "web"
+prefixes = ["{vip}/32"]
+interval = "{interval}ms"
+rise = {rise}
+fall = {fall}
+hold_down = "{hd}ms"
+"#,
+            procfs = self.procfs_root().display(),
+            admin = self.admin_socket().display(),
+            maint = d("maintenance"),
+            drain = self.drain_time,
+            state = if state_file_supported() {
+                format!("state_file = \"{}\"\n", d("drain-state"))
+            } else {
+                String::new()
+            },
+            addr = self.address,
+            las = self.local_as,
+            rtr = self.router,
+            ras = self.router_as,
+            hold = self.hold_time,
+            vip = self.vip,
+            interval = self.interval_ms,
+            rise = self.rise,
+            fall = self.fall,
+            hd = self.hold_down_ms,
+        );
+        if let Some(med) = self.med {
+            c.push_str(&format!("up = {{ med = {med} }}\n"));
+        }
+        c
+    }
+
+    /// Writes the file atomically to `<dir>/herald.toml` and returns its path.
+    pub fn write(&self) -> TResult<PathBuf> {
+        let p = self.dir.join("herald.toml");
+        write_atomic(&p, &self.render())?;
+        Ok(p)
+    }
+}
+
+/// Whether the binary knows `announcer.state_file` (drains kept across restarts). Every daemon
+/// of these tests gets its own file when it does: the default path is shared by the whole host.
+/// A binary without it has no drain persistence to share, so the key is left out; the test of
+/// that persistence sets it unconditionally and so fails on such a binary.
+pub fn state_file_supported() -> bool {
+    static KNOWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *KNOWN.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        let _ = std::fs::create_dir_all(&dir);
+        let probe = dir.join(format!("state-file-probe-{}.toml", std::process::id()));
+        let text = format!(
+            "[announcer]\nstate_file = \"{}\"\n",
+            dir.join("state-file-probe").display()
+        );
+        let known = std::fs::write(&probe, text).is_ok()
+            && run(Command::new(HERALD)
+                .arg("-c")
+                .arg(&probe)
+                .arg("check-config"))
+            .is_ok();
+        let _ = std::fs::remove_file(&probe);
+        known
+    })
 }

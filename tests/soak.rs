@@ -1,0 +1,2 @@
+//! placeholder
+mod herald_world;
