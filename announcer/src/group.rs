@@ -91,8 +91,13 @@ pub struct GroupRuntime {
     tracker: GroupTracker,
     phase: Phase,
     last_observation: Option<Observation>,
+    /// When the last health observation was fed in (the watchdog's reference).
+    checked_at: Option<Instant>,
     transitions: u64,
 }
+
+/// The shortest time without a health verdict after which an announced group is withdrawn.
+pub const MIN_WATCHDOG_BOUND: Duration = Duration::from_secs(2);
 
 impl GroupRuntime {
     /// A new group, withdrawn. `cfg` must have passed [`VipGroupConfig::validate`].
@@ -104,6 +109,7 @@ impl GroupRuntime {
             attrs,
             phase: Phase::Withdrawn,
             last_observation: None,
+            checked_at: None,
             transitions: 0,
         })
     }
@@ -223,6 +229,7 @@ impl GroupRuntime {
         if let Some(obs) = observation {
             self.tracker.observe(now, &obs);
             self.last_observation = Some(obs);
+            self.checked_at = Some(now);
         }
         let healthy = self.tracker.state() == Health::Up;
         let next = match (self.phase, drained) {
@@ -234,12 +241,50 @@ impl GroupRuntime {
             (Phase::Draining { until }, true) => Phase::Draining { until },
             (_, true) => Phase::Drained,
             (_, false) if healthy => Phase::Announced,
+            // Announcing "down" still claims someone checks the pool: not after the watchdog
+            // withdrew the group, until a verdict comes in again.
             (_, false) => match self.cfg.down_action {
-                DownAction::Withdraw => Phase::Withdrawn,
-                DownAction::Announce => Phase::AnnouncedDown,
+                DownAction::Announce if self.checked_at.is_some() => Phase::AnnouncedDown,
+                DownAction::Announce | DownAction::Withdraw => Phase::Withdrawn,
             },
         };
         self.move_to(next)
+    }
+
+    /// How long an announced group may go without a health verdict before the watchdog
+    /// withdraws it: three intervals, and never less than [`MIN_WATCHDOG_BOUND`].
+    pub fn watchdog_bound(&self) -> Duration {
+        self.cfg.interval.saturating_mul(3).max(MIN_WATCHDOG_BOUND)
+    }
+
+    /// When the watchdog must act on this group if no verdict comes first: `None` while nothing
+    /// is announced (a withdrawn group needs `rise` fresh checks before it is announced anyway).
+    pub fn watchdog_deadline(&self) -> Option<Instant> {
+        if !self.phase.is_announced() {
+            return None;
+        }
+        self.checked_at
+            .and_then(|t| t.checked_add(self.watchdog_bound()))
+    }
+
+    /// The watchdog's verdict: no health check has answered within the bound, so nobody knows
+    /// whether the pool is alive. Whatever the phase and `down_action`, the routes are
+    /// withdrawn (a route for a pool nobody checks is the one thing an announcer must never
+    /// leave up); the group counts as down and returns through `rise` and the hold-down once
+    /// checks answer again. A drain in force still ends in `Drained` at the next step.
+    pub fn expire(&mut self, now: Instant, reason: String) -> Vec<RouteAction> {
+        self.tracker.force_down(now);
+        self.last_observation = Some(Observation {
+            passed: false,
+            reasons: vec![reason],
+            services: Vec::new(),
+        });
+        self.checked_at = None;
+        if self.phase.is_announced() {
+            self.move_to(Phase::Withdrawn)
+        } else {
+            Vec::new()
+        }
     }
 
     /// The earliest instant at which [`GroupRuntime::step`] must run again without an
@@ -353,6 +398,99 @@ mod tests {
         // Steady state: nothing to do.
         assert!(g.step(t, obs(true), false, Duration::ZERO).is_empty());
         assert_eq!(g.transitions(), 1);
+    }
+
+    #[test]
+    fn watchdog_withdraws_an_announced_group_that_nobody_checks() {
+        let mut g = GroupRuntime::new(cfg("interval = \"100ms\"\n")).unwrap();
+        let t = Instant::now();
+        // Withdrawn groups have no deadline: they need fresh checks before any announcement.
+        assert_eq!(g.watchdog_deadline(), None);
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        assert_eq!(g.phase(), Phase::Announced);
+        // 3 x 100 ms is below the floor: the bound is 2 s from the last verdict.
+        assert_eq!(g.watchdog_bound(), MIN_WATCHDOG_BOUND);
+        assert_eq!(g.watchdog_deadline(), Some(t + MIN_WATCHDOG_BOUND));
+        // Steps without an observation (drain deadlines) do not feed the watchdog.
+        let later = t + Duration::from_secs(1);
+        assert!(g.step(later, None, false, Duration::ZERO).is_empty());
+        assert_eq!(g.watchdog_deadline(), Some(t + MIN_WATCHDOG_BOUND));
+        let a = g.expire(t + MIN_WATCHDOG_BOUND, "no verdict".into());
+        assert_eq!(kinds(&a), ["withdraw", "withdraw"]);
+        assert_eq!(g.phase(), Phase::Withdrawn);
+        assert_eq!(g.health(), Health::Down);
+        assert_eq!(g.watchdog_deadline(), None);
+        assert_eq!(g.last_observation().unwrap().reasons, ["no verdict"]);
+        // Back through rise (2) once checks answer again.
+        let t2 = t + Duration::from_secs(5);
+        assert!(g.step(t2, obs(true), false, Duration::ZERO).is_empty());
+        assert_eq!(
+            kinds(&g.step(t2, obs(true), false, Duration::ZERO)),
+            ["announce", "announce"]
+        );
+    }
+
+    #[test]
+    fn watchdog_bound_is_three_intervals_above_the_floor() {
+        let g = GroupRuntime::new(cfg("interval = \"5s\"\n")).unwrap();
+        assert_eq!(g.watchdog_bound(), Duration::from_secs(15));
+    }
+
+    #[test]
+    fn after_the_watchdog_the_hold_down_applies() {
+        let mut c = cfg("");
+        c.hold_down = Duration::from_secs(1);
+        let mut g = GroupRuntime::new(c).unwrap();
+        let t = Instant::now();
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.expire(t, "stuck".into());
+        let soon = t + Duration::from_millis(500);
+        assert!(g.step(soon, obs(true), false, Duration::ZERO).is_empty());
+        assert!(g.step(soon, obs(true), false, Duration::ZERO).is_empty());
+        let later = t + Duration::from_secs(1);
+        assert_eq!(
+            kinds(&g.step(later, obs(true), false, Duration::ZERO)),
+            ["announce", "announce"]
+        );
+    }
+
+    #[test]
+    fn watchdog_withdraws_despite_down_action_announce_until_checks_answer() {
+        let mut g = GroupRuntime::new(cfg("down_action = \"announce\"\n")).unwrap();
+        let t = Instant::now();
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        assert_eq!(
+            kinds(&g.expire(t, "stuck".into())),
+            ["withdraw", "withdraw"]
+        );
+        // No verdict yet: "down" attributes would still claim a checked pool.
+        assert!(g.step(t, None, false, Duration::ZERO).is_empty());
+        assert_eq!(g.phase(), Phase::Withdrawn);
+        // A (failing) verdict: announced with the down attributes, as configured.
+        assert_eq!(
+            kinds(&g.step(t, obs(false), false, Duration::ZERO)),
+            ["announce", "announce"]
+        );
+        assert_eq!(g.phase(), Phase::AnnouncedDown);
+    }
+
+    #[test]
+    fn watchdog_during_a_drain_ends_drained() {
+        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let t = Instant::now();
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, None, true, Duration::from_secs(30));
+        assert!(matches!(g.phase(), Phase::Draining { .. }));
+        assert_eq!(
+            kinds(&g.expire(t, "stuck".into())),
+            ["withdraw", "withdraw"]
+        );
+        assert!(g.step(t, None, true, Duration::from_secs(30)).is_empty());
+        assert_eq!(g.phase(), Phase::Drained);
     }
 
     #[test]

@@ -527,6 +527,18 @@ impl GroupTracker {
         }
     }
 
+    /// Declare the group down now, whatever the counts say: nothing has checked it within the
+    /// watchdog bound (a hung IPVS read, a blocked file), so its last verdict is worth nothing.
+    /// It must then pass `rise` checks again, after the hold-down, like any other fall.
+    pub fn force_down(&mut self, now: Instant) {
+        self.passes = 0;
+        self.fails = self.damping.fall;
+        if self.state == Health::Up {
+            self.state = Health::Down;
+            self.down_since = Some(now);
+        }
+    }
+
     /// When the hold-down ends (if the group is held down), so a caller can report it.
     pub fn hold_down_until(&self) -> Option<Instant> {
         self.down_since.map(|t| t + self.damping.hold_down)

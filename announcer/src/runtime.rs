@@ -13,11 +13,20 @@
 //!
 //! One snapshot serves every group due at the same instant, so a thousand VIPs checked ten
 //! times a second cost ten kernel reads a second, not ten thousand.
+//!
+//! Fail safe: the loop never waits on an IPVS read for longer than it can afford. A read that
+//! hangs (a stuck kernel, a blocked procfs file) stays pending while the loop goes on answering
+//! the admin socket and reloads; an announced group that has had no verdict for its
+//! [watchdog bound](GroupRuntime::watchdog_bound) is withdrawn (log line and
+//! `ipvs_herald_vip_group_watchdog_withdrawals_total`). The loop beats a [`Heartbeat`] at least
+//! once a second; the binary watches it from a thread of its own and ends the process when the
+//! loop itself is wedged, so that the kernel closes the BGP sessions.
 
 use crate::admin::{Envelope, GroupStatus, Maintenance, Reply, Request, Target};
 use crate::group::{GroupRuntime, Phase, RouteAction};
 use crate::health::{evaluate_with, CheckInput, Health};
 use crate::vip::VipGroupConfig;
+use herald_shared::model::Snapshot;
 use herald_shared::reader::IpvsSource;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -29,9 +38,145 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
+
+/// The loop beats its heartbeat at least this often, even with nothing due.
+const BEAT_PERIOD: Duration = Duration::from_secs(1);
+
+/// The longest the loop waits on a pending IPVS read in one go before it looks at its other
+/// work (control messages, drain deadlines, the watchdog) again.
+const READ_SLICE: Duration = Duration::from_millis(250);
+
+/// Slack of the loop's own watchdog on top of twice the largest group bound: the loop may
+/// legitimately spend a read slice, a batch of route actions and a reload between beats.
+const WEDGE_SLACK: Duration = Duration::from_secs(10);
+
+/// Proof of life of the control loop, for a watcher outside the async runtime.
+///
+/// The loop [beats](Heartbeat::beat) it on every turn (at least once a second) and keeps its
+/// bound up to date (10 s plus twice the largest group watchdog bound). [`Heartbeat::check`]
+/// answers whether the loop has been silent for longer than that. After the loop has ended on
+/// purpose (shutdown) the heartbeat is stopped and always passes.
+#[derive(Debug, Clone)]
+pub struct Heartbeat {
+    inner: Arc<HeartbeatInner>,
+}
+
+#[derive(Debug)]
+struct HeartbeatInner {
+    epoch: Instant,
+    /// Milliseconds after `epoch` of the last beat.
+    last_ms: AtomicU64,
+    /// Longest silence allowed, in milliseconds; `u64::MAX` once stopped.
+    bound_ms: AtomicU64,
+}
+
+/// A control loop that has not beaten its [`Heartbeat`] within its bound.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the announcer's control loop has made no progress for {silent:?} (bound {bound:?})")]
+pub struct Wedged {
+    pub silent: Duration,
+    pub bound: Duration,
+}
+
+impl Default for Heartbeat {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Heartbeat {
+    pub fn new() -> Self {
+        Heartbeat {
+            inner: Arc::new(HeartbeatInner {
+                epoch: Instant::now(),
+                last_ms: AtomicU64::new(0),
+                bound_ms: AtomicU64::new(millis(
+                    WEDGE_SLACK + 2 * crate::group::MIN_WATCHDOG_BOUND,
+                )),
+            }),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        millis(self.inner.epoch.elapsed())
+    }
+
+    /// The loop is alive now.
+    pub fn beat(&self) {
+        self.inner.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    fn set_bound(&self, bound: Duration) {
+        self.inner.bound_ms.store(millis(bound), Ordering::Relaxed);
+    }
+
+    /// The loop ended on purpose: no longer watched.
+    pub fn stop(&self) {
+        self.inner.bound_ms.store(u64::MAX, Ordering::Relaxed);
+    }
+
+    /// `Err` when the loop has been silent for longer than its bound.
+    pub fn check(&self) -> Result<(), Wedged> {
+        let bound = self.inner.bound_ms.load(Ordering::Relaxed);
+        let silent = self
+            .now_ms()
+            .saturating_sub(self.inner.last_ms.load(Ordering::Relaxed));
+        if bound != u64::MAX && silent > bound {
+            return Err(Wedged {
+                silent: Duration::from_millis(silent),
+                bound: Duration::from_millis(bound),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Faults that only tests turn on, to prove the fail-safe paths with the real binary: inert
+/// unless the environment variable `IPVS_HERALD_FAULT_DIR` names a directory. Then, while the
+/// file `<dir>/stuck-read` exists every IPVS read of the loop blocks; while `<dir>/wedge` exists
+/// the loop blocks its thread; when `<dir>/panic` exists the loop panics at its next turn.
+#[derive(Debug, Clone, Default)]
+pub struct FaultHooks {
+    dir: Option<PathBuf>,
+}
+
+impl FaultHooks {
+    /// The environment variable that turns the hooks on.
+    pub const ENV: &'static str = "IPVS_HERALD_FAULT_DIR";
+
+    pub fn from_env() -> Self {
+        let dir = std::env::var_os(Self::ENV)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from);
+        if let Some(d) = &dir {
+            tracing::warn!(dir = %d.display(), "fault hooks are on ({}): for tests only", Self::ENV);
+        }
+        FaultHooks { dir }
+    }
+
+    fn on(&self, name: &str) -> bool {
+        self.dir.as_ref().is_some_and(|d| d.join(name).exists())
+    }
+
+    /// Block while `<dir>/<name>` exists (bounded: ten minutes at most).
+    fn hold(&self, name: &str) {
+        let start = Instant::now();
+        while self.on(name) && start.elapsed() < Duration::from_secs(600) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// What one read of the loop returns: the IPVS snapshot and the host's addresses.
+type ReadResult = (Result<Snapshot, String>, Vec<IpAddr>);
 
 /// A boxed future, for object-safe async traits.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -109,6 +254,8 @@ struct Metrics {
     transitions: Family<GroupLabel, Counter>,
     last_transition: Family<GroupLabel, Gauge<f64, std::sync::atomic::AtomicU64>>,
     checks_failed: Family<GroupLabel, Counter>,
+    watchdog_withdrawals: Family<GroupLabel, Counter>,
+    read_pending: Gauge<f64, AtomicU64>,
     backend_errors: Counter,
 }
 
@@ -170,6 +317,16 @@ impl Metrics {
             "checks_failed",
             "Health checks of the group that failed",
             m.checks_failed.clone(),
+        );
+        r.register(
+            "watchdog_withdrawals",
+            "Withdrawals of the group because no health verdict came within its watchdog bound (max(3 x interval, 2s)): a hung IPVS read or a blocked loop",
+            m.watchdog_withdrawals.clone(),
+        );
+        registry.register(
+            "ipvs_herald_announcer_ipvs_read_pending_seconds",
+            "How long the announcer's current IPVS read has been running (0 when none is)",
+            m.read_pending.clone(),
         );
         registry.register(
             "ipvs_herald_route_backend_errors",
@@ -257,6 +414,7 @@ impl Metrics {
             f.remove(&l);
         }
         self.transitions.remove(&l);
+        self.watchdog_withdrawals.remove(&l);
         self.last_transition.remove(&l);
         self.checks_failed.remove(&l);
         for p in PHASES {
@@ -298,6 +456,11 @@ pub struct Runtime {
     metrics: Metrics,
     /// Metric handles by group name.
     gauges: BTreeMap<String, GroupGauges>,
+    /// The IPVS read under way, kept across turns so that a hung read never blocks the loop,
+    /// and when it started.
+    pending: Option<(tokio::task::JoinHandle<ReadResult>, Instant)>,
+    heartbeat: Heartbeat,
+    faults: FaultHooks,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -334,14 +497,49 @@ impl Runtime {
             shutdown: None,
             metrics: Metrics::register(registry),
             gauges: BTreeMap::new(),
+            pending: None,
+            heartbeat: Heartbeat::new(),
+            faults: FaultHooks::default(),
         })
+    }
+
+    /// The loop's proof of life, to be watched from outside (see [`Heartbeat`]).
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
+    }
+
+    /// Turn on the test-only [`FaultHooks`].
+    pub fn with_fault_hooks(mut self, faults: FaultHooks) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The heartbeat's bound: the loop may be silent for a read slice and a turn's work, well
+    /// within twice the largest group bound plus slack.
+    fn update_wedge_bound(&self) {
+        let largest = self
+            .groups
+            .iter()
+            .map(|(g, _)| g.watchdog_bound())
+            .max()
+            .unwrap_or(crate::group::MIN_WATCHDOG_BOUND);
+        self.heartbeat
+            .set_bound(WEDGE_SLACK.saturating_add(largest.saturating_mul(2)));
     }
 
     /// Run until a [`Control::Shutdown`] has drained and withdrawn everything, or until the
     /// control channel closes (then routes are left as they are: the BGP session's end withdraws
     /// them).
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
+        self.update_wedge_bound();
         loop {
+            self.heartbeat.beat();
+            self.faults.hold("wedge");
+            assert!(
+                !self.faults.on("panic"),
+                "fault hook: control-loop panic ({}/panic exists)",
+                FaultHooks::ENV
+            );
             let now = tokio::time::Instant::now().into_std();
             self.tick(now).await;
             if let Some((_, _)) = &self.shutdown {
@@ -350,6 +548,7 @@ impl Runtime {
                     if let Some((_, done)) = self.shutdown.take() {
                         let _ = done.send(());
                     }
+                    self.heartbeat.stop();
                     return;
                 }
             }
@@ -357,7 +556,10 @@ impl Runtime {
             tokio::select! {
                 _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
                 msg = control.recv() => match msg {
-                    None => return,
+                    None => {
+                        self.heartbeat.stop();
+                        return;
+                    }
                     Some(msg) => self.control(msg).await,
                 },
             }
@@ -367,10 +569,59 @@ impl Runtime {
     fn next_wake(&self, now: Instant) -> Instant {
         self.groups
             .iter()
-            .flat_map(|(g, due)| [Some(*due), g.deadline()])
+            .flat_map(|(g, due)| [Some(*due), g.deadline(), g.watchdog_deadline()])
             .flatten()
+            .chain(now.checked_add(BEAT_PERIOD))
             .min()
-            .unwrap_or(now + Duration::from_secs(1))
+            .unwrap_or(now)
+    }
+
+    /// The IPVS read for this turn: the pending one if a read is under way, else a new one;
+    /// waited on for at most [`READ_SLICE`] and never past the first watchdog deadline. `None`
+    /// when it has not answered yet (it stays pending for the next turn).
+    async fn read(&mut self, now: Instant) -> Option<ReadResult> {
+        let (handle, started) = self.pending.get_or_insert_with(|| {
+            let source = self.source.clone();
+            let local = self.local.clone();
+            let faults = self.faults.clone();
+            let handle = tokio::task::spawn_blocking(move || {
+                faults.hold("stuck-read");
+                let snapshot = source.snapshot().map_err(|e| e.to_string());
+                let local = local.local_addrs().unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot list local addresses");
+                    Vec::new()
+                });
+                (snapshot, local)
+            });
+            (handle, now)
+        });
+        let started = *started;
+        let first_deadline = self
+            .groups
+            .iter()
+            .filter_map(|(g, _)| g.watchdog_deadline())
+            .min();
+        let wait = first_deadline
+            .map(|d| d.saturating_duration_since(now))
+            .unwrap_or(READ_SLICE)
+            .clamp(Duration::from_millis(10), READ_SLICE);
+        let result = tokio::time::timeout(wait, handle).await;
+        let waited = tokio::time::Instant::now()
+            .into_std()
+            .saturating_duration_since(started);
+        let Ok(joined) = result else {
+            self.metrics.read_pending.set(waited.as_secs_f64());
+            if waited >= Duration::from_secs(1) && waited - wait < Duration::from_secs(1) {
+                tracing::warn!(pending = ?waited, "IPVS read has not answered yet");
+            }
+            return None;
+        };
+        self.pending = None;
+        self.metrics.read_pending.set(0.0);
+        Some(match joined {
+            Ok(r) => r,
+            Err(e) => (Err(format!("reader task failed: {e}")), Vec::new()),
+        })
     }
 
     fn drain_of(&self, name: &str, maintenance: &Maintenance) -> Option<Duration> {
@@ -398,23 +649,12 @@ impl Runtime {
             }
             None => Maintenance::None,
         };
-        let (snapshot, local) = if any_due {
-            let source = self.source.clone();
-            let local = self.local.clone();
-            let read =
-                tokio::task::spawn_blocking(move || (source.snapshot(), local.local_addrs())).await;
-            match read {
-                Ok((s, l)) => (
-                    Some(s.map_err(|e| e.to_string())),
-                    l.unwrap_or_else(|e| {
-                        tracing::warn!(error = %e, "cannot list local addresses");
-                        Vec::new()
-                    }),
-                ),
-                Err(e) => (Some(Err(format!("reader task failed: {e}"))), Vec::new()),
-            }
-        } else {
-            (None, Vec::new())
+        let (snapshot, local) = match any_due {
+            true => match self.read(now).await {
+                Some((s, l)) => (Some(s), l),
+                None => (None, Vec::new()),
+            },
+            false => (None, Vec::new()),
         };
         // The read can take long (large tables, a loaded host): decide at the time the actions
         // go out, so that a drain starting now announces its draining attributes for the whole
@@ -455,12 +695,33 @@ impl Runtime {
             };
             let before = group.phase();
             let health_before = group.health();
-            let actions = group.step(
+            let mut actions = Vec::new();
+            if let (None, Some(deadline)) = (&observation, group.watchdog_deadline()) {
+                if now >= deadline {
+                    let bound = group.watchdog_bound();
+                    let reason = match &self.pending {
+                        Some((_, started)) => format!(
+                            "watchdog: no health verdict within {bound:?} (the IPVS read has not answered for {:?})",
+                            now.saturating_duration_since(*started)
+                        ),
+                        None => format!("watchdog: no health verdict within {bound:?}"),
+                    };
+                    tracing::error!(group = %name, %reason, "withdrawing a VIP group nobody is checking");
+                    self.metrics
+                        .watchdog_withdrawals
+                        .get_or_create(&GroupLabel {
+                            group: name.clone(),
+                        })
+                        .inc();
+                    actions = group.expire(now, reason);
+                }
+            }
+            actions.extend(group.step(
                 now,
                 observation,
                 drain.is_some(),
                 drain.unwrap_or(Duration::ZERO),
-            );
+            ));
             let after = group.phase();
             if health_before != group.health() {
                 let reasons = group
@@ -651,6 +912,7 @@ impl Runtime {
             }
         }
         self.groups = kept;
+        self.update_wedge_bound();
         self.admin_drains.retain(|name, _| new_names.contains(name));
         let removed: Vec<_> = removed
             .into_iter()
@@ -1080,5 +1342,156 @@ mod tests {
         assert!(line.ends_with("} 3"), "{line}");
         drop(tx);
         let _ = task.await;
+    }
+
+    /// IPVS that blocks every read while `stuck` is set (a hung kernel read), bounded at 20 s.
+    struct StuckIpvs(FakeIpvs, std::sync::atomic::AtomicBool);
+
+    impl IpvsSource for StuckIpvs {
+        fn snapshot(&self) -> Result<Snapshot, ReadError> {
+            let start = Instant::now();
+            while self.1.load(std::sync::atomic::Ordering::SeqCst)
+                && start.elapsed() < Duration::from_secs(20)
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            self.0.snapshot()
+        }
+
+        fn conn_table(&self, l: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {
+            self.0.conn_table(l)
+        }
+    }
+
+    /// A read that hangs withdraws the group at its watchdog bound (2 s for a 100 ms interval),
+    /// not never; the loop answers the admin socket meanwhile and beats its heartbeat; when
+    /// reads answer again the group comes back through rise and hold-down. Real time: a hung
+    /// blocking read keeps tokio's paused clock from moving.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_hung_read_withdraws_at_the_watchdog_bound_and_the_loop_stays_responsive() {
+        let ipvs = Arc::new(StuckIpvs(
+            FakeIpvs(Mutex::new(Some([1, 1, 1]))),
+            std::sync::atomic::AtomicBool::new(false),
+        ));
+        let rec = Arc::new(Recorder::default());
+        let mut registry = Registry::default();
+        let rt = Runtime::new(
+            vec![group()],
+            ipvs.clone(),
+            rec.clone(),
+            Arc::new(NoAddrs),
+            RuntimeSettings {
+                drain_time: Duration::from_secs(3),
+                maintenance_file: None,
+            },
+            &mut registry,
+        )
+        .unwrap();
+        let heartbeat = rt.heartbeat();
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(rt.run(rx));
+        let wait_for = |n: usize, within: Duration| {
+            let rec = rec.clone();
+            async move {
+                let start = Instant::now();
+                while rec.0.lock().unwrap().len() < n {
+                    assert!(
+                        start.elapsed() < within,
+                        "fewer than {n} actions after {within:?}: {:?}",
+                        events(&rec)
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                start.elapsed()
+            }
+        };
+        wait_for(1, Duration::from_secs(5)).await;
+        assert_eq!(events(&rec), ["announce 192.0.2.10/32 med=None comm=[]"]);
+
+        ipvs.1.store(true, std::sync::atomic::Ordering::SeqCst);
+        let stuck_at = Instant::now();
+        // The loop still answers while the read hangs.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let (rtx, rrx) = oneshot::channel();
+        let asked = Instant::now();
+        tx.send(Control::Admin((Request::Status, rtx)))
+            .await
+            .unwrap();
+        let reply = tokio::time::timeout(Duration::from_secs(1), rrx)
+            .await
+            .expect("status answered while the read hangs")
+            .unwrap();
+        assert!(
+            asked.elapsed() < Duration::from_millis(500),
+            "{:?}",
+            asked.elapsed()
+        );
+        assert_eq!(reply.groups[0].state, "announced");
+        assert!(heartbeat.check().is_ok());
+
+        wait_for(2, Duration::from_secs(4)).await;
+        let withdrawn_after = stuck_at.elapsed();
+        assert_eq!(events(&rec)[1], "withdraw 192.0.2.10/32");
+        // Bound 2 s after the last verdict, which came at most one interval before the hang.
+        assert!(
+            withdrawn_after >= Duration::from_millis(1800)
+                && withdrawn_after < Duration::from_millis(2600),
+            "withdrawn {withdrawn_after:?} after the read hung"
+        );
+        let mut t = String::new();
+        prometheus_client::encoding::text::encode(&mut t, &registry).unwrap();
+        assert!(
+            t.contains("ipvs_herald_vip_group_watchdog_withdrawals_total{group=\"web\"} 1"),
+            "{t}"
+        );
+        assert!(
+            t.contains("ipvs_herald_vip_group_phase{group=\"web\",phase=\"withdrawn\"} 1"),
+            "{t}"
+        );
+        let (rtx, rrx) = oneshot::channel();
+        tx.send(Control::Admin((Request::Status, rtx)))
+            .await
+            .unwrap();
+        let reply = rrx.await.unwrap();
+        assert!(
+            reply.groups[0].reasons[0].starts_with("watchdog: no health verdict within 2s"),
+            "{:?}",
+            reply.groups[0].reasons
+        );
+        assert!(heartbeat.check().is_ok());
+
+        // Reads answer again: back after rise (2 x 100 ms) and the 1 s hold-down, which counts
+        // from the watchdog's withdrawal.
+        ipvs.1.store(false, std::sync::atomic::Ordering::SeqCst);
+        wait_for(3, Duration::from_secs(5)).await;
+        let log = rec.0.lock().unwrap().clone();
+        assert_eq!(log[2].1, "announce 192.0.2.10/32 med=None comm=[]");
+        let held = log[2].0 - log[1].0;
+        assert!(
+            held >= Duration::from_secs(1),
+            "back {held:?} after the withdrawal"
+        );
+        drop(tx);
+        let _ = task.await;
+        // The loop ended on purpose: nothing to watch any more.
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(heartbeat.check().is_ok());
+    }
+
+    #[test]
+    fn heartbeat_fails_after_its_bound_and_passes_once_stopped() {
+        let h = Heartbeat::new();
+        h.set_bound(Duration::from_millis(50));
+        h.beat();
+        assert!(h.check().is_ok());
+        std::thread::sleep(Duration::from_millis(120));
+        let e = h.check().unwrap_err();
+        assert!(e.silent >= Duration::from_millis(100), "{e}");
+        assert_eq!(e.bound, Duration::from_millis(50));
+        h.beat();
+        assert!(h.check().is_ok());
+        std::thread::sleep(Duration::from_millis(120));
+        h.stop();
+        assert!(h.check().is_ok());
     }
 }
