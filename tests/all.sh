@@ -2,8 +2,9 @@
 # The whole test suite: what the README's second command runs and what CI (.ci/run) calls.
 #
 # Stages, each loud on failure (set -e): install missing Debian packages, formatting and lints,
-# unit and integration tests of every crate, fuzz smoke runs of every decoder, BGP interop against
-# real BIRD 2 / FRR / GoBGP in network namespaces, and the QEMU lab with a real IPVS kernel.
+# unit and integration tests of every crate, fault tests and the soak of the binary (real BIRD in
+# network namespaces), fuzz smoke runs of every decoder, BGP interop against real BIRD 2 / FRR /
+# GoBGP in network namespaces, and the QEMU lab with a real IPVS kernel.
 # Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,13 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, promtool, Prometheus)"
 cargo test --workspace --locked
+
+stage "fault tests: the binary against a real BIRD in namespaces (panic, stuck read, wedge, IPVS gone, router restart, silent link loss, kill -9, drain across a restart; tests/README.md)"
+cargo clippy --locked -p ipvs-herald --test faults --test soak -- -D warnings
+cargo test --locked --test faults -- --nocapture
+
+stage "soak: two directors, ECMP router, traffic, seeded random faults, invariant checker (SOAK_SECONDS=${SOAK_SECONDS:-120})"
+SOAK_SECONDS="${SOAK_SECONDS:-120}" cargo test --locked --test soak -- --nocapture
 
 stage "fuzz smoke runs (every decoder)"
 if ! cargo fuzz --version >/dev/null 2>&1; then

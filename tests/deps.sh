@@ -20,6 +20,7 @@ declare -A need=(
   [curl]=curl
   [python3]=python3
   [kmod]=kmod
+  [nft]=nftables
 )
 missing=()
 for cmd in "${!need[@]}"; do

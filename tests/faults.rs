@@ -11,6 +11,7 @@
 //! | `ipvs_gone_*` | `/proc/net/ip_vs` removed (module unloaded) | route gone within interval × fall + slack, `ipvs_up 0`; back after |
 //! | `router_restart_*` | BIRD killed -9, started again | session back ≤ `connect_retry.max` + 1 s, route re-announced |
 //! | `silent_link_loss_*` | every packet dropped on the router's link (nftables), no TCP reset | both sides expire the session (hold time 3 s); it recovers, the route returns |
+//! | `wedged_control_loop_*` | `<fault dir>/wedge` (hook: the control loop blocks its thread) | the process aborts within 10 s + 2 × the group bound (+ 2 s); route gone, exit non-zero |
 //! | `kill9_mid_drain_*`, `kill9_mid_reload_*` | SIGKILL while draining / right after SIGHUP | route gone ≤ 1 s |
 //! | `drain_survives_restart` | `drain`, SIGTERM, start again | the group stays drained and unannounced; `undrain` brings it back |
 //!
@@ -197,6 +198,39 @@ fn control_loop_panic_withdraws_within_1s_and_exits_non_zero() {
             }
             if !rig.herald.log_text().contains("panic") {
                 return Err("the daemon's log does not mention the panic".into());
+            }
+            Ok(())
+        },
+    );
+}
+
+#[test]
+fn wedged_control_loop_aborts_the_process() {
+    with_rig(
+        "wedge",
+        "fw",
+        |_| {},
+        |rig| {
+            rig.start_announced()?;
+            let t0 = Instant::now();
+            touch(&rig.fault("wedge"))?;
+            // No progress for 10 s + 2 x the largest group bound (max(3 x 200 ms, 2 s)) aborts.
+            let bound = Duration::from_secs(10 + 2 * 2);
+            let slack = Duration::from_secs(2);
+            let gone = rig.route_gone_since(t0, bound + slack + Duration::from_secs(10))?;
+            let status = rig.herald.wait_exit(Duration::from_secs(10))?;
+            eprintln!(
+                "wedge: route gone {} after the hook (bound {} + {} slack); exit {status:?} (signal {:?})",
+                secs(gone),
+                secs(bound),
+                secs(slack),
+                status.signal()
+            );
+            if gone > bound + slack {
+                return Err(format!("route gone after {}", secs(gone)));
+            }
+            if status.success() {
+                return Err(format!("exit status {status} after a wedge"));
             }
             Ok(())
         },

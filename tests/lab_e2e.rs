@@ -726,6 +726,9 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
     let t_down = r.at("pool-down-begin", None);
     let t_kill = r.at("kill9", None);
     let t_alert = r.at("alert-pool-down-begin", None);
+    // IPVS gone on both directors: no route at all until the modules and tables are back.
+    let t_flush = r.at("rmmod-flush", None);
+    let t_back = r.at("modprobe-done", None);
     let windows = [
         (t_down, r.path(VIP_WEB, t_down, 1) + SETTLE_S),
         (
@@ -733,6 +736,10 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
             r.path(VIP_WEB, t_kill, 1).max(r.path(VIP_API, t_kill, 1)) + SETTLE_S,
         ),
         (t_alert, r.path(VIP_API, t_alert, 1) + SETTLE_S),
+        (
+            t_flush,
+            r.path(VIP_WEB, t_back, 2).max(r.path(VIP_API, t_back, 2)) + SETTLE_S,
+        ),
     ];
     // Before both directors announced, the client had no route at all.
     let t_announced = r.at("announced", None);
@@ -745,7 +752,7 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
         .collect();
     assert!(
         stray.is_empty(),
-        "requests failed outside the two pool-down and the kill -9 windows {windows:?}: {stray:?}\nevents:\n{}",
+        "requests failed outside the two pool-down, the kill -9 and the IPVS-gone windows {windows:?}: {stray:?}\nevents:\n{}",
         r.event_log()
     );
     let after: Vec<&Request> = r
@@ -758,6 +765,80 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
         "{failed} of {} requests after the first announcement failed, all inside the windows {windows:?}",
         after.len()
     );
+}
+
+#[test]
+fn ipvs_module_unloaded_withdraws_every_group_and_returns() {
+    let r = run();
+    r.no_errors();
+    let t_flush = r.at("rmmod-flush", None);
+    let t_rm = r.at("rmmod-done", None);
+    // Every group of both directors withdrawn: the router has no route to any VIP, and still
+    // none 3 s (many intervals) after the module went.
+    for vip in [VIP_WEB, VIP_API, VIP_WEB6, VIP_MGD] {
+        let gone = r.path(vip, t_flush, 0);
+        let e = r
+            .find("rmmod-nexthops", Some(vip))
+            .unwrap_or_else(|| panic!("no rmmod-nexthops {vip}:\n{}", r.event_log()));
+        assert_eq!(
+            e.args.get(1).map(String::as_str),
+            Some("0"),
+            "{vip}: next hops at the router with ip_vs unloaded: {:?}",
+            e.args
+        );
+        let back = r.changes(vip, t_rm, r.at("modprobe-begin", None));
+        assert!(
+            back.iter().all(|c| c.nexthops == 0),
+            "{vip}: a path came back while ip_vs was unloaded: {:?}",
+            back.iter().map(|c| (c.t, c.nexthops)).collect::<Vec<_>>()
+        );
+        eprintln!(
+            "ipvsadm -C + rmmod ip_vs -> {vip} gone {:.2} s after the flush",
+            gone - t_flush
+        );
+    }
+    for d in ["d1", "d2"] {
+        let e = r
+            .find("rmmod-ipvs-up", Some(d))
+            .unwrap_or_else(|| panic!("no rmmod-ipvs-up {d}"));
+        assert_eq!(
+            e.args.get(1).map(String::as_str),
+            Some("0"),
+            "{d}: ipvs_up with ip_vs unloaded: {:?}",
+            e.args
+        );
+        let e = r
+            .find("rmmod-alive", Some(d))
+            .unwrap_or_else(|| panic!("no rmmod-alive {d}"));
+        assert_eq!(
+            e.args.get(1).map(String::as_str),
+            Some("1"),
+            "{d}: the daemon died when ip_vs was unloaded"
+        );
+        let status = r.read(&format!("status-rmmod-{d}.txt"));
+        assert!(
+            status.contains("not loaded"),
+            "{d}: `status` with ip_vs unloaded does not name the missing module:\n{status}"
+        );
+        let e = r
+            .find("modprobe-ipvs-up", Some(d))
+            .unwrap_or_else(|| panic!("no modprobe-ipvs-up {d}"));
+        assert_eq!(
+            e.args.get(1).map(String::as_str),
+            Some("1"),
+            "{d}: ipvs_up after the module returned: {:?}",
+            e.args
+        );
+    }
+    // After insmod and the tables re-added, every group returns.
+    let t_back = r.at("modprobe-done", None);
+    for (vip, n) in [(VIP_WEB, 2), (VIP_API, 2), (VIP_WEB6, 2), (VIP_MGD, 1)] {
+        let at = r.path(vip, t_back, n);
+        eprintln!(
+            "ip_vs and tables back -> {vip} with {n} next hops after {:.2} s",
+            at - t_back
+        );
+    }
 }
 
 /// Asserts that two `bird_proto d1` readings (state, since-date, since-time, info) are the same

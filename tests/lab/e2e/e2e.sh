@@ -5,7 +5,8 @@
 # lists: pool down (weights 0) and back, kill -9, SIGTERM, drain of one VIP group; then a SIGHUP
 # with changed route attributes and one with an invalid file, the maintenance file, an alert
 # observed in Prometheus during a pool-down, and the `vip_address = "manage"` group's address
-# around its withdrawal and return (IPv6 runs through all of it as group web6). Every step is
+# around its withdrawal and return, and the ip_vs module unloaded and loaded again (IPv6 runs
+# through all of it as group web6). Every step is
 # bounded by a wait with a generous timeout; the guest only records (events.txt with uptime
 # stamps, requests.txt, BIRD and ipvsadm views), tests/lab_e2e.rs asserts.
 
@@ -389,6 +390,74 @@ e2e_manage() {
     mgd_req 5 returned
 }
 
+# IPVS gone: every service flushed (`ipvsadm -C` on both directors), then the ip_vs module
+# unloaded (its scheduler modules first); every group must be withdrawn with `ipvs_up 0` and both
+# daemons alive. Then the modules are loaded again (insmod in /lib/modules/order, as at boot) and
+# the tables re-added: everything must come back. Metrics and `status` are saved at both moments.
+e2e_rmmod() {
+    ev rmmod-flush
+    for n in 1 2; do
+        ip netns exec "d$n" ipvsadm -C || ev error "ipvsadm -C on d$n failed"
+    done
+    ev rmmod-begin
+    : >"$E2E_OUT/rmmod.log"
+    # Bounded retries: a flushed service's scheduler is released after an RCU grace period.
+    gone=""
+    for try in 1 2 3 4 5 6 7 8 9 10; do
+        for m in $(awk '$1 ~ /^ip_vs_/ {print $1}' /proc/modules); do
+            rmmod "$m" >>"$E2E_OUT/rmmod.log" 2>&1
+        done
+        if rmmod ip_vs >>"$E2E_OUT/rmmod.log" 2>&1 || ! grep -q '^ip_vs ' /proc/modules; then
+            gone=1
+            break
+        fi
+        sleep 1
+    done
+    if [ -z "$gone" ] || grep -q '^ip_vs' /proc/modules; then
+        ev error "ip_vs still loaded after rmmod: $(grep '^ip_vs' /proc/modules | tr '\n' ' ')"
+        return 1
+    fi
+    ev rmmod-done
+    for v in "$VIP_WEB" "$VIP_API" "$VIP_WEB6" "$VIP_MGD"; do
+        wait_nh "$v" 0 30 "rmmod-gone-$v" || return 1
+    done
+    # Several intervals with the module gone: nothing may come back.
+    sleep 3
+    for v in "$VIP_WEB" "$VIP_API" "$VIP_WEB6" "$VIP_MGD"; do
+        ev rmmod-nexthops "$v" "$(nh_count "$v")"
+    done
+    for n in 1 2; do
+        scrape_d "$n" "$E2E_OUT/metrics-rmmod-d$n.txt"
+        ev rmmod-ipvs-up "d$n" "$(metric "$E2E_OUT/metrics-rmmod-d$n.txt" ipvs_up)"
+        ip netns exec "d$n" "$HERALD" --config "$E2E/d$n/herald.toml" status \
+            >"$E2E_OUT/status-rmmod-d$n.txt" 2>&1
+        if kill -0 "$(cat "$E2E/d$n/pid")" 2>/dev/null; then
+            ev rmmod-alive "d$n" 1
+        else
+            ev rmmod-alive "d$n" 0
+        fi
+    done
+    snapshot_views rmmod
+    ev modprobe-begin
+    while read -r m; do
+        case "$m" in
+        ip_vs*) insmod "/lib/modules/$m.ko" >>"$E2E_OUT/rmmod.log" 2>&1 ||
+            echo "FAILED insmod $m" >>"$E2E_OUT/rmmod.log" ;;
+        esac
+    done </lib/modules/order
+    grep -q '^ip_vs ' /proc/modules || { ev error "insmod ip_vs failed"; return 1; }
+    for n in 1 2; do
+        ipvs_tables "d$n" || { ev error "ipvs_tables d$n failed after insmod"; return 1; }
+    done
+    ev modprobe-done
+    e2e_announced 60 modprobe-back || return 1
+    for n in 1 2; do
+        scrape_d "$n" "$E2E_OUT/metrics-modprobe-d$n.txt"
+        ev modprobe-ipvs-up "d$n" "$(metric "$E2E_OUT/metrics-modprobe-d$n.txt" ipvs_up)"
+    done
+    sleep 1
+}
+
 # Every expression of the announcer dashboard and rules (extracted on the host into
 # /lab/e2e-prom/queries.tsv: index, kind, URL-encoded PromQL) against the in-VM Prometheus.
 e2e_prom_queries() {
@@ -453,7 +522,7 @@ run_e2e() {
             ev conns6-end "d$n" "$(conns "d$n" "$VIP_WEB6")"
         done
         e2e_pool && e2e_kill9 && e2e_sigterm && e2e_drain && e2e_reload && e2e_maint &&
-            e2e_alert && e2e_manage
+            e2e_alert && e2e_manage && e2e_rmmod
         ev scenario-end "$?"
         e2e_prom_queries
     else
