@@ -12,11 +12,14 @@
 //! running configuration agree on them again.
 
 use crate::config::{Config, LogFormat};
+use crate::failsafe;
 use anyhow::Context;
 use herald_announcer::admin;
-use herald_announcer::backend::{KernelBackend, VipAddresses, WithVipAddresses};
+use herald_announcer::backend::{KernelBackend, KernelConfig, VipAddresses, WithVipAddresses};
 use herald_announcer::bgp::{Speaker, SpeakerHandle};
-use herald_announcer::runtime::{Control, RouteSink, Runtime, RuntimeSettings};
+use herald_announcer::runtime::{
+    Control, FaultHooks, Heartbeat, RouteSink, Runtime, RuntimeSettings,
+};
 use herald_announcer::sinks::{BgpSink, InterfaceAddrs};
 use herald_announcer::vip::VipAddressMode;
 use herald_announcer::BackendKind;
@@ -136,7 +139,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let server = tokio::spawn(herald_exporter::serve(
+    let mut server = tokio::spawn(herald_exporter::serve(
         listener,
         Arc::new(registry),
         cfg.exporter.clone(),
@@ -146,17 +149,43 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut heartbeats = vec![("the async runtime", failsafe::runtime_heartbeat())];
+    if let Some(a) = &announcer {
+        heartbeats.push(("the announcer's control loop", a.heartbeat.clone()));
+    }
+    failsafe::spawn_watchdog(heartbeats).context("cannot start the watchdog thread")?;
+    failsafe::notify(&[sd_notify::NotifyState::Ready]);
     let mut running = cfg;
+    // Set when the metrics server ended by itself: the daemon must not live on without it.
+    let mut server_ended = None;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&path, &mut running, &config_metrics, announcer.as_mut()).await,
+            _ = hup.recv() => {
+                failsafe::notify_reloading();
+                reload(&path, &mut running, &config_metrics, announcer.as_mut()).await;
+                failsafe::notify(&[sd_notify::NotifyState::Ready]);
+            }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            r = &mut server => {
+                let why = match r {
+                    Ok(Ok(())) => "the metrics server stopped by itself".to_string(),
+                    Ok(Err(e)) => format!("the metrics server failed: {e}"),
+                    Err(e) => format!("the metrics server task failed: {e}"),
+                };
+                tracing::error!("{why}: stopping (drain, withdraw) and exiting with an error");
+                server_ended = Some(why);
+                break;
+            }
         }
     }
+    failsafe::notify(&[sd_notify::NotifyState::Stopping]);
 
     if let Some(a) = announcer {
         a.stop(&running.announcer).await;
+    }
+    if let Some(why) = server_ended {
+        anyhow::bail!("{why}");
     }
     let _ = stop_tx.send(true);
     match tokio::time::timeout(
@@ -292,6 +321,8 @@ struct Announcer {
     admin_stop: Option<oneshot::Sender<()>>,
     /// Where the admin socket's requests go (cloned for a rebound socket).
     admin_tx: mpsc::Sender<admin::Envelope>,
+    /// The control loop's proof of life, for the watchdog thread.
+    heartbeat: Heartbeat,
 }
 
 /// Start serving the admin socket `listener`; returns the sender that stops it.
@@ -354,6 +385,9 @@ impl Announcer {
                 let backend = KernelBackend::new(a.kernel.clone())
                     .await
                     .context("cannot set up the kernel route backend")?;
+                // Kernel routes outlive the process, unlike BGP sessions.
+                let kernel = a.kernel.clone();
+                failsafe::on_fatal(move || withdraw_kernel_routes(kernel.clone()));
                 match backend.reconcile(&[]).await {
                     Ok(removed) if !removed.is_empty() => {
                         tracing::info!(?removed, "removed stale VIPs of an earlier run")
@@ -396,7 +430,9 @@ impl Announcer {
             },
             registry,
         )
-        .map_err(|e| anyhow::anyhow!("announcer: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("announcer: {e}"))?
+        .with_fault_hooks(FaultHooks::from_env());
+        let heartbeat = runtime.heartbeat();
         let (control, control_rx) = mpsc::channel(16);
         tokio::spawn(runtime.run(control_rx));
 
@@ -423,6 +459,7 @@ impl Announcer {
             control,
             admin_stop: Some(admin_stop),
             admin_tx,
+            heartbeat,
         })
     }
 
@@ -519,6 +556,29 @@ impl Announcer {
                 .await;
         }
         let _ = std::fs::remove_file(&cfg.admin_socket);
+    }
+}
+
+/// The kernel backend's last gasp: remove every route (or address) of ours, from a runtime of
+/// its own (the daemon's may be the thing that is wedged).
+fn withdraw_kernel_routes(cfg: KernelConfig) {
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("ipvs-herald: cannot withdraw kernel routes: {e}");
+            return;
+        }
+    };
+    let result = rt.block_on(async {
+        let backend = KernelBackend::new(cfg).await?;
+        backend.reconcile(&[]).await
+    });
+    match result {
+        Ok(removed) => eprintln!("ipvs-herald: withdrew kernel routes {removed:?}"),
+        Err(e) => eprintln!("ipvs-herald: cannot withdraw kernel routes: {e}"),
     }
 }
 

@@ -6,6 +6,7 @@ mod adminctl;
 mod config;
 mod daemon;
 mod dump;
+mod failsafe;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -99,6 +100,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    failsafe::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -50,15 +50,17 @@ const BEAT_PERIOD: Duration = Duration::from_secs(1);
 /// work (control messages, drain deadlines, the watchdog) again.
 const READ_SLICE: Duration = Duration::from_millis(250);
 
-/// Slack of the loop's own watchdog on top of twice the largest group bound: the loop may
-/// legitimately spend a read slice, a batch of route actions and a reload between beats.
-const WEDGE_SLACK: Duration = Duration::from_secs(10);
+/// How long the loop may go without a beat before it counts as wedged. A turn waits on a read
+/// for at most [`READ_SLICE`], so this only has to cover a large batch of route actions or a
+/// reload on a slow host; it does not grow with the groups' intervals, which a hung read
+/// cannot stretch (see the group watchdog).
+pub const LOOP_WEDGE_BOUND: Duration = Duration::from_secs(15);
 
 /// Proof of life of the control loop, for a watcher outside the async runtime.
 ///
-/// The loop [beats](Heartbeat::beat) it on every turn (at least once a second) and keeps its
-/// bound up to date (10 s plus twice the largest group watchdog bound). [`Heartbeat::check`]
-/// answers whether the loop has been silent for longer than that. After the loop has ended on
+/// The loop [beats](Heartbeat::beat) it on every turn (at least once a second);
+/// [`Heartbeat::check`] answers whether it has been silent for longer than its bound
+/// ([`LOOP_WEDGE_BOUND`] for the control loop). After the loop has ended on
 /// purpose (shutdown) the heartbeat is stopped and always passes.
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
@@ -74,9 +76,9 @@ struct HeartbeatInner {
     bound_ms: AtomicU64,
 }
 
-/// A control loop that has not beaten its [`Heartbeat`] within its bound.
+/// A loop that has not beaten its [`Heartbeat`] within its bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the announcer's control loop has made no progress for {silent:?} (bound {bound:?})")]
+#[error("no heartbeat for {silent:?} (bound {bound:?})")]
 pub struct Wedged {
     pub silent: Duration,
     pub bound: Duration,
@@ -94,9 +96,7 @@ impl Heartbeat {
             inner: Arc::new(HeartbeatInner {
                 epoch: Instant::now(),
                 last_ms: AtomicU64::new(0),
-                bound_ms: AtomicU64::new(millis(
-                    WEDGE_SLACK + 2 * crate::group::MIN_WATCHDOG_BOUND,
-                )),
+                bound_ms: AtomicU64::new(millis(LOOP_WEDGE_BOUND)),
             }),
         }
     }
@@ -105,7 +105,14 @@ impl Heartbeat {
         millis(self.inner.epoch.elapsed())
     }
 
-    /// The loop is alive now.
+    /// A heartbeat that fails when not beaten for longer than `bound`.
+    pub fn with_bound(bound: Duration) -> Self {
+        let h = Self::new();
+        h.set_bound(bound);
+        h
+    }
+
+    /// Alive now.
     pub fn beat(&self) {
         self.inner.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
@@ -514,24 +521,10 @@ impl Runtime {
         self
     }
 
-    /// The heartbeat's bound: the loop may be silent for a read slice and a turn's work, well
-    /// within twice the largest group bound plus slack.
-    fn update_wedge_bound(&self) {
-        let largest = self
-            .groups
-            .iter()
-            .map(|(g, _)| g.watchdog_bound())
-            .max()
-            .unwrap_or(crate::group::MIN_WATCHDOG_BOUND);
-        self.heartbeat
-            .set_bound(WEDGE_SLACK.saturating_add(largest.saturating_mul(2)));
-    }
-
     /// Run until a [`Control::Shutdown`] has drained and withdrawn everything, or until the
     /// control channel closes (then routes are left as they are: the BGP session's end withdraws
     /// them).
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
-        self.update_wedge_bound();
         loop {
             self.heartbeat.beat();
             self.faults.hold("wedge");
@@ -912,7 +905,6 @@ impl Runtime {
             }
         }
         self.groups = kept;
-        self.update_wedge_bound();
         self.admin_drains.retain(|name, _| new_names.contains(name));
         let removed: Vec<_> = removed
             .into_iter()
