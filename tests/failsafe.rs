@@ -59,6 +59,11 @@ impl Daemon {
     }
 
     fn start(dir: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        Self::start_with(dir, env, BGP_BACKEND)
+    }
+
+    /// `backend`: the announcer's route backend section, with `{bgp}` for a closed port.
+    fn start_with(dir: PathBuf, env: &[(&str, &str)], backend: &str) -> Daemon {
         let config = format!(
             r#"[reader]
 source = "procfs"
@@ -70,16 +75,7 @@ listen = "127.0.0.1:{http}"
 
 [announcer]
 admin_socket = "{dir}/admin.sock"
-
-[announcer.bgp]
-router_id = "192.0.2.1"
-local_as = 65000
-
-[[announcer.bgp.peers]]
-name = "nobody"
-address = "127.0.0.1"
-port = {bgp}
-remote_as = 65001
+{backend}
 
 [[announcer.vip_groups]]
 name = "web"
@@ -90,7 +86,7 @@ interval = "100ms"
             proc = dir.join("proc").display(),
             dir = dir.display(),
             http = free_port(),
-            bgp = free_port(),
+            backend = backend.replace("{bgp}", &free_port().to_string()),
         );
         let path = dir.join("herald.toml");
         std::fs::write(&path, config).unwrap();
@@ -157,6 +153,19 @@ interval = "100ms"
 }
 
 const FAULT_ENV: &str = "IPVS_HERALD_FAULT_DIR";
+
+/// One BGP peer on a closed loopback port: the announcer runs, no session comes up.
+const BGP_BACKEND: &str = r#"
+[announcer.bgp]
+router_id = "192.0.2.1"
+local_as = 65000
+
+[[announcer.bgp.peers]]
+name = "nobody"
+address = "127.0.0.1"
+port = {bgp}
+remote_as = 65001
+"#;
 
 /// systemd's end of `NOTIFY_SOCKET`.
 struct Notify {
@@ -297,4 +306,85 @@ fn a_panic_in_the_control_loop_aborts_the_process() {
     let log = d.stderr();
     assert!(log.contains("fault hook: control-loop panic"), "{log}");
     assert!(log.contains("fatal: panic"), "{log}");
+}
+
+/// A network namespace of the test's own, deleted on drop.
+struct Netns(String);
+
+impl Netns {
+    fn new(tag: &str) -> Netns {
+        let name = format!("hf{tag}{}", std::process::id());
+        let _ = Command::new("ip").args(["netns", "del", &name]).status();
+        let ok = Command::new("ip")
+            .args(["netns", "add", &name])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip netns add {name} (needs root)");
+        let ok = Command::new("ip")
+            .args(["-n", &name, "link", "set", "lo", "up"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "ip -n {name} link set lo up");
+        Netns(name)
+    }
+
+    fn routes(&self, table: u32) -> String {
+        let out = Command::new("ip")
+            .args(["-n", &self.0, "route", "show", "table", &table.to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// Kernel routes (for an OSPF daemon to redistribute) outlive the process,
+/// unlike BGP sessions: the panic hook's last gasp removes them before the abort.
+#[test]
+fn a_panic_with_the_kernel_backend_withdraws_the_kernel_routes() {
+    let ns = Netns::new("k");
+    let dir = Daemon::dir("kernel");
+    let faults = dir.join("faults");
+    let backend = format!(
+        "backend = \"kernel\"\n\n[announcer.kernel]\nmode = \"route\"\ntable = 100\nnetns = \"/run/netns/{}\"\n",
+        ns.0
+    );
+    let mut d = Daemon::start_with(
+        dir.clone(),
+        &[(FAULT_ENV, faults.to_str().unwrap())],
+        &backend,
+    );
+    let start = Instant::now();
+    while !ns.routes(100).contains("192.0.2.10 dev lo") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "VIP never installed in the namespace:\n{}",
+            d.stderr()
+        );
+        assert!(d.child.try_wait().unwrap().is_none(), "{}", d.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    d.touch_fault("panic");
+    let status = d
+        .wait_exit(Duration::from_secs(8))
+        .unwrap_or_else(|| panic!("still running after a panic:\n{}", d.stderr()));
+    assert_eq!(status.signal(), Some(SIGABRT), "{status:?}");
+    let left = ns.routes(100);
+    assert!(
+        !left.contains("192.0.2.10"),
+        "the VIP outlived the process:\n{left}\n{}",
+        d.stderr()
+    );
+    assert!(
+        d.stderr().contains("withdrew kernel routes"),
+        "{}",
+        d.stderr()
+    );
 }
