@@ -562,24 +562,42 @@ impl Announcer {
 /// The kernel backend's last gasp: remove every route (or address) of ours, from a runtime of
 /// its own (the daemon's may be the thing that is wedged).
 fn withdraw_kernel_routes(cfg: KernelConfig) {
-    let rt = match tokio::runtime::Builder::new_current_thread()
+    match remove_kernel_routes(cfg) {
+        Ok(removed) => eprintln!("ipvs-herald: withdrew kernel routes {removed:?}"),
+        Err(e) => eprintln!("ipvs-herald: cannot withdraw kernel routes: {e:#}"),
+    }
+}
+
+fn remove_kernel_routes(cfg: KernelConfig) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("ipvs-herald: cannot withdraw kernel routes: {e}");
-            return;
-        }
-    };
-    let result = rt.block_on(async {
-        let backend = KernelBackend::new(cfg).await?;
-        backend.reconcile(&[]).await
-    });
-    match result {
-        Ok(removed) => eprintln!("ipvs-herald: withdrew kernel routes {removed:?}"),
-        Err(e) => eprintln!("ipvs-herald: cannot withdraw kernel routes: {e}"),
+        .context("cannot start a runtime")?;
+    rt.block_on(async {
+        let backend = KernelBackend::new(cfg)
+            .await
+            .context("cannot open the kernel route backend")?;
+        Ok(backend.reconcile(&[]).await?)
+    })
+}
+
+/// `ipvs-herald flush`: remove every kernel route or VIP address a daemon with this
+/// configuration installed (`backend = "kernel"`). Meant for the unit's `ExecStopPost=`, which
+/// runs however the daemon ended: kernel routes, unlike BGP sessions, outlive a `kill -9`.
+pub fn flush(cfg: &Config) -> anyhow::Result<()> {
+    if cfg.announcer.backend != BackendKind::Kernel {
+        println!("backend = \"bgp\": BGP routes end with their sessions; nothing to flush");
+        return Ok(());
     }
+    let removed = remove_kernel_routes(cfg.announcer.kernel.clone())?;
+    if removed.is_empty() {
+        println!("no kernel routes of ipvs-herald left");
+    } else {
+        for net in removed {
+            println!("removed {net}");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -97,6 +97,10 @@ enum Command {
     Undrain(adminctl::TargetArgs),
     /// Show every VIP group's state as the running daemon sees it.
     Status(adminctl::StatusArgs),
+    /// Remove every kernel route or VIP address that a daemon with this configuration
+    /// installed (`backend = "kernel"`; nothing to do for BGP, whose routes end with their
+    /// sessions). For the systemd unit's ExecStopPost: kernel routes outlive a kill -9.
+    Flush,
 }
 
 fn main() -> ExitCode {
@@ -134,6 +138,7 @@ fn main() -> ExitCode {
         Command::Drain(args) => adminctl::drain(&cfg, &args),
         Command::Undrain(args) => adminctl::undrain(&cfg, &args),
         Command::Status(args) => adminctl::status(&cfg, &args),
+        Command::Flush => daemon::flush(&cfg),
         Command::CheckConfig => {
             println!("{cfg:#?}");
             Ok(())
