@@ -29,7 +29,9 @@ FILES:
   config/ipvs-herald.toml               every key with its default and meaning
   config/examples/*.toml                all-active BGP director, OSPF site, every BGP key
   /run/ipvs-herald/admin.sock           socket of drain/undrain/status (announcer.admin_socket)
+  /run/ipvs-herald/admin.sock.lock      single-instance lock (holds the running daemon's PID)
   /etc/ipvs-herald/maintenance          drains the director (or the groups it lists) while present
+  /var/lib/ipvs-herald/state.json       drains set with `drain`, kept across restarts (announcer.state_file)
 
 ENVIRONMENT:
   IPVS_HERALD_CONFIG   configuration file, as --config

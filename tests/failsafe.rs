@@ -75,6 +75,7 @@ listen = "127.0.0.1:{http}"
 
 [announcer]
 admin_socket = "{dir}/admin.sock"
+state_file = "{dir}/state.json"
 {backend}
 
 [[announcer.vip_groups]]
