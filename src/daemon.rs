@@ -698,6 +698,9 @@ pub fn flush(cfg: &Config) -> anyhow::Result<()> {
         println!("backend = \"bgp\": BGP routes end with their sessions; nothing to flush");
         return Ok(());
     }
+    // Never from under a running daemon: it would announce nothing while believing otherwise.
+    let _lock = admin::InstanceLock::acquire(&cfg.announcer.admin_socket)
+        .context("flush is for after the daemon has stopped")?;
     let removed = remove_kernel_routes(cfg.announcer.kernel.clone())?;
     if removed.is_empty() {
         println!("no kernel routes of ipvs-herald left");

@@ -389,3 +389,56 @@ fn a_panic_with_the_kernel_backend_withdraws_the_kernel_routes() {
         d.stderr()
     );
 }
+
+/// `kill -9` cannot be caught: the kernel routes stay until `ipvs-herald flush`, which the
+/// unit runs as `ExecStopPost=` however the daemon ended. `flush` refuses to run under a live
+/// daemon.
+#[test]
+fn flush_removes_the_kernel_routes_a_kill_9_left_and_refuses_under_a_live_daemon() {
+    let ns = Netns::new("f");
+    let dir = Daemon::dir("flush");
+    let backend = format!(
+        "backend = \"kernel\"\n\n[announcer.kernel]\nmode = \"route\"\ntable = 100\nnetns = \"/run/netns/{}\"\n",
+        ns.0
+    );
+    let mut d = Daemon::start_with(dir.clone(), &[], &backend);
+    let start = Instant::now();
+    while !ns.routes(100).contains("192.0.2.10 dev lo") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "VIP never installed in the namespace:\n{}",
+            d.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let flush = || {
+        Command::new(env!("CARGO_BIN_EXE_ipvs-herald"))
+            .arg("--config")
+            .arg(dir.join("herald.toml"))
+            .arg("flush")
+            .output()
+            .unwrap()
+    };
+    let refused = flush();
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("flush is for after the daemon has stopped"),
+        "{err}"
+    );
+    assert!(ns.routes(100).contains("192.0.2.10 dev lo"));
+
+    d.signal("KILL");
+    d.wait_exit(Duration::from_secs(5)).expect("killed");
+    assert!(
+        ns.routes(100).contains("192.0.2.10 dev lo"),
+        "kill -9 cannot withdraw: the route is expected to stay until flush"
+    );
+    let out = flush();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("removed 192.0.2.10/32"),
+        "{out:?}"
+    );
+    assert!(!ns.routes(100).contains("192.0.2.10"), "{}", ns.routes(100));
+}
