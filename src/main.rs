@@ -25,6 +25,19 @@ SIGNALS:
             sessions with Cease / Administrative Shutdown, stop (bounded by shutdown_timeout)
   SIGINT    the same as SIGTERM
 
+FAULTS:
+  A panic aborts the process (exit by SIGABRT) after removing kernel routes (backend
+  kernel); the kernel closes the BGP sessions, so routers withdraw at once. A VIP group with
+  no health verdict for max(3 x interval, 2s) (a hung IPVS read) is withdrawn; a control loop
+  or async runtime silent for 15s aborts the process. Under systemd (Type=notify) the daemon
+  sends READY=1, RELOADING=1, STOPPING=1, and WATCHDOG=1 only while it is alive.
+
+EXIT STATUS:
+  0    stopped on SIGTERM/SIGINT after draining and withdrawing
+  1    runtime failure (e.g. another instance holds the lock, the metrics server failed)
+  64   bad command line or configuration file (check-config says why)
+  SIGABRT (shells show 134) after a fault: routes withdrawn as described under FAULTS
+
 FILES:
   config/ipvs-herald.toml               every key with its default and meaning
   config/examples/*.toml                all-active BGP director, OSPF site, every BGP key
