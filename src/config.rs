@@ -47,6 +47,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// The largest configuration file read (a real one is a few KiB; this bounds what a wrong
+/// path, such as a log file, can make the daemon allocate).
+pub const MAX_CONFIG_FILE: u64 = 16 << 20;
+
 /// Why a configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -67,14 +71,24 @@ pub enum ConfigError {
 }
 
 impl Config {
-    /// Load from `path`, or the built-in defaults when `path` is `None`.
+    /// Load from `path`, or the built-in defaults when `path` is `None`. Only a regular file of
+    /// at most [`MAX_CONFIG_FILE`] bytes is read: a FIFO, a device or a directory is refused at
+    /// once, without waiting for a writer ("it is a FIFO, not a regular file").
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
             return Ok(Config::default());
         };
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_err = |source| ConfigError::Read {
             path: path.to_path_buf(),
             source,
+        };
+        let bytes =
+            herald_announcer::files::read_regular(path, MAX_CONFIG_FILE).map_err(read_err)?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            read_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not UTF-8 text ({})", e.utf8_error()),
+            ))
         })?;
         Self::parse(path, &text)
     }
@@ -239,6 +253,44 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("no [announcer.bgp] section"), "{err}");
+    }
+
+    #[test]
+    fn non_regular_and_huge_files_are_refused_at_once() {
+        let dir = std::env::temp_dir().join(format!("herald-config-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("fifo.toml");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let t0 = std::time::Instant::now();
+        for (path, kind) in [
+            (fifo.as_path(), "FIFO"),
+            (dir.as_path(), "directory"),
+            (Path::new("/dev/zero"), "character device"),
+        ] {
+            let e = Config::load(Some(path)).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "cannot read config file {}: it is a {kind}, not a regular file",
+                    path.display()
+                )
+            );
+        }
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+        let big = dir.join("big.toml");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(MAX_CONFIG_FILE + 1).unwrap();
+        let e = Config::load(Some(&big)).unwrap_err().to_string();
+        assert!(e.contains("more than the 16777216 bytes allowed"), "{e}");
+        std::fs::write(&big, b"[log]\nlevel = \"\xff\"\n").unwrap();
+        let e = Config::load(Some(&big)).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -6,17 +6,26 @@
 //! What SIGHUP applies live: `[[announcer.vip_groups]]`, `[announcer.bgp]` (per-peer diff: see
 //! `herald_announcer::bgp::reconfig`), `announcer.admin_socket` (rebound), and the shutdown
 //! bounds. Everything else (`[log]`, `[reader]`, `[exporter]`, `announcer.backend`,
-//! `[announcer.kernel]`, `announcer.drain_time`, `announcer.maintenance_file`, adding or
-//! removing the `[announcer.bgp]` section, enabling the announcer) needs a restart: a warning
-//! names those keys and `ipvs_herald_config_restart_required` is 1 until the file and the
-//! running configuration agree on them again.
+//! `[announcer.kernel]`, `announcer.drain_time`, `announcer.maintenance_file`,
+//! `announcer.state_file`, adding or removing the `[announcer.bgp]` section, enabling the
+//! announcer) needs a restart: a warning names those keys and
+//! `ipvs_herald_config_restart_required` is 1 until the file and the running configuration agree
+//! on them again. The file is read on a blocking thread with a timeout, and only if it is a
+//! regular file, so that the signal loop always hears SIGTERM.
+//!
+//! When the announcer is on, the single-instance lock beside the admin socket is the first thing
+//! it takes: a second `ipvs-herald run` with the same configuration stops there, before it
+//! touches a socket, a route or a session of the running one.
 
 use crate::config::{Config, LogFormat};
+use crate::failsafe;
 use anyhow::Context;
 use herald_announcer::admin;
-use herald_announcer::backend::{KernelBackend, VipAddresses, WithVipAddresses};
+use herald_announcer::backend::{KernelBackend, KernelConfig, VipAddresses, WithVipAddresses};
 use herald_announcer::bgp::{Speaker, SpeakerHandle};
-use herald_announcer::runtime::{Control, RouteSink, Runtime, RuntimeSettings};
+use herald_announcer::runtime::{
+    Control, FaultHooks, Heartbeat, RouteSink, Runtime, RuntimeSettings,
+};
 use herald_announcer::sinks::{BgpSink, InterfaceAddrs};
 use herald_announcer::vip::VipAddressMode;
 use herald_announcer::BackendKind;
@@ -25,7 +34,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
@@ -43,14 +52,26 @@ pub fn init_tracing(cfg: &crate::config::LogConfig) -> anyhow::Result<()> {
     };
     let filter = tracing_subscriber::EnvFilter::try_new(&filter)
         .with_context(|| format!("bad log filter {filter:?}"))?;
+    use std::io::IsTerminal;
+    let colour = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR").as_deref(),
+    );
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let result = match cfg.format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
     result.map_err(|e| anyhow::anyhow!("cannot set up logging: {e}"))
+}
+
+/// Colour escapes only for a person at a terminal: not for journald, a pipe or a file, and not
+/// when `NO_COLOR` is set to anything but the empty string (<https://no-color.org>).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Metrics about the daemon's own configuration.
@@ -108,7 +129,11 @@ pub fn run(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         .thread_name("herald-worker")
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(serve(cfg, path))
+    let result = runtime.block_on(serve(cfg, path));
+    // A blocking task stuck in a read (a hung filesystem) must not keep the process from
+    // exiting: dropping the runtime would wait for it forever.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    result
 }
 
 async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -136,7 +161,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let server = tokio::spawn(herald_exporter::serve(
+    let mut server = tokio::spawn(herald_exporter::serve(
         listener,
         Arc::new(registry),
         cfg.exporter.clone(),
@@ -146,17 +171,43 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    let mut heartbeats = vec![("the async runtime", failsafe::runtime_heartbeat())];
+    if let Some(a) = &announcer {
+        heartbeats.push(("the announcer's control loop", a.heartbeat.clone()));
+    }
+    failsafe::spawn_watchdog(heartbeats).context("cannot start the watchdog thread")?;
+    failsafe::notify(&[sd_notify::NotifyState::Ready]);
     let mut running = cfg;
+    // Set when the metrics server ended by itself: the daemon must not live on without it.
+    let mut server_ended = None;
     loop {
         tokio::select! {
-            _ = hup.recv() => reload(&path, &mut running, &config_metrics, announcer.as_mut()).await,
+            _ = hup.recv() => {
+                failsafe::notify_reloading();
+                reload(&path, &mut running, &config_metrics, announcer.as_mut()).await;
+                failsafe::notify(&[sd_notify::NotifyState::Ready]);
+            }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }
             _ = int.recv() => { tracing::info!("SIGINT: stopping"); break; }
+            r = &mut server => {
+                let why = match r {
+                    Ok(Ok(())) => "the metrics server stopped by itself".to_string(),
+                    Ok(Err(e)) => format!("the metrics server failed: {e}"),
+                    Err(e) => format!("the metrics server task failed: {e}"),
+                };
+                tracing::error!("{why}: stopping (drain, withdraw) and exiting with an error");
+                server_ended = Some(why);
+                break;
+            }
         }
     }
+    failsafe::notify(&[sd_notify::NotifyState::Stopping]);
 
     if let Some(a) = announcer {
         a.stop(&running.announcer).await;
+    }
+    if let Some(why) = server_ended {
+        anyhow::bail!("{why}");
     }
     let _ = stop_tx.send(true);
     match tokio::time::timeout(
@@ -229,10 +280,58 @@ fn restart_only_changes(running: &Config, new: &Config, announcer_on: bool) -> V
     if a.maintenance_file != b.maintenance_file {
         k.push("announcer.maintenance_file");
     }
+    if a.state_file != b.state_file {
+        k.push("announcer.state_file");
+    }
     if a.bgp.is_some() != b.bgp.is_some() {
         k.push("announcer.bgp (adding or removing the section)");
     }
     k
+}
+
+/// How long a SIGHUP waits for the configuration file to be read and parsed.
+const CONFIG_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Set while a configuration read runs on a blocking thread; one that never returns (a hung
+/// filesystem) keeps it set, so that later SIGHUPs are refused instead of piling up stuck threads.
+static CONFIG_READ_IN_FLIGHT: AtomicBool = AtomicBool::new(false);
+
+/// Load the configuration at `path` on a blocking thread, waiting at most `timeout`, so that a
+/// slow or hung filesystem never blocks the signal loop (SIGTERM must always be heard).
+async fn load_off_the_signal_loop(path: PathBuf, timeout: Duration) -> anyhow::Result<Config> {
+    load_bounded(&path.clone(), timeout, move || Config::load(Some(&path))).await
+}
+
+async fn load_bounded(
+    path: &std::path::Path,
+    timeout: Duration,
+    load: impl FnOnce() -> Result<Config, crate::config::ConfigError> + Send + 'static,
+) -> anyhow::Result<Config> {
+    if CONFIG_READ_IN_FLIGHT.swap(true, Ordering::SeqCst) {
+        anyhow::bail!(
+            "an earlier read of {} has not returned yet (hung filesystem?)",
+            path.display()
+        );
+    }
+    /// Clears the flag when the read returns or panics, whether or not anyone still waits.
+    struct InFlight;
+    impl Drop for InFlight {
+        fn drop(&mut self) {
+            CONFIG_READ_IN_FLIGHT.store(false, Ordering::SeqCst);
+        }
+    }
+    let task = tokio::task::spawn_blocking(move || {
+        let _in_flight = InFlight;
+        load()
+    });
+    match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(loaded)) => Ok(loaded?),
+        Ok(Err(e)) => Err(anyhow::anyhow!("configuration read task failed: {e}")),
+        Err(_) => Err(anyhow::anyhow!(
+            "reading {} took longer than {timeout:?}",
+            path.display()
+        )),
+    }
 }
 
 /// SIGHUP: load the file again and apply what can be applied live; keep the running
@@ -252,14 +351,14 @@ async fn reload(
         metrics.reloads_failed.inc();
         tracing::error!(error = %e, "SIGHUP: {what}; the running configuration stays in force");
     };
-    let new = match Config::load(Some(path)) {
+    let new = match load_off_the_signal_loop(path.clone(), CONFIG_READ_TIMEOUT).await {
         Ok(n) => n,
-        Err(e) => return refuse(&e, "configuration refused"),
+        Err(e) => return refuse(&format!("{e:#}"), "configuration refused"),
     };
     let restart = restart_only_changes(running, &new, announcer.is_some());
     if let Some(a) = announcer {
         if let Err(e) = a.apply(&running.announcer, &new.announcer).await {
-            return refuse(&e, "configuration could not be applied");
+            return refuse(&format!("{e:#}"), "configuration could not be applied");
         }
         // What was applied live; restart-only keys keep their running values.
         let (r, n) = (&mut running.announcer, &new.announcer);
@@ -292,6 +391,11 @@ struct Announcer {
     admin_stop: Option<oneshot::Sender<()>>,
     /// Where the admin socket's requests go (cloned for a rebound socket).
     admin_tx: mpsc::Sender<admin::Envelope>,
+    /// The control loop's proof of life, for the watchdog thread.
+    heartbeat: Heartbeat,
+    /// The single-instance locks of every admin socket path this process has served, held until
+    /// the announcer stops (so that no second instance takes over a path it moved away from).
+    locks: Vec<admin::InstanceLock>,
 }
 
 /// Start serving the admin socket `listener`; returns the sender that stops it.
@@ -307,10 +411,35 @@ fn serve_admin(
 }
 
 impl Announcer {
+    /// Take the single-instance lock and the admin socket first, before anything else is
+    /// touched (BGP listener, kernel routes, managed addresses): a second instance must fail
+    /// without disturbing the running one. The admin socket is removed again if a later step
+    /// fails.
     async fn start(
         cfg: &Config,
         source: Arc<dyn IpvsSource>,
         registry: &mut Registry,
+    ) -> anyhow::Result<Self> {
+        let a = &cfg.announcer;
+        let lock = admin::InstanceLock::acquire(&a.admin_socket)?;
+        let listener = admin::bind(&a.admin_socket)?;
+        match Self::start_locked(cfg, source, registry, listener).await {
+            Ok(mut started) => {
+                started.locks.push(lock);
+                Ok(started)
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&a.admin_socket);
+                Err(e)
+            }
+        }
+    }
+
+    async fn start_locked(
+        cfg: &Config,
+        source: Arc<dyn IpvsSource>,
+        registry: &mut Registry,
+        listener: tokio::net::UnixListener,
     ) -> anyhow::Result<Self> {
         let a = &cfg.announcer;
         let speaker = match &a.bgp {
@@ -354,6 +483,9 @@ impl Announcer {
                 let backend = KernelBackend::new(a.kernel.clone())
                     .await
                     .context("cannot set up the kernel route backend")?;
+                // Kernel routes outlive the process, unlike BGP sessions.
+                let kernel = a.kernel.clone();
+                failsafe::on_fatal(move || withdraw_kernel_routes(kernel.clone()));
                 match backend.reconcile(&[]).await {
                     Ok(removed) if !removed.is_empty() => {
                         tracing::info!(?removed, "removed stale VIPs of an earlier run")
@@ -393,14 +525,16 @@ impl Announcer {
             RuntimeSettings {
                 drain_time: a.drain_time,
                 maintenance_file: a.maintenance_file.clone(),
+                state_file: Some(a.state_file.clone()),
             },
             registry,
         )
-        .map_err(|e| anyhow::anyhow!("announcer: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("announcer: {e}"))?
+        .with_fault_hooks(FaultHooks::from_env());
+        let heartbeat = runtime.heartbeat();
         let (control, control_rx) = mpsc::channel(16);
         tokio::spawn(runtime.run(control_rx));
 
-        let listener = admin::bind(&a.admin_socket)?;
         let (admin_tx, mut admin_rx) = mpsc::channel::<admin::Envelope>(8);
         let admin_stop = serve_admin(listener, admin_tx.clone());
         let forward = control.clone();
@@ -423,25 +557,36 @@ impl Announcer {
             control,
             admin_stop: Some(admin_stop),
             admin_tx,
+            heartbeat,
+            locks: Vec::new(),
         })
     }
 
     /// Apply the live part of a reload: admin socket, BGP sessions, VIP groups — in that order,
     /// so that the steps that can fail (binding sockets) come before anything is changed for
-    /// good: a new admin socket is bound first and only replaces the old one once the BGP
-    /// reconfiguration (atomic itself) succeeded.
+    /// good: a new admin socket is bound first (under its own single-instance lock, and with the
+    /// same care as at start: never replacing a live socket or something that is not a socket)
+    /// and only replaces the old one once the BGP reconfiguration (atomic itself) succeeded.
     async fn apply(
         &mut self,
         old: &herald_announcer::Config,
         new: &herald_announcer::Config,
     ) -> anyhow::Result<()> {
         let new_admin = if new.admin_socket != old.admin_socket {
-            Some(admin::bind(&new.admin_socket).with_context(|| {
+            let context = || {
                 format!(
                     "announcer.admin_socket: cannot bind {}",
                     new.admin_socket.display()
                 )
-            })?)
+            };
+            let lock_path = admin::InstanceLock::path_for(&new.admin_socket);
+            let lock = if self.locks.iter().any(|l| l.path() == lock_path) {
+                None
+            } else {
+                Some(admin::InstanceLock::acquire(&new.admin_socket).with_context(context)?)
+            };
+            let listener = admin::bind(&new.admin_socket).with_context(context)?;
+            Some((listener, lock))
         } else {
             None
         };
@@ -463,7 +608,8 @@ impl Announcer {
                 }
             }
         }
-        if let Some(listener) = new_admin {
+        if let Some((listener, lock)) = new_admin {
+            self.locks.extend(lock);
             if let Some(stop) = self.admin_stop.take() {
                 let _ = stop.send(());
             }
@@ -522,6 +668,50 @@ impl Announcer {
     }
 }
 
+/// The kernel backend's last gasp: remove every route (or address) of ours, from a runtime of
+/// its own (the daemon's may be the thing that is wedged).
+fn withdraw_kernel_routes(cfg: KernelConfig) {
+    match remove_kernel_routes(cfg) {
+        Ok(removed) => eprintln!("ipvs-herald: withdrew kernel routes {removed:?}"),
+        Err(e) => eprintln!("ipvs-herald: cannot withdraw kernel routes: {e:#}"),
+    }
+}
+
+fn remove_kernel_routes(cfg: KernelConfig) -> anyhow::Result<Vec<ipnet::IpNet>> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start a runtime")?;
+    rt.block_on(async {
+        let backend = KernelBackend::new(cfg)
+            .await
+            .context("cannot open the kernel route backend")?;
+        Ok(backend.reconcile(&[]).await?)
+    })
+}
+
+/// `ipvs-herald flush`: remove every kernel route or VIP address a daemon with this
+/// configuration installed (`backend = "kernel"`). Meant for the unit's `ExecStopPost=`, which
+/// runs however the daemon ended: kernel routes, unlike BGP sessions, outlive a `kill -9`.
+pub fn flush(cfg: &Config) -> anyhow::Result<()> {
+    if cfg.announcer.backend != BackendKind::Kernel {
+        println!("backend = \"bgp\": BGP routes end with their sessions; nothing to flush");
+        return Ok(());
+    }
+    // Never from under a running daemon: it would announce nothing while believing otherwise.
+    let _lock = admin::InstanceLock::acquire(&cfg.announcer.admin_socket)
+        .context("flush is for after the daemon has stopped")?;
+    let removed = remove_kernel_routes(cfg.announcer.kernel.clone())?;
+    if removed.is_empty() {
+        println!("no kernel routes of ipvs-herald left");
+    } else {
+        for net in removed {
+            println!("removed {net}");
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -558,13 +748,15 @@ remote_as = 65001
         other.log.level = "debug".into();
         other.announcer.drain_time = Duration::from_secs(1);
         other.announcer.backend = herald_announcer::BackendKind::Kernel;
+        other.announcer.state_file = "/tmp/state.json".into();
         assert_eq!(
             restart_only_changes(&base, &other, true),
             [
                 "log",
                 "exporter",
                 "announcer.backend",
-                "announcer.drain_time"
+                "announcer.drain_time",
+                "announcer.state_file"
             ]
         );
         let mut no_bgp = base.clone();
@@ -580,5 +772,53 @@ remote_as = 65001
             ["announcer (enabling it)"]
         );
         assert!(restart_only_changes(&off, &off, false).is_empty());
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_and_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(use_colour(true, None));
+        assert!(
+            use_colour(true, Some(OsStr::new(""))),
+            "empty NO_COLOR is unset"
+        );
+        assert!(!use_colour(true, Some(OsStr::new("1"))));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some(OsStr::new(""))));
+    }
+
+    /// A read that never returns (a hung filesystem) times out; while it is stuck, the next
+    /// SIGHUP is refused at once rather than leaving a second thread stuck; once it returns,
+    /// reloads work again.
+    #[tokio::test]
+    async fn a_stuck_configuration_read_never_holds_the_signal_loop() {
+        let path = std::path::Path::new("/stuck.toml");
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let t0 = std::time::Instant::now();
+        let e = load_bounded(path, Duration::from_millis(200), move || {
+            let _ = release_rx.recv_timeout(Duration::from_secs(20));
+            Ok(Config::default())
+        })
+        .await
+        .unwrap_err()
+        .to_string();
+        assert_eq!(e, "reading /stuck.toml took longer than 200ms");
+        assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+        let e = load_bounded(path, Duration::from_secs(5), || Ok(Config::default()))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("has not returned yet"), "{e}");
+        release_tx.send(()).unwrap();
+        for _ in 0..100 {
+            if !CONFIG_READ_IN_FLIGHT.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let loaded = load_bounded(path, Duration::from_secs(5), || Ok(Config::default()))
+            .await
+            .unwrap();
+        assert_eq!(loaded, Config::default());
     }
 }

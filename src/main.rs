@@ -6,6 +6,7 @@ mod adminctl;
 mod config;
 mod daemon;
 mod dump;
+mod failsafe;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -24,11 +25,26 @@ SIGNALS:
             sessions with Cease / Administrative Shutdown, stop (bounded by shutdown_timeout)
   SIGINT    the same as SIGTERM
 
+FAULTS:
+  A panic aborts the process (exit by SIGABRT) after removing kernel routes (backend
+  kernel); the kernel closes the BGP sessions, so routers withdraw at once. A VIP group with
+  no health verdict for max(3 x interval, 2s) (a hung IPVS read) is withdrawn; a control loop
+  or async runtime silent for 15s aborts the process. Under systemd (Type=notify) the daemon
+  sends READY=1, RELOADING=1, STOPPING=1, and WATCHDOG=1 only while it is alive.
+
+EXIT STATUS:
+  0    stopped on SIGTERM/SIGINT after draining and withdrawing
+  1    runtime failure (e.g. another instance holds the lock, the metrics server failed)
+  64   bad command line or configuration file (check-config says why)
+  SIGABRT (shells show 134) after a fault: routes withdrawn as described under FAULTS
+
 FILES:
   config/ipvs-herald.toml               every key with its default and meaning
   config/examples/*.toml                all-active BGP director, OSPF site, every BGP key
   /run/ipvs-herald/admin.sock           socket of drain/undrain/status (announcer.admin_socket)
+  /run/ipvs-herald/admin.sock.lock      single-instance lock (holds the running daemon's PID)
   /etc/ipvs-herald/maintenance          drains the director (or the groups it lists) while present
+  /var/lib/ipvs-herald/state.json       drains set with `drain`, kept across restarts (announcer.state_file)
 
 ENVIRONMENT:
   IPVS_HERALD_CONFIG   configuration file, as --config
@@ -96,9 +112,14 @@ enum Command {
     Undrain(adminctl::TargetArgs),
     /// Show every VIP group's state as the running daemon sees it.
     Status(adminctl::StatusArgs),
+    /// Remove every kernel route or VIP address that a daemon with this configuration
+    /// installed (`backend = "kernel"`; nothing to do for BGP, whose routes end with their
+    /// sessions). For the systemd unit's ExecStopPost: kernel routes outlive a kill -9.
+    Flush,
 }
 
 fn main() -> ExitCode {
+    failsafe::install_panic_hook();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -132,6 +153,7 @@ fn main() -> ExitCode {
         Command::Drain(args) => adminctl::drain(&cfg, &args),
         Command::Undrain(args) => adminctl::undrain(&cfg, &args),
         Command::Status(args) => adminctl::status(&cfg, &args),
+        Command::Flush => daemon::flush(&cfg),
         Command::CheckConfig => {
             println!("{cfg:#?}");
             Ok(())

@@ -343,6 +343,7 @@ fn main() {
             RuntimeSettings {
                 drain_time: Duration::from_secs(1),
                 maintenance_file: None,
+                state_file: None,
             },
             &mut registry,
         )

@@ -1,5 +1,5 @@
-//! The local admin interface: `ipvs-herald drain`/`undrain`/`status` over a Unix socket, and the
-//! maintenance file.
+//! The local admin interface: `ipvs-herald drain`/`undrain`/`status` over a Unix socket, the
+//! single-instance lock beside it, and the maintenance file.
 //!
 //! Draining takes a VIP group (or the whole director) out of service without touching the BGP
 //! sessions: the routes are re-announced with the draining attributes (GRACEFUL_SHUTDOWN,
@@ -10,6 +10,10 @@
 //! administrator can drain. The maintenance file is the other way in, for tools that can only
 //! touch files: when it exists the director is drained; when it lists group names (one per line,
 //! `#` comments allowed), only those groups are.
+//!
+//! One daemon per admin socket: [`InstanceLock`] (an `flock` on `<admin_socket>.lock`) is taken
+//! before anything else is touched, and [`bind`] only ever replaces a *stale* socket (one nobody
+//! answers on); a live socket, or anything that is not a socket, is refused and left alone.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
@@ -112,6 +116,24 @@ pub enum AdminError {
     },
     #[error("admin socket {path}: bad reply from the daemon: {message}")]
     BadReply { path: PathBuf, message: String },
+    #[error("another ipvs-herald is serving the admin socket {path}")]
+    InUse { path: PathBuf },
+    #[error(
+        "admin socket {path}: there is a {kind} at that path, not a socket; refusing to replace it"
+    )]
+    NotASocket { path: PathBuf, kind: &'static str },
+    #[error("admin socket {path}: cannot tell whether another daemon serves it ({source}); refusing to replace it")]
+    Probe {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("another ipvs-herald is running: it holds the lock {lock}{}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { lock: PathBuf, pid: Option<u32> },
+    #[error("cannot take the single-instance lock {lock}: {source}")]
+    Lock {
+        lock: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Longest request line accepted; anything longer is answered with an error and the connection
@@ -123,7 +145,10 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A request with the channel its reply goes back on.
 pub type Envelope = (Request, oneshot::Sender<Reply>);
 
-/// Bind the admin socket at `path` (replacing a stale socket file), mode 0600.
+/// Bind the admin socket at `path`, mode 0600. Whatever is already at `path` is only replaced
+/// when it is a stale socket (connecting to it is refused); a live socket is another daemon's
+/// ([`AdminError::InUse`]), and a regular file, directory, FIFO or symbolic link is never
+/// deleted ([`AdminError::NotASocket`]).
 pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
     let bind_err = |source| AdminError::Bind {
         path: path.to_path_buf(),
@@ -132,15 +157,165 @@ pub fn bind(path: &Path) -> Result<UnixListener, AdminError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(bind_err)?;
     }
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
+    match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(bind_err(e)),
+        Ok(meta) => {
+            use std::os::unix::fs::FileTypeExt;
+            let t = meta.file_type();
+            if !t.is_socket() {
+                return Err(AdminError::NotASocket {
+                    path: path.to_path_buf(),
+                    kind: crate::files::file_kind(&t),
+                });
+            }
+            match probe(path) {
+                Probe::Live => {
+                    return Err(AdminError::InUse {
+                        path: path.to_path_buf(),
+                    })
+                }
+                Probe::Gone => {}
+                Probe::Stale => match std::fs::remove_file(path) {
+                    Ok(()) => {
+                        tracing::info!(path = %path.display(), "removed a stale admin socket")
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(bind_err(e)),
+                },
+                Probe::Unknown(source) => {
+                    return Err(AdminError::Probe {
+                        path: path.to_path_buf(),
+                        source,
+                    })
+                }
+            }
+        }
     }
     let listener = UnixListener::bind(path).map_err(bind_err)?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
     Ok(listener)
+}
+
+/// Whether a daemon answers on the socket file at a path.
+#[derive(Debug)]
+enum Probe {
+    /// Connected (or the listener's backlog is full): someone serves it.
+    Live,
+    /// Connection refused: nobody listens, the file is left over from a daemon that died.
+    Stale,
+    /// The file went away meanwhile.
+    Gone,
+    /// Anything else (permissions, a path too long): do not guess.
+    Unknown(std::io::Error),
+}
+
+/// Connect to the socket at `path` without blocking (a blocking connect waits while a wedged
+/// daemon's backlog is full).
+fn probe(path: &Path) -> Probe {
+    use nix::errno::Errno;
+    use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+    use std::os::fd::AsRawFd;
+    let addr = match UnixAddr::new(path) {
+        Ok(a) => a,
+        Err(e) => return Probe::Unknown(e.into()),
+    };
+    let fd = match socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC,
+        None,
+    ) {
+        Ok(fd) => fd,
+        Err(e) => return Probe::Unknown(e.into()),
+    };
+    match connect(fd.as_raw_fd(), &addr) {
+        Ok(()) | Err(Errno::EAGAIN) | Err(Errno::EINPROGRESS) => Probe::Live,
+        Err(Errno::ECONNREFUSED) => Probe::Stale,
+        Err(Errno::ENOENT) => Probe::Gone,
+        Err(e) => Probe::Unknown(e.into()),
+    }
+}
+
+/// The single-instance lock: an exclusive `flock` on `<admin_socket>.lock`, held as long as this
+/// value lives (the kernel releases it when the process dies, however it dies). The file holds
+/// the owner's PID, so that a refused second instance can name it.
+#[derive(Debug)]
+pub struct InstanceLock {
+    path: PathBuf,
+    _file: nix::fcntl::Flock<std::fs::File>,
+}
+
+impl InstanceLock {
+    /// The lock file of the admin socket at `admin_socket`.
+    pub fn path_for(admin_socket: &Path) -> PathBuf {
+        let mut name = admin_socket.as_os_str().to_owned();
+        name.push(".lock");
+        PathBuf::from(name)
+    }
+
+    /// Take the lock of `admin_socket` without waiting: [`AdminError::Locked`] when another
+    /// process holds it.
+    pub fn acquire(admin_socket: &Path) -> Result<Self, AdminError> {
+        use nix::fcntl::{Flock, FlockArg};
+        use std::io::{Read, Write};
+        use std::os::unix::fs::OpenOptionsExt;
+        let lock = Self::path_for(admin_socket);
+        let err = |source: std::io::Error| AdminError::Lock {
+            lock: lock.clone(),
+            source,
+        };
+        if let Some(dir) = lock.parent() {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        // O_NONBLOCK: a FIFO planted at the path must not hang the start; O_NOFOLLOW: the lock
+        // file is ours, a symbolic link there is not.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o644)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW)
+            .open(&lock)
+            .map_err(err)?;
+        let meta = file.metadata().map_err(err)?;
+        if !meta.is_file() {
+            return Err(err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!(
+                    "it is a {}, not a regular file",
+                    crate::files::file_kind(&meta.file_type())
+                ),
+            )));
+        }
+        let file = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(f) => f,
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut text = String::new();
+                let _ = (&file).take(32).read_to_string(&mut text);
+                return Err(AdminError::Locked {
+                    pid: text.trim().parse().ok(),
+                    lock,
+                });
+            }
+            Err((_, e)) => return Err(err(e.into())),
+        };
+        let mut f: &std::fs::File = &file;
+        f.set_len(0)
+            .and_then(|()| f.write_all(format!("{}\n", std::process::id()).as_bytes()))
+            .map_err(err)?;
+        Ok(InstanceLock {
+            path: lock,
+            _file: file,
+        })
+    }
+
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
 }
 
 /// Serve the admin socket until `shutdown` completes: each connection's request is parsed and
@@ -243,6 +418,9 @@ pub async fn request(path: &Path, req: &Request) -> Result<Reply, AdminError> {
     })
 }
 
+/// A maintenance file larger than this cannot be read (and so drains everything).
+const MAX_MAINTENANCE_FILE: u64 = 1 << 20;
+
 /// What the maintenance file asks for.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum Maintenance {
@@ -282,9 +460,10 @@ impl Maintenance {
     }
 
     /// Read the maintenance file at `path`. A missing file is [`Maintenance::None`]; a file that
-    /// exists but cannot be read drains everything (fail safe) and says why.
+    /// exists but cannot be read drains everything (fail safe) and says why; so does anything
+    /// but a regular file (reading a FIFO would block the health loop).
     pub fn read(path: &Path) -> (Maintenance, Option<String>) {
-        match std::fs::read(path) {
+        match crate::files::read_regular(path, MAX_MAINTENANCE_FILE) {
             Ok(bytes) => (Self::parse(&String::from_utf8_lossy(&bytes)), None),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Maintenance::None, None),
             Err(e) => (
@@ -301,6 +480,108 @@ impl Maintenance {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("herald-admin-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn bind_refuses_a_live_socket_and_replaces_a_stale_one() {
+        let dir = tmpdir("bind");
+        let path = dir.join("admin.sock");
+        let live = bind(&path).unwrap();
+        let e = bind(&path).unwrap_err();
+        assert!(matches!(e, AdminError::InUse { .. }), "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "another ipvs-herald is serving the admin socket {}",
+                path.display()
+            )
+        );
+        // Still the first daemon's socket: it accepts.
+        assert!(UnixStream::connect(&path).await.is_ok());
+        // The daemon dies without removing its socket: the file stays, nobody listens.
+        drop(live);
+        assert!(path.exists());
+        let again = bind(&path).expect("a stale socket is replaced");
+        let accept = tokio::spawn(async move { again.accept().await.map(|_| ()) });
+        UnixStream::connect(&path).await.unwrap();
+        accept.await.unwrap().unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bind_never_deletes_what_is_not_a_socket() {
+        let dir = tmpdir("notsock");
+        let path = dir.join("admin.sock");
+        std::fs::write(&path, "precious").unwrap();
+        let e = bind(&path).unwrap_err().to_string();
+        assert!(
+            e.contains("there is a regular file at that path, not a socket"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+        std::fs::remove_file(&path).unwrap();
+
+        std::fs::create_dir(&path).unwrap();
+        let e = bind(&path).unwrap_err().to_string();
+        assert!(e.contains("a directory at that path"), "{e}");
+        std::fs::remove_dir(&path).unwrap();
+
+        nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = bind(&path).unwrap_err().to_string();
+        assert!(e.contains("a FIFO at that path"), "{e}");
+        std::fs::remove_file(&path).unwrap();
+
+        // A symbolic link, even to a stale socket, is not ours to remove.
+        let target = dir.join("target");
+        std::fs::write(&target, "x").unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        let e = bind(&path).unwrap_err().to_string();
+        assert!(e.contains("a symbolic link at that path"), "{e}");
+        assert!(std::fs::symlink_metadata(&path).is_ok() && target.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn instance_lock_is_exclusive_and_names_the_holder() {
+        let dir = tmpdir("lock");
+        let sock = dir.join("run/admin.sock");
+        let lock = InstanceLock::acquire(&sock).unwrap();
+        assert_eq!(lock.path(), dir.join("run/admin.sock.lock"));
+        assert_eq!(
+            std::fs::read_to_string(lock.path()).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        // flock locks belong to the open file description: a second open in the same process
+        // conflicts like a second process would.
+        let e = InstanceLock::acquire(&sock).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "another ipvs-herald is running: it holds the lock {} (pid {})",
+                lock.path().display(),
+                std::process::id()
+            )
+        );
+        drop(lock);
+        let again = InstanceLock::acquire(&sock).expect("free once the holder is gone");
+        drop(again);
+        // A FIFO at the lock path is refused at once instead of hanging the start.
+        let other = dir.join("fifo.sock");
+        nix::unistd::mkfifo(
+            &InstanceLock::path_for(&other),
+            nix::sys::stat::Mode::from_bits_truncate(0o600),
+        )
+        .unwrap();
+        let e = InstanceLock::acquire(&other).unwrap_err().to_string();
+        assert!(e.contains("it is a FIFO, not a regular file"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn request_json_is_stable() {

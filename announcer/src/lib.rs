@@ -9,16 +9,20 @@
 //! - [`bgp`] is the BGP speaker: `netgauze-bgp-pkt` for the wire format and our own pure FSM
 //!   (`netgauze-bgp-speaker` was evaluated and not used; the module docs say why).
 //! - [`backend`] holds the kernel route backend for OSPF (and BGP-by-routing-daemon) sites.
-//! - [`admin`] is the local admin socket and the maintenance file.
+//! - [`admin`] is the local admin socket, the single-instance lock and the maintenance file;
+//!   [`state`] keeps the admin drains across restarts; [`files`] reads operator-controlled files
+//!   without blocking.
 #![deny(unsafe_code)]
 
 pub mod admin;
 pub mod backend;
 pub mod bgp;
+pub mod files;
 pub mod group;
 pub mod health;
 pub mod runtime;
 pub mod sinks;
+pub mod state;
 pub mod vip;
 
 use serde::Deserialize;
@@ -46,6 +50,9 @@ pub struct Config {
     /// When this file exists the director is drained (or, if it lists group names one per line,
     /// those groups). Default `/etc/ipvs-herald/maintenance`.
     pub maintenance_file: Option<PathBuf>,
+    /// Where the drains asked for over the admin socket are kept, so that they survive a
+    /// restart. Default `/var/lib/ipvs-herald/state.json`.
+    pub state_file: PathBuf,
     /// How long a drain announces with the draining attributes before withdrawing. Default `30s`.
     #[serde(with = "humantime_serde")]
     pub drain_time: Duration,
@@ -67,6 +74,7 @@ impl Default for Config {
             vip_groups: Vec::new(),
             admin_socket: PathBuf::from("/run/ipvs-herald/admin.sock"),
             maintenance_file: Some(PathBuf::from("/etc/ipvs-herald/maintenance")),
+            state_file: PathBuf::from("/var/lib/ipvs-herald/state.json"),
             drain_time: Duration::from_secs(30),
             shutdown_drain_time: Duration::from_secs(5),
             shutdown_timeout: Duration::from_secs(15),

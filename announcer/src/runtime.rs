@@ -25,6 +25,7 @@
 use crate::admin::{Envelope, GroupStatus, Maintenance, Reply, Request, Target};
 use crate::group::{GroupRuntime, Phase, RouteAction};
 use crate::health::{evaluate_with, CheckInput, Health};
+use crate::state::{Drain, DrainState, StateFile};
 use crate::vip::VipGroupConfig;
 use herald_shared::model::Snapshot;
 use herald_shared::reader::IpvsSource;
@@ -50,15 +51,17 @@ const BEAT_PERIOD: Duration = Duration::from_secs(1);
 /// work (control messages, drain deadlines, the watchdog) again.
 const READ_SLICE: Duration = Duration::from_millis(250);
 
-/// Slack of the loop's own watchdog on top of twice the largest group bound: the loop may
-/// legitimately spend a read slice, a batch of route actions and a reload between beats.
-const WEDGE_SLACK: Duration = Duration::from_secs(10);
+/// How long the loop may go without a beat before it counts as wedged. A turn waits on a read
+/// for at most [`READ_SLICE`], so this only has to cover a large batch of route actions or a
+/// reload on a slow host; it does not grow with the groups' intervals, which a hung read
+/// cannot stretch (see the group watchdog).
+pub const LOOP_WEDGE_BOUND: Duration = Duration::from_secs(15);
 
 /// Proof of life of the control loop, for a watcher outside the async runtime.
 ///
-/// The loop [beats](Heartbeat::beat) it on every turn (at least once a second) and keeps its
-/// bound up to date (10 s plus twice the largest group watchdog bound). [`Heartbeat::check`]
-/// answers whether the loop has been silent for longer than that. After the loop has ended on
+/// The loop [beats](Heartbeat::beat) it on every turn (at least once a second);
+/// [`Heartbeat::check`] answers whether it has been silent for longer than its bound
+/// ([`LOOP_WEDGE_BOUND`] for the control loop). After the loop has ended on
 /// purpose (shutdown) the heartbeat is stopped and always passes.
 #[derive(Debug, Clone)]
 pub struct Heartbeat {
@@ -74,9 +77,9 @@ struct HeartbeatInner {
     bound_ms: AtomicU64,
 }
 
-/// A control loop that has not beaten its [`Heartbeat`] within its bound.
+/// A loop that has not beaten its [`Heartbeat`] within its bound.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the announcer's control loop has made no progress for {silent:?} (bound {bound:?})")]
+#[error("no heartbeat for {silent:?} (bound {bound:?})")]
 pub struct Wedged {
     pub silent: Duration,
     pub bound: Duration,
@@ -94,9 +97,7 @@ impl Heartbeat {
             inner: Arc::new(HeartbeatInner {
                 epoch: Instant::now(),
                 last_ms: AtomicU64::new(0),
-                bound_ms: AtomicU64::new(millis(
-                    WEDGE_SLACK + 2 * crate::group::MIN_WATCHDOG_BOUND,
-                )),
+                bound_ms: AtomicU64::new(millis(LOOP_WEDGE_BOUND)),
             }),
         }
     }
@@ -105,7 +106,14 @@ impl Heartbeat {
         millis(self.inner.epoch.elapsed())
     }
 
-    /// The loop is alive now.
+    /// A heartbeat that fails when not beaten for longer than `bound`.
+    pub fn with_bound(bound: Duration) -> Self {
+        let h = Self::new();
+        h.set_bound(bound);
+        h
+    }
+
+    /// Alive now.
     pub fn beat(&self) {
         self.inner.last_ms.store(self.now_ms(), Ordering::Relaxed);
     }
@@ -221,7 +229,13 @@ pub struct RuntimeSettings {
     pub drain_time: Duration,
     /// Maintenance file (drains when present).
     pub maintenance_file: Option<PathBuf>,
+    /// Where admin drains are kept across restarts (`None`: not kept).
+    pub state_file: Option<PathBuf>,
 }
+
+/// How long an admin request waits for its drain to reach the state file before the reply says
+/// it was not saved.
+const STATE_WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct GroupLabel {
@@ -435,6 +449,53 @@ impl Metrics {
     }
 }
 
+/// The admin drains saved by an earlier run, restored before the first tick so that a drained
+/// group is never announced after a restart. A restored drain goes straight to drained (the
+/// group starts withdrawn, and the route was withdrawn before the restart): announcing it again
+/// with the draining attributes would draw traffic back to a director taken out of service.
+///
+/// A state file that exists but cannot be read or parsed drains every group (fail safe: an
+/// operator's drain is never lost), logs an error naming the file, and `status` says why; the
+/// returned fault is that reason. Drains of groups no longer configured are dropped, as a reload
+/// does.
+fn restore_drains(
+    file: Option<&StateFile>,
+    groups: &[(GroupRuntime, Instant)],
+    settings: &RuntimeSettings,
+) -> (DrainState, Option<String>) {
+    let Some(file) = file else {
+        return (DrainState::default(), None);
+    };
+    match file.load() {
+        Ok(mut state) => {
+            state.groups.retain(|name, _| {
+                let known = groups.iter().any(|(g, _)| g.name() == name);
+                if !known {
+                    tracing::warn!(group = %name, state_file = %file.path().display(), "saved drain of a VIP group that is no longer configured: dropped");
+                }
+                known
+            });
+            if state.all.is_some() {
+                tracing::info!(state_file = %file.path().display(), "restored the drain of every VIP group");
+            }
+            for name in state.groups.keys() {
+                tracing::info!(group = %name, state_file = %file.path().display(), "restored admin drain");
+            }
+            (state, None)
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot restore the admin drains: draining every VIP group until `ipvs-herald undrain --all`");
+            (
+                DrainState {
+                    all: Some(Drain::now(settings.drain_time)),
+                    groups: BTreeMap::new(),
+                },
+                Some(format!("{e} at start")),
+            )
+        }
+    }
+}
+
 const PHASES: [&str; 5] = [
     "withdrawn",
     "announced_down",
@@ -450,8 +511,14 @@ pub struct Runtime {
     sink: Arc<dyn RouteSink>,
     local: Arc<dyn LocalAddrs>,
     settings: RuntimeSettings,
-    admin_drains: BTreeMap<String, Duration>,
-    admin_drain_all: Option<Duration>,
+    admin_drains: BTreeMap<String, Drain>,
+    admin_drain_all: Option<Drain>,
+    /// Set when the state file could not be read at start: every group is drained
+    /// (`admin_drain_all`) until `undrain --all`, and `status` says why.
+    drain_fault: Option<String>,
+    state_file: Option<StateFile>,
+    /// Generation of the last drain state handed to the state file.
+    state_generation: u64,
     shutdown: Option<(Duration, oneshot::Sender<()>)>,
     metrics: Metrics,
     /// Metric handles by group name.
@@ -486,14 +553,19 @@ impl Runtime {
             .into_iter()
             .map(|g| GroupRuntime::new(g).map(|g| (g, now)))
             .collect::<Result<Vec<_>, _>>()?;
+        let state_file = settings.state_file.clone().map(StateFile::new);
+        let (restored, drain_fault) = restore_drains(state_file.as_ref(), &groups, &settings);
         Ok(Runtime {
             groups,
             source,
             sink,
             local,
             settings,
-            admin_drains: BTreeMap::new(),
-            admin_drain_all: None,
+            admin_drains: restored.groups,
+            admin_drain_all: restored.all,
+            drain_fault,
+            state_file,
+            state_generation: 0,
             shutdown: None,
             metrics: Metrics::register(registry),
             gauges: BTreeMap::new(),
@@ -514,24 +586,10 @@ impl Runtime {
         self
     }
 
-    /// The heartbeat's bound: the loop may be silent for a read slice and a turn's work, well
-    /// within twice the largest group bound plus slack.
-    fn update_wedge_bound(&self) {
-        let largest = self
-            .groups
-            .iter()
-            .map(|(g, _)| g.watchdog_bound())
-            .max()
-            .unwrap_or(crate::group::MIN_WATCHDOG_BOUND);
-        self.heartbeat
-            .set_bound(WEDGE_SLACK.saturating_add(largest.saturating_mul(2)));
-    }
-
     /// Run until a [`Control::Shutdown`] has drained and withdrawn everything, or until the
     /// control channel closes (then routes are left as they are: the BGP session's end withdraws
     /// them).
     pub async fn run(mut self, mut control: mpsc::Receiver<Control>) {
-        self.update_wedge_bound();
         loop {
             self.heartbeat.beat();
             self.faults.hold("wedge");
@@ -629,10 +687,10 @@ impl Runtime {
             return Some(*d);
         }
         if let Some(d) = self.admin_drains.get(name) {
-            return Some(*d);
+            return Some(d.drain_time);
         }
-        if let Some(d) = self.admin_drain_all {
-            return Some(d);
+        if let Some(d) = &self.admin_drain_all {
+            return Some(d.drain_time);
         }
         maintenance.drains(name).then_some(self.settings.drain_time)
     }
@@ -803,8 +861,12 @@ impl Runtime {
     async fn control(&mut self, msg: Control) {
         match msg {
             Control::Admin((req, reply)) => {
-                let r = self.admin(req);
-                let _ = reply.send(r);
+                let (r, drains_changed) = self.admin(req);
+                if drains_changed {
+                    self.save_drains(Some((r, reply)));
+                } else {
+                    let _ = reply.send(r);
+                }
             }
             Control::Reload(groups, reply) => {
                 let r = self.reload(groups).await;
@@ -817,10 +879,16 @@ impl Runtime {
         }
     }
 
-    fn admin(&mut self, req: Request) -> Reply {
+    /// Answer an admin request; the flag is set when the admin drains changed (to be saved).
+    fn admin(&mut self, req: Request) -> (Reply, bool) {
         let ok = |message: String| Reply {
             ok: true,
             message,
+            groups: Vec::new(),
+        };
+        let unknown = |name: &str| Reply {
+            ok: false,
+            message: format!("no VIP group named {name:?}"),
             groups: Vec::new(),
         };
         let known = |s: &Self, name: &str| s.groups.iter().any(|(g, _)| g.name() == name);
@@ -829,25 +897,25 @@ impl Runtime {
                 let d = drain_time.unwrap_or(self.settings.drain_time);
                 match target {
                     Target::All => {
-                        self.admin_drain_all = Some(d);
-                        ok(format!("draining every VIP group ({}s)", d.as_secs_f64()))
+                        self.admin_drain_all = Some(Drain::now(d));
+                        (
+                            ok(format!("draining every VIP group ({}s)", d.as_secs_f64())),
+                            true,
+                        )
                     }
                     Target::Group(name) if known(self, &name) => {
-                        self.admin_drains.insert(name.clone(), d);
-                        ok(format!("draining {name} ({}s)", d.as_secs_f64()))
+                        self.admin_drains.insert(name.clone(), Drain::now(d));
+                        (ok(format!("draining {name} ({}s)", d.as_secs_f64())), true)
                     }
-                    Target::Group(name) => Reply {
-                        ok: false,
-                        message: format!("no VIP group named {name:?}"),
-                        groups: Vec::new(),
-                    },
+                    Target::Group(name) => (unknown(&name), false),
                 }
             }
             Request::Undrain { target } => match target {
                 Target::All => {
                     self.admin_drain_all = None;
                     self.admin_drains.clear();
-                    ok("undrained every VIP group".into())
+                    self.drain_fault = None;
+                    (ok("undrained every VIP group".into()), true)
                 }
                 Target::Group(name) if known(self, &name) => {
                     self.admin_drains.remove(&name);
@@ -856,31 +924,100 @@ impl Runtime {
                     } else {
                         ""
                     };
-                    ok(format!("undrained {name}{note}"))
+                    (ok(format!("undrained {name}{note}")), true)
                 }
-                Target::Group(name) => Reply {
-                    ok: false,
-                    message: format!("no VIP group named {name:?}"),
-                    groups: Vec::new(),
-                },
+                Target::Group(name) => (unknown(&name), false),
             },
-            Request::Status => Reply {
-                ok: true,
-                message: format!("{} VIP groups", self.groups.len()),
-                groups: self
+            Request::Status => {
+                let groups = self
                     .groups
                     .iter()
-                    .map(|(g, _)| GroupStatus {
-                        name: g.name().to_string(),
-                        state: g.phase().as_str().to_string(),
-                        reasons: g
+                    .map(|(g, _)| {
+                        let mut reasons = g
                             .last_observation()
                             .map(|o| o.reasons.clone())
-                            .unwrap_or_default(),
+                            .unwrap_or_default();
+                        reasons.extend(self.admin_drain_reason(g.name()));
+                        GroupStatus {
+                            name: g.name().to_string(),
+                            state: g.phase().as_str().to_string(),
+                            reasons,
+                        }
                     })
-                    .collect(),
-            },
+                    .collect();
+                (
+                    Reply {
+                        ok: true,
+                        message: format!("{} VIP groups", self.groups.len()),
+                        groups,
+                    },
+                    false,
+                )
+            }
         }
+    }
+
+    /// Why the admin drains hold group `name`, for `status`.
+    fn admin_drain_reason(&self, name: &str) -> Option<String> {
+        if let Some(fault) = &self.drain_fault {
+            return Some(format!(
+                "drained: {fault}; `ipvs-herald undrain --all` ends it"
+            ));
+        }
+        let (what, d) = match (self.admin_drains.get(name), &self.admin_drain_all) {
+            (Some(d), _) => (format!("ipvs-herald drain {name}"), d),
+            (None, Some(d)) => ("ipvs-herald drain --all".to_string(), d),
+            (None, None) => return None,
+        };
+        Some(format!("drained by `{what}` (unix time {})", d.since))
+    }
+
+    /// The admin drains as the state file keeps them.
+    fn drain_state(&self) -> DrainState {
+        DrainState {
+            all: self.admin_drain_all,
+            groups: self.admin_drains.clone(),
+        }
+    }
+
+    /// Write the admin drains to the state file off the loop (a slow disk must not hold up the
+    /// health checks), then send `reply`, turned into an error if the drains could not be
+    /// saved: they are in force, but a restart would bring back the ones saved before.
+    fn save_drains(&mut self, reply: Option<(Reply, oneshot::Sender<Reply>)>) {
+        let Some(file) = self.state_file.clone() else {
+            if let Some((r, tx)) = reply {
+                let _ = tx.send(r);
+            }
+            return;
+        };
+        self.state_generation += 1;
+        let generation = self.state_generation;
+        let state = self.drain_state();
+        tokio::spawn(async move {
+            let path = file.path().display().to_string();
+            let write = tokio::task::spawn_blocking(move || file.store(generation, &state));
+            let failed = match tokio::time::timeout(STATE_WRITE_TIMEOUT, write).await {
+                Ok(Ok(Ok(()))) => None,
+                Ok(Ok(Err(e))) => Some(e.to_string()),
+                Ok(Err(e)) => Some(format!("state file {path}: write task failed: {e}")),
+                Err(_) => Some(format!(
+                    "state file {path}: not written within {STATE_WRITE_TIMEOUT:?}"
+                )),
+            };
+            if let Some(e) = &failed {
+                tracing::error!(error = %e, "admin drains not saved: a restart would restore the drains saved before");
+            }
+            if let Some((mut r, tx)) = reply {
+                if let Some(e) = failed {
+                    r.ok = false;
+                    r.message = format!(
+                        "{}; in force now, but NOT saved ({e}): a restart would restore the drains saved before",
+                        r.message
+                    );
+                }
+                let _ = tx.send(r);
+            }
+        });
     }
 
     async fn reload(&mut self, new: Vec<VipGroupConfig>) -> Result<(), String> {
@@ -912,8 +1049,11 @@ impl Runtime {
             }
         }
         self.groups = kept;
-        self.update_wedge_bound();
+        let drains = self.admin_drains.len();
         self.admin_drains.retain(|name, _| new_names.contains(name));
+        if self.admin_drains.len() != drains {
+            self.save_drains(None);
+        }
         let removed: Vec<_> = removed
             .into_iter()
             .map(|name| {
@@ -1090,6 +1230,7 @@ mod tests {
             RuntimeSettings {
                 drain_time: Duration::from_millis(500),
                 maintenance_file: Some(maintenance.clone()),
+                state_file: None,
             },
             &mut Registry::default(),
         );
@@ -1149,6 +1290,7 @@ mod tests {
             RuntimeSettings {
                 drain_time: Duration::from_secs(3),
                 maintenance_file: None,
+                state_file: None,
             },
             &mut registry,
         );
@@ -1263,6 +1405,211 @@ mod tests {
             "{text}"
         );
     }
+    async fn ask(tx: &mpsc::Sender<Control>, req: Request) -> Reply {
+        let (rtx, rrx) = oneshot::channel();
+        tx.send(Control::Admin((req, rtx))).await.unwrap();
+        rrx.await.unwrap()
+    }
+
+    fn drained_group(reply: &Reply) -> (String, String) {
+        let g = &reply.groups[0];
+        (g.state.clone(), g.reasons.join("; "))
+    }
+
+    /// `drain web`, the daemon dies (no shutdown drain), a new one starts on the same state
+    /// file with the pool healthy: web is never announced, not even with the draining
+    /// attributes, until `undrain web`; then it returns under its health policy.
+    #[tokio::test(start_paused = true)]
+    async fn a_saved_drain_keeps_a_healthy_group_withdrawn_after_a_restart() {
+        let dir = std::env::temp_dir().join(format!("herald-restore-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let state = dir.join("state.json");
+        let settings = RuntimeSettings {
+            drain_time: Duration::from_secs(1),
+            maintenance_file: None,
+            state_file: Some(state.clone()),
+        };
+        let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
+        let rec = Arc::new(Recorder::default());
+        let (tx, task) = spawn_runtime(
+            vec![group()],
+            ipvs.clone(),
+            rec.clone(),
+            settings.clone(),
+            &mut Registry::default(),
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(events(&rec), ["announce 192.0.2.10/32 med=None comm=[]"]);
+        let r = ask(
+            &tx,
+            Request::Drain {
+                target: Target::Group("web".into()),
+                drain_time: None,
+            },
+        )
+        .await;
+        assert!(r.ok, "{}", r.message);
+        let saved = StateFile::new(state.clone()).load().unwrap();
+        assert_eq!(saved.groups["web"].drain_time, Duration::from_secs(1));
+        // Killed in the middle of the drain.
+        task.abort();
+        let _ = task.await;
+
+        let rec = Arc::new(Recorder::default());
+        let mut registry = Registry::default();
+        let (tx, task) = spawn_runtime(
+            vec![group()],
+            ipvs.clone(),
+            rec.clone(),
+            settings.clone(),
+            &mut registry,
+        );
+        // Ten checks of a healthy pool (rise is 2): nothing announced.
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        assert_eq!(events(&rec), Vec::<String>::new());
+        let (state_now, reasons) = drained_group(&ask(&tx, Request::Status).await);
+        assert_eq!(state_now, "drained");
+        assert!(
+            reasons.contains("drained by `ipvs-herald drain web`"),
+            "{reasons}"
+        );
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        assert!(
+            text.contains("ipvs_herald_vip_group_drained{group=\"web\"} 1"),
+            "{text}"
+        );
+
+        let r = ask(
+            &tx,
+            Request::Undrain {
+                target: Target::Group("web".into()),
+            },
+        )
+        .await;
+        assert!(r.ok, "{}", r.message);
+        assert!(StateFile::new(state.clone()).load().unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(events(&rec), ["announce 192.0.2.10/32 med=None comm=[]"]);
+        drop(tx);
+        let _ = task.await;
+
+        // Undrained for good: the next start announces as usual.
+        let rec = Arc::new(Recorder::default());
+        let (tx, task) = spawn_runtime(
+            vec![group()],
+            ipvs,
+            rec.clone(),
+            settings,
+            &mut Registry::default(),
+        );
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(events(&rec), ["announce 192.0.2.10/32 med=None comm=[]"]);
+        drop(tx);
+        let _ = task.await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A state file that cannot be parsed: every group stays drained (an operator's drain may be
+    /// in it), `status` names the file, and `undrain --all` ends it and rewrites the file.
+    #[tokio::test(start_paused = true)]
+    async fn a_corrupt_state_file_drains_everything_until_undrained() {
+        let dir = std::env::temp_dir().join(format!("herald-corrupt-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let state = dir.join("state.json");
+        std::fs::write(&state, "{\"version\":1,\"all\":nu").unwrap();
+        let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
+        let rec = Arc::new(Recorder::default());
+        let (tx, task) = spawn_runtime(
+            vec![group()],
+            ipvs,
+            rec.clone(),
+            RuntimeSettings {
+                drain_time: Duration::from_secs(1),
+                maintenance_file: None,
+                state_file: Some(state.clone()),
+            },
+            &mut Registry::default(),
+        );
+        tokio::time::sleep(Duration::from_millis(1050)).await;
+        assert_eq!(events(&rec), Vec::<String>::new());
+        let (state_now, reasons) = drained_group(&ask(&tx, Request::Status).await);
+        assert_eq!(state_now, "drained");
+        assert!(
+            reasons.contains(&format!("state file {} is corrupt", state.display()))
+                && reasons.contains("undrain --all"),
+            "{reasons}"
+        );
+        // Undraining one group is not enough.
+        let r = ask(
+            &tx,
+            Request::Undrain {
+                target: Target::Group("web".into()),
+            },
+        )
+        .await;
+        assert!(r.message.contains("still in force"), "{}", r.message);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(events(&rec), Vec::<String>::new());
+        let r = ask(
+            &tx,
+            Request::Undrain {
+                target: Target::All,
+            },
+        )
+        .await;
+        assert!(r.ok, "{}", r.message);
+        assert!(StateFile::new(state.clone()).load().unwrap().is_empty());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert_eq!(events(&rec), ["announce 192.0.2.10/32 med=None comm=[]"]);
+        drop(tx);
+        let _ = task.await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A drain whose state cannot be written is in force, but the reply says it is not saved.
+    #[tokio::test]
+    async fn a_drain_that_cannot_be_saved_is_reported() {
+        let dir = std::env::temp_dir().join(format!("herald-unsaved-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        // The state file's directory is a regular file: no write can succeed.
+        std::fs::write(dir.join("file"), "").unwrap();
+        let rec = Arc::new(Recorder::default());
+        let (tx, task) = spawn_runtime(
+            vec![group()],
+            Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1])))),
+            rec.clone(),
+            RuntimeSettings {
+                drain_time: Duration::from_secs(1),
+                maintenance_file: None,
+                state_file: Some(dir.join("file/state.json")),
+            },
+            &mut Registry::default(),
+        );
+        let r = ask(
+            &tx,
+            Request::Drain {
+                target: Target::All,
+                drain_time: Some(Duration::ZERO),
+            },
+        )
+        .await;
+        assert!(!r.ok);
+        assert!(
+            r.message
+                .starts_with("draining every VIP group (0s); in force now, but NOT saved"),
+            "{}",
+            r.message
+        );
+        let (state_now, _) = drained_group(&ask(&tx, Request::Status).await);
+        assert_eq!(state_now, "drained");
+        drop(tx);
+        let _ = task.await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[tokio::test(start_paused = true)]
     async fn reload_removes_the_series_of_a_removed_group() {
         let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
@@ -1278,6 +1625,7 @@ mod tests {
             RuntimeSettings {
                 drain_time: Duration::from_secs(3),
                 maintenance_file: None,
+                state_file: None,
             },
             &mut registry,
         );
@@ -1383,6 +1731,7 @@ mod tests {
             RuntimeSettings {
                 drain_time: Duration::from_secs(3),
                 maintenance_file: None,
+                state_file: None,
             },
             &mut registry,
         )

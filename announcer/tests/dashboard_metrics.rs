@@ -97,6 +97,7 @@ async fn registered_names() -> BTreeSet<String> {
         RuntimeSettings {
             drain_time: Duration::from_secs(1),
             maintenance_file: None,
+            state_file: None,
         },
         &mut registry,
     )
