@@ -575,12 +575,6 @@ fn drain_survives_restart() {
         "fd",
         |c| c.drain_time = "1s".into(),
         |rig| {
-            if !herald_world::state_file_supported() {
-                return Err(
-                "this ipvs-herald has no announcer.state_file: drains are not kept across restarts (issue 9, defect 5)"
-                    .into(),
-            );
-            }
             rig.start_announced()?;
             rig.herald.ctl(&["drain", "web"])?;
             rig.route_gone_since(Instant::now(), Duration::from_secs(10))?;

@@ -698,7 +698,8 @@ maintenance_file = "{maint}"
 drain_time = "{drain}"
 shutdown_drain_time = "1s"
 shutdown_timeout = "5s"
-{state}
+state_file = "{state}"
+
 [announcer.bgp]
 router_id = "{addr}"
 local_as = {las}
@@ -724,11 +725,7 @@ hold_down = "{hd}ms"
             admin = self.admin_socket().display(),
             maint = d("maintenance"),
             drain = self.drain_time,
-            state = if state_file_supported() {
-                format!("state_file = \"{}\"\n", d("drain-state"))
-            } else {
-                String::new()
-            },
+            state = d("drain-state.json"),
             addr = self.address,
             las = self.local_as,
             rtr = self.router,
@@ -752,29 +749,4 @@ hold_down = "{hd}ms"
         write_atomic(&p, &self.render())?;
         Ok(p)
     }
-}
-
-/// Whether the binary knows `announcer.state_file` (drains kept across restarts). Every daemon
-/// of these tests gets its own file when it does: the default path is shared by the whole host.
-/// A binary without it has no drain persistence to share, so the key is left out; the test of
-/// that persistence sets it unconditionally and so fails on such a binary.
-pub fn state_file_supported() -> bool {
-    static KNOWN: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *KNOWN.get_or_init(|| {
-        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        let _ = std::fs::create_dir_all(&dir);
-        let probe = dir.join(format!("state-file-probe-{}.toml", std::process::id()));
-        let text = format!(
-            "[announcer]\nstate_file = \"{}\"\n",
-            dir.join("state-file-probe").display()
-        );
-        let known = std::fs::write(&probe, text).is_ok()
-            && run(Command::new(HERALD)
-                .arg("-c")
-                .arg(&probe)
-                .arg("check-config"))
-            .is_ok();
-        let _ = std::fs::remove_file(&probe);
-        known
-    })
 }
