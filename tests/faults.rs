@@ -11,7 +11,7 @@
 //! | `ipvs_gone_*` | `/proc/net/ip_vs` removed (module unloaded) | route gone within interval × fall + slack, `ipvs_up 0`; back after |
 //! | `router_restart_*` | BIRD killed -9, started again | session back ≤ `connect_retry.max` + 1 s, route re-announced |
 //! | `silent_link_loss_*` | every packet dropped on the router's link (nftables), no TCP reset | both sides expire the session (hold time 3 s); it recovers, the route returns |
-//! | `wedged_control_loop_*` | `<fault dir>/wedge` (hook: the control loop blocks its thread) | the process aborts within 10 s + 2 × the group bound (+ 2 s); route gone, exit non-zero |
+//! | `wedged_control_loop_*` | `<fault dir>/wedge` (hook: the control loop blocks its thread) | the process aborts within the 15 s wedge bound (+ 2 s), hold time 60 s so the abort (not the hold timer) ends the session; exit non-zero |
 //! | `kill9_mid_drain_*`, `kill9_mid_reload_*` | SIGKILL while draining / right after SIGHUP | route gone ≤ 1 s |
 //! | `drain_survives_restart` | `drain`, SIGTERM, start again | the group stays drained and unannounced; `undrain` brings it back |
 //!
@@ -206,16 +206,19 @@ fn control_loop_panic_withdraws_within_1s_and_exits_non_zero() {
 
 #[test]
 fn wedged_control_loop_aborts_the_process() {
+    // A hold time well past the wedge bound: the route must go because the process aborts, not
+    // because BIRD's hold timer ran out (the two would otherwise be indistinguishable here).
     with_rig(
         "wedge",
         "fw",
-        |_| {},
+        |c| c.hold_time = 60,
         |rig| {
             rig.start_announced()?;
             let t0 = Instant::now();
             touch(&rig.fault("wedge"))?;
-            // No progress for 10 s + 2 x the largest group bound (max(3 x 200 ms, 2 s)) aborts.
-            let bound = Duration::from_secs(10 + 2 * 2);
+            // A loop without a beat for LOOP_WEDGE_BOUND (15 s) aborts the process; slack for
+            // the watchdog thread's period and the kernel's FIN reaching BIRD.
+            let bound = herald_announcer::runtime::LOOP_WEDGE_BOUND;
             let slack = Duration::from_secs(2);
             let gone = rig.route_gone_since(t0, bound + slack + Duration::from_secs(10))?;
             let status = rig.herald.wait_exit(Duration::from_secs(10))?;
@@ -231,6 +234,13 @@ fn wedged_control_loop_aborts_the_process() {
             }
             if status.success() {
                 return Err(format!("exit status {status} after a wedge"));
+            }
+            let bird_log = std::fs::read_to_string(rig.bird.log_path()).unwrap_or_default();
+            if bird_log.contains("Hold timer expired") {
+                return Err("the session ended by BIRD's hold timer, not by the abort".into());
+            }
+            if !rig.herald.log_text().contains("fatal") {
+                return Err("the daemon's log has no fatal line naming the wedge".into());
             }
             Ok(())
         },
