@@ -734,7 +734,7 @@ impl Runtime {
             let (group, due) = &mut self.groups[i];
             let observation = match (&input, *due <= now) {
                 (Some(input), true) => {
-                    *due = now + group.config().interval;
+                    *due = crate::group::instant_after(now, group.config().interval);
                     let policy = group.config().policy();
                     let mut pools = std::mem::take(&mut group.tracker_mut().pools_up);
                     let obs = evaluate_with(&policy, input, &mut pools);
