@@ -4,6 +4,12 @@
 //! this module only composes them, loads the file and turns a parse error into a message that
 //! names the file, line and column. Every section and key is optional: an absent file section
 //! means the built-in defaults, and running with no `--config` at all is the same as an empty file.
+//!
+//! [`Config::load`] is the one gate of `check-config`, `run` and SIGHUP: besides the file's own
+//! content it checks what `run` opens at start (the web configuration file with its
+//! certificates, key and CA file, the kernel backend's network namespace) and the log filter,
+//! so that any configuration `check-config` accepts, `run` starts with, and any it refuses,
+//! `run` refuses with the same message.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -68,13 +74,51 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    #[error("{variable}: {message}")]
+    Environment {
+        variable: &'static str,
+        message: String,
+    },
+}
+
+/// The environment variable that overrides `[log] level` (read by `daemon::init_tracing`).
+pub const LOG_ENV: &str = "IPVS_HERALD_LOG";
+
+/// Parse a log filter as the daemon does when it sets up logging.
+pub fn parse_filter(filter: &str) -> Result<tracing_subscriber::EnvFilter, String> {
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map_err(|e| format!("bad log filter {filter:?}: {e}"))
 }
 
 impl Config {
-    /// Load from `path`, or the built-in defaults when `path` is `None`. Only a regular file of
-    /// at most [`MAX_CONFIG_FILE`] bytes is read: a FIFO, a device or a directory is refused at
-    /// once, without waiting for a writer ("it is a FIFO, not a regular file").
+    /// Load from `path`, or the built-in defaults when `path` is `None`, and check everything
+    /// `run` would open or parse at start: what `check-config`, `run` and SIGHUP use. Only a
+    /// regular file of at most [`MAX_CONFIG_FILE`] bytes is read: a FIFO, a device or a
+    /// directory is refused at once, without waiting for a writer.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let cfg = Self::load_content(path)?;
+        if let Some(path) = path {
+            cfg.check_files().map_err(|message| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                message,
+            })?;
+        }
+        // `[log] level` is checked with the file; the variable that overrides it, here.
+        if let Ok(filter) = std::env::var(LOG_ENV) {
+            if !filter.is_empty() {
+                parse_filter(&filter).map_err(|message| ConfigError::Environment {
+                    variable: LOG_ENV,
+                    message,
+                })?;
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// Load and validate the file's own content only, without opening the files it names: for
+    /// the commands that talk to a running daemon or only read IPVS (`dump`, `drain`,
+    /// `undrain`, `status`), which must work for an operator who cannot read the TLS key.
+    pub fn load_content(path: Option<&Path>) -> Result<Config, ConfigError> {
         let Some(path) = path else {
             return Ok(Config::default());
         };
@@ -113,9 +157,26 @@ impl Config {
 
     /// Checks serde cannot do, section by section.
     fn validate(&self) -> Result<(), String> {
+        parse_filter(&self.log.level).map_err(|e| format!("log.level: {e}"))?;
+        self.reader.validate().map_err(|e| e.to_string())?;
         self.exporter.validate().map_err(|e| e.to_string())?;
         self.announcer.validate()?;
         Ok(())
+    }
+
+    /// The files `run` opens at start, opened and parsed the same way, changing nothing.
+    fn check_files(&self) -> Result<(), String> {
+        self.exporter
+            .web_config()
+            .map_err(|e| format!("exporter.web_config_file: {e}"))?;
+        self.announcer.check_files()?;
+        Ok(())
+    }
+
+    /// What is valid but probably not meant: `check-config` prints these on standard error,
+    /// `run` logs them at start and on each reload.
+    pub fn warnings(&self) -> Vec<String> {
+        self.announcer.warnings()
     }
 }
 
@@ -291,6 +352,53 @@ mod tests {
         let e = Config::load(Some(&big)).unwrap_err().to_string();
         assert!(e.contains("not UTF-8"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bad_log_filter_is_refused_with_the_key() {
+        let err = Config::parse(Path::new("x.toml"), "[log]\nlevel = \"info,herald=loud\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("x.toml: log.level: bad log filter"),
+            "{err}"
+        );
+        Config::parse(
+            Path::new("x.toml"),
+            "[log]\nlevel = \"herald_announcer=debug,info\"\n",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn reader_values_are_validated() {
+        let err = Config::parse(
+            Path::new("x.toml"),
+            "[reader]\ntimeout = \"500000000000y\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.starts_with("x.toml: reader.timeout: "), "{err}");
+    }
+
+    /// `load` opens the files `run` opens; `load_content` (the client commands) does not.
+    #[test]
+    fn load_checks_the_web_config_file_and_load_content_does_not() {
+        let dir = std::env::temp_dir().join(format!("herald-config-web-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        let web = dir.join("missing-web.toml");
+        std::fs::write(&path, format!("[exporter]\nweb_config_file = {web:?}\n")).unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(
+            err.starts_with(&format!("{}: exporter.web_config_file: ", path.display()))
+                && err.contains("missing-web.toml"),
+            "{err}"
+        );
+        assert!(Config::load_content(Some(&path)).is_ok());
+        std::fs::write(&web, "").unwrap();
+        Config::load(Some(&path)).unwrap();
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

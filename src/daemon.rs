@@ -138,6 +138,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
 
 async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = ?path, "ipvs-herald starting");
+    cfg.warnings().iter().for_each(|w| tracing::warn!("{w}"));
     let source: Arc<dyn IpvsSource> = Arc::new(Reader::new(cfg.reader.clone()));
     probe(&source).await;
 
@@ -355,6 +356,9 @@ async fn reload(
         Ok(n) => n,
         Err(e) => return refuse(&format!("{e:#}"), "configuration refused"),
     };
+    new.warnings()
+        .iter()
+        .for_each(|w| tracing::warn!("SIGHUP: {w}"));
     let restart = restart_only_changes(running, &new, announcer.is_some());
     if let Some(a) = announcer {
         if let Err(e) = a.apply(&running.announcer, &new.announcer).await {
@@ -642,7 +646,10 @@ impl Announcer {
     /// Drain every group for `shutdown_drain_time`, withdraw, then close the BGP sessions with
     /// Cease / Administrative Shutdown; everything within `shutdown_timeout`.
     async fn stop(mut self, cfg: &herald_announcer::Config) {
-        let deadline = tokio::time::Instant::now() + cfg.shutdown_timeout;
+        let deadline = tokio::time::Instant::from_std(herald_announcer::group::instant_after(
+            tokio::time::Instant::now().into_std(),
+            cfg.shutdown_timeout,
+        ));
         if let Some(s) = self.admin_stop.take() {
             let _ = s.send(());
         }

@@ -103,7 +103,9 @@ enum Command {
     ///
     /// The JSON schema is documented in docs/dump-json.md and is stable: scripts may rely on it.
     Dump(dump::DumpArgs),
-    /// Load and validate the configuration file, print the effective configuration, and exit.
+    /// Load and validate the configuration file as `run` does (the web config file with its
+    /// certificates, the log filter, …), print the effective configuration, and exit; warnings go
+    /// to standard error. What it refuses, `run` refuses with the same message (exit 64).
     CheckConfig,
     /// Drain a VIP group (or all): re-announce it with the draining attributes (by default the
     /// GRACEFUL_SHUTDOWN community), then withdraw it, leaving the BGP sessions up.
@@ -132,7 +134,13 @@ fn main() -> ExitCode {
             };
         }
     };
-    let cfg = match config::Config::load(cli.config.as_deref()) {
+    // `run` and `check-config` check every file the daemon opens at start; the client commands
+    // only need the file's own content.
+    let load = match cli.command {
+        None | Some(Command::Run | Command::CheckConfig) => config::Config::load,
+        Some(_) => config::Config::load_content,
+    };
+    let cfg = match load(cli.config.as_deref()) {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("ipvs-herald: {e}");
@@ -155,6 +163,9 @@ fn main() -> ExitCode {
         Command::Status(args) => adminctl::status(&cfg, &args),
         Command::Flush => daemon::flush(&cfg),
         Command::CheckConfig => {
+            for w in cfg.warnings() {
+                eprintln!("ipvs-herald: warning: {w}");
+            }
             println!("{cfg:#?}");
             Ok(())
         }

@@ -340,6 +340,29 @@ impl Netns {
     }
 }
 
+impl Netns {
+    /// A daemon with `backend = "kernel"` (routes in table 100 of this namespace), once its
+    /// healthy VIP's route is installed.
+    fn daemon_with_route(&self, dir: PathBuf, env: &[(&str, &str)]) -> Daemon {
+        let backend = format!(
+            "backend = \"kernel\"\n\n[announcer.kernel]\nmode = \"route\"\ntable = 100\nnetns = \"/run/netns/{}\"\n",
+            self.0
+        );
+        let mut d = Daemon::start_with(dir, env, &backend);
+        let start = Instant::now();
+        while !self.routes(100).contains("192.0.2.10 dev lo") {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "VIP never installed in the namespace:\n{}",
+                d.stderr()
+            );
+            assert!(d.child.try_wait().unwrap().is_none(), "{}", d.stderr());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        d
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
@@ -353,25 +376,7 @@ fn a_panic_with_the_kernel_backend_withdraws_the_kernel_routes() {
     let ns = Netns::new("k");
     let dir = Daemon::dir("kernel");
     let faults = dir.join("faults");
-    let backend = format!(
-        "backend = \"kernel\"\n\n[announcer.kernel]\nmode = \"route\"\ntable = 100\nnetns = \"/run/netns/{}\"\n",
-        ns.0
-    );
-    let mut d = Daemon::start_with(
-        dir.clone(),
-        &[(FAULT_ENV, faults.to_str().unwrap())],
-        &backend,
-    );
-    let start = Instant::now();
-    while !ns.routes(100).contains("192.0.2.10 dev lo") {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "VIP never installed in the namespace:\n{}",
-            d.stderr()
-        );
-        assert!(d.child.try_wait().unwrap().is_none(), "{}", d.stderr());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut d = ns.daemon_with_route(dir.clone(), &[(FAULT_ENV, faults.to_str().unwrap())]);
     d.touch_fault("panic");
     let status = d
         .wait_exit(Duration::from_secs(8))
@@ -397,20 +402,7 @@ fn a_panic_with_the_kernel_backend_withdraws_the_kernel_routes() {
 fn flush_removes_the_kernel_routes_a_kill_9_left_and_refuses_under_a_live_daemon() {
     let ns = Netns::new("f");
     let dir = Daemon::dir("flush");
-    let backend = format!(
-        "backend = \"kernel\"\n\n[announcer.kernel]\nmode = \"route\"\ntable = 100\nnetns = \"/run/netns/{}\"\n",
-        ns.0
-    );
-    let mut d = Daemon::start_with(dir.clone(), &[], &backend);
-    let start = Instant::now();
-    while !ns.routes(100).contains("192.0.2.10 dev lo") {
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "VIP never installed in the namespace:\n{}",
-            d.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut d = ns.daemon_with_route(dir.clone(), &[]);
     let flush = || {
         Command::new(env!("CARGO_BIN_EXE_ipvs-herald"))
             .arg("--config")

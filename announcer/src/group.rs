@@ -21,6 +21,15 @@ use crate::vip::{DownAction, ParsedAttrs, VipAddressMode, VipGroupConfig};
 use ipnet::IpNet;
 use std::time::{Duration, Instant};
 
+/// `t + d`, or a point decades ahead when that would overflow: a configured or requested
+/// duration, however large, moves a deadline far out instead of panicking the control loop.
+pub fn instant_after(t: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(FAR.min(d)))
+        .unwrap_or(t)
+}
+
 /// Where a group's routes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -235,7 +244,7 @@ impl GroupRuntime {
         let next = match (self.phase, drained) {
             (Phase::Announced, true) if drain_time.is_zero() => Phase::Drained,
             (Phase::Announced, true) => Phase::Draining {
-                until: now + drain_time,
+                until: instant_after(now, drain_time),
             },
             (Phase::Draining { until }, true) if now >= until => Phase::Drained,
             (Phase::Draining { until }, true) => Phase::Draining { until },
@@ -532,6 +541,25 @@ mod tests {
         let a = g.step(t + drain, obs(true), false, drain);
         assert_eq!(kinds(&a), ["announce", "announce"]);
         assert_eq!(g.phase(), Phase::Announced);
+    }
+
+    /// A drain of any length (from the admin socket or a configuration past its bound) moves
+    /// the deadline far out; it never overflows the clock.
+    #[test]
+    fn a_huge_drain_time_drains_without_overflowing() {
+        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let t = Instant::now();
+        g.step(t, obs(true), false, Duration::ZERO);
+        g.step(t, obs(true), false, Duration::ZERO);
+        let a = g.step(t, obs(true), true, Duration::MAX);
+        assert_eq!(kinds(&a), ["announce", "announce"]);
+        let until = g.deadline().expect("draining");
+        assert!(until > t + Duration::from_secs(365 * 86_400), "{until:?}");
+        assert_eq!(
+            instant_after(t, Duration::from_secs(3)),
+            t + Duration::from_secs(3)
+        );
+        assert!(instant_after(t, Duration::MAX) > t);
     }
 
     #[test]

@@ -541,7 +541,8 @@ impl GroupTracker {
 
     /// When the hold-down ends (if the group is held down), so a caller can report it.
     pub fn hold_down_until(&self) -> Option<Instant> {
-        self.down_since.map(|t| t + self.damping.hold_down)
+        self.down_since
+            .map(|t| crate::group::instant_after(t, self.damping.hold_down))
     }
 }
 

@@ -611,8 +611,11 @@ impl Runtime {
                 }
             }
             let wake = self.next_wake(now);
+            // Control first: while a read is pending every turn is due at once, and a fair
+            // choice would leave an admin request waiting for several read slices. Each message
+            // is followed by a turn, so checks are never starved.
             tokio::select! {
-                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
+                biased;
                 msg = control.recv() => match msg {
                     None => {
                         self.heartbeat.stop();
@@ -620,6 +623,7 @@ impl Runtime {
                     }
                     Some(msg) => self.control(msg).await,
                 },
+                _ = tokio::time::sleep_until(tokio::time::Instant::from_std(wake)) => {}
             }
         }
     }
@@ -734,7 +738,7 @@ impl Runtime {
             let (group, due) = &mut self.groups[i];
             let observation = match (&input, *due <= now) {
                 (Some(input), true) => {
-                    *due = now + group.config().interval;
+                    *due = crate::group::instant_after(now, group.config().interval);
                     let policy = group.config().policy();
                     let mut pools = std::mem::take(&mut group.tracker_mut().pools_up);
                     let obs = evaluate_with(&policy, input, &mut pools);

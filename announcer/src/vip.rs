@@ -34,16 +34,17 @@ pub struct VipGroupConfig {
     /// Which destinations count as healthy. Default: weight > 0.
     #[serde(default)]
     pub destinations: DestinationRule,
-    /// Time between checks. Default `1s`; at least `100ms`.
+    /// Time between checks. Default `1s`; at least `100ms`, at most [`MAX_INTERVAL`].
     #[serde(default = "default_interval", with = "humantime_serde")]
     pub interval: Duration,
-    /// Passed checks in a row before announcing. Default 3.
+    /// Passed checks in a row before announcing. Default 3; at least 1.
     #[serde(default = "default_rise")]
     pub rise: u32,
-    /// Failed checks in a row before withdrawing. Default 2.
+    /// Failed checks in a row before withdrawing. Default 2; at least 1.
     #[serde(default = "default_fall")]
     pub fall: u32,
-    /// Least time between a withdrawal and the next announcement. Default `10s`.
+    /// Least time between a withdrawal and the next announcement. Default `10s`; at most
+    /// [`MAX_HOLD_DOWN`].
     #[serde(default = "default_hold_down", with = "humantime_serde")]
     pub hold_down: Duration,
     /// How the VIP address itself is handled: `require` (default: it must be configured on a local
@@ -58,7 +59,7 @@ pub struct VipGroupConfig {
     /// With `vip_address = "manage"`: how long the address stays after the withdrawal before it
     /// is removed, so that packets the routers still send while they process the withdrawal are
     /// answered, not dropped. An announcement within that time keeps the address. Default `1s`;
-    /// `0s` removes it as soon as the withdrawal is queued.
+    /// `0s` removes it as soon as the withdrawal is queued; at most [`MAX_ADDRESS_LINGER`].
     #[serde(default = "default_address_linger", with = "humantime_serde")]
     pub address_linger: Duration,
     /// Route attributes while healthy.
@@ -74,6 +75,26 @@ pub struct VipGroupConfig {
     /// Route attributes while unhealthy, with `down_action = "announce"`.
     #[serde(default)]
     pub down: StateAttrs,
+}
+
+/// The longest `interval`: a group checked less often than hourly is not health-checked.
+pub const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+/// The longest `hold_down`.
+pub const MAX_HOLD_DOWN: Duration = Duration::from_secs(3600);
+/// The longest `address_linger`: routers act on a withdrawal within seconds.
+pub const MAX_ADDRESS_LINGER: Duration = Duration::from_secs(600);
+
+/// Refuse a duration past its bound; `key` is named in the message as written in the file.
+pub(crate) fn at_most(key: &str, value: Duration, max: Duration) -> Result<(), String> {
+    if value > max {
+        let fmt = humantime_serde::re::humantime::format_duration;
+        return Err(format!(
+            "{key} is {}; it must be at most {}",
+            fmt(value),
+            fmt(max)
+        ));
+    }
+    Ok(())
 }
 
 fn default_interval() -> Duration {
@@ -224,6 +245,17 @@ impl VipGroupConfig {
                 self.interval
             )));
         }
+        at_most("`interval`", self.interval, MAX_INTERVAL).map_err(ctx)?;
+        at_most("`hold_down`", self.hold_down, MAX_HOLD_DOWN).map_err(ctx)?;
+        at_most("`address_linger`", self.address_linger, MAX_ADDRESS_LINGER).map_err(ctx)?;
+        // Zero would mean "never", which the tracker cannot express: refuse it rather than
+        // reading it as 1.
+        if self.rise == 0 {
+            return Err(ctx("`rise` must be at least 1".into()));
+        }
+        if self.fall == 0 {
+            return Err(ctx("`fall` must be at least 1".into()));
+        }
         for s in &self.services {
             s.validate().map_err(ctx)?;
         }
@@ -266,13 +298,34 @@ impl VipGroupConfig {
     }
 }
 
-/// Check a list of groups: each valid, names unique.
+/// Check a list of groups: each valid, names unique, and no route in two places.
+///
+/// A route belongs to one group only: were it in two, one group's withdrawal would remove the
+/// route the other still reports as announced. Prefixes are compared as routes (host bits
+/// cleared), so `192.0.2.10/24` and `192.0.2.11/24` are the same route `192.0.2.0/24`.
 pub fn validate_groups(groups: &[VipGroupConfig]) -> Result<(), String> {
     let mut names = std::collections::BTreeSet::new();
+    // Route → (group, prefix as written).
+    let mut routes: std::collections::BTreeMap<IpNet, (&str, &IpNet)> = Default::default();
     for g in groups {
         g.validate()?;
         if !names.insert(g.name.as_str()) {
             return Err(format!("vip group name {:?} is used twice", g.name));
+        }
+        for p in &g.prefixes {
+            if let Some((other, written)) = routes.insert(p.trunc(), (g.name.as_str(), p)) {
+                let route = p.trunc();
+                return Err(if other == g.name {
+                    format!(
+                        "vip group {other:?}: prefix {p} is listed twice (as {written} and {p}, route {route})"
+                    )
+                } else {
+                    format!(
+                        "prefix {route} is in two vip groups: {other:?} (as {written}) and {:?} (as {p}); a route belongs to one group only",
+                        g.name
+                    )
+                });
+            }
         }
     }
     Ok(())
@@ -372,6 +425,79 @@ mod tests {
         let e = parse("[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\nbogus = 1\n")
             .unwrap_err();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    fn group(name: &str, prefixes: &[&str], extra: &str) -> String {
+        let list: Vec<String> = prefixes.iter().map(|p| format!("{p:?}")).collect();
+        format!(
+            "[[vip_groups]]\nname = {name:?}\nprefixes = [{}]\n{extra}\n",
+            list.join(", ")
+        )
+    }
+
+    #[test]
+    fn durations_have_upper_bounds_and_the_bound_itself_is_accepted() {
+        for (key, max, past) in [
+            ("interval", "1h", "1h 1ms"),
+            ("hold_down", "1h", "61m"),
+            ("address_linger", "10m", "601s"),
+        ] {
+            parse(&group("w", &["192.0.2.1/32"], &format!("{key} = {max:?}")))
+                .unwrap_or_else(|e| panic!("{key} = {max}: {e}"));
+            for bad in [past, "500000000000y"] {
+                let e =
+                    parse(&group("w", &["192.0.2.1/32"], &format!("{key} = {bad:?}"))).unwrap_err();
+                assert!(
+                    e.contains(&format!("`{key}`")) && e.contains(&format!("at most {max}")),
+                    "{key} = {bad}: {e}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rise_and_fall_of_zero_are_refused() {
+        for key in ["rise", "fall"] {
+            let e = parse(&group("w", &["192.0.2.1/32"], &format!("{key} = 0"))).unwrap_err();
+            assert_eq!(e, format!("vip group \"w\": `{key}` must be at least 1"));
+        }
+        parse(&group("w", &["192.0.2.1/32"], "rise = 1\nfall = 1")).unwrap();
+    }
+
+    #[test]
+    fn one_route_in_two_groups_is_refused_naming_both() {
+        let e = parse(&format!(
+            "{}{}",
+            group("web", &["192.0.2.10/32", "2001:db8::10/128"], ""),
+            group("api", &["192.0.2.11/32", "2001:db8::10/128"], "")
+        ))
+        .unwrap_err();
+        assert_eq!(
+            e,
+            "prefix 2001:db8::10/128 is in two vip groups: \"web\" (as 2001:db8::10/128) and \"api\" (as 2001:db8::10/128); a route belongs to one group only"
+        );
+        // Host bits do not make another route.
+        let e = parse(&format!(
+            "{}{}",
+            group("web", &["192.0.2.10/24"], ""),
+            group("api", &["192.0.2.11/24"], "")
+        ))
+        .unwrap_err();
+        assert!(
+            e.contains("prefix 192.0.2.0/24 is in two vip groups")
+                && e.contains("\"web\" (as 192.0.2.10/24)")
+                && e.contains("\"api\" (as 192.0.2.11/24)"),
+            "{e}"
+        );
+        let e = parse(&group("web", &["192.0.2.10/32", "192.0.2.10/32"], "")).unwrap_err();
+        assert!(e.contains("listed twice"), "{e}");
+        // Overlapping but different routes are different announcements.
+        parse(&format!(
+            "{}{}",
+            group("web", &["192.0.2.0/24"], ""),
+            group("api", &["192.0.2.10/32"], "")
+        ))
+        .unwrap();
     }
 
     #[test]

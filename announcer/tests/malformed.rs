@@ -590,6 +590,19 @@ async fn open_truncated_parameters() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_capability_length_overruns_its_parameter() {
+    // One Capabilities parameter of 8 bytes: MP-BGP IPv4 unicast (1, 4, …), then a 4-octet AS
+    // capability (65) whose length 4 overruns the 2 bytes left in the parameter. RFC 4271
+    // §6.2: a recognised but malformed optional parameter is OPEN Message Error / Unspecific.
+    let mut body = vec![4];
+    body.extend_from_slice(&(PEER_AS as u16).to_be_bytes());
+    body.extend_from_slice(&30u16.to_be_bytes());
+    body.extend_from_slice(&peer_id().octets());
+    body.extend_from_slice(&[10, 2, 8, 1, 4, 0, 1, 0, 1, 65, 4]);
+    expect_reject(frame(1, &body), false, 2, 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passive_dual_stack_listener_with_md5_for_ipv4_peer() {
     use herald_announcer::bgp::testutil::connect;
     // Listener on [::] (dual stack): the IPv4 peer arrives as a v4-mapped address and its

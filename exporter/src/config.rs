@@ -6,6 +6,7 @@
 //! right (a zero timeout, a malformed service spec, an include rule that can never match) are
 //! refused when the file is loaded, with a message naming the key.
 
+use crate::webconfig::{WebConfig, WebConfigError};
 use herald_shared::model::{AddressFamily, Protocol, ServiceKey};
 use ipnet::IpNet;
 use serde::Deserialize;
@@ -71,13 +72,14 @@ impl Default for Config {
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Open client connections at most; further connections wait in the kernel's accept queue.
-    /// Default 256.
+    /// Default 256; 1 to [`MAX_CONNECTIONS`].
     pub max_connections: usize,
     /// Metrics requests processed at once; further ones wait (within their timeout) for a slot.
-    /// Default 8.
+    /// Default 8; 1 to [`MAX_CONCURRENT_SCRAPES`].
     pub max_concurrent_scrapes: usize,
     /// A client must send the complete request head within this time or is disconnected.
-    /// Default `"5s"`.
+    /// Default `"5s"`. This and every other duration of the section: at most
+    /// [`MAX_DURATION_SECONDS`] (one hour).
     #[serde(
         rename = "header_read_timeout",
         deserialize_with = "herald_shared::duration::secs_f64"
@@ -131,6 +133,15 @@ impl Default for Limits {
         }
     }
 }
+
+/// The longest value of every `[exporter.limits]` and `[exporter.conn_table]` duration, in
+/// seconds: one hour.
+pub const MAX_DURATION_SECONDS: f64 = 3600.0;
+/// The most `limits.max_connections`: each is a task and a file descriptor.
+pub const MAX_CONNECTIONS: usize = 65_536;
+/// The most `limits.max_concurrent_scrapes`: each holds one of the runtime's blocking threads
+/// (512 by default).
+pub const MAX_CONCURRENT_SCRAPES: usize = 512;
 
 /// `[exporter.conn_table]`: counting the connection table by service, destination and state.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -196,11 +207,17 @@ impl Config {
             );
         }
         let l = &self.limits;
-        if l.max_connections == 0 {
-            return bad("limits.max_connections", "must be at least 1");
+        if !(1..=MAX_CONNECTIONS).contains(&l.max_connections) {
+            return bad(
+                "limits.max_connections",
+                &format!("must be 1 to {MAX_CONNECTIONS}"),
+            );
         }
-        if l.max_concurrent_scrapes == 0 {
-            return bad("limits.max_concurrent_scrapes", "must be at least 1");
+        if !(1..=MAX_CONCURRENT_SCRAPES).contains(&l.max_concurrent_scrapes) {
+            return bad(
+                "limits.max_concurrent_scrapes",
+                &format!("must be 1 to {MAX_CONCURRENT_SCRAPES}"),
+            );
         }
         for (key, v) in [
             ("limits.header_read_timeout", l.header_read_timeout_seconds),
@@ -214,8 +231,11 @@ impl Config {
                 l.default_scrape_timeout_seconds,
             ),
         ] {
-            if !(v.is_finite() && v > 0.0 && v < 1e6) {
-                return bad(key, "must be more than 0s and less than 1000000s");
+            if !(v.is_finite() && v > 0.0 && v <= MAX_DURATION_SECONDS) {
+                return bad(
+                    key,
+                    &format!("is {v}s; it must be more than 0s and at most 1h"),
+                );
             }
         }
         for (key, v) in [
@@ -229,8 +249,8 @@ impl Config {
                 self.conn_table.max_duration_seconds,
             ),
         ] {
-            if !(v.is_finite() && (0.0..1e6).contains(&v)) {
-                return bad(key, "must be less than 1000000s");
+            if !(v.is_finite() && (0.0..=MAX_DURATION_SECONDS).contains(&v)) {
+                return bad(key, &format!("is {v}s; it must be at most 1h"));
             }
         }
         for (spec, name) in &self.service_names {
@@ -242,6 +262,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Load the web configuration file as the server does at start, certificates and keys
+    /// included: what `serve` would refuse is refused here, when the configuration is loaded.
+    pub fn web_config(&self) -> Result<WebConfig, WebConfigError> {
+        match &self.web_config_file {
+            Some(p) => WebConfig::load(p),
+            None => Ok(WebConfig::default()),
+        }
     }
 }
 
@@ -531,6 +562,16 @@ mod tests {
         let e = parse("[[exclude]]\naddress = \"300.1.1.1\"").unwrap_err();
         assert!(e.contains("300.1.1.1"), "{e}");
         let mut c = Config::default();
+        c.limits.max_connections = 1 << 62;
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("max_connections"));
+        let mut c = Config::default();
+        c.limits.max_concurrent_scrapes = 513;
+        assert!(c.validate().is_err());
+        let mut c = Config::default();
         c.limits.request_timeout_seconds = 0.0;
         assert!(c
             .validate()
@@ -542,6 +583,44 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn every_duration_is_at_most_an_hour() {
+        for key in [
+            "header_read_timeout",
+            "tls_handshake_timeout",
+            "request_timeout",
+            "default_scrape_timeout",
+            "scrape_timeout_offset",
+            "shutdown_drain",
+        ] {
+            parse(&format!("[limits]\n{key} = \"1h\"\n"))
+                .unwrap()
+                .validate()
+                .unwrap_or_else(|e| panic!("{key} = 1h: {e}"));
+            for past in ["1h 1ms", "500000000000y"] {
+                let e = parse(&format!("[limits]\n{key} = {past:?}\n"))
+                    .unwrap()
+                    .validate()
+                    .unwrap_err()
+                    .to_string();
+                assert!(
+                    e.starts_with(&format!("exporter.limits.{key}: ")) && e.contains("at most 1h"),
+                    "{e}"
+                );
+            }
+        }
+        parse("[conn_table]\nmax_duration = \"1h\"\n")
+            .unwrap()
+            .validate()
+            .unwrap();
+        let e = parse("[conn_table]\nmax_duration = \"500000000000y\"\n")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("exporter.conn_table.max_duration: "), "{e}");
     }
 
     #[test]

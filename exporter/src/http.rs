@@ -9,7 +9,7 @@
 use crate::collector::with_scrape_deadline;
 use crate::config::{secs, Config, ConfigError};
 use crate::exposition::{encode_registry_to, negotiate, EncodeError};
-use crate::webconfig::{BasicAuth, WebConfig, WebConfigError};
+use crate::webconfig::{BasicAuth, WebConfigError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
@@ -52,6 +52,10 @@ fn full(body: impl Into<Bytes>) -> Body {
         .boxed()
 }
 
+/// The largest request head (request line and header fields) accepted; a larger one is
+/// answered 431 Request Header Fields Too Large and the connection closed.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
 /// Size of the pieces a large exposition is sent in (after gzip, when asked).
 const CHUNK: usize = 64 * 1024;
 /// Pieces buffered between the encoder and the connection: the memory of a scrape in flight is
@@ -75,10 +79,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     cfg.validate()?;
-    let web = match &cfg.web_config_file {
-        Some(p) => WebConfig::load(p)?,
-        None => WebConfig::default(),
-    };
+    let web = cfg.web_config()?;
     let tls = web.tls_acceptor().map_err(ServeError::Tls)?;
     let auth = BasicAuth::new(&web.basic_auth_users);
     let local = listener.local_addr().ok();
@@ -177,7 +178,10 @@ where
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(secs(state.cfg.limits.header_read_timeout_seconds))
-        .max_buf_size(64 * 1024)
+        // max_buf_size alone bounds the read buffer, which one read can overfill: heads of up
+        // to twice the size were accepted. max_header_size is checked on the parsed head.
+        .max_buf_size(MAX_REQUEST_HEAD)
+        .max_header_size(MAX_REQUEST_HEAD)
         // A client may shut down its sending side once the request is out (`nc -N`, some
         // health checkers); it still gets its answer.
         .half_close(true)

@@ -146,18 +146,27 @@ impl TlsServerConfig {
         let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
             .map_err(|e| format!("TLS versions: {e}"))?;
-        let builder = match self.client_auth_type {
-            ClientAuthType::NoClientCert => builder.with_no_client_auth(),
-            ClientAuthType::RequireAndVerifyClientCert => {
-                let ca = self.client_ca_file.as_ref().ok_or_else(|| {
-                    "client_auth_type RequireAndVerifyClientCert needs client_ca_file".to_string()
-                })?;
+        // A CA file that is named is read and checked even when client certificates are not
+        // asked for, so that a broken file is found when the configuration is loaded, not when
+        // someone turns client authentication on.
+        let roots = match &self.client_ca_file {
+            Some(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
                 for c in read_certs(ca)? {
                     roots
                         .add(c)
                         .map_err(|e| format!("{}: unusable CA certificate: {e}", ca.display()))?;
                 }
+                Some(roots)
+            }
+            None => None,
+        };
+        let builder = match self.client_auth_type {
+            ClientAuthType::NoClientCert => builder.with_no_client_auth(),
+            ClientAuthType::RequireAndVerifyClientCert => {
+                let roots = roots.ok_or_else(|| {
+                    "client_auth_type RequireAndVerifyClientCert needs client_ca_file".to_string()
+                })?;
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
                     provider,

@@ -157,6 +157,60 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
     }
 }
 
+/// Send `head` and read what comes back: `Some(status)`, or `None` when the server closed (or
+/// reset) the connection without an answer.
+async fn raw_status(addr: SocketAddr, head: &[u8]) -> Option<u16> {
+    tokio::time::timeout(GUARD, async {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // The server may refuse and close before it has read everything: a failed write or a
+        // reset is then part of the answer, not an error of the test.
+        let _ = s.write_all(head).await;
+        let mut raw = Vec::new();
+        let _ = s.read_to_end(&mut raw).await;
+        raw.windows(4)
+            .any(|w| w == b"\r\n\r\n")
+            .then(|| parse_response(&raw).status)
+    })
+    .await
+    .expect("answer within the guard time")
+}
+
+/// A request whose head is `size` bytes long, the padding in one header field.
+fn head_of(size: usize) -> Vec<u8> {
+    let start = "GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Pad: ";
+    let end = "\r\n\r\n";
+    let pad = size - start.len() - end.len();
+    format!("{start}{}{end}", "a".repeat(pad)).into_bytes()
+}
+
+/// The documented limit: request heads up to 64 KiB are served, larger ones refused with 431
+/// (hyper's read buffer limit alone let heads of up to about 128 KiB through).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_heads_are_limited_to_64_kib() {
+    assert_eq!(herald_exporter::http::MAX_REQUEST_HEAD, 64 * 1024);
+    let srv = Server::start(rich(), test_cfg()).await;
+    for (size, served) in [
+        (63 * 1024, true),
+        (64 * 1024, true),
+        (64 * 1024 + 1, false),
+        (65 * 1024, false),
+        (100 * 1024, false),
+    ] {
+        let status = raw_status(srv.addr, &head_of(size)).await;
+        if served {
+            assert_eq!(status, Some(200), "head of {size} bytes");
+        } else {
+            assert!(
+                matches!(status, Some(431) | None),
+                "head of {size} bytes answered {status:?}, expected 431 or a closed connection"
+            );
+        }
+    }
+    // The refused clients did not hurt the server.
+    assert_eq!(request(srv.addr, "GET", "/metrics", &[]).await.status, 200);
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_half_closes_still_gets_its_answer() {
     let srv = Server::start(rich(), test_cfg()).await;
@@ -567,6 +621,70 @@ fn openssl(args: &[&str], dir: &std::path::Path) {
         "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `Config::web_config` (what loading the configuration calls) refuses what the server would:
+/// a key that is not the certificate's, a CA file that does not parse even when client
+/// certificates are not asked for, and a missing file.
+#[test]
+fn web_config_problems_are_found_when_the_configuration_is_loaded() {
+    ensure_command("openssl", "openssl");
+    let dir = target_dir().join(format!("webcheck-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for name in ["a", "b"] {
+        openssl(
+            &[
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.crt"),
+            ],
+            &dir,
+        );
+    }
+    std::fs::write(dir.join("garbage.pem"), "not a certificate\n").unwrap();
+    let check = |tls: String| {
+        let web = dir.join("web.toml");
+        std::fs::write(&web, format!("[tls_server_config]\n{tls}")).unwrap();
+        let cfg = Config {
+            web_config_file: Some(web),
+            ..Config::default()
+        };
+        cfg.web_config().map(|_| ()).map_err(|e| e.to_string())
+    };
+    let (a_crt, a_key, b_key) = (dir.join("a.crt"), dir.join("a.key"), dir.join("b.key"));
+    check(format!("cert_file = {a_crt:?}\nkey_file = {a_key:?}\n")).unwrap();
+    let e = check(format!("cert_file = {a_crt:?}\nkey_file = {b_key:?}\n")).unwrap_err();
+    assert!(e.contains("mismatch"), "{e}");
+    let e = check(format!(
+        "cert_file = {a_crt:?}\nkey_file = {a_key:?}\nclient_ca_file = {:?}\n",
+        dir.join("garbage.pem")
+    ))
+    .unwrap_err();
+    assert!(
+        e.contains("garbage.pem") && e.contains("no certificate"),
+        "{e}"
+    );
+    let e = check(format!("cert_file = {a_crt:?}\nkey_file = {a_key:?}\nclient_auth_type = \"RequireAndVerifyClientCert\"\n")).unwrap_err();
+    assert!(e.contains("needs client_ca_file"), "{e}");
+    let missing = Config {
+        web_config_file: Some(dir.join("missing.toml")),
+        ..Config::default()
+    };
+    let e = missing.web_config().unwrap_err().to_string();
+    assert!(e.contains("missing.toml"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

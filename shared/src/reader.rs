@@ -24,17 +24,19 @@ pub struct ReaderConfig {
     pub procfs_root: PathBuf,
     /// Longest time one read of the IPVS state (or one pass over the connection table without
     /// its own time limit) may take before it is abandoned with an error (TOML key `timeout`,
-    /// e.g. `"10s"`; kept here in milliseconds). Default `"10s"`. Large tables on slow machines need more (10,000 services x 10
+    /// e.g. `"10s"`; kept here in milliseconds). Default `"10s"`; more than 0, at most one hour
+    /// ([`MAX_TIMEOUT_MS`]). Large tables on slow machines need more (10,000 services x 10
     /// destinations took ipvsadm 8-15 s in an emulated 2-vCPU VM).
     #[serde(rename = "timeout", deserialize_with = "crate::duration::millis_u64")]
     pub timeout_ms: u64,
-    /// Size of each `read()` on `/proc/net/ip_vs_conn`, in bytes (at least 4096). Default
+    /// Size of each `read()` on `/proc/net/ip_vs_conn`, in bytes (4096 to [`MAX_READ_BUFFER`]:
+    /// the buffer is allocated for every pass). Default
     /// `1048576` (1 MiB): kernels before ~6.14 restart the hash walk on every read of that
     /// file, so small reads make a pass quadratic in the number of connections.
     pub conn_read_buffer: usize,
     /// The kernel's `CONFIG_HZ`, used only by the procfs source: `/proc/net/ip_vs` prints
     /// persistence timeouts in jiffies. Default: read from `/boot/config-<release>`; when that
-    /// is unreadable, 250 (Debian's value) with a warning.
+    /// is unreadable, 250 (Debian's value) with a warning. Not 0.
     pub kernel_hz: Option<u32>,
 }
 
@@ -48,6 +50,57 @@ impl Default for ReaderConfig {
             conn_read_buffer: crate::conntable::DEFAULT_READ_BUFFER,
             kernel_hz: None,
         }
+    }
+}
+
+/// The longest `[reader] timeout`, in milliseconds: one hour.
+pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// The largest `[reader] conn_read_buffer`: 64 MiB.
+pub const MAX_READ_BUFFER: usize = 64 << 20;
+
+/// Why a `[reader]` value is refused; the message names the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("reader.{key}: {message}")]
+pub struct ReaderConfigError {
+    /// The key, as written in the file.
+    pub key: &'static str,
+    /// What is wrong with its value.
+    pub message: String,
+}
+
+impl ReaderConfig {
+    /// Check the values deserialisation alone cannot.
+    pub fn validate(&self) -> Result<(), ReaderConfigError> {
+        let bad = |key, message: String| Err(ReaderConfigError { key, message });
+        if self.timeout_ms == 0 {
+            return bad("timeout", "must be more than 0s".into());
+        }
+        if self.timeout_ms > MAX_TIMEOUT_MS {
+            return bad(
+                "timeout",
+                format!("is {} ms; it must be at most 1h", self.timeout_ms),
+            );
+        }
+        let min = crate::conntable::MIN_READ_BUFFER;
+        if !(min..=MAX_READ_BUFFER).contains(&self.conn_read_buffer) {
+            return bad(
+                "conn_read_buffer",
+                format!(
+                    "is {}; it must be {min} to {MAX_READ_BUFFER} bytes",
+                    self.conn_read_buffer
+                ),
+            );
+        }
+        if self.kernel_hz == Some(0) {
+            return bad("kernel_hz", "must not be 0".into());
+        }
+        if self.netns.as_deref() == Some("") {
+            return bad(
+                "netns",
+                "must not be empty (leave it out for our own)".into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -304,5 +357,40 @@ impl IpvsSource for Reader {
             crate::conntable::aggregate_reader(file, cfg.conn_read_buffer, &limits)
                 .map_err(|source| ReadError::Io { path, source })
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> ReaderConfig {
+        toml::from_str(text).expect("parses")
+    }
+
+    #[test]
+    fn timeout_is_bounded_and_the_bound_is_accepted() {
+        parse("timeout = \"1h\"").validate().unwrap();
+        parse("timeout = \"1ms\"").validate().unwrap();
+        for bad in ["1h 1ms", "500000000000y", "0s"] {
+            let e = parse(&format!("timeout = {bad:?}")).validate().unwrap_err();
+            assert_eq!(e.key, "timeout", "{bad}: {e}");
+            assert!(e.to_string().starts_with("reader.timeout: "), "{e}");
+        }
+    }
+
+    #[test]
+    fn other_values_are_checked() {
+        ReaderConfig::default().validate().unwrap();
+        parse("conn_read_buffer = 4096").validate().unwrap();
+        parse("conn_read_buffer = 67108864").validate().unwrap();
+        for (text, key) in [
+            ("conn_read_buffer = 4095", "conn_read_buffer"),
+            ("conn_read_buffer = 67108865", "conn_read_buffer"),
+            ("kernel_hz = 0", "kernel_hz"),
+            ("netns = \"\"", "netns"),
+        ] {
+            assert_eq!(parse(text).validate().unwrap_err().key, key, "{text}");
+        }
     }
 }

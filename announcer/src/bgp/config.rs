@@ -24,7 +24,8 @@ use super::BgpError;
 pub struct BgpConfig {
     /// BGP identifier sent in OPEN. Required; must not be 0.0.0.0.
     pub router_id: Ipv4Addr,
-    /// Local autonomous system number (4-octet ASNs supported). Required.
+    /// Local autonomous system number (4-octet ASNs supported). Required; not 0, 23456
+    /// (AS_TRANS, RFC 6793), 65535 or 4294967295 (reserved, RFC 7300).
     pub local_as: u32,
     /// Address the passive listener binds when at least one peer is `passive`.
     /// Default: `[::]:179` (dual stack).
@@ -47,7 +48,8 @@ pub struct PeerConfig {
     pub name: String,
     /// Peer address. Required. An IPv6 link-local address needs `interface`.
     pub address: IpAddr,
-    /// Peer AS. Equal to `local_as` makes the session iBGP. Required.
+    /// Peer AS. Equal to `local_as` makes the session iBGP. Required; the same numbers as
+    /// `local_as` are refused.
     pub remote_as: u32,
     /// TCP port of the peer. Default: 179.
     #[serde(default = "default_port")]
@@ -72,8 +74,8 @@ pub struct PeerConfig {
     /// Default: false.
     #[serde(default)]
     pub accept_incoming: bool,
-    /// Proposed hold time in seconds; 0 disables keepalives, otherwise at least 3. The session
-    /// uses the smaller of both sides' values. Default: 90.
+    /// Proposed hold time in seconds; 0 disables keepalives, otherwise 3 to 65535 (the OPEN
+    /// field's size). The session uses the smaller of both sides' values. Default: 90.
     #[serde(default = "default_hold_time")]
     pub hold_time: u16,
     /// Keepalive interval in seconds. Default: one third of the negotiated hold time. A value
@@ -81,7 +83,8 @@ pub struct PeerConfig {
     #[serde(default)]
     pub keepalive: Option<u16>,
     /// Exponential backoff (with jitter) before reconnecting after a failed connection attempt
-    /// or a session failure, in seconds. Default: `{ min = 1.0, max = 60.0 }`.
+    /// or a session failure, in seconds: 0 < min <= max <= [`MAX_CONNECT_RETRY`] (one hour).
+    /// Default: `{ min = 1.0, max = 60.0 }`.
     #[serde(default)]
     pub connect_retry: Backoff,
     /// TCP MD5 signature password (RFC 2385). Default: none.
@@ -118,6 +121,20 @@ pub struct PeerConfig {
     /// directors carry the VIP, fast failover is usually worth more: keep it off.
     #[serde(default)]
     pub graceful_restart: Option<GracefulRestart>,
+}
+
+/// The longest `connect_retry` delay, in seconds: a router that comes back is connected to
+/// within the hour.
+pub const MAX_CONNECT_RETRY: f64 = 3600.0;
+
+/// Why an AS number cannot be a speaker's own or its peer's, or `None` when it can.
+fn reserved_as(asn: u32) -> Option<&'static str> {
+    match asn {
+        0 => Some("reserved (RFC 7607)"),
+        23456 => Some("AS_TRANS (RFC 6793), which only stands in for a 4-octet AS on the wire"),
+        65535 | 4_294_967_295 => Some("reserved (RFC 7300)"),
+        _ => None,
+    }
 }
 
 fn default_port() -> u16 {
@@ -274,8 +291,11 @@ impl BgpConfig {
         if self.router_id.is_unspecified() {
             return bad("announcer.bgp.router_id must not be 0.0.0.0".into());
         }
-        if self.local_as == 0 {
-            return bad("announcer.bgp.local_as must not be 0".into());
+        if let Some(why) = reserved_as(self.local_as) {
+            return bad(format!(
+                "announcer.bgp.local_as {} is {why}: it cannot be used",
+                self.local_as
+            ));
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.peers {
@@ -286,8 +306,12 @@ impl BgpConfig {
             if !names.insert(p.name.as_str()) {
                 return bad(format!("announcer.bgp.peers: duplicate name {:?}", p.name));
             }
-            if p.remote_as == 0 {
-                return bad(format!("{} must not be 0", k("remote_as")));
+            if let Some(why) = reserved_as(p.remote_as) {
+                return bad(format!(
+                    "{} {} is {why}: it cannot be used",
+                    k("remote_as"),
+                    p.remote_as
+                ));
             }
             if p.hold_time != 0 && p.hold_time < 3 {
                 return bad(format!("{} must be 0 or at least 3", k("hold_time")));
@@ -298,9 +322,14 @@ impl BgpConfig {
                 }
             }
             let b = p.connect_retry;
-            if !(b.min.is_finite() && b.max.is_finite() && b.min > 0.0 && b.max >= b.min) {
+            if !(b.min.is_finite()
+                && b.max.is_finite()
+                && b.min > 0.0
+                && b.max >= b.min
+                && b.max <= MAX_CONNECT_RETRY)
+            {
                 return bad(format!(
-                    "{} needs 0 < min <= max (got min {} max {})",
+                    "{} needs 0 < min <= max <= {MAX_CONNECT_RETRY} seconds (got min {} max {})",
                     k("connect_retry"),
                     b.min,
                     b.max
@@ -446,6 +475,62 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("duplicate"));
+    }
+
+    #[test]
+    fn reserved_as_numbers_are_refused_for_both_ends() {
+        let base = BgpConfig {
+            router_id: "192.0.2.1".parse().unwrap(),
+            local_as: 65001,
+            listen: default_listen(),
+            peers: vec![PeerConfig::new("a", "192.0.2.2".parse().unwrap(), 65002)],
+        };
+        base.validate().unwrap();
+        for asn in [0, 23456, 65535, 4_294_967_295] {
+            let mut c = base.clone();
+            c.local_as = asn;
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("announcer.bgp.local_as {asn} is ")),
+                "{e}"
+            );
+            let mut c = base.clone();
+            c.peers[0].remote_as = asn;
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains(&format!("announcer.bgp.peers[a].remote_as {asn} is ")),
+                "{e}"
+            );
+        }
+        let mut c = base.clone();
+        c.local_as = 23456;
+        assert!(c.validate().unwrap_err().to_string().contains("AS_TRANS"));
+        // Their neighbours are ordinary numbers.
+        for asn in [23455, 23457, 65534, 65536, 4_294_967_294] {
+            let mut c = base.clone();
+            c.local_as = asn;
+            c.validate().unwrap();
+        }
+    }
+
+    #[test]
+    fn connect_retry_is_bounded() {
+        let mut c = BgpConfig {
+            router_id: "192.0.2.1".parse().unwrap(),
+            local_as: 65001,
+            listen: default_listen(),
+            peers: vec![PeerConfig::new("a", "192.0.2.2".parse().unwrap(), 65002)],
+        };
+        c.peers[0].connect_retry = Backoff {
+            min: 1.0,
+            max: MAX_CONNECT_RETRY,
+        };
+        c.validate().unwrap();
+        for (min, max) in [(1.0, 3600.5), (1.0, 1e300), (1e300, 1e300), (0.0, 1.0)] {
+            c.peers[0].connect_retry = Backoff { min, max };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("connect_retry") && e.contains("3600"), "{e}");
+        }
     }
 
     #[test]

@@ -476,6 +476,7 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
             let afi = u16::from_be_bytes([afi_hi, afi_lo]);
             return Ok(Message::RouteRefresh { afi, safi });
         }
+        1 => check_open_parameters(body)?,
         _ => {}
     }
     let mut reader = SliceReader::new(frame);
@@ -557,6 +558,64 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
             Err(DecodeError::new(kind, n, detail))
         }
     }
+}
+
+/// The framing of an OPEN's optional parameters and of the capabilities inside each
+/// Capabilities parameter: every length must stay inside what contains it.
+///
+/// The parser skips a capability it cannot read (RFC 5492: unknown capabilities are ignored), and
+/// after one whose length overruns its parameter it would read the following bytes as
+/// capabilities of their own. A malformed recognised optional parameter is an OPEN Message Error
+/// with subcode 0, Unspecific (RFC 4271 §6.2). Shorter bodies, a parameter list longer than the
+/// body, and the extended parameter format of RFC 9072 are left to the parser, which answers
+/// them already.
+fn check_open_parameters(body: &[u8]) -> Result<(), DecodeError> {
+    let (Some(&len), Some(rest)) = (body.get(9), body.get(10..)) else {
+        return Ok(());
+    };
+    let Some(mut params) = rest.get(..usize::from(len)) else {
+        return Ok(());
+    };
+    if len == 255 && params.first() == Some(&255) {
+        return Ok(());
+    }
+    let malformed =
+        |detail: String| DecodeError::new(ErrorKind::Open, Notification::new(2, 0, vec![]), detail);
+    while let Some((&ty, after)) = params.split_first() {
+        let Some((&plen, after)) = after.split_first() else {
+            return Err(malformed(format!(
+                "OPEN optional parameter {ty} has no length octet"
+            )));
+        };
+        let (Some(value), Some(next)) = (
+            after.get(..usize::from(plen)),
+            after.get(usize::from(plen)..),
+        ) else {
+            return Err(malformed(format!(
+                "OPEN optional parameter {ty} of length {plen} overruns the optional parameters ({} bytes left)",
+                after.len()
+            )));
+        };
+        if ty == 2 {
+            let mut caps = value;
+            while let Some((&code, after)) = caps.split_first() {
+                let Some((&clen, after)) = after.split_first() else {
+                    return Err(malformed(format!(
+                        "OPEN capability {code} has no length octet"
+                    )));
+                };
+                let Some(next) = after.get(usize::from(clen)..) else {
+                    return Err(malformed(format!(
+                        "OPEN capability {code} of length {clen} overruns its optional parameter ({} bytes left)",
+                        after.len()
+                    )));
+                };
+                caps = next;
+            }
+        }
+        params = next;
+    }
+    Ok(())
 }
 
 /// Where an UPDATE that failed to parse is broken (RFC 7606 §3–§5).
@@ -1170,6 +1229,49 @@ mod tests {
             graceful_restart: Some(120),
             suppress: vec![],
         }
+    }
+
+    /// An OPEN body from AS 65002 with the given optional parameters.
+    fn open_body(params: &[u8]) -> Vec<u8> {
+        let mut b = vec![4];
+        b.extend_from_slice(&65002u16.to_be_bytes());
+        b.extend_from_slice(&30u16.to_be_bytes());
+        b.extend_from_slice(&[192, 0, 2, 2]);
+        b.push(params.len() as u8);
+        b.extend_from_slice(params);
+        b
+    }
+
+    fn open_frame(params: &[u8]) -> Vec<u8> {
+        let body = open_body(params);
+        let mut f = hdr(19 + body.len() as u16, 1);
+        f.extend_from_slice(&body);
+        f
+    }
+
+    #[test]
+    fn open_capability_overrunning_its_parameter_is_open_error_unspecific() {
+        // Capabilities parameter of 6 bytes: route refresh (2, 0), then 4-octet AS (65) whose
+        // length 4 overruns the 2 bytes left.
+        let overrun = [2, 6, 2, 0, 65, 4, 0, 0];
+        // The same capability framed right, followed by more parameters.
+        let right = [2, 8, 2, 0, 65, 4, 0, 0, 0xfe, 0x02];
+        let e = decode(&open_frame(&overrun), &mut ctx()).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Open);
+        assert_eq!(e.notification, Notification::new(2, 0, vec![]));
+        assert!(
+            e.detail.contains("capability 65 of length 4 overruns"),
+            "{e}"
+        );
+        assert!(matches!(
+            decode(&open_frame(&right), &mut ctx()),
+            Ok(Message::Open(_))
+        ));
+        // A capability header cut after its code octet.
+        let e = decode(&open_frame(&[2, 3, 2, 0, 65]), &mut ctx()).unwrap_err();
+        assert_eq!(e.notification, Notification::new(2, 0, vec![]));
+        // An empty Capabilities parameter is well-formed.
+        assert!(decode(&open_frame(&[2, 0]), &mut ctx()).is_ok());
     }
 
     #[test]
