@@ -107,10 +107,14 @@ pub fn spawn_watchdog(heartbeats: Vec<(&'static str, Heartbeat)>) -> std::io::Re
             let mut last_ping: Option<Instant> = None;
             loop {
                 std::thread::sleep(WATCH_PERIOD);
-                for (what, h) in &heartbeats {
-                    if let Err(w) = h.check() {
-                        fatal(&format!("{what}: {w}"));
-                    }
+                // Every silent heartbeat is named: a thread blocked inside the runtime stalls
+                // the runtime's own beat and the control loop's at once.
+                let silent: Vec<String> = heartbeats
+                    .iter()
+                    .filter_map(|(what, h)| h.check().err().map(|w| format!("{what}: {w}")))
+                    .collect();
+                if !silent.is_empty() {
+                    fatal(&silent.join("; "));
                 }
                 if let Some(p) = ping_every {
                     if last_ping.is_none_or(|t| t.elapsed() >= p) {
