@@ -142,11 +142,12 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let source: Arc<dyn IpvsSource> = Arc::new(Reader::new(cfg.reader.clone()));
     probe(&source).await;
 
+    let faults = FaultHooks::from_env();
     let mut registry = Registry::default();
     herald_exporter::register(&mut registry, source.clone(), &cfg.exporter);
     let config_metrics = ConfigMetrics::register(&mut registry);
     let mut announcer = if cfg.announcer.is_active() {
-        Some(Announcer::start(&cfg, source.clone(), &mut registry).await?)
+        Some(Announcer::start(&cfg, source.clone(), &mut registry, faults.clone()).await?)
     } else {
         tracing::info!("no [announcer.bgp] and no VIP groups: announcer off");
         None
@@ -162,12 +163,13 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let mut server = tokio::spawn(herald_exporter::serve(
-        listener,
-        Arc::new(registry),
-        cfg.exporter.clone(),
-        stopped,
-    ));
+    let serve = herald_exporter::serve(listener, Arc::new(registry), cfg.exporter.clone(), stopped);
+    let mut server = tokio::spawn(async move {
+        tokio::select! {
+            r = serve => r,
+            _ = faults.turned_on("metrics-server-exits") => Ok(()),
+        }
+    });
 
     let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
     let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
@@ -423,11 +425,12 @@ impl Announcer {
         cfg: &Config,
         source: Arc<dyn IpvsSource>,
         registry: &mut Registry,
+        faults: FaultHooks,
     ) -> anyhow::Result<Self> {
         let a = &cfg.announcer;
         let lock = admin::InstanceLock::acquire(&a.admin_socket)?;
         let listener = admin::bind(&a.admin_socket)?;
-        match Self::start_locked(cfg, source, registry, listener).await {
+        match Self::start_locked(cfg, source, registry, listener, faults).await {
             Ok(mut started) => {
                 started.locks.push(lock);
                 Ok(started)
@@ -444,6 +447,7 @@ impl Announcer {
         source: Arc<dyn IpvsSource>,
         registry: &mut Registry,
         listener: tokio::net::UnixListener,
+        faults: FaultHooks,
     ) -> anyhow::Result<Self> {
         let a = &cfg.announcer;
         let speaker = match &a.bgp {
@@ -534,7 +538,7 @@ impl Announcer {
             registry,
         )
         .map_err(|e| anyhow::anyhow!("announcer: {e}"))?
-        .with_fault_hooks(FaultHooks::from_env());
+        .with_fault_hooks(faults);
         let heartbeat = runtime.heartbeat();
         let (control, control_rx) = mpsc::channel(16);
         tokio::spawn(runtime.run(control_rx));

@@ -434,3 +434,30 @@ fn flush_removes_the_kernel_routes_a_kill_9_left_and_refuses_under_a_live_daemon
     );
     assert!(!ns.routes(100).contains("192.0.2.10"), "{}", ns.routes(100));
 }
+
+/// The metrics endpoint is half of the daemon: when its server ends by itself (here through the
+/// test-only hook), the daemon drains, withdraws and exits non-zero instead of living on
+/// without it.
+#[test]
+fn a_metrics_server_that_ends_stops_the_daemon_with_an_error() {
+    let dir = Daemon::dir("server");
+    let faults = dir.join("faults");
+    let mut d = Daemon::start(dir.clone(), &[(FAULT_ENV, faults.to_str().unwrap())]);
+    d.wait_log("announcer started", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(d.child.try_wait().unwrap().is_none(), "{}", d.stderr());
+    d.touch_fault("metrics-server-exits");
+    let status = d
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("still running without its metrics server:\n{}", d.stderr()));
+    assert_eq!(status.code(), Some(1), "{status:?}\n{}", d.stderr());
+    let log = d.stderr();
+    assert!(
+        log.contains("the metrics server stopped by itself"),
+        "{log}"
+    );
+    assert!(
+        log.contains("shutting down: draining every VIP group"),
+        "{log}"
+    );
+}

@@ -150,7 +150,8 @@ fn millis(d: Duration) -> u64 {
 /// Faults that only tests turn on, to prove the fail-safe paths with the real binary: inert
 /// unless the environment variable `IPVS_HERALD_FAULT_DIR` names a directory. Then, while the
 /// file `<dir>/stuck-read` exists every IPVS read of the loop blocks; while `<dir>/wedge` exists
-/// the loop blocks its thread; when `<dir>/panic` exists the loop panics at its next turn.
+/// the loop blocks its thread; when `<dir>/panic` exists the loop panics at its next turn; when
+/// `<dir>/metrics-server-exits` appears the binary's metrics server ends as if it had failed.
 #[derive(Debug, Clone, Default)]
 pub struct FaultHooks {
     dir: Option<PathBuf>,
@@ -170,8 +171,19 @@ impl FaultHooks {
         FaultHooks { dir }
     }
 
-    fn on(&self, name: &str) -> bool {
+    /// Whether the fault `name` is turned on now (`<dir>/<name>` exists).
+    pub fn on(&self, name: &str) -> bool {
         self.dir.as_ref().is_some_and(|d| d.join(name).exists())
+    }
+
+    /// Complete once the fault `name` is turned on; never when the hooks are off.
+    pub async fn turned_on(&self, name: &str) {
+        if self.dir.is_none() {
+            return std::future::pending().await;
+        }
+        while !self.on(name) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// Block while `<dir>/<name>` exists (bounded: ten minutes at most).
