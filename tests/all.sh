@@ -2,8 +2,9 @@
 # The whole test suite: what the README's second command runs and what CI (.ci/run) calls.
 #
 # Stages, each loud on failure (set -e): install missing Debian packages, formatting and lints,
-# unit and integration tests of every crate, fuzz smoke runs of every decoder, BGP interop against
-# real BIRD 2 / FRR / GoBGP in network namespaces, and the QEMU lab with a real IPVS kernel.
+# unit and integration tests of every crate, the Debian package (built, installed with dpkg,
+# checked, purged), fuzz smoke runs of every decoder, BGP interop against real BIRD 2 / FRR /
+# GoBGP in network namespaces, and the QEMU lab with a real IPVS kernel.
 # Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, promtool, Prometheus)"
 cargo test --workspace --locked
+
+stage "Debian package: release build, dpkg -i, the installed binary, config, man pages, completions, systemd-analyze verify, dpkg -r/-P (tests/package.sh)"
+bash tests/package.sh
 
 stage "fuzz smoke runs (every decoder)"
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -20,6 +20,11 @@ declare -A need=(
   [curl]=curl
   [python3]=python3
   [kmod]=kmod
+  # tests/package.sh: the man pages, the unit, the packaged binary's sections (cargo-deb's
+  # strip and objcopy are binutils too)
+  [man]=man-db
+  [systemd-analyze]=systemd
+  [readelf]=binutils
 )
 missing=()
 for cmd in "${!need[@]}"; do
