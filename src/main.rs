@@ -7,6 +7,7 @@ mod config;
 mod daemon;
 mod dump;
 mod failsafe;
+mod generate;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -39,8 +40,10 @@ EXIT STATUS:
   SIGABRT (shells show 134) after a fault: routes withdrawn as described under FAULTS
 
 FILES:
-  config/ipvs-herald.toml               every key with its default and meaning
-  config/examples/*.toml                all-active BGP director, OSPF site, every BGP key
+  /etc/ipvs-herald/ipvs-herald.toml     the configuration the systemd unit runs with (as packaged:
+                                        every key with its default and meaning)
+  /usr/share/doc/ipvs-herald/examples/  all-active BGP director, OSPF site, every BGP key, BIRD and
+                                        FRR snippets (config/examples/ in the source)
   /run/ipvs-herald/admin.sock           socket of drain/undrain/status (announcer.admin_socket)
   /run/ipvs-herald/admin.sock.lock      single-instance lock (holds the running daemon's PID)
   /etc/ipvs-herald/maintenance          drains the director (or the groups it lists) while present
@@ -52,7 +55,7 @@ ENVIRONMENT:
 
 EXAMPLES:
   ipvs-herald dump --json --conns > state.json
-  ipvs-herald --config /etc/ipvs-herald.toml run
+  ipvs-herald --config /etc/ipvs-herald/ipvs-herald.toml run
   ipvs-herald drain web --time 60s && ipvs-herald status
 ";
 
@@ -80,8 +83,8 @@ const EX_USAGE: u8 = 64;
     after_long_help = AFTER_HELP
 )]
 struct Cli {
-    /// Configuration file (TOML). Every key is optional; see config/ipvs-herald.toml for all of
-    /// them with their defaults.
+    /// Configuration file (TOML). Every key is optional; /etc/ipvs-herald/ipvs-herald.toml
+    /// (config/ipvs-herald.toml in the source) lists all of them with their defaults.
     #[arg(
         short,
         long,
@@ -118,6 +121,9 @@ enum Command {
     /// installed (`backend = "kernel"`; nothing to do for BGP, whose routes end with their
     /// sessions). For the systemd unit's ExecStopPost: kernel routes outlive a kill -9.
     Flush,
+    /// Write the man pages, or a shell's completion script, into a directory (the Debian
+    /// package ships both; this is for installs from source).
+    Generate(generate::GenerateArgs),
 }
 
 fn main() -> ExitCode {
@@ -134,6 +140,10 @@ fn main() -> ExitCode {
             };
         }
     };
+    // Reads no configuration: the package build runs it, and a bad file must not stop it.
+    if let Some(Command::Generate(args)) = &cli.command {
+        return exit_status(generate::run(args));
+    }
     // `run` and `check-config` check every file the daemon opens at start; the client commands
     // only need the file's own content.
     let load = match cli.command {
@@ -169,7 +179,12 @@ fn main() -> ExitCode {
             println!("{cfg:#?}");
             Ok(())
         }
+        Command::Generate(args) => generate::run(&args),
     };
+    exit_status(result)
+}
+
+fn exit_status(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -2,9 +2,10 @@
 # The whole test suite: what the README's second command runs and what CI (.ci/run) calls.
 #
 # Stages, each loud on failure (set -e): install missing Debian packages, formatting and lints,
-# unit and integration tests of every crate, fault tests and the soak of the binary (real BIRD in
-# network namespaces), fuzz smoke runs of every decoder, BGP interop against real BIRD 2 / FRR /
-# GoBGP in network namespaces, and the QEMU lab with a real IPVS kernel.
+# unit and integration tests of every crate (with BGP interop against real BIRD 2 / FRR / GoBGP
+# in network namespaces), fault tests and the soak of the binary (real BIRD in network
+# namespaces), the Debian package (built, installed with dpkg, checked, purged), fuzz smoke runs
+# of every decoder, and the QEMU lab with a real IPVS kernel.
 # Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +36,8 @@ cargo test --locked --test faults -- --nocapture
 
 stage "soak: two directors, ECMP router, traffic, seeded random faults, invariant checker (SOAK_SECONDS=${SOAK_SECONDS:-120})"
 SOAK_SECONDS="${SOAK_SECONDS:-120}" cargo test --locked --test soak -- --nocapture
+stage "Debian package: release build, dpkg -i, the installed binary, config, man pages, completions, systemd-analyze verify, dpkg -r/-P (tests/package.sh)"
+bash tests/package.sh
 
 stage "fuzz smoke runs (every decoder)"
 if ! cargo fuzz --version >/dev/null 2>&1; then

@@ -21,6 +21,11 @@ declare -A need=(
   [python3]=python3
   [kmod]=kmod
   [nft]=nftables
+  # tests/package.sh: the man pages, the unit, the packaged binary's sections (cargo-deb's
+  # strip and objcopy are binutils too)
+  [man]=man-db
+  [systemd-analyze]=systemd
+  [readelf]=binutils
 )
 missing=()
 for cmd in "${!need[@]}"; do

@@ -345,7 +345,7 @@ interactive_setup() {
         ip route add default via 10.0.2.2 dev "$dev"
     done
     cfg=""
-    [ -e /etc/ipvs-herald.toml ] && cfg="--config /etc/ipvs-herald.toml"
+    [ -e /etc/ipvs-herald/ipvs-herald.toml ] && cfg="--config /etc/ipvs-herald/ipvs-herald.toml"
     # shellcheck disable=SC2086
     "$HERALD" $cfg run >/tmp/herald.log 2>&1 &
     echo $! >/tmp/herald.pid

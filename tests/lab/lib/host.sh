@@ -190,7 +190,8 @@ lab_build() {
     done
     if [ -n "${LAB_HERALD_CONFIG:-}" ]; then
         [ -r "$LAB_HERALD_CONFIG" ] || die "LAB_HERALD_CONFIG=$LAB_HERALD_CONFIG is not readable"
-        cp "$LAB_HERALD_CONFIG" "$root/etc/ipvs-herald.toml"
+        mkdir -p "$root/etc/ipvs-herald"
+        cp "$LAB_HERALD_CONFIG" "$root/etc/ipvs-herald/ipvs-herald.toml"
     fi
     cp "$LAB_DIR/guest/init" "$root/init"
     chmod +x "$root/init"
