@@ -13,8 +13,17 @@ export CARGO_TERM_COLOR=never
 
 stage() { printf '\n===== %s (%s) =====\n' "$*" "$(date -u +%H:%M:%S)"; }
 
+# Root is needed (network namespaces, QEMU lab, apt-get): as root it runs as it is; otherwise it
+# asks sudo, so the README's command works both on a machine where you are root without sudo
+# and on one where you are a user with sudo.
 if [ "$(id -u)" != 0 ]; then
-  echo "tests/all.sh: must run as root (network namespaces, QEMU lab, apt-get)" >&2
+  if command -v sudo >/dev/null 2>&1; then
+    # sudo resets PATH (secure_path): pass the caller's toolchain on explicitly.
+    exec sudo env "PATH=$PATH" "CARGO_HOME=${CARGO_HOME:-$HOME/.cargo}" \
+      "RUSTUP_HOME=${RUSTUP_HOME:-$HOME/.rustup}" "CI=${CI:-}" "FUZZ_RUNS=${FUZZ_RUNS:-20000}" \
+      "SOAK_SECONDS=${SOAK_SECONDS:-120}" "E2E_SLACK_S=${E2E_SLACK_S:-6}" bash "$0" "$@"
+  fi
+  echo "tests/all.sh: must run as root (network namespaces, QEMU lab, apt-get), and sudo is not installed" >&2
   exit 1
 fi
 
