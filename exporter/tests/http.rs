@@ -947,11 +947,13 @@ async fn a_client_that_stops_reading_is_cut_off_at_the_deadline_and_frees_its_sl
     cfg.limits.scrape_timeout_offset_seconds = 0.0;
     let srv = Server::start(large(), cfg).await;
     // A client that sends a scrape and then never reads: the encoder fills the queue and the
-    // socket buffers, then waits, bounded by the 1 s scrape deadline.
+    // socket buffers, then waits, bounded by the 3 s scrape deadline (long enough for the
+    // encoder to start on a loaded host: with 1 s the read of the large table alone could use
+    // it up, and the stalled client got a 503 instead of a cut-off 200).
     let mut stalled = TcpStream::connect(srv.addr).await.unwrap();
     stalled
         .write_all(
-            b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 1\r\n\r\n",
+            b"GET /metrics HTTP/1.1\r\nHost: x\r\nX-Prometheus-Scrape-Timeout-Seconds: 3\r\n\r\n",
         )
         .await
         .unwrap();
