@@ -61,6 +61,7 @@
 //!   refused (RFC 5492) are offered again once.
 
 pub mod config;
+pub mod consts;
 pub mod fsm;
 pub mod metrics;
 pub mod msg;
@@ -76,6 +77,7 @@ pub use fsm::State;
 pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};
 
+use consts::CeaseSubcode;
 use ipnet::IpNet;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
@@ -610,14 +612,16 @@ impl SpeakerHandle {
             let mut kept = Vec::new();
             for mut e in std::mem::take(&mut running.peers) {
                 let subcode = match changes.get(e.cfg.name.as_str()) {
-                    Some(reconfig::PeerChange::Reset { .. }) => 6,
-                    None | Some(reconfig::PeerChange::Removed) => 3,
+                    Some(reconfig::PeerChange::Reset { .. }) => {
+                        CeaseSubcode::OtherConfigurationChange
+                    }
+                    None | Some(reconfig::PeerChange::Removed) => CeaseSubcode::PeerDeconfigured,
                     _ => {
                         kept.push(e);
                         continue;
                     }
                 };
-                let n = msg::Notification::new(6, subcode, vec![]);
+                let n = msg::Notification::cease(subcode);
                 if e.ctl.try_send(tasks::SessionCtl::Stop(n)).is_err() {
                     // Full or closed command queue: the task is wedged or gone.
                     if let Some(t) = &e.task {
@@ -645,7 +649,7 @@ impl SpeakerHandle {
             }
         }
         for (cfg, subcode, _) in &closing {
-            if *subcode == 3 {
+            if *subcode == CeaseSubcode::PeerDeconfigured {
                 self.inner.metrics.remove_peer(&cfg.name);
             } else if let Some(n) = new.peers.iter().find(|p| p.name == cfg.name) {
                 let now = n.families();

@@ -13,6 +13,11 @@
 //! - OPEN building and checking, UPDATE building with NLRI packing under 4096 bytes.
 
 use super::config::Family;
+use super::consts::{
+    AttrType, CapabilityCode, CeaseSubcode, ErrorCode, FsmErrorSubcode, HeaderErrorSubcode,
+    MessageType, OpenErrorSubcode, OpenParamType, RouteRefreshErrorSubcode, UpdateErrorSubcode,
+    ATTR_FLAG_EXTENDED_LENGTH, BGP_VERSION,
+};
 use super::fsm::{Event, OpenParams};
 use super::rib::{Origin, RouteAttrs};
 use bytes::{Buf, BytesMut};
@@ -72,6 +77,51 @@ impl Notification {
         }
     }
 
+    /// A NOTIFICATION with a named code and a raw subcode.
+    fn with(code: ErrorCode, subcode: u8, data: Vec<u8>) -> Self {
+        Notification::new(code.into(), subcode, data)
+    }
+
+    /// Message Header Error with this subcode and data.
+    pub fn header_error(sub: HeaderErrorSubcode, data: Vec<u8>) -> Self {
+        Notification::with(ErrorCode::MessageHeader, sub.into(), data)
+    }
+
+    /// OPEN Message Error with this subcode and data.
+    pub fn open_error(sub: OpenErrorSubcode, data: Vec<u8>) -> Self {
+        Notification::with(ErrorCode::OpenMessage, sub.into(), data)
+    }
+
+    /// UPDATE Message Error with this subcode and data.
+    pub fn update_error(sub: UpdateErrorSubcode, data: Vec<u8>) -> Self {
+        Notification::with(ErrorCode::UpdateMessage, sub.into(), data)
+    }
+
+    /// Hold Timer Expired (no subcode, no data).
+    pub fn hold_timer_expired() -> Self {
+        Notification::with(ErrorCode::HoldTimerExpired, 0, vec![])
+    }
+
+    /// Finite State Machine Error with this subcode (RFC 6608), no data.
+    pub fn fsm_error(sub: FsmErrorSubcode) -> Self {
+        Notification::with(ErrorCode::FiniteStateMachine, sub.into(), vec![])
+    }
+
+    /// Cease with this subcode and no data.
+    pub fn cease(sub: CeaseSubcode) -> Self {
+        Notification::with(ErrorCode::Cease, sub.into(), vec![])
+    }
+
+    /// ROUTE-REFRESH Message Error with this subcode and data (RFC 7313).
+    pub fn route_refresh_error(sub: RouteRefreshErrorSubcode, data: Vec<u8>) -> Self {
+        Notification::with(ErrorCode::RouteRefreshMessage, sub.into(), data)
+    }
+
+    /// Whether this is the given code (any subcode).
+    pub fn is(&self, code: ErrorCode) -> bool {
+        self.code == u8::from(code)
+    }
+
     /// Cease / Administrative Shutdown with an RFC 9003 shutdown communication (UTF-8, at most
     /// 255 bytes; longer messages are cut at a character boundary).
     pub fn admin_shutdown(message: &str) -> Self {
@@ -82,13 +132,21 @@ impl Notification {
         let mut data = Vec::with_capacity(end + 1);
         data.push(end as u8);
         data.extend_from_slice(&message.as_bytes()[..end]);
-        Notification::new(6, 2, data)
+        Notification::with(
+            ErrorCode::Cease,
+            CeaseSubcode::AdministrativeShutdown.into(),
+            data,
+        )
     }
 
     /// RFC 9003 shutdown communication, when this is a Cease/Administrative Shutdown or Reset
     /// carrying one.
     pub fn shutdown_message(&self) -> Option<String> {
-        if self.code != 6 || !(self.subcode == 2 || self.subcode == 4) {
+        let shutdown = [
+            u8::from(CeaseSubcode::AdministrativeShutdown),
+            u8::from(CeaseSubcode::AdministrativeReset),
+        ];
+        if !self.is(ErrorCode::Cease) || !shutdown.contains(&self.subcode) {
             return None;
         }
         let (&len, rest) = self.data.split_first()?;
@@ -98,16 +156,7 @@ impl Notification {
 
     /// Human-readable name of the code/subcode.
     pub fn describe(&self) -> String {
-        let code = match self.code {
-            1 => "Message Header Error",
-            2 => "OPEN Message Error",
-            3 => "UPDATE Message Error",
-            4 => "Hold Timer Expired",
-            5 => "Finite State Machine Error",
-            6 => "Cease",
-            7 => "ROUTE-REFRESH Message Error",
-            _ => "unknown error code",
-        };
+        let code = ErrorCode::from_u8(self.code).map_or("unknown error code", ErrorCode::name);
         match self.shutdown_message() {
             Some(m) => format!("{code} ({}/{}): {m:?}", self.code, self.subcode),
             None => format!("{code} ({}/{})", self.code, self.subcode),
@@ -340,14 +389,14 @@ impl BgpFraming {
         else {
             return Err(DecodeError::new(
                 ErrorKind::Header,
-                Notification::new(1, 0, vec![]),
+                Notification::header_error(HeaderErrorSubcode::Unspecific, vec![]),
                 "truncated header",
             ));
         };
         if marker.iter().any(|&b| b != 0xff) {
             return Err(DecodeError::new(
                 ErrorKind::Header,
-                Notification::new(1, 1, vec![]),
+                Notification::header_error(HeaderErrorSubcode::ConnectionNotSynchronized, vec![]),
                 "marker is not all ones",
             ));
         }
@@ -355,7 +404,10 @@ impl BgpFraming {
         let bad_len = |what: &str| {
             Err(DecodeError::new(
                 ErrorKind::Header,
-                Notification::new(1, 2, length.to_be_bytes().to_vec()),
+                Notification::header_error(
+                    HeaderErrorSubcode::BadMessageLength,
+                    length.to_be_bytes().to_vec(),
+                ),
                 format!("bad message length {length}{what}"),
             ))
         };
@@ -363,16 +415,17 @@ impl BgpFraming {
         if !(HEADER_LEN..=MAX_MESSAGE_LEN).contains(&l) {
             return bad_len("");
         }
-        let ok = match ty {
-            1 => l >= 29,
-            2 => l >= 23,
-            3 => l >= 21,
-            4 => l == 19,
-            5 => true, // checked by decode with RFC 7313 semantics
-            _ => {
+        let ok = match MessageType::from_u8(ty) {
+            Some(MessageType::Open) => l >= 29,
+            Some(MessageType::Update) => l >= 23,
+            Some(MessageType::Notification) => l >= 21,
+            Some(MessageType::Keepalive) => l == 19,
+            // Checked by decode with RFC 7313 semantics.
+            Some(MessageType::RouteRefresh) => true,
+            None => {
                 return Err(DecodeError::new(
                     ErrorKind::Header,
-                    Notification::new(1, 3, vec![ty]),
+                    Notification::header_error(HeaderErrorSubcode::BadMessageType, vec![ty]),
                     format!("bad message type {ty}"),
                 ))
             }
@@ -443,18 +496,25 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
     if frame.len() != len {
         return Err(DecodeError::new(
             ErrorKind::Header,
-            Notification::new(1, 2, (len as u16).to_be_bytes().to_vec()),
+            Notification::header_error(
+                HeaderErrorSubcode::BadMessageLength,
+                (len as u16).to_be_bytes().to_vec(),
+            ),
             format!("frame of {} bytes declares length {len}", frame.len()),
         ));
     }
     let ty = frame.get(18).copied().unwrap_or(0);
+    let msg_type = MessageType::from_u8(ty);
     let body = frame.get(HEADER_LEN..).unwrap_or(&[]);
-    match ty {
-        3 => {
+    match msg_type {
+        Some(MessageType::Notification) => {
             let (Some(&code), Some(&subcode)) = (body.first(), body.get(1)) else {
                 return Err(DecodeError::new(
                     ErrorKind::Header,
-                    Notification::new(1, 2, (len as u16).to_be_bytes().to_vec()),
+                    Notification::header_error(
+                        HeaderErrorSubcode::BadMessageLength,
+                        (len as u16).to_be_bytes().to_vec(),
+                    ),
                     "NOTIFICATION too short",
                 ));
             };
@@ -464,19 +524,22 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
                 body.get(2..).unwrap_or(&[]).to_vec(),
             )));
         }
-        5 => {
+        Some(MessageType::RouteRefresh) => {
             // RFC 2918 / 7313: AFI(2) reserved/subtype(1) SAFI(1); any other length is 7/1.
             let &[afi_hi, afi_lo, _subtype, safi] = body else {
                 return Err(DecodeError::new(
                     ErrorKind::RouteRefresh,
-                    Notification::new(7, 1, frame.to_vec()),
+                    Notification::route_refresh_error(
+                        RouteRefreshErrorSubcode::InvalidMessageLength,
+                        frame.to_vec(),
+                    ),
                     format!("ROUTE-REFRESH of length {len}, expected 23"),
                 ));
             };
             let afi = u16::from_be_bytes([afi_hi, afi_lo]);
             return Ok(Message::RouteRefresh { afi, safi });
         }
-        1 => check_open_parameters(body)?,
+        Some(MessageType::Open) => check_open_parameters(body)?,
         _ => {}
     }
     let mut reader = SliceReader::new(frame);
@@ -498,7 +561,10 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
                     // Optional Attribute Error.
                     return Err(DecodeError::new(
                         ErrorKind::Update,
-                        Notification::new(3, 9, vec![]),
+                        Notification::update_error(
+                            UpdateErrorSubcode::OptionalAttributeError,
+                            vec![],
+                        ),
                         format!("malformed UPDATE: {e}"),
                     ));
                 }
@@ -515,16 +581,25 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
         }
         Ok(BgpMessage::RouteRefresh(_)) => Err(DecodeError::new(
             ErrorKind::RouteRefresh,
-            Notification::new(7, 1, vec![]),
+            Notification::route_refresh_error(
+                RouteRefreshErrorSubcode::InvalidMessageLength,
+                vec![],
+            ),
             "unexpected ROUTE-REFRESH form",
         )),
-        Err(e) if ty == 2 => {
+        Err(e) if msg_type == Some(MessageType::Update) => {
             ctx.reset_parsing_errors();
             let detail = format!("malformed UPDATE: {e}");
             let n = match classify_update(body, ctx.asn4()) {
-                UpdateFault::Framing => Notification::new(3, 1, vec![]),
-                UpdateFault::MpAttribute => Notification::new(3, 9, vec![]),
-                UpdateFault::Nlri => Notification::new(3, 10, vec![]),
+                UpdateFault::Framing => {
+                    Notification::update_error(UpdateErrorSubcode::MalformedAttributeList, vec![])
+                }
+                UpdateFault::MpAttribute => {
+                    Notification::update_error(UpdateErrorSubcode::OptionalAttributeError, vec![])
+                }
+                UpdateFault::Nlri => {
+                    Notification::update_error(UpdateErrorSubcode::InvalidNetworkField, vec![])
+                }
                 // RFC 7606 treat-as-withdraw: a well-framed attribute with a bad value.
                 UpdateFault::OtherAttribute => return Ok(Message::Update { ignored_errors: 1 }),
             };
@@ -538,23 +613,29 @@ pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, Deco
                 BgpMessageParsingError::BgpRouteRefreshMessageParsingError(_) => {
                     ErrorKind::RouteRefresh
                 }
-                _ if ty == 1 => ErrorKind::Open,
-                _ if ty == 2 => ErrorKind::Update,
+                _ if msg_type == Some(MessageType::Open) => ErrorKind::Open,
+                _ if msg_type == Some(MessageType::Update) => ErrorKind::Update,
                 _ => ErrorKind::Header,
             };
             let detail = e.to_string();
             let mut n = Notification::from_netgauze(&BgpNotificationMessage::from(e));
             // RFC 4271 §6.2: the data of an unsupported-version error is the largest locally
             // supported version number (2 octets).
-            if (n.code, n.subcode) == (2, 1) {
-                n.data = vec![0, 4];
+            let unsupported_version =
+                Notification::open_error(OpenErrorSubcode::UnsupportedVersionNumber, vec![]);
+            if (n.code, n.subcode) == (unsupported_version.code, unsupported_version.subcode) {
+                n.data = vec![0, BGP_VERSION];
             }
             // A trailing-bytes/length inconsistency inside an UPDATE is a malformed attribute
             // list (RFC 4271 §6.3), not a header error.
-            if ty == 2 && n.code == 1 {
-                n = Notification::new(3, 1, vec![]);
+            if msg_type == Some(MessageType::Update) && n.is(ErrorCode::MessageHeader) {
+                n = Notification::update_error(UpdateErrorSubcode::MalformedAttributeList, vec![]);
             }
-            let kind = if ty == 2 { ErrorKind::Update } else { kind };
+            let kind = if msg_type == Some(MessageType::Update) {
+                ErrorKind::Update
+            } else {
+                kind
+            };
             Err(DecodeError::new(kind, n, detail))
         }
     }
@@ -579,8 +660,13 @@ fn check_open_parameters(body: &[u8]) -> Result<(), DecodeError> {
     if len == 255 && params.first() == Some(&255) {
         return Ok(());
     }
-    let malformed =
-        |detail: String| DecodeError::new(ErrorKind::Open, Notification::new(2, 0, vec![]), detail);
+    let malformed = |detail: String| {
+        DecodeError::new(
+            ErrorKind::Open,
+            Notification::open_error(OpenErrorSubcode::Unspecific, vec![]),
+            detail,
+        )
+    };
     while let Some((&ty, after)) = params.split_first() {
         let Some((&plen, after)) = after.split_first() else {
             return Err(malformed(format!(
@@ -596,7 +682,7 @@ fn check_open_parameters(body: &[u8]) -> Result<(), DecodeError> {
                 after.len()
             )));
         };
-        if ty == 2 {
+        if ty == u8::from(OpenParamType::Capabilities) {
             let mut caps = value;
             while let Some((&code, after)) = caps.split_first() {
                 let Some((&clen, after)) = after.split_first() else {
@@ -664,7 +750,7 @@ fn classify_update(body: &[u8], asn4: bool) -> UpdateFault {
         let (Some(&flags), Some(&code)) = (attrs.first(), attrs.get(1)) else {
             return UpdateFault::Framing;
         };
-        let (hdr, len) = if flags & 0x10 != 0 {
+        let (hdr, len) = if flags & ATTR_FLAG_EXTENDED_LENGTH != 0 {
             (4, u16_at(attrs, 2))
         } else {
             (3, attrs.get(2).map(|&l| usize::from(l)))
@@ -676,7 +762,8 @@ fn classify_update(body: &[u8], asn4: bool) -> UpdateFault {
             return UpdateFault::Framing;
         };
         if PathAttribute::parse(&mut SliceReader::new(tlv), &mut strict).is_err() {
-            if code == 14 || code == 15 {
+            if code == u8::from(AttrType::MpReachNlri) || code == u8::from(AttrType::MpUnreachNlri)
+            {
                 mp_bad = true;
             } else {
                 other_bad = true;
@@ -765,18 +852,22 @@ pub fn build_open(l: &LocalOpen) -> BgpMessage {
             ))
         })
         .collect();
-    if l.suppress.contains(&1) && l.families == [Family::Ipv4] {
+    let suppressed = |c: CapabilityCode| l.suppress.contains(&u8::from(c));
+    if suppressed(CapabilityCode::MultiProtocol) && l.families == [Family::Ipv4] {
         caps.clear(); // RFC 4760: no capability means IPv4 unicast
     }
-    if !l.suppress.contains(&2) {
+    if !suppressed(CapabilityCode::RouteRefresh) {
         caps.push(BgpCapability::RouteRefresh);
     }
-    if !l.suppress.contains(&65) {
+    if !suppressed(CapabilityCode::FourOctetAs) {
         caps.push(BgpCapability::FourOctetAs(FourOctetAsCapability::new(
             l.local_as,
         )));
     }
-    if let Some(t) = l.graceful_restart.filter(|_| !l.suppress.contains(&64)) {
+    if let Some(t) = l
+        .graceful_restart
+        .filter(|_| !suppressed(CapabilityCode::GracefulRestart))
+    {
         let afs: Vec<_> = l
             .families
             .iter()
@@ -829,17 +920,17 @@ pub fn check_open(
     ibgp: bool,
     ours: &[Family],
 ) -> Result<PeerOpen, DecodeError> {
-    let err = |sub: u8, data: Vec<u8>, d: String| {
+    let err = |sub: OpenErrorSubcode, data: Vec<u8>, d: String| {
         Err(DecodeError::new(
             ErrorKind::Open,
-            Notification::new(2, sub, data),
+            Notification::open_error(sub, data),
             d,
         ))
     };
-    if open.version() != 4 {
+    if open.version() != BGP_VERSION {
         return err(
-            1,
-            vec![0, 4],
+            OpenErrorSubcode::UnsupportedVersionNumber,
+            vec![0, BGP_VERSION],
             format!("unsupported version {}", open.version()),
         );
     }
@@ -850,19 +941,23 @@ pub fn check_open(
     let asn = open.my_asn4();
     if asn != expected_as {
         return err(
-            2,
+            OpenErrorSubcode::BadPeerAs,
             open.my_as().to_be_bytes().to_vec(),
             format!("peer AS {asn}, expected {expected_as}"),
         );
     }
     let h = open.hold_time();
     if h == 1 || h == 2 {
-        return err(6, h.to_be_bytes().to_vec(), format!("hold time {h}"));
+        return err(
+            OpenErrorSubcode::UnacceptableHoldTime,
+            h.to_be_bytes().to_vec(),
+            format!("hold time {h}"),
+        );
     }
     let id = open.bgp_id();
     if id.is_unspecified() || id.is_broadcast() || id.is_multicast() || (ibgp && id == local_id) {
         return err(
-            3,
+            OpenErrorSubcode::BadBgpIdentifier,
             id.octets().to_vec(),
             format!("unacceptable BGP identifier {id}"),
         );
@@ -889,12 +984,12 @@ pub fn check_open(
         let mut data = Vec::new();
         for f in ours {
             let (afi, safi) = afi_safi(*f);
-            data.extend_from_slice(&[1, 4]);
+            data.extend_from_slice(&[CapabilityCode::MultiProtocol.into(), 4]);
             data.extend_from_slice(&afi.to_be_bytes());
             data.extend_from_slice(&[0, safi]);
         }
         return err(
-            7,
+            OpenErrorSubcode::UnsupportedCapability,
             data,
             format!("no common address family (we need {ours:?}, peer offers {mp:?})"),
         );

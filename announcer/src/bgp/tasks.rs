@@ -21,6 +21,7 @@
 //! `TcpConnectionFails` event.
 
 use super::config::{is_link_local_v6, Family, PeerConfig};
+use super::consts::{CapabilityCode, CeaseSubcode, HeaderErrorSubcode, OpenErrorSubcode};
 use super::fsm::{collision_winner, Action, Event, Fsm, FsmConfig, Initiator, State, Timer};
 use super::metrics::Metrics;
 use super::msg::{self, Message, Notification, PeerOpen, UpdateCtx};
@@ -491,7 +492,7 @@ impl Session {
     /// Close a connection that lost a collision, with Cease / Connection Collision Resolution
     /// (best effort: one non-blocking write of 21 bytes into an empty send buffer).
     fn reject_collision(&self, s: TcpStream) {
-        let n = Notification::new(6, 7, vec![]);
+        let n = Notification::cease(CeaseSubcode::ConnectionCollisionResolution);
         if let Ok(b) = msg::encode_notification(&n) {
             if s.try_write(&b).is_ok() {
                 self.metrics
@@ -542,7 +543,7 @@ impl Session {
             self.ctx = msg::parsing_context(self.peer_open.as_ref().is_none_or(|o| o.asn4));
             Err(msg::DecodeError {
                 kind: msg::ErrorKind::Header,
-                notification: Notification::new(1, 0, vec![]),
+                notification: Notification::header_error(HeaderErrorSubcode::Unspecific, vec![]),
                 detail: "message parser panicked".into(),
             })
         });
@@ -604,9 +605,18 @@ impl Session {
                 warn!(notification = %n.describe(), "NOTIFICATION received");
                 self.metrics.notification(&peer, false, n.code, n.subcode);
                 self.note_error(format!("received {}", n.describe()));
-                if (n.code, n.subcode) == (2, 7) {
+                let unsupported =
+                    Notification::open_error(OpenErrorSubcode::UnsupportedCapability, vec![]);
+                if (n.code, n.subcode) == (unsupported.code, unsupported.subcode) {
+                    let refusable = [
+                        CapabilityCode::MultiProtocol,
+                        CapabilityCode::RouteRefresh,
+                        CapabilityCode::GracefulRestart,
+                        CapabilityCode::FourOctetAs,
+                    ]
+                    .map(u8::from);
                     for code in msg::unsupported_capabilities(&n.data) {
-                        if [1, 2, 64, 65].contains(&code) && !self.suppress.contains(&code) {
+                        if refusable.contains(&code) && !self.suppress.contains(&code) {
                             info!(
                                 capability = code,
                                 "peer refused capability: not sending it again"
