@@ -17,8 +17,8 @@
 //! - DelayOpen is not implemented: the OPEN is sent as soon as TCP is up.
 
 use super::config::Backoff;
-use super::consts::{CeaseSubcode, FsmErrorSubcode};
-use super::msg::Notification;
+use super::packet::consts::{CeaseSubcode, FsmErrorSubcode};
+use super::packet::{DecodeError, ErrorKind, Notification, PeerOpen};
 use std::time::Duration;
 
 /// Session states (RFC 4271 §8.2.2).
@@ -131,6 +131,25 @@ pub enum Event {
     RouteRefreshMsg,
     /// RFC 7313 malformed ROUTE-REFRESH (not an RFC 4271 event).
     RouteRefreshMsgErr(Notification),
+}
+
+impl From<DecodeError> for Event {
+    fn from(e: DecodeError) -> Event {
+        match e.kind {
+            ErrorKind::Header => Event::BgpHeaderErr(e.notification),
+            ErrorKind::Open => Event::BgpOpenMsgErr(e.notification),
+            ErrorKind::Update => Event::UpdateMsgErr(e.notification),
+            ErrorKind::RouteRefresh => Event::RouteRefreshMsgErr(e.notification),
+        }
+    }
+}
+
+impl From<&PeerOpen> for OpenParams {
+    fn from(o: &PeerOpen) -> OpenParams {
+        OpenParams {
+            peer_hold_time: o.hold_time,
+        }
+    }
 }
 
 /// What the session task must do, in order.

@@ -61,11 +61,10 @@
 //!   refused (RFC 5492) are offered again once.
 
 pub mod config;
-pub mod consts;
 pub mod fsm;
 pub mod metrics;
-pub mod msg;
 pub mod nexthop;
+pub mod packet;
 pub mod reconfig;
 pub mod rib;
 mod sockopt;
@@ -77,8 +76,8 @@ pub use fsm::State;
 pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};
 
-use consts::CeaseSubcode;
 use ipnet::IpNet;
+use packet::consts::CeaseSubcode;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -621,7 +620,7 @@ impl SpeakerHandle {
                         continue;
                     }
                 };
-                let n = msg::Notification::cease(subcode);
+                let n = packet::Notification::cease(subcode);
                 if e.ctl.try_send(tasks::SessionCtl::Stop(n)).is_err() {
                     // Full or closed command queue: the task is wedged or gone.
                     if let Some(t) = &e.task {

@@ -21,10 +21,10 @@
 //! `TcpConnectionFails` event.
 
 use super::config::{is_link_local_v6, Family, PeerConfig};
-use super::consts::{CapabilityCode, CeaseSubcode, HeaderErrorSubcode, OpenErrorSubcode};
 use super::fsm::{collision_winner, Action, Event, Fsm, FsmConfig, Initiator, State, Timer};
 use super::metrics::Metrics;
-use super::msg::{self, Message, Notification, PeerOpen, UpdateCtx};
+use super::packet::consts::{CapabilityCode, CeaseSubcode, HeaderErrorSubcode, OpenErrorSubcode};
+use super::packet::{self, Message, Notification, PeerOpen, UpdateCtx};
 use super::rib::{AdjRibOut, RouteTable};
 use super::{sockopt, PeerShared};
 use futures::StreamExt;
@@ -90,7 +90,7 @@ type ConnectFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
 
 struct Conn {
-    reader: FramedRead<OwnedReadHalf, msg::BgpFraming>,
+    reader: FramedRead<OwnedReadHalf, packet::BgpFraming>,
     writer: OwnedWriteHalf,
     local: IpAddr,
     initiator: Initiator,
@@ -99,7 +99,7 @@ struct Conn {
 /// Inputs the select loop turns into FSM events or work.
 enum Input {
     Fsm(Event),
-    Frame(Result<bytes::BytesMut, msg::FramingError>),
+    Frame(Result<bytes::BytesMut, packet::FramingError>),
     Closed,
     Connected(io::Result<TcpStream>),
     Incoming(TcpStream),
@@ -205,7 +205,7 @@ impl Session {
             pending: VecDeque::new(),
             rib: AdjRibOut::default(),
             peer_open: None,
-            ctx: msg::parsing_context(true),
+            ctx: packet::parsing_context(true),
             families,
             suppress: Vec::new(),
             refresh: Vec::new(),
@@ -343,13 +343,13 @@ impl Session {
                 self.metrics.connect_failure(&self.init.peer.name);
                 self.pending.push_back(Event::TcpConnectionFails);
             }
-            Input::Frame(Err(msg::FramingError::Io(e))) => {
+            Input::Frame(Err(packet::FramingError::Io(e))) => {
                 info!(error = %e, "connection failed");
                 self.note_error(format!("read error: {e}"));
                 self.metrics.connect_failure(&self.init.peer.name);
                 self.pending.push_back(Event::TcpConnectionFails);
             }
-            Input::Frame(Err(msg::FramingError::Bad(e))) => {
+            Input::Frame(Err(packet::FramingError::Bad(e))) => {
                 warn!(error = %e, "bad message header from peer");
                 self.pending.push_back(e.into());
             }
@@ -493,7 +493,7 @@ impl Session {
     /// (best effort: one non-blocking write of 21 bytes into an empty send buffer).
     fn reject_collision(&self, s: TcpStream) {
         let n = Notification::cease(CeaseSubcode::ConnectionCollisionResolution);
-        if let Ok(b) = msg::encode_notification(&n) {
+        if let Ok(b) = packet::encode_notification(&n) {
             if s.try_write(&b).is_ok() {
                 self.metrics
                     .notification(&self.init.peer.name, true, n.code, n.subcode);
@@ -507,12 +507,12 @@ impl Session {
         let local = stream.local_addr()?.ip().to_canonical();
         let (r, w) = stream.into_split();
         self.conn = Some(Conn {
-            reader: FramedRead::new(r, msg::BgpFraming),
+            reader: FramedRead::new(r, packet::BgpFraming),
             writer: w,
             local,
             initiator,
         });
-        self.ctx = msg::parsing_context(true);
+        self.ctx = packet::parsing_context(true);
         Ok(())
     }
 
@@ -537,12 +537,12 @@ impl Session {
         let peer = self.init.peer.name.clone();
         // Defence in depth: a panic inside the parser must not kill the session task.
         let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            msg::decode(frame, &mut self.ctx)
+            packet::decode(frame, &mut self.ctx)
         }));
         let decoded = decoded.unwrap_or_else(|_| {
-            self.ctx = msg::parsing_context(self.peer_open.as_ref().is_none_or(|o| o.asn4));
-            Err(msg::DecodeError {
-                kind: msg::ErrorKind::Header,
+            self.ctx = packet::parsing_context(self.peer_open.as_ref().is_none_or(|o| o.asn4));
+            Err(packet::DecodeError {
+                kind: packet::ErrorKind::Header,
                 notification: Notification::header_error(HeaderErrorSubcode::Unspecific, vec![]),
                 detail: "message parser panicked".into(),
             })
@@ -559,7 +559,7 @@ impl Session {
         let ev = match m {
             Message::Open(o) => {
                 if self.fsm.state() == State::OpenSent {
-                    match msg::check_open(
+                    match packet::check_open(
                         &o,
                         self.init.peer.remote_as,
                         self.init.router_id,
@@ -575,8 +575,8 @@ impl Session {
                                     return;
                                 }
                             }
-                            self.ctx = msg::parsing_context(p.asn4);
-                            let ev = Event::BgpOpen(p.params());
+                            self.ctx = packet::parsing_context(p.asn4);
+                            let ev = Event::BgpOpen((&p).into());
                             self.peer_open = Some(p);
                             ev
                         }
@@ -615,7 +615,7 @@ impl Session {
                         CapabilityCode::FourOctetAs,
                     ]
                     .map(u8::from);
-                    for code in msg::unsupported_capabilities(&n.data) {
+                    for code in packet::unsupported_capabilities(&n.data) {
                         if refusable.contains(&code) && !self.suppress.contains(&code) {
                             info!(
                                 capability = code,
@@ -632,7 +632,7 @@ impl Session {
                 }
             }
             Message::Keepalive => Event::KeepAliveMsg,
-            Message::RouteRefresh { afi, safi } => match msg::family_of_afi(afi, safi) {
+            Message::RouteRefresh { afi, safi } => match packet::family_of_afi(afi, safi) {
                 Some(f) if self.negotiated().contains(&f) => {
                     if !self.refresh.contains(&f) {
                         self.refresh.push(f);
@@ -685,7 +685,7 @@ impl Session {
             }
             Action::Listen => {}
             Action::SendOpen => {
-                let open = msg::build_open(&msg::LocalOpen {
+                let open = packet::build_open(&packet::LocalOpen {
                     local_as: self.init.local_as,
                     router_id: self.init.router_id,
                     hold_time: self.init.peer.hold_time,
@@ -760,7 +760,7 @@ impl Session {
         }
         if eor {
             for f in fams {
-                match msg::end_of_rib(f) {
+                match packet::end_of_rib(f) {
                     Ok(m) => self.send(&m, "update").await,
                     Err(e) => warn!(error = %e, "cannot build End-of-RIB"),
                 }
@@ -795,7 +795,7 @@ impl Session {
         if ctx.nh_v6.is_none() && announce.iter().any(|(p, _)| p.addr().is_ipv6()) {
             warn!("no IPv6 next hop for this session: IPv6 routes are not sent");
         }
-        match msg::build_updates(&ctx, announce, withdraw) {
+        match packet::build_updates(&ctx, announce, withdraw) {
             Ok(msgs) => {
                 for m in msgs {
                     self.send(&m, "update").await;
@@ -810,7 +810,7 @@ impl Session {
 
     async fn send(&mut self, m: &BgpMessage, kind: &'static str) {
         let Some(c) = self.conn.as_mut() else { return };
-        let bytes = match msg::encode(m) {
+        let bytes = match packet::encode(m) {
             Ok(b) => b,
             Err(e) => {
                 warn!(error = %e, "cannot encode {kind}");

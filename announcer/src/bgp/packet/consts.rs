@@ -5,6 +5,13 @@
 //! Values are from the IANA "Border Gateway Protocol (BGP) Parameters" and "Capability Codes"
 //! registries; each group names the RFC that defines it.
 
+/// Header length.
+pub const HEADER_LEN: usize = 19;
+/// Largest message without the extended-message capability (RFC 4271).
+pub const MAX_MESSAGE_LEN: usize = 4096;
+/// AS_TRANS (RFC 6793).
+pub const AS_TRANS: u16 = 23456;
+
 /// BGP version spoken (RFC 4271).
 pub const BGP_VERSION: u8 = 4;
 
