@@ -1,65 +1,19 @@
-//! Message framing and decoding: [`BgpFraming`], a tokio-util codec that validates the 19-byte
-//! header itself (marker, length 19..=4096, type, per-type minimum length) *before* handing a
-//! complete frame on; [`decode`], frame → [`Message`], where every failure is a [`DecodeError`]
-//! carrying the NOTIFICATION to send; and [`encode`] for writing.
+//! Message framing: [`BgpFraming`], a tokio-util codec that validates the 19-byte header itself
+//! (marker, length 19..=4096, type, per-type minimum length) *before* handing a complete frame
+//! on; [`DecodeError`], a message that cannot be accepted with the NOTIFICATION it calls for; and
+//! [`encode`] for writing.
 //!
 //! netgauze's own codec waits forever for a frame whose length field exceeds 4096 and checks the
 //! marker only after buffering the claimed length, so it is not used for reading; it is used
-//! through [`encode`] for writing. UPDATE attribute errors follow RFC 7606 (see `update.rs`).
+//! through [`encode`] for writing.
 
-use super::consts::{
-    ErrorCode, HeaderErrorSubcode, MessageType, OpenErrorSubcode, RouteRefreshErrorSubcode,
-    UpdateErrorSubcode, BGP_VERSION, HEADER_LEN, MAX_MESSAGE_LEN,
-};
+use super::consts::{HeaderErrorSubcode, MessageType, HEADER_LEN, MAX_MESSAGE_LEN};
 use super::notification::Notification;
-use super::open::check_open_parameters;
-use super::update::{classify_update, UpdateFault};
 use bytes::{Buf, BytesMut};
-use netgauze_bgp_pkt::notification::BgpNotificationMessage;
-use netgauze_bgp_pkt::open::BgpOpenMessage;
-use netgauze_bgp_pkt::wire::deserializer::path_attribute::PathAttributeParsingError;
-use netgauze_bgp_pkt::wire::deserializer::{BgpMessageParsingError, BgpParsingContext};
+use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 use netgauze_bgp_pkt::BgpMessage;
-use netgauze_parse_utils::reader::SliceReader;
-use netgauze_parse_utils::traits::ParseFromWithOneInput;
 use netgauze_parse_utils::WritablePdu;
 use std::collections::HashMap;
-
-/// A received, decoded message.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Message {
-    /// OPEN.
-    Open(BgpOpenMessage),
-    /// UPDATE, with the number of attribute errors ignored under RFC 7606.
-    Update {
-        /// Attribute errors that were treat-as-withdraw / attribute-discard.
-        ignored_errors: usize,
-    },
-    /// NOTIFICATION (decoded here, so unknown codes are still reported faithfully).
-    Notification(Notification),
-    /// KEEPALIVE.
-    Keepalive,
-    /// ROUTE-REFRESH for this AFI/SAFI.
-    RouteRefresh {
-        /// AFI.
-        afi: u16,
-        /// SAFI.
-        safi: u8,
-    },
-}
-
-impl Message {
-    /// Message type name for metrics.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Message::Open(_) => "open",
-            Message::Update { .. } => "update",
-            Message::Notification(_) => "notification",
-            Message::Keepalive => "keepalive",
-            Message::RouteRefresh { .. } => "route_refresh",
-        }
-    }
-}
 
 /// Which RFC 4271 event a decoding failure is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,157 +160,6 @@ pub fn parsing_context(asn4: bool) -> BgpParsingContext {
         false,
         false,
     )
-}
-
-/// Decode one complete frame (as produced by [`BgpFraming`]).
-pub fn decode(frame: &[u8], ctx: &mut BgpParsingContext) -> Result<Message, DecodeError> {
-    let len = BgpFraming::check_header(frame)?;
-    if frame.len() != len {
-        return Err(DecodeError::new(
-            ErrorKind::Header,
-            Notification::header_error(
-                HeaderErrorSubcode::BadMessageLength,
-                (len as u16).to_be_bytes().to_vec(),
-            ),
-            format!("frame of {} bytes declares length {len}", frame.len()),
-        ));
-    }
-    let ty = frame.get(18).copied().unwrap_or(0);
-    let msg_type = MessageType::from_u8(ty);
-    let body = frame.get(HEADER_LEN..).unwrap_or(&[]);
-    match msg_type {
-        Some(MessageType::Notification) => {
-            let (Some(&code), Some(&subcode)) = (body.first(), body.get(1)) else {
-                return Err(DecodeError::new(
-                    ErrorKind::Header,
-                    Notification::header_error(
-                        HeaderErrorSubcode::BadMessageLength,
-                        (len as u16).to_be_bytes().to_vec(),
-                    ),
-                    "NOTIFICATION too short",
-                ));
-            };
-            return Ok(Message::Notification(Notification::new(
-                code,
-                subcode,
-                body.get(2..).unwrap_or(&[]).to_vec(),
-            )));
-        }
-        Some(MessageType::RouteRefresh) => {
-            // RFC 2918 / 7313: AFI(2) reserved/subtype(1) SAFI(1); any other length is 7/1.
-            let &[afi_hi, afi_lo, _subtype, safi] = body else {
-                return Err(DecodeError::new(
-                    ErrorKind::RouteRefresh,
-                    Notification::route_refresh_error(
-                        RouteRefreshErrorSubcode::InvalidMessageLength,
-                        frame.to_vec(),
-                    ),
-                    format!("ROUTE-REFRESH of length {len}, expected 23"),
-                ));
-            };
-            let afi = u16::from_be_bytes([afi_hi, afi_lo]);
-            return Ok(Message::RouteRefresh { afi, safi });
-        }
-        Some(MessageType::Open) => check_open_parameters(body)?,
-        _ => {}
-    }
-    let mut reader = SliceReader::new(frame);
-    match BgpMessage::parse(&mut reader, ctx) {
-        Ok(BgpMessage::Open(o)) => {
-            ctx.reset_parsing_errors();
-            Ok(Message::Open(o))
-        }
-        Ok(BgpMessage::Update(_)) => {
-            let ignored = ctx.reset_parsing_errors();
-            // RFC 7606 §3 (j)/§7.11: malformed MP_REACH / MP_UNREACH lose the NLRI: reset.
-            for e in ignored.path_attr_errors() {
-                if matches!(
-                    e,
-                    PathAttributeParsingError::MpReachErrorError(_)
-                        | PathAttributeParsingError::MpUnreachErrorError(_)
-                ) {
-                    // RFC 4271 §6.3: a recognised optional attribute with a bad value is an
-                    // Optional Attribute Error.
-                    return Err(DecodeError::new(
-                        ErrorKind::Update,
-                        Notification::update_error(
-                            UpdateErrorSubcode::OptionalAttributeError,
-                            vec![],
-                        ),
-                        format!("malformed UPDATE: {e}"),
-                    ));
-                }
-            }
-            Ok(Message::Update {
-                ignored_errors: ignored.path_attr_errors().len()
-                    + ignored.non_unicast_update_nlri().len()
-                    + ignored.non_unicast_withdraw_nlri().len(),
-            })
-        }
-        Ok(BgpMessage::KeepAlive) => Ok(Message::Keepalive),
-        Ok(BgpMessage::Notification(n)) => {
-            Ok(Message::Notification(Notification::from_netgauze(&n)))
-        }
-        Ok(BgpMessage::RouteRefresh(_)) => Err(DecodeError::new(
-            ErrorKind::RouteRefresh,
-            Notification::route_refresh_error(
-                RouteRefreshErrorSubcode::InvalidMessageLength,
-                vec![],
-            ),
-            "unexpected ROUTE-REFRESH form",
-        )),
-        Err(e) if msg_type == Some(MessageType::Update) => {
-            ctx.reset_parsing_errors();
-            let detail = format!("malformed UPDATE: {e}");
-            let n = match classify_update(body, ctx.asn4()) {
-                UpdateFault::Framing => {
-                    Notification::update_error(UpdateErrorSubcode::MalformedAttributeList, vec![])
-                }
-                UpdateFault::MpAttribute => {
-                    Notification::update_error(UpdateErrorSubcode::OptionalAttributeError, vec![])
-                }
-                UpdateFault::Nlri => {
-                    Notification::update_error(UpdateErrorSubcode::InvalidNetworkField, vec![])
-                }
-                // RFC 7606 treat-as-withdraw: a well-framed attribute with a bad value.
-                UpdateFault::OtherAttribute => return Ok(Message::Update { ignored_errors: 1 }),
-            };
-            Err(DecodeError::new(ErrorKind::Update, n, detail))
-        }
-        Err(e) => {
-            ctx.reset_parsing_errors();
-            let kind = match &e {
-                BgpMessageParsingError::BgpOpenMessageParsingError(_) => ErrorKind::Open,
-                BgpMessageParsingError::BgpUpdateMessageParsingError(_) => ErrorKind::Update,
-                BgpMessageParsingError::BgpRouteRefreshMessageParsingError(_) => {
-                    ErrorKind::RouteRefresh
-                }
-                _ if msg_type == Some(MessageType::Open) => ErrorKind::Open,
-                _ if msg_type == Some(MessageType::Update) => ErrorKind::Update,
-                _ => ErrorKind::Header,
-            };
-            let detail = e.to_string();
-            let mut n = Notification::from_netgauze(&BgpNotificationMessage::from(e));
-            // RFC 4271 §6.2: the data of an unsupported-version error is the largest locally
-            // supported version number (2 octets).
-            let unsupported_version =
-                Notification::open_error(OpenErrorSubcode::UnsupportedVersionNumber, vec![]);
-            if (n.code, n.subcode) == (unsupported_version.code, unsupported_version.subcode) {
-                n.data = vec![0, BGP_VERSION];
-            }
-            // A trailing-bytes/length inconsistency inside an UPDATE is a malformed attribute
-            // list (RFC 4271 §6.3), not a header error.
-            if msg_type == Some(MessageType::Update) && n.is(ErrorCode::MessageHeader) {
-                n = Notification::update_error(UpdateErrorSubcode::MalformedAttributeList, vec![]);
-            }
-            let kind = if msg_type == Some(MessageType::Update) {
-                ErrorKind::Update
-            } else {
-                kind
-            };
-            Err(DecodeError::new(kind, n, detail))
-        }
-    }
 }
 
 /// Encode a NOTIFICATION message.

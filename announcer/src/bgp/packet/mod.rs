@@ -3,24 +3,30 @@
 //! - [`consts`]: named protocol numbers (message types, error codes and subcodes, capability
 //!   and attribute codes).
 //! - `notification`: the NOTIFICATION message and its constructors.
-//! - `framing`: the header-checking codec, [`decode`] (frame → [`Message`] or a [`DecodeError`]
-//!   carrying the NOTIFICATION to send) and [`encode`].
+//! - `framing`: the header-checking codec, [`DecodeError`] (what to send back for a message that
+//!   cannot be accepted) and [`encode`].
 //! - `open`: building our OPEN and checking the peer's.
 //! - `update`: building UPDATEs and classifying malformed ones (RFC 7606).
+//! - `decode`: frame → [`Message`], on top of the three above.
+//!
+//! Each module imports only the ones listed before it (tests aside), so none imports one that
+//! imports it back.
 //!
 //! Nothing here knows the session FSM: turning a [`DecodeError`] or a [`PeerOpen`] into an FSM
 //! event is the FSM's business (`fsm.rs`).
 
 pub mod consts;
+mod decode;
 mod framing;
 mod notification;
 mod open;
 mod update;
 
 pub use consts::{AS_TRANS, HEADER_LEN, MAX_MESSAGE_LEN};
+pub use decode::{decode, Message};
 pub use framing::{
-    advance, decode, encode, encode_notification, parsing_context, BgpFraming, DecodeError,
-    ErrorKind, FramingError, Message,
+    advance, encode, encode_notification, parsing_context, BgpFraming, DecodeError, ErrorKind,
+    FramingError,
 };
 pub use notification::Notification;
 pub use open::{afi_safi, build_open, check_open, unsupported_capabilities, LocalOpen, PeerOpen};

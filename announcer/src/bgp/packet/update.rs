@@ -385,9 +385,9 @@ pub(super) fn classify_update(body: &[u8], asn4: bool) -> UpdateFault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bgp::packet::framing::parsing_context;
     use crate::bgp::packet::open::address_type;
     use crate::bgp::packet::test_support::*;
-    use crate::bgp::packet::{decode, parsing_context, ErrorKind, Message};
 
     fn v4ctx() -> UpdateCtx {
         UpdateCtx {
@@ -521,40 +521,5 @@ mod tests {
             };
             assert_eq!(u.end_of_rib(), Some(address_type(f)));
         }
-    }
-
-    #[test]
-    fn malformed_update_mapping() {
-        // Attribute length overruns the attribute list: Malformed Attribute List.
-        let mut b = hdr(0, 2);
-        b.extend_from_slice(&[0, 0, 0, 4, 0x40, 1, 5, 0]);
-        let l = b.len() as u16;
-        b[16..18].copy_from_slice(&l.to_be_bytes());
-        let e = decode(&b, &mut ctx()).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Update);
-        assert_eq!((e.notification.code, e.notification.subcode), (3, 1));
-        // Bad ORIGIN value: treat-as-withdraw, counted.
-        let mut b = hdr(0, 2);
-        b.extend_from_slice(&[0, 0, 0, 4, 0x40, 1, 1, 7]);
-        let l = b.len() as u16;
-        b[16..18].copy_from_slice(&l.to_be_bytes());
-        assert_eq!(
-            decode(&b, &mut ctx()).unwrap(),
-            Message::Update { ignored_errors: 1 }
-        );
-        // Route refresh with a bad length.
-        let mut b = hdr(24, 5);
-        b.extend_from_slice(&[0, 1, 0, 1, 0]);
-        let e = decode(&b, &mut ctx()).unwrap_err();
-        assert_eq!(
-            (e.kind, e.notification.code, e.notification.subcode),
-            (ErrorKind::RouteRefresh, 7, 1)
-        );
-        let mut b = hdr(23, 5);
-        b.extend_from_slice(&[0, 2, 0, 1]);
-        assert_eq!(
-            decode(&b, &mut ctx()).unwrap(),
-            Message::RouteRefresh { afi: 2, safi: 1 }
-        );
     }
 }
