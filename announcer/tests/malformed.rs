@@ -102,7 +102,7 @@ fn open_with(caps: Vec<BgpCapability>, asn: u16) -> Vec<u8> {
         peer_id(),
         vec![BgpOpenMessageParameter::new_capabilities(caps)],
     ));
-    herald_announcer::bgp::msg::encode(&m).unwrap()
+    herald_announcer::bgp::packet::encode(&m).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,8 @@
 //! - DelayOpen is not implemented: the OPEN is sent as soon as TCP is up.
 
 use super::config::Backoff;
-use super::msg::Notification;
+use super::packet::consts::{CeaseSubcode, FsmErrorSubcode};
+use super::packet::{DecodeError, ErrorKind, Notification, PeerOpen};
 use std::time::Duration;
 
 /// Session states (RFC 4271 §8.2.2).
@@ -130,6 +131,25 @@ pub enum Event {
     RouteRefreshMsg,
     /// RFC 7313 malformed ROUTE-REFRESH (not an RFC 4271 event).
     RouteRefreshMsgErr(Notification),
+}
+
+impl From<DecodeError> for Event {
+    fn from(e: DecodeError) -> Event {
+        match e.kind {
+            ErrorKind::Header => Event::BgpHeaderErr(e.notification),
+            ErrorKind::Open => Event::BgpOpenMsgErr(e.notification),
+            ErrorKind::Update => Event::UpdateMsgErr(e.notification),
+            ErrorKind::RouteRefresh => Event::RouteRefreshMsgErr(e.notification),
+        }
+    }
+}
+
+impl From<&PeerOpen> for OpenParams {
+    fn from(o: &PeerOpen) -> OpenParams {
+        OpenParams {
+            peer_hold_time: o.hold_time,
+        }
+    }
 }
 
 /// What the session task must do, in order.
@@ -411,7 +431,9 @@ impl Fsm {
             (S::OpenSent | S::OpenConfirm, E::OpenCollisionDump) => {
                 self.state = S::Active;
                 vec![
-                    Action::SendNotification(Notification::new(6, 7, vec![])),
+                    Action::SendNotification(Notification::cease(
+                        CeaseSubcode::ConnectionCollisionResolution,
+                    )),
                     Action::DropConnection,
                     Action::StopTimer(Timer::Hold),
                     Action::StopTimer(Timer::Keepalive),
@@ -461,7 +483,7 @@ impl Fsm {
                 ]
             }
             (S::OpenSent | S::OpenConfirm | S::Established, E::HoldTimerExpires) => {
-                self.fail(Some(Notification::new(4, 0, vec![])))
+                self.fail(Some(Notification::hold_timer_expired()))
             }
             (
                 S::OpenSent | S::OpenConfirm | S::Established,
@@ -480,11 +502,11 @@ impl Fsm {
                 E::BgpOpen(_) | E::KeepAliveMsg | E::UpdateMsg | E::RouteRefreshMsg,
             ) => {
                 let sub = match s {
-                    S::OpenSent => 1,
-                    S::OpenConfirm => 2,
-                    _ => 3,
+                    S::OpenSent => FsmErrorSubcode::UnexpectedMessageInOpenSent,
+                    S::OpenConfirm => FsmErrorSubcode::UnexpectedMessageInOpenConfirm,
+                    _ => FsmErrorSubcode::UnexpectedMessageInEstablished,
                 };
-                self.fail(Some(Notification::new(5, sub, vec![])))
+                self.fail(Some(Notification::fsm_error(sub)))
             }
             // Connecting / waiting states: timers of the other states and stray events.
             (S::Connect | S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => vec![],
@@ -635,7 +657,9 @@ mod tests {
             let a = f.step(Event::OpenCollisionDump);
             assert_eq!(
                 a[0],
-                Action::SendNotification(Notification::new(6, 7, vec![]))
+                Action::SendNotification(Notification::cease(
+                    CeaseSubcode::ConnectionCollisionResolution
+                ))
             );
             assert_eq!(a[1], Action::DropConnection);
             assert!(idle_hold(&a).is_none(), "a collision is not a failure");
@@ -796,7 +820,7 @@ mod tests {
             let a = f.step(Event::HoldTimerExpires);
             assert_eq!(
                 a[0],
-                Action::SendNotification(Notification::new(4, 0, vec![]))
+                Action::SendNotification(Notification::hold_timer_expired())
             );
             assert!(a.contains(&Action::DropConnection));
             assert!(idle_hold(&a).is_some());

@@ -12,7 +12,8 @@
 //! `ActiveConnect` and listener code anyway). The missing parts are the bulk of this issue and
 //! would have to be built around its peer/connection tasks. Our FSM is pure (`State`/`Event`/`Timer`,
 //! `step(event) -> actions`), tested without sockets, and driven
-//! by one tokio task per peer ([`tasks`]).
+//! by one tokio task per peer ([`tasks`]). Messages on the wire are in [`packet`]; sockets
+//! (connect, listener, TCP-MD5, GTSM) in [`network`].
 //!
 //! # Use
 //! ```no_run
@@ -63,8 +64,9 @@
 pub mod config;
 pub mod fsm;
 pub mod metrics;
-pub mod msg;
+pub mod network;
 pub mod nexthop;
+pub mod packet;
 pub mod reconfig;
 pub mod rib;
 mod sockopt;
@@ -77,6 +79,7 @@ pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};
 
 use ipnet::IpNet;
+use packet::consts::CeaseSubcode;
 use prometheus_client::registry::Registry;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -167,7 +170,7 @@ struct Inner {
     rt: tokio::runtime::Handle,
     running: Mutex<Running>,
     /// The listener's view of the passive peers.
-    passive: tasks::PassivePeers,
+    passive: network::PassivePeers,
     /// Serialises [`SpeakerHandle::reconfigure`] calls.
     reconfiguring: tokio::sync::Mutex<()>,
 }
@@ -507,12 +510,12 @@ impl SpeakerHandle {
         addr: std::net::SocketAddr,
         table: Vec<(PeerConfig, mpsc::Sender<TcpStream>)>,
     ) -> Result<ListenerEntry, BgpError> {
-        let socket = tasks::bind_listener(addr, &table)
+        let socket = network::bind_listener(addr, &table)
             .map(Arc::new)
             .map_err(|source| BgpError::Listen { addr, source })?;
         *lock(&self.inner.passive) = table;
         let (stop, stop_rx) = watch::channel(false);
-        let task = self.inner.rt.spawn(tasks::run_listener(
+        let task = self.inner.rt.spawn(network::run_listener(
             socket.clone(),
             self.inner.passive.clone(),
             self.inner.shutdown.subscribe(),
@@ -610,14 +613,16 @@ impl SpeakerHandle {
             let mut kept = Vec::new();
             for mut e in std::mem::take(&mut running.peers) {
                 let subcode = match changes.get(e.cfg.name.as_str()) {
-                    Some(reconfig::PeerChange::Reset { .. }) => 6,
-                    None | Some(reconfig::PeerChange::Removed) => 3,
+                    Some(reconfig::PeerChange::Reset { .. }) => {
+                        CeaseSubcode::OtherConfigurationChange
+                    }
+                    None | Some(reconfig::PeerChange::Removed) => CeaseSubcode::PeerDeconfigured,
                     _ => {
                         kept.push(e);
                         continue;
                     }
                 };
-                let n = msg::Notification::new(6, subcode, vec![]);
+                let n = packet::Notification::cease(subcode);
                 if e.ctl.try_send(tasks::SessionCtl::Stop(n)).is_err() {
                     // Full or closed command queue: the task is wedged or gone.
                     if let Some(t) = &e.task {
@@ -645,7 +650,7 @@ impl SpeakerHandle {
             }
         }
         for (cfg, subcode, _) in &closing {
-            if *subcode == 3 {
+            if *subcode == CeaseSubcode::PeerDeconfigured {
                 self.inner.metrics.remove_peer(&cfg.name);
             } else if let Some(n) = new.peers.iter().find(|p| p.name == cfg.name) {
                 let now = n.families();
@@ -723,9 +728,9 @@ impl SpeakerHandle {
                         .iter()
                         .zip(&table)
                         .all(|((a, ta), (b, tb))| a == b && ta.same_channel(tb));
-                if let Err(e) = tasks::update_listener(&l.socket, &old_table, &table) {
+                if let Err(e) = network::update_listener(&l.socket, &old_table, &table) {
                     // Keep the old keys and table: nothing else is changed either.
-                    let _ = tasks::update_listener(&l.socket, &table, &old_table);
+                    let _ = network::update_listener(&l.socket, &table, &old_table);
                     lock(&self.inner.running).listener = Some(l);
                     return Err(BgpError::Listen {
                         addr: new.listen,

@@ -20,23 +20,25 @@
 //! Adj-RIB-Out. Writes are bounded by [`WRITE_TIMEOUT`]; a failed write is a
 //! `TcpConnectionFails` event.
 
-use super::config::{is_link_local_v6, Family, PeerConfig};
+use super::config::{Family, PeerConfig};
 use super::fsm::{collision_winner, Action, Event, Fsm, FsmConfig, Initiator, State, Timer};
 use super::metrics::Metrics;
-use super::msg::{self, Message, Notification, PeerOpen, UpdateCtx};
+use super::network::{apply_gtsm, connect};
+use super::packet::consts::{CapabilityCode, CeaseSubcode, HeaderErrorSubcode, OpenErrorSubcode};
+use super::packet::{self, Message, Notification, PeerOpen, UpdateCtx};
 use super::rib::{AdjRibOut, RouteTable};
-use super::{sockopt, PeerShared};
+use super::PeerShared;
 use futures::StreamExt;
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
 use netgauze_bgp_pkt::BgpMessage;
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
@@ -81,15 +83,11 @@ pub enum SessionCtl {
     },
 }
 
-/// The passive peers the listener hands connections to, by address; replaced on
-/// reconfiguration while the listener runs.
-pub(crate) type PassivePeers = Arc<Mutex<Vec<(PeerConfig, mpsc::Sender<TcpStream>)>>>;
-
 type ConnectFuture =
     std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
 
 struct Conn {
-    reader: FramedRead<OwnedReadHalf, msg::BgpFraming>,
+    reader: FramedRead<OwnedReadHalf, packet::BgpFraming>,
     writer: OwnedWriteHalf,
     local: IpAddr,
     initiator: Initiator,
@@ -98,7 +96,7 @@ struct Conn {
 /// Inputs the select loop turns into FSM events or work.
 enum Input {
     Fsm(Event),
-    Frame(Result<bytes::BytesMut, msg::FramingError>),
+    Frame(Result<bytes::BytesMut, packet::FramingError>),
     Closed,
     Connected(io::Result<TcpStream>),
     Incoming(TcpStream),
@@ -204,7 +202,7 @@ impl Session {
             pending: VecDeque::new(),
             rib: AdjRibOut::default(),
             peer_open: None,
-            ctx: msg::parsing_context(true),
+            ctx: packet::parsing_context(true),
             families,
             suppress: Vec::new(),
             refresh: Vec::new(),
@@ -342,13 +340,13 @@ impl Session {
                 self.metrics.connect_failure(&self.init.peer.name);
                 self.pending.push_back(Event::TcpConnectionFails);
             }
-            Input::Frame(Err(msg::FramingError::Io(e))) => {
+            Input::Frame(Err(packet::FramingError::Io(e))) => {
                 info!(error = %e, "connection failed");
                 self.note_error(format!("read error: {e}"));
                 self.metrics.connect_failure(&self.init.peer.name);
                 self.pending.push_back(Event::TcpConnectionFails);
             }
-            Input::Frame(Err(msg::FramingError::Bad(e))) => {
+            Input::Frame(Err(packet::FramingError::Bad(e))) => {
                 warn!(error = %e, "bad message header from peer");
                 self.pending.push_back(e.into());
             }
@@ -491,8 +489,8 @@ impl Session {
     /// Close a connection that lost a collision, with Cease / Connection Collision Resolution
     /// (best effort: one non-blocking write of 21 bytes into an empty send buffer).
     fn reject_collision(&self, s: TcpStream) {
-        let n = Notification::new(6, 7, vec![]);
-        if let Ok(b) = msg::encode_notification(&n) {
+        let n = Notification::cease(CeaseSubcode::ConnectionCollisionResolution);
+        if let Ok(b) = packet::encode_notification(&n) {
             if s.try_write(&b).is_ok() {
                 self.metrics
                     .notification(&self.init.peer.name, true, n.code, n.subcode);
@@ -506,12 +504,12 @@ impl Session {
         let local = stream.local_addr()?.ip().to_canonical();
         let (r, w) = stream.into_split();
         self.conn = Some(Conn {
-            reader: FramedRead::new(r, msg::BgpFraming),
+            reader: FramedRead::new(r, packet::BgpFraming),
             writer: w,
             local,
             initiator,
         });
-        self.ctx = msg::parsing_context(true);
+        self.ctx = packet::parsing_context(true);
         Ok(())
     }
 
@@ -536,13 +534,13 @@ impl Session {
         let peer = self.init.peer.name.clone();
         // Defence in depth: a panic inside the parser must not kill the session task.
         let decoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            msg::decode(frame, &mut self.ctx)
+            packet::decode(frame, &mut self.ctx)
         }));
         let decoded = decoded.unwrap_or_else(|_| {
-            self.ctx = msg::parsing_context(self.peer_open.as_ref().is_none_or(|o| o.asn4));
-            Err(msg::DecodeError {
-                kind: msg::ErrorKind::Header,
-                notification: Notification::new(1, 0, vec![]),
+            self.ctx = packet::parsing_context(self.peer_open.as_ref().is_none_or(|o| o.asn4));
+            Err(packet::DecodeError {
+                kind: packet::ErrorKind::Header,
+                notification: Notification::header_error(HeaderErrorSubcode::Unspecific, vec![]),
                 detail: "message parser panicked".into(),
             })
         });
@@ -558,7 +556,7 @@ impl Session {
         let ev = match m {
             Message::Open(o) => {
                 if self.fsm.state() == State::OpenSent {
-                    match msg::check_open(
+                    match packet::check_open(
                         &o,
                         self.init.peer.remote_as,
                         self.init.router_id,
@@ -574,8 +572,8 @@ impl Session {
                                     return;
                                 }
                             }
-                            self.ctx = msg::parsing_context(p.asn4);
-                            let ev = Event::BgpOpen(p.params());
+                            self.ctx = packet::parsing_context(p.asn4);
+                            let ev = Event::BgpOpen((&p).into());
                             self.peer_open = Some(p);
                             ev
                         }
@@ -604,9 +602,18 @@ impl Session {
                 warn!(notification = %n.describe(), "NOTIFICATION received");
                 self.metrics.notification(&peer, false, n.code, n.subcode);
                 self.note_error(format!("received {}", n.describe()));
-                if (n.code, n.subcode) == (2, 7) {
-                    for code in msg::unsupported_capabilities(&n.data) {
-                        if [1, 2, 64, 65].contains(&code) && !self.suppress.contains(&code) {
+                let unsupported =
+                    Notification::open_error(OpenErrorSubcode::UnsupportedCapability, vec![]);
+                if (n.code, n.subcode) == (unsupported.code, unsupported.subcode) {
+                    let refusable = [
+                        CapabilityCode::MultiProtocol,
+                        CapabilityCode::RouteRefresh,
+                        CapabilityCode::GracefulRestart,
+                        CapabilityCode::FourOctetAs,
+                    ]
+                    .map(u8::from);
+                    for code in packet::unsupported_capabilities(&n.data) {
+                        if refusable.contains(&code) && !self.suppress.contains(&code) {
                             info!(
                                 capability = code,
                                 "peer refused capability: not sending it again"
@@ -622,7 +629,7 @@ impl Session {
                 }
             }
             Message::Keepalive => Event::KeepAliveMsg,
-            Message::RouteRefresh { afi, safi } => match msg::family_of_afi(afi, safi) {
+            Message::RouteRefresh { afi, safi } => match packet::family_of_afi(afi, safi) {
                 Some(f) if self.negotiated().contains(&f) => {
                     if !self.refresh.contains(&f) {
                         self.refresh.push(f);
@@ -675,7 +682,7 @@ impl Session {
             }
             Action::Listen => {}
             Action::SendOpen => {
-                let open = msg::build_open(&msg::LocalOpen {
+                let open = packet::build_open(&packet::LocalOpen {
                     local_as: self.init.local_as,
                     router_id: self.init.router_id,
                     hold_time: self.init.peer.hold_time,
@@ -750,7 +757,7 @@ impl Session {
         }
         if eor {
             for f in fams {
-                match msg::end_of_rib(f) {
+                match packet::end_of_rib(f) {
                     Ok(m) => self.send(&m, "update").await,
                     Err(e) => warn!(error = %e, "cannot build End-of-RIB"),
                 }
@@ -785,7 +792,7 @@ impl Session {
         if ctx.nh_v6.is_none() && announce.iter().any(|(p, _)| p.addr().is_ipv6()) {
             warn!("no IPv6 next hop for this session: IPv6 routes are not sent");
         }
-        match msg::build_updates(&ctx, announce, withdraw) {
+        match packet::build_updates(&ctx, announce, withdraw) {
             Ok(msgs) => {
                 for m in msgs {
                     self.send(&m, "update").await;
@@ -800,7 +807,7 @@ impl Session {
 
     async fn send(&mut self, m: &BgpMessage, kind: &'static str) {
         let Some(c) = self.conn.as_mut() else { return };
-        let bytes = match msg::encode(m) {
+        let bytes = match packet::encode(m) {
             Ok(b) => b,
             Err(e) => {
                 warn!(error = %e, "cannot encode {kind}");
@@ -823,237 +830,6 @@ impl Session {
             }
         }
     }
-}
-
-fn scope_id(p: &PeerConfig) -> io::Result<u32> {
-    match &p.interface {
-        Some(i) => nix::net::if_::if_nametoindex(i.as_str())
-            .map_err(|e| io::Error::other(format!("interface {i}: {e}"))),
-        None => Ok(0),
-    }
-}
-
-/// Open the TCP connection to a peer with its socket options (bind, MD5, GTSM).
-pub async fn connect(p: &PeerConfig) -> io::Result<TcpStream> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let scope = scope_id(p)?;
-    let domain = if p.address.is_ipv4() {
-        Domain::IPV4
-    } else {
-        Domain::IPV6
-    };
-    let sock = Socket::new(domain, Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_nonblocking(true)?;
-    if let Some(pw) = &p.md5_password {
-        sockopt::set_tcp_md5(&sock, p.address, scope, pw.as_bytes())?;
-    }
-    if let Some(hops) = p.ttl_security {
-        set_gtsm(&sock, p.address.is_ipv6(), hops)?;
-    }
-    if let Some(i) = &p.interface {
-        sock.bind_device(Some(i.as_bytes()))?;
-    }
-    if let Some(local) = p.local_address {
-        let la = match local {
-            IpAddr::V6(a) if is_link_local_v6(&a) => {
-                SocketAddr::V6(std::net::SocketAddrV6::new(a, 0, 0, scope))
-            }
-            a => SocketAddr::new(a, 0),
-        };
-        sock.bind(&la.into())?;
-    }
-    let remote = match p.address {
-        IpAddr::V6(a) => SocketAddr::V6(std::net::SocketAddrV6::new(a, p.port, 0, scope)),
-        a => SocketAddr::new(a, p.port),
-    };
-    let std: std::net::TcpStream = sock.into();
-    let ts = tokio::net::TcpSocket::from_std_stream(std);
-    // No timeout here: the FSM's ConnectRetry timer bounds the attempt.
-    ts.connect(remote).await
-}
-
-fn set_gtsm(sock: &socket2::Socket, v6: bool, hops: u8) -> io::Result<()> {
-    if v6 {
-        sock.set_unicast_hops_v6(255)?;
-    } else {
-        sock.set_ttl_v4(255)?;
-    }
-    sockopt::set_min_ttl(sock, v6, 255u8.saturating_sub(hops.saturating_sub(1)))
-}
-
-fn apply_gtsm(s: &TcpStream, p: &PeerConfig) -> io::Result<()> {
-    if let Some(hops) = p.ttl_security {
-        // A v4-mapped connection on a dual-stack listener is IPv4 on the wire.
-        let v6 = s.local_addr()?.ip().to_canonical().is_ipv6();
-        let r = socket2::SockRef::from(s);
-        if v6 {
-            r.set_unicast_hops_v6(255)?;
-        } else {
-            r.set_ttl_v4(255)?;
-        }
-        sockopt::set_min_ttl(s, v6, 255u8.saturating_sub(hops.saturating_sub(1)))?;
-    }
-    Ok(())
-}
-
-/// GTSM on the listener, inherited by accepted sockets so that the check is active from the
-/// SYN on: only when every passive peer uses TTL security, with the most lenient of their
-/// limits (each accepted socket is then tightened to its own peer's limit).
-/// Without that (or when updating a running listener whose peers no longer all use it) the
-/// check is switched off on the listener (minimum TTL 0).
-fn listener_gtsm(
-    sock: &socket2::Socket,
-    v6: bool,
-    peers: &[(PeerConfig, mpsc::Sender<TcpStream>)],
-    update: bool,
-) {
-    let hops: Option<Vec<u8>> = peers.iter().map(|(p, _)| p.ttl_security).collect();
-    let Some(max_hops) = hops.and_then(|h| h.into_iter().max()) else {
-        if update {
-            for ipv6 in [false, true] {
-                if ipv6 && !v6 {
-                    continue;
-                }
-                if let Err(e) = sockopt::set_min_ttl(sock, ipv6, 0) {
-                    warn!(error = %e, "cannot clear the minimum TTL of the listener");
-                }
-            }
-        }
-        return;
-    };
-    let min_ttl = 255u8.saturating_sub(max_hops.saturating_sub(1));
-    // IPv4 (and v4-mapped traffic on a dual-stack socket) and IPv6.
-    let _ = sock.set_ttl_v4(255);
-    if let Err(e) = sockopt::set_min_ttl(sock, false, min_ttl) {
-        warn!(error = %e, "cannot set IP_MINTTL on the listener");
-    }
-    if v6 {
-        let _ = sock.set_unicast_hops_v6(255);
-        if let Err(e) = sockopt::set_min_ttl(sock, true, min_ttl) {
-            warn!(error = %e, "cannot set IPV6_MINHOPCOUNT on the listener");
-        }
-    }
-}
-
-/// Bind the passive listener, with the MD5 keys of the passive peers.
-pub(crate) fn bind_listener(
-    addr: SocketAddr,
-    peers: &[(PeerConfig, mpsc::Sender<TcpStream>)],
-) -> io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    sock.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        sock.set_only_v6(false)?;
-    }
-    sock.set_nonblocking(true)?;
-    for (p, _) in peers {
-        if let Some(pw) = &p.md5_password {
-            sockopt::set_tcp_md5(
-                &sock,
-                listener_key_addr(addr, p),
-                scope_id(p)?,
-                pw.as_bytes(),
-            )?;
-        }
-    }
-    listener_gtsm(&sock, addr.is_ipv6(), peers, false);
-    sock.bind(&addr.into())?;
-    sock.listen(128)?;
-    TcpListener::from_std(sock.into())
-}
-
-/// The address a peer's TCP-MD5 key is installed under on a listener bound to `listen`: a
-/// v4 peer on a dual-stack socket is keyed by its v4-mapped address.
-fn listener_key_addr(listen: SocketAddr, p: &PeerConfig) -> IpAddr {
-    match (listen.is_ipv6(), p.address) {
-        (true, IpAddr::V4(v4)) => IpAddr::V6(v4.to_ipv6_mapped()),
-        (_, a) => a,
-    }
-}
-
-/// Bring a running listener's TCP-MD5 keys and GTSM setting from the `old` passive peers to
-/// the `new` ones (keys of peers gone or changed are deleted first).
-pub(crate) fn update_listener(
-    listener: &TcpListener,
-    old: &[(PeerConfig, mpsc::Sender<TcpStream>)],
-    new: &[(PeerConfig, mpsc::Sender<TcpStream>)],
-) -> io::Result<()> {
-    let addr = listener.local_addr()?;
-    let sock = socket2::SockRef::from(listener);
-    for (o, _) in old {
-        if o.md5_password.is_none() {
-            continue;
-        }
-        let kept = new.iter().any(|(n, _)| {
-            n.address == o.address && n.md5_password == o.md5_password && n.interface == o.interface
-        });
-        if !kept {
-            let scope = scope_id(o).unwrap_or(0);
-            if let Err(e) = sockopt::set_tcp_md5(listener, listener_key_addr(addr, o), scope, &[]) {
-                debug!(peer = %o.name, error = %e, "cannot delete the listener's TCP-MD5 key");
-            }
-        }
-    }
-    for (p, _) in new {
-        if let Some(pw) = &p.md5_password {
-            sockopt::set_tcp_md5(
-                listener,
-                listener_key_addr(addr, p),
-                scope_id(p)?,
-                pw.as_bytes(),
-            )?;
-        }
-    }
-    listener_gtsm(&sock, addr.is_ipv6(), new, true);
-    Ok(())
-}
-
-/// Accept connections and hand each to its passive peer's session; others are closed.
-/// Runs until shutdown or until `stop` turns true (listener rebind on reconfiguration).
-pub(crate) async fn run_listener(
-    listener: Arc<TcpListener>,
-    peers: PassivePeers,
-    mut shutdown: watch::Receiver<Option<String>>,
-    mut stop: watch::Receiver<bool>,
-) {
-    let span = info_span!("bgp_listener", addr = ?listener.local_addr().ok());
-    async move {
-        loop {
-            tokio::select! {
-                r = shutdown.changed() => {
-                    if r.is_err() || shutdown.borrow().is_some() { break; }
-                }
-                r = stop.changed() => {
-                    if r.is_err() || *stop.borrow() { break; }
-                }
-                r = listener.accept() => match r {
-                    Ok((s, from)) => {
-                        let ip = from.ip().to_canonical();
-                        let found = match peers.lock() {
-                            Ok(t) => t.iter().find(|(p, _)| p.address == ip).map(|(p, tx)| (p.name.clone(), tx.clone())),
-                            Err(_) => None,
-                        };
-                        match found {
-                            Some((name, tx)) => {
-                                debug!(peer = %name, %from, "accepted connection");
-                                if tx.try_send(s).is_err() {
-                                    debug!(peer = %name, "session busy: connection dropped");
-                                }
-                            }
-                            None => info!(%from, "connection from an unknown or active-only peer refused"),
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                }
-            }
-        }
-    }
-    .instrument(span)
-    .await
 }
 
 #[cfg(test)]

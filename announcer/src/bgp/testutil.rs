@@ -2,7 +2,7 @@
 //! chooses and reads back what the speaker sends. Used by the malformed-message and session
 //! tests; not meant for production use.
 
-use super::msg::{self, Notification};
+use super::packet::{self, Notification};
 use netgauze_bgp_pkt::capabilities::{
     BgpCapability, FourOctetAsCapability, MultiProtocolExtensionsCapability,
 };
@@ -112,7 +112,7 @@ impl RawMsg {
     pub fn parse(&self) -> Result<BgpMessage, String> {
         use netgauze_parse_utils::reader::SliceReader;
         use netgauze_parse_utils::traits::ParseFromWithOneInput;
-        let mut ctx = msg::parsing_context(true);
+        let mut ctx = packet::parsing_context(true);
         BgpMessage::parse(&mut SliceReader::new(&self.bytes), &mut ctx).map_err(|e| e.to_string())
     }
 }
@@ -131,7 +131,7 @@ impl PeerConn {
 
     /// Send a message.
     pub async fn send(&mut self, m: &BgpMessage) -> io::Result<()> {
-        let b = msg::encode(m).map_err(io::Error::other)?;
+        let b = packet::encode(m).map_err(io::Error::other)?;
         self.send_raw(&b).await
     }
 
@@ -227,10 +227,10 @@ pub fn open(asn: u32, hold: u16, id: Ipv4Addr) -> Vec<u8> {
         BgpCapability::FourOctetAs(FourOctetAsCapability::new(asn)),
     ];
     let m = BgpMessage::Open(BgpOpenMessage::new(
-        u16::try_from(asn).unwrap_or(msg::AS_TRANS),
+        u16::try_from(asn).unwrap_or(packet::AS_TRANS),
         hold,
         id,
         vec![BgpOpenMessageParameter::new_capabilities(caps)],
     ));
-    msg::encode(&m).unwrap_or_default()
+    packet::encode(&m).unwrap_or_default()
 }
