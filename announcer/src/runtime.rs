@@ -52,7 +52,7 @@ const BEAT_PERIOD: Duration = Duration::from_secs(1);
 const READ_SLICE: Duration = Duration::from_millis(250);
 
 /// How long the loop may go without a beat before it counts as wedged. A turn waits on a read
-/// for at most [`READ_SLICE`], so this only has to cover a large batch of route actions or a
+/// for at most 250 ms (`READ_SLICE`), so this only has to cover a large batch of route actions or a
 /// reload on a slow host; it does not grow with the groups' intervals, which a hung read
 /// cannot stretch (see the group watchdog).
 pub const LOOP_WEDGE_BOUND: Duration = Duration::from_secs(15);
