@@ -21,12 +21,12 @@ use crate::config::{Config, LogFormat};
 use crate::failsafe;
 use anyhow::Context;
 use herald_announcer::admin;
-use herald_announcer::backend::{KernelBackend, KernelConfig, VipAddresses, WithVipAddresses};
 use herald_announcer::bgp::{Speaker, SpeakerHandle};
 use herald_announcer::runtime::{
     Control, FaultHooks, Heartbeat, RouteSink, Runtime, RuntimeSettings,
 };
-use herald_announcer::sinks::{BgpSink, InterfaceAddrs};
+use herald_announcer::sink::kernel::{KernelBackend, KernelConfig, VipAddresses, WithVipAddresses};
+use herald_announcer::sink::{BgpSink, InterfaceAddrs};
 use herald_announcer::vip::VipAddressMode;
 use herald_announcer::BackendKind;
 use herald_shared::reader::{IpvsSource, Reader};

@@ -5,23 +5,22 @@
 //!   out (pool thresholds with hysteresis, rise/fall, hold-down, drains).
 //! - [`vip`] is the `[[announcer.vip_groups]]` configuration.
 //! - [`runtime`] is the control loop that reads IPVS on each group's interval and carries the
-//!   actions out through a [`runtime::RouteSink`] ([`sinks`]: the BGP speaker or the kernel).
+//!   actions out through a [`sink::RouteSink`] ([`sink`]: the BGP speaker or the kernel).
 //! - [`bgp`] is the BGP speaker: `netgauze-bgp-pkt` for the wire format and our own pure FSM
 //!   (`netgauze-bgp-speaker` was evaluated and not used; the module docs say why).
-//! - [`backend`] holds the kernel route backend for OSPF (and BGP-by-routing-daemon) sites.
+//! - [`sink::kernel`] is the kernel route backend for OSPF (and BGP-by-routing-daemon) sites.
 //! - [`admin`] is the local admin socket, the single-instance lock and the maintenance file;
 //!   [`state`] keeps the admin drains across restarts; [`files`] reads operator-controlled files
 //!   without blocking.
 #![deny(unsafe_code)]
 
 pub mod admin;
-pub mod backend;
 pub mod bgp;
 pub mod files;
 pub mod group;
 pub mod health;
 pub mod runtime;
-pub mod sinks;
+pub mod sink;
 pub mod state;
 pub mod vip;
 
@@ -40,7 +39,7 @@ pub struct Config {
     pub backend: BackendKind,
     /// `[announcer.kernel]`: the kernel backend (also provides the address primitives for
     /// `vip_address = "manage"` groups with the BGP backend).
-    pub kernel: backend::KernelConfig,
+    pub kernel: sink::kernel::KernelConfig,
     /// `[[announcer.vip_groups]]`: what is announced, and when. Default: none (the announcer
     /// does nothing).
     pub vip_groups: Vec<vip::VipGroupConfig>,
@@ -72,7 +71,7 @@ impl Default for Config {
         Config {
             bgp: None,
             backend: BackendKind::Bgp,
-            kernel: backend::KernelConfig::default(),
+            kernel: sink::kernel::KernelConfig::default(),
             vip_groups: Vec::new(),
             admin_socket: PathBuf::from("/run/ipvs-herald/admin.sock"),
             maintenance_file: Some(PathBuf::from("/etc/ipvs-herald/maintenance")),

@@ -1,6 +1,6 @@
 //! The announcer's control loop: checks every VIP group's health on its interval, applies drains
 //! (admin socket, maintenance file, shutdown) and reloads, and carries out the resulting route
-//! actions on a [`RouteSink`] (BGP speaker or kernel routes, see `crate::sinks`), in order.
+//! actions on a [`RouteSink`] (BGP speaker or kernel routes, see `crate::sink`), in order.
 //!
 //! ```text
 //!  admin socket ─┐                      ┌──────────── one loop task ─────────────┐
@@ -25,6 +25,7 @@
 use crate::admin::{Envelope, GroupStatus, Maintenance, Reply, Request, Target};
 use crate::group::{GroupRuntime, Phase, RouteAction};
 use crate::health::{evaluate_with, CheckInput, Health};
+pub use crate::sink::{BoxFuture, LocalAddrs, RouteSink};
 use crate::state::{Drain, DrainState, StateFile};
 use crate::vip::VipGroupConfig;
 use herald_shared::model::Snapshot;
@@ -35,10 +36,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -197,28 +196,6 @@ impl FaultHooks {
 
 /// What one read of the loop returns: the IPVS snapshot and the host's addresses.
 type ReadResult = (Result<Snapshot, String>, Vec<IpAddr>);
-
-/// A boxed future, for object-safe async traits.
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Where route actions go: the BGP speaker's route table, kernel routes for OSPF, or both.
-pub trait RouteSink: Send + Sync {
-    /// Carry out one action. An error is logged and counted; the loop goes on (the next change
-    /// is applied afresh).
-    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>>;
-
-    /// Wait until the work that `apply` left running in the background (a managed address
-    /// removal waiting out its linger) is done. The loop calls it once everything is withdrawn
-    /// at shutdown; the caller bounds it in time.
-    fn settle(&self) -> BoxFuture<'_, ()> {
-        Box::pin(std::future::ready(()))
-    }
-}
-
-/// The addresses configured on this host (for `vip_address = "require"`).
-pub trait LocalAddrs: Send + Sync {
-    fn local_addrs(&self) -> Result<Vec<IpAddr>, String>;
-}
 
 /// Messages to the loop.
 #[derive(Debug)]

@@ -19,7 +19,7 @@ mod ospf_support;
 
 use std::time::Duration;
 
-use herald_announcer::backend::{KernelBackend, KernelConfig, KernelMode, Outcome};
+use herald_announcer::sink::kernel::{KernelBackend, KernelConfig, KernelMode, Outcome};
 use ipnet::IpNet;
 use ospf_support::{
     link, logs, require_daemons, require_root, unique_tag, wait_for, Bird, Frr, Netns, TempDir,

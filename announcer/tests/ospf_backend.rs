@@ -9,11 +9,11 @@ mod ospf_support;
 
 use std::time::Duration;
 
-use herald_announcer::backend::{
-    KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses, WithVipAddresses,
-};
 use herald_announcer::group::RouteAction;
 use herald_announcer::runtime::{BoxFuture, LocalAddrs, RouteSink};
+use herald_announcer::sink::kernel::{
+    KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses, WithVipAddresses,
+};
 use herald_announcer::vip::ParsedAttrs;
 use ipnet::IpNet;
 use ospf_support::{require_root, unique_tag, Netns};

@@ -1,12 +1,9 @@
-//! Where the control loop's [`RouteAction`]s go when the backend is BGP, and how the loop learns
-//! the local addresses. (The kernel backend is a [`RouteSink`] itself, in `crate::backend`.)
-//!
-//! The loop emits actions already in the safe order (address before announce, withdraw before
-//! address removal); a sink carries each out and reports failures, it never reorders.
+//! The BGP sink: route actions into the speaker's route table, and the host's addresses read with
+//! `getifaddrs` (for `vip_address = "require"`). The kernel sink is in [`super::kernel`].
 
+use super::{BoxFuture, LocalAddrs, RouteSink};
 use crate::bgp::{Origin, RouteAttrs as BgpAttrs, SpeakerHandle};
 use crate::group::RouteAction;
-use crate::runtime::{BoxFuture, LocalAddrs, RouteSink};
 use crate::vip::ParsedAttrs;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -24,7 +21,7 @@ pub fn bgp_attrs(a: &ParsedAttrs) -> BgpAttrs {
 }
 
 /// Routes through the BGP speaker. Address actions (`vip_address = "manage"`) are not the
-/// speaker's business: wrap it in [`crate::backend::WithVipAddresses`] for those.
+/// speaker's business: wrap it in [`super::kernel::WithVipAddresses`] for those.
 #[derive(Debug, Clone)]
 pub struct BgpSink {
     speaker: SpeakerHandle,

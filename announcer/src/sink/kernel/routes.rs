@@ -394,7 +394,7 @@ fn net_of(addr: IpAddr, len: u8) -> Option<IpNet> {
 
 /// Adds, removes and lists ipvs-herald's VIP addresses on interfaces.
 ///
-/// These are the primitives for the ordering rule in [`crate::backend`]: when the daemon
+/// These are the primitives for the ordering rule in [`crate::sink::kernel`]: when the daemon
 /// manages the VIP address itself, add the address *before* announcing the route and remove it
 /// only *after* withdrawing it.
 #[derive(Debug, Clone)]

@@ -1,4 +1,5 @@
-//! Route backends other than the BGP speaker, and the VIP-address primitives.
+//! The kernel sink (routes or addresses for a local BIRD/FRR to redistribute), and the
+//! VIP-address primitives.
 //!
 //! The control loop ([`crate::runtime`]) turns health and drains into ordered
 //! [`RouteAction`]s and hands them to a
@@ -38,7 +39,7 @@
 //! to order (and withdrawing removes the local VIP too: keep the VIP on `lo` as well, e.g. from
 //! keepalived, if IPVS must keep serving established connections after a withdrawal).
 
-pub mod kernel;
+pub mod routes;
 mod rtnl;
 
 use std::collections::HashMap;
@@ -49,9 +50,9 @@ use std::sync::{Arc, Mutex};
 use ipnet::IpNet;
 
 use crate::group::RouteAction;
-use crate::runtime::{BoxFuture, LocalAddrs, RouteSink};
+use crate::sink::{BoxFuture, LocalAddrs, RouteSink};
 
-pub use kernel::{KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses};
+pub use routes::{KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses};
 
 impl RouteSink for KernelBackend {
     /// `Announce`/`Withdraw` install/remove the VIP per [`KernelMode`] (`attrs.med` becomes the

@@ -31,7 +31,7 @@ use neli::types::{Buffer, RtBuffer};
 use neli::utils::Groups;
 use neli::{FromBytesWithInput, Size, ToBytes};
 
-use super::kernel::KernelError;
+use super::routes::KernelError;
 
 /// `IFA_FLAGS` bit: do not create a prefix route for this address (`noprefixroute`).
 pub(crate) const IFA_F_NOPREFIXROUTE: u32 = 0x200;
@@ -151,7 +151,7 @@ impl Rtnl {
                                 reason: format!(
                                     "setns: {} ({})",
                                     errno.desc(),
-                                    super::kernel::errno_meaning(errno as i32)
+                                    super::routes::errno_meaning(errno as i32)
                                 ),
                             },
                         )?;
