@@ -16,19 +16,12 @@
 //! (with down_action = "announce", "Withdrawn" is "AnnouncedDown": announced with the down attributes)
 //! ```
 
-use crate::health::{GroupTracker, Health, Observation};
-use crate::vip::{DownAction, ParsedAttrs, VipAddressMode, VipGroupConfig};
+use crate::health::{instant_after, GroupTracker, Health, Observation};
+use crate::vip::{
+    DownAction, GroupConfigError, GroupProblem, ParsedAttrs, VipAddressMode, VipGroupConfig,
+};
 use ipnet::IpNet;
 use std::time::{Duration, Instant};
-
-/// `t + d`, or a point decades ahead when that would overflow: a configured or requested
-/// duration, however large, moves a deadline far out instead of panicking the control loop.
-pub fn instant_after(t: Instant, d: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
-    t.checked_add(d)
-        .or_else(|| t.checked_add(FAR.min(d)))
-        .unwrap_or(t)
-}
 
 /// Where a group's routes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +103,7 @@ pub const MIN_WATCHDOG_BOUND: Duration = Duration::from_secs(2);
 
 impl GroupRuntime {
     /// A new group, withdrawn. `cfg` must have passed [`VipGroupConfig::validate`].
-    pub fn new(cfg: VipGroupConfig) -> Result<Self, String> {
+    pub fn new(cfg: VipGroupConfig) -> Result<Self, GroupConfigError> {
         let attrs = Self::parse_attrs(&cfg)?;
         Ok(GroupRuntime {
             tracker: GroupTracker::new(cfg.damping()),
@@ -123,11 +116,17 @@ impl GroupRuntime {
         })
     }
 
-    fn parse_attrs(cfg: &VipGroupConfig) -> Result<Attrs, String> {
+    fn parse_attrs(cfg: &VipGroupConfig) -> Result<Attrs, GroupConfigError> {
+        let parse = |state: &'static str, attrs: &crate::vip::StateAttrs| {
+            attrs.parse().map_err(|error| GroupConfigError::Group {
+                group: cfg.name.clone(),
+                problem: GroupProblem::Attrs { state, error },
+            })
+        };
         Ok(Attrs {
-            up: cfg.up.parse()?,
-            draining: cfg.draining.parse()?,
-            down: cfg.down.parse()?,
+            up: parse("up", &cfg.up)?,
+            draining: parse("draining", &cfg.draining)?,
+            down: parse("down", &cfg.down)?,
         })
     }
 
@@ -165,7 +164,10 @@ impl GroupRuntime {
     /// attributes of the current phase changed, the routes are re-announced with the new ones
     /// (no session reset); when the prefixes changed, removed ones are withdrawn and new ones
     /// announced as the phase says.
-    pub fn reconfigure(&mut self, cfg: VipGroupConfig) -> Result<Vec<RouteAction>, String> {
+    pub fn reconfigure(
+        &mut self,
+        cfg: VipGroupConfig,
+    ) -> Result<Vec<RouteAction>, GroupConfigError> {
         let attrs = Self::parse_attrs(&cfg)?;
         let old_prefixes = self.cfg.prefixes.clone();
         let old_attrs = self.current_attrs();

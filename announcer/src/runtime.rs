@@ -27,7 +27,7 @@ use crate::group::{GroupRuntime, Phase, RouteAction};
 use crate::health::{evaluate_with, CheckInput, Health};
 pub use crate::sink::{BoxFuture, LocalAddrs, RouteSink};
 use crate::state::{Drain, DrainState, StateFile};
-use crate::vip::VipGroupConfig;
+use crate::vip::{GroupConfigError, VipGroupConfig};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::IpvsSource;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -195,7 +195,25 @@ impl FaultHooks {
 }
 
 /// What one read of the loop returns: the IPVS snapshot and the host's addresses.
-type ReadResult = (Result<Snapshot, String>, Vec<IpAddr>);
+type ReadResult = (Result<Snapshot, ReadFailure>, Vec<IpAddr>);
+
+/// Why the loop's IPVS read gave no snapshot (the message goes into the groups' reasons).
+#[derive(Debug, thiserror::Error)]
+enum ReadFailure {
+    #[error(transparent)]
+    Read(#[from] herald_shared::reader::ReadError),
+    #[error("reader task failed: {0}")]
+    Task(tokio::task::JoinError),
+}
+
+/// Why a reload of the VIP groups was refused; the groups in force stay.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error(transparent)]
+    Groups(#[from] GroupConfigError),
+    #[error("the announcer loop is gone")]
+    LoopGone,
+}
 
 /// Messages to the loop.
 #[derive(Debug)]
@@ -203,7 +221,10 @@ pub enum Control {
     /// A request from the admin socket.
     Admin(Envelope),
     /// A validated new set of groups (SIGHUP).
-    Reload(Vec<VipGroupConfig>, oneshot::Sender<Result<(), String>>),
+    Reload(
+        Vec<VipGroupConfig>,
+        oneshot::Sender<Result<(), ReloadError>>,
+    ),
     /// Drain everything for `drain_time`, withdraw, then answer.
     Shutdown {
         drain_time: Duration,
@@ -536,7 +557,7 @@ impl Runtime {
         local: Arc<dyn LocalAddrs>,
         settings: RuntimeSettings,
         registry: &mut Registry,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, GroupConfigError> {
         let now = tokio::time::Instant::now().into_std();
         let groups = groups
             .into_iter()
@@ -637,7 +658,7 @@ impl Runtime {
             let faults = self.faults.clone();
             let handle = tokio::task::spawn_blocking(move || {
                 faults.hold("stuck-read");
-                let snapshot = source.snapshot().map_err(|e| e.to_string());
+                let snapshot = source.snapshot().map_err(ReadFailure::from);
                 let local = local.local_addrs().unwrap_or_else(|e| {
                     tracing::warn!(error = %e, "cannot list local addresses");
                     Vec::new()
@@ -671,7 +692,7 @@ impl Runtime {
         self.metrics.read_pending.set(0.0);
         Some(match joined {
             Ok(r) => r,
-            Err(e) => (Err(format!("reader task failed: {e}")), Vec::new()),
+            Err(e) => (Err(ReadFailure::Task(e)), Vec::new()),
         })
     }
 
@@ -716,10 +737,14 @@ impl Runtime {
             now
         };
 
-        // Indexed once for every group due now.
+        // Indexed once for every group due now; a failed read's message goes into the reasons.
+        let failure = match &snapshot {
+            Some(Err(e)) => e.to_string(),
+            _ => String::new(),
+        };
         let input = snapshot
             .as_ref()
-            .map(|s| CheckInput::new(s.as_ref().map_err(String::as_str), &local));
+            .map(|s| CheckInput::new(s.as_ref().map_err(|_| failure.as_str()), &local));
         let mut all_actions = Vec::new();
         for i in 0..self.groups.len() {
             let name = self.groups[i].0.name().to_string();
@@ -727,7 +752,7 @@ impl Runtime {
             let (group, due) = &mut self.groups[i];
             let observation = match (&input, *due <= now) {
                 (Some(input), true) => {
-                    *due = crate::group::instant_after(now, group.config().interval);
+                    *due = crate::health::instant_after(now, group.config().interval);
                     let policy = group.config().policy();
                     let mut pools = std::mem::take(&mut group.tracker_mut().pools_up);
                     let obs = evaluate_with(&policy, input, &mut pools);
@@ -1013,7 +1038,7 @@ impl Runtime {
         });
     }
 
-    async fn reload(&mut self, new: Vec<VipGroupConfig>) -> Result<(), String> {
+    async fn reload(&mut self, new: Vec<VipGroupConfig>) -> Result<(), ReloadError> {
         crate::vip::validate_groups(&new)?;
         let new_names: BTreeSet<String> = new.iter().map(|g| g.name.clone()).collect();
         let mut actions = Vec::new();
