@@ -24,7 +24,7 @@ use crate::config::{Config, LogFormat};
 use crate::failsafe;
 use anyhow::Context;
 use herald_announcer::admin;
-use herald_announcer::runtime::FaultHooks;
+use herald_announcer::control::FaultHooks;
 use herald_announcer::BackendKind;
 use herald_shared::reader::{IpvsSource, Reader};
 use prometheus_client::metrics::counter::Counter;

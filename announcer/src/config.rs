@@ -1,8 +1,8 @@
 //! The `[announcer]` section of the configuration file: the keys that are not a VIP group's
-//! ([`crate::vip`]), the BGP speaker's ([`crate::bgp::BgpConfig`]) or the kernel backend's
+//! ([`crate::group_config`]), the BGP speaker's ([`crate::bgp::BgpConfig`]) or the kernel backend's
 //! ([`crate::sink::kernel::KernelConfig`]), and the checks across them.
 
-use crate::{bgp, sink, vip};
+use crate::{bgp, group_config, sink};
 use serde::Deserialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -21,7 +21,7 @@ pub struct Config {
     pub kernel: sink::kernel::KernelConfig,
     /// `[[announcer.vip_groups]]`: what is announced, and when. Default: none (the announcer
     /// does nothing).
-    pub vip_groups: Vec<vip::VipGroupConfig>,
+    pub vip_groups: Vec<group_config::VipGroupConfig>,
     /// Unix socket for `ipvs-herald drain`/`undrain`/`status`. Default
     /// `/run/ipvs-herald/admin.sock`; at most 107 bytes (the kernel's limit on socket paths).
     pub admin_socket: PathBuf,
@@ -73,7 +73,7 @@ const MAX_SOCKET_PATH: usize = 107;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error(transparent)]
-    Groups(#[from] vip::GroupConfigError),
+    Groups(#[from] group_config::GroupConfigError),
     #[error("{0}")]
     Bgp(bgp::BgpError),
     #[error("announcer.vip_groups are configured with backend = \"bgp\" but there is no [announcer.bgp] section")]
@@ -81,7 +81,7 @@ pub enum ConfigError {
     #[error("{0}")]
     Kernel(sink::kernel::KernelError),
     #[error(transparent)]
-    TooLong(#[from] vip::TooLong),
+    TooLong(#[from] group_config::TooLong),
     #[error("announcer.admin_socket {path:?} is {len} bytes long; a Unix socket path has 1 to {MAX_SOCKET_PATH}")]
     AdminSocketLength { path: PathBuf, len: usize },
     #[error("announcer.shutdown_drain_time must not exceed announcer.shutdown_timeout")]
@@ -105,7 +105,7 @@ pub enum BackendKind {
 impl Config {
     /// Checks across keys; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        vip::validate_groups(&self.vip_groups)?;
+        group_config::validate_groups(&self.vip_groups)?;
         if let Some(b) = &self.bgp {
             b.validate().map_err(ConfigError::Bgp)?;
         }
@@ -113,13 +113,13 @@ impl Config {
             return Err(ConfigError::GroupsWithoutBgp);
         }
         self.kernel.validate().map_err(ConfigError::Kernel)?;
-        vip::at_most("announcer.drain_time", self.drain_time, MAX_DRAIN_TIME)?;
-        vip::at_most(
+        group_config::at_most("announcer.drain_time", self.drain_time, MAX_DRAIN_TIME)?;
+        group_config::at_most(
             "announcer.shutdown_drain_time",
             self.shutdown_drain_time,
             MAX_SHUTDOWN_TIME,
         )?;
-        vip::at_most(
+        group_config::at_most(
             "announcer.shutdown_timeout",
             self.shutdown_timeout,
             MAX_SHUTDOWN_TIME,
@@ -144,7 +144,7 @@ impl Config {
             || self
                 .vip_groups
                 .iter()
-                .any(|g| g.vip_address == vip::VipAddressMode::Manage);
+                .any(|g| g.vip_address == group_config::VipAddressMode::Manage);
         if let (true, true, Some(ns)) = (self.is_active(), uses_kernel, &self.kernel.netns) {
             std::fs::File::open(ns).map_err(|error| ConfigError::Netns {
                 path: ns.clone(),

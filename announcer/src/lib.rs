@@ -6,9 +6,12 @@
 //!   to drain and stop it on SIGTERM.
 //! - [`health`] and [`group`] are the pure policy: an IPVS snapshot in, ordered route actions
 //!   out (pool thresholds with hysteresis, rise/fall, hold-down, drains).
-//! - [`vip`] is the `[[announcer.vip_groups]]` configuration.
-//! - [`runtime`] is the control loop that reads IPVS on each group's interval and carries the
-//!   actions out through a [`sink::RouteSink`] ([`sink`]: the BGP speaker or the kernel).
+//!   [`group::GroupState`] is one group's route state, [`health::GroupTracker`] its rise/fall.
+//! - [`group_config`] is the `[[announcer.vip_groups]]` configuration.
+//! - [`control`] is the control loop ([`control::ControlLoop`]) that reads IPVS on each group's
+//!   interval and carries the actions out through a [`sink::RouteSink`] ([`sink`]: the BGP
+//!   speaker or the kernel), with its metrics and its [`control::Heartbeat`] for the binary's
+//!   watchdog.
 //! - [`bgp`] is the BGP speaker: `netgauze-bgp-pkt` for the wire format and our own pure FSM
 //!   (`netgauze-bgp-speaker` was evaluated and not used; the module docs say why).
 //! - [`sink::kernel`] is the kernel route backend for OSPF (and BGP-by-routing-daemon) sites.
@@ -20,14 +23,14 @@
 pub mod admin;
 pub mod bgp;
 pub mod config;
+pub mod control;
 pub mod files;
 pub mod group;
+pub mod group_config;
 pub mod health;
-pub mod runtime;
 pub mod service;
 pub mod sink;
 pub mod state;
-pub mod vip;
 
 pub use config::{BackendKind, Config, ConfigError, MAX_DRAIN_TIME, MAX_SHUTDOWN_TIME};
 pub use service::{

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  start ── single-instance lock, admin socket ── BGP speaker ── stale kernel routes and
-//!           addresses removed ── route sink ── control loop (crate::runtime) ── admin socket served
+//!           addresses removed ── route sink ── control loop (crate::control) ── admin socket served
 //! ```
 //!
 //! The binary keeps what is the process's: signals, the configuration file, the fail-safe
@@ -15,12 +15,12 @@
 use crate::admin;
 use crate::bgp::{BgpError, Speaker, SpeakerHandle};
 use crate::config::{BackendKind, Config};
-use crate::runtime::{Control, FaultHooks, Heartbeat, ReloadError, Runtime, RuntimeSettings};
+use crate::control::{Control, ControlLoop, FaultHooks, Heartbeat, LoopSettings, ReloadError};
+use crate::group_config::{GroupConfigError, VipAddressMode};
 use crate::sink::kernel::{
     KernelBackend, KernelConfig, KernelError, VipAddresses, WithVipAddresses,
 };
 use crate::sink::{BgpSink, InterfaceAddrs, RouteSink};
-use crate::vip::{GroupConfigError, VipAddressMode};
 use herald_shared::reader::IpvsSource;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
@@ -161,12 +161,12 @@ async fn start_locked(
         None => None,
     };
     let sink = route_sink(&a, speaker.as_ref(), &options).await?;
-    let runtime = Runtime::new(
+    let control_loop = ControlLoop::new(
         a.vip_groups.clone(),
         source,
         sink,
         Arc::new(InterfaceAddrs::new(options.local_netns.clone())),
-        RuntimeSettings {
+        LoopSettings {
             drain_time: a.drain_time,
             maintenance_file: a.maintenance_file.clone(),
             state_file: Some(a.state_file.clone()),
@@ -175,9 +175,9 @@ async fn start_locked(
     )
     .map_err(StartError::Groups)?
     .with_fault_hooks(options.faults);
-    let heartbeat = runtime.heartbeat();
+    let heartbeat = control_loop.heartbeat();
     let (control, control_rx) = mpsc::channel(16);
-    tokio::spawn(runtime.run(control_rx));
+    tokio::spawn(control_loop.run(control_rx));
 
     let (admin_tx, mut admin_rx) = mpsc::channel::<admin::Envelope>(8);
     let admin_stop = serve_admin(listener, admin_tx.clone());
@@ -380,7 +380,10 @@ impl Handle {
         Ok(())
     }
 
-    async fn reload(&self, groups: Vec<crate::vip::VipGroupConfig>) -> Result<(), ReloadError> {
+    async fn reload(
+        &self,
+        groups: Vec<crate::group_config::VipGroupConfig>,
+    ) -> Result<(), ReloadError> {
         let (tx, rx) = oneshot::channel();
         self.control
             .send(Control::Reload(groups, tx))
