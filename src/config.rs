@@ -72,9 +72,13 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    /// Not a source: the message already says everything (SIGHUP logs the whole chain).
+    /// `error` is part of the message and deliberately not a `source`: SIGHUP logs the whole
+    /// error chain, which would repeat it.
     #[error("{path}: {error}")]
-    Invalid { path: PathBuf, error: Box<Invalid> },
+    Invalid {
+        path: PathBuf,
+        error: Box<InvalidSection>,
+    },
     #[error("{variable}: {error}")]
     Environment {
         variable: &'static str,
@@ -84,7 +88,7 @@ pub enum ConfigError {
 
 /// What is wrong with a loaded configuration, by section; the message names the key.
 #[derive(Debug, thiserror::Error)]
-pub enum Invalid {
+pub enum InvalidSection {
     #[error("log.level: {0}")]
     LogLevel(FilterError),
     #[error("{0}")]
@@ -182,18 +186,24 @@ impl Config {
     }
 
     /// Checks serde cannot do, section by section.
-    fn validate(&self) -> Result<(), Invalid> {
-        parse_filter(&self.log.level).map_err(Invalid::LogLevel)?;
-        self.reader.validate().map_err(Invalid::Reader)?;
-        self.exporter.validate().map_err(Invalid::Exporter)?;
-        self.announcer.validate().map_err(Invalid::Announcer)?;
+    fn validate(&self) -> Result<(), InvalidSection> {
+        parse_filter(&self.log.level).map_err(InvalidSection::LogLevel)?;
+        self.reader.validate().map_err(InvalidSection::Reader)?;
+        self.exporter.validate().map_err(InvalidSection::Exporter)?;
+        self.announcer
+            .validate()
+            .map_err(InvalidSection::Announcer)?;
         Ok(())
     }
 
     /// The files `run` opens at start, opened and parsed the same way, changing nothing.
-    fn check_files(&self) -> Result<(), Invalid> {
-        self.exporter.web_config().map_err(Invalid::WebConfig)?;
-        self.announcer.check_files().map_err(Invalid::Announcer)?;
+    fn check_files(&self) -> Result<(), InvalidSection> {
+        self.exporter
+            .web_config()
+            .map_err(InvalidSection::WebConfig)?;
+        self.announcer
+            .check_files()
+            .map_err(InvalidSection::Announcer)?;
         Ok(())
     }
 
