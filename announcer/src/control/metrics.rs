@@ -9,6 +9,7 @@ use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
 
+/// The route phases by name, in the order of each group's `phase` gauges.
 pub(super) const PHASES: [&str; 5] = [
     "withdrawn",
     "announced_down",
