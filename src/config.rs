@@ -72,22 +72,52 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-    #[error("{variable}: {message}")]
+    /// `error` is part of the message and deliberately not a `source`: SIGHUP logs the whole
+    /// error chain, which would repeat it.
+    #[error("{path}: {error}")]
+    Invalid {
+        path: PathBuf,
+        error: Box<InvalidSection>,
+    },
+    #[error("{variable}: {error}")]
     Environment {
         variable: &'static str,
-        message: String,
+        error: FilterError,
     },
+}
+
+/// What is wrong with a loaded configuration, by section; the message names the key.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidSection {
+    #[error("log.level: {0}")]
+    LogLevel(FilterError),
+    #[error("{0}")]
+    Reader(herald_shared::reader::ReaderConfigError),
+    #[error("{0}")]
+    Exporter(herald_exporter::ConfigError),
+    #[error("exporter.web_config_file: {0}")]
+    WebConfig(herald_exporter::webconfig::WebConfigError),
+    #[error("{0}")]
+    Announcer(herald_announcer::ConfigError),
+}
+
+/// A log filter that does not parse.
+#[derive(Debug, thiserror::Error)]
+#[error("bad log filter {filter:?}: {error}")]
+pub struct FilterError {
+    filter: String,
+    error: tracing_subscriber::filter::ParseError,
 }
 
 /// The environment variable that overrides `[log] level` (read by `daemon::init_tracing`).
 pub const LOG_ENV: &str = "IPVS_HERALD_LOG";
 
 /// Parse a log filter as the daemon does when it sets up logging.
-pub fn parse_filter(filter: &str) -> Result<tracing_subscriber::EnvFilter, String> {
-    tracing_subscriber::EnvFilter::try_new(filter)
-        .map_err(|e| format!("bad log filter {filter:?}: {e}"))
+pub fn parse_filter(filter: &str) -> Result<tracing_subscriber::EnvFilter, FilterError> {
+    tracing_subscriber::EnvFilter::try_new(filter).map_err(|error| FilterError {
+        filter: filter.to_string(),
+        error,
+    })
 }
 
 impl Config {
@@ -98,17 +128,17 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let cfg = Self::load_content(path)?;
         if let Some(path) = path {
-            cfg.check_files().map_err(|message| ConfigError::Invalid {
+            cfg.check_files().map_err(|error| ConfigError::Invalid {
                 path: path.to_path_buf(),
-                message,
+                error: Box::new(error),
             })?;
         }
         // `[log] level` is checked with the file; the variable that overrides it, here.
         if let Ok(filter) = std::env::var(LOG_ENV) {
             if !filter.is_empty() {
-                parse_filter(&filter).map_err(|message| ConfigError::Environment {
+                parse_filter(&filter).map_err(|error| ConfigError::Environment {
                     variable: LOG_ENV,
-                    message,
+                    error,
                 })?;
             }
         }
@@ -148,28 +178,32 @@ impl Config {
                 message: e.message().to_string(),
             }
         })?;
-        cfg.validate().map_err(|message| ConfigError::Invalid {
+        cfg.validate().map_err(|error| ConfigError::Invalid {
             path: path.to_path_buf(),
-            message,
+            error: Box::new(error),
         })?;
         Ok(cfg)
     }
 
     /// Checks serde cannot do, section by section.
-    fn validate(&self) -> Result<(), String> {
-        parse_filter(&self.log.level).map_err(|e| format!("log.level: {e}"))?;
-        self.reader.validate().map_err(|e| e.to_string())?;
-        self.exporter.validate().map_err(|e| e.to_string())?;
-        self.announcer.validate()?;
+    fn validate(&self) -> Result<(), InvalidSection> {
+        parse_filter(&self.log.level).map_err(InvalidSection::LogLevel)?;
+        self.reader.validate().map_err(InvalidSection::Reader)?;
+        self.exporter.validate().map_err(InvalidSection::Exporter)?;
+        self.announcer
+            .validate()
+            .map_err(InvalidSection::Announcer)?;
         Ok(())
     }
 
     /// The files `run` opens at start, opened and parsed the same way, changing nothing.
-    fn check_files(&self) -> Result<(), String> {
+    fn check_files(&self) -> Result<(), InvalidSection> {
         self.exporter
             .web_config()
-            .map_err(|e| format!("exporter.web_config_file: {e}"))?;
-        self.announcer.check_files()?;
+            .map_err(InvalidSection::WebConfig)?;
+        self.announcer
+            .check_files()
+            .map_err(InvalidSection::Announcer)?;
         Ok(())
     }
 

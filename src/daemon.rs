@@ -1,7 +1,10 @@
-//! `ipvs-herald run`: builds the reader, registers the exporter's and the announcer's metrics in
-//! one registry, starts the announcer (BGP speaker, VIP health loop, admin socket), serves HTTP, and handles signals: SIGHUP reloads the configuration
-//! (an invalid file keeps the running one, with a log line and a metric), SIGTERM/SIGINT stop
-//! gracefully within a bound.
+//! `ipvs-herald run`: the wiring of the two halves. It builds the reader, registers the
+//! exporter's metrics and starts the announcer ([`herald_announcer::start`]) into one registry,
+//! serves that registry over HTTP ([`herald_exporter::serve`]), feeds the fail-safe watchdog
+//! (`crate::failsafe`), and handles signals: SIGHUP reloads the configuration
+//! ([`herald_announcer::Handle::reconfigure`]; an invalid file keeps the running one, with a log
+//! line and a metric), SIGTERM/SIGINT stop gracefully within a bound
+//! ([`herald_announcer::Handle::shutdown`]: drain, withdraw, close the BGP sessions).
 //!
 //! What SIGHUP applies live: `[[announcer.vip_groups]]`, `[announcer.bgp]` (per-peer diff: see
 //! `herald_announcer::bgp::reconfig`), `announcer.admin_socket` (rebound), and the shutdown
@@ -21,13 +24,7 @@ use crate::config::{Config, LogFormat};
 use crate::failsafe;
 use anyhow::Context;
 use herald_announcer::admin;
-use herald_announcer::bgp::{Speaker, SpeakerHandle};
-use herald_announcer::runtime::{
-    Control, FaultHooks, Heartbeat, RouteSink, Runtime, RuntimeSettings,
-};
-use herald_announcer::sink::kernel::{KernelBackend, KernelConfig, VipAddresses, WithVipAddresses};
-use herald_announcer::sink::{BgpSink, InterfaceAddrs};
-use herald_announcer::vip::VipAddressMode;
+use herald_announcer::control::FaultHooks;
 use herald_announcer::BackendKind;
 use herald_shared::reader::{IpvsSource, Reader};
 use prometheus_client::metrics::counter::Counter;
@@ -38,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::watch;
 
 /// How long the HTTP server may take to finish open requests after the stop signal, on top of
 /// its own drain bound.
@@ -147,7 +144,20 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     herald_exporter::register(&mut registry, source.clone(), &cfg.exporter);
     let config_metrics = ConfigMetrics::register(&mut registry);
     let mut announcer = if cfg.announcer.is_active() {
-        Some(Announcer::start(&cfg, source.clone(), &mut registry, faults.clone()).await?)
+        let options = herald_announcer::StartOptions {
+            local_netns: cfg.reader.netns.clone(),
+            faults: faults.clone(),
+            on_fatal: Box::new(failsafe::on_fatal),
+        };
+        Some(
+            herald_announcer::start(
+                cfg.announcer.clone(),
+                source.clone(),
+                &mut registry,
+                options,
+            )
+            .await?,
+        )
     } else {
         tracing::info!("no [announcer.bgp] and no VIP groups: announcer off");
         None
@@ -176,7 +186,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut heartbeats = vec![("the async runtime", failsafe::runtime_heartbeat())];
     if let Some(a) = &announcer {
-        heartbeats.push(("the announcer's control loop", a.heartbeat.clone()));
+        heartbeats.push(("the announcer's control loop", a.heartbeat()));
     }
     failsafe::spawn_watchdog(heartbeats).context("cannot start the watchdog thread")?;
     failsafe::notify(&[sd_notify::NotifyState::Ready]);
@@ -207,7 +217,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     failsafe::notify(&[sd_notify::NotifyState::Stopping]);
 
     if let Some(a) = announcer {
-        a.stop(&running.announcer).await;
+        a.shutdown().await;
     }
     if let Some(why) = server_ended {
         anyhow::bail!("{why}");
@@ -343,7 +353,7 @@ async fn reload(
     path: &Option<PathBuf>,
     running: &mut Config,
     metrics: &ConfigMetrics,
-    announcer: Option<&mut Announcer>,
+    announcer: Option<&mut herald_announcer::Handle>,
 ) {
     let Some(path) = path else {
         tracing::info!("SIGHUP: no configuration file (built-in defaults); nothing to reload");
@@ -363,18 +373,12 @@ async fn reload(
         .for_each(|w| tracing::warn!("SIGHUP: {w}"));
     let restart = restart_only_changes(running, &new, announcer.is_some());
     if let Some(a) = announcer {
-        if let Err(e) = a.apply(&running.announcer, &new.announcer).await {
+        if let Err(e) = a.reconfigure(new.announcer.clone()).await {
+            let e = anyhow::Error::from(e);
             return refuse(&format!("{e:#}"), "configuration could not be applied");
         }
         // What was applied live; restart-only keys keep their running values.
-        let (r, n) = (&mut running.announcer, &new.announcer);
-        if r.bgp.is_some() && n.bgp.is_some() {
-            r.bgp.clone_from(&n.bgp);
-        }
-        r.vip_groups.clone_from(&n.vip_groups);
-        r.admin_socket.clone_from(&n.admin_socket);
-        r.shutdown_drain_time = n.shutdown_drain_time;
-        r.shutdown_timeout = n.shutdown_timeout;
+        running.announcer.clone_from(a.config());
     }
     metrics.loaded();
     if restart.is_empty() {
@@ -390,317 +394,6 @@ async fn reload(
     }
 }
 
-/// The running announcer: the BGP speaker (if any), the control loop and the admin socket.
-struct Announcer {
-    speaker: Option<SpeakerHandle>,
-    control: mpsc::Sender<Control>,
-    admin_stop: Option<oneshot::Sender<()>>,
-    /// Where the admin socket's requests go (cloned for a rebound socket).
-    admin_tx: mpsc::Sender<admin::Envelope>,
-    /// The control loop's proof of life, for the watchdog thread.
-    heartbeat: Heartbeat,
-    /// The single-instance locks of every admin socket path this process has served, held until
-    /// the announcer stops (so that no second instance takes over a path it moved away from).
-    locks: Vec<admin::InstanceLock>,
-}
-
-/// Start serving the admin socket `listener`; returns the sender that stops it.
-fn serve_admin(
-    listener: tokio::net::UnixListener,
-    admin_tx: mpsc::Sender<admin::Envelope>,
-) -> oneshot::Sender<()> {
-    let (admin_stop, stop_rx) = oneshot::channel::<()>();
-    tokio::spawn(admin::serve(listener, admin_tx, async move {
-        let _ = stop_rx.await;
-    }));
-    admin_stop
-}
-
-impl Announcer {
-    /// Take the single-instance lock and the admin socket first, before anything else is
-    /// touched (BGP listener, kernel routes, managed addresses): a second instance must fail
-    /// without disturbing the running one. The admin socket is removed again if a later step
-    /// fails.
-    async fn start(
-        cfg: &Config,
-        source: Arc<dyn IpvsSource>,
-        registry: &mut Registry,
-        faults: FaultHooks,
-    ) -> anyhow::Result<Self> {
-        let a = &cfg.announcer;
-        let lock = admin::InstanceLock::acquire(&a.admin_socket)?;
-        let listener = admin::bind(&a.admin_socket)?;
-        match Self::start_locked(cfg, source, registry, listener, faults).await {
-            Ok(mut started) => {
-                started.locks.push(lock);
-                Ok(started)
-            }
-            Err(e) => {
-                let _ = std::fs::remove_file(&a.admin_socket);
-                Err(e)
-            }
-        }
-    }
-
-    async fn start_locked(
-        cfg: &Config,
-        source: Arc<dyn IpvsSource>,
-        registry: &mut Registry,
-        listener: tokio::net::UnixListener,
-        faults: FaultHooks,
-    ) -> anyhow::Result<Self> {
-        let a = &cfg.announcer;
-        let speaker = match &a.bgp {
-            Some(b) => {
-                Some(Speaker::start(b.clone(), registry).context("cannot start the BGP speaker")?)
-            }
-            None => None,
-        };
-        let manages = a
-            .vip_groups
-            .iter()
-            .any(|g| g.vip_address == VipAddressMode::Manage);
-        // Every group starts withdrawn (a VIP is announced only after `rise` passed checks), so
-        // whatever an earlier run left in the kernel is stale: remove it before starting.
-        let managed_interfaces: std::collections::BTreeSet<&str> = a
-            .vip_groups
-            .iter()
-            .filter(|g| g.vip_address == VipAddressMode::Manage)
-            .map(|g| g.manage_interface.as_str())
-            .collect();
-        let reconcile_addresses = |addrs: VipAddresses| async move {
-            for iface in &managed_interfaces {
-                match addrs.reconcile(iface, &[]).await {
-                    Ok(removed) if !removed.is_empty() => {
-                        tracing::info!(
-                            interface = iface,
-                            ?removed,
-                            "removed stale managed VIP addresses"
-                        )
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(interface = iface, error = %e, "cannot reconcile managed VIP addresses")
-                    }
-                }
-            }
-            addrs
-        };
-        let sink: Arc<dyn RouteSink> = match (a.backend, &speaker) {
-            (BackendKind::Kernel, _) => {
-                let backend = KernelBackend::new(a.kernel.clone())
-                    .await
-                    .context("cannot set up the kernel route backend")?;
-                // Kernel routes outlive the process, unlike BGP sessions.
-                let kernel = a.kernel.clone();
-                failsafe::on_fatal(move || withdraw_kernel_routes(kernel.clone()));
-                match backend.reconcile(&[]).await {
-                    Ok(removed) if !removed.is_empty() => {
-                        tracing::info!(?removed, "removed stale VIPs of an earlier run")
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "cannot reconcile the kernel backend"),
-                }
-                let addrs = reconcile_addresses(backend.addresses().clone()).await;
-                let backend: Arc<dyn RouteSink> = Arc::new(backend);
-                if manages {
-                    // Address removals wait out each group's address_linger.
-                    Arc::new(WithVipAddresses::new(backend, addrs))
-                } else {
-                    backend
-                }
-            }
-            (BackendKind::Bgp, Some(s)) if manages => {
-                let addrs = VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)
-                    .await
-                    .context("cannot open rtnetlink for vip_address = \"manage\"")?;
-                let addrs = reconcile_addresses(addrs).await;
-                Arc::new(WithVipAddresses::new(
-                    Arc::new(BgpSink::new(s.clone())),
-                    addrs,
-                ))
-            }
-            (BackendKind::Bgp, Some(s)) => Arc::new(BgpSink::new(s.clone())),
-            (BackendKind::Bgp, None) => {
-                anyhow::bail!("announcer.backend = \"bgp\" needs an [announcer.bgp] section")
-            }
-        };
-        let runtime = Runtime::new(
-            a.vip_groups.clone(),
-            source,
-            sink,
-            Arc::new(InterfaceAddrs::new(cfg.reader.netns.clone())),
-            RuntimeSettings {
-                drain_time: a.drain_time,
-                maintenance_file: a.maintenance_file.clone(),
-                state_file: Some(a.state_file.clone()),
-            },
-            registry,
-        )
-        .map_err(|e| anyhow::anyhow!("announcer: {e}"))?
-        .with_fault_hooks(faults);
-        let heartbeat = runtime.heartbeat();
-        let (control, control_rx) = mpsc::channel(16);
-        tokio::spawn(runtime.run(control_rx));
-
-        let (admin_tx, mut admin_rx) = mpsc::channel::<admin::Envelope>(8);
-        let admin_stop = serve_admin(listener, admin_tx.clone());
-        let forward = control.clone();
-        tokio::spawn(async move {
-            while let Some(env) = admin_rx.recv().await {
-                if forward.send(Control::Admin(env)).await.is_err() {
-                    break;
-                }
-            }
-        });
-        tracing::info!(
-            groups = a.vip_groups.len(),
-            peers = a.bgp.as_ref().map(|b| b.peers.len()).unwrap_or(0),
-            backend = ?a.backend,
-            admin_socket = %a.admin_socket.display(),
-            "announcer started"
-        );
-        Ok(Announcer {
-            speaker,
-            control,
-            admin_stop: Some(admin_stop),
-            admin_tx,
-            heartbeat,
-            locks: Vec::new(),
-        })
-    }
-
-    /// Apply the live part of a reload: admin socket, BGP sessions, VIP groups — in that order,
-    /// so that the steps that can fail (binding sockets) come before anything is changed for
-    /// good: a new admin socket is bound first (under its own single-instance lock, and with the
-    /// same care as at start: never replacing a live socket or something that is not a socket)
-    /// and only replaces the old one once the BGP reconfiguration (atomic itself) succeeded.
-    async fn apply(
-        &mut self,
-        old: &herald_announcer::Config,
-        new: &herald_announcer::Config,
-    ) -> anyhow::Result<()> {
-        let new_admin = if new.admin_socket != old.admin_socket {
-            let context = || {
-                format!(
-                    "announcer.admin_socket: cannot bind {}",
-                    new.admin_socket.display()
-                )
-            };
-            let lock_path = admin::InstanceLock::path_for(&new.admin_socket);
-            let lock = if self.locks.iter().any(|l| l.path() == lock_path) {
-                None
-            } else {
-                Some(admin::InstanceLock::acquire(&new.admin_socket).with_context(context)?)
-            };
-            let listener = admin::bind(&new.admin_socket).with_context(context)?;
-            Some((listener, lock))
-        } else {
-            None
-        };
-        if let (Some(speaker), Some(bgp)) = (&self.speaker, &new.bgp) {
-            match speaker.reconfigure(bgp.clone()).await {
-                Ok(report) if report.plan.is_empty() => {
-                    tracing::info!("SIGHUP: BGP configuration unchanged, every session kept");
-                }
-                Ok(report) => {
-                    for line in report.lines() {
-                        tracing::info!("SIGHUP: BGP {line}");
-                    }
-                }
-                Err(e) => {
-                    if new_admin.is_some() {
-                        let _ = std::fs::remove_file(&new.admin_socket);
-                    }
-                    return Err(anyhow::anyhow!("announcer.bgp: {e}"));
-                }
-            }
-        }
-        if let Some((listener, lock)) = new_admin {
-            self.locks.extend(lock);
-            if let Some(stop) = self.admin_stop.take() {
-                let _ = stop.send(());
-            }
-            let _ = std::fs::remove_file(&old.admin_socket);
-            self.admin_stop = Some(serve_admin(listener, self.admin_tx.clone()));
-            tracing::info!(
-                from = %old.admin_socket.display(),
-                to = %new.admin_socket.display(),
-                "SIGHUP: admin socket moved"
-            );
-        }
-        self.reload(new.vip_groups.clone())
-            .await
-            .map_err(|e| anyhow::anyhow!("announcer.vip_groups: {e}"))
-    }
-
-    async fn reload(
-        &self,
-        groups: Vec<herald_announcer::vip::VipGroupConfig>,
-    ) -> Result<(), String> {
-        let (tx, rx) = oneshot::channel();
-        self.control
-            .send(Control::Reload(groups, tx))
-            .await
-            .map_err(|_| "the announcer loop is gone".to_string())?;
-        rx.await
-            .map_err(|_| "the announcer loop is gone".to_string())?
-    }
-
-    /// Drain every group for `shutdown_drain_time`, withdraw, then close the BGP sessions with
-    /// Cease / Administrative Shutdown; everything within `shutdown_timeout`.
-    async fn stop(mut self, cfg: &herald_announcer::Config) {
-        let deadline = tokio::time::Instant::from_std(herald_announcer::group::instant_after(
-            tokio::time::Instant::now().into_std(),
-            cfg.shutdown_timeout,
-        ));
-        if let Some(s) = self.admin_stop.take() {
-            let _ = s.send(());
-        }
-        let (done, done_rx) = oneshot::channel();
-        let asked = self
-            .control
-            .send(Control::Shutdown {
-                drain_time: cfg.shutdown_drain_time,
-                done,
-            })
-            .await
-            .is_ok();
-        if asked && tokio::time::timeout_at(deadline, done_rx).await.is_err() {
-            tracing::warn!("VIP groups did not finish draining within shutdown_timeout");
-        }
-        if let Some(speaker) = self.speaker {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            speaker
-                .shutdown("ipvs-herald stopping", left.max(Duration::from_secs(1)))
-                .await;
-        }
-        let _ = std::fs::remove_file(&cfg.admin_socket);
-    }
-}
-
-/// The kernel backend's last gasp: remove every route (or address) of ours, from a runtime of
-/// its own (the daemon's may be the thing that is wedged).
-fn withdraw_kernel_routes(cfg: KernelConfig) {
-    match remove_kernel_routes(cfg) {
-        Ok(removed) => eprintln!("ipvs-herald: withdrew kernel routes {removed:?}"),
-        Err(e) => eprintln!("ipvs-herald: cannot withdraw kernel routes: {e:#}"),
-    }
-}
-
-fn remove_kernel_routes(cfg: KernelConfig) -> anyhow::Result<Vec<ipnet::IpNet>> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start a runtime")?;
-    rt.block_on(async {
-        let backend = KernelBackend::new(cfg)
-            .await
-            .context("cannot open the kernel route backend")?;
-        Ok(backend.reconcile(&[]).await?)
-    })
-}
-
 /// `ipvs-herald flush`: remove every kernel route or VIP address a daemon with this
 /// configuration installed (`backend = "kernel"`). Meant for the unit's `ExecStopPost=`, which
 /// runs however the daemon ended: kernel routes, unlike BGP sessions, outlive a `kill -9`.
@@ -712,7 +405,7 @@ pub fn flush(cfg: &Config) -> anyhow::Result<()> {
     // Never from under a running daemon: it would announce nothing while believing otherwise.
     let _lock = admin::InstanceLock::acquire(&cfg.announcer.admin_socket)
         .context("flush is for after the daemon has stopped")?;
-    let removed = remove_kernel_routes(cfg.announcer.kernel.clone())?;
+    let removed = herald_announcer::remove_kernel_routes(cfg.announcer.kernel.clone())?;
     if removed.is_empty() {
         println!("no kernel routes of ipvs-herald left");
     } else {

@@ -13,7 +13,7 @@
 //!   `STOPPING=1` at SIGTERM, and `WATCHDOG=1` only while every heartbeat is fresh, so a
 //!   process wedged beyond our own watchdog (stuck in the kernel) is killed by systemd's.
 
-use herald_announcer::runtime::Heartbeat;
+use herald_announcer::control::Heartbeat;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::{Mutex, OnceLock};
@@ -82,7 +82,7 @@ pub fn install_panic_hook() {
 /// A heartbeat beaten by a task of the async runtime: proves the runtime still runs tasks
 /// (the exporter's server, the BGP sessions), whether or not the announcer is on.
 pub fn runtime_heartbeat() -> Heartbeat {
-    let heartbeat = Heartbeat::with_bound(herald_announcer::runtime::LOOP_WEDGE_BOUND);
+    let heartbeat = Heartbeat::with_bound(herald_announcer::control::LOOP_WEDGE_BOUND);
     let beat = heartbeat.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(Duration::from_millis(500));

@@ -5,7 +5,6 @@
 //! before `cargo deb` packs them; an install from source runs it by hand.
 
 use anyhow::Context;
-use clap::CommandFactory;
 use clap_mangen::roff::{bold, italic, roman, Roff};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -38,16 +37,18 @@ enum What {
     },
 }
 
-pub fn run(args: &GenerateArgs) -> anyhow::Result<()> {
+/// `cli` is the command line as `main` defines it (passed in, so that this module does not
+/// reach back into the crate root that calls it).
+pub fn run(args: &GenerateArgs, cli: clap::Command) -> anyhow::Result<()> {
     match &args.what {
         What::Man { dir } => {
-            for path in write_man_pages(dir)? {
+            for path in write_man_pages(dir, cli)? {
                 println!("{}", path.display());
             }
         }
         What::Completions { shell, dir } => {
             create_dir(dir)?;
-            let mut cmd = crate::Cli::command();
+            let mut cmd = cli;
             let name = cmd.get_name().to_string();
             let path =
                 clap_complete::generate_to(*shell, &mut cmd, name, dir).with_context(|| {
@@ -65,8 +66,8 @@ fn create_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// The command as the man pages describe it: built (so subcommands know their full names) and
 /// without clap's `help` subcommand, which `--help` already covers.
-fn man_command() -> clap::Command {
-    let mut cmd = crate::Cli::command().disable_help_subcommand(true);
+fn man_command(cli: clap::Command) -> clap::Command {
+    let mut cmd = cli.disable_help_subcommand(true);
     cmd.build();
     cmd
 }
@@ -77,9 +78,9 @@ fn visible_subcommands(cmd: &clap::Command) -> impl Iterator<Item = &clap::Comma
 }
 
 /// Writes every page into `dir` and returns their paths, the main page first.
-fn write_man_pages(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+fn write_man_pages(dir: &Path, cli: clap::Command) -> anyhow::Result<Vec<PathBuf>> {
     create_dir(dir)?;
-    let cmd = man_command();
+    let cmd = man_command(cli);
     let mut pages = vec![(format!("{}.{SECTION}", cmd.get_name()), main_page(&cmd)?)];
     for sub in visible_subcommands(&cmd) {
         pages.push((
@@ -304,6 +305,7 @@ fn parse_epilogue(text: &str) -> Vec<Section> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     /// The text `man` shows, without roff markup: enough to assert on words and headings.
     fn plain(roff: &str) -> String {
@@ -321,7 +323,7 @@ mod tests {
 
     #[test]
     fn man_page_lists_every_command_and_every_exit_status() {
-        let cmd = man_command();
+        let cmd = man_command(crate::Cli::command());
         let page = plain(&main_page(&cmd).unwrap());
         let names: Vec<&str> = visible_subcommands(&cmd).map(|s| s.get_name()).collect();
         for name in [
@@ -393,7 +395,7 @@ mod tests {
 
     #[test]
     fn command_pages_show_their_options() {
-        let cmd = man_command();
+        let cmd = man_command(crate::Cli::command());
         let dump = cmd.find_subcommand("dump").unwrap();
         let page = plain(&command_page(&cmd, dump).unwrap());
         assert!(page.contains("\n.TH ipvs-herald-dump 8 "), "{page}");
@@ -469,7 +471,7 @@ EXAMPLES:
     fn writes_pages_and_completions_into_a_directory() {
         let dir = std::env::temp_dir().join(format!("ipvs-herald-generate-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
-        let pages = write_man_pages(&dir.join("man")).unwrap();
+        let pages = write_man_pages(&dir.join("man"), crate::Cli::command()).unwrap();
         assert_eq!(pages[0], dir.join("man/ipvs-herald.8"));
         assert!(pages.contains(&dir.join("man/ipvs-herald-check-config.8")));
         for shell in ["bash", "zsh", "fish"] {
@@ -479,7 +481,7 @@ EXAMPLES:
                     dir: dir.join("completions"),
                 },
             };
-            run(&args).unwrap();
+            run(&args, crate::Cli::command()).unwrap();
         }
         for file in ["ipvs-herald.bash", "_ipvs-herald", "ipvs-herald.fish"] {
             let text = fs::read_to_string(dir.join("completions").join(file)).unwrap();

@@ -9,7 +9,7 @@ mod dump;
 mod failsafe;
 mod generate;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -142,7 +142,7 @@ fn main() -> ExitCode {
     };
     // Reads no configuration: the package build runs it, and a bad file must not stop it.
     if let Some(Command::Generate(args)) = &cli.command {
-        return exit_status(generate::run(args));
+        return exit_status(generate::run(args, Cli::command()));
     }
     // `run` and `check-config` check every file the daemon opens at start; the client commands
     // only need the file's own content.
@@ -179,7 +179,7 @@ fn main() -> ExitCode {
             println!("{cfg:#?}");
             Ok(())
         }
-        Command::Generate(args) => generate::run(&args),
+        Command::Generate(args) => generate::run(&args, Cli::command()),
     };
     exit_status(result)
 }

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-/// The control loop's wedge bound (`herald_announcer::runtime::LOOP_WEDGE_BOUND`).
+/// The control loop's wedge bound (`herald_announcer::control::LOOP_WEDGE_BOUND`).
 const WEDGE_BOUND: Duration = Duration::from_secs(15);
 
 fn free_port() -> u16 {

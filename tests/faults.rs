@@ -218,7 +218,7 @@ fn wedged_control_loop_aborts_the_process() {
             touch(&rig.fault("wedge"))?;
             // A loop without a beat for LOOP_WEDGE_BOUND (15 s) aborts the process; slack for
             // the watchdog thread's period and the kernel's FIN reaching BIRD.
-            let bound = herald_announcer::runtime::LOOP_WEDGE_BOUND;
+            let bound = herald_announcer::control::LOOP_WEDGE_BOUND;
             let slack = Duration::from_secs(2);
             let gone = rig.route_gone_since(t0, bound + slack + Duration::from_secs(10))?;
             let status = rig.herald.wait_exit(Duration::from_secs(10))?;

@@ -5,14 +5,14 @@
 //!
 //! 1. `evaluate`: [`evaluate_with`] of every group against one snapshot, indexed once per tick
 //!    ([`CheckInput::new`], included), ns per group;
-//! 2. `evaluate + step`: the same plus [`GroupRuntime::step`] (rise/fall, phase), ns per group;
+//! 2. `evaluate + step`: the same plus [`GroupState::step`] (rise/fall, phase), ns per group;
 //! 3. `snapshot clone`: copying the 1,000-service snapshot, the stand-in for building it from
 //!    the kernel's replies (the netlink decoder allocates the same services and destinations);
 //! 4. `procfs parse`: [`herald_shared::procfs::parse_ip_vs`] of the same table as
 //!    `/proc/net/ip_vs` text (the procfs source's whole user-space read); `netlink decode`: the
 //!    netlink source's attribute decoding, a real captured GET_SERVICE and two GET_DEST
 //!    messages per service;
-//! 5. `control loop`: the real [`Runtime`] (its tick: snapshot on the blocking pool, local
+//! 5. `control loop`: the real [`ControlLoop`] (its tick: snapshot on the blocking pool, local
 //!    addresses, evaluate, step, metrics, route actions) on a two-worker tokio runtime like the
 //!    daemon's, fed by an in-memory source; process CPU (utime + stime from `/proc/self/stat`)
 //!    per tick and per group.
@@ -25,12 +25,11 @@
 //! and 200). Bounded: every part runs a fixed number of iterations; the control loop stops
 //! after LOOP_TICKS ticks or 120 s, whichever comes first.
 
-use herald_announcer::group::GroupRuntime;
+use herald_announcer::control::{Control, ControlLoop, LoopSettings};
+use herald_announcer::group::GroupState;
+use herald_announcer::group_config::VipGroupConfig;
 use herald_announcer::health::{evaluate_with, CheckInput};
-use herald_announcer::runtime::{
-    BoxFuture, Control, LocalAddrs, RouteSink, Runtime, RuntimeSettings,
-};
-use herald_announcer::vip::VipGroupConfig;
+use herald_announcer::sink::{BoxFuture, LocalAddrs, RouteSink};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::*;
 use herald_shared::reader::{IpvsSource, ReadError};
@@ -231,9 +230,9 @@ fn main() {
     );
 
     // 2. evaluate + step, with the per-check policy as the runtime builds it.
-    let mut runtimes: Vec<GroupRuntime> = cfgs
+    let mut runtimes: Vec<GroupState> = cfgs
         .iter()
-        .map(|c| GroupRuntime::new(c.clone()).expect("group"))
+        .map(|c| GroupState::new(c.clone()).expect("group"))
         .collect();
     let t0 = Instant::now();
     let mut announced = 0usize;
@@ -335,12 +334,12 @@ fn main() {
     let sink = Arc::new(CountingSink(AtomicU64::new(0)));
     let (ticks, cpu_user, cpu_sys, wall) = rt.block_on(async {
         let mut registry = Registry::default();
-        let runtime = Runtime::new(
+        let runtime = ControlLoop::new(
             groups(n, "10ms", false),
             source.clone(),
             sink.clone(),
             Arc::new(MemAddrs(local.clone())),
-            RuntimeSettings {
+            LoopSettings {
                 drain_time: Duration::from_secs(1),
                 maintenance_file: None,
                 state_file: None,

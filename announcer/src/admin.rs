@@ -358,7 +358,7 @@ async fn handle(stream: UnixStream, handler: mpsc::Sender<Envelope>) -> std::io:
             error_reply(&format!("request longer than {MAX_LINE} bytes"))
         }
         Ok(Ok(_)) => match parse_request(&line) {
-            Err(msg) => error_reply(&msg),
+            Err(e) => error_reply(&e.to_string()),
             Ok(req) => {
                 let (tx, rx) = oneshot::channel();
                 if handler.send((req, tx)).await.is_err() {
@@ -378,9 +378,14 @@ async fn handle(stream: UnixStream, handler: mpsc::Sender<Envelope>) -> std::io:
 }
 
 /// Parse one request line; the error says what is wrong with it.
-pub fn parse_request(line: &str) -> Result<Request, String> {
-    serde_json::from_str(line.trim()).map_err(|e| format!("bad request: {e}"))
+pub fn parse_request(line: &str) -> Result<Request, BadRequest> {
+    serde_json::from_str(line.trim()).map_err(BadRequest)
 }
+
+/// A request line that is not a request.
+#[derive(Debug, thiserror::Error)]
+#[error("bad request: {0}")]
+pub struct BadRequest(serde_json::Error);
 
 fn error_reply(message: &str) -> Reply {
     Reply {
@@ -614,13 +619,16 @@ mod tests {
     fn bad_requests_name_the_problem() {
         assert!(parse_request("nonsense")
             .unwrap_err()
+            .to_string()
             .starts_with("bad request"));
         assert!(parse_request(r#"{"command":"reboot"}"#)
             .unwrap_err()
+            .to_string()
             .contains("reboot"));
         assert!(
             parse_request(r#"{"command":"drain","target":"all","drain_time":-1}"#)
                 .unwrap_err()
+                .to_string()
                 .contains("drain_time")
         );
     }

@@ -1,7 +1,7 @@
 //! One VIP group's route state: health (from [`crate::health`]) combined with drains, turned into
 //! ordered route actions.
 //!
-//! Pure: [`GroupRuntime::step`] takes the current time, an observation and whether the group is
+//! Pure: [`GroupState::step`] takes the current time, an observation and whether the group is
 //! drained, and returns what to do, in order. The order is the safety property: when ipvs-herald
 //! manages the VIP address itself, the address is added *before* the route is announced and
 //! removed only *after* the route is withdrawn, so a router never sends traffic to a director
@@ -16,19 +16,12 @@
 //! (with down_action = "announce", "Withdrawn" is "AnnouncedDown": announced with the down attributes)
 //! ```
 
-use crate::health::{GroupTracker, Health, Observation};
-use crate::vip::{DownAction, ParsedAttrs, VipAddressMode, VipGroupConfig};
+use crate::group_config::{
+    DownAction, GroupConfigError, GroupProblem, ParsedAttrs, VipAddressMode, VipGroupConfig,
+};
+use crate::health::{instant_after, GroupTracker, Health, Observation};
 use ipnet::IpNet;
 use std::time::{Duration, Instant};
-
-/// `t + d`, or a point decades ahead when that would overflow: a configured or requested
-/// duration, however large, moves a deadline far out instead of panicking the control loop.
-pub fn instant_after(t: Instant, d: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
-    t.checked_add(d)
-        .or_else(|| t.checked_add(FAR.min(d)))
-        .unwrap_or(t)
-}
 
 /// Where a group's routes are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,7 +87,7 @@ struct Attrs {
 
 /// A group's live state.
 #[derive(Debug, Clone)]
-pub struct GroupRuntime {
+pub struct GroupState {
     cfg: VipGroupConfig,
     attrs: Attrs,
     tracker: GroupTracker,
@@ -108,11 +101,11 @@ pub struct GroupRuntime {
 /// The shortest time without a health verdict after which an announced group is withdrawn.
 pub const MIN_WATCHDOG_BOUND: Duration = Duration::from_secs(2);
 
-impl GroupRuntime {
+impl GroupState {
     /// A new group, withdrawn. `cfg` must have passed [`VipGroupConfig::validate`].
-    pub fn new(cfg: VipGroupConfig) -> Result<Self, String> {
+    pub fn new(cfg: VipGroupConfig) -> Result<Self, GroupConfigError> {
         let attrs = Self::parse_attrs(&cfg)?;
-        Ok(GroupRuntime {
+        Ok(GroupState {
             tracker: GroupTracker::new(cfg.damping()),
             cfg,
             attrs,
@@ -123,11 +116,17 @@ impl GroupRuntime {
         })
     }
 
-    fn parse_attrs(cfg: &VipGroupConfig) -> Result<Attrs, String> {
+    fn parse_attrs(cfg: &VipGroupConfig) -> Result<Attrs, GroupConfigError> {
+        let parse = |state: &'static str, attrs: &crate::group_config::StateAttrs| {
+            attrs.parse().map_err(|error| GroupConfigError::Group {
+                group: cfg.name.clone(),
+                problem: GroupProblem::Attrs { state, error },
+            })
+        };
         Ok(Attrs {
-            up: cfg.up.parse()?,
-            draining: cfg.draining.parse()?,
-            down: cfg.down.parse()?,
+            up: parse("up", &cfg.up)?,
+            draining: parse("draining", &cfg.draining)?,
+            down: parse("down", &cfg.down)?,
         })
     }
 
@@ -165,7 +164,10 @@ impl GroupRuntime {
     /// attributes of the current phase changed, the routes are re-announced with the new ones
     /// (no session reset); when the prefixes changed, removed ones are withdrawn and new ones
     /// announced as the phase says.
-    pub fn reconfigure(&mut self, cfg: VipGroupConfig) -> Result<Vec<RouteAction>, String> {
+    pub fn reconfigure(
+        &mut self,
+        cfg: VipGroupConfig,
+    ) -> Result<Vec<RouteAction>, GroupConfigError> {
         let attrs = Self::parse_attrs(&cfg)?;
         let old_prefixes = self.cfg.prefixes.clone();
         let old_attrs = self.current_attrs();
@@ -296,7 +298,7 @@ impl GroupRuntime {
         }
     }
 
-    /// The earliest instant at which [`GroupRuntime::step`] must run again without an
+    /// The earliest instant at which [`GroupState::step`] must run again without an
     /// observation (the end of a drain).
     pub fn deadline(&self) -> Option<Instant> {
         match self.phase {
@@ -393,7 +395,7 @@ mod tests {
 
     #[test]
     fn never_announced_before_rise_checks() {
-        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let mut g = GroupState::new(cfg("")).unwrap();
         let t = Instant::now();
         assert!(g.step(t, obs(true), false, Duration::ZERO).is_empty());
         assert_eq!(g.phase(), Phase::Withdrawn);
@@ -411,7 +413,7 @@ mod tests {
 
     #[test]
     fn watchdog_withdraws_an_announced_group_that_nobody_checks() {
-        let mut g = GroupRuntime::new(cfg("interval = \"100ms\"\n")).unwrap();
+        let mut g = GroupState::new(cfg("interval = \"100ms\"\n")).unwrap();
         let t = Instant::now();
         // Withdrawn groups have no deadline: they need fresh checks before any announcement.
         assert_eq!(g.watchdog_deadline(), None);
@@ -442,7 +444,7 @@ mod tests {
 
     #[test]
     fn watchdog_bound_is_three_intervals_above_the_floor() {
-        let g = GroupRuntime::new(cfg("interval = \"5s\"\n")).unwrap();
+        let g = GroupState::new(cfg("interval = \"5s\"\n")).unwrap();
         assert_eq!(g.watchdog_bound(), Duration::from_secs(15));
     }
 
@@ -450,7 +452,7 @@ mod tests {
     fn after_the_watchdog_the_hold_down_applies() {
         let mut c = cfg("");
         c.hold_down = Duration::from_secs(1);
-        let mut g = GroupRuntime::new(c).unwrap();
+        let mut g = GroupState::new(c).unwrap();
         let t = Instant::now();
         g.step(t, obs(true), false, Duration::ZERO);
         g.step(t, obs(true), false, Duration::ZERO);
@@ -467,7 +469,7 @@ mod tests {
 
     #[test]
     fn watchdog_withdraws_despite_down_action_announce_until_checks_answer() {
-        let mut g = GroupRuntime::new(cfg("down_action = \"announce\"\n")).unwrap();
+        let mut g = GroupState::new(cfg("down_action = \"announce\"\n")).unwrap();
         let t = Instant::now();
         g.step(t, obs(true), false, Duration::ZERO);
         g.step(t, obs(true), false, Duration::ZERO);
@@ -488,7 +490,7 @@ mod tests {
 
     #[test]
     fn watchdog_during_a_drain_ends_drained() {
-        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let mut g = GroupState::new(cfg("")).unwrap();
         let t = Instant::now();
         g.step(t, obs(true), false, Duration::ZERO);
         g.step(t, obs(true), false, Duration::ZERO);
@@ -504,7 +506,7 @@ mod tests {
 
     #[test]
     fn managed_address_is_added_first_and_removed_last() {
-        let mut g = GroupRuntime::new(cfg("vip_address = \"manage\"\n")).unwrap();
+        let mut g = GroupState::new(cfg("vip_address = \"manage\"\n")).unwrap();
         let t = Instant::now();
         g.step(t, obs(true), false, Duration::ZERO);
         let a = g.step(t, obs(true), false, Duration::ZERO);
@@ -517,7 +519,7 @@ mod tests {
 
     #[test]
     fn drain_announces_draining_attrs_then_withdraws_and_holds() {
-        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let mut g = GroupState::new(cfg("")).unwrap();
         let t = Instant::now();
         g.step(t, obs(true), false, Duration::ZERO);
         g.step(t, obs(true), false, Duration::ZERO);
@@ -547,7 +549,7 @@ mod tests {
     /// the deadline far out; it never overflows the clock.
     #[test]
     fn a_huge_drain_time_drains_without_overflowing() {
-        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let mut g = GroupState::new(cfg("")).unwrap();
         let t = Instant::now();
         g.step(t, obs(true), false, Duration::ZERO);
         g.step(t, obs(true), false, Duration::ZERO);
@@ -564,7 +566,7 @@ mod tests {
 
     #[test]
     fn undrain_during_drain_reannounces_up_attrs() {
-        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let mut g = GroupState::new(cfg("")).unwrap();
         let t = Instant::now();
         g.step(t, obs(true), false, Duration::ZERO);
         g.step(t, obs(true), false, Duration::ZERO);
@@ -579,11 +581,11 @@ mod tests {
 
     #[test]
     fn drain_with_zero_time_withdraws_at_once_and_drain_of_unhealthy_is_quiet() {
-        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let mut g = GroupState::new(cfg("")).unwrap();
         let t = Instant::now();
         assert!(g.step(t, obs(false), true, Duration::ZERO).is_empty());
         assert_eq!(g.phase(), Phase::Drained);
-        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let mut g = GroupState::new(cfg("")).unwrap();
         g.step(t, obs(true), false, Duration::ZERO);
         g.step(t, obs(true), false, Duration::ZERO);
         let a = g.step(t, None, true, Duration::ZERO);
@@ -593,7 +595,7 @@ mod tests {
     #[test]
     fn down_action_announce_uses_down_attrs() {
         let mut g =
-            GroupRuntime::new(cfg("down_action = \"announce\"\ndown = { med = 1000 }\n")).unwrap();
+            GroupState::new(cfg("down_action = \"announce\"\ndown = { med = 1000 }\n")).unwrap();
         let t = Instant::now();
         let a = g.step(t, obs(false), false, Duration::ZERO);
         assert_eq!(g.phase(), Phase::AnnouncedDown);
@@ -612,7 +614,7 @@ mod tests {
 
     #[test]
     fn reload_resends_changed_attrs_and_prefix_changes() {
-        let mut g = GroupRuntime::new(cfg("")).unwrap();
+        let mut g = GroupState::new(cfg("")).unwrap();
         let t = Instant::now();
         g.step(t, obs(true), false, Duration::ZERO);
         g.step(t, obs(true), false, Duration::ZERO);

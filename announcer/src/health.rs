@@ -22,6 +22,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+/// `t + d`, or a point decades ahead when that would overflow: a configured or requested
+/// duration, however large, moves a deadline far out instead of panicking the control loop.
+pub fn instant_after(t: Instant, d: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    t.checked_add(d)
+        .or_else(|| t.checked_add(FAR.min(d)))
+        .unwrap_or(t)
+}
+
 /// How a VIP group picks its IPVS services.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -60,45 +69,60 @@ impl ServiceSelector {
     }
 
     /// Checks the selector names a service completely; the error says what is missing.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), SelectorError> {
         match self.protocol.to_ascii_lowercase().as_str() {
             "tcp" | "udp" | "sctp" => {
                 if self.address.is_none() || self.port.is_none() {
-                    return Err(format!(
-                        "service selector for {} needs both `address` and `port`",
-                        self.protocol
-                    ));
+                    return Err(SelectorError::NeedsAddressAndPort(self.protocol.clone()));
                 }
                 if self.mark.is_some() {
-                    return Err("`mark` only applies to protocol = \"fwmark\"".into());
+                    return Err(SelectorError::MarkWithoutFwmark);
                 }
             }
             "fwmark" => {
                 if self.mark.is_none() {
-                    return Err("service selector for fwmark needs `mark`".into());
+                    return Err(SelectorError::NeedsMark);
                 }
                 if self.address.is_some() || self.port.is_some() {
-                    return Err(
-                        "a fwmark selector takes `mark` (and `family`), not address/port".into(),
-                    );
+                    return Err(SelectorError::FwmarkWithAddress);
                 }
                 match self.family.as_deref() {
                     None | Some("inet") | Some("inet6") => {}
-                    Some(other) => {
-                        return Err(format!(
-                            "family must be \"inet\" or \"inet6\", not {other:?}"
-                        ))
-                    }
+                    Some(other) => return Err(SelectorError::Family(other.to_string())),
                 }
             }
-            other => {
-                return Err(format!(
-                    "unknown protocol {other:?} (expected tcp, udp, sctp or fwmark)"
-                ))
-            }
+            other => return Err(SelectorError::Protocol(other.to_string())),
         }
         Ok(())
     }
+}
+
+/// A service selector that does not name a service completely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SelectorError {
+    #[error("service selector for {0} needs both `address` and `port`")]
+    NeedsAddressAndPort(String),
+    #[error("`mark` only applies to protocol = \"fwmark\"")]
+    MarkWithoutFwmark,
+    #[error("service selector for fwmark needs `mark`")]
+    NeedsMark,
+    #[error("a fwmark selector takes `mark` (and `family`), not address/port")]
+    FwmarkWithAddress,
+    #[error("family must be \"inet\" or \"inet6\", not {0:?}")]
+    Family(String),
+    #[error("unknown protocol {0:?} (expected tcp, udp, sctp or fwmark)")]
+    Protocol(String),
+}
+
+/// Pool thresholds that contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PoolError {
+    #[error("pool fractions must be between 0.0 and 1.0")]
+    FractionRange,
+    #[error("pool up_count ({up}) must not be below down_count ({down})")]
+    UpCountBelowDownCount { up: u32, down: u32 },
+    #[error("pool up_fraction must not be below down_fraction")]
+    UpFractionBelowDownFraction,
 }
 
 /// Whether every selected service must have its pool, or any one is enough.
@@ -149,20 +173,19 @@ impl PoolThreshold {
     }
 
     /// Checks the levels are consistent; the error says which.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), PoolError> {
         let in_unit = |f: f64| (0.0..=1.0).contains(&f);
         if !in_unit(self.down_fraction) || !in_unit(self.up_fraction()) {
-            return Err("pool fractions must be between 0.0 and 1.0".into());
+            return Err(PoolError::FractionRange);
         }
         if self.up_count() < self.down_count {
-            return Err(format!(
-                "pool up_count ({}) must not be below down_count ({})",
-                self.up_count(),
-                self.down_count
-            ));
+            return Err(PoolError::UpCountBelowDownCount {
+                up: self.up_count(),
+                down: self.down_count,
+            });
         }
         if self.up_fraction() < self.down_fraction {
-            return Err("pool up_fraction must not be below down_fraction".into());
+            return Err(PoolError::UpFractionBelowDownFraction);
         }
         Ok(())
     }
@@ -542,7 +565,7 @@ impl GroupTracker {
     /// When the hold-down ends (if the group is held down), so a caller can report it.
     pub fn hold_down_until(&self) -> Option<Instant> {
         self.down_since
-            .map(|t| crate::group::instant_after(t, self.damping.hold_down))
+            .map(|t| instant_after(t, self.damping.hold_down))
     }
 }
 
@@ -747,15 +770,23 @@ mod tests {
         assert!(ok.validate().is_ok());
         let mut bad = ok.clone();
         bad.port = None;
-        assert!(bad.validate().unwrap_err().contains("needs both"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("needs both"));
         bad.protocol = "icmp".into();
-        assert!(bad.validate().unwrap_err().contains("unknown protocol"));
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("unknown protocol"));
         let p = PoolThreshold {
             down_count: 3,
             up_count: Some(2),
             ..PoolThreshold::default()
         };
-        assert!(p.validate().unwrap_err().contains("up_count"));
+        assert!(p.validate().unwrap_err().to_string().contains("up_count"));
     }
 
     fn obs(passed: bool) -> Observation {

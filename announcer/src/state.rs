@@ -64,8 +64,22 @@ pub enum StateError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("state file {path} is corrupt: {message}")]
-    Corrupt { path: PathBuf, message: String },
+    #[error("state file {path} is corrupt: {error}")]
+    Corrupt { path: PathBuf, error: DecodeError },
+}
+
+/// What is wrong with a state file's text.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("version {0} (this ipvs-herald reads version {VERSION})")]
+    Version(u32),
+    #[error("drain_time {value}: {error}")]
+    DrainTime {
+        value: f64,
+        error: std::time::TryFromFloatSecsError,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -94,9 +108,13 @@ impl From<&Drain> for DiskDrain {
 }
 
 impl DiskDrain {
-    fn to_drain(&self) -> Result<Drain, String> {
-        let drain_time = Duration::try_from_secs_f64(self.drain_time)
-            .map_err(|e| format!("drain_time {}: {e}", self.drain_time))?;
+    fn to_drain(&self) -> Result<Drain, DecodeError> {
+        let drain_time = Duration::try_from_secs_f64(self.drain_time).map_err(|error| {
+            DecodeError::DrainTime {
+                value: self.drain_time,
+                error,
+            }
+        })?;
         Ok(Drain {
             drain_time,
             since: self.since,
@@ -122,13 +140,10 @@ impl DrainState {
     }
 
     /// Parse the file's text; the error says what is wrong.
-    pub fn decode(text: &[u8]) -> Result<DrainState, String> {
-        let disk: OnDisk = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    pub fn decode(text: &[u8]) -> Result<DrainState, DecodeError> {
+        let disk: OnDisk = serde_json::from_slice(text)?;
         if disk.version != VERSION {
-            return Err(format!(
-                "version {} (this ipvs-herald reads version {VERSION})",
-                disk.version
-            ));
+            return Err(DecodeError::Version(disk.version));
         }
         let all = disk.all.as_ref().map(DiskDrain::to_drain).transpose()?;
         let groups = disk
@@ -177,9 +192,9 @@ impl StateFile {
                 })
             }
         };
-        DrainState::decode(&bytes).map_err(|message| StateError::Corrupt {
+        DrainState::decode(&bytes).map_err(|error| StateError::Corrupt {
             path: self.path.clone(),
-            message,
+            error,
         })
     }
 

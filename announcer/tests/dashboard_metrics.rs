@@ -4,11 +4,10 @@
 //! (`promtool check rules` / `test rules` on the rule file run in the exporter's promtool test.)
 
 use herald_announcer::bgp::{Family, State};
+use herald_announcer::control::{Control, ControlLoop, LoopSettings};
 use herald_announcer::group::RouteAction;
-use herald_announcer::runtime::{
-    BoxFuture, Control, LocalAddrs, RouteSink, Runtime, RuntimeSettings,
-};
-use herald_announcer::vip::VipGroupConfig;
+use herald_announcer::group_config::VipGroupConfig;
+use herald_announcer::sink::{BoxFuture, LocalAddrs, RouteSink};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::*;
 use herald_shared::reader::{IpvsSource, ReadError};
@@ -89,12 +88,12 @@ async fn registered_names() -> BTreeSet<String> {
         "[g]\nname = \"web\"\nprefixes = [\"192.0.2.10/32\"]\nvip_address = \"ignore\"\ninterval = \"100ms\"\nrise = 1\n",
     )
     .unwrap();
-    let rt = Runtime::new(
+    let rt = ControlLoop::new(
         vec![w.g],
         Arc::new(OneService::default()),
         Arc::new(NoSink),
         Arc::new(NoAddrs),
-        RuntimeSettings {
+        LoopSettings {
             drain_time: Duration::from_secs(1),
             maintenance_file: None,
             state_file: None,

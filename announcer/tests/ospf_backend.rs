@@ -10,11 +10,11 @@ mod ospf_support;
 use std::time::Duration;
 
 use herald_announcer::group::RouteAction;
-use herald_announcer::runtime::{BoxFuture, LocalAddrs, RouteSink};
+use herald_announcer::group_config::ParsedAttrs;
 use herald_announcer::sink::kernel::{
     KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses, WithVipAddresses,
 };
-use herald_announcer::vip::ParsedAttrs;
+use herald_announcer::sink::{BoxFuture, LocalAddrs, RouteSink};
 use ipnet::IpNet;
 use ospf_support::{require_root, unique_tag, Netns};
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,7 @@
 use super::{BoxFuture, LocalAddrs, RouteSink};
 use crate::bgp::{Origin, RouteAttrs as BgpAttrs, SpeakerHandle};
 use crate::group::RouteAction;
-use crate::vip::ParsedAttrs;
+use crate::group_config::ParsedAttrs;
 use std::net::IpAddr;
 use std::time::Duration;
 

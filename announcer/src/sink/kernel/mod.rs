@@ -1,7 +1,7 @@
 //! The kernel sink (routes or addresses for a local BIRD/FRR to redistribute), and the
 //! VIP-address primitives.
 //!
-//! The control loop ([`crate::runtime`]) turns health and drains into ordered
+//! The control loop ([`crate::control`]) turns health and drains into ordered
 //! [`RouteAction`]s and hands them to a
 //! [`RouteSink`]. This module provides:
 //!

@@ -84,17 +84,92 @@ pub const MAX_HOLD_DOWN: Duration = Duration::from_secs(3600);
 /// The longest `address_linger`: routers act on a withdrawal within seconds.
 pub const MAX_ADDRESS_LINGER: Duration = Duration::from_secs(600);
 
-/// Refuse a duration past its bound; `key` is named in the message as written in the file.
-pub(crate) fn at_most(key: &str, value: Duration, max: Duration) -> Result<(), String> {
+/// A duration past its bound; `key` is named as written in the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key} is {}; it must be at most {}", humantime(*.value), humantime(*.max))]
+pub struct TooLong {
+    pub key: &'static str,
+    pub value: Duration,
+    pub max: Duration,
+}
+
+fn humantime(d: Duration) -> humantime_serde::re::humantime::FormattedDuration {
+    humantime_serde::re::humantime::format_duration(d)
+}
+
+/// Refuse a duration past its bound.
+pub(crate) fn at_most(key: &'static str, value: Duration, max: Duration) -> Result<(), TooLong> {
     if value > max {
-        let fmt = humantime_serde::re::humantime::format_duration;
-        return Err(format!(
-            "{key} is {}; it must be at most {}",
-            fmt(value),
-            fmt(max)
-        ));
+        return Err(TooLong { key, value, max });
     }
     Ok(())
+}
+
+/// A community that does not parse; the message names it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommunityError {
+    #[error("community {0:?} is not ASN:VALUE or a well-known name")]
+    NotAsnValue(String),
+    #[error("community {community:?}: {part:?} is not a 16-bit number")]
+    Not16Bit { community: String, part: String },
+    #[error("large community {0:?} is not GLOBAL:LOCAL1:LOCAL2")]
+    NotLarge(String),
+    #[error("large community {community:?}: {part:?} is not a 32-bit number")]
+    Not32Bit { community: String, part: String },
+}
+
+/// What is wrong inside one VIP group.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GroupProblem {
+    #[error("`prefixes` must list at least one prefix")]
+    NoPrefixes,
+    #[error("`interval` is {0:?}; the shortest is 100ms")]
+    IntervalTooShort(Duration),
+    #[error(transparent)]
+    TooLong(#[from] TooLong),
+    #[error("`rise` must be at least 1")]
+    ZeroRise,
+    #[error("`fall` must be at least 1")]
+    ZeroFall,
+    #[error(transparent)]
+    Service(#[from] crate::health::SelectorError),
+    #[error(transparent)]
+    Pool(#[from] crate::health::PoolError),
+    /// The attributes of the `[up]`, `[draining]` or `[down]` table.
+    #[error("[{state}] {error}")]
+    Attrs {
+        state: &'static str,
+        error: CommunityError,
+    },
+}
+
+/// Why a list of VIP groups is refused; the message names the group and the key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum GroupConfigError {
+    #[error("vip group: `name` must not be empty")]
+    EmptyName,
+    #[error("vip group {group:?}: {problem}")]
+    Group {
+        group: String,
+        problem: GroupProblem,
+    },
+    #[error("vip group name {0:?} is used twice")]
+    DuplicateName(String),
+    #[error("vip group {group:?}: prefix {prefix} is listed twice (as {written} and {prefix}, route {route})")]
+    PrefixTwice {
+        group: String,
+        prefix: IpNet,
+        written: IpNet,
+        route: IpNet,
+    },
+    #[error("prefix {route} is in two vip groups: {first:?} (as {first_prefix}) and {second:?} (as {second_prefix}); a route belongs to one group only")]
+    RouteInTwoGroups {
+        route: IpNet,
+        first: String,
+        first_prefix: IpNet,
+        second: String,
+        second_prefix: IpNet,
+    },
 }
 
 fn default_interval() -> Duration {
@@ -170,7 +245,7 @@ pub struct ParsedAttrs {
 
 impl StateAttrs {
     /// Parse the communities; the error names the bad one.
-    pub fn parse(&self) -> Result<ParsedAttrs, String> {
+    pub fn parse(&self) -> Result<ParsedAttrs, CommunityError> {
         let communities = self
             .communities
             .iter()
@@ -192,7 +267,7 @@ impl StateAttrs {
 }
 
 /// `65535:0` or a well-known community name, to its 32-bit value.
-pub fn parse_community(s: &str) -> Result<u32, String> {
+pub fn parse_community(s: &str) -> Result<u32, CommunityError> {
     let well_known = match s.to_ascii_lowercase().as_str() {
         "graceful-shutdown" | "graceful_shutdown" => Some(0xFFFF_0000),
         "blackhole" => Some(0xFFFF_029A),
@@ -206,66 +281,74 @@ pub fn parse_community(s: &str) -> Result<u32, String> {
     }
     let (a, b) = s
         .split_once(':')
-        .ok_or_else(|| format!("community {s:?} is not ASN:VALUE or a well-known name"))?;
-    let a: u16 = a
-        .parse()
-        .map_err(|_| format!("community {s:?}: {a:?} is not a 16-bit number"))?;
-    let b: u16 = b
-        .parse()
-        .map_err(|_| format!("community {s:?}: {b:?} is not a 16-bit number"))?;
+        .ok_or_else(|| CommunityError::NotAsnValue(s.to_string()))?;
+    let half = |part: &str| {
+        part.parse::<u16>().map_err(|_| CommunityError::Not16Bit {
+            community: s.to_string(),
+            part: part.to_string(),
+        })
+    };
+    let (a, b) = (half(a)?, half(b)?);
     Ok((u32::from(a) << 16) | u32::from(b))
 }
 
 /// `GLOBAL:LOCAL1:LOCAL2` (three 32-bit numbers).
-pub fn parse_large_community(s: &str) -> Result<(u32, u32, u32), String> {
+pub fn parse_large_community(s: &str) -> Result<(u32, u32, u32), CommunityError> {
     let parts: Vec<&str> = s.split(':').collect();
     let [g, l1, l2] = parts.as_slice() else {
-        return Err(format!("large community {s:?} is not GLOBAL:LOCAL1:LOCAL2"));
+        return Err(CommunityError::NotLarge(s.to_string()));
     };
     let num = |p: &str| {
-        p.parse::<u32>()
-            .map_err(|_| format!("large community {s:?}: {p:?} is not a 32-bit number"))
+        p.parse::<u32>().map_err(|_| CommunityError::Not32Bit {
+            community: s.to_string(),
+            part: p.to_string(),
+        })
     };
     Ok((num(g)?, num(l1)?, num(l2)?))
 }
 
 impl VipGroupConfig {
     /// Check everything that serde cannot; the error names the group and the key.
-    pub fn validate(&self) -> Result<(), String> {
-        let ctx = |m: String| format!("vip group {:?}: {m}", self.name);
+    pub fn validate(&self) -> Result<(), GroupConfigError> {
         if self.name.is_empty() {
-            return Err("vip group: `name` must not be empty".into());
+            return Err(GroupConfigError::EmptyName);
         }
+        self.check().map_err(|problem| GroupConfigError::Group {
+            group: self.name.clone(),
+            problem,
+        })
+    }
+
+    fn check(&self) -> Result<(), GroupProblem> {
         if self.prefixes.is_empty() {
-            return Err(ctx("`prefixes` must list at least one prefix".into()));
+            return Err(GroupProblem::NoPrefixes);
         }
         if self.interval < Duration::from_millis(100) {
-            return Err(ctx(format!(
-                "`interval` is {:?}; the shortest is 100ms",
-                self.interval
-            )));
+            return Err(GroupProblem::IntervalTooShort(self.interval));
         }
-        at_most("`interval`", self.interval, MAX_INTERVAL).map_err(ctx)?;
-        at_most("`hold_down`", self.hold_down, MAX_HOLD_DOWN).map_err(ctx)?;
-        at_most("`address_linger`", self.address_linger, MAX_ADDRESS_LINGER).map_err(ctx)?;
+        at_most("`interval`", self.interval, MAX_INTERVAL)?;
+        at_most("`hold_down`", self.hold_down, MAX_HOLD_DOWN)?;
+        at_most("`address_linger`", self.address_linger, MAX_ADDRESS_LINGER)?;
         // Zero would mean "never", which the tracker cannot express: refuse it rather than
         // reading it as 1.
         if self.rise == 0 {
-            return Err(ctx("`rise` must be at least 1".into()));
+            return Err(GroupProblem::ZeroRise);
         }
         if self.fall == 0 {
-            return Err(ctx("`fall` must be at least 1".into()));
+            return Err(GroupProblem::ZeroFall);
         }
         for s in &self.services {
-            s.validate().map_err(ctx)?;
+            s.validate()?;
         }
-        self.pool.validate().map_err(ctx)?;
+        self.pool.validate()?;
         for (state, attrs) in [
             ("up", &self.up),
             ("draining", &self.draining),
             ("down", &self.down),
         ] {
-            attrs.parse().map_err(|e| ctx(format!("[{state}] {e}")))?;
+            attrs
+                .parse()
+                .map_err(|error| GroupProblem::Attrs { state, error })?;
         }
         Ok(())
     }
@@ -303,27 +386,33 @@ impl VipGroupConfig {
 /// A route belongs to one group only: were it in two, one group's withdrawal would remove the
 /// route the other still reports as announced. Prefixes are compared as routes (host bits
 /// cleared), so `192.0.2.10/24` and `192.0.2.11/24` are the same route `192.0.2.0/24`.
-pub fn validate_groups(groups: &[VipGroupConfig]) -> Result<(), String> {
+pub fn validate_groups(groups: &[VipGroupConfig]) -> Result<(), GroupConfigError> {
     let mut names = std::collections::BTreeSet::new();
     // Route → (group, prefix as written).
     let mut routes: std::collections::BTreeMap<IpNet, (&str, &IpNet)> = Default::default();
     for g in groups {
         g.validate()?;
         if !names.insert(g.name.as_str()) {
-            return Err(format!("vip group name {:?} is used twice", g.name));
+            return Err(GroupConfigError::DuplicateName(g.name.clone()));
         }
         for p in &g.prefixes {
             if let Some((other, written)) = routes.insert(p.trunc(), (g.name.as_str(), p)) {
                 let route = p.trunc();
                 return Err(if other == g.name {
-                    format!(
-                        "vip group {other:?}: prefix {p} is listed twice (as {written} and {p}, route {route})"
-                    )
+                    GroupConfigError::PrefixTwice {
+                        group: other.to_string(),
+                        prefix: *p,
+                        written: *written,
+                        route,
+                    }
                 } else {
-                    format!(
-                        "prefix {route} is in two vip groups: {other:?} (as {written}) and {:?} (as {p}); a route belongs to one group only",
-                        g.name
-                    )
+                    GroupConfigError::RouteInTwoGroups {
+                        route,
+                        first: other.to_string(),
+                        first_prefix: *written,
+                        second: g.name.clone(),
+                        second_prefix: *p,
+                    }
                 });
             }
         }
@@ -342,7 +431,7 @@ mod tests {
 
     fn parse(text: &str) -> Result<Vec<VipGroupConfig>, String> {
         let w: Wrapper = toml::from_str(text).map_err(|e| e.to_string())?;
-        validate_groups(&w.vip_groups)?;
+        validate_groups(&w.vip_groups).map_err(|e| e.to_string())?;
         Ok(w.vip_groups)
     }
 
@@ -504,8 +593,14 @@ mod tests {
     fn community_parsing() {
         assert_eq!(parse_community("65535:0"), Ok(0xFFFF_0000));
         assert_eq!(parse_community("NO-EXPORT"), Ok(0xFFFF_FF01));
-        assert!(parse_community("1:2:3").unwrap_err().contains("16-bit"));
-        assert!(parse_community("x").unwrap_err().contains("well-known"));
+        assert!(parse_community("1:2:3")
+            .unwrap_err()
+            .to_string()
+            .contains("16-bit"));
+        assert!(parse_community("x")
+            .unwrap_err()
+            .to_string()
+            .contains("well-known"));
         assert_eq!(
             parse_large_community("4200000000:1:2"),
             Ok((4_200_000_000, 1, 2))

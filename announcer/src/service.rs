@@ -1,0 +1,462 @@
+//! The announcer as one service with an entry point, in the shape of the exporter's
+//! (`herald_exporter::register` + `serve`) and mini-redis's `run(listener, shutdown)`:
+//! [`start`] takes the `[announcer]` configuration, the IPVS source and the shared metrics
+//! registry and returns a [`Handle`]; [`Handle::reconfigure`] applies a SIGHUP's new
+//! configuration; [`Handle::shutdown`] drains, withdraws and closes the BGP sessions.
+//!
+//! ```text
+//!  start ── single-instance lock, admin socket ── BGP speaker ── stale kernel routes and
+//!           addresses removed ── route sink ── control loop (crate::control) ── admin socket served
+//! ```
+//!
+//! The binary keeps what is the process's: signals, the configuration file, the fail-safe
+//! watchdog (fed by [`Handle::heartbeat`]) and the last-gasp actions ([`StartOptions::on_fatal`]).
+
+use crate::admin;
+use crate::bgp::{BgpError, Speaker, SpeakerHandle};
+use crate::config::{BackendKind, Config};
+use crate::control::{Control, ControlLoop, FaultHooks, Heartbeat, LoopSettings, ReloadError};
+use crate::group_config::{GroupConfigError, VipAddressMode};
+use crate::sink::kernel::{
+    KernelBackend, KernelConfig, KernelError, VipAddresses, WithVipAddresses,
+};
+use crate::sink::{BgpSink, InterfaceAddrs, RouteSink};
+use herald_shared::reader::IpvsSource;
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// An action for the process's last gasp (a panic, a wedged loop): quick, and without the
+/// async runtime, which may be the thing that is wedged.
+pub type LastGasp = Box<dyn Fn() + Send + Sync>;
+
+/// What the announcer needs from the process around it, besides its configuration.
+pub struct StartOptions {
+    /// The network namespace whose interface addresses count as this host's for
+    /// `vip_address = "require"` (the reader's: `reader.netns`).
+    pub local_netns: Option<String>,
+    /// The test-only fault hooks (inert unless their environment variable is set).
+    pub faults: FaultHooks,
+    /// Registers a [`LastGasp`] with the process: the kernel backend hands over the withdrawal
+    /// of its routes, which, unlike BGP sessions, outlive the process.
+    pub on_fatal: Box<dyn Fn(LastGasp) + Send + Sync>,
+}
+
+impl std::fmt::Debug for StartOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StartOptions")
+            .field("local_netns", &self.local_netns)
+            .field("faults", &self.faults)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the announcer did not start. The admin socket it bound is removed again.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The single-instance lock or the admin socket.
+    #[error(transparent)]
+    Admin(#[from] admin::AdminError),
+    #[error("cannot start the BGP speaker")]
+    Speaker(#[source] BgpError),
+    #[error("cannot set up the kernel route backend")]
+    KernelBackend(#[source] KernelError),
+    #[error("cannot open rtnetlink for vip_address = \"manage\"")]
+    ManagedAddresses(#[source] KernelError),
+    #[error("announcer.backend = \"bgp\" needs an [announcer.bgp] section")]
+    NoBgpSection,
+    #[error("announcer: {0}")]
+    Groups(GroupConfigError),
+}
+
+/// Why a new configuration was not applied; the running one stays in force (except for what
+/// the message says was done).
+#[derive(Debug, thiserror::Error)]
+pub enum ReconfigureError {
+    #[error("announcer.admin_socket: cannot bind {}", path.display())]
+    AdminSocket {
+        path: std::path::PathBuf,
+        #[source]
+        error: admin::AdminError,
+    },
+    #[error("announcer.bgp: {0}")]
+    Bgp(BgpError),
+    #[error("announcer.vip_groups: {0}")]
+    Groups(ReloadError),
+}
+
+/// Why the kernel routes of an earlier run could not be removed.
+#[derive(Debug, thiserror::Error)]
+pub enum FlushError {
+    #[error("cannot start a runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("cannot open the kernel route backend")]
+    Open(#[source] KernelError),
+    #[error(transparent)]
+    Reconcile(KernelError),
+}
+
+/// The running announcer: the BGP speaker (if any), the control loop and the admin socket.
+pub struct Handle {
+    /// The configuration in force: the one started with, with each reload's live keys applied.
+    config: Config,
+    speaker: Option<SpeakerHandle>,
+    control: mpsc::Sender<Control>,
+    admin_stop: Option<oneshot::Sender<()>>,
+    /// Where the admin socket's requests go (cloned for a rebound socket).
+    admin_tx: mpsc::Sender<admin::Envelope>,
+    /// The control loop's proof of life, for the watchdog thread.
+    heartbeat: Heartbeat,
+    /// The single-instance locks of every admin socket path this process has served, held until
+    /// the announcer stops (so that no second instance takes over a path it moved away from).
+    locks: Vec<admin::InstanceLock>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle")
+            .field("admin_socket", &self.config.admin_socket)
+            .field("bgp", &self.speaker.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Start the announcer for `config` (already validated), registering its metrics into
+/// `registry`.
+///
+/// The single-instance lock and the admin socket come first, before anything else is touched
+/// (BGP listener, kernel routes, managed addresses): a second instance fails without
+/// disturbing the running one. The admin socket is removed again if a later step fails.
+pub async fn start(
+    config: Config,
+    source: Arc<dyn IpvsSource>,
+    registry: &mut Registry,
+    options: StartOptions,
+) -> Result<Handle, StartError> {
+    let lock = admin::InstanceLock::acquire(&config.admin_socket)?;
+    let listener = admin::bind(&config.admin_socket)?;
+    let admin_socket = config.admin_socket.clone();
+    match start_locked(config, source, registry, listener, options).await {
+        Ok(mut started) => {
+            started.locks.push(lock);
+            Ok(started)
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&admin_socket);
+            Err(e)
+        }
+    }
+}
+
+async fn start_locked(
+    a: Config,
+    source: Arc<dyn IpvsSource>,
+    registry: &mut Registry,
+    listener: tokio::net::UnixListener,
+    options: StartOptions,
+) -> Result<Handle, StartError> {
+    let speaker = match &a.bgp {
+        Some(b) => Some(Speaker::start(b.clone(), registry).map_err(StartError::Speaker)?),
+        None => None,
+    };
+    let sink = route_sink(&a, speaker.as_ref(), &options).await?;
+    let control_loop = ControlLoop::new(
+        a.vip_groups.clone(),
+        source,
+        sink,
+        Arc::new(InterfaceAddrs::new(options.local_netns.clone())),
+        LoopSettings {
+            drain_time: a.drain_time,
+            maintenance_file: a.maintenance_file.clone(),
+            state_file: Some(a.state_file.clone()),
+        },
+        registry,
+    )
+    .map_err(StartError::Groups)?
+    .with_fault_hooks(options.faults);
+    let heartbeat = control_loop.heartbeat();
+    let (control, control_rx) = mpsc::channel(16);
+    tokio::spawn(control_loop.run(control_rx));
+
+    let (admin_tx, mut admin_rx) = mpsc::channel::<admin::Envelope>(8);
+    let admin_stop = serve_admin(listener, admin_tx.clone());
+    let forward = control.clone();
+    tokio::spawn(async move {
+        while let Some(env) = admin_rx.recv().await {
+            if forward.send(Control::Admin(env)).await.is_err() {
+                break;
+            }
+        }
+    });
+    tracing::info!(
+        groups = a.vip_groups.len(),
+        peers = a.bgp.as_ref().map(|b| b.peers.len()).unwrap_or(0),
+        backend = ?a.backend,
+        admin_socket = %a.admin_socket.display(),
+        "announcer started"
+    );
+    Ok(Handle {
+        config: a,
+        speaker,
+        control,
+        admin_stop: Some(admin_stop),
+        admin_tx,
+        heartbeat,
+        locks: Vec::new(),
+    })
+}
+
+/// The route sink `a.backend` names, with managed VIP addresses when a group asks for them.
+///
+/// Every group starts withdrawn (a VIP is announced only after `rise` passed checks), so
+/// whatever an earlier run left in the kernel is stale: it is removed before starting.
+async fn route_sink(
+    a: &Config,
+    speaker: Option<&SpeakerHandle>,
+    options: &StartOptions,
+) -> Result<Arc<dyn RouteSink>, StartError> {
+    let manages = a
+        .vip_groups
+        .iter()
+        .any(|g| g.vip_address == VipAddressMode::Manage);
+    let managed_interfaces: std::collections::BTreeSet<&str> = a
+        .vip_groups
+        .iter()
+        .filter(|g| g.vip_address == VipAddressMode::Manage)
+        .map(|g| g.manage_interface.as_str())
+        .collect();
+    let reconcile_addresses = |addrs: VipAddresses| async move {
+        for iface in &managed_interfaces {
+            match addrs.reconcile(iface, &[]).await {
+                Ok(removed) if !removed.is_empty() => {
+                    tracing::info!(
+                        interface = iface,
+                        ?removed,
+                        "removed stale managed VIP addresses"
+                    )
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(interface = iface, error = %e, "cannot reconcile managed VIP addresses")
+                }
+            }
+        }
+        addrs
+    };
+    Ok(match (a.backend, speaker) {
+        (BackendKind::Kernel, _) => {
+            let backend = KernelBackend::new(a.kernel.clone())
+                .await
+                .map_err(StartError::KernelBackend)?;
+            // Kernel routes outlive the process, unlike BGP sessions.
+            let kernel = a.kernel.clone();
+            (options.on_fatal)(Box::new(move || withdraw_kernel_routes(kernel.clone())));
+            match backend.reconcile(&[]).await {
+                Ok(removed) if !removed.is_empty() => {
+                    tracing::info!(?removed, "removed stale VIPs of an earlier run")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "cannot reconcile the kernel backend"),
+            }
+            let addrs = reconcile_addresses(backend.addresses().clone()).await;
+            let backend: Arc<dyn RouteSink> = Arc::new(backend);
+            if manages {
+                // Address removals wait out each group's address_linger.
+                Arc::new(WithVipAddresses::new(backend, addrs))
+            } else {
+                backend
+            }
+        }
+        (BackendKind::Bgp, Some(s)) if manages => {
+            let addrs = VipAddresses::open(a.kernel.netns.clone(), a.kernel.protocol)
+                .await
+                .map_err(StartError::ManagedAddresses)?;
+            let addrs = reconcile_addresses(addrs).await;
+            Arc::new(WithVipAddresses::new(
+                Arc::new(BgpSink::new(s.clone())),
+                addrs,
+            ))
+        }
+        (BackendKind::Bgp, Some(s)) => Arc::new(BgpSink::new(s.clone())),
+        (BackendKind::Bgp, None) => return Err(StartError::NoBgpSection),
+    })
+}
+
+/// Start serving the admin socket `listener`; returns the sender that stops it.
+fn serve_admin(
+    listener: tokio::net::UnixListener,
+    admin_tx: mpsc::Sender<admin::Envelope>,
+) -> oneshot::Sender<()> {
+    let (admin_stop, stop_rx) = oneshot::channel::<()>();
+    tokio::spawn(admin::serve(listener, admin_tx, async move {
+        let _ = stop_rx.await;
+    }));
+    admin_stop
+}
+
+impl Handle {
+    /// The control loop's proof of life, for a watchdog outside the async runtime.
+    pub fn heartbeat(&self) -> Heartbeat {
+        self.heartbeat.clone()
+    }
+
+    /// The configuration in force: what [`start`] got, with the live keys of every successful
+    /// [`Handle::reconfigure`] applied (`vip_groups`, `bgp` while the section stays,
+    /// `admin_socket`, `shutdown_drain_time`, `shutdown_timeout`); the other keys keep their
+    /// values until a restart.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Apply the live part of `new` (already validated): admin socket, BGP sessions, VIP
+    /// groups — in that order, so that the steps that can fail (binding sockets) come before
+    /// anything is changed for good: a new admin socket is bound first (under its own
+    /// single-instance lock, and with the same care as at start: never replacing a live socket
+    /// or something that is not a socket) and only replaces the old one once the BGP
+    /// reconfiguration (atomic itself) succeeded. On an error the configuration in force stays
+    /// as it was.
+    pub async fn reconfigure(&mut self, new: Config) -> Result<(), ReconfigureError> {
+        let old = &self.config;
+        let new_admin = if new.admin_socket != old.admin_socket {
+            let context = |error| ReconfigureError::AdminSocket {
+                path: new.admin_socket.clone(),
+                error,
+            };
+            let lock_path = admin::InstanceLock::path_for(&new.admin_socket);
+            let lock = if self.locks.iter().any(|l| l.path() == lock_path) {
+                None
+            } else {
+                Some(admin::InstanceLock::acquire(&new.admin_socket).map_err(context)?)
+            };
+            let listener = admin::bind(&new.admin_socket).map_err(context)?;
+            Some((listener, lock))
+        } else {
+            None
+        };
+        if let (Some(speaker), Some(bgp)) = (&self.speaker, &new.bgp) {
+            match speaker.reconfigure(bgp.clone()).await {
+                Ok(report) if report.plan.is_empty() => {
+                    tracing::info!("SIGHUP: BGP configuration unchanged, every session kept");
+                }
+                Ok(report) => {
+                    for line in report.lines() {
+                        tracing::info!("SIGHUP: BGP {line}");
+                    }
+                }
+                Err(e) => {
+                    if new_admin.is_some() {
+                        let _ = std::fs::remove_file(&new.admin_socket);
+                    }
+                    return Err(ReconfigureError::Bgp(e));
+                }
+            }
+        }
+        if let Some((listener, lock)) = new_admin {
+            self.locks.extend(lock);
+            if let Some(stop) = self.admin_stop.take() {
+                let _ = stop.send(());
+            }
+            let _ = std::fs::remove_file(&old.admin_socket);
+            self.admin_stop = Some(serve_admin(listener, self.admin_tx.clone()));
+            tracing::info!(
+                from = %old.admin_socket.display(),
+                to = %new.admin_socket.display(),
+                "SIGHUP: admin socket moved"
+            );
+        }
+        self.reload(new.vip_groups.clone())
+            .await
+            .map_err(ReconfigureError::Groups)?;
+        // What was applied live; restart-only keys keep their running values.
+        let r = &mut self.config;
+        if r.bgp.is_some() && new.bgp.is_some() {
+            r.bgp = new.bgp;
+        }
+        r.vip_groups = new.vip_groups;
+        r.admin_socket = new.admin_socket;
+        r.shutdown_drain_time = new.shutdown_drain_time;
+        r.shutdown_timeout = new.shutdown_timeout;
+        Ok(())
+    }
+
+    async fn reload(
+        &self,
+        groups: Vec<crate::group_config::VipGroupConfig>,
+    ) -> Result<(), ReloadError> {
+        let (tx, rx) = oneshot::channel();
+        self.control
+            .send(Control::Reload(groups, tx))
+            .await
+            .map_err(|_| ReloadError::LoopGone)?;
+        rx.await.map_err(|_| ReloadError::LoopGone)?
+    }
+
+    /// Drain every group for `shutdown_drain_time`, withdraw, then close the BGP sessions with
+    /// Cease / Administrative Shutdown; everything within `shutdown_timeout`.
+    pub async fn shutdown(mut self) {
+        let cfg = &self.config;
+        let deadline = tokio::time::Instant::from_std(crate::health::instant_after(
+            tokio::time::Instant::now().into_std(),
+            cfg.shutdown_timeout,
+        ));
+        if let Some(s) = self.admin_stop.take() {
+            let _ = s.send(());
+        }
+        let (done, done_rx) = oneshot::channel();
+        let asked = self
+            .control
+            .send(Control::Shutdown {
+                drain_time: cfg.shutdown_drain_time,
+                done,
+            })
+            .await
+            .is_ok();
+        if asked && tokio::time::timeout_at(deadline, done_rx).await.is_err() {
+            tracing::warn!("VIP groups did not finish draining within shutdown_timeout");
+        }
+        if let Some(speaker) = self.speaker {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            speaker
+                .shutdown("ipvs-herald stopping", left.max(Duration::from_secs(1)))
+                .await;
+        }
+        let _ = std::fs::remove_file(&cfg.admin_socket);
+    }
+}
+
+/// The kernel backend's last gasp: remove every route (or address) of ours, from a runtime of
+/// its own (the daemon's may be the thing that is wedged). Printed to standard error, not
+/// logged: the process is about to abort and the log writer may be what is stuck.
+fn withdraw_kernel_routes(cfg: KernelConfig) {
+    match remove_kernel_routes(cfg) {
+        Ok(removed) => eprintln!("ipvs-herald: withdrew kernel routes {removed:?}"),
+        Err(e) => eprintln!("ipvs-herald: cannot withdraw kernel routes: {}", chain(&e)),
+    }
+}
+
+/// Remove every kernel route or VIP address of ours that the kernel backend `cfg` would
+/// install, on a runtime of its own (blocking): the last gasp, and `ipvs-herald flush` after the
+/// daemon has stopped.
+pub fn remove_kernel_routes(cfg: KernelConfig) -> Result<Vec<ipnet::IpNet>, FlushError> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(FlushError::Runtime)?;
+    rt.block_on(async {
+        let backend = KernelBackend::new(cfg).await.map_err(FlushError::Open)?;
+        backend.reconcile(&[]).await.map_err(FlushError::Reconcile)
+    })
+}
+
+/// An error with its sources, `outer: inner: …`.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(inner) = next {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        next = inner.source();
+    }
+    s
+}
