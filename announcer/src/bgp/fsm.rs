@@ -11,15 +11,23 @@
 //!   automatic restart (event 3, or 5 for passive peers). A successful session resets the backoff.
 //! - Connection collision detection (§6.8) only for active peers that also accept incoming
 //!   connections (`accept_incoming`): the session keeps one connection and at most one
-//!   colliding incoming connection on hold; [`collision_winner`] decides which survives and
-//!   [`Event::OpenCollisionDump`] (event 23) drops the loser when it is the current one,
-//!   returning to Active for the winner, without counting a failure.
+//!   colliding incoming connection on hold ([`Event::IncomingConnection`],
+//!   [`Action::HoldIncoming`]); [`collision_winner`] decides which survives once the peer's
+//!   BGP identifier is known. When the current connection loses, the FSM does what RFC 4271
+//!   event 23 (OpenCollisionDump) does, returning to Active, and hands the session to the
+//!   incoming connection ([`Action::AcceptIncoming`]) without counting a failure.
+//! - An incoming connection during the IdleHold backoff starts the session at once (the
+//!   automatic start with passive TCP establishment, event 5).
+//! - Capabilities the peer refuses with an Unsupported Capability NOTIFICATION (RFC 5492 §5)
+//!   are left out of later OPENs ([`Action::SuppressCapabilities`]).
 //! - DelayOpen is not implemented: the OPEN is sent as soon as TCP is up.
 
 use super::config::Backoff;
-use super::packet::consts::{CeaseSubcode, FsmErrorSubcode};
-use super::packet::{DecodeError, ErrorKind, Notification, PeerOpen};
+use super::packet::consts::{CapabilityCode, CeaseSubcode, FsmErrorSubcode, OpenErrorSubcode};
+use super::packet::{unsupported_capabilities, DecodeError, ErrorKind, Notification, PeerOpen};
+use std::net::Ipv4Addr;
 use std::time::Duration;
+use tracing::{debug, info};
 
 /// Session states (RFC 4271 §8.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +88,8 @@ pub enum Timer {
 pub struct OpenParams {
     /// The peer's proposed hold time (already checked: 0 or ≥ 3).
     pub peer_hold_time: u16,
+    /// The peer's BGP identifier (decides a connection collision, RFC 4271 §6.8).
+    pub bgp_id: Ipv4Addr,
 }
 
 /// FSM input events (RFC 4271 §8.1; the number is the RFC's event number).
@@ -111,10 +121,11 @@ pub enum Event {
     BgpOpen(OpenParams),
     /// 21: BGPHeaderErr — bad marker, length or type.
     BgpHeaderErr(Notification),
-    /// 23: OpenCollisionDump — the current connection lost a collision (RFC 4271 §6.8): send
-    /// Cease / Connection Collision Resolution on it and drop it; the task then attaches the
-    /// winning (incoming) connection.
-    OpenCollisionDump,
+    /// The peer connected to our listener (RFC 4271 event 14, TcpConnection_Valid, for a
+    /// passive or `accept_incoming` peer). Answered with exactly one of
+    /// [`Action::AcceptIncoming`] ([`Incoming::New`]), [`Action::HoldIncoming`],
+    /// [`Action::RejectIncoming`] ([`Incoming::New`]) or [`Action::RefuseIncoming`].
+    IncomingConnection,
     /// 22: BGPOpenMsgErr — the OPEN was rejected.
     BgpOpenMsgErr(Notification),
     /// 24: NotifMsgVerErr — the peer sent a version-error NOTIFICATION.
@@ -148,8 +159,18 @@ impl From<&PeerOpen> for OpenParams {
     fn from(o: &PeerOpen) -> OpenParams {
         OpenParams {
             peer_hold_time: o.hold_time,
+            bgp_id: o.bgp_id,
         }
     }
+}
+
+/// Which incoming connection an action is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// The connection of the [`Event::IncomingConnection`] being handled.
+    New,
+    /// The colliding connection kept by [`Action::HoldIncoming`].
+    Held,
 }
 
 /// What the session task must do, in order.
@@ -175,6 +196,21 @@ pub enum Action {
     SendInitialRib,
     /// Re-send the whole Adj-RIB-Out (ROUTE-REFRESH received).
     ResendRib,
+    /// Make this incoming connection the session's (TTL security, attach); result:
+    /// `TcpConnectionConfirmed` (nothing when it cannot be set up). Follows a
+    /// `DropConnection` when the session had a connection or an attempt in flight.
+    AcceptIncoming(Incoming),
+    /// Keep the new incoming connection aside until the peer's OPEN on the current connection
+    /// tells its BGP identifier (a collision to decide, RFC 4271 §6.8).
+    HoldIncoming,
+    /// Close this incoming connection with Cease / Connection Collision Resolution (best
+    /// effort, not waited for): it lost a collision, or the session it was held for ended.
+    RejectIncoming(Incoming),
+    /// Close the new incoming connection without a word: the session has no use for it.
+    RefuseIncoming,
+    /// Leave these capability codes out of every later OPEN: the peer refused them
+    /// (RFC 5492 §5).
+    SuppressCapabilities(Vec<u8>),
 }
 
 /// Which side opened a TCP connection.
@@ -202,12 +238,17 @@ pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
 /// Static inputs of the FSM.
 #[derive(Debug, Clone)]
 pub struct FsmConfig {
+    /// Our BGP identifier (decides connection collisions).
+    pub router_id: Ipv4Addr,
     /// Our proposed hold time in seconds.
     pub hold_time: u16,
     /// Configured keepalive interval (seconds), if any.
     pub keepalive: Option<u16>,
     /// Passive peer: wait for the connection instead of connecting.
     pub passive: bool,
+    /// Active peer that also accepts the peer's connections: collisions are detected and
+    /// resolved (RFC 4271 §6.8). Without effect on a passive peer.
+    pub accept_incoming: bool,
     /// ConnectRetry time: bound on one connection attempt.
     pub connect_retry: Duration,
     /// IdleHold backoff.
@@ -227,7 +268,24 @@ pub struct Fsm {
     hold: Duration,
     keepalive: Duration,
     rng: u64,
+    /// Who opened the session's current connection (`None`: no connection).
+    conn: Option<Initiator>,
+    /// A colliding incoming connection is held ([`Action::HoldIncoming`]).
+    held: bool,
+    /// The peer's BGP identifier, from its OPEN on the current connection.
+    peer_id: Option<Ipv4Addr>,
+    /// Capability codes the peer refused (RFC 5492 §5).
+    suppressed: Vec<u8>,
 }
+
+/// Capabilities we stop offering when the peer refuses them; the others are needed for the
+/// session to work at all (RFC 5492 §5 leaves the choice to the speaker).
+const REFUSABLE: [CapabilityCode; 4] = [
+    CapabilityCode::MultiProtocol,
+    CapabilityCode::RouteRefresh,
+    CapabilityCode::GracefulRestart,
+    CapabilityCode::FourOctetAs,
+];
 
 impl Fsm {
     /// A new FSM in Idle; `seed` feeds the jitter of the backoff.
@@ -240,6 +298,10 @@ impl Fsm {
             hold: Duration::ZERO,
             keepalive: Duration::ZERO,
             rng: seed | 1,
+            conn: None,
+            held: false,
+            peer_id: None,
+            suppressed: Vec::new(),
         }
     }
 
@@ -266,6 +328,11 @@ impl Fsm {
     /// Consecutive failures since the last Established session.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Capability codes left out of our OPENs because the peer refused them.
+    pub fn suppressed_capabilities(&self) -> &[u8] {
+        &self.suppressed
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -332,7 +399,7 @@ impl Fsm {
         if let Some(n) = notify {
             a.push(Action::SendNotification(n));
         }
-        a.push(Action::DropConnection);
+        a.extend(self.drop_connection());
         a.extend(self.stop_all_timers());
         self.state = State::Idle;
         if !self.stopped {
@@ -341,6 +408,118 @@ impl Fsm {
             a.push(Action::StartTimer(Timer::IdleHold, d));
         }
         a
+    }
+
+    /// Drop the current connection (and reject a held one: the session it waited for is gone).
+    fn drop_connection(&mut self) -> Vec<Action> {
+        let mut a = Vec::new();
+        if std::mem::take(&mut self.held) {
+            a.push(Action::RejectIncoming(Incoming::Held));
+        }
+        a.push(Action::DropConnection);
+        self.conn = None;
+        self.peer_id = None;
+        a
+    }
+
+    /// RFC 4271 event 23, OpenCollisionDump: the current connection lost a collision. Cease /
+    /// Connection Collision Resolution on it, drop it and wait in Active for the winner; not a
+    /// failure (no backoff).
+    fn collision_dump(&mut self) -> Vec<Action> {
+        self.state = State::Active;
+        let mut a = vec![Action::SendNotification(Notification::cease(
+            CeaseSubcode::ConnectionCollisionResolution,
+        ))];
+        a.extend(self.drop_connection());
+        a.push(Action::StopTimer(Timer::Hold));
+        a.push(Action::StopTimer(Timer::Keepalive));
+        a.push(Action::StartTimer(
+            Timer::ConnectRetry,
+            self.jitter(self.cfg.connect_retry),
+        ));
+        a
+    }
+
+    /// Decide a collision between our current (outgoing) connection and an incoming one
+    /// (`which`) now that the peer's identifier is known: reject the incoming connection, or
+    /// dump ours and accept it. `None` when ours survives and the caller carries on.
+    fn resolve_collision(&mut self, remote_id: Ipv4Addr, which: Incoming) -> Option<Vec<Action>> {
+        match collision_winner(self.cfg.router_id, remote_id) {
+            Initiator::Local => {
+                info!(%remote_id, "connection collision: keeping our connection (higher BGP identifier)");
+                None
+            }
+            Initiator::Remote => {
+                info!(%remote_id, "connection collision: keeping the peer's connection (higher BGP identifier)");
+                let mut a = self.collision_dump();
+                a.push(Action::AcceptIncoming(which));
+                Some(a)
+            }
+        }
+    }
+
+    /// The peer connected to our listener.
+    fn incoming(&mut self) -> Vec<Action> {
+        use State as S;
+        let collisions = self.cfg.accept_incoming && !self.cfg.passive;
+        let ours = self.conn == Some(Initiator::Local);
+        match self.state {
+            S::Connect if collisions && self.conn.is_none() => {
+                // Our attempt is still in flight: take the peer's connection.
+                debug!("incoming connection while connecting: taking it");
+                let mut a = self.drop_connection();
+                a.push(Action::AcceptIncoming(Incoming::New));
+                return a;
+            }
+            S::OpenSent if collisions && ours => {
+                debug!("colliding incoming connection held until the peer's OPEN");
+                let mut a = Vec::new();
+                if self.held {
+                    a.push(Action::RejectIncoming(Incoming::Held));
+                }
+                self.held = true;
+                a.push(Action::HoldIncoming);
+                return a;
+            }
+            S::OpenConfirm if collisions && ours => {
+                if let Some(id) = self.peer_id {
+                    return self
+                        .resolve_collision(id, Incoming::New)
+                        .unwrap_or_else(|| vec![Action::RejectIncoming(Incoming::New)]);
+                }
+            }
+            _ => {}
+        }
+        if self.conn.is_some() || !matches!(self.state, S::Active | S::Idle) || self.stopped {
+            debug!("refusing a second connection from the peer");
+            return vec![Action::RefuseIncoming];
+        }
+        let mut a = Vec::new();
+        if self.state == S::Idle {
+            // The peer may connect during our backoff: start at once (event 5).
+            a.push(Action::StopTimer(Timer::IdleHold));
+            a.extend(self.start_sequence(true));
+        }
+        a.push(Action::AcceptIncoming(Incoming::New));
+        a
+    }
+
+    /// Capability codes of an Unsupported Capability NOTIFICATION that we can do without and
+    /// have not left out yet; remembered as left out.
+    fn refused_capabilities(&mut self, n: &Notification) -> Vec<u8> {
+        let unsupported = Notification::open_error(OpenErrorSubcode::UnsupportedCapability, vec![]);
+        if (n.code, n.subcode) != (unsupported.code, unsupported.subcode) {
+            return vec![];
+        }
+        let refusable = REFUSABLE.map(u8::from);
+        let mut new = Vec::new();
+        for code in unsupported_capabilities(&n.data) {
+            if refusable.contains(&code) && !self.suppressed.contains(&code) {
+                self.suppressed.push(code);
+                new.push(code);
+            }
+        }
+        new
     }
 
     fn stop_all_timers(&self) -> Vec<Action> {
@@ -381,12 +560,36 @@ impl Fsm {
             if matches!(self.state, S::OpenSent | S::OpenConfirm | S::Established) {
                 a.push(Action::SendNotification(n.clone()));
             }
-            a.push(Action::DropConnection);
+            a.extend(self.drop_connection());
             a.extend(self.stop_all_timers());
             a.push(Action::StopTimer(Timer::IdleHold));
             self.state = S::Idle;
             return a;
         }
+        if event == E::IncomingConnection {
+            return self.incoming();
+        }
+        // A refused capability is left out of later OPENs whatever the state.
+        let mut suppress = Vec::new();
+        if let E::NotifMsg(n) | E::NotifMsgVerErr(n) = &event {
+            let codes = self.refused_capabilities(n);
+            if !codes.is_empty() {
+                suppress.push(Action::SuppressCapabilities(codes));
+            }
+        }
+        let mut a = self.transition(event);
+        if !suppress.is_empty() {
+            suppress.append(&mut a);
+            a = suppress;
+        }
+        a
+    }
+
+    /// The state-by-event table of RFC 4271 §8.2.2 (ManualStop and incoming connections are
+    /// handled before it).
+    fn transition(&mut self, event: Event) -> Vec<Action> {
+        use Event as E;
+        use State as S;
         match (self.state, event) {
             // ---- Idle ----
             (S::Idle, E::ManualStart) if !self.stopped => {
@@ -403,14 +606,21 @@ impl Fsm {
             // ---- Connect ----
             (S::Connect, E::ConnectRetryTimerExpires) => {
                 // The attempt took too long: give up on it and retry right away.
-                vec![
-                    Action::DropConnection,
-                    Action::StartTimer(Timer::ConnectRetry, self.jitter(self.cfg.connect_retry)),
-                    Action::Connect,
-                ]
+                let mut a = self.drop_connection();
+                a.push(Action::StartTimer(
+                    Timer::ConnectRetry,
+                    self.jitter(self.cfg.connect_retry),
+                ));
+                a.push(Action::Connect);
+                a
             }
-            (S::Connect | S::Active, E::TcpCrAcked | E::TcpConnectionConfirmed) => {
+            (S::Connect | S::Active, e @ (E::TcpCrAcked | E::TcpConnectionConfirmed)) => {
                 self.state = S::OpenSent;
+                self.conn = Some(if e == E::TcpCrAcked {
+                    Initiator::Local
+                } else {
+                    Initiator::Remote
+                });
                 vec![
                     Action::StopTimer(Timer::ConnectRetry),
                     Action::SendOpen,
@@ -427,25 +637,20 @@ impl Fsm {
                 )]
             }
 
-            // ---- Collision: the current connection loses (event 23) ----
-            (S::OpenSent | S::OpenConfirm, E::OpenCollisionDump) => {
-                self.state = S::Active;
-                vec![
-                    Action::SendNotification(Notification::cease(
-                        CeaseSubcode::ConnectionCollisionResolution,
-                    )),
-                    Action::DropConnection,
-                    Action::StopTimer(Timer::Hold),
-                    Action::StopTimer(Timer::Keepalive),
-                    Action::StartTimer(Timer::ConnectRetry, self.jitter(self.cfg.connect_retry)),
-                ]
-            }
-
             // ---- OpenSent ----
             (S::OpenSent, E::BgpOpen(p)) => {
+                let mut a = Vec::new();
+                if std::mem::take(&mut self.held) {
+                    // The OPEN tells who wins the collision with the held connection.
+                    if let Some(dump) = self.resolve_collision(p.bgp_id, Incoming::Held) {
+                        return dump;
+                    }
+                    a.push(Action::RejectIncoming(Incoming::Held));
+                }
                 self.negotiate(p);
+                self.peer_id = Some(p.bgp_id);
                 self.state = S::OpenConfirm;
-                let mut a = vec![Action::SendKeepalive];
+                a.push(Action::SendKeepalive);
                 if self.hold.is_zero() {
                     a.push(Action::StopTimer(Timer::Hold));
                     a.push(Action::StopTimer(Timer::Keepalive));
@@ -510,7 +715,6 @@ impl Fsm {
             }
             // Connecting / waiting states: timers of the other states and stray events.
             (S::Connect | S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => vec![],
-            (S::Connect | S::Active, E::OpenCollisionDump) => vec![],
             (S::Connect | S::Active, _) => self.fail(None),
             // Remaining combinations (start events while running, stray timers, late TCP
             // confirmations) are ignored.
@@ -523,19 +727,33 @@ impl Fsm {
 mod tests {
     use super::*;
 
+    /// Our BGP identifier in these tests.
+    const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+    /// A peer identifier above ours: the peer's connection wins a collision.
+    const HIGHER: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 200);
+    /// A peer identifier below ours: our connection wins a collision.
+    const LOWER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
+
     fn cfg(passive: bool) -> FsmConfig {
         FsmConfig {
+            router_id: LOCAL_ID,
             hold_time: 90,
             keepalive: None,
             passive,
+            accept_incoming: false,
             connect_retry: Duration::from_secs(5),
             backoff: Backoff { min: 1.0, max: 8.0 },
         }
     }
 
     fn open(hold: u16) -> Event {
+        open_from(hold, HIGHER)
+    }
+
+    fn open_from(hold: u16, bgp_id: Ipv4Addr) -> Event {
         Event::BgpOpen(OpenParams {
             peer_hold_time: hold,
+            bgp_id,
         })
     }
 
@@ -626,7 +844,6 @@ mod tests {
 
     #[test]
     fn collision_keeps_the_connection_of_the_higher_identifier() {
-        use std::net::Ipv4Addr;
         let lo = Ipv4Addr::new(192, 0, 2, 1);
         let hi = Ipv4Addr::new(192, 0, 2, 200);
         assert_eq!(collision_winner(lo, hi), Initiator::Remote);
@@ -644,38 +861,320 @@ mod tests {
         assert_eq!(collision_winner(lo, lo), Initiator::Local);
     }
 
+    /// An active peer that also accepts the peer's connections.
+    fn accepting() -> Fsm {
+        let mut c = cfg(false);
+        c.accept_incoming = true;
+        Fsm::new(c, 5)
+    }
+
+    /// `accepting()` in OpenSent on its own connection, with a colliding connection held.
+    fn holding() -> Fsm {
+        let mut f = accepting();
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::HoldIncoming]
+        );
+        f
+    }
+
+    /// The current connection lost a collision (RFC 4271 event 23) to `winner`: Cease /
+    /// Connection Collision Resolution, drop, wait in Active, hand over; no backoff.
+    fn assert_dumped(f: &Fsm, a: &[Action], winner: Incoming) {
+        assert_eq!(a.len(), 6, "{a:?}");
+        assert_eq!(
+            a[0],
+            Action::SendNotification(Notification::cease(
+                CeaseSubcode::ConnectionCollisionResolution
+            ))
+        );
+        assert_eq!(a[1], Action::DropConnection);
+        assert_eq!(a[2], Action::StopTimer(Timer::Hold));
+        assert_eq!(a[3], Action::StopTimer(Timer::Keepalive));
+        jittered(timer(a, Timer::ConnectRetry), Duration::from_secs(5));
+        assert_eq!(a[5], Action::AcceptIncoming(winner));
+        assert!(idle_hold(a).is_none(), "a collision is not a failure");
+        assert_eq!(f.state(), State::Active);
+        assert_eq!(f.failures(), 0);
+    }
+
     #[test]
-    fn open_collision_dump_notifies_and_waits_for_the_winner_without_backoff() {
-        for confirm in [false, true] {
-            let mut f = Fsm::new(cfg(false), 5);
+    fn incoming_while_connecting_abandons_the_attempt() {
+        let mut f = accepting();
+        f.step(Event::ManualStart);
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![
+                Action::DropConnection,
+                Action::AcceptIncoming(Incoming::New)
+            ]
+        );
+        assert_eq!(f.state(), State::Connect);
+        let a = f.step(Event::TcpConnectionConfirmed);
+        assert_eq!(f.state(), State::OpenSent);
+        assert!(a.contains(&Action::SendOpen));
+        // The session runs on the peer's connection: no collision to detect on it.
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        let a = f.step(open_from(90, LOWER));
+        assert!(
+            !a.contains(&Action::RejectIncoming(Incoming::Held)),
+            "{a:?}"
+        );
+        assert_eq!(f.state(), State::OpenConfirm);
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        assert_eq!(f.state(), State::OpenConfirm);
+    }
+
+    #[test]
+    fn without_accept_incoming_an_active_peer_refuses_connections() {
+        let mut f = Fsm::new(cfg(false), 5);
+        f.step(Event::ManualStart);
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        assert_eq!(f.state(), State::Connect);
+        f.step(Event::TcpCrAcked);
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        f.step(open_from(90, HIGHER));
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        assert_eq!(f.state(), State::OpenConfirm);
+        // accept_incoming means nothing to a passive peer: one connection, no collisions.
+        let mut c = cfg(true);
+        c.accept_incoming = true;
+        let mut f = Fsm::new(c, 5);
+        f.step(Event::ManualStart);
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::AcceptIncoming(Incoming::New)]
+        );
+        f.step(Event::TcpConnectionConfirmed);
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        assert_eq!(f.state(), State::OpenSent);
+    }
+
+    #[test]
+    fn a_second_colliding_connection_replaces_the_held_one() {
+        let mut f = holding();
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RejectIncoming(Incoming::Held), Action::HoldIncoming]
+        );
+        assert_eq!(f.state(), State::OpenSent);
+    }
+
+    #[test]
+    fn held_connection_wins_against_a_higher_peer_identifier() {
+        let mut f = holding();
+        let a = f.step(open_from(90, HIGHER));
+        assert_dumped(&f, &a, Incoming::Held);
+        // The held connection continues the session; no collision is left to decide.
+        let a = f.step(Event::TcpConnectionConfirmed);
+        assert_eq!(f.state(), State::OpenSent);
+        assert!(a.contains(&Action::SendOpen));
+        let a = f.step(open_from(90, HIGHER));
+        assert_eq!(a[0], Action::SendKeepalive);
+        assert_eq!(f.state(), State::OpenConfirm);
+        // Nothing held any more: a failure rejects nothing.
+        let a = f.step(Event::TcpConnectionFails);
+        assert!(
+            !a.contains(&Action::RejectIncoming(Incoming::Held)),
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn our_connection_wins_against_a_lower_peer_identifier() {
+        let mut f = holding();
+        let a = f.step(open_from(90, LOWER));
+        assert_eq!(a[0], Action::RejectIncoming(Incoming::Held));
+        assert_eq!(a[1], Action::SendKeepalive);
+        assert_eq!(f.state(), State::OpenConfirm);
+        assert_eq!(f.hold_time(), Duration::from_secs(90));
+        let a = f.step(Event::KeepAliveMsg);
+        assert!(a.contains(&Action::SendInitialRib));
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        assert_eq!(f.state(), State::Established);
+    }
+
+    #[test]
+    fn collision_in_openconfirm_is_resolved_at_once() {
+        for (peer_id, ours_wins) in [(HIGHER, false), (LOWER, true)] {
+            let mut f = accepting();
             f.step(Event::ManualStart);
             f.step(Event::TcpCrAcked);
-            if confirm {
-                f.step(open(90));
+            f.step(open_from(90, peer_id));
+            assert_eq!(f.state(), State::OpenConfirm);
+            let a = f.step(Event::IncomingConnection);
+            if ours_wins {
+                assert_eq!(a, vec![Action::RejectIncoming(Incoming::New)]);
                 assert_eq!(f.state(), State::OpenConfirm);
+            } else {
+                assert_dumped(&f, &a, Incoming::New);
             }
-            let a = f.step(Event::OpenCollisionDump);
-            assert_eq!(
-                a[0],
-                Action::SendNotification(Notification::cease(
-                    CeaseSubcode::ConnectionCollisionResolution
-                ))
-            );
-            assert_eq!(a[1], Action::DropConnection);
-            assert!(idle_hold(&a).is_none(), "a collision is not a failure");
-            assert_eq!(f.state(), State::Active);
-            assert_eq!(f.failures(), 0);
-            // The winning incoming connection continues the session.
-            let a = f.step(Event::TcpConnectionConfirmed);
-            assert_eq!(f.state(), State::OpenSent);
-            assert!(a.contains(&Action::SendOpen));
         }
-        // Ignored where there is no connection to dump.
-        let mut f = Fsm::new(cfg(false), 5);
-        assert!(f.step(Event::OpenCollisionDump).is_empty());
+        // Equal identifiers (refused at OPEN between two real speakers): ours stays.
+        let mut f = accepting();
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        f.step(open_from(90, LOCAL_ID));
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RejectIncoming(Incoming::New)]
+        );
+    }
+
+    #[test]
+    fn held_connection_is_rejected_when_the_session_ends_first() {
+        let hold = Notification::hold_timer_expired();
+        let stop = Notification::cease(CeaseSubcode::AdministrativeShutdown);
+        let header = Notification::new(1, 2, vec![0, 10]);
+        for (event, notified) in [
+            (Event::HoldTimerExpires, Some(hold)),
+            (Event::ManualStop(stop.clone()), Some(stop)),
+            (Event::BgpHeaderErr(header.clone()), Some(header)),
+            (Event::TcpConnectionFails, None),
+            (Event::NotifMsg(Notification::new(6, 4, vec![])), None),
+            (
+                Event::KeepAliveMsg,
+                Some(Notification::fsm_error(
+                    FsmErrorSubcode::UnexpectedMessageInOpenSent,
+                )),
+            ),
+        ] {
+            let mut f = holding();
+            let a = f.step(event.clone());
+            let start = match notified {
+                Some(n) => {
+                    assert_eq!(a[0], Action::SendNotification(n), "{event:?}");
+                    1
+                }
+                None => 0,
+            };
+            assert_eq!(
+                a[start..start + 2],
+                [
+                    Action::RejectIncoming(Incoming::Held),
+                    Action::DropConnection
+                ],
+                "{event:?}: {a:?}"
+            );
+            assert_eq!(f.state(), State::Idle);
+        }
+    }
+
+    #[test]
+    fn established_session_refuses_incoming_connections() {
+        let mut f = accepting();
         established(&mut f);
-        let a = f.step(Event::OpenCollisionDump);
-        assert!(!a.contains(&Action::DropConnection), "{a:?}");
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        assert_eq!(f.state(), State::Established);
+    }
+
+    #[test]
+    fn incoming_connection_during_the_backoff_starts_the_session_at_once() {
+        for mut f in [Fsm::new(cfg(true), 9), accepting()] {
+            f.step(Event::ManualStart);
+            let a = f.step(Event::TcpConnectionFails);
+            assert!(idle_hold(&a).is_some());
+            assert_eq!(f.state(), State::Idle);
+            let a = f.step(Event::IncomingConnection);
+            assert_eq!(a.len(), 4, "{a:?}");
+            assert_eq!(a[0], Action::StopTimer(Timer::IdleHold));
+            jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
+            assert_eq!(a[2], Action::Listen);
+            assert_eq!(a[3], Action::AcceptIncoming(Incoming::New));
+            assert_eq!(f.state(), State::Active);
+            // Still counting: the backoff is reset by an Established session only.
+            assert_eq!(f.failures(), 1);
+            f.step(Event::TcpConnectionConfirmed);
+            assert_eq!(f.state(), State::OpenSent);
+        }
+        // A passive peer waiting in Active takes the connection.
+        let mut f = Fsm::new(cfg(true), 9);
+        f.step(Event::ManualStart);
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::AcceptIncoming(Incoming::New)]
+        );
+        // After ManualStop nothing is accepted any more.
+        let mut f = Fsm::new(cfg(true), 9);
+        f.step(Event::ManualStart);
+        f.step(Event::ManualStop(Notification::cease(
+            CeaseSubcode::AdministrativeShutdown,
+        )));
+        assert_eq!(
+            f.step(Event::IncomingConnection),
+            vec![Action::RefuseIncoming]
+        );
+        assert_eq!(f.state(), State::Idle);
+    }
+
+    #[test]
+    fn refused_capabilities_are_suppressed_once_and_only_the_refusable_ones() {
+        let refused = |data: Vec<u8>| {
+            Event::NotifMsg(Notification::open_error(
+                OpenErrorSubcode::UnsupportedCapability,
+                data,
+            ))
+        };
+        let mut f = Fsm::new(cfg(false), 1);
+        f.step(Event::ManualStart);
+        f.step(Event::TcpCrAcked);
+        // Route refresh, graceful restart (with a value), ADD-PATH (69: needed by nobody
+        // here, but not ours to leave out), 4-octet AS.
+        let a = f.step(refused(vec![
+            2, 0, 64, 2, 0, 120, 69, 4, 0, 1, 1, 1, 65, 4, 0, 0, 0, 1,
+        ]));
+        assert_eq!(a[0], Action::SuppressCapabilities(vec![2, 64, 65]));
+        assert_eq!(a[1], Action::DropConnection);
+        assert_eq!(f.state(), State::Idle);
+        assert_eq!(f.suppressed_capabilities(), &[2, 64, 65]);
+        // Again with one new code: only that one; a truncated entry still names its code.
+        f.step(Event::IdleHoldTimerExpires);
+        f.step(Event::TcpCrAcked);
+        let a = f.step(refused(vec![2, 0, 1, 4, 0]));
+        assert_eq!(a[0], Action::SuppressCapabilities(vec![1]));
+        assert_eq!(f.suppressed_capabilities(), &[2, 64, 65, 1]);
+        // Nothing new, or another NOTIFICATION with the same data: no suppression.
+        for e in [
+            refused(vec![2, 0]),
+            Event::NotifMsg(Notification::new(6, 2, vec![2, 0])),
+            Event::NotifMsg(Notification::open_error(
+                OpenErrorSubcode::UnsupportedOptionalParameter,
+                vec![64, 0],
+            )),
+        ] {
+            let mut g = f.clone();
+            g.step(Event::IdleHoldTimerExpires);
+            g.step(Event::TcpCrAcked);
+            let a = g.step(e);
+            assert_eq!(a[0], Action::DropConnection, "{a:?}");
+            assert_eq!(g.suppressed_capabilities(), &[2, 64, 65, 1]);
+        }
     }
 
     #[test]

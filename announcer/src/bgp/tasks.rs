@@ -21,10 +21,10 @@
 //! `TcpConnectionFails` event.
 
 use super::config::{Family, PeerConfig};
-use super::fsm::{collision_winner, Action, Event, Fsm, FsmConfig, Initiator, State, Timer};
+use super::fsm::{Action, Event, Fsm, FsmConfig, Incoming, State, Timer};
 use super::metrics::Metrics;
 use super::network::{apply_gtsm, connect};
-use super::packet::consts::{CapabilityCode, CeaseSubcode, HeaderErrorSubcode, OpenErrorSubcode};
+use super::packet::consts::{CeaseSubcode, HeaderErrorSubcode};
 use super::packet::{self, Message, Notification, PeerOpen, UpdateCtx};
 use super::rib::{AdjRibOut, RouteTable};
 use super::PeerShared;
@@ -90,7 +90,6 @@ struct Conn {
     reader: FramedRead<OwnedReadHalf, packet::BgpFraming>,
     writer: OwnedWriteHalf,
     local: IpAddr,
-    initiator: Initiator,
 }
 
 /// Inputs the select loop turns into FSM events or work.
@@ -130,11 +129,11 @@ pub struct Session {
     refresh: Vec<Family>,
     /// When to send the pending table changes.
     sync_at: Option<Instant>,
+    /// The incoming connection of the [`Event::IncomingConnection`] being handled.
+    arrived: Option<TcpStream>,
     /// A colliding incoming connection kept until the peer's OPEN on the current (outgoing)
-    /// connection tells its BGP identifier (RFC 4271 §6.8; `accept_incoming` peers only).
+    /// connection tells its BGP identifier ([`Action::HoldIncoming`]).
     held: Option<TcpStream>,
-    /// The incoming connection that won a collision, attached once the loser is dropped.
-    switch_to: Option<TcpStream>,
 }
 
 impl std::fmt::Debug for Session {
@@ -178,9 +177,11 @@ impl Session {
         let p = &init.peer;
         let fsm = Fsm::new(
             FsmConfig {
+                router_id: init.router_id,
                 hold_time: p.hold_time,
                 keepalive: p.keepalive,
                 passive: p.passive,
+                accept_incoming: p.accept_incoming,
                 connect_retry: CONNECT_RETRY,
                 backoff: p.connect_retry,
             },
@@ -207,8 +208,8 @@ impl Session {
             suppress: Vec::new(),
             refresh: Vec::new(),
             sync_at: None,
+            arrived: None,
             held: None,
-            switch_to: None,
             init,
         }
     }
@@ -233,12 +234,6 @@ impl Session {
             }
             if self.fsm.is_stopped() {
                 break;
-            }
-            if let Some(s) = self.switch_to.take() {
-                if self.conn.is_none() && self.fsm.state() == State::Active {
-                    self.take_incoming(s);
-                    continue;
-                }
             }
             let established = self.fsm.state() == State::Established;
             let sync_at = self.sync_at;
@@ -353,7 +348,7 @@ impl Session {
             Input::Frame(Ok(frame)) => self.received(&frame),
             Input::Connected(Ok(stream)) => {
                 if self.fsm.state() == State::Connect {
-                    match self.attach(stream, Initiator::Local) {
+                    match self.attach(stream) {
                         Ok(()) => self.pending.push_back(Event::TcpCrAcked),
                         Err(e) => {
                             self.note_error(format!("socket setup: {e}"));
@@ -369,54 +364,10 @@ impl Session {
                 self.pending.push_back(Event::TcpConnectionFails);
             }
             Input::Incoming(stream) => {
-                let st = self.fsm.state();
-                let p = &self.init.peer;
-                let ours = self
-                    .conn
-                    .as_ref()
-                    .is_some_and(|c| c.initiator == Initiator::Local);
-                if p.accept_incoming && !p.passive {
-                    match st {
-                        State::Connect if self.conn.is_none() => {
-                            // Our attempt is still in flight: take the peer's connection.
-                            debug!("incoming connection while connecting: taking it");
-                            self.connecting = None;
-                            self.take_incoming(stream);
-                            return;
-                        }
-                        State::OpenSent if ours => {
-                            debug!("colliding incoming connection held until the peer's OPEN");
-                            if let Some(old) = self.held.replace(stream) {
-                                self.reject_collision(old);
-                            }
-                            return;
-                        }
-                        State::OpenConfirm if ours => {
-                            if let Some(id) = self.peer_open.as_ref().map(|o| o.bgp_id) {
-                                self.resolve_collision(stream, id);
-                                return;
-                            }
-                        }
-                        _ => {}
-                    }
-                }
-                if self.conn.is_some() || !matches!(st, State::Active | State::Idle) {
-                    debug!("refusing a second connection from the peer");
-                    return;
-                }
-                if st == State::Idle {
-                    // A passive peer may connect during our backoff: take it.
-                    self.timers[timer_index(Timer::IdleHold)] = None;
-                    self.handle(Event::AutomaticStartPassive).await;
-                }
-                if let Err(e) = apply_gtsm(&stream, &self.init.peer) {
-                    warn!(error = %e, "cannot apply TTL security to accepted connection");
-                    return;
-                }
-                match self.attach(stream, Initiator::Remote) {
-                    Ok(()) => self.pending.push_back(Event::TcpConnectionConfirmed),
-                    Err(e) => self.note_error(format!("socket setup: {e}")),
-                }
+                // The FSM decides what becomes of it (accept, hold, reject or refuse).
+                self.arrived = Some(stream);
+                self.handle(Event::IncomingConnection).await;
+                self.arrived = None;
             }
             Input::TableChanged => self.sync_rib(false).await,
             Input::Ctl(SessionCtl::Stop(n)) => {
@@ -464,25 +415,9 @@ impl Session {
             warn!(error = %e, "cannot apply TTL security to accepted connection");
             return;
         }
-        match self.attach(stream, Initiator::Remote) {
+        match self.attach(stream) {
             Ok(()) => self.pending.push_back(Event::TcpConnectionConfirmed),
             Err(e) => self.note_error(format!("socket setup: {e}")),
-        }
-    }
-
-    /// RFC 4271 §6.8 with the peer's identifier known: keep the current (outgoing) connection
-    /// or switch to `incoming`.
-    fn resolve_collision(&mut self, incoming: TcpStream, remote_id: Ipv4Addr) {
-        match collision_winner(self.init.router_id, remote_id) {
-            Initiator::Local => {
-                info!(%remote_id, "connection collision: keeping our connection (higher BGP identifier)");
-                self.reject_collision(incoming);
-            }
-            Initiator::Remote => {
-                info!(%remote_id, "connection collision: keeping the peer's connection (higher BGP identifier)");
-                self.pending.push_back(Event::OpenCollisionDump);
-                self.switch_to = Some(incoming);
-            }
         }
     }
 
@@ -499,7 +434,7 @@ impl Session {
         drop(s);
     }
 
-    fn attach(&mut self, stream: TcpStream, initiator: Initiator) -> io::Result<()> {
+    fn attach(&mut self, stream: TcpStream) -> io::Result<()> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?.ip().to_canonical();
         let (r, w) = stream.into_split();
@@ -507,7 +442,6 @@ impl Session {
             reader: FramedRead::new(r, packet::BgpFraming),
             writer: w,
             local,
-            initiator,
         });
         self.ctx = packet::parsing_context(true);
         Ok(())
@@ -565,13 +499,6 @@ impl Session {
                     ) {
                         Ok(p) => {
                             info!(peer_id = %p.bgp_id, hold = p.hold_time, families = ?p.families, asn4 = p.asn4, "OPEN accepted");
-                            if let Some(held) = self.held.take() {
-                                self.resolve_collision(held, p.bgp_id);
-                                if self.switch_to.is_some() {
-                                    // This connection loses: OpenCollisionDump is queued.
-                                    return;
-                                }
-                            }
                             self.ctx = packet::parsing_context(p.asn4);
                             let ev = Event::BgpOpen((&p).into());
                             self.peer_open = Some(p);
@@ -585,6 +512,7 @@ impl Session {
                 } else {
                     Event::BgpOpen(super::fsm::OpenParams {
                         peer_hold_time: o.hold_time(),
+                        bgp_id: o.bgp_id(),
                     })
                 }
             }
@@ -602,26 +530,6 @@ impl Session {
                 warn!(notification = %n.describe(), "NOTIFICATION received");
                 self.metrics.notification(&peer, false, n.code, n.subcode);
                 self.note_error(format!("received {}", n.describe()));
-                let unsupported =
-                    Notification::open_error(OpenErrorSubcode::UnsupportedCapability, vec![]);
-                if (n.code, n.subcode) == (unsupported.code, unsupported.subcode) {
-                    let refusable = [
-                        CapabilityCode::MultiProtocol,
-                        CapabilityCode::RouteRefresh,
-                        CapabilityCode::GracefulRestart,
-                        CapabilityCode::FourOctetAs,
-                    ]
-                    .map(u8::from);
-                    for code in packet::unsupported_capabilities(&n.data) {
-                        if refusable.contains(&code) && !self.suppress.contains(&code) {
-                            info!(
-                                capability = code,
-                                "peer refused capability: not sending it again"
-                            );
-                            self.suppress.push(code);
-                        }
-                    }
-                }
                 if (n.code, n.subcode) == (2, 1) {
                     Event::NotifMsgVerErr(n)
                 } else {
@@ -702,9 +610,6 @@ impl Session {
                     .await;
             }
             Action::DropConnection => {
-                if let Some(s) = self.held.take() {
-                    self.reject_collision(s);
-                }
                 if let Some(mut c) = self.conn.take() {
                     let _ = tokio::time::timeout(Duration::from_secs(1), c.writer.shutdown()).await;
                 }
@@ -732,6 +637,34 @@ impl Session {
                 debug!(prefixes = announce.len(), families = ?fams, "answering ROUTE-REFRESH");
                 self.send_diff(&announce, &[]).await;
             }
+            Action::AcceptIncoming(which) => {
+                if let Some(s) = self.incoming_conn(which) {
+                    self.take_incoming(s);
+                }
+            }
+            Action::HoldIncoming => self.held = self.arrived.take(),
+            Action::RejectIncoming(which) => {
+                if let Some(s) = self.incoming_conn(which) {
+                    self.reject_collision(s);
+                }
+            }
+            Action::RefuseIncoming => self.arrived = None,
+            Action::SuppressCapabilities(codes) => {
+                for code in codes {
+                    info!(
+                        capability = code,
+                        "peer refused capability: not sending it again"
+                    );
+                    self.suppress.push(code);
+                }
+            }
+        }
+    }
+
+    fn incoming_conn(&mut self, which: Incoming) -> Option<TcpStream> {
+        match which {
+            Incoming::New => self.arrived.take(),
+            Incoming::Held => self.held.take(),
         }
     }
 
