@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use super::BgpError;
+use super::error::BgpError;
 
 /// `[announcer.bgp]`: the local speaker and its peers.
 ///
