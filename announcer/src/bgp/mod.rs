@@ -72,6 +72,7 @@
 //!   refused (RFC 5492) are offered again once.
 
 pub mod config;
+mod duration;
 pub mod error;
 pub mod fsm;
 pub mod metrics;
