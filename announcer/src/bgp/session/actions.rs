@@ -18,6 +18,8 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 
 impl Session {
+    /// Carry out one action of [`crate::bgp::fsm::Fsm::step`]; results that are events (a
+    /// connection set up, a write that failed) are queued in `pending`.
     pub(super) async fn act(&mut self, a: Action) {
         match a {
             Action::Connect => {
@@ -98,16 +100,16 @@ impl Session {
         }
     }
 
-    pub(super) fn incoming_conn(&mut self, which: Incoming) -> Option<TcpStream> {
+    fn incoming_conn(&mut self, which: Incoming) -> Option<TcpStream> {
         match which {
             Incoming::New => self.arrived.take(),
             Incoming::Held => self.held.take(),
         }
     }
 
-    /// Use an incoming connection of an `accept_incoming` peer (our own attempt was dropped, or
-    /// it won a collision): GTSM, attach, TcpConnectionConfirmed.
-    pub(super) fn take_incoming(&mut self, stream: TcpStream) {
+    /// Make an incoming connection the session's ([`Action::AcceptIncoming`]): GTSM, attach,
+    /// then TcpConnectionConfirmed. One that cannot be set up is dropped; the FSM keeps waiting.
+    fn take_incoming(&mut self, stream: TcpStream) {
         if let Err(e) = apply_gtsm(&stream, &self.init.peer) {
             warn!(error = %e, "cannot apply TTL security to accepted connection");
             return;
@@ -120,7 +122,7 @@ impl Session {
 
     /// Close a connection that lost a collision, with Cease / Connection Collision Resolution
     /// (best effort: one non-blocking write of 21 bytes into an empty send buffer).
-    pub(super) fn reject_collision(&self, s: TcpStream) {
+    fn reject_collision(&self, s: TcpStream) {
         let n = Notification::cease(CeaseSubcode::ConnectionCollisionResolution);
         if let Ok(b) = packet::encode_notification(&n) {
             if s.try_write(&b).is_ok() {
@@ -131,6 +133,7 @@ impl Session {
         drop(s);
     }
 
+    /// Make `stream` the session's connection (framed reads, a fresh parsing context).
     pub(super) fn attach(&mut self, stream: TcpStream) -> io::Result<()> {
         stream.set_nodelay(true)?;
         let local = stream.local_addr()?.ip().to_canonical();

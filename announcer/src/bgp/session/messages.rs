@@ -107,7 +107,8 @@ impl Session {
         self.pending.push_back(ev);
     }
 
-    pub(super) fn negotiated(&self) -> Vec<Family> {
+    /// Families both sides offered in their OPENs (none before the peer's OPEN).
+    fn negotiated(&self) -> Vec<Family> {
         self.peer_open
             .as_ref()
             .map(|p| p.families.clone())
@@ -145,7 +146,8 @@ impl Session {
         self.set_prefix_status();
     }
 
-    pub(super) fn update_ctx(&self) -> UpdateCtx {
+    /// What the UPDATEs of this session depend on: iBGP or eBGP, 4-octet AS, next hops.
+    fn update_ctx(&self) -> UpdateCtx {
         let p = &self.init.peer;
         let local = self.conn.as_ref().map(|c| c.local);
         let (nh_v4, nh_v6) = nexthop::next_hops(p, local, &nexthop::interface_v6_addrs());
@@ -158,6 +160,7 @@ impl Session {
         }
     }
 
+    /// Send announcements and withdrawals as packed UPDATEs, stopping if the connection fails.
     pub(super) async fn send_diff(
         &mut self,
         announce: &[(ipnet::IpNet, RouteAttrs)],
@@ -183,6 +186,8 @@ impl Session {
         }
     }
 
+    /// Encode and write one message within [`WRITE_TIMEOUT`]; a failed or timed-out write drops
+    /// the connection and queues `TcpConnectionFails`.
     pub(super) async fn send(&mut self, m: &BgpMessage, kind: &'static str) {
         let Some(c) = self.conn.as_mut() else { return };
         let bytes = match packet::encode(m) {

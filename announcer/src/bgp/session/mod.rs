@@ -140,7 +140,7 @@ impl std::fmt::Debug for Session {
     }
 }
 
-pub(super) fn timer_index(t: Timer) -> usize {
+fn timer_index(t: Timer) -> usize {
     match t {
         Timer::ConnectRetry => 0,
         Timer::Hold => 1,
@@ -402,7 +402,7 @@ impl Session {
             }
         }
     }
-    pub(super) async fn handle(&mut self, ev: Event) {
+    async fn handle(&mut self, ev: Event) {
         let before = self.fsm.state();
         debug!(state = before.as_str(), event = ?ev, "FSM event");
         let actions = self.fsm.step(ev);
@@ -420,13 +420,13 @@ impl Session {
         }
     }
 
-    pub(super) fn note_error(&self, e: String) {
+    fn note_error(&self, e: String) {
         if let Ok(mut s) = self.shared.lock() {
             s.last_error = Some(e);
         }
     }
 
-    pub(super) fn set_prefix_status(&self) {
+    fn set_prefix_status(&self) {
         for f in &self.families {
             self.metrics
                 .set_prefixes(&self.init.peer.name, *f, self.rib.count(*f));
