@@ -1,6 +1,6 @@
 //! The errors of starting and reconfiguring the speaker.
 
-/// Errors of [`Speaker::start`].
+/// Errors of [`super::Speaker::start`] and [`super::SpeakerHandle::reconfigure`].
 #[derive(Debug, thiserror::Error)]
 pub enum BgpError {
     /// The configuration is inconsistent (the message names the key).

@@ -16,10 +16,10 @@
 //!        └── peer_states / wait_established ◀── watch<State> + Mutex<PeerShared> + metrics ───────┘
 //! ```
 //!
-//! - The listener task ([`listener`], body in [`super::network`]) accepts connections on
+//! - The listener task (`listener`, body in [`super::network`]) accepts connections on
 //!   `listen`, refuses addresses that are not passive or `accept_incoming` peers, and hands the
 //!   others to their session.
-//! - One session task per peer ([`session`], body in [`super::session`]) runs the FSM and owns
+//! - One session task per peer (`session`, body in [`super::session`]) runs the FSM and owns
 //!   the peer's connection, timers and Adj-RIB-Out.
 //!
 //! The speaker ([`super::speaker`]) spawns both, on the runtime it was started in, and keeps

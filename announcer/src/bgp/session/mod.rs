@@ -3,7 +3,7 @@
 //! [`Session::run`] is the task ([`super::tasks`] spawns it). Its select loop turns shutdown,
 //! reconfiguration commands ([`SessionCtl`]), incoming connections from the listener, the four
 //! timers, table changes, socket reads and the connect attempt into FSM [`Event`]s;
-//! [`Fsm::step`] decides, and the submodules carry the [`Action`]s out:
+//! [`Fsm::step`] decides, and the submodules carry the [`Action`](super::fsm::Action)s out:
 //! - `actions`: connect, drop, timers, the incoming connections the FSM accepts, holds or
 //!   rejects, the Adj-RIB-Out sends it asks for;
 //! - `messages`: message I/O, from a received frame to its event, and every write (OPEN,
@@ -12,7 +12,7 @@
 //! The task owns the connection (a `FramedRead` over the read half plus the write half), the
 //! four timers (as deadlines on tokio's clock, so tests can pause time), and the session's
 //! Adj-RIB-Out. A failed write is a `TcpConnectionFails` event. What the speaker's handle reads
-//! (state, uptime, prefixes sent, last error) goes out through a `watch` and [`PeerShared`].
+//! (state, uptime, prefixes sent, last error) goes out through a `watch` and `PeerShared`.
 
 use super::config::{Family, PeerConfig};
 use super::fsm::{Event, Fsm, FsmConfig, State, Timer};
