@@ -570,18 +570,14 @@ impl Fsm {
             return self.incoming();
         }
         // A refused capability is left out of later OPENs whatever the state.
-        let mut suppress = Vec::new();
+        let mut a = Vec::new();
         if let E::NotifMsg(n) | E::NotifMsgVerErr(n) = &event {
             let codes = self.refused_capabilities(n);
             if !codes.is_empty() {
-                suppress.push(Action::SuppressCapabilities(codes));
+                a.push(Action::SuppressCapabilities(codes));
             }
         }
-        let mut a = self.transition(event);
-        if !suppress.is_empty() {
-            suppress.append(&mut a);
-            a = suppress;
-        }
+        a.extend(self.transition(event));
         a
     }
 
