@@ -286,6 +286,31 @@ fn bad_cases(f: &Fixture) -> Vec<Bad> {
             format!("{BGP}{}", PEER.replace("max = 1.0", "max = 1e300")),
             "connect_retry needs",
         ),
+        bad(
+            "connect_retry past 1h as a duration string",
+            format!("{BGP}{}", PEER.replace("max = 1.0", "max = \"1h 1s\"")),
+            "connect_retry needs",
+        ),
+        bad(
+            "hold_time not whole seconds",
+            format!("{BGP}{PEER}hold_time = \"1500ms\"\n"),
+            "hold_time: \"1500ms\" is not a whole number of seconds",
+        ),
+        bad(
+            "hold_time string below 3 s",
+            format!("{BGP}{PEER}hold_time = \"2s\"\n"),
+            "announcer.bgp.peers[r1].hold_time must be 0 or at least 3",
+        ),
+        bad(
+            "hold_time not a duration",
+            format!("{BGP}{PEER}hold_time = \"soon\"\n"),
+            "hold_time: bad duration \"soon\"",
+        ),
+        bad(
+            "restart_time string past 4095 s",
+            format!("{BGP}{PEER}graceful_restart = {{ restart_time = \"2h\" }}\n"),
+            "graceful_restart.restart_time must be at most 4095",
+        ),
         // Defect 2 and 7: what run loads at start.
         bad(
             "web config missing",
@@ -559,6 +584,14 @@ fn good_cases(f: &Fixture) -> Vec<Good> {
                 "{BGP}{PEER}{}{}",
                 group("net", "\"192.0.2.0/24\"", ""),
                 group("host", "\"192.0.2.10/32\", \"2001:db8::10/128\"", "")
+            ),
+        ),
+        good(
+            "BGP timers as duration strings",
+            format!(
+                "{BGP}{}hold_time = \"1m 30s\"\nkeepalive = \"30s\"\n\
+                 graceful_restart = {{ restart_time = \"1h 8m 15s\" }}\n",
+                PEER.replace("min = 0.2, max = 1.0", "min = \"200ms\", max = \"1s\"")
             ),
         ),
         good(

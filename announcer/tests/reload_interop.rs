@@ -272,7 +272,7 @@ fn bird_hold_time_change_resets_only_that_peer() {
 /// finished the handshake on our connection within a millisecond, so it was the latter; when
 /// a collision is seen, the connection opened by BIRD (identifier 192.0.2.2, higher than our
 /// 192.0.2.1) must be the one kept. The collision paths themselves are covered
-/// deterministically by the scripted-peer tests in `bgp::tasks`.
+/// deterministically by the scripted-peer tests in `bgp::session`.
 #[test]
 fn bird_connecting_too_settles_on_one_connection() {
     use nix::sys::signal::Signal;

@@ -5,7 +5,8 @@ use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use super::BgpError;
+use super::duration;
+use super::error::BgpError;
 
 /// `[announcer.bgp]`: the local speaker and its peers.
 ///
@@ -76,15 +77,21 @@ pub struct PeerConfig {
     pub accept_incoming: bool,
     /// Proposed hold time in seconds; 0 disables keepalives, otherwise 3 to 65535 (the OPEN
     /// field's size). The session uses the smaller of both sides' values. Default: 90.
-    #[serde(default = "default_hold_time")]
+    /// Written as a number of seconds (`90`) or a duration string of whole seconds (`"90s"`,
+    /// `"1m 30s"`).
+    #[serde(
+        default = "default_hold_time",
+        deserialize_with = "duration::hold_time"
+    )]
     pub hold_time: u16,
     /// Keepalive interval in seconds. Default: one third of the negotiated hold time. A value
-    /// larger than a third of the negotiated hold time is lowered to that third.
-    #[serde(default)]
+    /// larger than a third of the negotiated hold time is lowered to that third. Written as a
+    /// number of seconds or a duration string of whole seconds (`"30s"`).
+    #[serde(default, deserialize_with = "duration::keepalive")]
     pub keepalive: Option<u16>,
     /// Exponential backoff (with jitter) before reconnecting after a failed connection attempt
     /// or a session failure, in seconds: 0 < min <= max <= [`MAX_CONNECT_RETRY`] (one hour).
-    /// Default: `{ min = 1.0, max = 60.0 }`.
+    /// Default: `{ min = 1.0, max = 60.0 }`, the same as `{ min = "1s", max = "1m" }`.
     #[serde(default)]
     pub connect_retry: Backoff,
     /// TCP MD5 signature password (RFC 2385). Default: none.
@@ -148,9 +155,11 @@ fn default_hold_time() -> u16 {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Backoff {
-    /// First delay, in seconds. Default: 1.
+    /// First delay, in seconds (a number, or a duration string such as `"500ms"`). Default: 1.
+    #[serde(deserialize_with = "duration::backoff_min")]
     pub min: f64,
-    /// Largest delay, in seconds. Default: 60.
+    /// Largest delay, in seconds (a number, or a duration string such as `"1m"`). Default: 60.
+    #[serde(deserialize_with = "duration::backoff_max")]
     pub max: f64,
 }
 
@@ -217,7 +226,9 @@ impl Family {
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct GracefulRestart {
-    /// Restart time advertised to the peer, in seconds (max 4095). Default: 120.
+    /// Restart time advertised to the peer, in seconds (max 4095). Default: 120. Written as a
+    /// number of seconds or a duration string of whole seconds (`"2m"`).
+    #[serde(deserialize_with = "duration::restart_time")]
     pub restart_time: u16,
 }
 
@@ -531,6 +542,191 @@ mod tests {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains("connect_retry") && e.contains("3600"), "{e}");
         }
+    }
+
+    /// One peer with `keys` added, parsed (not validated).
+    fn peer_with(keys: &str) -> Result<PeerConfig, String> {
+        toml::from_str(&format!(
+            "name = \"a\"\naddress = \"192.0.2.2\"\nremote_as = 65002\n{keys}"
+        ))
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn timers_take_seconds_or_duration_strings_alike() {
+        let numbers = peer_with(
+            "hold_time = 90\nkeepalive = 30\nconnect_retry = { min = 0.5, max = 120 }\n\
+             graceful_restart = { restart_time = 120 }\n",
+        )
+        .unwrap();
+        for strings in [
+            "hold_time = \"90s\"\nkeepalive = \"30s\"\n\
+             connect_retry = { min = \"500ms\", max = \"2m\" }\n\
+             graceful_restart = { restart_time = \"2m\" }\n",
+            "hold_time = \"1m 30s\"\nkeepalive = \"30 s\"\n\
+             connect_retry = { min = \"500 ms\", max = \"120s\" }\n\
+             graceful_restart = { restart_time = \"120s\" }\n",
+        ] {
+            assert_eq!(peer_with(strings).unwrap(), numbers, "{strings}");
+        }
+        // Mixed forms, and the defaults when absent.
+        let p = peer_with("hold_time = \"9s\"\nconnect_retry = { max = 30 }\n").unwrap();
+        assert_eq!(p.hold_time, 9);
+        assert_eq!(p.keepalive, None);
+        assert_eq!(
+            p.connect_retry,
+            Backoff {
+                min: 1.0,
+                max: 30.0
+            }
+        );
+        let p = peer_with("connect_retry = { min = \"250ms\" }\n").unwrap();
+        assert_eq!(
+            p.connect_retry,
+            Backoff {
+                min: 0.25,
+                max: 60.0
+            }
+        );
+        assert_eq!(
+            peer_with("").unwrap(),
+            PeerConfig::new("a", "192.0.2.2".parse().unwrap(), 65002)
+        );
+        let gr: GracefulRestart = toml::from_str("").unwrap();
+        assert_eq!(gr, GracefulRestart::default());
+        // Zero is a duration too: hold_time "0s" turns keepalives off as 0 does.
+        assert_eq!(peer_with("hold_time = \"0s\"\n").unwrap().hold_time, 0);
+    }
+
+    #[test]
+    fn timer_strings_that_do_not_fit_are_refused_naming_the_key() {
+        for (keys, expect) in [
+            (
+                "hold_time = \"1500ms\"\n",
+                "hold_time: \"1500ms\" is not a whole number of seconds (the OPEN carries whole seconds)",
+            ),
+            (
+                "keepalive = \"2500ms\"\n",
+                "keepalive: \"2500ms\" is not a whole number of seconds",
+            ),
+            (
+                "graceful_restart = { restart_time = \"2m 1ms\" }\n",
+                "graceful_restart.restart_time: \"2m 1ms\" is not a whole number of seconds",
+            ),
+            (
+                "hold_time = \"19h\"\n",
+                "hold_time: \"19h\" is more than 65535 seconds",
+            ),
+            (
+                "hold_time = \"5 parsecs\"\n",
+                "hold_time: bad duration \"5 parsecs\"",
+            ),
+            (
+                "connect_retry = { min = \"soon\" }\n",
+                "connect_retry.min: bad duration \"soon\"",
+            ),
+            (
+                "connect_retry = { max = \"600000000000y\" }\n",
+                "connect_retry.max: bad duration",
+            ),
+            // Numbers are refused as before (a u16 field).
+            ("hold_time = 70000\n", "invalid value: integer `70000`, expected u16"),
+            ("keepalive = -1\n", "invalid value: integer `-1`, expected u16"),
+            ("hold_time = 1.5\n", "invalid type: floating point `1.5`, expected u16"),
+            ("hold_time = true\n", "a number of seconds or a duration string such as \"90s\""),
+        ] {
+            let e = peer_with(keys).expect_err(keys);
+            assert!(e.contains(expect), "{keys}: {e}");
+        }
+    }
+
+    #[test]
+    fn timer_strings_get_the_bounds_of_numbers() {
+        let with = |keys: &str| BgpConfig {
+            router_id: "192.0.2.1".parse().unwrap(),
+            local_as: 65001,
+            listen: default_listen(),
+            peers: vec![peer_with(keys).unwrap()],
+        };
+        for (keys, expect) in [
+            (
+                "hold_time = \"2s\"",
+                "announcer.bgp.peers[a].hold_time must be 0 or at least 3",
+            ),
+            (
+                "hold_time = 2",
+                "announcer.bgp.peers[a].hold_time must be 0 or at least 3",
+            ),
+            (
+                "keepalive = \"0s\"",
+                "announcer.bgp.peers[a].keepalive must be at least 1",
+            ),
+            (
+                "graceful_restart = { restart_time = \"1h 8m 16s\" }",
+                "graceful_restart.restart_time must be at most 4095",
+            ),
+            (
+                "connect_retry = { max = \"1h 1s\" }",
+                "connect_retry needs 0 < min <= max <= 3600",
+            ),
+            (
+                "connect_retry = { min = \"0s\" }",
+                "connect_retry needs 0 < min <= max <= 3600",
+            ),
+            (
+                "connect_retry = { max = \"500000000000y\" }",
+                "connect_retry needs 0 < min <= max <= 3600",
+            ),
+            (
+                "connect_retry = { min = \"2m\", max = \"1m\" }",
+                "connect_retry needs",
+            ),
+        ] {
+            let e = with(keys).validate().unwrap_err().to_string();
+            assert!(e.contains(expect), "{keys}: {e}");
+        }
+        with("hold_time = \"3s\"\nkeepalive = \"1s\"\nconnect_retry = { max = \"1h\" }\ngraceful_restart = { restart_time = \"1h 8m 15s\" }")
+            .validate()
+            .unwrap();
+    }
+
+    /// The commented `[[announcer.bgp.peers]]` reference in config/ipvs-herald.toml documents the
+    /// built-in timer defaults.
+    #[test]
+    fn documented_timer_defaults_are_the_built_in_ones() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/ipvs-herald.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let block: Vec<&str> = text
+            .lines()
+            .skip_while(|l| *l != "# [[announcer.bgp.peers]]")
+            .skip(1)
+            .take_while(|l| l.starts_with("# "))
+            .filter(|l| !l.starts_with("#  "))
+            .map(|l| &l[2..])
+            .collect();
+        assert!(block.len() > 15, "no commented peer found: {block:?}");
+        let documented: PeerConfig =
+            toml::from_str(&block.join("\n")).unwrap_or_else(|e| panic!("{e}"));
+        let built_in = PeerConfig::new("x", "192.0.2.1".parse().unwrap(), 65000);
+        assert_eq!(documented.hold_time, built_in.hold_time);
+        assert_eq!(documented.connect_retry, built_in.connect_retry);
+        assert_eq!(
+            documented.graceful_restart,
+            Some(GracefulRestart::default())
+        );
+        // keepalive's default is "a third of the hold time": the example is that third.
+        assert_eq!(documented.keepalive, Some(built_in.hold_time / 3));
+        // The string forms given in the comments are the same values.
+        let strings = peer_with(
+            "hold_time = \"90s\"\nkeepalive = \"30s\"\nconnect_retry = { min = \"1s\", max = \"1m\" }\n\
+             graceful_restart = { restart_time = \"2m\" }\n",
+        )
+        .unwrap();
+        assert_eq!(strings.hold_time, documented.hold_time);
+        assert_eq!(strings.keepalive, documented.keepalive);
+        assert_eq!(strings.connect_retry, documented.connect_retry);
+        assert_eq!(strings.graceful_restart, documented.graceful_restart);
     }
 
     #[test]

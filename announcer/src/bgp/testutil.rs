@@ -7,6 +7,7 @@ use netgauze_bgp_pkt::capabilities::{
     BgpCapability, FourOctetAsCapability, MultiProtocolExtensionsCapability,
 };
 use netgauze_bgp_pkt::open::{BgpOpenMessage, BgpOpenMessageParameter};
+use netgauze_bgp_pkt::wire::deserializer::BgpMessageParsingError;
 use netgauze_bgp_pkt::BgpMessage;
 use netgauze_iana::address_family::AddressType;
 use std::io;
@@ -109,11 +110,11 @@ impl RawMsg {
     }
 
     /// Decode with netgauze (4-octet AS context).
-    pub fn parse(&self) -> Result<BgpMessage, String> {
+    pub fn parse(&self) -> Result<BgpMessage, BgpMessageParsingError> {
         use netgauze_parse_utils::reader::SliceReader;
         use netgauze_parse_utils::traits::ParseFromWithOneInput;
         let mut ctx = packet::parsing_context(true);
-        BgpMessage::parse(&mut SliceReader::new(&self.bytes), &mut ctx).map_err(|e| e.to_string())
+        BgpMessage::parse(&mut SliceReader::new(&self.bytes), &mut ctx)
     }
 }
 

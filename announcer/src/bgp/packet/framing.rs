@@ -11,6 +11,7 @@ use super::consts::{HeaderErrorSubcode, MessageType, HEADER_LEN, MAX_MESSAGE_LEN
 use super::notification::Notification;
 use bytes::{Buf, BytesMut};
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
+use netgauze_bgp_pkt::wire::serializer::BgpMessageWritingError;
 use netgauze_bgp_pkt::BgpMessage;
 use netgauze_parse_utils::WritablePdu;
 use std::collections::HashMap;
@@ -162,15 +163,20 @@ pub fn parsing_context(asn4: bool) -> BgpParsingContext {
     )
 }
 
+/// A message netgauze's serializer refuses to write (e.g. longer than the message type allows).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(transparent)]
+pub struct EncodeError(#[from] BgpMessageWritingError);
+
 /// Encode a NOTIFICATION message.
-pub fn encode_notification(n: &Notification) -> Result<Vec<u8>, String> {
+pub fn encode_notification(n: &Notification) -> Result<Vec<u8>, EncodeError> {
     encode(&BgpMessage::Notification(n.to_netgauze()))
 }
 
 /// Encode one message.
-pub fn encode(msg: &BgpMessage) -> Result<Vec<u8>, String> {
+pub fn encode(msg: &BgpMessage) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(msg.len());
-    msg.write(&mut out).map_err(|e| e.to_string())?;
+    msg.write(&mut out)?;
     Ok(out)
 }
 

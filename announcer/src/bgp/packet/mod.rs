@@ -25,12 +25,12 @@ mod update;
 pub use consts::{AS_TRANS, HEADER_LEN, MAX_MESSAGE_LEN};
 pub use decode::{decode, Message};
 pub use framing::{
-    advance, encode, encode_notification, parsing_context, BgpFraming, DecodeError, ErrorKind,
-    FramingError,
+    advance, encode, encode_notification, parsing_context, BgpFraming, DecodeError, EncodeError,
+    ErrorKind, FramingError,
 };
 pub use notification::Notification;
 pub use open::{afi_safi, build_open, check_open, unsupported_capabilities, LocalOpen, PeerOpen};
-pub use update::{build_updates, end_of_rib, family_of_afi, UpdateCtx};
+pub use update::{build_updates, end_of_rib, family_of_afi, BuildError, UpdateCtx};
 
 /// Test helpers shared by the packet modules' unit tests.
 #[cfg(test)]

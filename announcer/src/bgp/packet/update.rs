@@ -5,7 +5,7 @@
 //! malformed MP_REACH/MP_UNREACH, reset the session).
 
 use super::consts::{AttrType, AS_TRANS, ATTR_FLAG_EXTENDED_LENGTH, HEADER_LEN, MAX_MESSAGE_LEN};
-use super::framing::encode;
+use super::framing::{encode, EncodeError};
 use crate::bgp::config::Family;
 use crate::bgp::rib::{Origin, RouteAttrs};
 use ipnet::IpNet;
@@ -13,8 +13,8 @@ use netgauze_bgp_pkt::community::{Community, LargeCommunity};
 use netgauze_bgp_pkt::nlri::{Ipv4Unicast, Ipv4UnicastAddress, Ipv6Unicast, Ipv6UnicastAddress};
 use netgauze_bgp_pkt::path_attribute::{
     As2PathSegment, As4Path, As4PathSegment, AsPath, AsPathSegmentType, Communities,
-    LargeCommunities, LocalPreference, MpReach, MpUnreach, MultiExitDiscriminator, NextHop,
-    Origin as NgOrigin, PathAttribute, PathAttributeValue,
+    InvalidPathAttribute, LargeCommunities, LocalPreference, MpReach, MpUnreach,
+    MultiExitDiscriminator, NextHop, Origin as NgOrigin, PathAttribute, PathAttributeValue,
 };
 use netgauze_bgp_pkt::update::BgpUpdateMessage;
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
@@ -39,14 +39,44 @@ pub struct UpdateCtx {
     pub nh_v6: Option<(Ipv6Addr, Option<Ipv6Addr>)>,
 }
 
+/// Why UPDATEs (or an End-of-RIB marker) could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// netgauze refused an attribute's flags for its value.
+    #[error("cannot build {what} {value:?}: {reason:?}")]
+    Attribute {
+        /// `path attribute`, `MP_REACH` or `MP_UNREACH`.
+        what: &'static str,
+        /// The attribute value.
+        value: Box<PathAttributeValue>,
+        /// netgauze's objection.
+        reason: InvalidPathAttribute,
+    },
+    /// A message could not be encoded to measure it.
+    #[error(transparent)]
+    Encode(#[from] EncodeError),
+}
+
+impl BuildError {
+    fn attribute(
+        what: &'static str,
+    ) -> impl Fn((PathAttributeValue, InvalidPathAttribute)) -> Self {
+        move |(value, reason)| BuildError::Attribute {
+            what,
+            value: Box::new(value),
+            reason,
+        }
+    }
+}
+
 fn attr(
     optional: bool,
     transitive: bool,
     value_len: usize,
     v: PathAttributeValue,
-) -> Result<PathAttribute, String> {
+) -> Result<PathAttribute, BuildError> {
     PathAttribute::from(optional, transitive, false, value_len > 255, v)
-        .map_err(|(v, e)| format!("cannot build path attribute {v:?}: {e:?}"))
+        .map_err(BuildError::attribute("path attribute"))
 }
 
 fn as_segments(path: &[u32]) -> Vec<Vec<u32>> {
@@ -54,7 +84,7 @@ fn as_segments(path: &[u32]) -> Vec<Vec<u32>> {
 }
 
 /// Path attributes (without MP_REACH and NEXT_HOP) for one attribute set.
-fn common_attrs(ctx: &UpdateCtx, a: &RouteAttrs) -> Result<Vec<PathAttribute>, String> {
+fn common_attrs(ctx: &UpdateCtx, a: &RouteAttrs) -> Result<Vec<PathAttribute>, BuildError> {
     let mut out = Vec::new();
     let origin = match a.origin {
         Origin::Igp => NgOrigin::IGP,
@@ -198,22 +228,23 @@ fn v6_nlri(ps: &[IpNet]) -> Vec<Ipv6UnicastAddress> {
         .collect()
 }
 
-fn mp_reach_v6(nh: (Ipv6Addr, Option<Ipv6Addr>), ps: &[IpNet]) -> Result<PathAttribute, String> {
+fn mp_reach_v6(
+    nh: (Ipv6Addr, Option<Ipv6Addr>),
+    ps: &[IpNet],
+) -> Result<PathAttribute, BuildError> {
     let v = PathAttributeValue::MpReach(MpReach::Ipv6Unicast {
         next_hop_global: nh.0,
         next_hop_local: nh.1,
         nlri: v6_nlri(ps).into(),
     });
-    PathAttribute::from(true, false, false, true, v)
-        .map_err(|(v, e)| format!("cannot build MP_REACH {v:?}: {e:?}"))
+    PathAttribute::from(true, false, false, true, v).map_err(BuildError::attribute("MP_REACH"))
 }
 
-fn mp_unreach_v6(ps: &[IpNet]) -> Result<PathAttribute, String> {
+fn mp_unreach_v6(ps: &[IpNet]) -> Result<PathAttribute, BuildError> {
     let v = PathAttributeValue::MpUnreach(MpUnreach::Ipv6Unicast {
         nlri: v6_nlri(ps).into(),
     });
-    PathAttribute::from(true, false, false, true, v)
-        .map_err(|(v, e)| format!("cannot build MP_UNREACH {v:?}: {e:?}"))
+    PathAttribute::from(true, false, false, true, v).map_err(BuildError::attribute("MP_UNREACH"))
 }
 
 fn update(
@@ -231,7 +262,7 @@ pub fn build_updates(
     ctx: &UpdateCtx,
     announce: &[(IpNet, RouteAttrs)],
     withdraw: &[IpNet],
-) -> Result<Vec<BgpMessage>, String> {
+) -> Result<Vec<BgpMessage>, BuildError> {
     let mut out = Vec::new();
     let w4: Vec<IpNet> = withdraw
         .iter()
@@ -290,7 +321,7 @@ pub fn build_updates(
 }
 
 /// End-of-RIB marker (RFC 4724) for a family.
-pub fn end_of_rib(f: Family) -> Result<BgpMessage, String> {
+pub fn end_of_rib(f: Family) -> Result<BgpMessage, BuildError> {
     Ok(match f {
         Family::Ipv4 => update(vec![], vec![], vec![]),
         Family::Ipv6 => update(vec![], vec![mp_unreach_v6(&[])?], vec![]),

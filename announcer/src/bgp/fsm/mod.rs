@@ -11,15 +11,23 @@
 //!   automatic restart (event 3, or 5 for passive peers). A successful session resets the backoff.
 //! - Connection collision detection (§6.8) only for active peers that also accept incoming
 //!   connections (`accept_incoming`): the session keeps one connection and at most one
-//!   colliding incoming connection on hold; [`collision_winner`] decides which survives and
-//!   [`Event::OpenCollisionDump`] (event 23) drops the loser when it is the current one,
-//!   returning to Active for the winner, without counting a failure.
+//!   colliding incoming connection on hold ([`Event::IncomingConnection`],
+//!   [`Action::HoldIncoming`]); [`collision_winner`] decides which survives once the peer's
+//!   BGP identifier is known. When the current connection loses, the FSM does what RFC 4271
+//!   event 23 (OpenCollisionDump) does, returning to Active, and hands the session to the
+//!   incoming connection ([`Action::AcceptIncoming`]) without counting a failure.
+//! - An incoming connection during the IdleHold backoff starts the session at once (the
+//!   automatic start with passive TCP establishment, event 5).
+//! - Capabilities the peer refuses with an Unsupported Capability NOTIFICATION (RFC 5492 §5)
+//!   are left out of later OPENs ([`Action::SuppressCapabilities`]).
 //! - DelayOpen is not implemented: the OPEN is sent as soon as TCP is up.
 
 use super::config::Backoff;
-use super::packet::consts::{CeaseSubcode, FsmErrorSubcode};
-use super::packet::{DecodeError, ErrorKind, Notification, PeerOpen};
+use super::packet::consts::{CapabilityCode, CeaseSubcode, FsmErrorSubcode, OpenErrorSubcode};
+use super::packet::{unsupported_capabilities, DecodeError, ErrorKind, Notification, PeerOpen};
+use std::net::Ipv4Addr;
 use std::time::Duration;
+use tracing::{debug, info};
 
 /// Session states (RFC 4271 §8.2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,6 +88,8 @@ pub enum Timer {
 pub struct OpenParams {
     /// The peer's proposed hold time (already checked: 0 or ≥ 3).
     pub peer_hold_time: u16,
+    /// The peer's BGP identifier (decides a connection collision, RFC 4271 §6.8).
+    pub bgp_id: Ipv4Addr,
 }
 
 /// FSM input events (RFC 4271 §8.1; the number is the RFC's event number).
@@ -111,10 +121,11 @@ pub enum Event {
     BgpOpen(OpenParams),
     /// 21: BGPHeaderErr — bad marker, length or type.
     BgpHeaderErr(Notification),
-    /// 23: OpenCollisionDump — the current connection lost a collision (RFC 4271 §6.8): send
-    /// Cease / Connection Collision Resolution on it and drop it; the task then attaches the
-    /// winning (incoming) connection.
-    OpenCollisionDump,
+    /// The peer connected to our listener (RFC 4271 event 14, TcpConnection_Valid, for a
+    /// passive or `accept_incoming` peer). Answered with exactly one of
+    /// [`Action::AcceptIncoming`] ([`Incoming::New`]), [`Action::HoldIncoming`],
+    /// [`Action::RejectIncoming`] ([`Incoming::New`]) or [`Action::RefuseIncoming`].
+    IncomingConnection,
     /// 22: BGPOpenMsgErr — the OPEN was rejected.
     BgpOpenMsgErr(Notification),
     /// 24: NotifMsgVerErr — the peer sent a version-error NOTIFICATION.
@@ -148,8 +159,18 @@ impl From<&PeerOpen> for OpenParams {
     fn from(o: &PeerOpen) -> OpenParams {
         OpenParams {
             peer_hold_time: o.hold_time,
+            bgp_id: o.bgp_id,
         }
     }
+}
+
+/// Which incoming connection an action is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Incoming {
+    /// The connection of the [`Event::IncomingConnection`] being handled.
+    New,
+    /// The colliding connection kept by [`Action::HoldIncoming`].
+    Held,
 }
 
 /// What the session task must do, in order.
@@ -175,6 +196,21 @@ pub enum Action {
     SendInitialRib,
     /// Re-send the whole Adj-RIB-Out (ROUTE-REFRESH received).
     ResendRib,
+    /// Make this incoming connection the session's (TTL security, attach); result:
+    /// `TcpConnectionConfirmed` (nothing when it cannot be set up). Follows a
+    /// `DropConnection` when the session had a connection or an attempt in flight.
+    AcceptIncoming(Incoming),
+    /// Keep the new incoming connection aside until the peer's OPEN on the current connection
+    /// tells its BGP identifier (a collision to decide, RFC 4271 §6.8).
+    HoldIncoming,
+    /// Close this incoming connection with Cease / Connection Collision Resolution (best
+    /// effort, not waited for): it lost a collision, or the session it was held for ended.
+    RejectIncoming(Incoming),
+    /// Close the new incoming connection without a word: the session has no use for it.
+    RefuseIncoming,
+    /// Leave these capability codes out of every later OPEN: the peer refused them
+    /// (RFC 5492 §5).
+    SuppressCapabilities(Vec<u8>),
 }
 
 /// Which side opened a TCP connection.
@@ -202,12 +238,17 @@ pub const LARGE_HOLD_TIME: Duration = Duration::from_secs(240);
 /// Static inputs of the FSM.
 #[derive(Debug, Clone)]
 pub struct FsmConfig {
+    /// Our BGP identifier (decides connection collisions).
+    pub router_id: Ipv4Addr,
     /// Our proposed hold time in seconds.
     pub hold_time: u16,
     /// Configured keepalive interval (seconds), if any.
     pub keepalive: Option<u16>,
     /// Passive peer: wait for the connection instead of connecting.
     pub passive: bool,
+    /// Active peer that also accepts the peer's connections: collisions are detected and
+    /// resolved (RFC 4271 §6.8). Without effect on a passive peer.
+    pub accept_incoming: bool,
     /// ConnectRetry time: bound on one connection attempt.
     pub connect_retry: Duration,
     /// IdleHold backoff.
@@ -227,7 +268,24 @@ pub struct Fsm {
     hold: Duration,
     keepalive: Duration,
     rng: u64,
+    /// Who opened the session's current connection (`None`: no connection).
+    conn: Option<Initiator>,
+    /// A colliding incoming connection is held ([`Action::HoldIncoming`]).
+    held: bool,
+    /// The peer's BGP identifier, from its OPEN on the current connection.
+    peer_id: Option<Ipv4Addr>,
+    /// Capability codes the peer refused (RFC 5492 §5).
+    suppressed: Vec<u8>,
 }
+
+/// Capabilities we stop offering when the peer refuses them; the others are needed for the
+/// session to work at all (RFC 5492 §5 leaves the choice to the speaker).
+const REFUSABLE: [CapabilityCode; 4] = [
+    CapabilityCode::MultiProtocol,
+    CapabilityCode::RouteRefresh,
+    CapabilityCode::GracefulRestart,
+    CapabilityCode::FourOctetAs,
+];
 
 impl Fsm {
     /// A new FSM in Idle; `seed` feeds the jitter of the backoff.
@@ -240,6 +298,10 @@ impl Fsm {
             hold: Duration::ZERO,
             keepalive: Duration::ZERO,
             rng: seed | 1,
+            conn: None,
+            held: false,
+            peer_id: None,
+            suppressed: Vec::new(),
         }
     }
 
@@ -266,6 +328,11 @@ impl Fsm {
     /// Consecutive failures since the last Established session.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// Capability codes left out of our OPENs because the peer refused them.
+    pub fn suppressed_capabilities(&self) -> &[u8] {
+        &self.suppressed
     }
 
     fn next_rand(&mut self) -> u64 {
@@ -332,7 +399,7 @@ impl Fsm {
         if let Some(n) = notify {
             a.push(Action::SendNotification(n));
         }
-        a.push(Action::DropConnection);
+        a.extend(self.drop_connection());
         a.extend(self.stop_all_timers());
         self.state = State::Idle;
         if !self.stopped {
@@ -341,6 +408,118 @@ impl Fsm {
             a.push(Action::StartTimer(Timer::IdleHold, d));
         }
         a
+    }
+
+    /// Drop the current connection (and reject a held one: the session it waited for is gone).
+    fn drop_connection(&mut self) -> Vec<Action> {
+        let mut a = Vec::new();
+        if std::mem::take(&mut self.held) {
+            a.push(Action::RejectIncoming(Incoming::Held));
+        }
+        a.push(Action::DropConnection);
+        self.conn = None;
+        self.peer_id = None;
+        a
+    }
+
+    /// RFC 4271 event 23, OpenCollisionDump: the current connection lost a collision. Cease /
+    /// Connection Collision Resolution on it, drop it and wait in Active for the winner; not a
+    /// failure (no backoff).
+    fn collision_dump(&mut self) -> Vec<Action> {
+        self.state = State::Active;
+        let mut a = vec![Action::SendNotification(Notification::cease(
+            CeaseSubcode::ConnectionCollisionResolution,
+        ))];
+        a.extend(self.drop_connection());
+        a.push(Action::StopTimer(Timer::Hold));
+        a.push(Action::StopTimer(Timer::Keepalive));
+        a.push(Action::StartTimer(
+            Timer::ConnectRetry,
+            self.jitter(self.cfg.connect_retry),
+        ));
+        a
+    }
+
+    /// Decide a collision between our current (outgoing) connection and an incoming one
+    /// (`which`) now that the peer's identifier is known: reject the incoming connection, or
+    /// dump ours and accept it. `None` when ours survives and the caller carries on.
+    fn resolve_collision(&mut self, remote_id: Ipv4Addr, which: Incoming) -> Option<Vec<Action>> {
+        match collision_winner(self.cfg.router_id, remote_id) {
+            Initiator::Local => {
+                info!(%remote_id, "connection collision: keeping our connection (higher BGP identifier)");
+                None
+            }
+            Initiator::Remote => {
+                info!(%remote_id, "connection collision: keeping the peer's connection (higher BGP identifier)");
+                let mut a = self.collision_dump();
+                a.push(Action::AcceptIncoming(which));
+                Some(a)
+            }
+        }
+    }
+
+    /// The peer connected to our listener.
+    fn incoming(&mut self) -> Vec<Action> {
+        use State as S;
+        let collisions = self.cfg.accept_incoming && !self.cfg.passive;
+        let ours = self.conn == Some(Initiator::Local);
+        match self.state {
+            S::Connect if collisions && self.conn.is_none() => {
+                // Our attempt is still in flight: take the peer's connection.
+                debug!("incoming connection while connecting: taking it");
+                let mut a = self.drop_connection();
+                a.push(Action::AcceptIncoming(Incoming::New));
+                return a;
+            }
+            S::OpenSent if collisions && ours => {
+                debug!("colliding incoming connection held until the peer's OPEN");
+                let mut a = Vec::new();
+                if self.held {
+                    a.push(Action::RejectIncoming(Incoming::Held));
+                }
+                self.held = true;
+                a.push(Action::HoldIncoming);
+                return a;
+            }
+            S::OpenConfirm if collisions && ours => {
+                if let Some(id) = self.peer_id {
+                    return self
+                        .resolve_collision(id, Incoming::New)
+                        .unwrap_or_else(|| vec![Action::RejectIncoming(Incoming::New)]);
+                }
+            }
+            _ => {}
+        }
+        if self.conn.is_some() || !matches!(self.state, S::Active | S::Idle) || self.stopped {
+            debug!("refusing a second connection from the peer");
+            return vec![Action::RefuseIncoming];
+        }
+        let mut a = Vec::new();
+        if self.state == S::Idle {
+            // The peer may connect during our backoff: start at once (event 5).
+            a.push(Action::StopTimer(Timer::IdleHold));
+            a.extend(self.start_sequence(true));
+        }
+        a.push(Action::AcceptIncoming(Incoming::New));
+        a
+    }
+
+    /// Capability codes of an Unsupported Capability NOTIFICATION that we can do without and
+    /// have not left out yet; remembered as left out.
+    fn refused_capabilities(&mut self, n: &Notification) -> Vec<u8> {
+        let unsupported = Notification::open_error(OpenErrorSubcode::UnsupportedCapability, vec![]);
+        if (n.code, n.subcode) != (unsupported.code, unsupported.subcode) {
+            return vec![];
+        }
+        let refusable = REFUSABLE.map(u8::from);
+        let mut new = Vec::new();
+        for code in unsupported_capabilities(&n.data) {
+            if refusable.contains(&code) && !self.suppressed.contains(&code) {
+                self.suppressed.push(code);
+                new.push(code);
+            }
+        }
+        new
     }
 
     fn stop_all_timers(&self) -> Vec<Action> {
@@ -381,12 +560,32 @@ impl Fsm {
             if matches!(self.state, S::OpenSent | S::OpenConfirm | S::Established) {
                 a.push(Action::SendNotification(n.clone()));
             }
-            a.push(Action::DropConnection);
+            a.extend(self.drop_connection());
             a.extend(self.stop_all_timers());
             a.push(Action::StopTimer(Timer::IdleHold));
             self.state = S::Idle;
             return a;
         }
+        if event == E::IncomingConnection {
+            return self.incoming();
+        }
+        // A refused capability is left out of later OPENs whatever the state.
+        let mut a = Vec::new();
+        if let E::NotifMsg(n) | E::NotifMsgVerErr(n) = &event {
+            let codes = self.refused_capabilities(n);
+            if !codes.is_empty() {
+                a.push(Action::SuppressCapabilities(codes));
+            }
+        }
+        a.extend(self.transition(event));
+        a
+    }
+
+    /// The state-by-event table of RFC 4271 §8.2.2 (ManualStop and incoming connections are
+    /// handled before it).
+    fn transition(&mut self, event: Event) -> Vec<Action> {
+        use Event as E;
+        use State as S;
         match (self.state, event) {
             // ---- Idle ----
             (S::Idle, E::ManualStart) if !self.stopped => {
@@ -403,14 +602,21 @@ impl Fsm {
             // ---- Connect ----
             (S::Connect, E::ConnectRetryTimerExpires) => {
                 // The attempt took too long: give up on it and retry right away.
-                vec![
-                    Action::DropConnection,
-                    Action::StartTimer(Timer::ConnectRetry, self.jitter(self.cfg.connect_retry)),
-                    Action::Connect,
-                ]
+                let mut a = self.drop_connection();
+                a.push(Action::StartTimer(
+                    Timer::ConnectRetry,
+                    self.jitter(self.cfg.connect_retry),
+                ));
+                a.push(Action::Connect);
+                a
             }
-            (S::Connect | S::Active, E::TcpCrAcked | E::TcpConnectionConfirmed) => {
+            (S::Connect | S::Active, e @ (E::TcpCrAcked | E::TcpConnectionConfirmed)) => {
                 self.state = S::OpenSent;
+                self.conn = Some(if e == E::TcpCrAcked {
+                    Initiator::Local
+                } else {
+                    Initiator::Remote
+                });
                 vec![
                     Action::StopTimer(Timer::ConnectRetry),
                     Action::SendOpen,
@@ -427,25 +633,20 @@ impl Fsm {
                 )]
             }
 
-            // ---- Collision: the current connection loses (event 23) ----
-            (S::OpenSent | S::OpenConfirm, E::OpenCollisionDump) => {
-                self.state = S::Active;
-                vec![
-                    Action::SendNotification(Notification::cease(
-                        CeaseSubcode::ConnectionCollisionResolution,
-                    )),
-                    Action::DropConnection,
-                    Action::StopTimer(Timer::Hold),
-                    Action::StopTimer(Timer::Keepalive),
-                    Action::StartTimer(Timer::ConnectRetry, self.jitter(self.cfg.connect_retry)),
-                ]
-            }
-
             // ---- OpenSent ----
             (S::OpenSent, E::BgpOpen(p)) => {
+                let mut a = Vec::new();
+                if std::mem::take(&mut self.held) {
+                    // The OPEN tells who wins the collision with the held connection.
+                    if let Some(dump) = self.resolve_collision(p.bgp_id, Incoming::Held) {
+                        return dump;
+                    }
+                    a.push(Action::RejectIncoming(Incoming::Held));
+                }
                 self.negotiate(p);
+                self.peer_id = Some(p.bgp_id);
                 self.state = S::OpenConfirm;
-                let mut a = vec![Action::SendKeepalive];
+                a.push(Action::SendKeepalive);
                 if self.hold.is_zero() {
                     a.push(Action::StopTimer(Timer::Hold));
                     a.push(Action::StopTimer(Timer::Keepalive));
@@ -510,7 +711,6 @@ impl Fsm {
             }
             // Connecting / waiting states: timers of the other states and stray events.
             (S::Connect | S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => vec![],
-            (S::Connect | S::Active, E::OpenCollisionDump) => vec![],
             (S::Connect | S::Active, _) => self.fail(None),
             // Remaining combinations (start events while running, stray timers, late TCP
             // confirmations) are ignored.
@@ -520,407 +720,4 @@ impl Fsm {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(passive: bool) -> FsmConfig {
-        FsmConfig {
-            hold_time: 90,
-            keepalive: None,
-            passive,
-            connect_retry: Duration::from_secs(5),
-            backoff: Backoff { min: 1.0, max: 8.0 },
-        }
-    }
-
-    fn open(hold: u16) -> Event {
-        Event::BgpOpen(OpenParams {
-            peer_hold_time: hold,
-        })
-    }
-
-    fn established(f: &mut Fsm) {
-        f.step(Event::ManualStart);
-        f.step(Event::TcpCrAcked);
-        f.step(open(90));
-        f.step(Event::KeepAliveMsg);
-        assert_eq!(f.state(), State::Established);
-    }
-
-    fn idle_hold(a: &[Action]) -> Option<Duration> {
-        a.iter().find_map(|x| match x {
-            Action::StartTimer(Timer::IdleHold, d) => Some(*d),
-            _ => None,
-        })
-    }
-
-    fn timer(a: &[Action], t: Timer) -> Duration {
-        a.iter()
-            .find_map(|x| match x {
-                Action::StartTimer(tt, d) if *tt == t => Some(*d),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("{t:?} not armed in {a:?}"))
-    }
-
-    /// RFC 4271 §10: between 0.75 and 1.0 times the configured value.
-    fn jittered(d: Duration, base: Duration) {
-        assert!(
-            d >= base.mul_f64(0.75) && d <= base,
-            "{d:?} is not within [0.75, 1.0] x {base:?}"
-        );
-    }
-
-    #[test]
-    fn keepalive_and_connect_retry_are_jittered_over_the_whole_range() {
-        let mut ka = Vec::new();
-        let mut cr = Vec::new();
-        for seed in 1..=200u64 {
-            let mut f = Fsm::new(cfg(false), seed);
-            cr.push(timer(&f.step(Event::ManualStart), Timer::ConnectRetry));
-            f.step(Event::TcpCrAcked);
-            f.step(open(90));
-            f.step(Event::KeepAliveMsg);
-            ka.push(timer(
-                &f.step(Event::KeepaliveTimerExpires),
-                Timer::Keepalive,
-            ));
-        }
-        for (v, base) in [
-            (&ka, Duration::from_secs(30)),
-            (&cr, Duration::from_secs(5)),
-        ] {
-            for d in v.iter() {
-                jittered(*d, base);
-            }
-            let min = v.iter().min().copied().unwrap_or_default();
-            let max = v.iter().max().copied().unwrap_or_default();
-            // 200 draws of a uniform factor: both ends of the range are reached closely.
-            assert!(min < base.mul_f64(0.78), "min {min:?} of {base:?}");
-            assert!(max > base.mul_f64(0.97), "max {max:?} of {base:?}");
-        }
-    }
-
-    #[test]
-    fn reconfigure_recomputes_keepalive_only_when_negotiated() {
-        let mut f = Fsm::new(cfg(false), 3);
-        assert_eq!(f.reconfigure(Some(5), Backoff { min: 2.0, max: 4.0 }), None);
-        established(&mut f);
-        let d = f
-            .reconfigure(Some(5), Backoff { min: 2.0, max: 4.0 })
-            .expect("re-armed");
-        jittered(d, Duration::from_secs(5));
-        assert_eq!(f.keepalive_time(), Duration::from_secs(5));
-        // Capped to a third of the negotiated hold time, as at negotiation.
-        f.reconfigure(Some(60), Backoff::default());
-        assert_eq!(f.keepalive_time(), Duration::from_secs(30));
-        // The new backoff drives the next failure.
-        f.reconfigure(None, Backoff { min: 2.0, max: 4.0 });
-        let a = f.step(Event::TcpConnectionFails);
-        let d = idle_hold(&a).expect("idle hold");
-        assert!(
-            d >= Duration::from_secs(1) && d <= Duration::from_secs(2),
-            "{d:?}"
-        );
-    }
-
-    #[test]
-    fn collision_keeps_the_connection_of_the_higher_identifier() {
-        use std::net::Ipv4Addr;
-        let lo = Ipv4Addr::new(192, 0, 2, 1);
-        let hi = Ipv4Addr::new(192, 0, 2, 200);
-        assert_eq!(collision_winner(lo, hi), Initiator::Remote);
-        assert_eq!(collision_winner(hi, lo), Initiator::Local);
-        // Unsigned comparison in host order, not octet-wise signed or string order.
-        assert_eq!(
-            collision_winner(Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(200, 0, 0, 1)),
-            Initiator::Remote
-        );
-        assert_eq!(
-            collision_winner(Ipv4Addr::new(9, 255, 255, 255), Ipv4Addr::new(10, 0, 0, 0)),
-            Initiator::Remote
-        );
-        // Equal identifiers cannot happen between two speakers (OPEN check); keep ours.
-        assert_eq!(collision_winner(lo, lo), Initiator::Local);
-    }
-
-    #[test]
-    fn open_collision_dump_notifies_and_waits_for_the_winner_without_backoff() {
-        for confirm in [false, true] {
-            let mut f = Fsm::new(cfg(false), 5);
-            f.step(Event::ManualStart);
-            f.step(Event::TcpCrAcked);
-            if confirm {
-                f.step(open(90));
-                assert_eq!(f.state(), State::OpenConfirm);
-            }
-            let a = f.step(Event::OpenCollisionDump);
-            assert_eq!(
-                a[0],
-                Action::SendNotification(Notification::cease(
-                    CeaseSubcode::ConnectionCollisionResolution
-                ))
-            );
-            assert_eq!(a[1], Action::DropConnection);
-            assert!(idle_hold(&a).is_none(), "a collision is not a failure");
-            assert_eq!(f.state(), State::Active);
-            assert_eq!(f.failures(), 0);
-            // The winning incoming connection continues the session.
-            let a = f.step(Event::TcpConnectionConfirmed);
-            assert_eq!(f.state(), State::OpenSent);
-            assert!(a.contains(&Action::SendOpen));
-        }
-        // Ignored where there is no connection to dump.
-        let mut f = Fsm::new(cfg(false), 5);
-        assert!(f.step(Event::OpenCollisionDump).is_empty());
-        established(&mut f);
-        let a = f.step(Event::OpenCollisionDump);
-        assert!(!a.contains(&Action::DropConnection), "{a:?}");
-    }
-
-    #[test]
-    fn idle_ignores_everything_but_start() {
-        let mut f = Fsm::new(cfg(false), 7);
-        for e in [
-            Event::HoldTimerExpires,
-            Event::KeepaliveTimerExpires,
-            Event::ConnectRetryTimerExpires,
-            Event::KeepAliveMsg,
-            Event::TcpConnectionFails,
-        ] {
-            assert!(f.step(e).is_empty());
-            assert_eq!(f.state(), State::Idle);
-        }
-        let a = f.step(Event::ManualStart);
-        assert_eq!(f.state(), State::Connect);
-        assert_eq!(a.len(), 2);
-        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
-        assert_eq!(a[1], Action::Connect);
-    }
-
-    #[test]
-    fn happy_path_negotiates_hold_and_keepalive() {
-        let mut f = Fsm::new(cfg(false), 1);
-        f.step(Event::ManualStart);
-        let a = f.step(Event::TcpCrAcked);
-        assert_eq!(f.state(), State::OpenSent);
-        assert!(a.contains(&Action::SendOpen));
-        assert!(a.contains(&Action::StartTimer(Timer::Hold, LARGE_HOLD_TIME)));
-        let a = f.step(open(30));
-        assert_eq!(f.state(), State::OpenConfirm);
-        assert_eq!(f.hold_time(), Duration::from_secs(30));
-        assert_eq!(f.keepalive_time(), Duration::from_secs(10));
-        assert_eq!(a[0], Action::SendKeepalive);
-        jittered(timer(&a, Timer::Keepalive), Duration::from_secs(10));
-        assert!(a.contains(&Action::StartTimer(Timer::Hold, Duration::from_secs(30))));
-        let a = f.step(Event::KeepAliveMsg);
-        assert_eq!(f.state(), State::Established);
-        assert_eq!(
-            a,
-            vec![
-                Action::StartTimer(Timer::Hold, Duration::from_secs(30)),
-                Action::SendInitialRib
-            ]
-        );
-    }
-
-    #[test]
-    fn configured_keepalive_is_capped_to_a_third() {
-        let mut c = cfg(false);
-        c.keepalive = Some(60);
-        let mut f = Fsm::new(c.clone(), 1);
-        f.step(Event::ManualStart);
-        f.step(Event::TcpCrAcked);
-        f.step(open(9));
-        assert_eq!(f.keepalive_time(), Duration::from_secs(3));
-        c.keepalive = Some(2);
-        let mut f = Fsm::new(c, 1);
-        f.step(Event::ManualStart);
-        f.step(Event::TcpCrAcked);
-        f.step(open(90));
-        assert_eq!(f.keepalive_time(), Duration::from_secs(2));
-    }
-
-    #[test]
-    fn zero_hold_time_disables_timers() {
-        let mut f = Fsm::new(cfg(false), 1);
-        f.step(Event::ManualStart);
-        f.step(Event::TcpCrAcked);
-        let a = f.step(open(0));
-        assert!(a.contains(&Action::StopTimer(Timer::Hold)));
-        assert!(a.contains(&Action::StopTimer(Timer::Keepalive)));
-        let a = f.step(Event::KeepAliveMsg);
-        assert_eq!(a, vec![Action::SendInitialRib]);
-    }
-
-    #[test]
-    fn passive_waits_in_active() {
-        let mut f = Fsm::new(cfg(true), 1);
-        let a = f.step(Event::ManualStart);
-        assert_eq!(f.state(), State::Active);
-        assert!(a.contains(&Action::Listen));
-        let a = f.step(Event::ConnectRetryTimerExpires);
-        assert_eq!(f.state(), State::Active);
-        assert_eq!(a.len(), 1);
-        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
-        f.step(Event::TcpConnectionConfirmed);
-        assert_eq!(f.state(), State::OpenSent);
-    }
-
-    #[test]
-    fn connect_retry_timer_retries_connect() {
-        let mut f = Fsm::new(cfg(false), 1);
-        f.step(Event::ManualStart);
-        let a = f.step(Event::ConnectRetryTimerExpires);
-        assert_eq!(f.state(), State::Connect);
-        assert_eq!(a.len(), 3);
-        assert_eq!(a[0], Action::DropConnection);
-        jittered(timer(&a, Timer::ConnectRetry), Duration::from_secs(5));
-        assert_eq!(a[2], Action::Connect);
-    }
-
-    #[test]
-    fn connect_failure_backs_off_exponentially_with_jitter_and_caps() {
-        let mut f = Fsm::new(cfg(false), 42);
-        f.step(Event::ManualStart);
-        let mut last_bases = Vec::new();
-        for i in 0..8u32 {
-            let a = f.step(Event::TcpConnectionFails);
-            assert_eq!(f.state(), State::Idle);
-            let d = idle_hold(&a).expect("idle hold armed");
-            let base = Backoff { min: 1.0, max: 8.0 }.delay(i);
-            assert!(d <= base && d >= base / 2, "attempt {i}: {d:?} vs {base:?}");
-            last_bases.push(base);
-            let a = f.step(Event::IdleHoldTimerExpires);
-            assert_eq!(f.state(), State::Connect);
-            assert!(a.contains(&Action::Connect));
-        }
-        assert_eq!(last_bases.last(), Some(&Duration::from_secs(8)));
-        // A successful session resets the backoff.
-        f.step(Event::TcpCrAcked);
-        f.step(open(90));
-        f.step(Event::KeepAliveMsg);
-        assert_eq!(f.failures(), 0);
-        let a = f.step(Event::TcpConnectionFails);
-        assert!(idle_hold(&a).unwrap() <= Duration::from_secs(1));
-    }
-
-    #[test]
-    fn hold_timer_expiry_sends_notification_in_every_open_state() {
-        for steps in 1..=3 {
-            let mut f = Fsm::new(cfg(false), 1);
-            f.step(Event::ManualStart);
-            f.step(Event::TcpCrAcked);
-            if steps >= 2 {
-                f.step(open(90));
-            }
-            if steps >= 3 {
-                f.step(Event::KeepAliveMsg);
-            }
-            let a = f.step(Event::HoldTimerExpires);
-            assert_eq!(
-                a[0],
-                Action::SendNotification(Notification::hold_timer_expired())
-            );
-            assert!(a.contains(&Action::DropConnection));
-            assert!(idle_hold(&a).is_some());
-            assert_eq!(f.state(), State::Idle);
-        }
-    }
-
-    #[test]
-    fn keepalive_timer_sends_keepalive() {
-        let mut f = Fsm::new(cfg(false), 1);
-        established(&mut f);
-        let a = f.step(Event::KeepaliveTimerExpires);
-        assert_eq!(a.len(), 2);
-        assert_eq!(a[0], Action::SendKeepalive);
-        jittered(timer(&a, Timer::Keepalive), Duration::from_secs(30));
-        // Keepalive and Update restart the hold timer.
-        assert_eq!(
-            f.step(Event::UpdateMsg),
-            vec![Action::StartTimer(Timer::Hold, Duration::from_secs(90))]
-        );
-    }
-
-    #[test]
-    fn unexpected_messages_get_rfc6608_subcodes() {
-        let mut f = Fsm::new(cfg(false), 1);
-        f.step(Event::ManualStart);
-        f.step(Event::TcpCrAcked);
-        let a = f.step(Event::UpdateMsg);
-        assert_eq!(
-            a[0],
-            Action::SendNotification(Notification::new(5, 1, vec![]))
-        );
-        let mut f = Fsm::new(cfg(false), 1);
-        f.step(Event::ManualStart);
-        f.step(Event::TcpCrAcked);
-        f.step(open(90));
-        let a = f.step(Event::UpdateMsg);
-        assert_eq!(
-            a[0],
-            Action::SendNotification(Notification::new(5, 2, vec![]))
-        );
-        let mut f = Fsm::new(cfg(false), 1);
-        established(&mut f);
-        let a = f.step(open(90));
-        assert_eq!(
-            a[0],
-            Action::SendNotification(Notification::new(5, 3, vec![]))
-        );
-    }
-
-    #[test]
-    fn errors_and_notifications_go_idle() {
-        let n = Notification::new(3, 1, vec![]);
-        let mut f = Fsm::new(cfg(false), 1);
-        established(&mut f);
-        let a = f.step(Event::UpdateMsgErr(n.clone()));
-        assert_eq!(a[0], Action::SendNotification(n.clone()));
-        assert_eq!(f.state(), State::Idle);
-        let mut f = Fsm::new(cfg(false), 1);
-        established(&mut f);
-        let a = f.step(Event::NotifMsg(Notification::new(6, 2, vec![])));
-        assert_eq!(a[0], Action::DropConnection);
-        assert_eq!(f.state(), State::Idle);
-        let mut f = Fsm::new(cfg(false), 1);
-        f.step(Event::ManualStart);
-        f.step(Event::TcpCrAcked);
-        let a = f.step(Event::BgpOpenMsgErr(Notification::new(2, 2, vec![])));
-        assert_eq!(
-            a[0],
-            Action::SendNotification(Notification::new(2, 2, vec![]))
-        );
-        let mut f = Fsm::new(cfg(false), 1);
-        f.step(Event::ManualStart);
-        f.step(Event::TcpCrAcked);
-        f.step(Event::BgpHeaderErr(Notification::new(1, 1, vec![])));
-        assert_eq!(f.state(), State::Idle);
-    }
-
-    #[test]
-    fn route_refresh_resends() {
-        let mut f = Fsm::new(cfg(false), 1);
-        established(&mut f);
-        assert!(f.step(Event::RouteRefreshMsg).contains(&Action::ResendRib));
-    }
-
-    #[test]
-    fn manual_stop_notifies_only_when_open_and_never_restarts() {
-        let cease = Notification::new(6, 2, vec![0]);
-        let mut f = Fsm::new(cfg(false), 1);
-        established(&mut f);
-        let a = f.step(Event::ManualStop(cease.clone()));
-        assert_eq!(a[0], Action::SendNotification(cease.clone()));
-        assert!(idle_hold(&a).is_none());
-        assert!(f.is_stopped());
-        assert!(f.step(Event::IdleHoldTimerExpires).is_empty());
-        assert!(f.step(Event::AutomaticStart).is_empty());
-        let mut f = Fsm::new(cfg(false), 1);
-        f.step(Event::ManualStart);
-        let a = f.step(Event::ManualStop(cease));
-        assert_eq!(a[0], Action::DropConnection);
-        assert_eq!(f.state(), State::Idle);
-    }
-}
+mod tests;

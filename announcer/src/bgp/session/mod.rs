@@ -1,0 +1,446 @@
+//! One peer's session task: the I/O around the pure FSM ([`super::fsm`]).
+//!
+//! [`Session::run`] is the task ([`super::tasks`] spawns it). Its select loop turns shutdown,
+//! reconfiguration commands ([`SessionCtl`]), incoming connections from the listener, the four
+//! timers, table changes, socket reads and the connect attempt into FSM [`Event`]s;
+//! [`Fsm::step`] decides, and the submodules carry the [`Action`](super::fsm::Action)s out:
+//! - `actions`: connect, drop, timers, the incoming connections the FSM accepts, holds or
+//!   rejects, the Adj-RIB-Out sends it asks for;
+//! - `messages`: message I/O, from a received frame to its event, and every write (OPEN,
+//!   KEEPALIVE, UPDATEs, End-of-RIB, NOTIFICATION), each bounded by [`WRITE_TIMEOUT`].
+//!
+//! The task owns the connection (a `FramedRead` over the read half plus the write half), the
+//! four timers (as deadlines on tokio's clock, so tests can pause time), and the session's
+//! Adj-RIB-Out. A failed write is a `TcpConnectionFails` event. What the speaker's handle reads
+//! (state, uptime, prefixes sent, last error) goes out through a `watch` and `PeerShared`.
+
+use super::config::{Family, PeerConfig};
+use super::fsm::{Event, Fsm, FsmConfig, State, Timer};
+use super::metrics::Metrics;
+use super::packet::{self, Notification, PeerOpen};
+use super::rib::{AdjRibOut, RouteTable};
+use futures::StreamExt;
+use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+mod actions;
+mod messages;
+#[cfg(test)]
+mod tests;
+
+/// Bound on one socket write (a peer that stops reading must not wedge the task).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(15);
+/// ConnectRetry time: bound on one TCP connection attempt (RFC 4271 suggests 120 s; a short
+/// bound makes an unreachable router be retried with backoff instead).
+pub const CONNECT_RETRY: Duration = Duration::from_secs(30);
+
+/// Table changes are collected for this long before a session sends them, so a burst of
+/// changes becomes one diff and densely packed UPDATEs.
+pub const SYNC_DELAY: Duration = Duration::from_millis(25);
+
+/// Static session parameters.
+#[derive(Debug, Clone)]
+pub struct SessionInit {
+    /// Local AS.
+    pub local_as: u32,
+    /// Our BGP identifier.
+    pub router_id: Ipv4Addr,
+    /// The peer.
+    pub peer: PeerConfig,
+    /// Seed for the backoff jitter.
+    pub seed: u64,
+}
+
+/// Commands from the speaker to one running session (live reconfiguration).
+#[derive(Debug)]
+pub enum SessionCtl {
+    /// Close the session with this NOTIFICATION (sent when OPEN was exchanged) and stop the
+    /// task for good (peer removed, or reset to be replaced by a new session).
+    Stop(Notification),
+    /// Replace the peer's settings that need no new session (next hops, keepalive interval,
+    /// backoff); with `resend`, send every announced route again (next hops changed).
+    Update {
+        /// The new peer configuration (its session keys equal the running ones).
+        peer: Box<PeerConfig>,
+        /// Re-send the Adj-RIB-Out as UPDATEs.
+        resend: bool,
+    },
+}
+
+type ConnectFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
+
+struct Conn {
+    reader: FramedRead<OwnedReadHalf, packet::BgpFraming>,
+    writer: OwnedWriteHalf,
+    local: IpAddr,
+}
+
+/// Inputs the select loop turns into FSM events or work.
+enum Input {
+    Fsm(Event),
+    Frame(Result<bytes::BytesMut, packet::FramingError>),
+    Closed,
+    Connected(io::Result<TcpStream>),
+    Incoming(TcpStream),
+    Ctl(SessionCtl),
+    TableChanged,
+    Shutdown(String),
+}
+
+/// One peer's session.
+pub struct Session {
+    init: SessionInit,
+    fsm: Fsm,
+    table: watch::Receiver<RouteTable>,
+    shutdown: watch::Receiver<Option<String>>,
+    incoming: Option<mpsc::Receiver<TcpStream>>,
+    ctl: Option<mpsc::Receiver<SessionCtl>>,
+    state_tx: watch::Sender<State>,
+    shared: Arc<Mutex<PeerShared>>,
+    metrics: Metrics,
+    timers: [Option<Instant>; 4],
+    conn: Option<Conn>,
+    connecting: Option<ConnectFuture>,
+    pending: VecDeque<Event>,
+    rib: AdjRibOut,
+    peer_open: Option<PeerOpen>,
+    ctx: BgpParsingContext,
+    families: Vec<Family>,
+    /// Capabilities the peer refused (RFC 5492 §5), left out of later OPENs
+    /// ([`super::fsm::Action::SuppressCapabilities`]).
+    suppress: Vec<u8>,
+    /// Families with a pending ROUTE-REFRESH request.
+    refresh: Vec<Family>,
+    /// When to send the pending table changes.
+    sync_at: Option<Instant>,
+    /// The incoming connection of the [`Event::IncomingConnection`] being handled.
+    arrived: Option<TcpStream>,
+    /// A colliding incoming connection kept until the peer's OPEN on the current (outgoing)
+    /// connection tells its BGP identifier ([`super::fsm::Action::HoldIncoming`]).
+    held: Option<TcpStream>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("peer", &self.init.peer.name)
+            .field("state", &self.fsm.state())
+            .finish()
+    }
+}
+
+fn timer_index(t: Timer) -> usize {
+    match t {
+        Timer::ConnectRetry => 0,
+        Timer::Hold => 1,
+        Timer::Keepalive => 2,
+        Timer::IdleHold => 3,
+    }
+}
+
+const TIMERS: [Timer; 4] = [
+    Timer::ConnectRetry,
+    Timer::Hold,
+    Timer::Keepalive,
+    Timer::IdleHold,
+];
+
+impl Session {
+    /// Build a session (not started).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        init: SessionInit,
+        table: watch::Receiver<RouteTable>,
+        shutdown: watch::Receiver<Option<String>>,
+        incoming: Option<mpsc::Receiver<TcpStream>>,
+        ctl: Option<mpsc::Receiver<SessionCtl>>,
+        state_tx: watch::Sender<State>,
+        shared: Arc<Mutex<PeerShared>>,
+        metrics: Metrics,
+    ) -> Self {
+        let p = &init.peer;
+        let fsm = Fsm::new(
+            FsmConfig {
+                router_id: init.router_id,
+                hold_time: p.hold_time,
+                keepalive: p.keepalive,
+                passive: p.passive,
+                accept_incoming: p.accept_incoming,
+                connect_retry: CONNECT_RETRY,
+                backoff: p.connect_retry,
+            },
+            init.seed,
+        );
+        let families = p.families();
+        Session {
+            fsm,
+            table,
+            shutdown,
+            incoming,
+            ctl,
+            state_tx,
+            shared,
+            metrics,
+            timers: [None; 4],
+            conn: None,
+            connecting: None,
+            pending: VecDeque::new(),
+            rib: AdjRibOut::default(),
+            peer_open: None,
+            ctx: packet::parsing_context(true),
+            families,
+            suppress: Vec::new(),
+            refresh: Vec::new(),
+            sync_at: None,
+            arrived: None,
+            held: None,
+            init,
+        }
+    }
+
+    /// Run until shutdown.
+    pub async fn run(self) {
+        let span =
+            info_span!("bgp_peer", peer = %self.init.peer.name, addr = %self.init.peer.address);
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(mut self) {
+        info!(
+            remote_as = self.init.peer.remote_as,
+            passive = self.init.peer.passive,
+            "starting BGP session"
+        );
+        self.pending.push_back(Event::ManualStart);
+        loop {
+            while let Some(ev) = self.pending.pop_front() {
+                self.handle(ev).await;
+            }
+            if self.fsm.is_stopped() {
+                break;
+            }
+            let established = self.fsm.state() == State::Established;
+            let sync_at = self.sync_at;
+            let next_timer = self
+                .timers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.map(|t| (t, i)))
+                .min();
+            let input = tokio::select! {
+                biased;
+                r = self.shutdown.changed() => match r {
+                    Ok(()) => match self.shutdown.borrow_and_update().clone() {
+                        Some(m) => Input::Shutdown(m),
+                        None => continue,
+                    },
+                    // Handle dropped without shutdown: stop quietly as well.
+                    Err(_) => Input::Shutdown("speaker stopped".into()),
+                },
+                // Reconfiguration commands are rare and must not wait behind a busy peer.
+                c = async {
+                    match self.ctl.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match c {
+                    Some(c) => Input::Ctl(c),
+                    None => { self.ctl = None; continue }
+                },
+                // Before reads: a peer connecting while its OPEN on our connection is already
+                // buffered is a collision to detect (RFC 4271 §6.8), not to refuse later.
+                s = async {
+                    match self.incoming.as_mut() {
+                        Some(rx) => rx.recv().await,
+                        None => std::future::pending().await,
+                    }
+                } => match s {
+                    Some(s) => Input::Incoming(s),
+                    None => { self.incoming = None; continue }
+                },
+                i = async {
+                    match next_timer {
+                        Some((at, i)) => { tokio::time::sleep_until(at).await; i }
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.timers[i] = None;
+                    Input::Fsm(match TIMERS[i] {
+                        Timer::ConnectRetry => Event::ConnectRetryTimerExpires,
+                        Timer::Hold => Event::HoldTimerExpires,
+                        Timer::Keepalive => Event::KeepaliveTimerExpires,
+                        Timer::IdleHold => Event::IdleHoldTimerExpires,
+                    })
+                },
+                // Before reads: a peer sending a full table must not delay our own changes.
+                () = async {
+                    match sync_at {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => std::future::pending().await,
+                    }
+                }, if established => { self.sync_at = None; Input::TableChanged },
+                r = async {
+                    match self.conn.as_mut() {
+                        Some(c) => c.reader.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => match r {
+                    Some(f) => Input::Frame(f),
+                    None => Input::Closed,
+                },
+                r = async {
+                    match self.connecting.as_mut() {
+                        Some(f) => f.await,
+                        None => std::future::pending().await,
+                    }
+                } => { self.connecting = None; Input::Connected(r) },
+                // Last, and only while no sync is pending: a burst of table changes costs one
+                // wake-up and one diff per SYNC_DELAY, never starving reads or timers.
+                r = self.table.changed(), if established && self.sync_at.is_none() => match r {
+                    Ok(()) => {
+                        self.sync_at = Some(Instant::now() + SYNC_DELAY);
+                        continue;
+                    }
+                    Err(_) => Input::Shutdown("speaker stopped".into()),
+                },
+            };
+            self.input(input).await;
+        }
+        self.set_prefix_status();
+        info!("BGP session stopped");
+    }
+
+    async fn input(&mut self, input: Input) {
+        match input {
+            Input::Fsm(e) => self.pending.push_back(e),
+            Input::Closed => {
+                info!("peer closed the connection");
+                self.note_error("connection closed by peer".into());
+                self.metrics.connect_failure(&self.init.peer.name);
+                self.pending.push_back(Event::TcpConnectionFails);
+            }
+            Input::Frame(Err(packet::FramingError::Io(e))) => {
+                info!(error = %e, "connection failed");
+                self.note_error(format!("read error: {e}"));
+                self.metrics.connect_failure(&self.init.peer.name);
+                self.pending.push_back(Event::TcpConnectionFails);
+            }
+            Input::Frame(Err(packet::FramingError::Bad(e))) => {
+                warn!(error = %e, "bad message header from peer");
+                self.pending.push_back(e.into());
+            }
+            Input::Frame(Ok(frame)) => self.received(&frame),
+            Input::Connected(Ok(stream)) => {
+                if self.fsm.state() == State::Connect {
+                    match self.attach(stream) {
+                        Ok(()) => self.pending.push_back(Event::TcpCrAcked),
+                        Err(e) => {
+                            self.note_error(format!("socket setup: {e}"));
+                            self.pending.push_back(Event::TcpConnectionFails);
+                        }
+                    }
+                }
+            }
+            Input::Connected(Err(e)) => {
+                info!(error = %e, "connect failed");
+                self.note_error(format!("connect: {e}"));
+                self.metrics.connect_failure(&self.init.peer.name);
+                self.pending.push_back(Event::TcpConnectionFails);
+            }
+            Input::Incoming(stream) => {
+                // The FSM decides what becomes of it (accept, hold, reject or refuse).
+                self.arrived = Some(stream);
+                self.handle(Event::IncomingConnection).await;
+                self.arrived = None;
+            }
+            Input::TableChanged => self.sync_rib(false).await,
+            Input::Ctl(SessionCtl::Stop(n)) => {
+                info!(notification = %n.describe(), "session stopped by reconfiguration");
+                self.pending.push_back(Event::ManualStop(n));
+            }
+            Input::Ctl(SessionCtl::Update { peer, resend }) => {
+                info!("peer settings updated without a session reset");
+                self.init.peer = *peer;
+                let p = &self.init.peer;
+                if let Some(ka) = self.fsm.reconfigure(p.keepalive, p.connect_retry) {
+                    let i = timer_index(Timer::Keepalive);
+                    if self.timers[i].is_some() {
+                        self.timers[i] = Some(Instant::now() + ka);
+                    }
+                }
+                if resend && self.fsm.state() == State::Established {
+                    let announce = self.rib.full().announce;
+                    debug!(
+                        prefixes = announce.len(),
+                        "re-sending routes with the new next hops"
+                    );
+                    self.send_diff(&announce, &[]).await;
+                }
+            }
+            Input::Shutdown(m) => {
+                info!(message = %m, "administrative shutdown");
+                if self.fsm.state() == State::Established {
+                    let diff = self.rib.withdraw_all();
+                    if !diff.withdraw.is_empty() {
+                        self.send_diff(&diff.announce, &diff.withdraw).await;
+                    }
+                    self.set_prefix_status();
+                }
+                self.pending
+                    .push_back(Event::ManualStop(Notification::admin_shutdown(&m)));
+            }
+        }
+    }
+    async fn handle(&mut self, ev: Event) {
+        let before = self.fsm.state();
+        debug!(state = before.as_str(), event = ?ev, "FSM event");
+        let actions = self.fsm.step(ev);
+        let after = self.fsm.state();
+        if before != after {
+            info!(from = before.as_str(), to = after.as_str(), "state change");
+            self.metrics.transition(&self.init.peer.name, before, after);
+            if let Ok(mut s) = self.shared.lock() {
+                s.established_at = (after == State::Established).then(Instant::now);
+            }
+            self.state_tx.send_replace(after);
+        }
+        for a in actions {
+            self.act(a).await;
+        }
+    }
+
+    fn note_error(&self, e: String) {
+        if let Ok(mut s) = self.shared.lock() {
+            s.last_error = Some(e);
+        }
+    }
+
+    fn set_prefix_status(&self) {
+        for f in &self.families {
+            self.metrics
+                .set_prefixes(&self.init.peer.name, *f, self.rib.count(*f));
+        }
+        if let Ok(mut s) = self.shared.lock() {
+            s.prefixes_sent = self.rib.len();
+        }
+    }
+}
+
+/// Mutable per-peer status shared between the session task and the speaker's handle.
+#[derive(Debug)]
+pub(crate) struct PeerShared {
+    pub(crate) established_at: Option<Instant>,
+    pub(crate) prefixes_sent: usize,
+    pub(crate) last_error: Option<String>,
+}
