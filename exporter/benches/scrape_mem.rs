@@ -8,6 +8,7 @@
 //! built (one copy of the snapshot held by the source) to after the scrapes, i.e. what the
 //! scrapes themselves cost: the snapshot copy the reader would build, the metric families, the
 //! encoding and the buffers. The body is read and counted, never stored, by the client.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: an unwrap that fails, fails the bench
 
 use herald_exporter::fixture::{addr_key, dest, service};
 use herald_exporter::{register, serve, Config, StaticSource};

@@ -1,5 +1,6 @@
 //! End-to-end tests of the HTTP server on loopback: endpoints, content negotiation, gzip,
 //! stalled clients, scrape timeouts, concurrency bounds, basic auth, TLS and graceful drain.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_exporter::fixture::{rich_conn_table, rich_snapshot};
 use herald_exporter::{check_series, register, serve, Config, StaticSource};
