@@ -6,7 +6,7 @@
 //! [`with_scrape_deadline`], which bounds the connection-table pass.
 
 use crate::config::{secs, Config};
-use crate::metrics::{build, Built, Family, Kind, Value};
+use crate::families::{build, Built, Family, Kind, Value};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::reader::{IpvsSource, ReadError};
 use prometheus_client::collector::Collector;

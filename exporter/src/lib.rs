@@ -13,9 +13,9 @@
 pub mod collector;
 pub mod config;
 pub mod exposition;
+pub mod families;
 pub mod fixture;
 pub mod http;
-pub mod metrics;
 pub mod webconfig;
 
 pub use collector::{with_scrape_deadline, IpvsCollector};
@@ -24,8 +24,8 @@ pub use exposition::{
     check_series, check_snapshot, encode_registry, negotiate, parse_exposition, render_snapshot,
     Format, StaticSource,
 };
+pub use families::imbalance;
 pub use http::{serve, ServeError};
-pub use metrics::imbalance;
 
 use herald_shared::reader::IpvsSource;
 use prometheus_client::registry::Registry;
