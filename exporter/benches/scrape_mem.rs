@@ -130,7 +130,7 @@ fn main() {
     });
     let mut cfg = Config::default();
     cfg.conn_table.enabled = with_conns;
-    cfg.limits.request_timeout_seconds = 600.0;
+    cfg.limits.request_timeout = std::time::Duration::from_secs(600);
     let mut registry = Registry::default();
     register(&mut registry, source, &cfg);
     let rt = tokio::runtime::Builder::new_multi_thread()
