@@ -115,6 +115,7 @@ impl ServiceTable {
         Ok(())
     }
 
+    /// Each service with its labels, which its destinations' label sets start with.
     pub(super) fn service_labels(&self) -> impl Iterator<Item = (&Service, SvcLabels<'_>)> {
         self.services.iter().enumerate().map(|(i, s)| {
             let name = self.names.get(i).and_then(|n| n.as_deref());
