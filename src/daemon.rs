@@ -224,13 +224,12 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     }
     let _ = stop_tx.send(true);
     match tokio::time::timeout(
-        Duration::from_secs_f64(
-            running
-                .exporter
-                .limits
-                .shutdown_drain_seconds
-                .clamp(0.0, 3600.0),
-        ) + STOP_GRACE,
+        running
+            .exporter
+            .limits
+            .shutdown_drain
+            .min(Duration::from_secs(3600))
+            + STOP_GRACE,
         server,
     )
     .await

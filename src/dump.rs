@@ -16,6 +16,9 @@ use std::time::Duration;
 pub const JSON_SCHEMA_VERSION: u32 = 1;
 
 /// Arguments of `ipvs-herald dump`.
+// clap prints the field docs as `--help` text, written for a terminal: `[reader]` is a TOML
+// section and `<command>` a placeholder, not rustdoc links or HTML.
+#[allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 #[derive(Debug, clap::Args)]
 pub struct DumpArgs {
     /// Print JSON (schema in docs/dump-json.md) instead of text.

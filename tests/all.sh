@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: what the README's second command runs and what CI (.ci/run) calls.
 #
-# Stages, each loud on failure (set -e): install missing Debian packages, formatting and lints,
+# Stages, each loud on failure (set -e): the fast stage (tests/fast.sh: module cycles, formatting,
+# lints, unit tests, rustdoc, cargo-deny; no root needed), install missing Debian packages,
 # unit and integration tests of every crate (with BGP interop against real BIRD 2 / FRR / GoBGP
 # in network namespaces), fault tests and the soak of the binary (real BIRD in network
 # namespaces), the Debian package (built, installed with dpkg, checked, purged), fuzz smoke runs
@@ -27,14 +28,11 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+stage "fast stage: module cycles, rustfmt, clippy, unit tests, rustdoc, cargo deny (tests/fast.sh)"
+bash tests/fast.sh
+
 stage "Debian packages"
 bash tests/deps.sh
-
-stage "rustfmt"
-cargo fmt --all -- --check
-
-stage "clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
 
 stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, promtool, Prometheus)"
 cargo test --workspace --locked

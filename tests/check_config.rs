@@ -6,6 +6,7 @@
 //! Each file gets its own loopback port and an admin socket in this test's own directory under
 //! `CARGO_TARGET_TMPDIR`, so that a `run` that wrongly starts binds nothing shared; it is killed
 //! after a bound. Certificates are made with `openssl`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -12,6 +12,7 @@
 //! No router and no IPVS are needed: the announcer runs with one BGP peer that never answers
 //! and a procfs-backed IPVS source. Whether a router really drops the routes is proven with BIRD
 //! in `tests/faults.rs`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::ExitStatusExt;

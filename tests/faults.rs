@@ -18,6 +18,7 @@
 //! The fault hooks are the daemon's test-only hooks, inert unless `IPVS_HERALD_FAULT_DIR` is set.
 //! Tests run one at a time (a lock): the sub-second bounds must not measure a neighbour's load.
 //! Needs root; BIRD, busybox and nftables are installed with apt-get when missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod herald_world;
 

@@ -11,6 +11,7 @@
 //!
 //! The BGP peer is active towards a closed loopback port (connection refused, retried), so no
 //! listener is bound and nothing leaves the host.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};

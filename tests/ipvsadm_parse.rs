@@ -1,6 +1,7 @@
 //! Unit tests of the lab's ipvsadm parsers and dump comparison, on ipvsadm 1.31 output captured
 //! from the lab VM (tests/fixtures/ipvsadm/). These run in the plain `cargo test`; the VM itself
 //! runs only with `cargo test --test lab`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 #![forbid(unsafe_code)]
 
 mod lab_support;

@@ -7,6 +7,7 @@
 //! package or a host tool is missing and cannot be installed. Setting
 //! `IPVS_HERALD_LAB_RESULTS=<dir>` checks an existing `target/lab/results/scenarios` instead of
 //! booting (for iterating on the comparison only).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 #![forbid(unsafe_code)]
 
 mod lab_support;

@@ -17,6 +17,7 @@
 //! the VM is emulated (TCG) on a shared machine. They are assertions about behaviour (a path goes
 //! within a few check intervals, not after the hold timer; it returns only after the hold-down);
 //! the figures themselves belong to the benchmark (`tests/lab/lab.sh e2e-bench`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 #![forbid(unsafe_code)]
 
 mod lab_support;

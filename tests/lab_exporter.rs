@@ -19,6 +19,7 @@
 //! `IPVS_HERALD_LAB_RESULTS=<dir>` names the results of a run already made (e.g. the one
 //! `cargo test --test lab` just made: `target/lab/results/scenarios`), which saves a boot.
 //! Missing tools are installed with apt-get; when that fails the tests fail, never skip.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 #![forbid(unsafe_code)]
 
 mod lab_exporter_support;

@@ -16,6 +16,7 @@
 //!
 //! Needs root (namespaces). BIRD and busybox (for `wget` inside the namespace) are installed
 //! with `apt-get install -y` when missing; the test fails, never skips, if that is impossible.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod herald_world;
 

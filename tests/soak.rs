@@ -30,6 +30,7 @@
 //! seed is printed). Only `cargo test --test soak` runs it (`test = false`); the 10-minute run:
 //! `SOAK_SECONDS=600 cargo test --test soak -- --nocapture`. Needs root; BIRD, busybox and
 //! python3 are installed with apt-get when missing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod herald_world;
 

@@ -24,6 +24,7 @@
 //! Run: `cargo bench -p herald-announcer --bench tick [-- GROUPS [LOOP_TICKS]]` (defaults 1000
 //! and 200). Bounded: every part runs a fixed number of iterations; the control loop stops
 //! after LOOP_TICKS ticks or 120 s, whichever comes first.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: an unwrap that fails, fails the bench
 
 use herald_announcer::control::{Control, ControlLoop, LoopSettings};
 use herald_announcer::group::GroupState;

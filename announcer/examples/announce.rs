@@ -10,6 +10,7 @@
 //! `status` (print peer states), `quit` or end of input (clean shutdown, exit).
 //! Progress lines go to stdout as `t=<seconds since start> <event>`. Routes are handed to
 //! the speaker in bulk (`announce_many` / `withdraw_many`), as the daemon does.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // example code: an unwrap that fails, fails the example
 
 use std::io::BufRead;
 use std::net::{Ipv4Addr, Ipv6Addr};

@@ -2,6 +2,7 @@
 //! the announcer really registers: every `ipvs_herald_*` name in them must appear in the
 //! exposition of a registry holding the VIP-group loop's and the BGP speaker's metrics.
 //! (`promtool check rules` / `test rules` on the rule file run in the exporter's promtool test.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_announcer::bgp::{Family, State};
 use herald_announcer::control::{Control, ControlLoop, LoopSettings};

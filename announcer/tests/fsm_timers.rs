@@ -2,6 +2,7 @@
 //! IdleHold backoff of the real session task against a scripted loopback peer. Virtual time
 //! advances only when every task is idle, so the measured intervals are exact-ish and the tests
 //! take milliseconds of wall time.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_announcer::bgp::testutil::{keepalive, open, ScriptedPeer};
 use herald_announcer::bgp::{

@@ -14,6 +14,7 @@
 //!
 //! Known gap: GoBGP as the router cannot be made to send a ROUTE-REFRESH on demand (its
 //! `softresetin` replays its own Adj-RIB-In), so ROUTE-REFRESH is checked on BIRD and FRR.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod support;
 

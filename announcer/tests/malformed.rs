@@ -1,6 +1,7 @@
 //! Scripted-peer tests over loopback TCP: the speaker against a peer that sends exactly the
 //! bytes each case needs. Every malformed case asserts the exact NOTIFICATION code/subcode the
 //! speaker answers with, then that it reconnects after its backoff.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_announcer::bgp::testutil::{frame, keepalive, open, PeerConn, ScriptedPeer};
 use herald_announcer::bgp::{

@@ -14,6 +14,7 @@
 //!
 //! Needs root; installs bird2/frr when missing and fails if they are still missing.
 //! Run: `cargo test -p herald-announcer --test ospf`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod ospf_support;
 

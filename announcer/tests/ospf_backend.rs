@@ -4,6 +4,7 @@
 //! errors (missing namespace / interface, EPERM → "CAP_NET_ADMIN needed").
 //!
 //! Needs root. Run: `cargo test -p herald-announcer --test ospf_backend`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod ospf_support;
 

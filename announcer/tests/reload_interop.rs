@@ -17,6 +17,7 @@
 //!
 //! Run as root (`cargo test -p herald-announcer --test reload_interop`); BIRD and FRR are installed with
 //! `apt-get install -y` when missing, and the tests fail (never skip) if that is impossible.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod support;
 

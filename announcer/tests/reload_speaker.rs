@@ -4,6 +4,7 @@
 //! Change and a new OPEN for a session-key change, a re-sent UPDATE for a next-hop change —
 //! plus the listener following added and removed passive peers, and refused configurations
 //! changing nothing. Real time (no paused clock): "nothing arrives" must mean nothing was sent.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_announcer::bgp::reconfig::PeerChange;
 use herald_announcer::bgp::testutil::{self, open, PeerConn, ScriptedPeer};

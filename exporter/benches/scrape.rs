@@ -2,6 +2,7 @@
 //! families, encode) for 1 000 services × 10 destinations plus a 40 000-group connection table,
 //! in both formats, with and without per-destination series, and gzip.
 //! `cargo bench -p herald-exporter --bench scrape` (prints median / min of 15 runs).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: an unwrap that fails, fails the bench
 
 use herald_exporter::fixture::{addr_key, dest, service};
 use herald_exporter::{encode_registry, register, Config, Format, StaticSource};

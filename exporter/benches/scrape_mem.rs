@@ -8,6 +8,7 @@
 //! built (one copy of the snapshot held by the source) to after the scrapes, i.e. what the
 //! scrapes themselves cost: the snapshot copy the reader would build, the metric families, the
 //! encoding and the buffers. The body is read and counted, never stored, by the client.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: an unwrap that fails, fails the bench
 
 use herald_exporter::fixture::{addr_key, dest, service};
 use herald_exporter::{register, serve, Config, StaticSource};
@@ -129,7 +130,7 @@ fn main() {
     });
     let mut cfg = Config::default();
     cfg.conn_table.enabled = with_conns;
-    cfg.limits.request_timeout_seconds = 600.0;
+    cfg.limits.request_timeout = std::time::Duration::from_secs(600);
     let mut registry = Registry::default();
     register(&mut registry, source, &cfg);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -5,8 +5,8 @@
 //! the registry encoder on a blocking thread and tells the collector its deadline through
 //! [`with_scrape_deadline`], which bounds the connection-table pass.
 
-use crate::config::{secs, Config};
-use crate::metrics::{build, Built, Family, Kind, Value};
+use crate::config::Config;
+use crate::families::{build, Built, Family, Kind, Value};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::reader::{IpvsSource, ReadError};
 use prometheus_client::collector::Collector;
@@ -201,7 +201,7 @@ impl IpvsCollector {
 
     fn conn_limits(&self) -> ConnTableLimits {
         let c = &self.cfg.conn_table;
-        let mut max_duration = (c.max_duration_seconds > 0.0).then(|| secs(c.max_duration_seconds));
+        let mut max_duration = (!c.max_duration.is_zero()).then_some(c.max_duration);
         if let Some(deadline) = current_deadline() {
             // Leave a quarter of the remaining time for encoding and sending.
             let remaining = deadline.saturating_duration_since(Instant::now());
@@ -551,7 +551,7 @@ mod tests {
         });
         let mut cfg = Config::default();
         cfg.conn_table.max_entries = 1234;
-        cfg.conn_table.max_duration_seconds = 60.0;
+        cfg.conn_table.max_duration = Duration::from_secs(60);
         let c = IpvsCollector::new(gate.clone(), &cfg);
         with_scrape_deadline(Instant::now() + Duration::from_secs(2), || {
             c.collect(Instant::now())
@@ -569,7 +569,7 @@ mod tests {
             gate.limits.lock().unwrap().unwrap().max_duration,
             Some(Duration::from_secs(60))
         );
-        cfg.conn_table.max_duration_seconds = 0.0;
+        cfg.conn_table.max_duration = Duration::ZERO;
         cfg.conn_table.max_entries = 0;
         let c = IpvsCollector::new(gate.clone(), &cfg);
         c.collect(Instant::now());

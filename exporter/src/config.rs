@@ -79,44 +79,26 @@ pub struct Limits {
     pub max_concurrent_scrapes: usize,
     /// A client must send the complete request head within this time or is disconnected.
     /// Default `"5s"`. This and every other duration of the section: at most
-    /// [`MAX_DURATION_SECONDS`] (one hour).
-    #[serde(
-        rename = "header_read_timeout",
-        deserialize_with = "herald_shared::duration::secs_f64"
-    )]
-    pub header_read_timeout_seconds: f64,
+    /// [`MAX_DURATION`] (one hour).
+    #[serde(deserialize_with = "herald_shared::duration::duration")]
+    pub header_read_timeout: Duration,
     /// A TLS handshake must finish within this time. Default `"5s"`.
-    #[serde(
-        rename = "tls_handshake_timeout",
-        deserialize_with = "herald_shared::duration::secs_f64"
-    )]
-    pub tls_handshake_timeout_seconds: f64,
+    #[serde(deserialize_with = "herald_shared::duration::duration")]
+    pub tls_handshake_timeout: Duration,
     /// Upper bound on the time spent answering one request. Default `"30s"`.
-    #[serde(
-        rename = "request_timeout",
-        deserialize_with = "herald_shared::duration::secs_f64"
-    )]
-    pub request_timeout_seconds: f64,
+    #[serde(deserialize_with = "herald_shared::duration::duration")]
+    pub request_timeout: Duration,
     /// Scrape timeout when the request has no `X-Prometheus-Scrape-Timeout-Seconds` header.
     /// Default `"10s"`.
-    #[serde(
-        rename = "default_scrape_timeout",
-        deserialize_with = "herald_shared::duration::secs_f64"
-    )]
-    pub default_scrape_timeout_seconds: f64,
+    #[serde(deserialize_with = "herald_shared::duration::duration")]
+    pub default_scrape_timeout: Duration,
     /// Subtracted from the scrape timeout so that the answer reaches Prometheus in time.
     /// Default `"500ms"`.
-    #[serde(
-        rename = "scrape_timeout_offset",
-        deserialize_with = "herald_shared::duration::secs_f64"
-    )]
-    pub scrape_timeout_offset_seconds: f64,
+    #[serde(deserialize_with = "herald_shared::duration::duration")]
+    pub scrape_timeout_offset: Duration,
     /// On shutdown, open connections get this long to finish before they are closed. Default `"5s"`.
-    #[serde(
-        rename = "shutdown_drain",
-        deserialize_with = "herald_shared::duration::secs_f64"
-    )]
-    pub shutdown_drain_seconds: f64,
+    #[serde(deserialize_with = "herald_shared::duration::duration")]
+    pub shutdown_drain: Duration,
 }
 
 impl Default for Limits {
@@ -124,19 +106,19 @@ impl Default for Limits {
         Limits {
             max_connections: 256,
             max_concurrent_scrapes: 8,
-            header_read_timeout_seconds: 5.0,
-            tls_handshake_timeout_seconds: 5.0,
-            request_timeout_seconds: 30.0,
-            default_scrape_timeout_seconds: 10.0,
-            scrape_timeout_offset_seconds: 0.5,
-            shutdown_drain_seconds: 5.0,
+            header_read_timeout: Duration::from_secs(5),
+            tls_handshake_timeout: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+            default_scrape_timeout: Duration::from_secs(10),
+            scrape_timeout_offset: Duration::from_millis(500),
+            shutdown_drain: Duration::from_secs(5),
         }
     }
 }
 
-/// The longest value of every `[exporter.limits]` and `[exporter.conn_table]` duration, in
-/// seconds: one hour.
-pub const MAX_DURATION_SECONDS: f64 = 3600.0;
+/// The longest value of every `[exporter.limits]` and `[exporter.conn_table]` duration: one
+/// hour.
+pub const MAX_DURATION: Duration = Duration::from_secs(3600);
 /// The most `limits.max_connections`: each is a task and a file descriptor.
 pub const MAX_CONNECTIONS: usize = 65_536;
 /// The most `limits.max_concurrent_scrapes`: each holds one of the runtime's blocking threads
@@ -152,11 +134,8 @@ pub struct ConnTableConfig {
     /// Stop after this many entries (0 = no bound). Default 1 000 000.
     pub max_entries: u64,
     /// Stop after this long (`"0s"` = no bound other than the scrape timeout). Default `"2s"`.
-    #[serde(
-        rename = "max_duration",
-        deserialize_with = "herald_shared::duration::secs_f64"
-    )]
-    pub max_duration_seconds: f64,
+    #[serde(deserialize_with = "herald_shared::duration::duration")]
+    pub max_duration: Duration,
 }
 
 impl Default for ConnTableConfig {
@@ -164,7 +143,7 @@ impl Default for ConnTableConfig {
         ConnTableConfig {
             enabled: true,
             max_entries: 1_000_000,
-            max_duration_seconds: 2.0,
+            max_duration: Duration::from_secs(2),
         }
     }
 }
@@ -219,38 +198,32 @@ impl Config {
                 &format!("must be 1 to {MAX_CONCURRENT_SCRAPES}"),
             );
         }
-        for (key, v) in [
-            ("limits.header_read_timeout", l.header_read_timeout_seconds),
-            (
-                "limits.tls_handshake_timeout",
-                l.tls_handshake_timeout_seconds,
-            ),
-            ("limits.request_timeout", l.request_timeout_seconds),
-            (
-                "limits.default_scrape_timeout",
-                l.default_scrape_timeout_seconds,
-            ),
+        for (key, d) in [
+            ("limits.header_read_timeout", l.header_read_timeout),
+            ("limits.tls_handshake_timeout", l.tls_handshake_timeout),
+            ("limits.request_timeout", l.request_timeout),
+            ("limits.default_scrape_timeout", l.default_scrape_timeout),
         ] {
-            if !(v.is_finite() && v > 0.0 && v <= MAX_DURATION_SECONDS) {
+            if d.is_zero() || d > MAX_DURATION {
                 return bad(
                     key,
-                    &format!("is {v}s; it must be more than 0s and at most 1h"),
+                    &format!(
+                        "is {}s; it must be more than 0s and at most 1h",
+                        d.as_secs_f64()
+                    ),
                 );
             }
         }
-        for (key, v) in [
-            (
-                "limits.scrape_timeout_offset",
-                l.scrape_timeout_offset_seconds,
-            ),
-            ("limits.shutdown_drain", l.shutdown_drain_seconds),
-            (
-                "conn_table.max_duration",
-                self.conn_table.max_duration_seconds,
-            ),
+        for (key, d) in [
+            ("limits.scrape_timeout_offset", l.scrape_timeout_offset),
+            ("limits.shutdown_drain", l.shutdown_drain),
+            ("conn_table.max_duration", self.conn_table.max_duration),
         ] {
-            if !(v.is_finite() && (0.0..=MAX_DURATION_SECONDS).contains(&v)) {
-                return bad(key, &format!("is {v}s; it must be at most 1h"));
+            if d > MAX_DURATION {
+                return bad(
+                    key,
+                    &format!("is {}s; it must be at most 1h", d.as_secs_f64()),
+                );
             }
         }
         for (spec, name) in &self.service_names {
@@ -274,11 +247,6 @@ impl Config {
             None => Ok(WebConfig::default()),
         }
     }
-}
-
-/// Seconds (already validated) as a `Duration`, saturating on nonsense.
-pub(crate) fn secs(v: f64) -> Duration {
-    Duration::try_from_secs_f64(v).unwrap_or(Duration::ZERO)
 }
 
 /// A service written as a string: `tcp/192.0.2.1:80`, `udp/[2001:db8::1]:53`, `sctp/…`,
@@ -307,19 +275,39 @@ impl fmt::Display for ServiceSpec {
     }
 }
 
-impl FromStr for ServiceSpec {
-    type Err = String;
+/// Why a service spec (`tcp/192.0.2.1:80`, `fwm/7`) is refused; `spec` is the whole string.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceSpecError {
+    #[error(
+        "service {spec:?}: expected PROTOCOL/ADDRESS:PORT (tcp/192.0.2.1:80) or fwm/MARK, fwm6/MARK"
+    )]
+    Form { spec: String },
+    #[error("service {spec:?}: fwmark {mark:?} is not a 32-bit number")]
+    Fwmark { spec: String, mark: String },
+    #[error("service {spec:?}: unknown protocol {protocol:?} (tcp, udp, sctp, fwm, fwm6)")]
+    Protocol { spec: String, protocol: String },
+    #[error(
+        "service {spec:?}: {address:?} is not ADDRESS:PORT (IPv6 in brackets: [2001:db8::1]:80)"
+    )]
+    Address { spec: String, address: String },
+}
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl FromStr for ServiceSpec {
+    type Err = ServiceSpecError;
+
+    fn from_str(s: &str) -> Result<Self, ServiceSpecError> {
         let Some((kind, rest)) = s.split_once('/') else {
-            return Err(format!(
-                "service {s:?}: expected PROTOCOL/ADDRESS:PORT (tcp/192.0.2.1:80) or fwm/MARK, fwm6/MARK"
-            ));
+            return Err(ServiceSpecError::Form {
+                spec: s.to_string(),
+            });
         };
         let fwmark = |family| {
             rest.parse::<u32>()
                 .map(|mark| ServiceSpec(ServiceKey::Fwmark { family, mark }))
-                .map_err(|_| format!("service {s:?}: fwmark {rest:?} is not a 32-bit number"))
+                .map_err(|_| ServiceSpecError::Fwmark {
+                    spec: s.to_string(),
+                    mark: rest.to_string(),
+                })
         };
         let protocol = match kind.to_ascii_lowercase().as_str() {
             "tcp" => Protocol::Tcp,
@@ -328,15 +316,15 @@ impl FromStr for ServiceSpec {
             "fwm" => return fwmark(AddressFamily::Inet),
             "fwm6" => return fwmark(AddressFamily::Inet6),
             other => {
-                return Err(format!(
-                    "service {s:?}: unknown protocol {other:?} (tcp, udp, sctp, fwm, fwm6)"
-                ))
+                return Err(ServiceSpecError::Protocol {
+                    spec: s.to_string(),
+                    protocol: other.to_string(),
+                })
             }
         };
-        let sa: SocketAddr = rest.parse().map_err(|_| {
-            format!(
-                "service {s:?}: {rest:?} is not ADDRESS:PORT (IPv6 in brackets: [2001:db8::1]:80)"
-            )
+        let sa: SocketAddr = rest.parse().map_err(|_| ServiceSpecError::Address {
+            spec: s.to_string(),
+            address: rest.to_string(),
         })?;
         Ok(ServiceSpec(ServiceKey::Addr {
             protocol,
@@ -347,8 +335,8 @@ impl FromStr for ServiceSpec {
 }
 
 impl TryFrom<String> for ServiceSpec {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+    type Error = ServiceSpecError;
+    fn try_from(s: String) -> Result<Self, ServiceSpecError> {
         s.parse()
     }
 }
@@ -385,31 +373,45 @@ struct RawServiceMatch {
     fwmark: Option<u32>,
 }
 
+/// Why an include/exclude rule is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ServiceMatchError {
+    #[error("address {0:?} is neither an IP address nor a CIDR prefix")]
+    Address(String),
+    #[error("a service rule needs at least one of address, port, protocol, fwmark")]
+    Empty,
+    #[error("fwmark cannot be combined with address or port: fwmark services have neither, the rule could never match")]
+    FwmarkWithAddress,
+    #[error("fwmark with protocol other than \"fwm\" could never match")]
+    FwmarkWithProtocol,
+    #[error("protocol \"fwm\" cannot be combined with address or port")]
+    FwmWithAddress,
+}
+
 impl TryFrom<RawServiceMatch> for ServiceMatch {
-    type Error = String;
-    fn try_from(r: RawServiceMatch) -> Result<Self, String> {
+    type Error = ServiceMatchError;
+    fn try_from(r: RawServiceMatch) -> Result<Self, ServiceMatchError> {
         let address = match r.address {
             None => None,
             Some(a) => Some(match a.parse::<IpNet>() {
                 Ok(net) => net,
-                Err(_) => IpNet::from(a.parse::<IpAddr>().map_err(|_| {
-                    format!("address {a:?} is neither an IP address nor a CIDR prefix")
-                })?),
+                Err(_) => IpNet::from(
+                    a.parse::<IpAddr>()
+                        .map_err(|_| ServiceMatchError::Address(a.clone()))?,
+                ),
             }),
         };
         if address.is_none() && r.port.is_none() && r.protocol.is_none() && r.fwmark.is_none() {
-            return Err(
-                "a service rule needs at least one of address, port, protocol, fwmark".into(),
-            );
+            return Err(ServiceMatchError::Empty);
         }
         if r.fwmark.is_some() && (address.is_some() || r.port.is_some()) {
-            return Err("fwmark cannot be combined with address or port: fwmark services have neither, the rule could never match".into());
+            return Err(ServiceMatchError::FwmarkWithAddress);
         }
         if r.fwmark.is_some() && matches!(r.protocol, Some(p) if p != MatchProtocol::Fwm) {
-            return Err("fwmark with protocol other than \"fwm\" could never match".into());
+            return Err(ServiceMatchError::FwmarkWithProtocol);
         }
         if r.protocol == Some(MatchProtocol::Fwm) && (address.is_some() || r.port.is_some()) {
-            return Err("protocol \"fwm\" cannot be combined with address or port".into());
+            return Err(ServiceMatchError::FwmWithAddress);
         }
         Ok(ServiceMatch {
             address,
@@ -502,8 +504,13 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn parse(s: &str) -> Result<Config, String> {
-        toml::from_str::<Config>(s).map_err(|e| e.to_string())
+    fn parse(s: &str) -> Result<Config, toml::de::Error> {
+        toml::from_str::<Config>(s)
+    }
+
+    /// The message a refused section gets.
+    fn refused(s: &str) -> String {
+        parse(s).unwrap_err().to_string()
     }
 
     #[test]
@@ -551,15 +558,15 @@ mod tests {
 
     #[test]
     fn unknown_keys_and_bad_values_are_refused_with_names() {
-        assert!(parse("bogus = 1").unwrap_err().contains("bogus"));
-        assert!(parse("[limits]\nfoo = 1").unwrap_err().contains("foo"));
-        let e = parse("[service_names]\n\"tcp/192.0.2.1\" = \"x\"").unwrap_err();
+        assert!(refused("bogus = 1").contains("bogus"));
+        assert!(refused("[limits]\nfoo = 1").contains("foo"));
+        let e = refused("[service_names]\n\"tcp/192.0.2.1\" = \"x\"");
         assert!(e.contains("ADDRESS:PORT"), "{e}");
-        let e = parse("[[include]]\nfwmark = 1\nport = 2").unwrap_err();
+        let e = refused("[[include]]\nfwmark = 1\nport = 2");
         assert!(e.contains("fwmark cannot be combined"), "{e}");
-        let e = parse("[[exclude]]\n").unwrap_err();
+        let e = refused("[[exclude]]\n");
         assert!(e.contains("at least one"), "{e}");
-        let e = parse("[[exclude]]\naddress = \"300.1.1.1\"").unwrap_err();
+        let e = refused("[[exclude]]\naddress = \"300.1.1.1\"");
         assert!(e.contains("300.1.1.1"), "{e}");
         let mut c = Config::default();
         c.limits.max_connections = 1 << 62;
@@ -572,7 +579,7 @@ mod tests {
         c.limits.max_concurrent_scrapes = 513;
         assert!(c.validate().is_err());
         let mut c = Config::default();
-        c.limits.request_timeout_seconds = 0.0;
+        c.limits.request_timeout = Duration::ZERO;
         assert!(c
             .validate()
             .unwrap_err()
@@ -646,6 +653,69 @@ mod tests {
         ] {
             assert!(bad.parse::<ServiceSpec>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn refusals_read_as_documented() {
+        let spec = |s: &str| s.parse::<ServiceSpec>().unwrap_err().to_string();
+        assert_eq!(
+            spec("tcp"),
+            "service \"tcp\": expected PROTOCOL/ADDRESS:PORT (tcp/192.0.2.1:80) or fwm/MARK, fwm6/MARK"
+        );
+        assert_eq!(
+            spec("fwm/x"),
+            "service \"fwm/x\": fwmark \"x\" is not a 32-bit number"
+        );
+        assert_eq!(
+            spec("ICMP/1.2.3.4:1"),
+            "service \"ICMP/1.2.3.4:1\": unknown protocol \"icmp\" (tcp, udp, sctp, fwm, fwm6)"
+        );
+        assert_eq!(
+            spec("tcp/2001:db8::1:80"),
+            "service \"tcp/2001:db8::1:80\": \"2001:db8::1:80\" is not ADDRESS:PORT (IPv6 in brackets: [2001:db8::1]:80)"
+        );
+        let rule = |address: Option<&str>, port, protocol, fwmark| {
+            ServiceMatch::try_from(RawServiceMatch {
+                address: address.map(str::to_string),
+                port,
+                protocol,
+                fwmark,
+            })
+            .unwrap_err()
+            .to_string()
+        };
+        assert_eq!(
+            rule(Some("x"), None, None, None),
+            "address \"x\" is neither an IP address nor a CIDR prefix"
+        );
+        assert_eq!(
+            rule(None, None, None, None),
+            "a service rule needs at least one of address, port, protocol, fwmark"
+        );
+        assert_eq!(
+            rule(None, Some(1), None, Some(7)),
+            "fwmark cannot be combined with address or port: fwmark services have neither, the rule could never match"
+        );
+        assert_eq!(
+            rule(None, None, Some(MatchProtocol::Tcp), Some(7)),
+            "fwmark with protocol other than \"fwm\" could never match"
+        );
+        assert_eq!(
+            rule(None, Some(1), Some(MatchProtocol::Fwm), None),
+            "protocol \"fwm\" cannot be combined with address or port"
+        );
+        let mut c = Config::default();
+        c.conn_table.max_duration = Duration::from_millis(3_600_500);
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "exporter.conn_table.max_duration: is 3600.5s; it must be at most 1h"
+        );
+        c = Config::default();
+        c.limits.request_timeout = Duration::ZERO;
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            "exporter.limits.request_timeout: is 0s; it must be more than 0s and at most 1h"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! a fixed snapshot (for tests and the lab), and a series checker usable over any exposition.
 
 use crate::config::Config;
-use crate::metrics::{build, Built};
+use crate::families::{build, Built};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::{IpvsSource, ReadError};

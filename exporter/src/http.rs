@@ -7,9 +7,9 @@
 //! the scrape timeout (`X-Prometheus-Scrape-Timeout-Seconds` minus an offset).
 
 use crate::collector::with_scrape_deadline;
-use crate::config::{secs, Config, ConfigError};
+use crate::config::{Config, ConfigError};
 use crate::exposition::{encode_registry_to, negotiate, EncodeError};
-use crate::webconfig::{BasicAuth, WebConfigError};
+use crate::webconfig::{BasicAuth, TlsError, WebConfigError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
@@ -40,7 +40,7 @@ pub enum ServeError {
     #[error(transparent)]
     WebConfig(#[from] WebConfigError),
     #[error("TLS configuration: {0}")]
-    Tls(String),
+    Tls(#[source] TlsError),
 }
 
 type Body = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
@@ -71,7 +71,7 @@ struct State {
 }
 
 /// Serve until `shutdown` completes, then stop accepting, let open connections finish for at
-/// most `limits.shutdown_drain_seconds`, and return.
+/// most `limits.shutdown_drain`, and return.
 pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
@@ -134,7 +134,7 @@ pub async fn serve(
                 match tls {
                     None => serve_conn(stream, peer, state, drain).await,
                     Some(acceptor) => {
-                        let hs = secs(state.cfg.limits.tls_handshake_timeout_seconds);
+                        let hs = state.cfg.limits.tls_handshake_timeout;
                         match tokio::time::timeout(hs, acceptor.accept(stream)).await {
                             Ok(Ok(s)) => serve_conn(s, peer, state, drain).await,
                             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
@@ -149,7 +149,7 @@ pub async fn serve(
     drop(listener);
     state.ready.store(false, Ordering::SeqCst);
     let _ = drain_tx.send(true);
-    let drain = secs(limits.shutdown_drain_seconds);
+    let drain = limits.shutdown_drain;
     let open = tasks.len();
     tracing::info!(open, "metrics server draining");
     let all_done = async { while tasks.join_next().await.is_some() {} };
@@ -177,7 +177,7 @@ where
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .header_read_timeout(secs(state.cfg.limits.header_read_timeout_seconds))
+        .header_read_timeout(state.cfg.limits.header_read_timeout)
         // max_buf_size alone bounds the read buffer, which one read can overfill: heads of up
         // to twice the size were accepted. max_header_size is checked on the parsed head.
         .max_buf_size(MAX_REQUEST_HEAD)
@@ -225,7 +225,7 @@ async fn handle(
     state: Arc<State>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    let timeout = secs(state.cfg.limits.request_timeout_seconds);
+    let timeout = state.cfg.limits.request_timeout;
     let span = tracing::debug_span!("http_request", %peer, method = %req.method(), path = %req.uri().path());
     match tokio::time::timeout(timeout, route(req, Arc::clone(&state)).instrument(span)).await {
         Ok(r) => r,
@@ -314,7 +314,7 @@ fn scrape_timeout(req: &Request<hyper::body::Incoming>, cfg: &Config) -> Duratio
         .filter(|v| v.is_finite() && *v > 0.0);
     let t = match from_header {
         Some(v) => {
-            let with_offset = v - l.scrape_timeout_offset_seconds;
+            let with_offset = v - l.scrape_timeout_offset.as_secs_f64();
             // A timeout smaller than the offset: use 90 % of it rather than nothing.
             if with_offset > 0.0 {
                 with_offset
@@ -322,9 +322,10 @@ fn scrape_timeout(req: &Request<hyper::body::Incoming>, cfg: &Config) -> Duratio
                 v * 0.9
             }
         }
-        None => l.default_scrape_timeout_seconds,
+        None => l.default_scrape_timeout.as_secs_f64(),
     };
-    secs(t.min(l.request_timeout_seconds))
+    // Seconds from a header, so any f64: saturate rather than panic.
+    Duration::try_from_secs_f64(t.min(l.request_timeout.as_secs_f64())).unwrap_or(Duration::ZERO)
 }
 
 fn accepts_gzip(req: &Request<hyper::body::Incoming>) -> bool {

@@ -13,19 +13,23 @@
 pub mod collector;
 pub mod config;
 pub mod exposition;
+pub mod families;
 pub mod fixture;
 pub mod http;
-pub mod metrics;
 pub mod webconfig;
 
 pub use collector::{with_scrape_deadline, IpvsCollector};
-pub use config::{Config, ConfigError, ConnTableConfig, Limits, ServiceMatch, ServiceSpec};
+pub use config::{
+    Config, ConfigError, ConnTableConfig, Limits, ServiceMatch, ServiceMatchError, ServiceSpec,
+    ServiceSpecError,
+};
 pub use exposition::{
     check_series, check_snapshot, encode_registry, negotiate, parse_exposition, render_snapshot,
     Format, StaticSource,
 };
+pub use families::imbalance;
 pub use http::{serve, ServeError};
-pub use metrics::imbalance;
+pub use webconfig::{TlsError, WebConfigError};
 
 use herald_shared::reader::IpvsSource;
 use prometheus_client::registry::Registry;

@@ -30,8 +30,49 @@ pub enum WebConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("web config file {path}: {message}")]
-    Invalid { path: PathBuf, message: String },
+    #[error("web config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("web config file {path}: basic_auth_users: user name {user:?} must be non-empty and contain no ':'")]
+    UserName { path: PathBuf, user: String },
+    #[error("web config file {path}: basic_auth_users.{user}: not a bcrypt hash (expected $2y$/$2b$/$2a$…)")]
+    PasswordHash { path: PathBuf, user: String },
+    #[error("web config file {path}: {source}")]
+    Tls { path: PathBuf, source: TlsError },
+}
+
+/// Why the TLS settings of `[tls_server_config]` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: bad PEM: {source}", path.display())]
+    Pem {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: no certificate found", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error("{}: no private key found", path.display())]
+    NoPrivateKey { path: PathBuf },
+    #[error("TLS versions: {0}")]
+    Versions(#[source] rustls::Error),
+    #[error("{}: unusable CA certificate: {source}", path.display())]
+    CaCertificate {
+        path: PathBuf,
+        source: rustls::Error,
+    },
+    #[error("client_auth_type RequireAndVerifyClientCert needs client_ca_file")]
+    NoClientCa,
+    #[error("client verifier: {0}")]
+    ClientVerifier(#[source] rustls::server::VerifierBuilderError),
+    #[error("certificate/key mismatch or unusable: {0}")]
+    CertificateKey(#[source] rustls::Error),
 }
 
 /// The whole web configuration file.
@@ -87,31 +128,35 @@ impl WebConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let invalid = |message: String| WebConfigError::Invalid {
+        let cfg: WebConfig = toml::from_str(&text).map_err(|source| WebConfigError::Parse {
             path: path.to_path_buf(),
-            message,
-        };
-        let cfg: WebConfig = toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+            source,
+        })?;
         for (user, hash) in &cfg.basic_auth_users {
             if user.is_empty() || user.contains(':') {
-                return Err(invalid(format!(
-                    "basic_auth_users: user name {user:?} must be non-empty and contain no ':'"
-                )));
+                return Err(WebConfigError::UserName {
+                    path: path.to_path_buf(),
+                    user: user.clone(),
+                });
             }
             if bcrypt::verify("", hash).is_err() {
-                return Err(invalid(format!(
-                    "basic_auth_users.{user}: not a bcrypt hash (expected $2y$/$2b$/$2a$…)"
-                )));
+                return Err(WebConfigError::PasswordHash {
+                    path: path.to_path_buf(),
+                    user: user.clone(),
+                });
             }
         }
         if let Some(t) = &cfg.tls_server_config {
-            t.acceptor().map_err(invalid)?;
+            t.acceptor().map_err(|source| WebConfigError::Tls {
+                path: path.to_path_buf(),
+                source,
+            })?;
         }
         Ok(cfg)
     }
 
     /// A TLS acceptor when TLS is configured.
-    pub fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, String> {
+    pub fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>, TlsError> {
         self.tls_server_config
             .as_ref()
             .map(TlsServerConfig::acceptor)
@@ -119,25 +164,41 @@ impl WebConfig {
     }
 }
 
-fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
-    let data = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
+    let data = read(path)?;
     let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut data.as_slice()).collect();
-    let certs = certs.map_err(|e| format!("{}: bad PEM: {e}", path.display()))?;
+    let certs = certs.map_err(|source| TlsError::Pem {
+        path: path.to_path_buf(),
+        source,
+    })?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate found", path.display()));
+        return Err(TlsError::NoCertificate {
+            path: path.to_path_buf(),
+        });
     }
     Ok(certs)
 }
 
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
 impl TlsServerConfig {
     /// Build the rustls server configuration.
-    pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
+    pub fn acceptor(&self) -> Result<TlsAcceptor, TlsError> {
         let certs = read_certs(&self.cert_file)?;
-        let key_data = std::fs::read(&self.key_file)
-            .map_err(|e| format!("cannot read {}: {e}", self.key_file.display()))?;
+        let key_data = read(&self.key_file)?;
         let key = rustls_pemfile::private_key(&mut key_data.as_slice())
-            .map_err(|e| format!("{}: bad PEM: {e}", self.key_file.display()))?
-            .ok_or_else(|| format!("{}: no private key found", self.key_file.display()))?;
+            .map_err(|source| TlsError::Pem {
+                path: self.key_file.clone(),
+                source,
+            })?
+            .ok_or_else(|| TlsError::NoPrivateKey {
+                path: self.key_file.clone(),
+            })?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let versions: &[&'static rustls::SupportedProtocolVersion] = match self.min_version {
             TlsVersion::TLS12 => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -145,7 +206,7 @@ impl TlsServerConfig {
         };
         let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
-            .map_err(|e| format!("TLS versions: {e}"))?;
+            .map_err(TlsError::Versions)?;
         // A CA file that is named is read and checked even when client certificates are not
         // asked for, so that a broken file is found when the configuration is loaded, not when
         // someone turns client authentication on.
@@ -153,9 +214,10 @@ impl TlsServerConfig {
             Some(ca) => {
                 let mut roots = rustls::RootCertStore::empty();
                 for c in read_certs(ca)? {
-                    roots
-                        .add(c)
-                        .map_err(|e| format!("{}: unusable CA certificate: {e}", ca.display()))?;
+                    roots.add(c).map_err(|source| TlsError::CaCertificate {
+                        path: ca.clone(),
+                        source,
+                    })?;
                 }
                 Some(roots)
             }
@@ -164,21 +226,19 @@ impl TlsServerConfig {
         let builder = match self.client_auth_type {
             ClientAuthType::NoClientCert => builder.with_no_client_auth(),
             ClientAuthType::RequireAndVerifyClientCert => {
-                let roots = roots.ok_or_else(|| {
-                    "client_auth_type RequireAndVerifyClientCert needs client_ca_file".to_string()
-                })?;
+                let roots = roots.ok_or(TlsError::NoClientCa)?;
                 let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     Arc::new(roots),
                     provider,
                 )
                 .build()
-                .map_err(|e| format!("client verifier: {e}"))?;
+                .map_err(TlsError::ClientVerifier)?;
                 builder.with_client_cert_verifier(verifier)
             }
         };
         let mut config = builder
             .with_single_cert(certs, key)
-            .map_err(|e| format!("certificate/key mismatch or unusable: {e}"))?;
+            .map_err(TlsError::CertificateKey)?;
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
     }
@@ -317,6 +377,42 @@ mod tests {
         assert!(!auth.check(Some("Bearer x")));
         assert!(!auth.check(None));
         assert!(BasicAuth::new(&BTreeMap::new()).is_none());
+    }
+
+    #[test]
+    fn refusals_read_as_documented() {
+        let dir = std::env::temp_dir().join(format!("herald-webcfg-msg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("web.toml");
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let refused = |text: String| {
+            std::fs::write(&p, text).unwrap();
+            WebConfig::load(&p).unwrap_err().to_string()
+        };
+        let file = p.display();
+        assert_eq!(
+            refused("[basic_auth_users]\n\"a:b\" = \"x\"\n".into()),
+            format!("web config file {file}: basic_auth_users: user name \"a:b\" must be non-empty and contain no ':'")
+        );
+        assert_eq!(
+            refused("[basic_auth_users]\nprom = \"x\"\n".into()),
+            format!("web config file {file}: basic_auth_users.prom: not a bcrypt hash (expected $2y$/$2b$/$2a$…)")
+        );
+        assert_eq!(
+            refused("[tls_server_config]\ncert_file = \"/nonexistent.crt\"\nkey_file = \"/k\"\n".into()),
+            format!("web config file {file}: cannot read /nonexistent.crt: No such file or directory (os error 2)")
+        );
+        assert_eq!(
+            refused(format!(
+                "[tls_server_config]\ncert_file = {empty:?}\nkey_file = \"/k\"\n"
+            )),
+            format!(
+                "web config file {file}: {}: no certificate found",
+                empty.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Grafana dashboards: committed JSON equals what `dashboards/generate.py` writes, every
 //! panel and query uses the `datasource` variable, and every metric a dashboard or rule names is
 //! one the exporter actually exports (checked against the exposition of the rich fixture).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_exporter::fixture::{rich_conn_table, rich_snapshot};
 use herald_exporter::{encode_registry, register, Config, Format, StaticSource};

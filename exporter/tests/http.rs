@@ -1,5 +1,6 @@
 //! End-to-end tests of the HTTP server on loopback: endpoints, content negotiation, gzip,
 //! stalled clients, scrape timeouts, concurrency bounds, basic auth, TLS and graceful drain.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_exporter::fixture::{rich_conn_table, rich_snapshot};
 use herald_exporter::{check_series, register, serve, Config, StaticSource};
@@ -317,7 +318,7 @@ async fn missing_ipvs_module_is_a_200_with_ipvs_up_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_half_requests_do_not_block_scrapes() {
     let mut cfg = test_cfg();
-    cfg.limits.header_read_timeout_seconds = 5.0;
+    cfg.limits.header_read_timeout = Duration::from_secs(5);
     let srv = Server::start(rich(), cfg).await;
     // Ten clients send half a request head and stall.
     let mut stalled = Vec::new();
@@ -384,7 +385,7 @@ impl IpvsSource for Slow {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scrape_timeout_header_is_honoured() {
     let mut cfg = test_cfg();
-    cfg.limits.scrape_timeout_offset_seconds = 0.25;
+    cfg.limits.scrape_timeout_offset = Duration::from_millis(250);
     let srv = Server::start(Slow::new(Duration::from_secs(3)).0, cfg).await;
     let r = request(
         srv.addr,
@@ -444,7 +445,7 @@ async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
 
     // A scrape longer than the drain timeout does not hold shutdown.
     let mut cfg = test_cfg();
-    cfg.limits.shutdown_drain_seconds = 0.3;
+    cfg.limits.shutdown_drain = Duration::from_millis(300);
     let (slow, count) = Slow::new(Duration::from_secs(6));
     let srv = Server::start(slow, cfg).await;
     let addr = srv.addr;
@@ -944,7 +945,7 @@ async fn large_expositions_are_streamed_in_chunks_byte_for_byte() {
 async fn a_client_that_stops_reading_is_cut_off_at_the_deadline_and_frees_its_slot() {
     let mut cfg = test_cfg();
     cfg.limits.max_concurrent_scrapes = 1;
-    cfg.limits.scrape_timeout_offset_seconds = 0.0;
+    cfg.limits.scrape_timeout_offset = Duration::ZERO;
     let srv = Server::start(large(), cfg).await;
     // A client that sends a scrape and then never reads: the encoder fills the queue and the
     // socket buffers, then waits, bounded by the 3 s scrape deadline (long enough for the

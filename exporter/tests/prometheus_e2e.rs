@@ -3,6 +3,7 @@
 //! (negotiating OpenMetrics), loads the rule file, and every PromQL expression of the dashboards
 //! and rules is evaluated through its HTTP API. Each must evaluate without error, and each must
 //! return data unless it is listed below with the reason why this fixture gives it none.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_exporter::fixture::{rich_conn_table, rich_snapshot};
 use herald_exporter::{register, serve, Config};

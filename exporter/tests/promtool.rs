@@ -2,6 +2,7 @@
 //! files pass `promtool check rules` and their unit tests (`promtool test rules`), and every
 //! PromQL expression in the dashboards parses. promtool comes from the Debian package
 //! `prometheus`; it is installed when missing, and the tests fail if that is impossible.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_exporter::fixture::{rich_conn_table, rich_snapshot};
 use herald_exporter::{encode_registry, register, render_snapshot, Config, Format, StaticSource};

@@ -7,6 +7,7 @@
 //! lines per second and the ratio to each limit. It is a regular file, so it shows parser
 //! cost only; the kernel's per-read() restart cost on real procfs is for the lab to measure
 //! with `ipvs-herald dump --conns --conn-read-buffer`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: an unwrap that fails, fails the bench
 
 use herald_shared::conntable::{aggregate_reader, ConnTableLimits, DEFAULT_READ_BUFFER};
 use std::fs::File;

@@ -4,6 +4,7 @@
 //!
 //! Run: `cargo bench -p herald-shared --bench genl_roundtrip [-- N]` (default 20000 requests),
 //! or with `--profile dev` to see the debug-build cost.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // bench code: an unwrap that fails, fails the bench
 
 use herald_shared::netlink::codec;
 use herald_shared::netlink::io::GenlSocket;

@@ -1,6 +1,7 @@
 //! Round-trip test vectors for the netlink codec: every file in `tests/vectors/` (captured from
 //! a kernel as `.bin`, or hand-built as annotated `.hex`) must decode without error, and decode
 //! to its `.expected.json` when there is one. See `tests/vectors/README.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_shared::model::AddressFamily;
 use herald_shared::netlink::codec;

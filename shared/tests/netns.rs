@@ -1,6 +1,7 @@
 //! Network-namespace handling on the real kernel: reads run on a thread inside the namespace,
 //! procfs is read through /proc/thread-self, and the netlink reader reports a missing IPVS
 //! module as such. Needs root and iproute2 (`ip`); creates and removes its own namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_shared::netns::run_in_netns;
 use herald_shared::reader::{IpvsSource, ReadError, Reader, ReaderConfig, SourceKind};

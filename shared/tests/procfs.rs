@@ -1,6 +1,7 @@
 //! The procfs parsers (`/proc/net/ip_vs`, `/proc/net/ip_vs_stats`) on text laid out like the
 //! kernel's `ip_vs_info_seq_show` / `ip_vs_stats_show`, with bad input of every kind, and the
 //! `Reader` in procfs mode over a fake procfs root.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_shared::model::*;
 use herald_shared::procfs::{parse_ip_vs, parse_ip_vs_stats};

@@ -1,6 +1,7 @@
 //! The procfs parsers on real `/proc/net/ip_vs` and `/proc/net/ip_vs_stats` captured from a
 //! Linux 6.1 IPVS kernel by the lab, compared with the netlink dump taken at the same moment
 //! (which the lab checked against ipvsadm). See `tests/data/kernel-6.1/README.md`.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_shared::model::{ServiceKey, Snapshot};
 use herald_shared::procfs::{parse_ip_vs, parse_ip_vs_stats};

@@ -1,0 +1,2 @@
+use super::super::c::C;
+pub struct Z(pub C);

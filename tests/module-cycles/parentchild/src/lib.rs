@@ -1,0 +1,2 @@
+//! A parent re-exports its child, and the child uses an error type defined in the parent.
+pub mod p;

@@ -1,0 +1,2 @@
+use super::PError;
+pub struct Thing(pub PError);

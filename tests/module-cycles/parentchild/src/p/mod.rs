@@ -1,0 +1,4 @@
+mod child;
+pub use child::Thing;
+#[derive(Debug)]
+pub struct PError;
