@@ -1134,7 +1134,10 @@ mod tests {
     struct Recorder(Mutex<Vec<(Duration, String)>>, Mutex<Option<Instant>>);
 
     impl RouteSink for Recorder {
-        fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), crate::sink::SinkError>> {
+        fn apply<'a>(
+            &'a self,
+            action: &'a RouteAction,
+        ) -> BoxFuture<'a, Result<(), crate::sink::SinkError>> {
             Box::pin(async move {
                 let start = self
                     .1

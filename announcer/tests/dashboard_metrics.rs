@@ -66,7 +66,10 @@ impl IpvsSource for OneService {
 }
 struct NoSink;
 impl RouteSink for NoSink {
-    fn apply<'a>(&'a self, _: &'a RouteAction) -> BoxFuture<'a, Result<(), herald_announcer::sink::SinkError>> {
+    fn apply<'a>(
+        &'a self,
+        _: &'a RouteAction,
+    ) -> BoxFuture<'a, Result<(), herald_announcer::sink::SinkError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -146,7 +146,11 @@ pub(super) fn get_str(a: &Attr<'_>, what: &str) -> Result<String, CodecError> {
 
 /// A `union nf_inet_addr` (16 bytes; IPv4 in the first 4) read according to `family`.
 /// A bare 4-byte IPv4 or 16-byte IPv6 payload is accepted too.
-pub(super) fn get_addr(a: &Attr<'_>, family: AddressFamily, what: &str) -> Result<IpAddr, CodecError> {
+pub(super) fn get_addr(
+    a: &Attr<'_>,
+    family: AddressFamily,
+    what: &str,
+) -> Result<IpAddr, CodecError> {
     let p = a.payload;
     match family {
         AddressFamily::Inet => match p.first_chunk::<4>() {
@@ -167,7 +171,11 @@ pub(super) fn get_addr(a: &Attr<'_>, family: AddressFamily, what: &str) -> Resul
 }
 
 /// The nested attribute set of `kind` at the top level of a message, required.
-pub(super) fn nested<'a>(attrs_buf: &'a [u8], kind: u16, what: &str) -> Result<&'a [u8], CodecError> {
+pub(super) fn nested<'a>(
+    attrs_buf: &'a [u8],
+    kind: u16,
+    what: &str,
+) -> Result<&'a [u8], CodecError> {
     for a in attrs(attrs_buf) {
         let a = a?;
         if a.kind == kind {

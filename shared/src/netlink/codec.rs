@@ -18,7 +18,9 @@ use crate::model::{
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-pub use super::attr::{attrs, genl_payload, put_attr, split_genl, Attr, Attrs, CodecError, GENL_HDRLEN};
+pub use super::attr::{
+    attrs, genl_payload, put_attr, split_genl, Attr, Attrs, CodecError, GENL_HDRLEN,
+};
 pub use super::request::{request_get_dests, request_get_family, request_simple, service_id_attrs};
 
 /// Decode a nested `IPVS_STATS_ATTR_*` set (from `STATS` or `STATS64`).

@@ -215,7 +215,9 @@ impl GenlSocket {
             let mut got_ours = false;
             for m in frame::messages(datagram) {
                 let m = m.map_err(|e| {
-                    Failure::Other(NetlinkError::Decode(format!("{label}: netlink framing: {e}")))
+                    Failure::Other(NetlinkError::Decode(format!(
+                        "{label}: netlink framing: {e}"
+                    )))
                 })?;
                 if m.seq != seq {
                     tracing::debug!(label, seq = m.seq, "ignoring stale netlink message");
@@ -408,7 +410,10 @@ mod tests {
             "{e}"
         );
         let e = io::Error::from_raw_os_error(Errno::EPERM as i32);
-        assert!(matches!(io_error("open", &e), NetlinkError::PermissionDenied));
+        assert!(matches!(
+            io_error("open", &e),
+            NetlinkError::PermissionDenied
+        ));
     }
 
     #[test]

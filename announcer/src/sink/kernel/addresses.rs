@@ -355,7 +355,12 @@ pub(super) fn add_addr(
     }
 }
 
-pub(super) fn del_addr(r: &mut Rtnl, link: &Link, addr: IpAddr, protocol: u8) -> Result<Outcome, KernelError> {
+pub(super) fn del_addr(
+    r: &mut Rtnl,
+    link: &Link,
+    addr: IpAddr,
+    protocol: u8,
+) -> Result<Outcome, KernelError> {
     let family = IpFamily::of(addr);
     let existing: Vec<Addr> = r
         .addresses(Some(family))?

@@ -1,6 +1,6 @@
 //! Errors of the kernel backend and its rtnetlink client: each names the object and, for a
 //! kernel refusal, what the errno means here. At the bottom of the backend: the socket layer
-//! ([`super::rtnl`]), the address primitives and the backend all return a [`KernelError`].
+//! (`rtnl`), the address primitives and the backend all return a [`KernelError`].
 
 use std::path::PathBuf;
 

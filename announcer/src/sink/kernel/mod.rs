@@ -3,7 +3,7 @@
 //!
 //! The control loop ([`crate::runtime`]) turns health and drains into ordered
 //! [`RouteAction`]s and hands them to a [`RouteSink`]. This module provides ([`config`],
-//! [`error`], [`addresses`] and [`routes`] hold the pieces; [`rtnl`] is the socket):
+//! [`error`], [`addresses`] and [`routes`] hold the pieces; `rtnl` is the socket):
 //!
 //! * [`KernelBackend`]: for sites where a local routing daemon (BIRD, FRR) runs OSPF — or BGP
 //!   itself. Announcing installs the VIP in the kernel — as an address on a dummy interface or

@@ -637,12 +637,17 @@ fn parse_first_link(bufs: &[Buffer]) -> Result<Option<Link>, KernelError> {
     let mut kind = None;
     for a in m.rtattrs().iter() {
         if *a.rta_type() == Ifla::Ifname {
-            name = Some(parse_str(a.rta_payload().as_ref(), "IFLA_IFNAME").map_err(|e| proto(e.to_string()))?);
+            name = Some(
+                parse_str(a.rta_payload().as_ref(), "IFLA_IFNAME")
+                    .map_err(|e| proto(e.to_string()))?,
+            );
         } else if *a.rta_type() == Ifla::Linkinfo {
             if let Ok(h) = a.get_attr_handle::<IflaInfo>() {
                 if let Some(k) = h.get_attribute(IflaInfo::Kind) {
-                    kind =
-                        Some(parse_str(k.rta_payload().as_ref(), "IFLA_INFO_KIND").map_err(|e| proto(e.to_string()))?);
+                    kind = Some(
+                        parse_str(k.rta_payload().as_ref(), "IFLA_INFO_KIND")
+                            .map_err(|e| proto(e.to_string()))?,
+                    );
                 }
             }
         }
@@ -675,10 +680,19 @@ pub(crate) fn parse_addr(m: &Ifaddrmsg) -> Result<Option<Addr>, KernelError> {
     for a in m.rtattrs().iter() {
         let p = a.rta_payload().as_ref();
         match *a.rta_type() {
-            Ifa::Local => local = Some(parse_ip(family, p, "IFA_LOCAL").map_err(|e| proto(e.to_string()))?),
-            Ifa::Address => address = Some(parse_ip(family, p, "IFA_ADDRESS").map_err(|e| proto(e.to_string()))?),
-            Ifa::Label => label = Some(parse_str(p, "IFA_LABEL").map_err(|e| proto(e.to_string()))?),
-            Ifa::Flags => flags = Some(parse_u32(p, "IFA_FLAGS").map_err(|e| proto(e.to_string()))?),
+            Ifa::Local => {
+                local = Some(parse_ip(family, p, "IFA_LOCAL").map_err(|e| proto(e.to_string()))?)
+            }
+            Ifa::Address => {
+                address =
+                    Some(parse_ip(family, p, "IFA_ADDRESS").map_err(|e| proto(e.to_string()))?)
+            }
+            Ifa::Label => {
+                label = Some(parse_str(p, "IFA_LABEL").map_err(|e| proto(e.to_string()))?)
+            }
+            Ifa::Flags => {
+                flags = Some(parse_u32(p, "IFA_FLAGS").map_err(|e| proto(e.to_string()))?)
+            }
             Ifa::UnrecognizedConst(IFA_PROTO) => aproto = p.first().copied(),
             _ => {}
         }
@@ -718,10 +732,14 @@ pub(crate) fn parse_route(m: &Rtmsg) -> Result<Option<Route>, KernelError> {
     for a in m.rtattrs().iter() {
         let p = a.rta_payload().as_ref();
         match *a.rta_type() {
-            Rta::Dst => dst = Some(parse_ip(family, p, "RTA_DST").map_err(|e| proto(e.to_string()))?),
+            Rta::Dst => {
+                dst = Some(parse_ip(family, p, "RTA_DST").map_err(|e| proto(e.to_string()))?)
+            }
             Rta::Table => table = parse_u32(p, "RTA_TABLE").map_err(|e| proto(e.to_string()))?,
             Rta::Oif => oif = Some(parse_u32(p, "RTA_OIF").map_err(|e| proto(e.to_string()))?),
-            Rta::Priority => priority = Some(parse_u32(p, "RTA_PRIORITY").map_err(|e| proto(e.to_string()))?),
+            Rta::Priority => {
+                priority = Some(parse_u32(p, "RTA_PRIORITY").map_err(|e| proto(e.to_string()))?)
+            }
             _ => {}
         }
     }
