@@ -21,14 +21,14 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
     /// The namespace file could not be opened (no such namespace, no permission).
-    #[error("cannot enter network namespace {netns}: cannot open {}: {source}", path.display())]
+    #[error("cannot enter network namespace {netns}: cannot open {}: {error}", path.display())]
     Open {
         /// The namespace as configured (a name under `/run/netns`, or a path).
         netns: String,
         /// The file that was opened.
         path: PathBuf,
-        /// Why it could not be.
-        source: std::io::Error,
+        /// Why it could not be (part of the message, so not a `source()`).
+        error: std::io::Error,
     },
     /// `setns(2)` refused the namespace file.
     #[error("cannot enter network namespace {netns}: setns({}): {errno}{}", path.display(), setns_hint(*errno))]
@@ -41,12 +41,12 @@ pub enum NetnsError {
         errno: Errno,
     },
     /// The worker thread could not be started.
-    #[error("cannot start the {thread} thread: {source}")]
+    #[error("cannot start the {thread} thread: {error}")]
     Spawn {
         /// The thread's name.
         thread: &'static str,
-        /// Why.
-        source: std::io::Error,
+        /// Why (part of the message, so not a `source()`).
+        error: std::io::Error,
     },
     /// The worker thread ended without an answer (the work panicked).
     #[error("the {thread} thread ended without an answer")]
@@ -95,10 +95,10 @@ struct Target {
 
 /// Enter `target` on the current thread.
 fn enter(target: &Target) -> Result<(), NetnsError> {
-    let file = std::fs::File::open(&target.path).map_err(|source| NetnsError::Open {
+    let file = std::fs::File::open(&target.path).map_err(|error| NetnsError::Open {
         netns: target.netns.clone(),
         path: target.path.clone(),
-        source,
+        error,
     })?;
     nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(|errno| {
         NetnsError::Setns {
@@ -165,7 +165,7 @@ where
             // The receiver may have timed out and gone; nothing to do then.
             let _ = tx.send(result);
         })
-        .map_err(|source| NetnsError::Spawn { thread, source })?;
+        .map_err(|error| NetnsError::Spawn { thread, error })?;
     let answer = match timeout {
         Some(timeout) => rx.recv_timeout(timeout).map_err(|e| match e {
             mpsc::RecvTimeoutError::Timeout => NetnsError::Timeout { thread, timeout },

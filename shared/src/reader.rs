@@ -134,9 +134,11 @@ pub enum ReadError {
     ModuleNotLoaded,
     #[error("{}", PERMISSION_DENIED)]
     PermissionDenied,
-    /// The read could not run in its namespace, or did not answer in time.
+    /// The read could not run in its namespace, or did not answer in time. The message
+    /// includes the namespace error's, so it is not also a `source()` (an error chain printed
+    /// with `{:#}` would repeat it).
     #[error("{}", netns_text(.0))]
-    Netns(#[from] NetnsError),
+    Netns(NetnsError),
     /// The generic-netlink exchange failed.
     #[error(transparent)]
     Netlink(NetlinkError),
@@ -151,6 +153,12 @@ pub enum ReadError {
         line: usize,
         message: String,
     },
+}
+
+impl From<NetnsError> for ReadError {
+    fn from(e: NetnsError) -> Self {
+        ReadError::Netns(e)
+    }
 }
 
 impl From<NetlinkError> for ReadError {
@@ -169,8 +177,8 @@ fn netns_text(e: &NetnsError) -> String {
         NetnsError::Timeout { timeout, .. } => format!(
             "gave up reading from the kernel after {timeout:?} (raise [reader] timeout, or dump --timeout)"
         ),
-        NetnsError::Spawn { source, .. } => {
-            format!("netlink error: cannot start reader thread: {source}")
+        NetnsError::Spawn { error, .. } => {
+            format!("netlink error: cannot start reader thread: {error}")
         }
         NetnsError::NoAnswer { .. } => "netlink error: reader thread ended without an answer".into(),
         NetnsError::Open { .. } | NetnsError::Setns { .. } => e.to_string(),
@@ -406,6 +414,50 @@ mod tests {
             assert_eq!(e.key, "timeout", "{bad}: {e}");
             assert!(e.to_string().starts_with("reader.timeout: "), "{e}");
         }
+    }
+
+    #[test]
+    fn lower_errors_keep_the_reader_messages() {
+        use std::error::Error as _;
+        let t = ReadError::from(NetnsError::Timeout {
+            thread: crate::netns::READER_THREAD,
+            timeout: Duration::from_millis(1500),
+        });
+        assert_eq!(
+            t.to_string(),
+            "gave up reading from the kernel after 1.5s (raise [reader] timeout, or dump --timeout)"
+        );
+        assert!(t.source().is_none(), "the message already says it all");
+        let n = ReadError::from(NetnsError::NoAnswer {
+            thread: crate::netns::READER_THREAD,
+        });
+        assert_eq!(
+            n.to_string(),
+            "netlink error: reader thread ended without an answer"
+        );
+        let s = ReadError::from(NetnsError::Setns {
+            netns: "blue".into(),
+            path: "/run/netns/blue".into(),
+            errno: nix::errno::Errno::EPERM,
+        });
+        assert_eq!(
+            s.to_string(),
+            "cannot enter network namespace blue: setns(/run/netns/blue): EPERM: Operation not \
+             permitted (CAP_SYS_ADMIN is needed to change namespace)"
+        );
+        assert!(matches!(
+            ReadError::from(NetlinkError::PermissionDenied),
+            ReadError::PermissionDenied
+        ));
+        assert!(matches!(
+            ReadError::from(NetlinkError::ModuleNotLoaded),
+            ReadError::ModuleNotLoaded
+        ));
+        let d = ReadError::from(NetlinkError::Decode("get_info: empty reply".into()));
+        assert_eq!(
+            d.to_string(),
+            "malformed netlink message: get_info: empty reply"
+        );
     }
 
     #[test]

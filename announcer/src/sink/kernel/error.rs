@@ -120,16 +120,16 @@ impl From<NetnsError> for KernelError {
     /// The namespace helper's failures, in the words the backend has always used.
     fn from(e: NetnsError) -> Self {
         match e {
-            NetnsError::Open { path, source, .. } => KernelError::Netns {
+            NetnsError::Open { path, error, .. } => KernelError::Netns {
                 path,
-                reason: source.to_string(),
+                reason: error.to_string(),
             },
             NetnsError::Setns { path, errno, .. } => KernelError::Netns {
                 path,
                 reason: format!("setns: {} ({})", errno.desc(), errno_meaning(errno as i32)),
             },
-            NetnsError::Spawn { source, .. } => {
-                KernelError::Socket(format!("cannot spawn netns thread: {source}"))
+            NetnsError::Spawn { error, .. } => {
+                KernelError::Socket(format!("cannot spawn netns thread: {error}"))
             }
             NetnsError::NoAnswer { .. } => {
                 KernelError::Socket("netns helper thread panicked".into())
@@ -142,6 +142,29 @@ impl From<NetnsError> for KernelError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn namespace_failures_keep_the_backend_messages() {
+        let e = KernelError::from(NetnsError::Setns {
+            netns: "/run/netns/x".into(),
+            path: "/run/netns/x".into(),
+            errno: nix::errno::Errno::EPERM,
+        });
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot enter network namespace /run/netns/x: setns: Operation not permitted ({})",
+                errno_meaning(libc::EPERM)
+            )
+        );
+        let e = KernelError::from(NetnsError::NoAnswer {
+            thread: herald_shared::netns::NETNS_THREAD,
+        });
+        assert_eq!(
+            e.to_string(),
+            "rtnetlink socket: netns helper thread panicked"
+        );
+    }
 
     #[test]
     fn errno_meanings_name_the_fix() {
