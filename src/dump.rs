@@ -139,7 +139,7 @@ pub fn run(cfg: &Config, args: &DumpArgs) -> anyhow::Result<()> {
         "--timeout must be a positive number of seconds, not {}",
         args.timeout
     );
-    rc.timeout_ms = (args.timeout * 1000.0).ceil() as u64;
+    rc.timeout = Duration::from_millis((args.timeout * 1000.0).ceil() as u64);
     let limits = ConnTableLimits {
         max_entries: args.conn_max_entries,
         max_duration: match args.conn_max_seconds {

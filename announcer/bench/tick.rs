@@ -168,7 +168,7 @@ impl IpvsSource for MemSource {
 struct MemAddrs(Vec<IpAddr>);
 
 impl LocalAddrs for MemAddrs {
-    fn local_addrs(&self) -> Result<Vec<IpAddr>, String> {
+    fn local_addrs(&self) -> Result<Vec<IpAddr>, herald_announcer::sink::LocalAddrsError> {
         Ok(self.0.clone())
     }
 }
@@ -179,7 +179,7 @@ impl RouteSink for CountingSink {
     fn apply<'a>(
         &'a self,
         _: &'a herald_announcer::group::RouteAction,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    ) -> BoxFuture<'a, Result<(), herald_announcer::sink::SinkError>> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Box::pin(async { Ok(()) })
     }

@@ -66,13 +66,16 @@ impl IpvsSource for OneService {
 }
 struct NoSink;
 impl RouteSink for NoSink {
-    fn apply<'a>(&'a self, _: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(
+        &'a self,
+        _: &'a RouteAction,
+    ) -> BoxFuture<'a, Result<(), herald_announcer::sink::SinkError>> {
         Box::pin(async { Ok(()) })
     }
 }
 struct NoAddrs;
 impl LocalAddrs for NoAddrs {
-    fn local_addrs(&self) -> Result<Vec<IpAddr>, String> {
+    fn local_addrs(&self) -> Result<Vec<IpAddr>, herald_announcer::sink::LocalAddrsError> {
         Ok(Vec::new())
     }
 }

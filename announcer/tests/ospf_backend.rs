@@ -538,7 +538,10 @@ fn managed_address_and_route_follow_the_action_order() {
 struct Recorder(Mutex<Vec<String>>);
 
 impl RouteSink for Recorder {
-    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(
+        &'a self,
+        action: &'a RouteAction,
+    ) -> BoxFuture<'a, Result<(), herald_announcer::sink::SinkError>> {
         Box::pin(async move {
             self.0
                 .lock()

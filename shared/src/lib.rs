@@ -10,7 +10,12 @@
 //! * [`netlink`]: the generic-netlink reader (pure codec + `neli` socket I/O).
 //! * [`procfs`]: parsers for `/proc/net/ip_vs` and `/proc/net/ip_vs_stats` (fallback source).
 //! * [`conntable`]: the streaming `/proc/net/ip_vs_conn` aggregator.
-//! * [`netns`]: running reads on a thread inside a network namespace, with a timeout.
+//! * [`netns`]: running work on a thread inside a network namespace, with a timeout (the reader,
+//!   and the announcer's address listing and kernel route backend).
+//! * [`duration`]: the serde helpers for duration strings in the configuration.
+//!
+//! Errors point down: [`netns::NetnsError`] and [`netlink::NetlinkError`] belong to the modules
+//! that raise them and know nothing of the reader; [`reader::ReadError`] wraps them.
 #![forbid(unsafe_code)]
 
 pub mod conntable;

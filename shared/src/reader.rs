@@ -6,8 +6,12 @@
 
 use crate::conntable::{ConnTableLimits, ConnTableSummary};
 use crate::model::Snapshot;
+use crate::netlink::io::{MODULE_NOT_LOADED, PERMISSION_DENIED};
+use crate::netlink::{Capture, IpvsNetlink, NetlinkError};
+use crate::netns::{run_in_netns, NetnsError};
 use serde::Deserialize;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// `[reader]` section of the configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -24,11 +28,11 @@ pub struct ReaderConfig {
     pub procfs_root: PathBuf,
     /// Longest time one read of the IPVS state (or one pass over the connection table without
     /// its own time limit) may take before it is abandoned with an error (TOML key `timeout`,
-    /// e.g. `"10s"`; kept here in milliseconds). Default `"10s"`; more than 0, at most one hour
-    /// ([`MAX_TIMEOUT_MS`]). Large tables on slow machines need more (10,000 services x 10
+    /// e.g. `"10s"`; rounded up to whole milliseconds). Default `"10s"`; more than 0, at most
+    /// one hour ([`MAX_TIMEOUT`]). Large tables on slow machines need more (10,000 services x 10
     /// destinations took ipvsadm 8-15 s in an emulated 2-vCPU VM).
-    #[serde(rename = "timeout", deserialize_with = "crate::duration::millis_u64")]
-    pub timeout_ms: u64,
+    #[serde(deserialize_with = "crate::duration::millis")]
+    pub timeout: Duration,
     /// Size of each `read()` on `/proc/net/ip_vs_conn`, in bytes (4096 to [`MAX_READ_BUFFER`]:
     /// the buffer is allocated for every pass). Default
     /// `1048576` (1 MiB): kernels before ~6.14 restart the hash walk on every read of that
@@ -46,15 +50,15 @@ impl Default for ReaderConfig {
             netns: None,
             source: SourceKind::Auto,
             procfs_root: PathBuf::from("/proc"),
-            timeout_ms: 10_000,
+            timeout: Duration::from_secs(10),
             conn_read_buffer: crate::conntable::DEFAULT_READ_BUFFER,
             kernel_hz: None,
         }
     }
 }
 
-/// The longest `[reader] timeout`, in milliseconds: one hour.
-pub const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// The longest `[reader] timeout`: one hour.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The largest `[reader] conn_read_buffer`: 64 MiB.
 pub const MAX_READ_BUFFER: usize = 64 << 20;
 
@@ -72,13 +76,13 @@ impl ReaderConfig {
     /// Check the values deserialisation alone cannot.
     pub fn validate(&self) -> Result<(), ReaderConfigError> {
         let bad = |key, message: String| Err(ReaderConfigError { key, message });
-        if self.timeout_ms == 0 {
+        if self.timeout.is_zero() {
             return bad("timeout", "must be more than 0s".into());
         }
-        if self.timeout_ms > MAX_TIMEOUT_MS {
+        if self.timeout > MAX_TIMEOUT {
             return bad(
                 "timeout",
-                format!("is {} ms; it must be at most 1h", self.timeout_ms),
+                format!("is {} ms; it must be at most 1h", self.timeout.as_millis()),
             );
         }
         let min = crate::conntable::MIN_READ_BUFFER;
@@ -119,33 +123,66 @@ pub enum SourceKind {
 
 /// Why the IPVS state could not be read. Every variant's message names the problem and, where
 /// there is one, the remedy.
+///
+/// The lower layers' errors are wrapped ([`NetnsError`], [`NetlinkError`]), except that a
+/// missing IPVS module and a missing capability are lifted to [`ReadError::ModuleNotLoaded`]
+/// and [`ReadError::PermissionDenied`] whichever source found them, since callers act on those
+/// two (the procfs fallback, the exporter's one-time warning).
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
-    #[error("IPVS is not available: the ip_vs kernel module is not loaded (generic netlink family \"IPVS\" not found; try `modprobe ip_vs`)")]
+    #[error("{}", MODULE_NOT_LOADED)]
     ModuleNotLoaded,
-    #[error("permission denied reading IPVS over netlink: CAP_NET_ADMIN is needed (run as root or grant the capability)")]
+    #[error("{}", PERMISSION_DENIED)]
     PermissionDenied,
-    #[error("cannot enter network namespace {netns}: {reason}")]
-    Netns { netns: String, reason: String },
-    #[error("netlink error: {0}")]
-    Netlink(String),
-    #[error("malformed netlink message: {0}")]
-    Decode(String),
+    /// The read could not run in its namespace, or did not answer in time. The message
+    /// includes the namespace error's, so it is not also a `source()` (an error chain printed
+    /// with `{:#}` would repeat it).
+    #[error("{}", netns_text(.0))]
+    Netns(NetnsError),
+    /// The generic-netlink exchange failed.
+    #[error(transparent)]
+    Netlink(NetlinkError),
     #[error("cannot read {path}: {source}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error(
-        "gave up reading from the kernel after {0:?} (raise [reader] timeout, or dump --timeout)"
-    )]
-    Timeout(std::time::Duration),
     #[error("{path}:{line}: {message}")]
     Parse {
         path: PathBuf,
         line: usize,
         message: String,
     },
+}
+
+impl From<NetnsError> for ReadError {
+    fn from(e: NetnsError) -> Self {
+        ReadError::Netns(e)
+    }
+}
+
+impl From<NetlinkError> for ReadError {
+    fn from(e: NetlinkError) -> Self {
+        match e {
+            NetlinkError::ModuleNotLoaded => ReadError::ModuleNotLoaded,
+            NetlinkError::PermissionDenied => ReadError::PermissionDenied,
+            e => ReadError::Netlink(e),
+        }
+    }
+}
+
+/// A namespace failure in the reader's words: the timeout names the setting to raise.
+fn netns_text(e: &NetnsError) -> String {
+    match e {
+        NetnsError::Timeout { timeout, .. } => format!(
+            "gave up reading from the kernel after {timeout:?} (raise [reader] timeout, or dump --timeout)"
+        ),
+        NetnsError::Spawn { error, .. } => {
+            format!("netlink error: cannot start reader thread: {error}")
+        }
+        NetnsError::NoAnswer { .. } => "netlink error: reader thread ended without an answer".into(),
+        NetnsError::Open { .. } | NetnsError::Setns { .. } => e.to_string(),
+    }
 }
 
 /// Something that can produce the IPVS state on demand.
@@ -199,8 +236,8 @@ impl Reader {
         }
     }
 
-    fn timeout(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.cfg.timeout_ms.max(1))
+    fn timeout(&self) -> Duration {
+        self.cfg.timeout.max(Duration::from_millis(1))
     }
 
     fn read_file(path: &std::path::Path) -> Result<String, ReadError> {
@@ -272,8 +309,8 @@ impl Reader {
         cfg: &ReaderConfig,
         capture_dir: Option<&std::path::Path>,
     ) -> Result<Snapshot, ReadError> {
-        let capture = capture_dir.map(crate::netlink::Capture::new).transpose()?;
-        let mut nl = crate::netlink::IpvsNetlink::open(capture)?;
+        let capture = capture_dir.map(Capture::new).transpose()?;
+        let mut nl = IpvsNetlink::open(capture)?;
         let mut snap = nl.snapshot()?;
         snap.global = Self::global_stats(cfg);
         Ok(snap)
@@ -298,7 +335,7 @@ impl Reader {
         let _e = span.enter();
         let cfg = self.cfg.clone();
         let capture = self.capture_dir.clone();
-        let (snap, fell_back) = crate::netns::run_in_netns(
+        let (snap, fell_back) = run_in_netns::<_, ReadError, _>(
             self.cfg.netns.as_deref(),
             self.timeout(),
             move || match cfg.source {
@@ -345,7 +382,7 @@ impl IpvsSource for Reader {
             Some(d) => d + self.timeout(),
             None => self.timeout(),
         };
-        crate::netns::run_in_netns(self.cfg.netns.as_deref(), timeout, move || {
+        run_in_netns(self.cfg.netns.as_deref(), timeout, move || {
             let path = Self::proc_net(&cfg, "ip_vs_conn");
             let file = std::fs::File::open(&path).map_err(|source| match source.kind() {
                 std::io::ErrorKind::NotFound => ReadError::ModuleNotLoaded,
@@ -377,6 +414,50 @@ mod tests {
             assert_eq!(e.key, "timeout", "{bad}: {e}");
             assert!(e.to_string().starts_with("reader.timeout: "), "{e}");
         }
+    }
+
+    #[test]
+    fn lower_errors_keep_the_reader_messages() {
+        use std::error::Error as _;
+        let t = ReadError::from(NetnsError::Timeout {
+            thread: crate::netns::READER_THREAD,
+            timeout: Duration::from_millis(1500),
+        });
+        assert_eq!(
+            t.to_string(),
+            "gave up reading from the kernel after 1.5s (raise [reader] timeout, or dump --timeout)"
+        );
+        assert!(t.source().is_none(), "the message already says it all");
+        let n = ReadError::from(NetnsError::NoAnswer {
+            thread: crate::netns::READER_THREAD,
+        });
+        assert_eq!(
+            n.to_string(),
+            "netlink error: reader thread ended without an answer"
+        );
+        let s = ReadError::from(NetnsError::Setns {
+            netns: "blue".into(),
+            path: "/run/netns/blue".into(),
+            errno: nix::errno::Errno::EPERM,
+        });
+        assert_eq!(
+            s.to_string(),
+            "cannot enter network namespace blue: setns(/run/netns/blue): EPERM: Operation not \
+             permitted (CAP_SYS_ADMIN is needed to change namespace)"
+        );
+        assert!(matches!(
+            ReadError::from(NetlinkError::PermissionDenied),
+            ReadError::PermissionDenied
+        ));
+        assert!(matches!(
+            ReadError::from(NetlinkError::ModuleNotLoaded),
+            ReadError::ModuleNotLoaded
+        ));
+        let d = ReadError::from(NetlinkError::Decode("get_info: empty reply".into()));
+        assert_eq!(
+            d.to_string(),
+            "malformed netlink message: get_info: empty reply"
+        );
     }
 
     #[test]

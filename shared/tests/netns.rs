@@ -3,7 +3,8 @@
 //! module as such. Needs root and iproute2 (`ip`); creates and removes its own namespace.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
-use herald_shared::netns::run_in_netns;
+use herald_shared::netlink::NetlinkError;
+use herald_shared::netns::{run_in_netns, NetnsError};
 use herald_shared::reader::{IpvsSource, ReadError, Reader, ReaderConfig, SourceKind};
 use std::process::Command;
 use std::time::Duration;
@@ -69,10 +70,19 @@ fn missing_namespace_is_a_netns_error() {
         netns: Some("herald-no-such-ns".into()),
         ..ReaderConfig::default()
     });
-    match r.snapshot() {
-        Err(ReadError::Netns { netns, reason }) => {
+    let r = r.snapshot();
+    if let Err(e) = &r {
+        assert!(
+            e.to_string().starts_with(
+                "cannot enter network namespace herald-no-such-ns: cannot open /run/netns/herald-no-such-ns: "
+            ),
+            "{e}"
+        );
+    }
+    match r {
+        Err(ReadError::Netns(NetnsError::Open { netns, path, .. })) => {
             assert_eq!(netns, "herald-no-such-ns");
-            assert!(reason.contains("/run/netns/herald-no-such-ns"), "{reason}");
+            assert_eq!(path, std::path::Path::new("/run/netns/herald-no-such-ns"));
         }
         other => panic!("expected a netns error, got {other:?}"),
     }
@@ -107,9 +117,12 @@ fn netlink_without_ipvs_is_module_not_loaded() {
 fn slow_work_times_out() {
     let r = run_in_netns(None, Duration::from_millis(50), || {
         std::thread::sleep(Duration::from_millis(500));
-        Ok(())
+        Ok::<(), ReadError>(())
     });
-    assert!(matches!(r, Err(ReadError::Timeout(_))), "{r:?}");
+    assert!(
+        matches!(r, Err(ReadError::Netns(NetnsError::Timeout { .. }))),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -122,7 +135,7 @@ fn genl_socket_round_trip_with_the_kernel() {
     let mut s = herald_shared::netlink::io::GenlSocket::open(Some(cap)).unwrap();
     assert_eq!(s.resolve_family("nlctrl").unwrap(), 0x10);
     let r = s.resolve_family("nosuchfam");
-    assert!(matches!(r, Err(ReadError::ModuleNotLoaded)), "{r:?}");
+    assert!(matches!(r, Err(NetlinkError::ModuleNotLoaded)), "{r:?}");
     let bytes = std::fs::read(dir.join("ctrl_getfamily-0000.bin")).unwrap();
     let (_, _, attrs) = herald_shared::netlink::codec::split_genl(&bytes).unwrap();
     assert_eq!(
@@ -185,7 +198,7 @@ fn unprivileged_helper() {
         "ethtool_linkinfo_set",
     );
     match r {
-        Err(e @ ReadError::PermissionDenied) => {
+        Err(e @ NetlinkError::PermissionDenied) => {
             assert!(e.to_string().contains("CAP_NET_ADMIN"));
             println!("HELPER-OK");
         }

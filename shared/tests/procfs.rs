@@ -275,7 +275,7 @@ fn reader_config_keys_and_defaults() {
     let cfg: ReaderConfig = toml::from_str("").unwrap();
     assert_eq!(cfg, ReaderConfig::default());
     assert_eq!(cfg.conn_read_buffer, 1 << 20);
-    assert_eq!(cfg.timeout_ms, 10_000);
+    assert_eq!(cfg.timeout, std::time::Duration::from_secs(10));
     let cfg: ReaderConfig = toml::from_str(
         "netns = \"blue\"\nsource = \"procfs\"\nprocfs_root = \"/x\"\ntimeout = \"10ms\"\nconn_read_buffer = 4096\n",
     )

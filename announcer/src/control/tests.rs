@@ -61,7 +61,10 @@ impl IpvsSource for FakeIpvs {
 struct Recorder(Mutex<Vec<(Duration, String)>>, Mutex<Option<Instant>>);
 
 impl RouteSink for Recorder {
-    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(
+        &'a self,
+        action: &'a RouteAction,
+    ) -> BoxFuture<'a, Result<(), crate::sink::SinkError>> {
         Box::pin(async move {
             let start = self
                 .1
@@ -90,7 +93,7 @@ impl RouteSink for Recorder {
 
 struct NoAddrs;
 impl LocalAddrs for NoAddrs {
-    fn local_addrs(&self) -> Result<Vec<IpAddr>, String> {
+    fn local_addrs(&self) -> Result<Vec<IpAddr>, crate::sink::LocalAddrsError> {
         Ok(vec!["192.0.2.10".parse().unwrap()])
     }
 }

@@ -1,7 +1,9 @@
 //! The BGP sink: route actions into the speaker's route table, and the host's addresses read with
 //! `getifaddrs` (for `vip_address = "require"`). The kernel sink is in [`super::kernel`].
 
-use super::{BoxFuture, LocalAddrs, RouteSink};
+use herald_shared::netns::run_in_netns;
+
+use super::traits::{BoxFuture, LocalAddrs, LocalAddrsError, RouteSink, SinkError};
 use crate::bgp::{Origin, RouteAttrs as BgpAttrs, SpeakerHandle};
 use crate::group::RouteAction;
 use crate::group_config::ParsedAttrs;
@@ -34,7 +36,7 @@ impl BgpSink {
 }
 
 impl RouteSink for BgpSink {
-    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             match action {
                 RouteAction::Announce { prefix, attrs } => {
@@ -45,9 +47,9 @@ impl RouteSink for BgpSink {
                     self.speaker.withdraw(*prefix);
                     Ok(())
                 }
-                RouteAction::AddAddress { .. } | RouteAction::RemoveAddress { .. } => Err(
-                    "the BGP sink does not manage addresses (wrap it in WithVipAddresses)".into(),
-                ),
+                RouteAction::AddAddress { .. } | RouteAction::RemoveAddress { .. } => {
+                    Err(SinkError::AddressesNotManaged)
+                }
             }
         })
     }
@@ -67,11 +69,9 @@ impl InterfaceAddrs {
 }
 
 impl LocalAddrs for InterfaceAddrs {
-    fn local_addrs(&self) -> Result<Vec<IpAddr>, String> {
-        herald_shared::netns::run_in_netns(self.netns.as_deref(), Duration::from_secs(2), || {
-            let addrs = nix::ifaddrs::getifaddrs().map_err(|e| {
-                herald_shared::reader::ReadError::Netlink(format!("getifaddrs: {e}"))
-            })?;
+    fn local_addrs(&self) -> Result<Vec<IpAddr>, LocalAddrsError> {
+        run_in_netns(self.netns.as_deref(), Duration::from_secs(2), || {
+            let addrs = nix::ifaddrs::getifaddrs().map_err(LocalAddrsError::Getifaddrs)?;
             let mut out: Vec<IpAddr> = addrs
                 .filter_map(|ifa| ifa.address)
                 .filter_map(|sa| {
@@ -86,7 +86,6 @@ impl LocalAddrs for InterfaceAddrs {
             out.dedup();
             Ok(out)
         })
-        .map_err(|e| e.to_string())
     }
 }
 

@@ -1,11 +1,16 @@
-//! The pure generic-netlink codec for IPVS: bytes of an attribute set -> model types, and the
-//! request builders. No socket I/O here, so every function is unit-tested with bytes.
+//! The pure generic-netlink codec for IPVS: bytes of an attribute set -> model types. No socket
+//! I/O here, so every function is unit-tested with bytes. Attribute walking and the payload
+//! readers are in [`super::attr`], the request builders in [`super::request`]; both are
+//! re-exported here, so `codec::` names every piece of the codec.
 //!
 //! Decoders never panic: truncated attributes, wrong payload sizes, missing mandatory
 //! attributes and unknown values are answered with a [`CodecError`] that names the attribute
 //! and the problem. Unknown attribute types and `IPVS_STATS_ATTR_PAD` are skipped, and attribute
 //! order does not matter.
 
+use super::attr::{
+    err, fixed, get_addr, get_be16, get_str, get_u16, get_u32, get_u8, get_uint, nested,
+};
 use super::consts::*;
 use crate::model::{
     AddressFamily, Counters, Destination, ForwardMethod, Info, Protocol, Rates, Service,
@@ -13,172 +18,10 @@ use crate::model::{
 };
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-/// A malformed or incomplete message. The text names the attribute and the problem.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct CodecError(pub String);
-
-fn err<T>(msg: impl Into<String>) -> Result<T, CodecError> {
-    Err(CodecError(msg.into()))
-}
-
-/// Length of `struct nlattr`.
-const NLA_HDRLEN: usize = 4;
-/// Length of `struct genlmsghdr`.
-pub const GENL_HDRLEN: usize = 4;
-
-/// Round up to the 4-byte netlink alignment.
-fn nla_align(len: usize) -> usize {
-    len.saturating_add(3) & !3
-}
-
-/// One netlink attribute, borrowed from the message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Attr<'a> {
-    /// Attribute type with the `NLA_F_NESTED` / `NLA_F_NET_BYTEORDER` bits removed.
-    pub kind: u16,
-    /// The payload, without header or padding.
-    pub payload: &'a [u8],
-}
-
-/// Iterator over the attributes of one attribute set. Yields an error (once, then stops) at a
-/// header that is truncated or whose length runs past the end of the set.
-#[derive(Debug, Clone)]
-pub struct Attrs<'a> {
-    rest: &'a [u8],
-    failed: bool,
-}
-
-/// Walk the attributes in `buf`.
-pub fn attrs(buf: &[u8]) -> Attrs<'_> {
-    Attrs {
-        rest: buf,
-        failed: false,
-    }
-}
-
-impl<'a> Iterator for Attrs<'a> {
-    type Item = Result<Attr<'a>, CodecError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.rest.is_empty() {
-            return None;
-        }
-        let Some((hdr, _)) = self.rest.split_first_chunk::<NLA_HDRLEN>() else {
-            self.failed = true;
-            return Some(err(format!(
-                "truncated attribute header: {} byte(s) left, 4 needed",
-                self.rest.len()
-            )));
-        };
-        let len = usize::from(u16::from_ne_bytes([hdr[0], hdr[1]]));
-        let kind = u16::from_ne_bytes([hdr[2], hdr[3]]) & NLA_TYPE_MASK;
-        if len < NLA_HDRLEN {
-            self.failed = true;
-            return Some(err(format!(
-                "attribute type {kind}: length {len} is shorter than its header"
-            )));
-        }
-        let Some(payload) = self.rest.get(NLA_HDRLEN..len) else {
-            self.failed = true;
-            return Some(err(format!(
-                "attribute type {kind}: length {len} runs past the end of its set ({} byte(s) left)",
-                self.rest.len()
-            )));
-        };
-        // The last attribute's padding may be missing; never index past the end.
-        let advance = nla_align(len).min(self.rest.len());
-        self.rest = self.rest.get(advance..).unwrap_or(&[]);
-        Some(Ok(Attr { kind, payload }))
-    }
-}
-
-/// Split a generic-netlink payload into (command, version, attribute bytes).
-pub fn split_genl(payload: &[u8]) -> Result<(u8, u8, &[u8]), CodecError> {
-    match payload {
-        [cmd, version, _, _, rest @ ..] => Ok((*cmd, *version, rest)),
-        _ => err(format!(
-            "generic netlink message of {} byte(s) is shorter than its 4-byte header",
-            payload.len()
-        )),
-    }
-}
-
-fn fixed<const N: usize>(a: &Attr<'_>, what: &str) -> Result<[u8; N], CodecError> {
-    <[u8; N]>::try_from(a.payload).or_else(|_| {
-        err(format!(
-            "{what}: payload is {} byte(s), expected {N}",
-            a.payload.len()
-        ))
-    })
-}
-
-fn get_u8(a: &Attr<'_>, what: &str) -> Result<u8, CodecError> {
-    Ok(fixed::<1>(a, what)?[0])
-}
-
-fn get_u16(a: &Attr<'_>, what: &str) -> Result<u16, CodecError> {
-    Ok(u16::from_ne_bytes(fixed(a, what)?))
-}
-
-fn get_be16(a: &Attr<'_>, what: &str) -> Result<u16, CodecError> {
-    Ok(u16::from_be_bytes(fixed(a, what)?))
-}
-
-fn get_u32(a: &Attr<'_>, what: &str) -> Result<u32, CodecError> {
-    Ok(u32::from_ne_bytes(fixed(a, what)?))
-}
-
-/// A counter that is 32 bits in `*_ATTR_STATS` and 64 bits in `*_ATTR_STATS64`: accept both.
-fn get_uint(a: &Attr<'_>, what: &str) -> Result<u64, CodecError> {
-    match a.payload.len() {
-        4 => Ok(u64::from(get_u32(a, what)?)),
-        8 => Ok(u64::from_ne_bytes(fixed(a, what)?)),
-        n => err(format!("{what}: payload is {n} byte(s), expected 4 or 8")),
-    }
-}
-
-/// A NUL-terminated (or not) string attribute.
-fn get_str(a: &Attr<'_>, what: &str) -> Result<String, CodecError> {
-    let bytes = a.payload.split(|b| *b == 0).next().unwrap_or(a.payload);
-    match std::str::from_utf8(bytes) {
-        Ok(s) => Ok(s.to_string()),
-        Err(e) => err(format!("{what}: not valid UTF-8 ({e})")),
-    }
-}
-
-/// A `union nf_inet_addr` (16 bytes; IPv4 in the first 4) read according to `family`.
-/// A bare 4-byte IPv4 or 16-byte IPv6 payload is accepted too.
-fn get_addr(a: &Attr<'_>, family: AddressFamily, what: &str) -> Result<IpAddr, CodecError> {
-    let p = a.payload;
-    match family {
-        AddressFamily::Inet => match p.first_chunk::<4>() {
-            Some(b) if p.len() == 4 || p.len() == 16 => Ok(IpAddr::V4(Ipv4Addr::from(*b))),
-            _ => err(format!(
-                "{what}: IPv4 address payload is {} byte(s), expected 4 or 16",
-                p.len()
-            )),
-        },
-        AddressFamily::Inet6 => match <[u8; 16]>::try_from(p) {
-            Ok(b) => Ok(IpAddr::V6(Ipv6Addr::from(b))),
-            Err(_) => err(format!(
-                "{what}: IPv6 address payload is {} byte(s), expected 16",
-                p.len()
-            )),
-        },
-    }
-}
-
-/// The nested attribute set of `kind` at the top level of a message, required.
-fn nested<'a>(attrs_buf: &'a [u8], kind: u16, what: &str) -> Result<&'a [u8], CodecError> {
-    for a in attrs(attrs_buf) {
-        let a = a?;
-        if a.kind == kind {
-            return Ok(a.payload);
-        }
-    }
-    err(format!("message has no {what} attribute"))
-}
+pub use super::attr::{
+    attrs, genl_payload, put_attr, split_genl, Attr, Attrs, CodecError, GENL_HDRLEN,
+};
+pub use super::request::{request_get_dests, request_get_family, request_simple, service_id_attrs};
 
 /// Decode a nested `IPVS_STATS_ATTR_*` set (from `STATS` or `STATS64`).
 pub fn decode_stats(buf: &[u8], is_64bit: bool) -> Result<Stats, CodecError> {
@@ -559,84 +402,6 @@ pub fn decode_family_id(attrs_buf: &[u8]) -> Result<u16, CodecError> {
     err("controller reply has no CTRL_ATTR_FAMILY_ID")
 }
 
-/// Append one attribute (header, payload, padding) to `out`.
-pub fn put_attr(out: &mut Vec<u8>, kind: u16, payload: &[u8]) {
-    let len = NLA_HDRLEN + payload.len();
-    // Attribute sets built here are tiny; saturate rather than wrap for absurd sizes.
-    let len16 = u16::try_from(len).unwrap_or(u16::MAX);
-    out.extend_from_slice(&len16.to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    out.resize(out.len() + (nla_align(len) - len), 0);
-}
-
-/// A generic-netlink payload: the 4-byte header followed by `attrs`.
-pub fn genl_payload(cmd: u8, version: u8, attrs: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(GENL_HDRLEN + attrs.len());
-    v.extend_from_slice(&[cmd, version, 0, 0]);
-    v.extend_from_slice(attrs);
-    v
-}
-
-/// CTRL_CMD_GETFAMILY for `name` (send to [`GENL_ID_CTRL`]).
-pub fn request_get_family(name: &str) -> Vec<u8> {
-    let mut a = Vec::new();
-    let mut n = name.as_bytes().to_vec();
-    n.push(0);
-    put_attr(&mut a, CTRL_ATTR_FAMILY_NAME, &n);
-    genl_payload(CTRL_CMD_GETFAMILY, 1, &a)
-}
-
-/// A request with no attributes (GET_INFO, GET_CONFIG, GET_SERVICE dump, GET_DAEMON dump).
-pub fn request_simple(cmd: u8) -> Vec<u8> {
-    genl_payload(cmd, IPVS_GENL_VERSION, &[])
-}
-
-/// The attribute set identifying a service, as the kernel's `ip_vs_genl_parse_service` wants
-/// it for a lookup: AF plus FWMARK, or AF plus PROTOCOL, ADDR (16 bytes) and PORT.
-pub fn service_id_attrs(key: &ServiceKey) -> Vec<u8> {
-    let mut s = Vec::new();
-    put_attr(
-        &mut s,
-        IPVS_SVC_ATTR_AF,
-        &key.family().as_raw().to_ne_bytes(),
-    );
-    match key {
-        ServiceKey::Fwmark { mark, .. } => {
-            put_attr(&mut s, IPVS_SVC_ATTR_FWMARK, &mark.to_ne_bytes());
-        }
-        ServiceKey::Addr {
-            protocol,
-            address,
-            port,
-        } => {
-            put_attr(
-                &mut s,
-                IPVS_SVC_ATTR_PROTOCOL,
-                &protocol.as_raw().to_ne_bytes(),
-            );
-            let mut addr = [0u8; 16];
-            match address {
-                IpAddr::V4(a) => {
-                    let (head, _) = addr.split_at_mut(4);
-                    head.copy_from_slice(&a.octets());
-                }
-                IpAddr::V6(a) => addr = a.octets(),
-            }
-            put_attr(&mut s, IPVS_SVC_ATTR_ADDR, &addr);
-            put_attr(&mut s, IPVS_SVC_ATTR_PORT, &port.to_be_bytes());
-        }
-    }
-    s
-}
-
-/// IPVS_CMD_GET_DEST (dump) for the destinations of one service.
-pub fn request_get_dests(key: &ServiceKey) -> Vec<u8> {
-    let mut a = Vec::new();
-    put_attr(&mut a, IPVS_CMD_ATTR_SERVICE, &service_id_attrs(key));
-    genl_payload(IPVS_CMD_GET_DEST, IPVS_GENL_VERSION, &a)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -941,41 +706,6 @@ mod tests {
             .to_string()
             .contains("expected 2"));
         assert!(split_genl(&[1, 2, 3]).is_err());
-    }
-
-    #[test]
-    fn request_builders_match_the_kernel_layout() {
-        assert_eq!(request_simple(IPVS_CMD_GET_INFO), vec![15, 1, 0, 0]);
-        let fam = request_get_family("IPVS");
-        assert_eq!(
-            fam,
-            vec![3, 1, 0, 0, 9, 0, 2, 0, b'I', b'P', b'V', b'S', 0, 0, 0, 0]
-        );
-        let key = ServiceKey::Addr {
-            protocol: Protocol::Udp,
-            address: "198.51.100.5".parse().unwrap(),
-            port: 53,
-        };
-        let req = request_get_dests(&key);
-        let (cmd, ver, a) = split_genl(&req).unwrap();
-        assert_eq!((cmd, ver), (IPVS_CMD_GET_DEST, 1));
-        let top: Vec<_> = attrs(a).collect::<Result<_, _>>().unwrap();
-        assert_eq!(top.len(), 1);
-        assert_eq!(top[0].kind, IPVS_CMD_ATTR_SERVICE);
-        let inner: Vec<_> = attrs(top[0].payload).collect::<Result<_, _>>().unwrap();
-        let kinds: Vec<u16> = inner.iter().map(|a| a.kind).collect();
-        assert_eq!(kinds, vec![1, 2, 3, 4]);
-        assert_eq!(inner[0].payload, &2u16.to_ne_bytes());
-        assert_eq!(inner[1].payload, &17u16.to_ne_bytes());
-        assert_eq!(&inner[2].payload[..4], &[198, 51, 100, 5]);
-        assert_eq!(inner[2].payload.len(), 16);
-        assert_eq!(inner[3].payload, &[0, 53]);
-        let fw = service_id_attrs(&ServiceKey::Fwmark {
-            family: AddressFamily::Inet6,
-            mark: 3,
-        });
-        let kinds: Vec<u16> = attrs(&fw).map(|a| a.unwrap().kind).collect();
-        assert_eq!(kinds, vec![IPVS_SVC_ATTR_AF, IPVS_SVC_ATTR_FWMARK]);
     }
 
     #[test]

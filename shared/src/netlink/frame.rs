@@ -1,7 +1,7 @@
 //! Netlink message framing (`struct nlmsghdr`), pure: building a request and walking the
 //! messages of one received datagram. Unit-tested with bytes; never panics on bad input.
 
-use super::codec::CodecError;
+use super::attr::CodecError;
 
 /// Length of `struct nlmsghdr`.
 pub const NLMSG_HDRLEN: usize = 16;

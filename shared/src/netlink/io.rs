@@ -1,7 +1,7 @@
 //! Socket I/O for the generic-netlink reader: a blocking `NETLINK_GENERIC` socket from `neli`
 //! (`neli::socket::shared::NlSocket`: socket, bind, send, recv), one reusable 64 KiB receive
 //! buffer, framing by [`super::frame`], request/reply with sequence checking, multi-part
-//! dumps, kernel error codes mapped to [`ReadError`], and optional capture of every raw reply
+//! dumps, kernel error codes mapped to [`NetlinkError`], and optional capture of every raw reply
 //! for test vectors. (neli's higher-level handle was replaced: its per-read buffer pool cost
 //! ~1 ms per request in debug builds, which made a 10,000-service table take minutes.)
 //!
@@ -11,7 +11,6 @@ use super::codec::{self, split_genl};
 use super::consts::*;
 use super::frame;
 use crate::model::{Service, Snapshot};
-use crate::reader::ReadError;
 use neli::consts::socket::{Msg, NlFamily};
 use neli::socket::NlSocket;
 use neli::utils::Groups;
@@ -23,6 +22,37 @@ use std::path::{Path, PathBuf};
 /// Give up on a reply after this many reads that carried no message for us.
 const MAX_IDLE_READS: u32 = 64;
 
+/// What the reader says when the IPVS module is missing (also the procfs reader's answer).
+pub const MODULE_NOT_LOADED: &str = "IPVS is not available: the ip_vs kernel module is not loaded (generic netlink family \"IPVS\" not found; try `modprobe ip_vs`)";
+/// What the reader says when netlink is refused for lack of the capability.
+pub const PERMISSION_DENIED: &str = "permission denied reading IPVS over netlink: CAP_NET_ADMIN is needed (run as root or grant the capability)";
+
+/// Why a generic-netlink exchange failed. Every variant's message names the request and, where
+/// there is one, the remedy.
+#[derive(Debug, thiserror::Error)]
+pub enum NetlinkError {
+    /// The kernel does not know the generic-netlink family (for "IPVS": `ip_vs` not loaded).
+    #[error("{}", MODULE_NOT_LOADED)]
+    ModuleNotLoaded,
+    /// The kernel answered EPERM or EACCES: CAP_NET_ADMIN is missing.
+    #[error("{}", PERMISSION_DENIED)]
+    PermissionDenied,
+    /// The socket failed, or the kernel refused a request with another errno.
+    #[error("netlink error: {0}")]
+    Socket(String),
+    /// A reply could not be decoded.
+    #[error("malformed netlink message: {0}")]
+    Decode(String),
+    /// A capture file could not be written.
+    #[error("cannot read {}: {source}", path.display())]
+    Capture {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
 /// Writes each raw kernel reply (generic-netlink payload: the 4-byte genl header followed by
 /// the attributes) to `DIR/<command>-<index>.bin`, index counted per command from 0.
 #[derive(Debug)]
@@ -33,8 +63,8 @@ pub struct Capture {
 
 impl Capture {
     /// Capture into `dir` (created if missing).
-    pub fn new(dir: &Path) -> Result<Self, ReadError> {
-        std::fs::create_dir_all(dir).map_err(|source| ReadError::Io {
+    pub fn new(dir: &Path) -> Result<Self, NetlinkError> {
+        std::fs::create_dir_all(dir).map_err(|source| NetlinkError::Capture {
             path: dir.to_path_buf(),
             source,
         })?;
@@ -44,19 +74,19 @@ impl Capture {
         })
     }
 
-    fn write(&mut self, label: &'static str, payload: &[u8]) -> Result<(), ReadError> {
+    fn write(&mut self, label: &'static str, payload: &[u8]) -> Result<(), NetlinkError> {
         let n = self.counters.entry(label).or_insert(0);
         let path = self.dir.join(format!("{label}-{n:04}.bin"));
         *n += 1;
-        std::fs::write(&path, payload).map_err(|source| ReadError::Io { path, source })
+        std::fs::write(&path, payload).map_err(|source| NetlinkError::Capture { path, source })
     }
 }
 
-fn errno_error(label: &str, errno: i32) -> ReadError {
+fn errno_error(label: &str, errno: i32) -> NetlinkError {
     if errno == Errno::EPERM as i32 || errno == Errno::EACCES as i32 {
-        return ReadError::PermissionDenied;
+        return NetlinkError::PermissionDenied;
     }
-    ReadError::Netlink(format!(
+    NetlinkError::Socket(format!(
         "{label}: kernel answered {}",
         io::Error::from_raw_os_error(errno)
     ))
@@ -65,17 +95,17 @@ fn errno_error(label: &str, errno: i32) -> ReadError {
 const ENOENT: i32 = Errno::ENOENT as i32;
 const ESRCH: i32 = Errno::ESRCH as i32;
 
-fn io_error(label: &str, e: &io::Error) -> ReadError {
+fn io_error(label: &str, e: &io::Error) -> NetlinkError {
     match e.raw_os_error() {
         Some(code) => errno_error(label, code),
-        None => ReadError::Netlink(format!("{label}: {e}")),
+        None => NetlinkError::Socket(format!("{label}: {e}")),
     }
 }
 
 /// Kernel errno in a reply, kept apart so callers can treat some codes specially.
 enum Failure {
     Errno(i32),
-    Other(ReadError),
+    Other(NetlinkError),
 }
 
 /// Receive buffer: the kernel caps dump datagrams at 32 KiB; leave room.
@@ -100,7 +130,7 @@ impl std::fmt::Debug for GenlSocket {
 
 impl GenlSocket {
     /// Open and bind a blocking `NETLINK_GENERIC` socket.
-    pub fn open(capture: Option<Capture>) -> Result<Self, ReadError> {
+    pub fn open(capture: Option<Capture>) -> Result<Self, NetlinkError> {
         let sock = NlSocket::connect(NlFamily::Generic, None, Groups::empty())
             .map_err(|e| io_error("opening a generic netlink socket", &e))?;
         Ok(GenlSocket {
@@ -119,7 +149,7 @@ impl GenlSocket {
         payload: Vec<u8>,
         dump: bool,
         label: &'static str,
-    ) -> Result<Vec<Vec<u8>>, ReadError> {
+    ) -> Result<Vec<Vec<u8>>, NetlinkError> {
         self.request(nl_type, payload, dump, label)
             .map_err(|f| match f {
                 Failure::Errno(e) => errno_error(label, e),
@@ -129,7 +159,7 @@ impl GenlSocket {
 
     /// Resolve a generic-netlink family name to its id (`CTRL_CMD_GETFAMILY`).
     /// `ModuleNotLoaded` when the kernel does not know the name.
-    pub fn resolve_family(&mut self, name: &str) -> Result<u16, ReadError> {
+    pub fn resolve_family(&mut self, name: &str) -> Result<u16, NetlinkError> {
         let replies = match self.request(
             GENL_ID_CTRL,
             codec::request_get_family(name),
@@ -137,14 +167,14 @@ impl GenlSocket {
             "ctrl_getfamily",
         ) {
             Ok(r) => r,
-            Err(Failure::Errno(ENOENT)) => return Err(ReadError::ModuleNotLoaded),
+            Err(Failure::Errno(ENOENT)) => return Err(NetlinkError::ModuleNotLoaded),
             Err(Failure::Errno(e)) => {
                 return Err(errno_error(&format!("resolving family {name}"), e))
             }
             Err(Failure::Other(e)) => return Err(e),
         };
         let Some(first) = replies.first() else {
-            return Err(ReadError::ModuleNotLoaded);
+            return Err(NetlinkError::ModuleNotLoaded);
         };
         let (_, _, attrs) = split_genl(first).map_err(decode_err("ctrl_getfamily"))?;
         codec::decode_family_id(attrs).map_err(decode_err("ctrl_getfamily"))
@@ -176,7 +206,7 @@ impl GenlSocket {
                 Err(e) => return Err(Failure::Other(io_error(label, &e))),
             };
             if n > self.buf.len() {
-                return Err(Failure::Other(ReadError::Netlink(format!(
+                return Err(Failure::Other(NetlinkError::Socket(format!(
                     "{label}: a {n}-byte netlink datagram does not fit the {}-byte buffer",
                     self.buf.len()
                 ))));
@@ -185,7 +215,9 @@ impl GenlSocket {
             let mut got_ours = false;
             for m in frame::messages(datagram) {
                 let m = m.map_err(|e| {
-                    Failure::Other(ReadError::Decode(format!("{label}: netlink framing: {e}")))
+                    Failure::Other(NetlinkError::Decode(format!(
+                        "{label}: netlink framing: {e}"
+                    )))
                 })?;
                 if m.seq != seq {
                     tracing::debug!(label, seq = m.seq, "ignoring stale netlink message");
@@ -195,7 +227,7 @@ impl GenlSocket {
                 match m.ty {
                     frame::NLMSG_ERROR => {
                         let code = m.error_code().map_err(|e| {
-                            Failure::Other(ReadError::Decode(format!("{label}: {e}")))
+                            Failure::Other(NetlinkError::Decode(format!("{label}: {e}")))
                         })?;
                         return if code == 0 {
                             Ok(out)
@@ -211,7 +243,7 @@ impl GenlSocket {
                         };
                     }
                     frame::NLMSG_OVERRUN => {
-                        return Err(Failure::Other(ReadError::Netlink(format!(
+                        return Err(Failure::Other(NetlinkError::Socket(format!(
                             "{label}: the kernel reported a netlink overrun"
                         ))))
                     }
@@ -235,7 +267,7 @@ impl GenlSocket {
             if !got_ours {
                 idle += 1;
                 if idle > MAX_IDLE_READS {
-                    return Err(Failure::Other(ReadError::Netlink(format!(
+                    return Err(Failure::Other(NetlinkError::Socket(format!(
                         "{label}: no reply from the kernel after {MAX_IDLE_READS} reads"
                     ))));
                 }
@@ -244,8 +276,8 @@ impl GenlSocket {
     }
 }
 
-fn decode_err(label: &str) -> impl Fn(codec::CodecError) -> ReadError + '_ {
-    move |e| ReadError::Decode(format!("{label}: {e}"))
+fn decode_err(label: &str) -> impl Fn(codec::CodecError) -> NetlinkError + '_ {
+    move |e| NetlinkError::Decode(format!("{label}: {e}"))
 }
 
 /// The IPVS generic-netlink family, resolved on one socket.
@@ -257,7 +289,7 @@ pub struct IpvsNetlink {
 
 impl IpvsNetlink {
     /// Open a socket and resolve the "IPVS" family. `ModuleNotLoaded` when it is missing.
-    pub fn open(capture: Option<Capture>) -> Result<Self, ReadError> {
+    pub fn open(capture: Option<Capture>) -> Result<Self, NetlinkError> {
         let mut sock = GenlSocket::open(capture)?;
         let family = sock.resolve_family(IPVS_GENL_NAME)?;
         Ok(IpvsNetlink { sock, family })
@@ -268,11 +300,11 @@ impl IpvsNetlink {
         payload: Vec<u8>,
         dump: bool,
         label: &'static str,
-    ) -> Result<Vec<Vec<u8>>, ReadError> {
+    ) -> Result<Vec<Vec<u8>>, NetlinkError> {
         self.sock.call(self.family, payload, dump, label)
     }
 
-    fn attrs_of<'a>(label: &str, payload: &'a [u8]) -> Result<&'a [u8], ReadError> {
+    fn attrs_of<'a>(label: &str, payload: &'a [u8]) -> Result<&'a [u8], NetlinkError> {
         split_genl(payload)
             .map(|(_, _, a)| a)
             .map_err(decode_err(label))
@@ -280,13 +312,13 @@ impl IpvsNetlink {
 
     /// Services with their destinations, info, timeouts and sync daemons. `global` is left
     /// `None` (the kernel has no netlink command for it; the caller reads procfs).
-    pub fn snapshot(&mut self) -> Result<Snapshot, ReadError> {
+    pub fn snapshot(&mut self) -> Result<Snapshot, NetlinkError> {
         let _span = tracing::debug_span!("netlink_snapshot").entered();
         let info = {
             let r = self.call(codec::request_simple(IPVS_CMD_GET_INFO), false, "get_info")?;
             let first = r
                 .first()
-                .ok_or_else(|| ReadError::Decode("get_info: empty reply".into()))?;
+                .ok_or_else(|| NetlinkError::Decode("get_info: empty reply".into()))?;
             codec::decode_info(Self::attrs_of("get_info", first)?)
                 .map_err(decode_err("get_info"))?
         };
@@ -321,7 +353,7 @@ impl IpvsNetlink {
             svc.destinations.reserve_exact(replies.len());
             for p in replies {
                 let d = codec::decode_dest_msg(Self::attrs_of(label, &p)?, family)
-                    .map_err(|e| ReadError::Decode(format!("{label} for {}: {e}", svc.key)))?;
+                    .map_err(|e| NetlinkError::Decode(format!("{label} for {}: {e}", svc.key)))?;
                 svc.destinations.push(d);
             }
         }
@@ -369,7 +401,7 @@ mod tests {
     fn permission_errors_name_the_capability() {
         for errno in [Errno::EPERM as i32, Errno::EACCES as i32] {
             let e = errno_error("get_service", errno);
-            assert!(matches!(e, ReadError::PermissionDenied), "{e:?}");
+            assert!(matches!(e, NetlinkError::PermissionDenied), "{e:?}");
             assert!(e.to_string().contains("CAP_NET_ADMIN"), "{e}");
         }
         let e = errno_error("get_dest", Errno::EINVAL as i32);
@@ -378,7 +410,10 @@ mod tests {
             "{e}"
         );
         let e = io::Error::from_raw_os_error(Errno::EPERM as i32);
-        assert!(matches!(io_error("open", &e), ReadError::PermissionDenied));
+        assert!(matches!(
+            io_error("open", &e),
+            NetlinkError::PermissionDenied
+        ));
     }
 
     #[test]

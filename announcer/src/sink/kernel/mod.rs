@@ -2,8 +2,8 @@
 //! VIP-address primitives.
 //!
 //! The control loop ([`crate::control`]) turns health and drains into ordered
-//! [`RouteAction`]s and hands them to a
-//! [`RouteSink`]. This module provides:
+//! [`RouteAction`]s and hands them to a [`RouteSink`]. This module provides ([`config`],
+//! [`error`], [`addresses`] and [`routes`] hold the pieces; `rtnl` is the socket):
 //!
 //! * [`KernelBackend`]: for sites where a local routing daemon (BIRD, FRR) runs OSPF — or BGP
 //!   itself. Announcing installs the VIP in the kernel — as an address on a dummy interface or
@@ -39,6 +39,9 @@
 //! to order (and withdrawing removes the local VIP too: keep the VIP on `lo` as well, e.g. from
 //! keepalived, if IPVS must keep serving established connections after a withdrawal).
 
+pub mod addresses;
+pub mod config;
+pub mod error;
 pub mod routes;
 mod rtnl;
 
@@ -49,17 +52,20 @@ use std::sync::{Arc, Mutex};
 
 use ipnet::IpNet;
 
+use super::traits::{BoxFuture, LocalAddrs, LocalAddrsError, RouteSink, SinkError};
 use crate::group::RouteAction;
-use crate::sink::{BoxFuture, LocalAddrs, RouteSink};
 
-pub use routes::{KernelBackend, KernelConfig, KernelError, KernelMode, Outcome, VipAddresses};
+pub use addresses::{Outcome, VipAddresses};
+pub use config::{KernelConfig, KernelMode};
+pub use error::KernelError;
+pub use routes::KernelBackend;
 
 impl RouteSink for KernelBackend {
     /// `Announce`/`Withdraw` install/remove the VIP per [`KernelMode`] (`attrs.med` becomes the
     /// route's metric in `route` mode; communities and the other BGP attributes have no kernel
     /// equivalent and are ignored). `AddAddress`/`RemoveAddress` manage the VIP address on the
     /// named interface, creating a dummy interface when it is missing.
-    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             match action {
                 RouteAction::Announce { prefix, attrs } => {
@@ -73,7 +79,7 @@ impl RouteSink for KernelBackend {
                     prefix, interface, ..
                 } => remove_managed(self.addresses(), interface, *prefix).await,
             }
-            .map_err(|e| e.to_string())
+            .map_err(SinkError::from)
         })
     }
 }
@@ -186,7 +192,7 @@ impl WithVipAddresses {
 }
 
 impl RouteSink for WithVipAddresses {
-    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), String>> {
+    fn apply<'a>(&'a self, action: &'a RouteAction) -> BoxFuture<'a, Result<(), SinkError>> {
         match action {
             RouteAction::AddAddress { prefix, interface } => Box::pin(async move {
                 if self.pending.cancel(&(interface.clone(), *prefix)) {
@@ -196,7 +202,7 @@ impl RouteSink for WithVipAddresses {
                     .add(interface, *prefix)
                     .await
                     .map(drop)
-                    .map_err(|e| e.to_string())
+                    .map_err(SinkError::from)
             }),
             RouteAction::RemoveAddress {
                 prefix,
@@ -209,7 +215,7 @@ impl RouteSink for WithVipAddresses {
                     return Box::pin(async move {
                         remove_managed(&self.addrs, interface, *prefix)
                             .await
-                            .map_err(|e| e.to_string())
+                            .map_err(SinkError::from)
                     });
                 }
                 Box::pin(async move {
@@ -256,7 +262,7 @@ impl LocalAddrs for VipAddresses {
     /// Every address configured in the backend's network namespace (one rtnetlink dump; the
     /// control loop calls this on its blocking pool). Addresses that failed IPv6 duplicate
     /// address detection are left out: they do not receive traffic.
-    fn local_addrs(&self) -> Result<Vec<IpAddr>, String> {
-        self.local_addresses_blocking().map_err(|e| e.to_string())
+    fn local_addrs(&self) -> Result<Vec<IpAddr>, LocalAddrsError> {
+        Ok(self.local_addresses_blocking()?)
     }
 }

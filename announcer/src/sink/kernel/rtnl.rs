@@ -3,8 +3,8 @@
 //!
 //! One [`Rtnl`] is one `NETLINK_ROUTE` socket. A netlink socket belongs to the network namespace
 //! of the thread that created it, for its whole life; [`Rtnl::open`] therefore creates the socket
-//! on a short-lived helper thread that first `setns(2)`s into the requested namespace, so the
-//! daemon's own threads never change namespace. Every request asks for an ACK and waits for the
+//! on a short-lived helper thread that first `setns(2)`s into the requested namespace
+//! (`herald_shared::netns`), so the daemon's own threads never change namespace. Every request asks for an ACK and waits for the
 //! reply carrying its own sequence number; the kernel's errno and extended-ACK message come back
 //! as a [`KernelError::Kernel`] naming the operation and the object.
 //!
@@ -31,7 +31,9 @@ use neli::types::{Buffer, RtBuffer};
 use neli::utils::Groups;
 use neli::{FromBytesWithInput, Size, ToBytes};
 
-use super::routes::KernelError;
+use herald_shared::netns::run_in_netns_file;
+
+use super::error::KernelError;
 
 /// `IFA_FLAGS` bit: do not create a prefix route for this address (`noprefixroute`).
 pub(crate) const IFA_F_NOPREFIXROUTE: u32 = 0x200;
@@ -134,34 +136,8 @@ impl Rtnl {
     pub(crate) fn open(netns: Option<&Path>) -> Result<Self, KernelError> {
         let sock = match netns {
             None => connect()?,
-            Some(path) => {
-                let path_buf = path.to_path_buf();
-                let file = std::fs::File::open(path).map_err(|source| KernelError::Netns {
-                    path: path_buf.clone(),
-                    reason: source.to_string(),
-                })?;
-                // setns(2) changes only the calling thread, so do it on a throw-away thread:
-                // the socket keeps the namespace it was created in after the thread is gone.
-                let handle = std::thread::Builder::new()
-                    .name("herald-netns".into())
-                    .spawn(move || {
-                        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWNET).map_err(
-                            |errno| KernelError::Netns {
-                                path: path_buf,
-                                reason: format!(
-                                    "setns: {} ({})",
-                                    errno.desc(),
-                                    super::routes::errno_meaning(errno as i32)
-                                ),
-                            },
-                        )?;
-                        connect()
-                    })
-                    .map_err(|e| KernelError::Socket(format!("cannot spawn netns thread: {e}")))?;
-                handle
-                    .join()
-                    .map_err(|_| KernelError::Socket("netns helper thread panicked".into()))??
-            }
+            // The socket keeps the namespace it was created in after the helper thread is gone.
+            Some(path) => run_in_netns_file(path, connect)?,
         };
         Ok(Rtnl {
             sock,
@@ -581,32 +557,64 @@ fn ip_bytes(a: IpAddr) -> Vec<u8> {
     }
 }
 
+/// A malformed attribute in a kernel reply; the message names the attribute.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum AttrError {
+    /// An address attribute of the wrong length for its family.
+    #[error("{what} is {len} bytes, an {family} address needs {need}")]
+    AddressLength {
+        what: &'static str,
+        len: usize,
+        family: &'static str,
+        need: usize,
+    },
+    /// A 32-bit attribute of the wrong length.
+    #[error("{what} is {len} bytes, expected 4")]
+    U32Length { what: &'static str, len: usize },
+    /// A string attribute that is not UTF-8.
+    #[error("{what} is not valid UTF-8")]
+    NotUtf8 { what: &'static str },
+}
+
 /// Decodes an address attribute of the given family; names the problem when it is malformed.
-pub(crate) fn parse_ip(family: IpFamily, bytes: &[u8], what: &str) -> Result<IpAddr, String> {
+pub(crate) fn parse_ip(
+    family: IpFamily,
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<IpAddr, AttrError> {
+    let bad = |family, need| AttrError::AddressLength {
+        what,
+        len: bytes.len(),
+        family,
+        need,
+    };
     match family {
         IpFamily::V4 => <[u8; 4]>::try_from(bytes)
             .map(|b| IpAddr::V4(Ipv4Addr::from(b)))
-            .map_err(|_| format!("{what} is {} bytes, an IPv4 address needs 4", bytes.len())),
+            .map_err(|_| bad("IPv4", 4)),
         IpFamily::V6 => <[u8; 16]>::try_from(bytes)
             .map(|b| IpAddr::V6(Ipv6Addr::from(b)))
-            .map_err(|_| format!("{what} is {} bytes, an IPv6 address needs 16", bytes.len())),
+            .map_err(|_| bad("IPv6", 16)),
     }
 }
 
 /// Decodes a native-endian u32 attribute.
-pub(crate) fn parse_u32(bytes: &[u8], what: &str) -> Result<u32, String> {
+pub(crate) fn parse_u32(bytes: &[u8], what: &'static str) -> Result<u32, AttrError> {
     <[u8; 4]>::try_from(bytes)
         .map(u32::from_ne_bytes)
-        .map_err(|_| format!("{what} is {} bytes, expected 4", bytes.len()))
+        .map_err(|_| AttrError::U32Length {
+            what,
+            len: bytes.len(),
+        })
 }
 
 /// Decodes a NUL-terminated (or not) string attribute.
-pub(crate) fn parse_str(bytes: &[u8], what: &str) -> Result<String, String> {
+pub(crate) fn parse_str(bytes: &[u8], what: &'static str) -> Result<String, AttrError> {
     let end = bytes.iter().position(|b| *b == 0).unwrap_or(bytes.len());
     let s = bytes.get(..end).unwrap_or_default();
     std::str::from_utf8(s)
         .map(str::to_string)
-        .map_err(|_| format!("{what} is not valid UTF-8"))
+        .map_err(|_| AttrError::NotUtf8 { what })
 }
 
 fn parse_first_link(bufs: &[Buffer]) -> Result<Option<Link>, KernelError> {
@@ -629,12 +637,17 @@ fn parse_first_link(bufs: &[Buffer]) -> Result<Option<Link>, KernelError> {
     let mut kind = None;
     for a in m.rtattrs().iter() {
         if *a.rta_type() == Ifla::Ifname {
-            name = Some(parse_str(a.rta_payload().as_ref(), "IFLA_IFNAME").map_err(proto)?);
+            name = Some(
+                parse_str(a.rta_payload().as_ref(), "IFLA_IFNAME")
+                    .map_err(|e| proto(e.to_string()))?,
+            );
         } else if *a.rta_type() == Ifla::Linkinfo {
             if let Ok(h) = a.get_attr_handle::<IflaInfo>() {
                 if let Some(k) = h.get_attribute(IflaInfo::Kind) {
-                    kind =
-                        Some(parse_str(k.rta_payload().as_ref(), "IFLA_INFO_KIND").map_err(proto)?);
+                    kind = Some(
+                        parse_str(k.rta_payload().as_ref(), "IFLA_INFO_KIND")
+                            .map_err(|e| proto(e.to_string()))?,
+                    );
                 }
             }
         }
@@ -667,10 +680,19 @@ pub(crate) fn parse_addr(m: &Ifaddrmsg) -> Result<Option<Addr>, KernelError> {
     for a in m.rtattrs().iter() {
         let p = a.rta_payload().as_ref();
         match *a.rta_type() {
-            Ifa::Local => local = Some(parse_ip(family, p, "IFA_LOCAL").map_err(proto)?),
-            Ifa::Address => address = Some(parse_ip(family, p, "IFA_ADDRESS").map_err(proto)?),
-            Ifa::Label => label = Some(parse_str(p, "IFA_LABEL").map_err(proto)?),
-            Ifa::Flags => flags = Some(parse_u32(p, "IFA_FLAGS").map_err(proto)?),
+            Ifa::Local => {
+                local = Some(parse_ip(family, p, "IFA_LOCAL").map_err(|e| proto(e.to_string()))?)
+            }
+            Ifa::Address => {
+                address =
+                    Some(parse_ip(family, p, "IFA_ADDRESS").map_err(|e| proto(e.to_string()))?)
+            }
+            Ifa::Label => {
+                label = Some(parse_str(p, "IFA_LABEL").map_err(|e| proto(e.to_string()))?)
+            }
+            Ifa::Flags => {
+                flags = Some(parse_u32(p, "IFA_FLAGS").map_err(|e| proto(e.to_string()))?)
+            }
             Ifa::UnrecognizedConst(IFA_PROTO) => aproto = p.first().copied(),
             _ => {}
         }
@@ -710,10 +732,14 @@ pub(crate) fn parse_route(m: &Rtmsg) -> Result<Option<Route>, KernelError> {
     for a in m.rtattrs().iter() {
         let p = a.rta_payload().as_ref();
         match *a.rta_type() {
-            Rta::Dst => dst = Some(parse_ip(family, p, "RTA_DST").map_err(proto)?),
-            Rta::Table => table = parse_u32(p, "RTA_TABLE").map_err(proto)?,
-            Rta::Oif => oif = Some(parse_u32(p, "RTA_OIF").map_err(proto)?),
-            Rta::Priority => priority = Some(parse_u32(p, "RTA_PRIORITY").map_err(proto)?),
+            Rta::Dst => {
+                dst = Some(parse_ip(family, p, "RTA_DST").map_err(|e| proto(e.to_string()))?)
+            }
+            Rta::Table => table = parse_u32(p, "RTA_TABLE").map_err(|e| proto(e.to_string()))?,
+            Rta::Oif => oif = Some(parse_u32(p, "RTA_OIF").map_err(|e| proto(e.to_string()))?),
+            Rta::Priority => {
+                priority = Some(parse_u32(p, "RTA_PRIORITY").map_err(|e| proto(e.to_string()))?)
+            }
             _ => {}
         }
     }
@@ -744,9 +770,13 @@ mod tests {
                 .parse()
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
         );
-        let e = parse_ip(IpFamily::V4, &[1, 2, 3], "IFA_LOCAL").unwrap_err();
+        let e = parse_ip(IpFamily::V4, &[1, 2, 3], "IFA_LOCAL")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("IFA_LOCAL is 3 bytes"), "{e}");
-        let e = parse_ip(IpFamily::V6, &[0; 4], "RTA_DST").unwrap_err();
+        let e = parse_ip(IpFamily::V6, &[0; 4], "RTA_DST")
+            .unwrap_err()
+            .to_string();
         assert!(
             e.contains("RTA_DST is 4 bytes, an IPv6 address needs 16"),
             "{e}"
@@ -758,15 +788,19 @@ mod tests {
         assert_eq!(parse_u32(&7u32.to_ne_bytes(), "t"), Ok(7));
         assert!(parse_u32(&[1, 2], "RTA_TABLE")
             .unwrap_err()
-            .contains("RTA_TABLE is 2 bytes"));
+            .to_string()
+            .contains("RTA_TABLE is 2 bytes, expected 4"));
         assert_eq!(
             parse_str(b"herald0:vip\0junk", "l"),
             Ok("herald0:vip".into())
         );
         assert_eq!(parse_str(b"lo", "l"), Ok("lo".into()));
-        assert!(parse_str(&[0xff, 0xfe], "IFA_LABEL")
-            .unwrap_err()
-            .contains("UTF-8"));
+        assert_eq!(
+            parse_str(&[0xff, 0xfe], "IFA_LABEL")
+                .unwrap_err()
+                .to_string(),
+            "IFA_LABEL is not valid UTF-8"
+        );
     }
 
     #[test]
