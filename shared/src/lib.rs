@@ -13,6 +13,7 @@
 //! * [`netns`]: running work on a thread inside a network namespace, with a timeout (the reader,
 //!   and the announcer's address listing and kernel route backend).
 //! * [`duration`]: the serde helpers for duration strings in the configuration.
+//! * [`status`]: the announcer's status as data (`status --json`, the status page, `top`).
 //!
 //! Errors point down: [`netns::NetnsError`] and [`netlink::NetlinkError`] belong to the modules
 //! that raise them and know nothing of the reader; [`reader::ReadError`] wraps them.
@@ -25,3 +26,4 @@ pub mod netlink;
 pub mod netns;
 pub mod procfs;
 pub mod reader;
+pub mod status;

@@ -1,0 +1,170 @@
+//! The announcer's status as data: what `ipvs-herald status --json` prints, what the status page
+//! at `/status` renders and what `ipvs-herald top` shows beside the IPVS table.
+//!
+//! It lives here, not in the announcer, because three consumers that must not depend on the
+//! announcer (the exporter's HTTP server, the binary's terminal view, the admin client) read it.
+//! The announcer fills it; nobody else writes it. The JSON form is documented in
+//! `docs/status-json.md` and versioned by [`SCHEMA_VERSION`]: a field may be added without a new
+//! version, never renamed or removed.
+
+use serde::{Deserialize, Serialize};
+
+/// Version of the JSON schema ([`StatusReport::schema`]).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything the announcer knows about its VIP groups and BGP sessions at one moment.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// [`SCHEMA_VERSION`] of the producer.
+    pub schema: u32,
+    /// When the report was made, seconds since the Unix epoch.
+    pub generated_at: f64,
+    /// Every configured VIP group, in configuration order.
+    pub groups: Vec<GroupReport>,
+    /// Every configured BGP peer (empty with the kernel backend), in configuration order.
+    pub peers: Vec<PeerReport>,
+}
+
+/// The one vocabulary of a VIP group's route state, used by `status`, `--json`, the page, the
+/// logs and the `ipvs_herald_vip_group_state` metric's `state` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupPhase {
+    /// Not announced: the pool is down (or not yet up).
+    Withdrawn,
+    /// Announced with the `down` attributes (`down_action = "announce"` while unhealthy).
+    AnnouncedDown,
+    /// Announced with the `up` attributes.
+    Announced,
+    /// Announced with the `draining` attributes until the drain time is over.
+    Draining,
+    /// Withdrawn because drained, until undrained.
+    Drained,
+}
+
+impl GroupPhase {
+    /// The name used everywhere (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GroupPhase::Withdrawn => "withdrawn",
+            GroupPhase::AnnouncedDown => "announced_down",
+            GroupPhase::Announced => "announced",
+            GroupPhase::Draining => "draining",
+            GroupPhase::Drained => "drained",
+        }
+    }
+
+    /// Whether the group's routes are out there in this phase.
+    pub fn is_announced(self) -> bool {
+        matches!(
+            self,
+            GroupPhase::Announced | GroupPhase::AnnouncedDown | GroupPhase::Draining
+        )
+    }
+}
+
+/// Who asked for a drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DrainSource {
+    /// `ipvs-herald drain` over the admin socket (kept in the state file).
+    Admin,
+    /// The maintenance file exists (or names this group).
+    MaintenanceFile,
+    /// The daemon is stopping (SIGTERM).
+    Shutdown,
+    /// The state file could not be read at start: drained until `undrain --all`.
+    CorruptState,
+}
+
+/// One VIP group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupReport {
+    pub name: String,
+    /// The group's prefixes, as configured (`192.0.2.10/32`).
+    pub vips: Vec<String>,
+    pub phase: GroupPhase,
+    /// Health of the pool after rise/fall: `up`, `down` or `unknown` (no verdict yet).
+    pub health: String,
+    /// The last phase change, if any since the daemon started.
+    pub last_transition: Option<Transition>,
+    /// Every drain in force (empty when not drained).
+    pub drained_by: Vec<DrainSource>,
+    /// Why the group is where it is, one line each (failed checks, drain source).
+    pub reasons: Vec<String>,
+    /// The services the group's health is computed from.
+    pub services: Vec<ServiceReport>,
+}
+
+/// A phase change of a group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Transition {
+    pub from: GroupPhase,
+    pub to: GroupPhase,
+    /// Seconds since the Unix epoch.
+    pub at: f64,
+    /// Why, in one line.
+    pub reason: String,
+}
+
+/// One IPVS service of a group, against the group's thresholds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceReport {
+    /// `tcp/192.0.2.10:80` or `fwmark/1`, as in the metrics' `service` label.
+    pub service: String,
+    /// Whether the service exists in IPVS at all.
+    pub present: bool,
+    /// Destinations with a weight above zero (what counts as healthy).
+    pub healthy: u32,
+    /// Destinations configured in IPVS.
+    pub configured: u32,
+    /// The pool is down when `healthy` falls below this.
+    pub down_threshold: u32,
+    /// The pool comes back up when `healthy` reaches this.
+    pub up_threshold: u32,
+    /// The pool's verdict after hysteresis.
+    pub up: bool,
+}
+
+/// One BGP peer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PeerReport {
+    pub name: String,
+    pub address: String,
+    /// RFC 4271 FSM state: `idle`, `connect`, `active`, `open_sent`, `open_confirm`,
+    /// `established`.
+    pub state: String,
+    /// Seconds since the session reached Established, when it is.
+    pub uptime_seconds: Option<f64>,
+    /// Prefixes currently announced to the peer.
+    pub prefixes_sent: u64,
+    /// The latest error (NOTIFICATION sent or received, connection failure).
+    pub last_error: Option<String>,
+    /// BFD session state, once BFD exists (`None` until then, or when BFD is off).
+    pub bfd: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phase_names_are_the_serde_names() {
+        for p in [
+            GroupPhase::Withdrawn,
+            GroupPhase::AnnouncedDown,
+            GroupPhase::Announced,
+            GroupPhase::Draining,
+            GroupPhase::Drained,
+        ] {
+            let json = serde_json::to_string(&p).unwrap();
+            assert_eq!(json, format!("\"{}\"", p.as_str()));
+            assert_eq!(serde_json::from_str::<GroupPhase>(&json).unwrap(), p);
+        }
+    }
+
+    #[test]
+    fn unknown_phase_is_refused() {
+        assert!(serde_json::from_str::<GroupPhase>("\"up\"").is_err());
+    }
+}
