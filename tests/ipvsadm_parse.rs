@@ -284,18 +284,13 @@ fn dump_json_for(v: &Views) -> String {
                     let dr = rt.dests.iter().find(|x| x.addr == d.addr).unwrap().numbers;
                     let p = pc.dests.iter().find(|x| x.addr == d.addr).unwrap();
                     Destination {
-                        address: d.addr.ip(),
-                        family: AddressFamily::of(&d.addr.ip()),
-                        port: d.addr.port(),
                         forward: ForwardMethod::Masq,
                         weight: d.weight,
-                        upper_threshold: 0,
-                        lower_threshold: 0,
                         active_conns: d.active,
                         inactive_conns: d.inactive,
                         persistent_conns: p.persistent,
-                        tunnel: None,
                         stats: mk(dn, dr),
+                        ..Destination::new(d.addr.ip(), d.addr.port())
                     }
                 })
                 .collect(),
