@@ -428,7 +428,7 @@ const DROP_TABLE: &str = "table netdev fault_drop {\n  chain in { type filter ho
 
 #[test]
 fn silent_link_loss_expires_both_sides_and_recovers() {
-    ensure_packages(&[("/usr/sbin/nft", "nftables")]).expect("nftables");
+    ensure_packages(&["nft"]).expect("nftables");
     with_rig(
         "linkloss",
         "fl",

@@ -449,7 +449,7 @@ struct Soak {
 }
 
 fn setup(seconds: u64) -> TResult<Soak> {
-    ensure_packages(&[("/usr/bin/python3", "python3")])?;
+    ensure_packages(&["python3"])?;
     let mut w = World::new("soak", "sk")?;
     let r = w.netns("r")?;
     let c = w.netns("c")?;

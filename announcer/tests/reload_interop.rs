@@ -313,7 +313,7 @@ fn bird_connecting_too_settles_on_one_connection() {
         })
         .map_err(|e| fail(&e))?;
         // Exactly one BGP connection is left, on the speaker side as on the router side.
-        let ss = lab.speaker.run("ss", &["-tnH", "state", "established"])?;
+        let ss = lab.speaker.exec("ss", &["-tnH", "state", "established"])?;
         let bgp: Vec<&str> = ss.lines().filter(|l| l.contains(":179")).collect();
         if bgp.len() != 1 {
             return Err(fail(&format!("expected one BGP connection, ss shows:\n{ss}")).into());

@@ -6,6 +6,7 @@
 //! nothing behind. Needs root.
 #![allow(dead_code)]
 
+use herald_test_support::Netns;
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -73,37 +74,14 @@ pub fn ns_cmd(ns: &str, program: &str) -> Command {
     c
 }
 
-/// Installs the Debian packages whose files are missing (`(file, package)` pairs) with
-/// `apt-get install -y`; fails, never skips, when that is impossible.
-pub fn ensure_packages(need: &[(&str, &str)]) -> TResult<()> {
-    let missing: Vec<&str> = need
-        .iter()
-        .filter(|(path, _)| !Path::new(path).exists())
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let install = |update: bool| {
-        if update {
-            let _ = run(Command::new("apt-get").args(["update", "-q"]));
-        }
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))
-    };
-    install(false)
-        .or_else(|_| install(true))
-        .map_err(|e| format!("cannot install {missing:?}: {e}"))?;
-    Ok(())
+/// Installs the tools named (commands of `tests/deps.sh`'s table) when missing, through
+/// `tests/deps.sh`; fails, never skips, when that is impossible.
+pub fn ensure_packages(names: &[&str]) -> TResult<()> {
+    herald_test_support::ensure(names).map_err(|e| e.to_string())
 }
 
 /// BIRD 2 and busybox (`wget` inside a namespace), which every test here needs.
-pub const BASE_PACKAGES: &[(&str, &str)] = &[
-    ("/usr/sbin/bird", "bird2"),
-    ("/usr/bin/busybox", "busybox-static"),
-];
+pub const BASE_PACKAGES: &[&str] = &["bird", "busybox"];
 
 /// Polls `check` every `every` until it answers `Ok(true)`; returns the time it took. Errors
 /// of `check` are remembered and quoted if `timeout` passes (a daemon not ready yet is not a
@@ -149,26 +127,13 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The namespaces and working directory of one test; removed on drop (every process left in
-/// the namespaces is killed first: only processes this test started can be inside them).
+/// The namespaces and working directory of one test; the namespaces are deleted on drop (every
+/// process left in them is killed first: only processes this test started can be inside them).
 #[derive(Debug)]
 pub struct World {
     pub tag: String,
     pub dir: PathBuf,
-    namespaces: Vec<String>,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            if let Ok(pids) = ip(&["netns", "pids", ns]) {
-                for pid in pids.split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
+    namespaces: Vec<Netns>,
 }
 
 impl World {
@@ -189,12 +154,10 @@ impl World {
 
     /// Creates namespace `<tag>-<name>` with `lo` up; returns its name.
     pub fn netns(&mut self, name: &str) -> TResult<String> {
-        let ns = format!("{}-{name}", self.tag);
-        let _ = ip(&["netns", "del", &ns]);
-        ip(&["netns", "add", &ns])?;
-        self.namespaces.push(ns.clone());
-        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        Ok(ns)
+        let ns = Netns::create(&format!("{}-{name}", self.tag)).map_err(|e| e.to_string())?;
+        let name = ns.name().to_owned();
+        self.namespaces.push(ns);
+        Ok(name)
     }
 
     /// A veth pair from `a_if` in `a` to `b_if` in `b`, both up.
