@@ -1,7 +1,8 @@
 //! Helpers the integration tests of every crate share, so that each exists once: the Debian
 //! packages a test needs (through `tests/deps.sh`, the one table of tools and packages), a free
 //! loopback port, self-signed certificates made with `openssl`, a network namespace deleted on
-//! drop, and guards that kill a child process (or its whole process group) on drop.
+//! drop, a long-running process with its log, and guards that kill a child process (or its
+//! whole process group) on drop.
 //!
 //! Only `[dev-dependencies]` name this crate (`publish = false`): nothing here reaches a
 //! release binary, and `tests/package.sh` checks that it does not.
@@ -15,7 +16,8 @@ pub mod tls;
 pub use deps::{ensure, require};
 pub use net::free_port;
 pub use netns::Netns;
-pub use process::{KillOnDrop, ProcessGroup};
+pub use nix::sys::signal::Signal;
+pub use process::{Daemon, KillOnDrop, ProcessGroup};
 
 use std::process::{Command, ExitStatus, Stdio};
 
@@ -37,6 +39,9 @@ pub enum Error {
         /// Its stderr, then its stdout, trimmed.
         output: String,
     },
+    /// A process of the test is not in the state asked for.
+    #[error("{name} {what}")]
+    Process { name: String, what: String },
 }
 
 /// Runs `cmd` to completion with stdin closed and returns its stdout; a non-zero exit is an

@@ -6,11 +6,12 @@
 //! nothing behind. Needs root.
 #![allow(dead_code)]
 
-use herald_test_support::Netns;
+pub use herald_test_support::Daemon;
+use herald_test_support::{Netns, Signal};
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every failure is a sentence naming what went wrong.
@@ -194,100 +195,6 @@ impl World {
     }
 }
 
-/// A long-running process of the test, output appended to a log file; killed on drop.
-#[derive(Debug)]
-pub struct Proc {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> TResult<Self> {
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| format!("open {}: {e}", log.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("dup log handle: {e}"))?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start {name} ({cmd:?}): {e}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child: Some(child),
-            log: log.to_owned(),
-        })
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn log(&self) -> &Path {
-        &self.log
-    }
-
-    /// `kill -s SIG pid` (SIG is a name: HUP, TERM, KILL, STOP, CONT).
-    pub fn signal(&self, sig: &str) -> TResult<()> {
-        let pid = self
-            .pid()
-            .ok_or_else(|| format!("{} is not running", self.name))?;
-        run(Command::new("kill").args(["-s", sig, &pid.to_string()])).map(|_| ())
-    }
-
-    /// True while the process has not exited.
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
-    }
-
-    /// Its exit status once it exited (reaped), `None` while it runs.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    /// Waits for the exit, bounded by `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> TResult<ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.exited() {
-                return Ok(s);
-            }
-            if self.child.is_none() {
-                return Err(format!("{} was never started", self.name));
-            }
-            if start.elapsed() > timeout {
-                return Err(format!(
-                    "{} still running {:.1} s later",
-                    self.name,
-                    timeout.as_secs_f64()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill9(&mut self) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        let _ = c.kill();
-        c.wait().ok()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 /// BGP state of one BIRD protocol, from `birdc show protocols`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtoState {
@@ -303,7 +210,7 @@ pub struct ProtoState {
 pub struct Bird {
     ns: String,
     dir: PathBuf,
-    proc: Option<Proc>,
+    proc: Option<Daemon>,
 }
 
 impl Bird {
@@ -332,7 +239,8 @@ impl Bird {
             .arg(self.dir.join("bird.ctl"))
             .arg("-P")
             .arg(self.dir.join("bird.pid"));
-        self.proc = Some(Proc::spawn("bird", c, &self.dir.join("bird.log"))?);
+        self.proc =
+            Some(Daemon::spawn("bird", c, &self.dir.join("bird.log")).map_err(|e| e.to_string())?);
         wait_until(
             "BIRD control socket",
             Duration::from_secs(20),
@@ -346,7 +254,7 @@ impl Bird {
     /// SIGKILL (a crash: no NOTIFICATION is sent, the kernel closes the TCP sessions).
     pub fn kill9(&mut self) {
         if let Some(mut p) = self.proc.take() {
-            p.kill9();
+            p.kill();
         }
         let _ = std::fs::remove_file(self.dir.join("bird.ctl"));
     }
@@ -422,7 +330,7 @@ pub struct Herald {
     /// Where the exporter listens inside `ns`.
     metrics_url: String,
     env: Vec<(String, String)>,
-    proc: Option<Proc>,
+    proc: Option<Daemon>,
 }
 
 impl Herald {
@@ -455,23 +363,28 @@ impl Herald {
             use std::io::Write as _;
             let _ = writeln!(f, "===== test: starting {} =====", self.name);
         }
-        self.proc = Some(Proc::spawn(&self.name, c, &self.log)?);
+        self.proc = Some(Daemon::spawn(&self.name, c, &self.log).map_err(|e| e.to_string())?);
         Ok(())
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.proc.as_ref().and_then(Proc::pid)
+        self.proc.as_ref().and_then(Daemon::pid)
     }
 
     pub fn alive(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::alive)
+        self.proc.as_mut().is_some_and(Daemon::running)
     }
 
+    /// Sends signal `sig`, a name: HUP, TERM, KILL, STOP, CONT.
     pub fn signal(&self, sig: &str) -> TResult<()> {
+        let sig: Signal = format!("SIG{sig}")
+            .parse()
+            .map_err(|e| format!("signal {sig}: {e}"))?;
         self.proc
             .as_ref()
             .ok_or_else(|| format!("{} not started", self.name))?
             .signal(sig)
+            .map_err(|e| e.to_string())
     }
 
     pub fn hup(&self) -> TResult<()> {
@@ -480,7 +393,7 @@ impl Herald {
 
     /// SIGKILL and reap; `None` when it was not running.
     pub fn kill9(&mut self) -> Option<ExitStatus> {
-        self.proc.take().and_then(|mut p| p.kill9())
+        self.proc.take().and_then(|mut p| p.kill())
     }
 
     pub fn wait_exit(&mut self, timeout: Duration) -> TResult<ExitStatus> {
@@ -488,6 +401,7 @@ impl Herald {
             .as_mut()
             .ok_or_else(|| format!("{} not started", self.name))?
             .wait_exit(timeout)
+            .map_err(|e| e.to_string())
     }
 
     /// GET /metrics inside the namespace (busybox wget).
