@@ -3,7 +3,7 @@
 //! runs only with `cargo test --test lab`.
 #![forbid(unsafe_code)]
 
-mod lab_support;
+use crate::lab_support;
 
 use herald_shared::model::{
     AddressFamily, Destination, ForwardMethod, Info, Protocol, Service, ServiceFlags, ServiceKey,

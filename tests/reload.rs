@@ -17,7 +17,7 @@
 //! Needs root (namespaces). BIRD and busybox (for `wget` inside the namespace) are installed
 //! with `apt-get install -y` when missing; the test fails, never skips, if that is impossible.
 
-mod herald_world;
+use crate::herald_world;
 
 use herald_world::{run, wait_until, write_atomic, Bird, Herald, TResult, World, HERALD};
 use std::process::Command;

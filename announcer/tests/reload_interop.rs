@@ -15,10 +15,11 @@
 //!   Change" and the session returns; removing the peer shows "Cease/Peer De-configured" and
 //!   the route goes.
 //!
-//! Run as root (`cargo test -p herald-announcer --test reload_interop`); BIRD and FRR are installed with
-//! `apt-get install -y` when missing, and the tests fail (never skip) if that is impossible.
+//! Run as root (`cargo test -p herald-announcer --test integration reload_interop::`); BIRD and
+//! FRR are installed by `tests/deps.sh` when missing, and the tests fail (never skip) if that is
+//! impossible.
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;

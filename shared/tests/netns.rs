@@ -212,7 +212,12 @@ fn permission_denied_is_typed() {
                 "--inh-caps=-all",
             ])
             .arg(&copy)
-            .args(["--exact", "unprivileged_helper", "--ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "netns::unprivileged_helper",
+                "--ignored",
+                "--nocapture",
+            ])
             .env("HERALD_UNPRIV_HELPER", "1")
             .output()
             .unwrap_or_else(|e| panic!("cannot run setpriv (util-linux): {e}"));
