@@ -17,7 +17,7 @@
 //!
 //! The fault hooks are the daemon's test-only hooks, inert unless `IPVS_HERALD_FAULT_DIR` is set.
 //! Tests run one at a time (a lock): the sub-second bounds must not measure a neighbour's load.
-//! Needs root; BIRD, busybox and nftables are installed with apt-get when missing.
+//! Needs root; BIRD, busybox and nftables are installed by `tests/deps.sh` when missing.
 
 mod herald_world;
 

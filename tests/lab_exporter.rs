@@ -18,7 +18,7 @@
 //! `cargo test --test lab_exporter`. The scenario tests boot the lab (`lab.sh run`) unless
 //! `IPVS_HERALD_LAB_RESULTS=<dir>` names the results of a run already made (e.g. the one
 //! `cargo test --test lab` just made: `target/lab/results/scenarios`), which saves a boot.
-//! Missing tools are installed with apt-get; when that fails the tests fail, never skip.
+//! Missing tools are installed by `tests/deps.sh`; when that fails the tests fail, never skip.
 #![forbid(unsafe_code)]
 
 mod lab_exporter_support;

@@ -15,7 +15,7 @@
 //! status` answers on the new one.
 //!
 //! Needs root (namespaces). BIRD and busybox (for `wget` inside the namespace) are installed
-//! with `apt-get install -y` when missing; the test fails, never skips, if that is impossible.
+//! by `tests/deps.sh` when missing; the test fails, never skips, if that is impossible.
 
 use crate::herald_world;
 

@@ -29,7 +29,7 @@
 //! `SOAK_SECONDS` (default 120) sets the schedule's length, `SOAK_SEED` replays a schedule (the
 //! seed is printed). Only `cargo test --test soak` runs it (`test = false`); the 10-minute run:
 //! `SOAK_SECONDS=600 cargo test --test soak -- --nocapture`. Needs root; BIRD, busybox and
-//! python3 are installed with apt-get when missing.
+//! python3 are installed by `tests/deps.sh` when missing.
 
 mod herald_world;
 
