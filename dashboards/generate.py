@@ -2,7 +2,7 @@
 """Generate the Grafana dashboards in dashboards/grafana/ (run from anywhere; no arguments).
 
 The JSON files are committed; edit this script and re-run it rather than editing the JSON.
-`cargo test -p herald-exporter --test dashboards` checks that the committed JSON is what this
+`cargo test -p herald-exporter --test integration dashboards::` checks that the committed JSON is what this
 script writes. Every dashboard takes its Prometheus data source from the `datasource` variable.
 """
 import json

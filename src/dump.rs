@@ -488,13 +488,8 @@ mod tests {
                 pe_name: None,
                 stats,
                 destinations: vec![Destination {
-                    address: "2001:db8::10".parse().unwrap(),
-                    family: AddressFamily::Inet6,
-                    port: 80,
                     forward: ForwardMethod::Tunnel,
                     weight: 3,
-                    upper_threshold: 0,
-                    lower_threshold: 0,
                     active_conns: 7,
                     inactive_conns: 8,
                     persistent_conns: 9,
@@ -504,6 +499,7 @@ mod tests {
                         flags: 0,
                     }),
                     stats,
+                    ..Destination::new("2001:db8::10".parse().unwrap(), 80)
                 }],
             }],
             timeouts: Some(Timeouts {

@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the test suite needs, only when a command is missing (idempotent),
 # then checks that every command is really there, failing loudly otherwise.
+#
+# `tests/deps.sh` covers the whole suite (tests/all.sh); `tests/deps.sh NAME…` only the tools
+# named (commands of the table below, or `yaml` for the python3 module): what each test asks
+# for through herald_test_support::ensure, so this table is the one place that maps a tool to
+# its package.
 set -euo pipefail
 
 # command -> package
@@ -11,10 +16,17 @@ declare -A need=(
   [ip]=iproute2
   [cpio]=cpio
   [bird]=bird2
+  [birdc]=bird2
   [vtysh]=frr
+  [bgpd]=frr
+  [zebra]=frr
+  [ospfd]=frr
+  [ospf6d]=frr
   [gobgpd]=gobgpd
+  [gobgp]=gobgpd
   [exabgp]=exabgp
   [promtool]=prometheus
+  [prometheus]=prometheus
   [prometheus-node-exporter]=prometheus-node-exporter
   [openssl]=openssl
   [curl]=curl
@@ -27,27 +39,59 @@ declare -A need=(
   [systemd-analyze]=systemd
   [readelf]=binutils
 )
+# Where the packages put commands that are not on every PATH (FRR's daemons, sbin for a user).
+have() {
+  command -v "$1" >/dev/null 2>&1 || [ -x "/usr/lib/frr/$1" ] || [ -x "/usr/sbin/$1" ] ||
+    [ -x "/usr/bin/$1" ]
+}
+yaml() { python3 -c 'import yaml' >/dev/null 2>&1; }
+
+# What to check: every command and the yaml module, or the names given.
+want_yaml=1
+cmds=("${!need[@]}")
+if [ "$#" -gt 0 ]; then
+  want_yaml=0
+  cmds=()
+  for name in "$@"; do
+    if [ "$name" = yaml ]; then
+      want_yaml=1
+      cmds+=(python3)
+    elif [ -n "${need[$name]:-}" ]; then
+      cmds+=("$name")
+    else
+      echo "tests/deps.sh: no package is known for '$name': add it to the table" >&2
+      exit 1
+    fi
+  done
+fi
+
 missing=()
-for cmd in "${!need[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || [ -x "/usr/lib/frr/$cmd" ] || [ -x "/usr/sbin/$cmd" ] ||
-    [ -x "/usr/bin/$cmd" ] || missing+=("${need[$cmd]}")
+for cmd in "${cmds[@]}"; do
+  have "$cmd" || missing+=("${need[$cmd]}")
 done
-# Python modules the dashboard tooling imports.
-python3 -c 'import yaml' >/dev/null 2>&1 || missing+=(python3-yaml)
+# Python modules the dashboard tooling imports (python3 itself first, when it is missing too).
+if [ "$want_yaml" = 1 ] && ! yaml; then
+  missing+=(python3-yaml)
+fi
 if [ "${#missing[@]}" -gt 0 ]; then
+  mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   echo "installing: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
   apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
-for cmd in "${!need[@]}"; do
-  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ] && [ ! -x "/usr/bin/$cmd" ]; then
+for cmd in "${cmds[@]}"; do
+  if ! have "$cmd"; then
     echo "tests/deps.sh: $cmd (package ${need[$cmd]}) is still missing after apt-get install" >&2
     exit 1
   fi
 done
-if ! python3 -c 'import yaml' >/dev/null 2>&1; then
+if [ "$want_yaml" = 1 ] && ! yaml; then
   echo "tests/deps.sh: python3 module yaml (package python3-yaml) is still missing" >&2
   exit 1
 fi
-echo "all test dependencies present"
+if [ "$#" -gt 0 ]; then
+  echo "present: $*"
+else
+  echo "all test dependencies present"
+fi

@@ -14,6 +14,7 @@
 //! in `tests/faults.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
+use herald_test_support::{free_port, Netns};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -22,13 +23,6 @@ use std::time::{Duration, Instant};
 
 /// The control loop's wedge bound (`herald_announcer::control::LOOP_WEDGE_BOUND`).
 const WEDGE_BOUND: Duration = Duration::from_secs(15);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// A daemon in a directory of its own, killed on drop.
 struct Daemon {
@@ -310,80 +304,63 @@ fn a_panic_in_the_control_loop_aborts_the_process() {
     assert!(log.contains("fatal: panic"), "{log}");
 }
 
-/// A network namespace of the test's own, deleted on drop.
-struct Netns(String);
-
-impl Netns {
-    fn new(tag: &str) -> Netns {
-        let name = format!("hf{tag}{}", std::process::id());
-        let _ = Command::new("ip").args(["netns", "del", &name]).status();
-        let ok = Command::new("ip")
-            .args(["netns", "add", &name])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "ip netns add {name} (needs root)");
-        let ok = Command::new("ip")
-            .args(["-n", &name, "link", "set", "lo", "up"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "ip -n {name} link set lo up");
-        Netns(name)
-    }
-
-    fn routes(&self, table: u32) -> String {
-        let out = Command::new("ip")
-            .args(["-n", &self.0, "route", "show", "table", &table.to_string()])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
+/// A network namespace of the test's own (deleted on drop), for the kernel backend's routes.
+fn netns(tag: &str) -> Netns {
+    Netns::create(&format!("hf{tag}{}", std::process::id()))
+        .unwrap_or_else(|e| panic!("a network namespace (needs root): {e}"))
 }
 
-impl Netns {
-    /// A daemon with `backend = "kernel"` (routes in table 100 of this namespace), once its
-    /// healthy VIP's route is installed.
-    fn daemon_with_route(&self, dir: PathBuf, env: &[(&str, &str)]) -> Daemon {
-        let backend = format!(
-            "backend = \"kernel\"\n\n[announcer.kernel]\nmode = \"route\"\ntable = 100\nnetns = \"/run/netns/{}\"\n",
-            self.0
+/// Table `table` of namespace `ns` (empty while the table does not exist: `ip` then fails).
+fn routes(ns: &Netns, table: u32) -> String {
+    let out = Command::new("ip")
+        .args([
+            "-n",
+            ns.name(),
+            "route",
+            "show",
+            "table",
+            &table.to_string(),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A daemon with `backend = "kernel"` (routes in table 100 of `ns`), once its healthy VIP's
+/// route is installed.
+fn daemon_with_route(ns: &Netns, dir: PathBuf, env: &[(&str, &str)]) -> Daemon {
+    let backend = format!(
+        "backend = \"kernel\"\n\n[announcer.kernel]\nmode = \"route\"\ntable = 100\nnetns = \"{}\"\n",
+        ns.path().display()
+    );
+    let mut d = Daemon::start_with(dir, env, &backend);
+    let start = Instant::now();
+    while !routes(ns, 100).contains("192.0.2.10 dev lo") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "VIP never installed in the namespace:\n{}",
+            d.stderr()
         );
-        let mut d = Daemon::start_with(dir, env, &backend);
-        let start = Instant::now();
-        while !self.routes(100).contains("192.0.2.10 dev lo") {
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "VIP never installed in the namespace:\n{}",
-                d.stderr()
-            );
-            assert!(d.child.try_wait().unwrap().is_none(), "{}", d.stderr());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        d
+        assert!(d.child.try_wait().unwrap().is_none(), "{}", d.stderr());
+        std::thread::sleep(Duration::from_millis(50));
     }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
+    d
 }
 
 /// Kernel routes (for an OSPF daemon to redistribute) outlive the process,
 /// unlike BGP sessions: the panic hook's last gasp removes them before the abort.
 #[test]
 fn a_panic_with_the_kernel_backend_withdraws_the_kernel_routes() {
-    let ns = Netns::new("k");
+    let ns = netns("k");
     let dir = Daemon::dir("kernel");
     let faults = dir.join("faults");
-    let mut d = ns.daemon_with_route(dir.clone(), &[(FAULT_ENV, faults.to_str().unwrap())]);
+    let mut d = daemon_with_route(&ns, dir.clone(), &[(FAULT_ENV, faults.to_str().unwrap())]);
     d.touch_fault("panic");
     let status = d
         .wait_exit(Duration::from_secs(8))
         .unwrap_or_else(|| panic!("still running after a panic:\n{}", d.stderr()));
     assert_eq!(status.signal(), Some(SIGABRT), "{status:?}");
-    let left = ns.routes(100);
+    let left = routes(&ns, 100);
     assert!(
         !left.contains("192.0.2.10"),
         "the VIP outlived the process:\n{left}\n{}",
@@ -401,9 +378,9 @@ fn a_panic_with_the_kernel_backend_withdraws_the_kernel_routes() {
 /// daemon.
 #[test]
 fn flush_removes_the_kernel_routes_a_kill_9_left_and_refuses_under_a_live_daemon() {
-    let ns = Netns::new("f");
+    let ns = netns("f");
     let dir = Daemon::dir("flush");
-    let mut d = ns.daemon_with_route(dir.clone(), &[]);
+    let mut d = daemon_with_route(&ns, dir.clone(), &[]);
     let flush = || {
         Command::new(env!("CARGO_BIN_EXE_ipvs-herald"))
             .arg("--config")
@@ -419,12 +396,12 @@ fn flush_removes_the_kernel_routes_a_kill_9_left_and_refuses_under_a_live_daemon
         err.contains("flush is for after the daemon has stopped"),
         "{err}"
     );
-    assert!(ns.routes(100).contains("192.0.2.10 dev lo"));
+    assert!(routes(&ns, 100).contains("192.0.2.10 dev lo"));
 
     d.signal("KILL");
     d.wait_exit(Duration::from_secs(5)).expect("killed");
     assert!(
-        ns.routes(100).contains("192.0.2.10 dev lo"),
+        routes(&ns, 100).contains("192.0.2.10 dev lo"),
         "kill -9 cannot withdraw: the route is expected to stay until flush"
     );
     let out = flush();
@@ -433,7 +410,11 @@ fn flush_removes_the_kernel_routes_a_kill_9_left_and_refuses_under_a_live_daemon
         String::from_utf8_lossy(&out.stdout).contains("removed 192.0.2.10/32"),
         "{out:?}"
     );
-    assert!(!ns.routes(100).contains("192.0.2.10"), "{}", ns.routes(100));
+    assert!(
+        !routes(&ns, 100).contains("192.0.2.10"),
+        "{}",
+        routes(&ns, 100)
+    );
 }
 
 /// The metrics endpoint is half of the daemon: when its server ends by itself (here through the

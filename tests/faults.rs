@@ -17,7 +17,7 @@
 //!
 //! The fault hooks are the daemon's test-only hooks, inert unless `IPVS_HERALD_FAULT_DIR` is set.
 //! Tests run one at a time (a lock): the sub-second bounds must not measure a neighbour's load.
-//! Needs root; BIRD, busybox and nftables are installed with apt-get when missing.
+//! Needs root; BIRD, busybox and nftables are installed by `tests/deps.sh` when missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod herald_world;
@@ -429,7 +429,7 @@ const DROP_TABLE: &str = "table netdev fault_drop {\n  chain in { type filter ho
 
 #[test]
 fn silent_link_loss_expires_both_sides_and_recovers() {
-    ensure_packages(&[("/usr/sbin/nft", "nftables")]).expect("nftables");
+    ensure_packages(&["nft"]).expect("nftables");
     with_rig(
         "linkloss",
         "fl",

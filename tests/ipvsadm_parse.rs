@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 #![forbid(unsafe_code)]
 
-mod lab_support;
+use crate::lab_support;
 
 use herald_shared::model::{
     AddressFamily, Destination, ForwardMethod, Info, Protocol, Service, ServiceFlags, ServiceKey,
@@ -285,18 +285,13 @@ fn dump_json_for(v: &Views) -> String {
                     let dr = rt.dests.iter().find(|x| x.addr == d.addr).unwrap().numbers;
                     let p = pc.dests.iter().find(|x| x.addr == d.addr).unwrap();
                     Destination {
-                        address: d.addr.ip(),
-                        family: AddressFamily::of(&d.addr.ip()),
-                        port: d.addr.port(),
                         forward: ForwardMethod::Masq,
                         weight: d.weight,
-                        upper_threshold: 0,
-                        lower_threshold: 0,
                         active_conns: d.active,
                         inactive_conns: d.inactive,
                         persistent_conns: p.persistent,
-                        tunnel: None,
                         stats: mk(dn, dr),
+                        ..Destination::new(d.addr.ip(), d.addr.port())
                     }
                 })
                 .collect(),

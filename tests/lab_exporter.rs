@@ -18,19 +18,18 @@
 //! `cargo test --test lab_exporter`. The scenario tests boot the lab (`lab.sh run`) unless
 //! `IPVS_HERALD_LAB_RESULTS=<dir>` names the results of a run already made (e.g. the one
 //! `cargo test --test lab` just made: `target/lab/results/scenarios`), which saves a boot.
-//! Missing tools are installed with apt-get; when that fails the tests fail, never skip.
+//! Missing tools are installed by `tests/deps.sh`; when that fails the tests fail, never skip.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 #![forbid(unsafe_code)]
 
 mod lab_exporter_support;
 mod lab_support;
 
+use herald_test_support::{free_port, require, ProcessGroup};
 use lab_exporter_support::compare_metrics;
 use lab_support::compare::{self, Views};
-use lab_support::prom::{
-    free_port, http_get, query_count as prom_query, query_value as prom_value, Group,
-};
-use lab_support::vm::{self, ensure, read, repo, target_dir};
+use lab_support::prom::{http_get, query_count as prom_query, query_value as prom_value};
+use lab_support::vm::{self, read, repo, target_dir};
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -42,7 +41,7 @@ fn results() -> &'static Path {
 
 /// `promtool check metrics` on `text`: (success, output).
 fn promtool_check(text: &str) -> (bool, String) {
-    ensure("promtool", "prometheus");
+    require(&["promtool"]);
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
         .stdin(Stdio::piped())
@@ -341,27 +340,7 @@ fn wait_lab_up(port: u16, lab_up: &str) {
 
 #[test]
 fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
-    ensure("prometheus", "prometheus");
-    ensure("curl", "curl");
-    ensure("python3", "python3");
-    let yaml_ok = || {
-        Command::new("python3")
-            .args(["-c", "import yaml"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if !yaml_ok() {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg("apt-get install -y -q python3-yaml || (apt-get update -q && apt-get install -y -q python3-yaml)")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
-    assert!(
-        yaml_ok(),
-        "python3-yaml is required and could not be installed"
-    );
+    require(&["prometheus", "curl", "yaml"]);
 
     // The queries first: a broken extractor fails before any boot.
     let out = Command::new("python3")
@@ -397,7 +376,7 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
     // Boot the serving VM in its own process group (killed on drop).
     use std::os::unix::process::CommandExt;
     let log = std::fs::File::create(work.join("lab-serve.log")).expect("log file");
-    let mut vm_proc = Group(
+    let mut vm_proc = ProcessGroup(
         Command::new("bash")
             .arg(repo().join("tests/lab/lab.sh"))
             .arg("serve")
@@ -454,7 +433,7 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
     );
     std::fs::write(work.join("prometheus.yml"), config).expect("write prometheus.yml");
     let prom_log = std::fs::File::create(work.join("prometheus.log")).expect("prometheus log");
-    let _prom = Group(
+    let _prom = ProcessGroup(
         Command::new("prometheus")
             .arg(format!(
                 "--config.file={}",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The Debian package end to end, on this machine: build it (packaging/deb.sh), install it with
-# dpkg -i, run what it installed (--version, check-config of the packaged configuration, the man
-# pages through man, the completions, systemd-analyze verify of the unit), remove it (dpkg -r:
+# The Debian package end to end, on this machine: build it (packaging/deb.sh), check that its
+# release binary holds no test helper (tests/no-test-helpers.sh), install it with dpkg -i, run
+# what it installed (--version, check-config of the packaged configuration, the man pages
+# through man, the completions, systemd-analyze verify of the unit), remove it (dpkg -r:
 # conffile kept), purge it (dpkg -P), and check that none of its files is left.
 #
 # Needs root (dpkg). Fails loudly on every step. Leaves the machine as it found it: a file the
@@ -26,7 +27,7 @@ fail() {
 trap 'echo "tests/package.sh: FAIL: line $LINENO: $BASH_COMMAND" >&2' ERR
 
 [ "$(id -u)" = 0 ] || fail "must run as root (dpkg -i)"
-for cmd in dpkg dpkg-deb dpkg-query man systemd-analyze gzip python3 readelf; do
+for cmd in dpkg dpkg-deb dpkg-query man systemd-analyze gzip python3 readelf nm; do
   command -v "$cmd" >/dev/null || fail "$cmd is missing (tests/deps.sh installs it)"
 done
 if [ -d /run/systemd/system ] && systemctl is-active --quiet ipvs-herald.service; then
@@ -41,6 +42,11 @@ echo "built $deb in $(($(date +%s) - start)) s"
 version=$(dpkg-deb -f "$deb" Version)
 [ "${version%-*}" = "$(sed -n '0,/^version = /s/^version = "\(.*\)"$/\1/p' Cargo.toml)" ] ||
   fail "package version $version does not match Cargo.toml"
+
+step "no test helper in the release binary (tests/no-test-helpers.sh: cargo tree, build features, nm)"
+# The same release build packaging/deb.sh just made (cargo finds it fresh): no `testing` feature,
+# no herald-test-support, no symbol of a test-helper module in the binary or its libraries.
+bash tests/no-test-helpers.sh --release
 
 # Every regular file and symlink the package ships, as absolute paths.
 mapfile -t files < <(dpkg-deb --fsys-tarfile "$deb" | tar -t | sed -n 's|^\./|/|; /[^/]$/p')

@@ -15,10 +15,10 @@
 //! status` answers on the new one.
 //!
 //! Needs root (namespaces). BIRD and busybox (for `wget` inside the namespace) are installed
-//! with `apt-get install -y` when missing; the test fails, never skips, if that is impossible.
+//! by `tests/deps.sh` when missing; the test fails, never skips, if that is impossible.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
-mod herald_world;
+use crate::herald_world;
 
 use herald_world::{run, wait_until, write_atomic, Bird, Herald, TResult, World, HERALD};
 use std::process::Command;

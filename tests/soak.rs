@@ -29,14 +29,14 @@
 //! `SOAK_SECONDS` (default 120) sets the schedule's length, `SOAK_SEED` replays a schedule (the
 //! seed is printed). Only `cargo test --test soak` runs it (`test = false`); the 10-minute run:
 //! `SOAK_SECONDS=600 cargo test --test soak -- --nocapture`. Needs root; BIRD, busybox and
-//! python3 are installed with apt-get when missing.
+//! python3 are installed by `tests/deps.sh` when missing.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 mod herald_world;
 
 use herald_world::{
-    ensure_packages, ip, ns_cmd, wait_until, write_atomic, Bird, DirectorConfig, FakeIpvs, Herald,
-    Proc, TResult, World,
+    ensure_packages, ip, ns_cmd, wait_until, write_atomic, Bird, Daemon, DirectorConfig, FakeIpvs,
+    Herald, TResult, World,
 };
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -442,7 +442,7 @@ impl Director {
 
 struct Soak {
     dirs: Vec<Director>,
-    _httpds: Vec<Proc>,
+    _httpds: Vec<Daemon>,
     bird: Bird,
     rns: String,
     cns: String,
@@ -450,7 +450,7 @@ struct Soak {
 }
 
 fn setup(seconds: u64) -> TResult<Soak> {
-    ensure_packages(&[("/usr/bin/python3", "python3")])?;
+    ensure_packages(&["python3"])?;
     let mut w = World::new("soak", "sk")?;
     let r = w.netns("r")?;
     let c = w.netns("c")?;
@@ -519,7 +519,9 @@ fn setup(seconds: u64) -> TResult<Soak> {
             .args(["-c", HTTPD, &name, &VIP.to_string()])
             .arg(&marker)
             .arg((seconds + 300).to_string());
-        httpds.push(Proc::spawn("httpd", httpd, &cfg.dir.join("httpd.log"))?);
+        httpds.push(
+            Daemon::spawn("httpd", httpd, &cfg.dir.join("httpd.log")).map_err(|e| e.to_string())?,
+        );
         let d = Director {
             ns,
             cfg,
@@ -683,7 +685,8 @@ fn soak(s: &mut Soak, seconds: u64, seed: u64) -> TResult<String> {
     client
         .args(["-c", CLIENT, &VIP.to_string(), &seconds.to_string()])
         .arg(&client_out);
-    let mut client = Proc::spawn("client", client, &s.w.path("client.log"))?;
+    let mut client =
+        Daemon::spawn("client", client, &s.w.path("client.log")).map_err(|e| e.to_string())?;
 
     let stop = Arc::new(AtomicBool::new(false));
     let checker = {
@@ -745,7 +748,9 @@ fn soak(s: &mut Soak, seconds: u64, seed: u64) -> TResult<String> {
         .map_err(|_| "the checker panicked".to_owned())?;
     result.map_err(|e| format!("{e}\nschedule so far:\n{}", sched.log))?;
     let final_paths = router_paths(&s.rns)?;
-    client.wait_exit(Duration::from_secs(30))?;
+    client
+        .wait_exit(Duration::from_secs(30))
+        .map_err(|e| e.to_string())?;
     let client_res = std::fs::read_to_string(&client_out).unwrap_or_default();
 
     let mut rep = String::new();

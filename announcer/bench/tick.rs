@@ -47,18 +47,11 @@ fn vip(i: usize) -> Ipv6Addr {
 
 fn dest(last: u16) -> Destination {
     Destination {
-        address: IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, last)),
-        family: AddressFamily::Inet6,
-        port: 80,
         forward: ForwardMethod::Masq,
-        weight: 1,
-        upper_threshold: 0,
-        lower_threshold: 0,
-        active_conns: 0,
-        inactive_conns: 0,
-        persistent_conns: 0,
-        tunnel: None,
-        stats: Stats::default(),
+        ..Destination::new(
+            IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, last)),
+            80,
+        )
     }
 }
 

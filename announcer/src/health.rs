@@ -575,20 +575,9 @@ mod tests {
     use herald_shared::model::*;
 
     fn dest(addr: &str, weight: i32) -> Destination {
-        let address: IpAddr = addr.parse().unwrap();
         Destination {
-            address,
-            family: AddressFamily::of(&address),
-            port: 80,
-            forward: ForwardMethod::Route,
             weight,
-            upper_threshold: 0,
-            lower_threshold: 0,
-            active_conns: 0,
-            inactive_conns: 0,
-            persistent_conns: 0,
-            tunnel: None,
-            stats: Stats::default(),
+            ..Destination::new(addr.parse().unwrap(), 80)
         }
     }
 

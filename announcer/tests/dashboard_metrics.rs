@@ -42,20 +42,7 @@ impl IpvsSource for OneService {
                 netmask: 0,
                 pe_name: None,
                 stats: Stats::default(),
-                destinations: vec![Destination {
-                    address,
-                    family: AddressFamily::Inet,
-                    port: 80,
-                    forward: ForwardMethod::Route,
-                    weight: 1,
-                    upper_threshold: 0,
-                    lower_threshold: 0,
-                    active_conns: 0,
-                    inactive_conns: 0,
-                    persistent_conns: 0,
-                    tunnel: None,
-                    stats: Stats::default(),
-                }],
+                destinations: vec![Destination::new(address, 80)],
             }],
             ..Snapshot::default()
         })

@@ -1,10 +1,10 @@
 //! BGP interop tests against real routers: BIRD 2, FRR (bgpd+zebra) and GoBGP, each in
 //! its own network namespace joined to the speaker's namespace by veth.
 //!
-//! Run with `cargo test -p herald-announcer --test interop` as root (the tests mostly
-//! wait on timers, so `-- --test-threads 6` roughly halves the wall time; every test has
+//! Run with `cargo test -p herald-announcer --test integration interop::` as root (the tests
+//! mostly wait on timers, so `-- --test-threads 6` roughly halves the wall time; every test has
 //! its own namespaces, so any degree of parallelism is safe). Missing router packages are
-//! installed with `apt-get install -y`; if that fails the tests fail, they never skip.
+//! installed by `tests/deps.sh`; if that fails the tests fail, they never skip.
 //!
 //! Modules: `bird`, `frr`, `gobgp` run every scenario with our speaker (`herald`) as the
 //! announcing side; `*_herald_only` hold our speaker to checks GoBGP cannot serve as a
@@ -16,7 +16,7 @@
 //! `softresetin` replays its own Adj-RIB-In), so ROUTE-REFRESH is checked on BIRD and FRR.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
-mod support;
+use crate::support;
 
 use std::net::IpAddr;
 use std::time::{Duration, Instant};

@@ -7,6 +7,7 @@ use herald_announcer::bgp::testutil::{frame, keepalive, open, PeerConn, Scripted
 use herald_announcer::bgp::{
     Backoff, BgpConfig, Family, PeerConfig, RouteAttrs, Speaker, SpeakerHandle, State,
 };
+use herald_test_support::free_port;
 use netgauze_bgp_pkt::capabilities::{
     BgpCapability, FourOctetAsCapability, MultiProtocolExtensionsCapability, UnrecognizedCapability,
 };
@@ -440,13 +441,6 @@ async fn routes_eor_refresh_withdraw_and_shutdown() {
     tokio::time::timeout(T, stop).await.unwrap().unwrap();
     // No reconnect after shutdown.
     assert!(sp.accept(Duration::from_millis(800)).await.is_err());
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
 }
 
 async fn start_passive(md5: Option<&str>) -> (SpeakerHandle, std::net::SocketAddr) {

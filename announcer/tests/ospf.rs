@@ -13,10 +13,10 @@
 //!   `config/frr-bgp-redistribute.conf` verbatim on the director, eBGP over IPv4 and IPv6).
 //!
 //! Needs root; installs bird2/frr when missing and fails if they are still missing.
-//! Run: `cargo test -p herald-announcer --test ospf`.
+//! Run: `cargo test -p herald-announcer --test integration ospf::`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
-mod ospf_support;
+use crate::ospf_support;
 
 use std::time::Duration;
 

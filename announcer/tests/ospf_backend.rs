@@ -3,10 +3,10 @@
 //! never removed), metric changes, reconciliation with a keep list, concurrency, and the typed
 //! errors (missing namespace / interface, EPERM → "CAP_NET_ADMIN needed").
 //!
-//! Needs root. Run: `cargo test -p herald-announcer --test ospf_backend`.
+//! Needs root. Run: `cargo test -p herald-announcer --test integration ospf_backend::`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
-mod ospf_support;
+use crate::ospf_support;
 
 use std::time::Duration;
 
@@ -648,7 +648,12 @@ fn eperm_names_cap_net_admin() {
     let out = std::process::Command::new("setpriv")
         .args(["--inh-caps=-net_admin", "--bounding-set=-net_admin", "--"])
         .arg(&exe)
-        .args(["--exact", "eperm_probe", "--ignored", "--nocapture"])
+        .args([
+            "--exact",
+            "ospf_backend::eperm_probe",
+            "--ignored",
+            "--nocapture",
+        ])
         .env("HERALD_EPERM_NETNS", ns.path())
         .output()
         .unwrap_or_else(|e| panic!("setpriv (util-linux) is needed: {e}"));

@@ -15,11 +15,12 @@
 //!   Change" and the session returns; removing the peer shows "Cease/Peer De-configured" and
 //!   the route goes.
 //!
-//! Run as root (`cargo test -p herald-announcer --test reload_interop`); BIRD and FRR are installed with
-//! `apt-get install -y` when missing, and the tests fail (never skip) if that is impossible.
+//! Run as root (`cargo test -p herald-announcer --test integration reload_interop::`); BIRD and
+//! FRR are installed by `tests/deps.sh` when missing, and the tests fail (never skip) if that is
+//! impossible.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
-mod support;
+use crate::support;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -314,7 +315,7 @@ fn bird_connecting_too_settles_on_one_connection() {
         })
         .map_err(|e| fail(&e))?;
         // Exactly one BGP connection is left, on the speaker side as on the router side.
-        let ss = lab.speaker.run("ss", &["-tnH", "state", "established"])?;
+        let ss = lab.speaker.exec("ss", &["-tnH", "state", "established"])?;
         let bgp: Vec<&str> = ss.lines().filter(|l| l.contains(":179")).collect();
         if bgp.len() != 1 {
             return Err(fail(&format!("expected one BGP connection, ss shows:\n{ss}")).into());

@@ -12,6 +12,7 @@ use herald_announcer::bgp::{
     BgpConfig, BgpError, Family, ListenerChange, NextHop, PeerConfig, RouteAttrs, Speaker,
     SpeakerHandle, State,
 };
+use herald_test_support::free_port;
 use prometheus_client::registry::Registry;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -256,11 +257,6 @@ async fn router_id_change_resets_every_session() {
 }
 
 /// A free loopback port for the passive listener.
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 #[tokio::test]
 async fn passive_peers_are_added_and_removed_live() {
     let spa = ScriptedPeer::bind().await.unwrap();

@@ -353,9 +353,8 @@ impl Collector for BuildInfo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::exposition::{
-        check_series, encode_registry, parse_exposition, Format, StaticSource,
-    };
+    use crate::exposition::oracle::{check_series, parse_exposition, StaticSource};
+    use crate::exposition::{encode_registry, Format};
     use crate::fixture::{rich_conn_table, rich_snapshot};
     use herald_shared::model::Snapshot;
     use prometheus_client::registry::Registry;

@@ -1,16 +1,9 @@
 //! Exposition formats: content negotiation between OpenMetrics 1.0.0 and the Prometheus text
-//! format 0.0.4, conversion of prometheus-client's OpenMetrics output into the latter, rendering
-//! a fixed snapshot (for tests and the lab), and a series checker usable over any exposition.
+//! format 0.0.4, and conversion of prometheus-client's OpenMetrics output into the latter. With
+//! the `testing` feature (tests and the lab, never a release build) also the oracles: rendering
+//! a fixed snapshot, a sample parser and a series checker usable over any exposition.
 
-use crate::config::Config;
-use crate::families::{build, Built};
-use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
-use herald_shared::model::Snapshot;
-use herald_shared::reader::{IpvsSource, ReadError};
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::DescriptorEncoder;
 use prometheus_client::registry::Registry;
-use std::collections::{BTreeMap, HashSet};
 
 /// Content type of the OpenMetrics text format served.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
@@ -278,214 +271,264 @@ fn strip_exemplar(line: &str) -> &str {
     line
 }
 
-/// Collector emitting the families of one fixed snapshot (used by [`render_snapshot`]).
-#[derive(Debug)]
-struct FixedFamilies(Built);
+#[cfg(any(test, feature = "testing"))]
+pub mod oracle {
+    //! The test oracles: a fixed snapshot rendered as it would be served, a source that always
+    //! answers it, and a parser and checker of exposition text.
+    use super::{encode_registry, Format};
+    use crate::config::Config;
+    use crate::families::{build, Built};
+    use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
+    use herald_shared::model::Snapshot;
+    use herald_shared::reader::{IpvsSource, ReadError};
+    use prometheus_client::collector::Collector;
+    use prometheus_client::encoding::DescriptorEncoder;
+    use prometheus_client::registry::Registry;
+    use std::collections::{BTreeMap, HashSet};
 
-impl Collector for FixedFamilies {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        self.0.encode(&mut encoder)
-    }
-}
+    /// Collector emitting the families of one fixed snapshot (used by [`render_snapshot`]).
+    #[derive(Debug)]
+    struct FixedFamilies(Built);
 
-/// The IPVS series for one snapshot (and connection-table summary), as they would be served,
-/// without the exporter's own scrape metrics. For tests and the lab: compare with `ipvsadm`.
-pub fn render_snapshot(
-    snapshot: &Snapshot,
-    conn: Option<&ConnTableSummary>,
-    cfg: &Config,
-    format: Format,
-) -> String {
-    let built = build(snapshot.clone(), conn, cfg);
-    let mut registry = Registry::default();
-    registry.register_collector(Box::new(FixedFamilies(built)));
-    // Writing into a String cannot fail.
-    encode_registry(&registry, format).unwrap_or_default()
-}
-
-/// An [`IpvsSource`] that always answers with the same snapshot and connection table (tests,
-/// the lab, `--demo` style runs). `None` for the snapshot answers `ModuleNotLoaded`.
-#[derive(Debug, Clone, Default)]
-pub struct StaticSource {
-    pub snapshot: Option<Snapshot>,
-    pub conn_table: ConnTableSummary,
-}
-
-impl IpvsSource for StaticSource {
-    fn snapshot(&self) -> Result<Snapshot, ReadError> {
-        self.snapshot.clone().ok_or(ReadError::ModuleNotLoaded)
+    impl Collector for FixedFamilies {
+        fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+            self.0.encode(&mut encoder)
+        }
     }
 
-    fn conn_table(&self, _limits: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {
-        Ok(self.conn_table.clone())
+    /// The IPVS series for one snapshot (and connection-table summary), as they would be served,
+    /// without the exporter's own scrape metrics. For tests and the lab: compare with `ipvsadm`.
+    pub fn render_snapshot(
+        snapshot: &Snapshot,
+        conn: Option<&ConnTableSummary>,
+        cfg: &Config,
+        format: Format,
+    ) -> String {
+        let built = build(snapshot.clone(), conn, cfg);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(FixedFamilies(built)));
+        // Writing into a String cannot fail.
+        encode_registry(&registry, format).unwrap_or_default()
     }
-}
 
-/// One sample line parsed from an exposition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParsedSample {
-    pub name: String,
-    /// Labels sorted by name.
-    pub labels: BTreeMap<String, String>,
-    pub value: String,
-}
-
-/// Parse one sample line (`name{a="b",…} value [timestamp]`); comments are not samples.
-pub fn parse_sample(line: &str) -> Result<ParsedSample, String> {
-    let line = line.trim_end();
-    let name_end = line
-        .find(['{', ' '])
-        .ok_or_else(|| format!("no value in sample line {line:?}"))?;
-    let name = &line[..name_end];
-    if name.is_empty() {
-        return Err(format!("sample line without a metric name: {line:?}"));
+    /// An [`IpvsSource`] that always answers with the same snapshot and connection table (tests,
+    /// the lab, `--demo` style runs). `None` for the snapshot answers `ModuleNotLoaded`.
+    #[derive(Debug, Clone, Default)]
+    pub struct StaticSource {
+        pub snapshot: Option<Snapshot>,
+        pub conn_table: ConnTableSummary,
     }
-    let mut labels = BTreeMap::new();
-    let mut rest = &line[name_end..];
-    if let Some(r) = rest.strip_prefix('{') {
-        let mut chars = r.char_indices().peekable();
-        let mut consumed = None;
-        loop {
-            // key
-            let mut key = String::new();
+
+    impl IpvsSource for StaticSource {
+        fn snapshot(&self) -> Result<Snapshot, ReadError> {
+            self.snapshot.clone().ok_or(ReadError::ModuleNotLoaded)
+        }
+
+        fn conn_table(&self, _limits: &ConnTableLimits) -> Result<ConnTableSummary, ReadError> {
+            Ok(self.conn_table.clone())
+        }
+    }
+
+    /// One sample line parsed from an exposition.
+    #[derive(Debug, Clone, PartialEq)]
+    pub struct ParsedSample {
+        pub name: String,
+        /// Labels sorted by name.
+        pub labels: BTreeMap<String, String>,
+        pub value: String,
+    }
+
+    /// A sample line that does not parse, with the line quoted.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    #[error("{problem} in {line:?}")]
+    pub struct SampleError {
+        /// What is wrong with it.
+        pub problem: SampleProblem,
+        /// The line as given (without trailing white space).
+        pub line: String,
+    }
+
+    /// What is wrong with a sample line.
+    #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+    pub enum SampleProblem {
+        #[error("no value")]
+        NoValue,
+        #[error("no metric name")]
+        NoName,
+        #[error("unterminated label set")]
+        UnterminatedLabelSet,
+        #[error("label {0:?} value is not quoted")]
+        Unquoted(String),
+        #[error("dangling escape")]
+        DanglingEscape,
+        #[error("unterminated label value")]
+        UnterminatedValue,
+        #[error("label {0:?} repeated")]
+        Repeated(String),
+        #[error("expected ',' or '}}' after label {0:?}")]
+        NoSeparator(String),
+    }
+
+    /// Parse one sample line (`name{a="b",…} value [timestamp]`); comments are not samples.
+    pub fn parse_sample(line: &str) -> Result<ParsedSample, SampleError> {
+        let line = line.trim_end();
+        let err = |problem: SampleProblem| SampleError {
+            problem,
+            line: line.to_string(),
+        };
+        let name_end = line
+            .find(['{', ' '])
+            .ok_or_else(|| err(SampleProblem::NoValue))?;
+        let name = &line[..name_end];
+        if name.is_empty() {
+            return Err(err(SampleProblem::NoName));
+        }
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if let Some(r) = rest.strip_prefix('{') {
+            let mut chars = r.char_indices().peekable();
+            let mut consumed = None;
             loop {
-                match chars.next() {
-                    Some((i, '}')) if key.is_empty() => {
-                        consumed = Some(i + 1);
-                        break;
-                    }
-                    Some((_, '=')) => break,
-                    Some((_, c)) if c == ',' && key.is_empty() => continue,
-                    Some((_, c)) => key.push(c),
-                    None => return Err(format!("unterminated label set in {line:?}")),
-                }
-            }
-            if consumed.is_some() {
-                break;
-            }
-            if chars.next().map(|(_, c)| c) != Some('"') {
-                return Err(format!("label {key:?} value is not quoted in {line:?}"));
-            }
-            let mut value = String::new();
-            loop {
-                match chars.next() {
-                    Some((_, '\\')) => match chars.next() {
-                        Some((_, 'n')) => value.push('\n'),
-                        Some((_, c)) => value.push(c),
-                        None => return Err(format!("dangling escape in {line:?}")),
-                    },
-                    Some((_, '"')) => break,
-                    Some((_, c)) => value.push(c),
-                    None => return Err(format!("unterminated label value in {line:?}")),
-                }
-            }
-            if labels.insert(key.clone(), value).is_some() {
-                return Err(format!("label {key:?} repeated in {line:?}"));
-            }
-            match chars.next() {
-                Some((_, ',')) => {
-                    if let Some(&(i, '}')) = chars.peek() {
-                        consumed = Some(i + 1);
-                        break;
+                // key
+                let mut key = String::new();
+                loop {
+                    match chars.next() {
+                        Some((i, '}')) if key.is_empty() => {
+                            consumed = Some(i + 1);
+                            break;
+                        }
+                        Some((_, '=')) => break,
+                        Some((_, c)) if c == ',' && key.is_empty() => continue,
+                        Some((_, c)) => key.push(c),
+                        None => return Err(err(SampleProblem::UnterminatedLabelSet)),
                     }
                 }
-                Some((i, '}')) => {
-                    consumed = Some(i + 1);
+                if consumed.is_some() {
                     break;
                 }
-                _ => {
-                    return Err(format!(
-                        "expected ',' or '}}' after label {key:?} in {line:?}"
-                    ))
+                if chars.next().map(|(_, c)| c) != Some('"') {
+                    return Err(err(SampleProblem::Unquoted(key)));
                 }
-            }
-        }
-        let c = consumed.unwrap_or(r.len());
-        rest = r.get(c..).unwrap_or("");
-    }
-    let value = rest
-        .split_whitespace()
-        .next()
-        .ok_or_else(|| format!("no value in sample line {line:?}"))?;
-    Ok(ParsedSample {
-        name: name.to_string(),
-        labels,
-        value: value.to_string(),
-    })
-}
-
-/// Parse every sample line of an exposition (either format).
-pub fn parse_exposition(text: &str) -> Result<Vec<ParsedSample>, String> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(parse_sample)
-        .collect()
-}
-
-/// Check an exposition for the series rules: no two samples with the same name and labels, no
-/// empty label value, no `<nil>`/`None` placeholder values. Returns every violation found.
-pub fn check_series(text: &str) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
-    let mut seen = HashSet::new();
-    for line in text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-    {
-        match parse_sample(line) {
-            Err(e) => problems.push(e),
-            Ok(s) => {
-                for (k, v) in &s.labels {
-                    if v.is_empty() || v == "<nil>" || v == "None" || v == "null" {
-                        problems.push(format!("{}: label {k} has placeholder value {v:?}", s.name));
+                let mut value = String::new();
+                loop {
+                    match chars.next() {
+                        Some((_, '\\')) => match chars.next() {
+                            Some((_, 'n')) => value.push('\n'),
+                            Some((_, c)) => value.push(c),
+                            None => return Err(err(SampleProblem::DanglingEscape)),
+                        },
+                        Some((_, '"')) => break,
+                        Some((_, c)) => value.push(c),
+                        None => return Err(err(SampleProblem::UnterminatedValue)),
                     }
                 }
-                let key = (s.name.clone(), s.labels.clone());
-                if !seen.insert(key) {
-                    problems.push(format!("duplicate series: {line}"));
+                if labels.insert(key.clone(), value).is_some() {
+                    return Err(err(SampleProblem::Repeated(key)));
+                }
+                match chars.next() {
+                    Some((_, ',')) => {
+                        if let Some(&(i, '}')) = chars.peek() {
+                            consumed = Some(i + 1);
+                            break;
+                        }
+                    }
+                    Some((i, '}')) => {
+                        consumed = Some(i + 1);
+                        break;
+                    }
+                    _ => return Err(err(SampleProblem::NoSeparator(key))),
+                }
+            }
+            let c = consumed.unwrap_or(r.len());
+            rest = r.get(c..).unwrap_or("");
+        }
+        let value = rest
+            .split_whitespace()
+            .next()
+            .ok_or_else(|| err(SampleProblem::NoValue))?;
+        Ok(ParsedSample {
+            name: name.to_string(),
+            labels,
+            value: value.to_string(),
+        })
+    }
+
+    /// Parse every sample line of an exposition (either format).
+    pub fn parse_exposition(text: &str) -> Result<Vec<ParsedSample>, SampleError> {
+        text.lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+            .map(parse_sample)
+            .collect()
+    }
+
+    /// Check an exposition for the series rules: no two samples with the same name and labels, no
+    /// empty label value, no `<nil>`/`None` placeholder values. Returns every violation found.
+    pub fn check_series(text: &str) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        let mut seen = HashSet::new();
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
+            match parse_sample(line) {
+                Err(e) => problems.push(e.to_string()),
+                Ok(s) => {
+                    for (k, v) in &s.labels {
+                        if v.is_empty() || v == "<nil>" || v == "None" || v == "null" {
+                            problems
+                                .push(format!("{}: label {k} has placeholder value {v:?}", s.name));
+                        }
+                    }
+                    let key = (s.name.clone(), s.labels.clone());
+                    if !seen.insert(key) {
+                        problems.push(format!("duplicate series: {line}"));
+                    }
                 }
             }
         }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
-    }
-}
-
-/// Render a snapshot in both formats, with and without per-destination series, and run
-/// [`check_series`] on each: the uniqueness and label check over any snapshot, for tests and the
-/// lab. Problems are prefixed with the variant that showed them.
-pub fn check_snapshot(
-    snapshot: &Snapshot,
-    conn: Option<&ConnTableSummary>,
-    cfg: &Config,
-) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
-    for per_destination in [true, false] {
-        let cfg = Config {
-            per_destination,
-            ..cfg.clone()
-        };
-        for format in [Format::Prometheus, Format::OpenMetrics] {
-            if let Err(p) = check_series(&render_snapshot(snapshot, conn, &cfg, format)) {
-                problems.extend(
-                    p.into_iter()
-                        .map(|e| format!("{format:?}, per_destination={per_destination}: {e}")),
-                );
-            }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
         }
     }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
+
+    /// Render a snapshot in both formats, with and without per-destination series, and run
+    /// [`check_series`] on each: the uniqueness and label check over any snapshot, for tests and the
+    /// lab. Problems are prefixed with the variant that showed them.
+    pub fn check_snapshot(
+        snapshot: &Snapshot,
+        conn: Option<&ConnTableSummary>,
+        cfg: &Config,
+    ) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        for per_destination in [true, false] {
+            let cfg = Config {
+                per_destination,
+                ..cfg.clone()
+            };
+            for format in [Format::Prometheus, Format::OpenMetrics] {
+                if let Err(p) = check_series(&render_snapshot(snapshot, conn, &cfg, format)) {
+                    problems
+                        .extend(p.into_iter().map(|e| {
+                            format!("{format:?}, per_destination={per_destination}: {e}")
+                        }));
+                }
+            }
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::oracle::*;
     use super::*;
+    use crate::config::Config;
 
     #[test]
     fn negotiation_follows_prometheus_accept_headers() {
@@ -648,6 +691,7 @@ mod tests {
 #[cfg(test)]
 mod robustness {
     //! Arbitrary input through every parser: errors are fine, panics are not.
+    use super::oracle::*;
     use super::*;
 
     struct Rng(u64);

@@ -39,20 +39,12 @@ fn stats(seed: u64) -> Stats {
 
 /// A destination with the given address, port, weight and connection counts.
 pub fn dest(addr: &str, port: u16, weight: i32, active: u32, inactive: u32) -> Destination {
-    let address = ip(addr);
     Destination {
-        address,
-        family: AddressFamily::of(&address),
-        port,
-        forward: ForwardMethod::Route,
         weight,
-        upper_threshold: 0,
-        lower_threshold: 0,
         active_conns: active,
         inactive_conns: inactive,
-        persistent_conns: 0,
-        tunnel: None,
         stats: stats(u64::from(active) + 1),
+        ..Destination::new(ip(addr), port)
     }
 }
 

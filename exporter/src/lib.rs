@@ -3,17 +3,17 @@
 //! Two entry points, in the style of mini-redis: [`register`] adds the scrape-time IPVS
 //! collector (and build info) to a registry the binary owns — the announcer registers its own
 //! metrics into the same registry —, and [`serve`] serves that registry over HTTP(S) until a
-//! shutdown future completes. [`render_snapshot`] turns a fixed [`Snapshot`] into exposition
-//! text for tests and the lab; [`check_series`] checks any exposition for duplicate series and
-//! empty label values. Every metric is documented in `exporter/README.md`.
-//!
-//! [`Snapshot`]: herald_shared::model::Snapshot
+//! shutdown future completes. With the `testing` feature (tests, benches, examples and the lab
+//! only: never in a release build), `render_snapshot` turns a fixed `Snapshot` into exposition
+//! text, `check_series` checks any exposition for duplicate series and empty label values, and
+//! `fixture` holds a rich snapshot. Every metric is documented in `exporter/README.md`.
 #![forbid(unsafe_code)]
 
 pub mod collector;
 pub mod config;
 pub mod exposition;
 pub mod families;
+#[cfg(any(test, feature = "testing"))]
 pub mod fixture;
 pub mod http;
 pub mod webconfig;
@@ -23,10 +23,11 @@ pub use config::{
     Config, ConfigError, ConnTableConfig, Limits, ServiceMatch, ServiceMatchError, ServiceSpec,
     ServiceSpecError,
 };
-pub use exposition::{
-    check_series, check_snapshot, encode_registry, negotiate, parse_exposition, render_snapshot,
-    Format, StaticSource,
+#[cfg(any(test, feature = "testing"))]
+pub use exposition::oracle::{
+    check_series, check_snapshot, parse_exposition, render_snapshot, SampleError, StaticSource,
 };
+pub use exposition::{encode_registry, negotiate, Format};
 pub use families::imbalance;
 pub use http::{serve, ServeError};
 pub use webconfig::{TlsError, WebConfigError};

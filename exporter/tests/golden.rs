@@ -2,8 +2,8 @@
 //! several configurations, is compared with golden files recorded from the exporter before its
 //! encoder was rewritten for streaming (`exporter/tests/golden/`). Any change of one byte fails.
 //! Small fixtures are stored whole (reviewable diffs); large generated tables as length + FNV-1a
-//! hash. `UPDATE_GOLDEN=1 cargo test -p herald-exporter --test golden` rewrites them — only for
-//! an intended, documented change of the exposition.
+//! hash. `UPDATE_GOLDEN=1 cargo test -p herald-exporter --test integration golden::` rewrites
+//! them — only for an intended, documented change of the exposition.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_exporter::fixture::{addr_key, dest, rich_conn_table, rich_snapshot, service};

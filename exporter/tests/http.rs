@@ -7,6 +7,8 @@ use herald_exporter::{check_series, register, serve, Config, StaticSource};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::{IpvsSource, ReadError};
+use herald_test_support::require;
+use herald_test_support::tls::{openssl, self_signed};
 use prometheus_client::registry::Registry;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -477,65 +479,12 @@ fn target_dir() -> PathBuf {
     d
 }
 
-/// Install a Debian package when its command is missing; fail loudly if that does not work.
-fn ensure_command(cmd: &str, package: &str) {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {cmd} >/dev/null"))
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !found {
-        let ok = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "apt-get update -q && apt-get install -y -q {package}"
-            ))
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(
-            ok,
-            "{cmd} is missing and `apt-get install -y {package}` failed"
-        );
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn basic_auth_and_tls_from_the_web_config_file() {
-    ensure_command("openssl", "openssl");
-    ensure_command("curl", "curl");
+    require(&["openssl", "curl"]);
     let dir = target_dir().join(format!("run-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let (crt, key) = (dir.join("tls.crt"), dir.join("tls.key"));
-    let st = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&crt)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&st.stderr)
-    );
+    let (crt, key) = self_signed(&dir, "tls", Some("IP:127.0.0.1,DNS:localhost"));
     let hash = bcrypt::hash("s3cret", 4).unwrap();
     let web = dir.join("web.toml");
     std::fs::write(
@@ -611,48 +560,16 @@ async fn bad_web_config_is_a_serve_error_not_a_panic() {
     assert!(e.to_string().contains("/nonexistent/web.toml"), "{e}");
 }
 
-fn openssl(args: &[&str], dir: &std::path::Path) {
-    let out = std::process::Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// `Config::web_config` (what loading the configuration calls) refuses what the server would:
 /// a key that is not the certificate's, a CA file that does not parse even when client
 /// certificates are not asked for, and a missing file.
 #[test]
 fn web_config_problems_are_found_when_the_configuration_is_loaded() {
-    ensure_command("openssl", "openssl");
+    require(&["openssl"]);
     let dir = target_dir().join(format!("webcheck-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     for name in ["a", "b"] {
-        openssl(
-            &[
-                "req",
-                "-x509",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:prime256v1",
-                "-nodes",
-                "-days",
-                "2",
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.crt"),
-            ],
-            &dir,
-        );
+        self_signed(&dir, name, None);
     }
     std::fs::write(dir.join("garbage.pem"), "not a certificate\n").unwrap();
     let check = |tls: String| {
@@ -690,8 +607,7 @@ fn web_config_problems_are_found_when_the_configuration_is_loaded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_client_certificates_are_required_when_configured() {
-    ensure_command("openssl", "openssl");
-    ensure_command("curl", "curl");
+    require(&["openssl", "curl"]);
     let dir = target_dir().join(format!("mtls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ec = [
@@ -702,21 +618,7 @@ async fn tls_client_certificates_are_required_when_configured() {
         "-nodes",
     ];
     // Server certificate (self-signed) and a client CA with one client certificate.
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-days",
-        "2",
-        "-subj",
-        "/CN=localhost",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
-        "srv.key",
-        "-out",
-        "srv.crt",
-    ]);
-    openssl(&a, &dir);
+    self_signed(&dir, "srv", Some("IP:127.0.0.1"));
     let mut a = vec!["req", "-x509"];
     a.extend(ec);
     a.extend([

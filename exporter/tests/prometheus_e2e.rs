@@ -10,9 +10,10 @@ use herald_exporter::{register, serve, Config};
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::{IpvsSource, ReadError};
+use herald_test_support::{free_port, require, KillOnDrop};
 use prometheus_client::registry::Registry;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,43 +61,6 @@ impl IpvsSource for Ticking {
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn ensure(cmd: &str, package: &str) {
-    let have = || {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {cmd} >/dev/null"))
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if !have() {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "apt-get update -q && apt-get install -y -q {package}"
-            ))
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
-    assert!(have(), "`{cmd}` is required (Debian package `{package}`)");
-}
-
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn try_query(port: u16, expr: &str) -> Option<serde_json::Value> {
@@ -152,27 +116,7 @@ const EMPTY_OK: &[(&str, &str)] = &[
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_dashboard_and_rule_expression_evaluates_against_real_prometheus() {
-    ensure("prometheus", "prometheus");
-    ensure("curl", "curl");
-    ensure("python3", "python3");
-    let yaml = || {
-        Command::new("python3")
-            .args(["-c", "import yaml"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if !yaml() {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg("apt-get update -q && apt-get install -y -q python3-yaml")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
-    assert!(
-        yaml(),
-        "python3-yaml is required and could not be installed"
-    );
+    require(&["prometheus", "curl", "yaml"]);
 
     // Two directors.
     let mut stops = Vec::new();
@@ -207,7 +151,7 @@ async fn every_dashboard_and_rule_expression_evaluates_against_real_prometheus()
     );
     std::fs::write(dir.join("prometheus.yml"), config).unwrap();
     let port = free_port();
-    let _prom = Kill(
+    let _prom = KillOnDrop(
         Command::new("prometheus")
             .arg(format!(
                 "--config.file={}",

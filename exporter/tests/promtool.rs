@@ -6,6 +6,7 @@
 
 use herald_exporter::fixture::{rich_conn_table, rich_snapshot};
 use herald_exporter::{encode_registry, register, render_snapshot, Config, Format, StaticSource};
+use herald_test_support::require;
 use prometheus_client::registry::Registry;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,32 +17,8 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn ensure(cmd: &str, package: &str) {
-    let have = || {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {cmd} >/dev/null"))
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if !have() {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "apt-get update -q && apt-get install -y -q {package}"
-            ))
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
-    assert!(
-        have(),
-        "`{cmd}` is required (Debian package `{package}`) and could not be installed"
-    );
-}
-
 fn promtool(args: &[&str], stdin: Option<&str>, dir: &Path) -> (bool, String) {
-    ensure("promtool", "prometheus");
+    require(&["promtool"]);
     let mut child = Command::new("promtool")
         .args(args)
         .current_dir(dir)
@@ -182,25 +159,7 @@ fn rule_files_pass_promtool_check_and_unit_tests() {
 
 #[test]
 fn every_dashboard_and_rule_expression_parses() {
-    ensure("python3", "python3");
-    let ok = Command::new("python3")
-        .args(["-c", "import yaml"])
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg("apt-get update -q && apt-get install -y -q python3-yaml")
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-        let ok = Command::new("python3")
-            .args(["-c", "import yaml"])
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        assert!(ok, "python3-yaml is required and could not be installed");
-    }
+    require(&["yaml"]);
     // The helper writes every expression (Grafana variables substituted) as a rule file.
     let dir = repo().join("target/promql-check");
     std::fs::create_dir_all(&dir).unwrap();

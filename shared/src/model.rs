@@ -351,6 +351,29 @@ pub struct Destination {
     pub stats: Stats,
 }
 
+impl Destination {
+    /// A destination as `ipvsadm -a -r ADDRESS:PORT` adds it: direct routing (`-g`), weight 1,
+    /// no thresholds, no connections, no tunnel, zero statistics; the family is the address's.
+    /// Set other fields with struct update syntax:
+    /// `Destination { weight: 3, ..Destination::new(addr, 80) }`.
+    pub fn new(address: IpAddr, port: u16) -> Destination {
+        Destination {
+            address,
+            family: AddressFamily::of(&address),
+            port,
+            forward: ForwardMethod::Route,
+            weight: 1,
+            upper_threshold: 0,
+            lower_threshold: 0,
+            active_conns: 0,
+            inactive_conns: 0,
+            persistent_conns: 0,
+            tunnel: None,
+            stats: Stats::default(),
+        }
+    }
+}
+
 /// A virtual service with its destinations.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Service {
@@ -471,6 +494,24 @@ pub struct Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_destination_is_what_ipvsadm_adds_by_default() {
+        let d = Destination::new("2001:db8::1".parse().unwrap(), 443);
+        assert_eq!(d.family, AddressFamily::Inet6);
+        assert_eq!(
+            (d.port, d.forward, d.weight),
+            (443, ForwardMethod::Route, 1)
+        );
+        assert_eq!(
+            (d.upper_threshold, d.lower_threshold, d.persistent_conns),
+            (0, 0, 0)
+        );
+        assert_eq!((d.active_conns, d.inactive_conns), (0, 0));
+        assert_eq!((d.tunnel, d.stats), (None, Stats::default()));
+        let v4 = Destination::new("198.51.100.1".parse().unwrap(), 80);
+        assert_eq!(v4.family, AddressFamily::Inet);
+    }
 
     #[test]
     fn flags_decode_every_bit() {

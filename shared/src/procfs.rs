@@ -238,22 +238,17 @@ fn parse_dest(l: &str, line: usize) -> Result<Destination, ProcParseError> {
     let weight = dec(t.next(), "weight", line)?;
     let active_conns = dec(t.next(), "active connections", line)?;
     let inactive_conns = dec(t.next(), "inactive connections", line)?;
+    // procfs has no thresholds, persistent connections, tunnel types nor statistics here.
     Ok(Destination {
-        address,
-        family: AddressFamily::of(&address),
-        port,
         forward,
         weight,
-        upper_threshold: 0,
-        lower_threshold: 0,
         active_conns,
         inactive_conns,
-        persistent_conns: 0,
-        tunnel: None,
         stats: Stats {
             is_64bit: true,
             ..Stats::default()
         },
+        ..Destination::new(address, port)
     })
 }
 

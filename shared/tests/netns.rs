@@ -6,6 +6,7 @@
 use herald_shared::netlink::NetlinkError;
 use herald_shared::netns::{run_in_netns, NetnsError};
 use herald_shared::reader::{IpvsSource, ReadError, Reader, ReaderConfig, SourceKind};
+use herald_test_support::Netns;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,18 +22,9 @@ fn ip(args: &[&str]) {
     );
 }
 
-struct Ns(String);
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
-}
-
-fn make_ns(tag: &str) -> Ns {
-    let name = format!("herald-rd-{tag}-{}", std::process::id());
-    let _ = Command::new("ip").args(["netns", "del", &name]).status();
-    ip(&["netns", "add", &name]);
-    Ns(name)
+fn make_ns(tag: &str) -> Netns {
+    Netns::create(&format!("herald-rd-{tag}-{}", std::process::id()))
+        .unwrap_or_else(|e| panic!("a network namespace (needs root): {e}"))
 }
 
 #[test]
@@ -41,7 +33,16 @@ fn work_runs_inside_the_namespace_and_procfs_follows_the_thread() {
     let host_if = format!("hrd{}a", std::process::id() % 100_000);
     let ns_if = format!("hrd{}b", std::process::id() % 100_000);
     ip(&[
-        "link", "add", &host_if, "type", "veth", "peer", "name", &ns_if, "netns", &ns.0,
+        "link",
+        "add",
+        &host_if,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &ns_if,
+        "netns",
+        ns.name(),
     ]);
     let read_dev = || {
         std::fs::read_to_string("/proc/thread-self/net/dev").map_err(|source| ReadError::Io {
@@ -49,11 +50,11 @@ fn work_runs_inside_the_namespace_and_procfs_follows_the_thread() {
             source,
         })
     };
-    let inside = run_in_netns(Some(&ns.0), Duration::from_secs(10), read_dev).unwrap();
+    let inside = run_in_netns(Some(ns.name()), Duration::from_secs(10), read_dev).unwrap();
     assert!(inside.contains(&ns_if), "{inside}");
     assert!(!inside.contains(&host_if), "{inside}");
     // By path as well as by name.
-    let by_path = format!("/run/netns/{}", ns.0);
+    let by_path = ns.path().display().to_string();
     let inside2 = run_in_netns(Some(&by_path), Duration::from_secs(10), read_dev).unwrap();
     assert!(inside2.contains(&ns_if));
     // The calling thread never moved.
@@ -96,7 +97,7 @@ fn netlink_without_ipvs_is_module_not_loaded() {
     let have_ipvs = std::path::Path::new("/proc/net/ip_vs").exists();
     for source in [SourceKind::Netlink, SourceKind::Auto] {
         let r = Reader::new(ReaderConfig {
-            netns: Some(ns.0.clone()),
+            netns: Some(ns.name().to_owned()),
             source,
             ..ReaderConfig::default()
         });
@@ -225,7 +226,12 @@ fn permission_denied_is_typed() {
                 "--inh-caps=-all",
             ])
             .arg(&copy)
-            .args(["--exact", "unprivileged_helper", "--ignored", "--nocapture"])
+            .args([
+                "--exact",
+                "netns::unprivileged_helper",
+                "--ignored",
+                "--nocapture",
+            ])
             .env("HERALD_UNPRIV_HELPER", "1")
             .output()
             .unwrap_or_else(|e| panic!("cannot run setpriv (util-linux): {e}"));

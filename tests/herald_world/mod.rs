@@ -6,10 +6,12 @@
 //! nothing behind. Needs root.
 #![allow(dead_code)]
 
+pub use herald_test_support::Daemon;
+use herald_test_support::{Netns, Signal};
 use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// Every failure is a sentence naming what went wrong.
@@ -73,37 +75,14 @@ pub fn ns_cmd(ns: &str, program: &str) -> Command {
     c
 }
 
-/// Installs the Debian packages whose files are missing (`(file, package)` pairs) with
-/// `apt-get install -y`; fails, never skips, when that is impossible.
-pub fn ensure_packages(need: &[(&str, &str)]) -> TResult<()> {
-    let missing: Vec<&str> = need
-        .iter()
-        .filter(|(path, _)| !Path::new(path).exists())
-        .map(|(_, pkg)| *pkg)
-        .collect();
-    if missing.is_empty() {
-        return Ok(());
-    }
-    let install = |update: bool| {
-        if update {
-            let _ = run(Command::new("apt-get").args(["update", "-q"]));
-        }
-        run(Command::new("apt-get")
-            .args(["install", "-y", "-q", "--no-install-recommends"])
-            .args(&missing)
-            .env("DEBIAN_FRONTEND", "noninteractive"))
-    };
-    install(false)
-        .or_else(|_| install(true))
-        .map_err(|e| format!("cannot install {missing:?}: {e}"))?;
-    Ok(())
+/// Installs the tools named (commands of `tests/deps.sh`'s table) when missing, through
+/// `tests/deps.sh`; fails, never skips, when that is impossible.
+pub fn ensure_packages(names: &[&str]) -> TResult<()> {
+    herald_test_support::ensure(names).map_err(|e| e.to_string())
 }
 
 /// BIRD 2 and busybox (`wget` inside a namespace), which every test here needs.
-pub const BASE_PACKAGES: &[(&str, &str)] = &[
-    ("/usr/sbin/bird", "bird2"),
-    ("/usr/bin/busybox", "busybox-static"),
-];
+pub const BASE_PACKAGES: &[&str] = &["bird", "busybox"];
 
 /// Polls `check` every `every` until it answers `Ok(true)`; returns the time it took. Errors
 /// of `check` are remembered and quoted if `timeout` passes (a daemon not ready yet is not a
@@ -149,26 +128,13 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// The namespaces and working directory of one test; removed on drop (every process left in
-/// the namespaces is killed first: only processes this test started can be inside them).
+/// The namespaces and working directory of one test; the namespaces are deleted on drop (every
+/// process left in them is killed first: only processes this test started can be inside them).
 #[derive(Debug)]
 pub struct World {
     pub tag: String,
     pub dir: PathBuf,
-    namespaces: Vec<String>,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        for ns in &self.namespaces {
-            if let Ok(pids) = ip(&["netns", "pids", ns]) {
-                for pid in pids.split_whitespace() {
-                    let _ = Command::new("kill").args(["-9", pid]).status();
-                }
-            }
-            let _ = ip(&["netns", "del", ns]);
-        }
-    }
+    namespaces: Vec<Netns>,
 }
 
 impl World {
@@ -189,12 +155,10 @@ impl World {
 
     /// Creates namespace `<tag>-<name>` with `lo` up; returns its name.
     pub fn netns(&mut self, name: &str) -> TResult<String> {
-        let ns = format!("{}-{name}", self.tag);
-        let _ = ip(&["netns", "del", &ns]);
-        ip(&["netns", "add", &ns])?;
-        self.namespaces.push(ns.clone());
-        ip(&["-n", &ns, "link", "set", "lo", "up"])?;
-        Ok(ns)
+        let ns = Netns::create(&format!("{}-{name}", self.tag)).map_err(|e| e.to_string())?;
+        let name = ns.name().to_owned();
+        self.namespaces.push(ns);
+        Ok(name)
     }
 
     /// A veth pair from `a_if` in `a` to `b_if` in `b`, both up.
@@ -231,100 +195,6 @@ impl World {
     }
 }
 
-/// A long-running process of the test, output appended to a log file; killed on drop.
-#[derive(Debug)]
-pub struct Proc {
-    name: String,
-    child: Option<Child>,
-    log: PathBuf,
-}
-
-impl Proc {
-    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> TResult<Self> {
-        let out = File::options()
-            .create(true)
-            .append(true)
-            .open(log)
-            .map_err(|e| format!("open {}: {e}", log.display()))?;
-        let err = out
-            .try_clone()
-            .map_err(|e| format!("dup log handle: {e}"))?;
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .map_err(|e| format!("cannot start {name} ({cmd:?}): {e}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child: Some(child),
-            log: log.to_owned(),
-        })
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    pub fn log(&self) -> &Path {
-        &self.log
-    }
-
-    /// `kill -s SIG pid` (SIG is a name: HUP, TERM, KILL, STOP, CONT).
-    pub fn signal(&self, sig: &str) -> TResult<()> {
-        let pid = self
-            .pid()
-            .ok_or_else(|| format!("{} is not running", self.name))?;
-        run(Command::new("kill").args(["-s", sig, &pid.to_string()])).map(|_| ())
-    }
-
-    /// True while the process has not exited.
-    pub fn alive(&mut self) -> bool {
-        matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
-    }
-
-    /// Its exit status once it exited (reaped), `None` while it runs.
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
-    }
-
-    /// Waits for the exit, bounded by `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> TResult<ExitStatus> {
-        let start = Instant::now();
-        loop {
-            if let Some(s) = self.exited() {
-                return Ok(s);
-            }
-            if self.child.is_none() {
-                return Err(format!("{} was never started", self.name));
-            }
-            if start.elapsed() > timeout {
-                return Err(format!(
-                    "{} still running {:.1} s later",
-                    self.name,
-                    timeout.as_secs_f64()
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// SIGKILL and reap.
-    pub fn kill9(&mut self) -> Option<ExitStatus> {
-        let mut c = self.child.take()?;
-        let _ = c.kill();
-        c.wait().ok()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill9();
-    }
-}
-
 /// BGP state of one BIRD protocol, from `birdc show protocols`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtoState {
@@ -340,7 +210,7 @@ pub struct ProtoState {
 pub struct Bird {
     ns: String,
     dir: PathBuf,
-    proc: Option<Proc>,
+    proc: Option<Daemon>,
 }
 
 impl Bird {
@@ -369,7 +239,8 @@ impl Bird {
             .arg(self.dir.join("bird.ctl"))
             .arg("-P")
             .arg(self.dir.join("bird.pid"));
-        self.proc = Some(Proc::spawn("bird", c, &self.dir.join("bird.log"))?);
+        self.proc =
+            Some(Daemon::spawn("bird", c, &self.dir.join("bird.log")).map_err(|e| e.to_string())?);
         wait_until(
             "BIRD control socket",
             Duration::from_secs(20),
@@ -383,7 +254,7 @@ impl Bird {
     /// SIGKILL (a crash: no NOTIFICATION is sent, the kernel closes the TCP sessions).
     pub fn kill9(&mut self) {
         if let Some(mut p) = self.proc.take() {
-            p.kill9();
+            p.kill();
         }
         let _ = std::fs::remove_file(self.dir.join("bird.ctl"));
     }
@@ -459,7 +330,7 @@ pub struct Herald {
     /// Where the exporter listens inside `ns`.
     metrics_url: String,
     env: Vec<(String, String)>,
-    proc: Option<Proc>,
+    proc: Option<Daemon>,
 }
 
 impl Herald {
@@ -492,23 +363,28 @@ impl Herald {
             use std::io::Write as _;
             let _ = writeln!(f, "===== test: starting {} =====", self.name);
         }
-        self.proc = Some(Proc::spawn(&self.name, c, &self.log)?);
+        self.proc = Some(Daemon::spawn(&self.name, c, &self.log).map_err(|e| e.to_string())?);
         Ok(())
     }
 
     pub fn pid(&self) -> Option<u32> {
-        self.proc.as_ref().and_then(Proc::pid)
+        self.proc.as_ref().and_then(Daemon::pid)
     }
 
     pub fn alive(&mut self) -> bool {
-        self.proc.as_mut().is_some_and(Proc::alive)
+        self.proc.as_mut().is_some_and(Daemon::running)
     }
 
+    /// Sends signal `sig`, a name: HUP, TERM, KILL, STOP, CONT.
     pub fn signal(&self, sig: &str) -> TResult<()> {
+        let sig: Signal = format!("SIG{sig}")
+            .parse()
+            .map_err(|e| format!("signal {sig}: {e}"))?;
         self.proc
             .as_ref()
             .ok_or_else(|| format!("{} not started", self.name))?
             .signal(sig)
+            .map_err(|e| e.to_string())
     }
 
     pub fn hup(&self) -> TResult<()> {
@@ -517,7 +393,7 @@ impl Herald {
 
     /// SIGKILL and reap; `None` when it was not running.
     pub fn kill9(&mut self) -> Option<ExitStatus> {
-        self.proc.take().and_then(|mut p| p.kill9())
+        self.proc.take().and_then(|mut p| p.kill())
     }
 
     pub fn wait_exit(&mut self, timeout: Duration) -> TResult<ExitStatus> {
@@ -525,6 +401,7 @@ impl Herald {
             .as_mut()
             .ok_or_else(|| format!("{} not started", self.name))?
             .wait_exit(timeout)
+            .map_err(|e| e.to_string())
     }
 
     /// GET /metrics inside the namespace (busybox wget).

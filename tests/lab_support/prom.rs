@@ -1,52 +1,7 @@
-//! A real Prometheus driven from a lab harness: its HTTP query API through curl, a free loopback
-//! port, and a process-group guard that stops a background `lab.sh` (and QEMU under it) when a
-//! test ends, however it ends.
+//! A real Prometheus driven from a lab harness: its HTTP query API through curl (the port and
+//! the process-group guard that stops a background `lab.sh` are `herald_test_support`'s).
 
 use std::process::Command;
-
-/// Kills a child started with `process_group(0)`, its process group and every descendant
-/// (GNU `timeout` in lab.sh puts QEMU in a process group of its own) when dropped.
-pub struct Group(pub std::process::Child);
-
-/// `pid` and its descendants, by /proc/PID/task/*/children.
-fn descendants(pid: u32, out: &mut Vec<u32>) {
-    out.push(pid);
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return;
-    };
-    for t in tasks.flatten() {
-        let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-        for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
-            if !out.contains(&c) {
-                descendants(c, out);
-            }
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        let pgid = self.0.id();
-        let mut pids = Vec::new();
-        descendants(pgid, &mut pids);
-        let _ = Command::new("kill")
-            .arg("--")
-            .arg(format!("-{pgid}"))
-            .status();
-        for p in pids.iter().skip(1) {
-            let _ = Command::new("kill").arg(p.to_string()).status();
-        }
-        let _ = self.0.wait();
-    }
-}
-
-/// A loopback port nobody listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
 
 /// GET `url`; the body on a 2xx answer within `timeout_s`.
 pub fn http_get(url: &str, timeout_s: u32) -> Option<String> {

@@ -1,10 +1,9 @@
 //! Booting the QEMU lab from a test harness: the one place that runs `tests/lab/lab.sh MODE`
-//! with the binary under test, finds the target directory, installs missing Debian tools (or
-//! fails loudly), and reads result files. Used by `tests/lab.rs`, `tests/lab_exporter.rs` and
+//! with the binary under test, finds the target directory, and reads result files. Used by `tests/lab.rs`, `tests/lab_exporter.rs` and
 //! `tests/lab_e2e.rs`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::{Mutex, OnceLock};
 
 /// Held while a VM boots, so that two boots of one test binary (the scenario run and a serve
@@ -71,32 +70,6 @@ pub fn boot(mode: &str, reuse_env: &str, results: &str, console: &str) -> Result
         ));
     }
     Ok(target.join("lab").join(results))
-}
-
-/// Install a Debian package when `cmd` is missing; panic when it stays missing (never skip).
-pub fn ensure(cmd: &str, package: &str) {
-    let have = || {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {cmd}"))
-            .stdout(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    if !have() {
-        let _ = Command::new("sh")
-            .arg("-c")
-            .arg(format!(
-                "apt-get install -y -q {package} || (apt-get update -q && apt-get install -y -q {package})"
-            ))
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status();
-    }
-    assert!(
-        have(),
-        "{cmd} (Debian package {package}) is required and could not be installed"
-    );
 }
 
 /// A result file's text; panics naming the file when it is missing.

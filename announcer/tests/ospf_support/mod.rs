@@ -3,8 +3,8 @@
 //! files and logs under a private directory in /tmp. Everything is torn down on drop, also when
 //! a test fails half-way.
 //!
-//! Needs root. Missing daemons are installed with `apt-get install -y`; if they are still
-//! missing the test fails loudly (never skips).
+//! Needs root. Missing daemons are installed by `tests/deps.sh`; if they are still missing the
+//! test fails loudly (never skips).
 
 #![allow(dead_code)]
 
@@ -63,46 +63,10 @@ pub fn require_root() {
     );
 }
 
-/// Makes sure BIRD 2, FRR and iproute2 are installed, installing them when missing.
+/// Makes sure BIRD 2, FRR and iproute2 are installed, installing them when missing
+/// (`tests/deps.sh`).
 pub fn require_daemons() {
-    let have = |p: &str| Path::new(p).exists();
-    let missing = |paths: &[&str]| paths.iter().any(|p| !have(p));
-    let bird = ["/usr/sbin/bird", "/usr/sbin/birdc"];
-    let frr = [
-        "/usr/lib/frr/zebra",
-        "/usr/lib/frr/ospfd",
-        "/usr/lib/frr/ospf6d",
-        "/usr/bin/vtysh",
-    ];
-    let ip = ["/usr/sbin/ip", "/usr/bin/ip"];
-    let mut pkgs = Vec::new();
-    if missing(&bird) {
-        pkgs.push("bird2");
-    }
-    if missing(&frr) {
-        pkgs.push("frr");
-    }
-    if !ip.iter().any(|p| have(p)) {
-        pkgs.push("iproute2");
-    }
-    if !pkgs.is_empty() {
-        let mut args = vec!["install", "-y"];
-        args.extend(&pkgs);
-        let (ok, out) = try_run("apt-get", &args);
-        if !ok {
-            let _ = try_run("apt-get", &["update"]);
-            let (ok2, out2) = try_run("apt-get", &args);
-            assert!(ok2, "apt-get install {pkgs:?} failed: {out}\n{out2}");
-        }
-    }
-    assert!(
-        !missing(&bird),
-        "BIRD 2 is still missing after apt-get install bird2"
-    );
-    assert!(
-        !missing(&frr),
-        "FRR is still missing after apt-get install frr"
-    );
+    herald_test_support::require(&["bird", "birdc", "zebra", "ospfd", "ospf6d", "vtysh", "ip"]);
 }
 
 /// Polls `f` every 250 ms until it returns `Some`, or panics after `timeout` with `what` and
@@ -128,31 +92,32 @@ pub fn wait_for<T>(
     }
 }
 
-/// A network namespace, deleted (with every process still in it) on drop.
+/// A network namespace, deleted (with every process still in it) on drop: the shared
+/// [`herald_test_support::Netns`] with the panicking helpers these tests use.
 #[derive(Debug)]
 pub struct Netns {
+    ns: herald_test_support::Netns,
     pub name: String,
 }
 
 impl Netns {
     pub fn new(name: &str) -> Self {
-        let _ = try_run("ip", &["netns", "del", name]);
-        run("ip", &["netns", "add", name]);
-        let ns = Netns { name: name.into() };
-        ns.exec("ip", &["link", "set", "lo", "up"]);
-        ns
+        let ns = herald_test_support::Netns::create(name)
+            .unwrap_or_else(|e| panic!("network namespace {name}: {e}"));
+        Netns {
+            name: ns.name().to_owned(),
+            ns,
+        }
     }
 
     /// `/run/netns/NAME`, for `setns(2)`.
     pub fn path(&self) -> PathBuf {
-        PathBuf::from(format!("/run/netns/{}", self.name))
+        self.ns.path()
     }
 
     /// Runs a command inside the namespace; panics when it fails.
     pub fn exec(&self, cmd: &str, args: &[&str]) -> String {
-        let mut a = vec!["netns", "exec", self.name.as_str(), cmd];
-        a.extend(args);
-        run("ip", &a)
+        self.ns.exec(cmd, args).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Runs a command inside the namespace; returns (success, output).
@@ -166,28 +131,14 @@ impl Netns {
     pub fn spawn(&self, cmd: &str, args: &[&str], log: &Path) -> Child {
         let logf = std::fs::File::create(log).unwrap_or_else(|e| panic!("create {log:?}: {e}"));
         let logf2 = logf.try_clone().unwrap_or_else(|e| panic!("dup log: {e}"));
-        let mut a = vec!["netns", "exec", self.name.as_str(), cmd];
-        a.extend(args);
-        Command::new("ip")
-            .args(&a)
+        self.ns
+            .command(cmd)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(logf)
             .stderr(logf2)
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {cmd} in {}: {e}", self.name))
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Kill whatever still runs in the namespace (daemons of a failed test), then delete it.
-        let (_, pids) = try_run("ip", &["netns", "pids", &self.name]);
-        for pid in pids.split_whitespace() {
-            if pid.chars().all(|c| c.is_ascii_digit()) {
-                let _ = try_run("kill", &["-9", pid]);
-            }
-        }
-        let _ = try_run("ip", &["netns", "del", &self.name]);
     }
 }
 

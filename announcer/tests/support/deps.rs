@@ -1,5 +1,5 @@
-//! Preconditions of the interop suite: root, the router packages (installed with
-//! `apt-get install -y` when missing, once per test process) and kernel TCP-MD5
+//! Preconditions of the interop suite: root, the router packages (installed by
+//! `tests/deps.sh` when missing, once per test process) and kernel TCP-MD5
 //! support. A missing precondition is an error that fails the test loudly; nothing
 //! is ever skipped.
 
@@ -9,26 +9,10 @@ use std::sync::OnceLock;
 
 use super::{err, TResult};
 
-/// Binaries the suite runs, with the Debian package providing each.
-const REQUIRED: &[(&str, &str)] = &[
-    ("/usr/sbin/bird", "bird2"),
-    ("/usr/sbin/birdc", "bird2"),
-    ("/usr/lib/frr/bgpd", "frr"),
-    ("/usr/lib/frr/zebra", "frr"),
-    ("/usr/bin/vtysh", "frr"),
-    ("/usr/bin/gobgpd", "gobgpd"),
-    ("/usr/bin/gobgp", "gobgpd"),
-    ("/usr/sbin/exabgp", "exabgp"),
-    ("/usr/sbin/ip", "iproute2"),
+/// Commands the suite runs (`tests/deps.sh` knows their Debian packages).
+const REQUIRED: &[&str] = &[
+    "bird", "birdc", "bgpd", "zebra", "vtysh", "gobgpd", "gobgp", "exabgp", "ip",
 ];
-
-fn missing() -> Vec<(&'static str, &'static str)> {
-    REQUIRED
-        .iter()
-        .copied()
-        .filter(|(bin, _)| !Path::new(bin).exists())
-        .collect()
-}
 
 fn check_once() -> Result<(), String> {
     if !nix::unistd::Uid::effective().is_root() {
@@ -38,29 +22,7 @@ fn check_once() -> Result<(), String> {
                 .into(),
         );
     }
-    let absent = missing();
-    if !absent.is_empty() {
-        let mut pkgs: Vec<&str> = absent.iter().map(|(_, p)| *p).collect();
-        pkgs.sort_unstable();
-        pkgs.dedup();
-        eprintln!("interop: installing missing packages {pkgs:?} with apt-get");
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "--no-install-recommends"])
-            .args(&pkgs)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .map_err(|e| format!("cannot run apt-get to install {pkgs:?}: {e}"))?;
-        if !status.success() {
-            return Err(format!("apt-get install -y {pkgs:?} failed with {status}"));
-        }
-        let still = missing();
-        if !still.is_empty() {
-            return Err(format!(
-                "required binaries still missing after apt-get install: {still:?}"
-            ));
-        }
-    }
-    Ok(())
+    herald_test_support::ensure(REQUIRED).map_err(|e| e.to_string())
 }
 
 /// Checks (once per process) that the suite can run here; the error names what is missing.

@@ -15,7 +15,7 @@ use ipnet::IpNet;
 use serde_json::Value;
 
 use super::lab::{Lab, SPEAKER_V4, SPEAKER_V6};
-use super::process::{run, tail, Daemon};
+use super::process::{run, spawn, tail, Daemon};
 use super::routes::{Attrs, Origin};
 use super::{err, wait_until, TResult};
 
@@ -128,7 +128,7 @@ impl GobgpDriver {
         cmd.args(["netns", "exec", lab.speaker.name(), "/usr/bin/gobgpd", "-f"])
             .arg(&conf)
             .args(["--api-hosts", "127.0.0.1:50051", "-l", "info"]);
-        let daemon = Daemon::spawn("gobgpd (driver)", cmd, &dir.join("gobgpd.log"))?;
+        let daemon = spawn("gobgpd (driver)", cmd, &dir.join("gobgpd.log"))?;
         let d = Self {
             ns: lab.speaker.name().to_owned(),
             dir,

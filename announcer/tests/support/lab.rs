@@ -6,7 +6,6 @@
 //! Dropping a `Lab` kills whatever still runs inside its namespaces (by pid) and
 //! deletes them.
 
-use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,9 +13,7 @@ use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+pub use herald_test_support::Netns;
 
 use super::process::run;
 use super::{deps, err, TResult};
@@ -51,9 +48,7 @@ fn sweep_stale() {
             continue;
         }
         eprintln!("interop: removing stale namespace {name} of dead test process {pid}");
-        drop(Netns {
-            name: name.to_owned(),
-        });
+        drop(Netns::adopt(name));
     }
 }
 
@@ -65,81 +60,6 @@ pub const ROUTER_V4: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
 pub const SPEAKER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 /// Router-side IPv6 address on the lab link.
 pub const ROUTER_V6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
-
-/// One network namespace created by the harness.
-#[derive(Debug)]
-pub struct Netns {
-    name: String,
-}
-
-impl Netns {
-    /// Creates the namespace with loopback up.
-    pub fn create(name: &str) -> TResult<Self> {
-        ip(&["netns", "add", name])?;
-        let ns = Self {
-            name: name.to_owned(),
-        };
-        ip(&["-n", name, "link", "set", "lo", "up"])?;
-        Ok(ns)
-    }
-
-    /// Namespace name (as in `ip netns list`).
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// A command that runs `program` inside this namespace.
-    pub fn command(&self, program: &str) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.name, program]);
-        c
-    }
-
-    /// Runs `program args…` inside the namespace and returns stdout.
-    pub fn run(&self, program: &str, args: &[&str]) -> TResult<String> {
-        let mut c = self.command(program);
-        c.args(args);
-        run(c, Duration::from_secs(30))
-    }
-
-    /// Runs `f` on a new thread that has joined this namespace: sockets it opens
-    /// (including those of a tokio runtime built on that thread) live here.
-    pub fn spawn_in<R, F>(&self, f: F) -> std::thread::JoinHandle<TResult<R>>
-    where
-        R: Send + 'static,
-        F: FnOnce() -> TResult<R> + Send + 'static,
-    {
-        let path = PathBuf::from("/var/run/netns").join(&self.name);
-        std::thread::spawn(move || {
-            let fd = File::open(&path)
-                .map_err(|e| format!("cannot open namespace {}: {e}", path.display()))?;
-            setns(&fd, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("setns({}) failed: {e}", path.display()))?;
-            f()
-        })
-    }
-
-    /// Pids of processes still inside the namespace.
-    pub fn pids(&self) -> Vec<Pid> {
-        ip(&["netns", "pids", &self.name])
-            .unwrap_or_default()
-            .split_whitespace()
-            .filter_map(|p| p.parse::<i32>().ok())
-            .map(Pid::from_raw)
-            .collect()
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        // Only processes this harness started can be inside a namespace it created.
-        for pid in self.pids() {
-            let _ = kill(pid, Signal::SIGCONT);
-            let _ = kill(pid, Signal::SIGKILL);
-        }
-        let _ = ip(&["netns", "del", &self.name]);
-    }
-}
 
 /// Runs `ip args…`.
 pub fn ip(args: &[&str]) -> TResult<String> {
@@ -257,7 +177,7 @@ impl Lab {
     pub fn check(&self) -> TResult<()> {
         let out = self
             .speaker
-            .run("ip", &["route", "get", &ROUTER_V4.to_string()])?;
+            .exec("ip", &["route", "get", &ROUTER_V4.to_string()])?;
         if !out.contains("eth0") {
             return err(format!("lab route to {ROUTER_V4} is not via eth0: {out}"));
         }

@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::lab::{ip, Lab, SPEAKER_V4};
-use super::process::{run, tail, Daemon};
+use super::process::{run, spawn, tail, Daemon};
 use super::{err, wait_until, TResult};
 
 /// One emulated router: BIRD protocol `name` on local address `addr`.
@@ -90,7 +90,7 @@ impl MultiBird {
             .arg(dir.join("bird.ctl"))
             .arg("-P")
             .arg(dir.join("bird.pid"));
-        let daemon = Daemon::spawn("bird", cmd, &log)?;
+        let daemon = spawn("bird", cmd, &log)?;
         let b = Self { dir, daemon };
         let ready = wait_until(
             "multi-peer BIRD control socket",
@@ -199,7 +199,7 @@ impl MultiBird {
 
     /// Sends `sig` to BIRD (SIGSTOP / SIGCONT to freeze and thaw it).
     pub fn signal(&self, sig: nix::sys::signal::Signal) -> TResult<()> {
-        self.daemon.signal(sig)
+        Ok(self.daemon.signal(sig)?)
     }
 
     /// Log tail for failure reports.

@@ -15,7 +15,7 @@ use nix::sys::signal::Signal;
 use serde_json::Value;
 
 use super::lab::{Lab, ROUTER_V4, SPEAKER_V4, SPEAKER_V6};
-use super::process::{run, tail, Daemon};
+use super::process::{run, spawn, tail, Daemon};
 use super::routes::{self, Rib, RouteView};
 use super::{err, wait_until, TResult};
 
@@ -266,7 +266,7 @@ impl Router {
                     "-P",
                 ])
                 .arg(self.path("bird.pid"));
-                self.daemons.push(Daemon::spawn("bird", c, &log)?);
+                self.daemons.push(spawn("bird", c, &log)?);
             }
             Kind::Frr => {
                 for d in ["zebra", "bgpd"] {
@@ -276,7 +276,7 @@ impl Router {
                         .args(["-z", &self.path("zserv.api")])
                         .args(["--vty_socket", &self.path("")])
                         .args(["-A", "127.0.0.1", "-P", "0", "-u", "frr", "-g", "frr"]);
-                    self.daemons.push(Daemon::spawn(d, c, &log)?);
+                    self.daemons.push(spawn(d, c, &log)?);
                     if d == "zebra" {
                         let zs = self.dir.join("zserv.api");
                         wait_until(
@@ -298,7 +298,7 @@ impl Router {
                     "-l",
                     "info",
                 ]);
-                self.daemons.push(Daemon::spawn("gobgpd", c, &log)?);
+                self.daemons.push(spawn("gobgpd", c, &log)?);
             }
         }
         let res = wait_until(
@@ -364,12 +364,12 @@ impl Router {
 
     /// SIGSTOPs the BGP daemon (it stops sending KEEPALIVEs).
     pub fn freeze(&self) -> TResult<()> {
-        self.bgp()?.signal(Signal::SIGSTOP)
+        Ok(self.bgp()?.signal(Signal::SIGSTOP)?)
     }
 
     /// SIGCONTs the BGP daemon.
     pub fn thaw(&self) -> TResult<()> {
-        self.bgp()?.signal(Signal::SIGCONT)
+        Ok(self.bgp()?.signal(Signal::SIGCONT)?)
     }
 
     /// Stops every daemon (SIGTERM) and starts them again with the same config.
@@ -383,7 +383,7 @@ impl Router {
     /// Kills every daemon with SIGKILL, as a crash would, and starts them again.
     pub fn crash_and_restart(&mut self) -> TResult<()> {
         while let Some(mut d) = self.daemons.pop() {
-            d.crash();
+            d.kill();
         }
         self.launch()
     }

@@ -1,7 +1,7 @@
 //! Turning a [`Snapshot`] (and a connection-table summary) into metric families.
 //!
 //! This is a pure function of its inputs: no I/O, no clock. The collector calls it at scrape time;
-//! tests and the lab call it (through [`crate::render_snapshot`]) on a fixed snapshot. Label sets
+//! tests and the lab call it (through `render_snapshot`, a `testing` feature item) on a fixed snapshot. Label sets
 //! are designed so that every series is unique (see `exporter/README.md`, "Labels"):
 //!
 //! * address services: `protocol` (`tcp`/`udp`/`sctp`), `address`, `port`;

@@ -1,7 +1,8 @@
 //! Tests of the families builder on fixed and random snapshots, through the rendered exposition.
 
 use super::*;
-use crate::exposition::{check_series, parse_exposition, render_snapshot, Format};
+use crate::exposition::oracle::{check_series, parse_exposition, render_snapshot};
+use crate::exposition::Format;
 use crate::fixture::{addr_key, dest, rich_conn_table, rich_snapshot, service};
 use herald_shared::model::{AddressFamily, Protocol, ServiceKey, SnapshotSource};
 

@@ -1,0 +1,47 @@
+//! TLS material for the web-config tests, made with the `openssl` command.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Runs `openssl ARGS` in `dir`; panics quoting its stderr when it fails.
+pub fn openssl(args: &[&str], dir: &Path) {
+    crate::require(&["openssl"]);
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl {args:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A self-signed P-256 certificate for `CN=localhost`, valid two days, written to
+/// `dir/NAME.crt` with its unencrypted key in `dir/NAME.key`; `san` adds a subjectAltName
+/// (`IP:127.0.0.1,DNS:localhost`). Returns the certificate's and the key's paths.
+pub fn self_signed(dir: &Path, name: &str, san: Option<&str>) -> (PathBuf, PathBuf) {
+    let (crt, key) = (format!("{name}.crt"), format!("{name}.key"));
+    let san = san.map(|s| format!("subjectAltName={s}"));
+    let mut args = vec![
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+    ];
+    if let Some(san) = &san {
+        args.extend(["-addext", san]);
+    }
+    args.extend(["-keyout", &key, "-out", &crt]);
+    openssl(&args, dir);
+    (dir.join(crt), dir.join(key))
+}
