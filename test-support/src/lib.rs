@@ -42,6 +42,20 @@ pub enum Error {
         /// Its stderr, then its stdout, trimmed.
         output: String,
     },
+    /// A system call failed (`setns`, `kill`).
+    #[error("{what}: {source}")]
+    Sys {
+        what: String,
+        #[source]
+        source: nix::errno::Errno,
+    },
+    /// A file could not be opened.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     /// A process of the test is not in the state asked for.
     #[error("{name} {what}")]
     Process { name: String, what: String },

@@ -70,13 +70,13 @@ impl Netns {
         let path = self.path();
         std::thread::spawn(move || {
             let what = || format!("setns {}", path.display());
-            let fd = File::open(&path).map_err(|source| Error::Spawn {
-                command: what(),
+            let fd = File::open(&path).map_err(|source| Error::Io {
+                what: what(),
                 source,
             })?;
-            setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|e| Error::Spawn {
-                command: what(),
-                source: e.into(),
+            setns(&fd, CloneFlags::CLONE_NEWNET).map_err(|source| Error::Sys {
+                what: what(),
+                source,
             })?;
             f()
         })

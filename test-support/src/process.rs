@@ -72,9 +72,9 @@ impl Daemon {
     /// Starts `cmd` (stdin closed, output appended to `log`) under the name `name`, which the
     /// errors quote.
     pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Daemon, Error> {
-        let what = |e: std::io::Error, doing: &str| Error::Spawn {
-            command: format!("{name}: {doing} {}", log.display()),
-            source: e,
+        let what = |source: std::io::Error, doing: &str| Error::Io {
+            what: format!("{name}: {doing} {}", log.display()),
+            source,
         };
         let out = File::options()
             .create(true)
@@ -127,9 +127,9 @@ impl Daemon {
             .pid()
             .and_then(|p| i32::try_from(p).ok())
             .ok_or_else(|| self.state("is not running"))?;
-        kill(Pid::from_raw(pid), sig).map_err(|e| Error::Spawn {
-            command: format!("kill -{sig} {pid} ({})", self.name),
-            source: e.into(),
+        kill(Pid::from_raw(pid), sig).map_err(|source| Error::Sys {
+            what: format!("kill -{sig} {pid} ({})", self.name),
+            source,
         })
     }
 
