@@ -107,18 +107,7 @@ fn check(name: &str) -> (Views, Dump) {
 
 /// Check the exporter scenario: the daemon's scrape equals ipvsadm read around it.
 fn check_metrics(name: &str) -> Views {
-    let dir = results().join(name);
-    assert!(
-        dir.is_dir(),
-        "scenario {name} did not run (no {})",
-        dir.display()
-    );
-    assert_eq!(
-        read(&dir, "status").trim(),
-        "ok",
-        "scenario {name} failed in the VM; setup.log ends with:\n{}",
-        tail(&read(&dir, "setup.log"), 25)
-    );
+    let dir = vm::scenario_ok(results(), name);
     assert_ne!(read(&dir, "attempts").trim(), "inconsistent");
     assert!(!dir.join("unsettled").exists(), "counters did not settle");
     let views = compare::load_views(&dir).unwrap_or_else(|e| panic!("scenario {name}: {e}"));

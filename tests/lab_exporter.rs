@@ -68,18 +68,7 @@ struct Checked {
 
 /// Check one scenario's scrape against its ipvsadm views, the series rules and promtool.
 fn check(name: &str) -> Checked {
-    let dir = results().join(name);
-    assert!(
-        dir.is_dir(),
-        "scenario {name} did not run (no {})",
-        dir.display()
-    );
-    assert_eq!(
-        read(&dir, "status").trim(),
-        "ok",
-        "scenario {name} failed in the VM (see {}/setup.log)",
-        dir.display()
-    );
+    let dir = lab_support::vm::scenario_ok(results(), name);
     let attempts = read(&dir, "attempts");
     assert_ne!(
         attempts.trim(),

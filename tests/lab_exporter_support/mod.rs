@@ -10,7 +10,7 @@
 
 use crate::lab_support::compare::Views;
 use crate::lab_support::ipvsadm::{self, DestAddr, ViewService};
-use herald_exporter::exposition::ParsedSample;
+use herald_exporter::exposition::oracle::ParsedSample;
 use herald_shared::model::{AddressFamily, ServiceKey, SyncRole};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

@@ -78,6 +78,25 @@ pub fn read(dir: &Path, name: &str) -> String {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.join(name).display()))
 }
 
+/// The result folder of scenario `name` under `results`, after checking that the scenario ran
+/// and reported `ok` in the VM (panics with the end of its setup log otherwise).
+pub fn scenario_ok(results: &Path, name: &str) -> std::path::PathBuf {
+    let dir = results.join(name);
+    assert!(
+        dir.is_dir(),
+        "scenario {name} did not run (no {})",
+        dir.display()
+    );
+    assert_eq!(
+        read(&dir, "status").trim(),
+        "ok",
+        "scenario {name} failed in the VM ({}/setup.log); it ends with:\n{}",
+        dir.display(),
+        tail(&read(&dir, "setup.log"), 25)
+    );
+    dir
+}
+
 /// The last `n` lines of `text`.
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
