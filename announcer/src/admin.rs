@@ -56,7 +56,7 @@ pub enum Request {
 /// The client and the daemon are the same binary, so the format may change between versions;
 /// a client talking to a daemon of another version must say so instead of misreading the
 /// reply: a `status` reply without `status` (an older daemon) or with another
-/// [`StatusReport::schema`] is refused by [`StatusReply::report`].
+/// [`StatusReport::schema`] is refused by [`Reply::into_report`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     pub ok: bool,
