@@ -314,20 +314,19 @@ pub fn table_rows(
         .collect()
 }
 
-/// Human-readable count with an SI suffix (`12.3k`), as rates are.
+/// A rate with an SI suffix past 9999 (`12.3k`, `1.0M`), so the columns stay narrow.
 fn si(v: u64) -> String {
     const UNITS: [&str; 5] = ["", "k", "M", "G", "T"];
+    if v < 10_000 {
+        return v.to_string();
+    }
     let mut f = v as f64;
     let mut u = 0;
-    while f >= 10_000.0 && u + 1 < UNITS.len() {
+    while f >= 1000.0 && u + 1 < UNITS.len() {
         f /= 1000.0;
         u += 1;
     }
-    if u == 0 {
-        v.to_string()
-    } else {
-        format!("{f:.1}{}", UNITS[u])
-    }
+    format!("{f:.1}{}", UNITS[u])
 }
 
 /// What the screen shows: the last data and the UI state.
@@ -838,6 +837,14 @@ mod tests {
         let rows = table_rows(&s, None, SortBy::Address, false, "192.0.2.1");
         assert_eq!(names(&rows).len(), 3);
         assert!(table_rows(&s, None, SortBy::Address, false, "nothing").is_empty());
+    }
+
+    #[test]
+    fn rates_get_si_suffixes_past_9999() {
+        assert_eq!(si(42), "42");
+        assert_eq!(si(9999), "9999");
+        assert_eq!(si(12_345), "12.3k");
+        assert_eq!(si(1_000_000), "1.0M");
     }
 
     #[test]
