@@ -35,7 +35,8 @@ FAULTS:
   sends READY=1, RELOADING=1, STOPPING=1, and WATCHDOG=1 only while it is alive.
 
 EXIT STATUS:
-  0    stopped on SIGTERM/SIGINT after draining and withdrawing
+  0    stopped on SIGTERM/SIGINT after draining and withdrawing (run); done (the other
+       commands; top: quit with q/Esc or on SIGTERM/SIGINT/SIGHUP)
   1    runtime failure (e.g. another instance holds the lock, the metrics server failed)
   64   bad command line or configuration file (check-config says why); `top` with standard
        output not on a terminal
@@ -125,8 +126,8 @@ enum Command {
     ///
     /// IPVS is read as `dump` reads it; the groups come from the running daemon's admin socket
     /// (the view works without a daemon). Keys: q/Esc quit, s sort column (connections,
-    /// conn/s, bytes/s, address), r reverse, / filter (Enter applies, Esc clears), Up/Down/
-    /// PgUp/PgDn scroll, ? help. A failed read is shown in the status line, not fatal.
+    /// conn/s, bytes/s, address), r reverse, / filter (Enter applies, Esc clears),
+    /// Up/Down/PgUp/PgDn scroll, ? help. A failed read is shown in the status line, not fatal.
     /// Exit status: 0 on quit (q, SIGTERM, SIGINT, SIGHUP), 64 when standard output is not a
     /// terminal or the command line is bad, 1 when the terminal cannot be used.
     Top(top::TopArgs),

@@ -90,7 +90,9 @@ pub struct GroupRow {
 }
 
 impl Groups {
-    /// From the announcer's status report.
+    /// From the announcer's status report, for the daemons whose `status` reply carries it.
+    // Not called until the admin socket's reply carries the report (the `status` branch).
+    #[cfg_attr(not(test), allow(dead_code))]
     pub fn from_report(r: &StatusReport) -> Groups {
         let mut services = Vec::new();
         let rows = r
@@ -102,7 +104,8 @@ impl Groups {
                     let by: Vec<String> = g
                         .drained_by
                         .iter()
-                        .map(|d| format!("{d:?}").to_lowercase())
+                        .filter_map(|d| serde_json::to_value(d).ok())
+                        .filter_map(|v| v.as_str().map(String::from))
                         .collect();
                     detail.push(format!("drained by {}", by.join(",")));
                 }
@@ -814,18 +817,18 @@ mod tests {
         assert_eq!(
             names(&by_conns),
             [
-                "TCP  192.0.2.1:80",
+                "TCP 192.0.2.1:80",
                 "198.51.100.2:80",
                 "198.51.100.1:80",
-                "TCP  192.0.2.2:80",
+                "TCP 192.0.2.2:80",
                 "198.51.100.3:80"
             ]
         );
         assert_eq!((by_conns[0].active, by_conns[3].active), (55, 7));
         let by_rate = table_rows(&s, None, SortBy::ConnRate, false, "");
-        assert_eq!(names(&by_rate)[0], "TCP  192.0.2.2:80");
+        assert_eq!(names(&by_rate)[0], "TCP 192.0.2.2:80");
         let reversed = table_rows(&s, None, SortBy::ConnRate, true, "");
-        assert_eq!(names(&reversed)[0], "TCP  192.0.2.1:80");
+        assert_eq!(names(&reversed)[0], "TCP 192.0.2.1:80");
         assert_eq!(names(&reversed)[1], "198.51.100.2:80");
     }
 
@@ -833,10 +836,45 @@ mod tests {
     fn filter_keeps_matching_services_or_destinations() {
         let s = snap();
         let rows = table_rows(&s, None, SortBy::Address, false, "100.3");
-        assert_eq!(names(&rows), ["TCP  192.0.2.2:80", "198.51.100.3:80"]);
+        assert_eq!(names(&rows), ["TCP 192.0.2.2:80", "198.51.100.3:80"]);
         let rows = table_rows(&s, None, SortBy::Address, false, "192.0.2.1");
         assert_eq!(names(&rows).len(), 3);
         assert!(table_rows(&s, None, SortBy::Address, false, "nothing").is_empty());
+    }
+
+    #[test]
+    fn groups_from_a_status_report() {
+        use herald_shared::status::{DrainSource, GroupPhase, GroupReport, ServiceReport};
+        let report = StatusReport {
+            schema: 1,
+            generated_at: 0.0,
+            groups: vec![GroupReport {
+                name: "web".into(),
+                vips: vec!["192.0.2.1/32".into()],
+                phase: GroupPhase::Draining,
+                health: "up".into(),
+                last_transition: None,
+                drained_by: vec![DrainSource::MaintenanceFile],
+                reasons: Vec::new(),
+                services: vec![ServiceReport {
+                    service: "tcp/192.0.2.1:80".into(),
+                    present: true,
+                    healthy: 2,
+                    configured: 3,
+                    down_threshold: 1,
+                    up_threshold: 2,
+                    up: true,
+                }],
+            }],
+            peers: Vec::new(),
+        };
+        let g = Groups::from_report(&report);
+        assert_eq!(g.rows[0].phase, "draining");
+        assert!(g.rows[0].detail.contains("drained by maintenance_file"));
+        assert!(g.rows[0].detail.contains("tcp/192.0.2.1:80 2/3"));
+        let rows = table_rows(&snap(), Some(&g), SortBy::Address, false, "");
+        assert_eq!(rows[0].group, "web");
+        assert_eq!(rows[3].group, "");
     }
 
     #[test]
