@@ -14,10 +14,10 @@ use herald_shared::reader::Reader;
 use herald_shared::status::StatusReport;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 use ratatui::crossterm::{execute, terminal};
-use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::layout::{Alignment, Constraint, Layout, Rect};
 use ratatui::style::{Modifier, Style};
-use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Clear, Paragraph, Row, Table};
+use ratatui::text::{Line, Span, Text};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row, Table};
 use std::io::IsTerminal as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -489,18 +489,20 @@ impl App {
             .take(page)
             .map(|r| {
                 let rate = |i: usize| dash(r.rates.map(|x| x[i]));
+                // Numbers right-aligned, so magnitudes line up.
+                let num = |t: String| Cell::from(Text::from(t).alignment(Alignment::Right));
                 let row = Row::new(vec![
-                    r.name.clone(),
-                    r.method.clone(),
-                    r.weight.map_or(String::new(), |w| w.to_string()),
-                    r.active.to_string(),
-                    r.inactive.to_string(),
-                    rate(0),
-                    rate(1),
-                    rate(2),
-                    rate(3),
-                    rate(4),
-                    r.group.clone(),
+                    Cell::from(r.name.clone()),
+                    Cell::from(r.method.clone()),
+                    num(r.weight.map_or(String::new(), |w| w.to_string())),
+                    num(r.active.to_string()),
+                    num(r.inactive.to_string()),
+                    num(rate(0)),
+                    num(rate(1)),
+                    num(rate(2)),
+                    num(rate(3)),
+                    num(rate(4)),
+                    Cell::from(r.group.clone()),
                 ]);
                 if r.is_service {
                     row.style(bold)
@@ -522,18 +524,19 @@ impl App {
             (self.scroll + page).min(rows.len()),
             rows.len()
         );
+        let right = |t: &'static str| Cell::from(Text::from(t).alignment(Alignment::Right));
         let header = Row::new(vec![
-            "Service / -> Destination",
-            "Sched/Fwd",
-            "Weight",
-            "ActConn",
-            "InActConn",
-            "Conn/s",
-            "InPkt/s",
-            "OutPkt/s",
-            "InBytes/s",
-            "OutBytes/s",
-            "Group",
+            Cell::from("Service / -> Destination"),
+            Cell::from("Sched/Fwd"),
+            right("Weight"),
+            right("ActConn"),
+            right("InActConn"),
+            right("Conn/s"),
+            right("InPkt/s"),
+            right("OutPkt/s"),
+            right("InBytes/s"),
+            right("OutBytes/s"),
+            Cell::from("Group"),
         ])
         .style(Style::default().add_modifier(Modifier::REVERSED));
         let widths = [

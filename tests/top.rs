@@ -173,6 +173,12 @@ fn table_ready(s: &str) -> bool {
 fn shows_the_known_state_sorts_filters_and_quits() {
     let top = Top::start("main");
     let s = top.wait("the table", table_ready);
+    // The screen as a test artefact (the README shows one like it).
+    std::fs::write(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("top-screen.txt"),
+        &s,
+    )
+    .unwrap();
 
     // Header: source and the kernel's global totals and rates.
     assert!(s.contains("source procfs"), "{s}");
