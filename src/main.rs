@@ -127,7 +127,7 @@ enum Command {
     /// IPVS is read as `dump` reads it; the groups come from the running daemon's admin socket
     /// (the view works without a daemon). Keys: q/Esc quit, s sort column (connections,
     /// conn/s, bytes/s, address), r reverse, / filter (Enter applies, Esc clears),
-    /// Up/Down/PgUp/PgDn scroll, ? help. A read longer than [reader] timeout is abandoned; a
+    /// Up/Down/PgUp/PgDn scroll, ? help. A read longer than `[reader] timeout` is abandoned; a
     /// failed read is shown in the status line over the last good table, not fatal.
     /// Exit status: 0 on quit (q, SIGTERM, SIGINT, SIGHUP), 64 when standard output is not a
     /// terminal or the command line is bad, 1 when the terminal cannot be used.
