@@ -9,7 +9,7 @@
 
 use crate::config::Config;
 use crate::dump::SourceArg;
-use herald_shared::model::{ServiceKey, Snapshot, SnapshotSource};
+use herald_shared::model::{Snapshot, SnapshotSource};
 use herald_shared::reader::Reader;
 use herald_shared::status::StatusReport;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
@@ -77,7 +77,7 @@ enum Update {
 pub struct Groups {
     /// One line per group: name, phase, health, drains.
     pub rows: Vec<GroupRow>,
-    /// Service label (`tcp/192.0.2.10:80`) → group name, for the table's group column.
+    /// Service label (`TCP 192.0.2.10:80`) → group name, for the table's group column.
     pub services: Vec<(String, String)>,
 }
 
@@ -90,9 +90,7 @@ pub struct GroupRow {
 }
 
 impl Groups {
-    /// From the announcer's status report, for the daemons whose `status` reply carries it.
-    // Not called until the admin socket's reply carries the report (the `status` branch).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// From the announcer's status report.
     pub fn from_report(r: &StatusReport) -> Groups {
         let mut services = Vec::new();
         let rows = r
@@ -101,12 +99,7 @@ impl Groups {
             .map(|g| {
                 let mut detail = vec![format!("health {}", g.health)];
                 if !g.drained_by.is_empty() {
-                    let by: Vec<String> = g
-                        .drained_by
-                        .iter()
-                        .filter_map(|d| serde_json::to_value(d).ok())
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect();
+                    let by: Vec<&str> = g.drained_by.iter().map(|d| d.as_str()).collect();
                     detail.push(format!("drained by {}", by.join(",")));
                 }
                 for s in &g.services {
@@ -115,6 +108,10 @@ impl Groups {
                         "{} {}/{} (down<{} up>={})",
                         s.service, s.healthy, s.configured, s.down_threshold, s.up_threshold
                     ));
+                }
+                detail.extend(g.reasons.iter().cloned());
+                if let Some(t) = &g.last_transition {
+                    detail.push(format!("last change: {} ({})", t.to.as_str(), t.reason));
                 }
                 GroupRow {
                     name: g.name.clone(),
@@ -139,22 +136,9 @@ fn fetch_status(rt: &tokio::runtime::Runtime, socket: &std::path::Path) -> Resul
             admin::AdminError::Connect { .. } => format!("no daemon at {}", socket.display()),
             e => e.to_string(),
         })?;
-    if !reply.ok {
-        return Err(reply.message);
-    }
-    // The daemons without a full report answer one line per group.
-    Ok(Groups {
-        rows: reply
-            .groups
-            .iter()
-            .map(|g| GroupRow {
-                name: g.name.clone(),
-                phase: g.state.clone(),
-                detail: g.reasons.join("; "),
-            })
-            .collect(),
-        services: Vec::new(),
-    })
+    // A daemon of another version (no report, another schema) is named as such.
+    let report = reply.into_report().map_err(|e| e.to_string())?;
+    Ok(Groups::from_report(&report))
 }
 
 /// The sort column, cycled by `s`.
@@ -215,18 +199,6 @@ fn addr_port(a: &IpAddr, port: u16) -> String {
     }
 }
 
-/// The label the status report and the metrics use (`tcp/192.0.2.10:80`, `fwmark/1`).
-fn status_label(k: &ServiceKey) -> String {
-    match k {
-        ServiceKey::Addr {
-            protocol,
-            address,
-            port,
-        } => format!("{}/{}", protocol.as_str(), addr_port(address, *port)),
-        ServiceKey::Fwmark { mark, .. } => format!("fwmark/{mark}"),
-    }
-}
-
 fn sort_key(r: &TableRow, by: SortBy) -> (u64, String) {
     let rate = |i: usize| r.rates.map_or(0, |x| x[i]);
     match by {
@@ -270,11 +242,9 @@ pub fn table_rows(
     let mut blocks: Vec<(TableRow, Vec<TableRow>)> = Vec::new();
     for s in &snap.services {
         let label = s.key.to_string();
+        // The report names services as `ServiceKey`'s display does.
         let group = groups
-            .and_then(|g| {
-                let l = status_label(&s.key);
-                g.services.iter().find(|(svc, _)| *svc == l)
-            })
+            .and_then(|g| g.services.iter().find(|(svc, _)| *svc == label))
             .map(|(_, g)| g.clone())
             .unwrap_or_default();
         let mut dests: Vec<TableRow> = s
@@ -764,7 +734,7 @@ pub fn run(cfg: &Config, args: &TopArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use herald_shared::model::{Destination, Protocol, Service, ServiceFlags, Stats};
+    use herald_shared::model::{Destination, Protocol, Service, ServiceFlags, ServiceKey, Stats};
 
     fn svc(addr: &str, dests: &[(&str, u32, u64)]) -> Service {
         Service {
@@ -860,7 +830,7 @@ mod tests {
                 drained_by: vec![DrainSource::MaintenanceFile],
                 reasons: Vec::new(),
                 services: vec![ServiceReport {
-                    service: "tcp/192.0.2.1:80".into(),
+                    service: "TCP 192.0.2.1:80".into(),
                     present: true,
                     healthy: 2,
                     configured: 3,
@@ -874,7 +844,7 @@ mod tests {
         let g = Groups::from_report(&report);
         assert_eq!(g.rows[0].phase, "draining");
         assert!(g.rows[0].detail.contains("drained by maintenance_file"));
-        assert!(g.rows[0].detail.contains("tcp/192.0.2.1:80 2/3"));
+        assert!(g.rows[0].detail.contains("TCP 192.0.2.1:80 2/3"));
         let rows = table_rows(&snap(), Some(&g), SortBy::Address, false, "");
         assert_eq!(rows[0].group, "web");
         assert_eq!(rows[3].group, "");

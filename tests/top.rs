@@ -47,6 +47,16 @@ impl Top {
     /// Writes the fake state and starts a shell in a 160x40 pane of a private tmux server, then
     /// `ipvs-herald top` in it (followed by an echo of its exit status).
     fn start(tag: &str) -> Top {
+        Top::start_with(tag, "")
+    }
+
+    /// [`Top::start`] with `extra` appended to the configuration (for a daemon's sections),
+    /// calling `before` with the directory before `top` starts.
+    fn start_with(tag: &str, extra: &str) -> Top {
+        Top::start_before(tag, extra, |_| {})
+    }
+
+    fn start_before(tag: &str, extra: &str, before: impl FnOnce(&Path)) -> Top {
         herald_test_support::require(&["tmux"]);
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("top-{tag}-{}", std::process::id()));
@@ -58,12 +68,18 @@ impl Top {
             dir.join("top.toml"),
             format!(
                 "[reader]\nsource = \"procfs\"\nprocfs_root = \"{}\"\nkernel_hz = 250\ntimeout = \"1s\"\n\
-                 [announcer]\nadmin_socket = \"{}\"\n",
+                 {}\n[announcer]\nadmin_socket = \"{}\"\n{}",
                 dir.join("proc").display(),
-                dir.join("admin.sock").display()
+                format_args!(
+                    "[exporter]\nlisten = \"127.0.0.1:{}\"\n[exporter.conn_table]\nenabled = false\n",
+                    herald_test_support::free_port()
+                ),
+                dir.join("admin.sock").display(),
+                extra.replace("{dir}", &dir.display().to_string()),
             ),
         )
         .unwrap();
+        before(&dir);
         let top = Top {
             socket: format!("herald-top-{tag}-{}", std::process::id()),
             dir,
@@ -323,4 +339,74 @@ fn refuses_a_non_terminal_with_status_64() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("top needs a terminal"), "{err}");
+}
+
+/// The daemon's sections for [`shows_the_daemons_vip_groups`]: group `web` (the TCP service,
+/// pool up: announced), group `dns` (the UDP service, drained by the maintenance file), one BGP
+/// peer that never answers (the groups' phases do not depend on it).
+const DAEMON: &str = r#"maintenance_file = "{dir}/maintenance"
+state_file = "{dir}/state.json"
+shutdown_drain_time = "0s"
+shutdown_timeout = "2s"
+
+[announcer.bgp]
+router_id = "127.0.0.1"
+local_as = 65001
+
+[[announcer.bgp.peers]]
+name = "rt"
+address = "127.0.0.1"
+port = 9
+remote_as = 65000
+
+[[announcer.vip_groups]]
+name = "web"
+prefixes = ["192.0.10.10/32"]
+interval = "200ms"
+rise = 1
+vip_address = "ignore"
+
+[[announcer.vip_groups]]
+name = "dns"
+prefixes = ["192.0.10.11/32"]
+interval = "200ms"
+rise = 1
+vip_address = "ignore"
+"#;
+
+#[test]
+fn shows_the_daemons_vip_groups() {
+    let mut daemon = None;
+    let top = Top::start_before("daemon", DAEMON, |dir| {
+        std::fs::write(dir.join("maintenance"), "dns\n").unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(["-c", dir.join("top.toml").to_str().unwrap(), "run"]);
+        daemon = Some(
+            herald_test_support::Daemon::spawn("ipvs-herald run", cmd, &dir.join("daemon.log"))
+                .unwrap(),
+        );
+        let start = Instant::now();
+        while !dir.join("admin.sock").exists() {
+            assert!(
+                start.elapsed() < SCREEN_BOUND,
+                "the daemon did not open its admin socket within {SCREEN_BOUND:?}: {}",
+                std::fs::read_to_string(dir.join("daemon.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    });
+    let s = top.wait("both groups in their phases", |s| {
+        s.contains("web                  announced ") && s.contains("dns                  drained ")
+    });
+    assert!(s.contains("drained by maintenance_file"), "{s}");
+    assert!(s.contains("TCP 192.0.10.10:80 2/2"), "{s}");
+    // The table's group column names each service's group.
+    assert_eq!(row(&s, "192.0.10.10:80").last(), Some(&"web"), "{s}");
+    assert_eq!(row(&s, "192.0.10.11:53").last(), Some(&"dns"), "{s}");
+    top.keys(&["q"]);
+    let s = top.wait("the exit status", |s| s.contains("TOPEXIT="));
+    assert!(s.contains("TOPEXIT=0"), "{s}");
+    if let Some(d) = daemon.as_mut() {
+        d.stop(Duration::from_secs(5));
+    }
 }
