@@ -600,6 +600,38 @@ impl Drop for TerminalGuard {
     }
 }
 
+/// What waiting on the terminal found.
+enum Input {
+    /// Nothing within the tick.
+    None,
+    /// Bytes to read.
+    Ready,
+    /// The terminal hung up (or standard input is not one any more).
+    Gone,
+}
+
+/// Wait up to `tick` for input on standard input, the terminal crossterm reads.
+fn terminal_input(tick: Duration) -> std::io::Result<Input> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd as _;
+    let stdin = std::io::stdin();
+    let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+    let ms = u16::try_from(tick.as_millis()).unwrap_or(u16::MAX);
+    match poll(&mut fds, PollTimeout::from(ms)) {
+        Ok(0) => return Ok(Input::None),
+        Ok(_) => {}
+        Err(nix::errno::Errno::EINTR) => return Ok(Input::None),
+        Err(e) => return Err(e.into()),
+    }
+    let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+    if revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL)
+        || !stdin.is_terminal()
+    {
+        return Ok(Input::Gone);
+    }
+    Ok(Input::Ready)
+}
+
 pub fn run(cfg: &Config, args: &TopArgs) -> anyhow::Result<()> {
     if !std::io::stdout().is_terminal() {
         return Err(NotATerminal.into());
@@ -696,7 +728,14 @@ pub fn run(cfg: &Config, args: &TopArgs) -> anyhow::Result<()> {
         help: false,
     };
     let mut dirty = true;
-    while !stop.load(Ordering::Relaxed) {
+    let mut size = term.size()?;
+    'ui: while !stop.load(Ordering::Relaxed) {
+        // Resizes are not key presses: look for them on every tick.
+        let now = term.size()?;
+        if now != size {
+            size = now;
+            dirty = true;
+        }
         while let Ok(u) = rx.try_recv() {
             match u {
                 Update::Ipvs(Ok((s, took))) => {
@@ -714,12 +753,20 @@ pub fn run(cfg: &Config, args: &TopArgs) -> anyhow::Result<()> {
             term.draw(|f| app.draw(f))?;
             dirty = false;
         }
-        if event::poll(TICK)? {
+        // crossterm's poll spins forever on a hung-up terminal (its window closed, the tmux
+        // server killed: reads return end of file), so wait for input here and hand it over only
+        // while the terminal is alive.
+        match terminal_input(TICK)? {
+            Input::None => continue,
+            Input::Gone => break,
+            Input::Ready => {}
+        }
+        while event::poll(Duration::ZERO)? {
             match event::read()? {
                 Event::Key(k) if k.kind != KeyEventKind::Release => {
                     let page = usize::from(term.size()?.height.saturating_sub(12));
                     if !app.key(k.code, k.modifiers, page) {
-                        break;
+                        break 'ui;
                     }
                 }
                 _ => {}

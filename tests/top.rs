@@ -410,3 +410,27 @@ fn shows_the_daemons_vip_groups() {
         d.stop(Duration::from_secs(5));
     }
 }
+
+#[test]
+fn a_closed_terminal_ends_top() {
+    let top = Top::start("hangup");
+    top.wait("the table", table_ready);
+    let shell: u32 = top.var("pane_pid").parse().unwrap();
+    let children = std::fs::read_to_string(format!("/proc/{shell}/task/{shell}/children")).unwrap();
+    let pid: u32 = children.split_whitespace().next().unwrap().parse().unwrap();
+    // Killing the server hangs up the pane's terminal: top must end, not spin on it.
+    top.tmux(&["kill-server"]);
+    let start = Instant::now();
+    while Path::new(&format!("/proc/{pid}")).exists() {
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // A zombie has ended; only its parent's wait is missing.
+        if state.split_whitespace().nth(2) == Some("Z") {
+            break;
+        }
+        assert!(
+            start.elapsed() < SCREEN_BOUND,
+            "top (pid {pid}) still runs {SCREEN_BOUND:?} after its terminal closed"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
