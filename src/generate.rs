@@ -333,6 +333,7 @@ mod tests {
             "drain",
             "undrain",
             "status",
+            "top",
             "flush",
             "generate",
         ] {

@@ -8,6 +8,7 @@ mod daemon;
 mod dump;
 mod failsafe;
 mod generate;
+mod top;
 
 use clap::{CommandFactory, Parser, Subcommand};
 use std::path::PathBuf;
@@ -34,9 +35,11 @@ FAULTS:
   sends READY=1, RELOADING=1, STOPPING=1, and WATCHDOG=1 only while it is alive.
 
 EXIT STATUS:
-  0    stopped on SIGTERM/SIGINT after draining and withdrawing
+  0    stopped on SIGTERM/SIGINT after draining and withdrawing (run); done (the other
+       commands; top: quit with q/Esc or on SIGTERM/SIGINT/SIGHUP)
   1    runtime failure (e.g. another instance holds the lock, the metrics server failed)
-  64   bad command line or configuration file (check-config says why)
+  64   bad command line or configuration file (check-config says why); `top` with standard
+       output not on a terminal
   SIGABRT (shells show 134) after a fault: routes withdrawn as described under FAULTS
 
 FILES:
@@ -57,6 +60,7 @@ EXAMPLES:
   ipvs-herald dump --json --conns > state.json
   ipvs-herald --config /etc/ipvs-herald/ipvs-herald.toml run
   ipvs-herald drain web --time 60s && ipvs-herald status
+  ipvs-herald top --interval 2s
 ";
 
 /// Exit status for a bad command line or configuration (`EX_USAGE` from sysexits.h).
@@ -118,6 +122,17 @@ enum Command {
     /// Show every VIP group (phase, health, drains, pools against thresholds) and BGP peer as
     /// the running daemon sees them.
     Status(adminctl::StatusArgs),
+    /// A full-screen, refreshing view of the IPVS services and destinations (connections,
+    /// rates, weights, forwarding methods, schedulers) and the VIP groups' phases.
+    ///
+    /// IPVS is read as `dump` reads it; the groups come from the running daemon's admin socket
+    /// (the view works without a daemon). Keys: q/Esc quit, s sort column (connections,
+    /// conn/s, bytes/s, address), r reverse, / filter (Enter applies, Esc clears),
+    /// Up/Down/PgUp/PgDn scroll, ? help. A read longer than `[reader] timeout` is abandoned; a
+    /// failed read is shown in the status line over the last good table, not fatal.
+    /// Exit status: 0 on quit (q, SIGTERM, SIGINT, SIGHUP), 64 when standard output is not a
+    /// terminal or the command line is bad, 1 when the terminal cannot be used.
+    Top(top::TopArgs),
     /// Remove every kernel route or VIP address that a daemon with this configuration
     /// installed (`backend = "kernel"`; nothing to do for BGP, whose routes end with their
     /// sessions). For the systemd unit's ExecStopPost: kernel routes outlive a kill -9.
@@ -172,6 +187,14 @@ fn main() -> ExitCode {
         Command::Drain(args) => adminctl::drain(&cfg, &args),
         Command::Undrain(args) => adminctl::undrain(&cfg, &args),
         Command::Status(args) => adminctl::status(&cfg, &args),
+        // No tracing subscriber: log lines would tear the screen; read errors are shown in it.
+        Command::Top(args) => match top::run(&cfg, &args) {
+            Err(e) if e.is::<top::NotATerminal>() => {
+                eprintln!("ipvs-herald: {e}");
+                return ExitCode::from(EX_USAGE);
+            }
+            r => r,
+        },
         Command::Flush => daemon::flush(&cfg),
         Command::CheckConfig => {
             for w in cfg.warnings() {

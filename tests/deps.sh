@@ -38,6 +38,8 @@ declare -A need=(
   [man]=man-db
   [systemd-analyze]=systemd
   [readelf]=binutils
+  # tests/top.rs: drives `ipvs-herald top` in a detached pane (send-keys, capture-pane)
+  [tmux]=tmux
 )
 # Where the packages put commands that are not on every PATH (FRR's daemons, sbin for a user).
 have() {

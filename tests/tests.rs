@@ -12,3 +12,4 @@ mod instance;
 mod ipvsadm_parse;
 mod reload;
 mod status;
+mod top;
