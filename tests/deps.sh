@@ -38,6 +38,8 @@ declare -A need=(
   [man]=man-db
   [systemd-analyze]=systemd
   [readelf]=binutils
+  # tests/status_page.rs: the status page loaded in a headless browser
+  [chromium]=chromium
 )
 # Where the packages put commands that are not on every PATH (FRR's daemons, sbin for a user).
 have() {
