@@ -11,3 +11,4 @@ mod failsafe;
 mod instance;
 mod ipvsadm_parse;
 mod reload;
+mod status_page;
