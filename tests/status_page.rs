@@ -254,6 +254,7 @@ fn text(html: &str) -> String {
         .replace("&gt;", ">")
         .replace("&quot;", "\"")
         .replace("&#39;", "'")
+        .replace("&nbsp;", "\u{a0}")
         .replace("&amp;", "&");
     out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
@@ -313,7 +314,10 @@ fn status_page_in_a_headless_browser() {
     let dom = herald.chromium(&url, &["--dump-dom"]);
     assert!(dom.contains("<main>"), "no page in the DOM dump:\n{dom}");
     // Had the name been markup, the browser would have made elements of it.
-    assert!(!dom.contains("<script>alert"), "script element in the DOM:\n{dom}");
+    assert!(
+        !dom.contains("<script>alert"),
+        "script element in the DOM:\n{dom}"
+    );
     assert!(!dom.contains("<img"), "img element in the DOM:\n{dom}");
     let external = external_references(&dom);
     assert!(external.is_empty(), "external references: {external:#?}");
@@ -327,7 +331,7 @@ fn status_page_in_a_headless_browser() {
         // Director totals from ip_vs_stats: 77 conn/s, 1000 pkt/s in, 800 out, 2 MB/s in.
         "77 connections/s",
         "1.00k / 800 packets/s in / out",
-        "2.00MB/s / 4.00MB/s bytes/s in / out",
+        "2.00 MB/s / 4.00 MB/s bytes/s in / out",
         // Connection counts from ip_vs, busiest first.
         "2 services",
         "4 destinations",
@@ -368,7 +372,10 @@ fn status_page_in_a_headless_browser() {
     // Linked from the landing page; `?refresh=` sets the reload interval.
     let (code, landing) = herald.curl(&format!("http://127.0.0.1:{}/", herald.port), &[]);
     assert_eq!(code, 200);
-    assert!(landing.contains("<a href=\"/status\">Status</a>"), "{landing}");
+    assert!(
+        landing.contains("<a href=\"/status\">Status</a>"),
+        "{landing}"
+    );
     let (_, slow) = herald.curl(&format!("{url}?refresh=30"), &[]);
     assert!(slow.contains("content=\"30\""));
     let (_, still) = herald.curl(&format!("{url}?refresh=0"), &[]);

@@ -100,12 +100,11 @@ impl StatusPage {
         query: Option<&str>,
     ) -> Result<String, String> {
         let deadline = tokio::time::Instant::now() + timeout;
-        let permit = match tokio::time::timeout_at(deadline, Arc::clone(scrapes).acquire_owned())
-            .await
-        {
-            Ok(Ok(p)) => p,
-            _ => return Err("too many concurrent scrapes\n".into()),
-        };
+        let permit =
+            match tokio::time::timeout_at(deadline, Arc::clone(scrapes).acquire_owned()).await {
+                Ok(Ok(p)) => p,
+                _ => return Err("too many concurrent scrapes\n".into()),
+            };
         let source = Arc::clone(&self.source);
         // The permit moves into the blocking read: released when the read ends, even if this
         // request gave up on it first, so blocking threads stay bounded as for scrapes.
@@ -247,7 +246,10 @@ fn si(v: u64) -> String {
 
 /// Bytes per second, in bytes with SI prefixes.
 fn bytes_rate(v: u64) -> String {
-    format!("{}B/s", si(v))
+    let s = si(v);
+    let (num, prefix) = s.split_at(s.trim_end_matches(char::is_alphabetic).len());
+    // A no-break space: the unit stays with its number in a narrow column.
+    format!("{num}\u{a0}{prefix}B/s")
 }
 
 /// `3725.0` → `1h 2m`.
@@ -329,8 +331,7 @@ fn dest_name(d: &Destination) -> String {
 fn busy(r: &Rates, active: u32, inactive: u32) -> (u64, u64, u64) {
     (
         r.conns_per_second,
-        r.in_bytes_per_second
-            .saturating_add(r.out_bytes_per_second),
+        r.in_bytes_per_second.saturating_add(r.out_bytes_per_second),
         u64::from(active) + u64::from(inactive),
     )
 }
@@ -357,7 +358,7 @@ header .meta{color:#9fb0c3;margin-left:auto;font-size:13px}main{padding:16px 24p
 section{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:12px 16px;margin:0 0 16px}\
 h2{font-size:16px;margin:0 0 10px}h2 small{color:var(--mute);font-weight:400}\
 .cards{display:flex;flex-wrap:wrap;gap:10px}.card{border:1px solid var(--line);border-radius:6px;padding:8px 12px;\
-min-width:130px}.card b{display:block;font-size:20px;font-variant-numeric:tabular-nums}.card span{color:var(--mute);\
+min-width:130px}.card b{display:block;font-size:20px;font-variant-numeric:tabular-nums;background:none}.card span{color:var(--mute);\
 font-size:12px}table{border-collapse:collapse;width:100%}th,td{text-align:left;padding:5px 8px;\
 border-bottom:1px solid var(--line);vertical-align:top}th{color:var(--mute);font-weight:600;font-size:12px;\
 text-transform:uppercase;letter-spacing:.03em}td.n,th.n{text-align:right;font-variant-numeric:tabular-nums}\
@@ -424,9 +425,9 @@ pub(crate) fn render(input: &Input) -> String {
             busiest_destinations(&mut h, s, &services, &input.cfg);
         }
         Ipvs::Failed(e) => {
-            let _ = write!(
+            let _ = writeln!(
                 h,
-                "<section id=\"services\"><h2>IPVS</h2><p class=\"err\">Cannot read IPVS: {}</p></section>\n",
+                "<section id=\"services\"><h2>IPVS</h2><p class=\"err\">Cannot read IPVS: {}</p></section>",
                 esc_short(e)
             );
         }
@@ -467,11 +468,7 @@ fn summary(h: &mut String, input: &Input, services: &[&Service]) {
                 class,
             );
         }
-        let drained = r
-            .groups
-            .iter()
-            .filter(|g| !g.drained_by.is_empty())
-            .count();
+        let drained = r.groups.iter().filter(|g| !g.drained_by.is_empty()).count();
         card(
             h,
             &drained.to_string(),
@@ -481,12 +478,16 @@ fn summary(h: &mut String, input: &Input, services: &[&Service]) {
     }
     if let Ipvs::Read(s, took) = &input.ipvs {
         let dests: usize = services.iter().map(|s| s.destinations.len()).sum();
-        let (active, inactive) = services
-            .iter()
-            .flat_map(|s| &s.destinations)
-            .fold((0u64, 0u64), |(a, i), d| {
-                (a + u64::from(d.active_conns), i + u64::from(d.inactive_conns))
-            });
+        let (active, inactive) =
+            services
+                .iter()
+                .flat_map(|s| &s.destinations)
+                .fold((0u64, 0u64), |(a, i), d| {
+                    (
+                        a + u64::from(d.active_conns),
+                        i + u64::from(d.inactive_conns),
+                    )
+                });
         card(h, &services.len().to_string(), "services", "");
         card(h, &dests.to_string(), "destinations", "");
         card(h, &si(active), "active connections", "");
@@ -703,10 +704,10 @@ fn peer_row(h: &mut String, p: &PeerReport) {
     } else {
         "bad"
     };
-    let _ = write!(
+    let _ = writeln!(
         h,
         "<tr><td><b>{}</b></td><td><code>{}</code></td><td><span class=\"badge {class}\">{}</span></td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>\n",
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td></tr>",
         esc_short(&p.name),
         esc_short(&p.address),
         esc_short(&p.state),
@@ -762,13 +763,16 @@ fn busiest_services(h: &mut String, snap: &Snapshot, services: &[&Service], cfg:
         let r = &s.stats.rates;
         let usable = s.destinations.iter().filter(|d| d.weight > 0).count();
         let imb = match imbalance(&s.destinations) {
-            Some(x) => format!("<span class=\"badge {}\">{x:.2}×</span>", imbalance_class(x)),
+            Some(x) => format!(
+                "<span class=\"badge {}\">{x:.2}×</span>",
+                imbalance_class(x)
+            ),
             None => "<span class=\"mute\">–</span>".into(),
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<tr><td><code>{}</code></td><td>{}</td><td class=\"n\">{usable}/{}</td><td class=\"n\">{}</td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{imb}</td></tr>\n",
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{imb}</td></tr>",
             escape(&service_name(s, cfg)),
             esc_short(&s.scheduler),
             s.destinations.len(),
@@ -826,10 +830,10 @@ fn busiest_destinations(h: &mut String, snap: &Snapshot, services: &[&Service], 
         } else {
             format!("<span class=\"badge warn\">{} (drained)</span>", d.weight)
         };
-        let _ = write!(
+        let _ = writeln!(
             h,
             "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td class=\"n\">{weight}</td>\
-<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>\n",
+<td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
             escape(&dest_name(d)),
             escape(&service_name(s, cfg)),
             d.forward.as_str(),
@@ -1000,7 +1004,9 @@ mod tests {
             si(g.conns_per_second)
         )));
         assert!(page.contains("Busiest destinations"));
-        assert!(!page.contains("http://") && !page.contains("https://") && !page.contains("<script"));
+        assert!(
+            !page.contains("http://") && !page.contains("https://") && !page.contains("<script")
+        );
     }
 
     #[test]
@@ -1028,7 +1034,8 @@ mod tests {
         assert_eq!(si(999), "999");
         assert_eq!(si(1_234), "1.23k");
         assert_eq!(si(12_345_678), "12.3M");
-        assert_eq!(bytes_rate(2_000_000), "2.00MB/s");
+        assert_eq!(bytes_rate(2_000_000), "2.00\u{a0}MB/s");
+        assert_eq!(bytes_rate(999), "999\u{a0}B/s");
         assert_eq!(span(59.0), "59s");
         assert_eq!(span(90_000.0), "1d 1h");
         assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
