@@ -2,7 +2,8 @@
 
 use crate::config::Config;
 use herald_announcer::admin::{self, Request, Target};
-use std::path::PathBuf;
+use herald_shared::status::StatusReport;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What to drain or undrain.
@@ -36,7 +37,7 @@ pub struct StatusArgs {
     /// Admin socket (default: `announcer.admin_socket` from the configuration).
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
-    /// Print the daemon's reply as JSON.
+    /// Print the status report as JSON (schema: docs/status-json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -48,26 +49,23 @@ fn target(t: &TargetArgs) -> Target {
     }
 }
 
-fn send(cfg: &Config, socket: Option<&PathBuf>, req: Request, json: bool) -> anyhow::Result<()> {
-    let path = socket
+/// The admin socket: `--socket`, else `announcer.admin_socket`.
+fn socket_path(cfg: &Config, socket: Option<&PathBuf>) -> PathBuf {
+    socket
         .cloned()
-        .unwrap_or_else(|| cfg.announcer.admin_socket.clone());
+        .unwrap_or_else(|| cfg.announcer.admin_socket.clone())
+}
+
+fn ask(path: &Path, req: &Request) -> anyhow::Result<admin::Reply> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let reply = rt.block_on(admin::request(&path, &req))?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&reply)?);
-    } else {
-        println!("{}", reply.message);
-        for g in &reply.groups {
-            if g.reasons.is_empty() {
-                println!("{:<24} {}", g.name, g.state);
-            } else {
-                println!("{:<24} {:<14} {}", g.name, g.state, g.reasons.join("; "));
-            }
-        }
-    }
+    Ok(rt.block_on(admin::request(path, req))?)
+}
+
+fn send(cfg: &Config, socket: Option<&PathBuf>, req: Request) -> anyhow::Result<()> {
+    let reply = ask(&socket_path(cfg, socket), &req)?;
+    println!("{}", reply.message);
     if reply.ok {
         Ok(())
     } else {
@@ -80,16 +78,153 @@ pub fn drain(cfg: &Config, args: &DrainArgs) -> anyhow::Result<()> {
         target: target(&args.target),
         drain_time: args.time,
     };
-    send(cfg, args.target.socket.as_ref(), req, false)
+    send(cfg, args.target.socket.as_ref(), req)
 }
 
 pub fn undrain(cfg: &Config, args: &TargetArgs) -> anyhow::Result<()> {
     let req = Request::Undrain {
         target: target(args),
     };
-    send(cfg, args.socket.as_ref(), req, false)
+    send(cfg, args.socket.as_ref(), req)
 }
 
 pub fn status(cfg: &Config, args: &StatusArgs) -> anyhow::Result<()> {
-    send(cfg, args.socket.as_ref(), Request::Status, args.json)
+    let reply = ask(&socket_path(cfg, args.socket.as_ref()), &Request::Status)?;
+    let report = reply.into_report()?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(())
+}
+
+/// `report` as tables: the VIP groups, each with its services, reasons and last transition
+/// beneath it (indented), then the BGP peers. A group's line starts with its name and its
+/// phase is the second column, for `grep` and `awk`.
+pub fn render(report: &StatusReport) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let name_width = report
+        .groups
+        .iter()
+        .map(|g| g.name.len())
+        .chain([9])
+        .max()
+        .unwrap_or(9);
+    let _ = writeln!(
+        out,
+        "{:<name_width$}  {:<14}  {:<7}  {:<20}  VIPS",
+        "VIP GROUP", "PHASE", "HEALTH", "DRAINED BY"
+    );
+    for g in &report.groups {
+        let drained = if g.drained_by.is_empty() {
+            "-".to_string()
+        } else {
+            g.drained_by
+                .iter()
+                .map(|d| d.as_str())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let _ = writeln!(
+            out,
+            "{:<name_width$}  {:<14}  {:<7}  {:<20}  {}",
+            g.name,
+            g.phase.as_str(),
+            g.health,
+            drained,
+            g.vips.join(" ")
+        );
+        if let Some(t) = &g.last_transition {
+            let _ = writeln!(
+                out,
+                "    last transition: {} -> {}, {} ago: {}",
+                t.from.as_str(),
+                t.to.as_str(),
+                ago(report.generated_at - t.at),
+                t.reason
+            );
+        }
+        for r in &g.reasons {
+            let _ = writeln!(out, "    reason: {r}");
+        }
+        if !g.services.is_empty() {
+            let w = g
+                .services
+                .iter()
+                .map(|s| s.service.len())
+                .chain([7])
+                .max()
+                .unwrap_or(7);
+            let _ = writeln!(
+                out,
+                "    {:<w$}  {:>7}  {:>10}  {:>4}  {:>2}  POOL",
+                "SERVICE", "HEALTHY", "CONFIGURED", "DOWN", "UP"
+            );
+            for s in &g.services {
+                let pool = match (s.present, s.up) {
+                    (false, _) => "missing",
+                    (true, true) => "up",
+                    (true, false) => "down",
+                };
+                let _ = writeln!(
+                    out,
+                    "    {:<w$}  {:>7}  {:>10}  {:>4}  {:>2}  {pool}",
+                    s.service, s.healthy, s.configured, s.down_threshold, s.up_threshold
+                );
+            }
+        }
+    }
+    if !report.peers.is_empty() {
+        let w = report
+            .peers
+            .iter()
+            .map(|p| p.name.len())
+            .chain([8])
+            .max()
+            .unwrap_or(8);
+        let aw = report
+            .peers
+            .iter()
+            .map(|p| p.address.len())
+            .chain([7])
+            .max()
+            .unwrap_or(7);
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "{:<w$}  {:<aw$}  {:<11}  {:>8}  {:>8}  {:<4}  LAST ERROR",
+            "BGP PEER", "ADDRESS", "STATE", "UPTIME", "PREFIXES", "BFD"
+        );
+        for p in &report.peers {
+            let _ = writeln!(
+                out,
+                "{:<w$}  {:<aw$}  {:<11}  {:>8}  {:>8}  {:<4}  {}",
+                p.name,
+                p.address,
+                p.state,
+                p.uptime_seconds.map(ago).unwrap_or_else(|| "-".into()),
+                p.prefixes_sent,
+                p.bfd.as_deref().unwrap_or("-"),
+                p.last_error.as_deref().unwrap_or("-")
+            );
+        }
+    }
+    out
+}
+
+/// A duration in seconds the way `ps` and `uptime` show one: `42s`, `5m03s`, `2h04m`, `3d02h`.
+fn ago(seconds: f64) -> String {
+    let s = if seconds.is_finite() && seconds > 0.0 {
+        seconds as u64
+    } else {
+        0
+    };
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
 }

@@ -15,6 +15,7 @@
 //! before anything else is touched, and [`bind`] only ever replaces a *stale* socket (one nobody
 //! answers on); a live socket, or anything that is not a socket, is refused and left alone.
 
+use herald_shared::status::{StatusReport, SCHEMA_VERSION};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -46,29 +47,53 @@ pub enum Request {
     },
     /// Undo a drain: the group returns under its health policy (rise and hold-down apply).
     Undrain { target: Target },
-    /// Report every group's state.
+    /// Report every VIP group and BGP peer: the reply carries a [`StatusReport`].
     Status,
 }
 
 /// The answer to one [`Request`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// The client and the daemon are the same binary, so the format may change between versions;
+/// a client talking to a daemon of another version must say so instead of misreading the
+/// reply: a `status` reply without `status` (an older daemon) or with another
+/// [`StatusReport::schema`] is refused by [`StatusReply::report`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reply {
     pub ok: bool,
     /// Human-readable outcome or error.
     pub message: String,
-    /// For `status`: one line per group.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub groups: Vec<GroupStatus>,
+    /// For `status`: every VIP group's phase (one vocabulary:
+    /// [`herald_shared::status::GroupPhase`]) and every BGP peer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<StatusReport>,
 }
 
-/// One group's state in a `status` reply.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GroupStatus {
-    pub name: String,
-    /// `up`, `down`, `draining` or `drained`.
-    pub state: String,
-    /// Why it is where it is (failed checks, drain source).
-    pub reasons: Vec<String>,
+/// Why a `status` reply cannot be shown.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusReplyError {
+    #[error("the daemon refused: {0}")]
+    Refused(String),
+    #[error("the daemon's reply carries no status report: it runs another version of ipvs-herald than this client (restart it after an upgrade)")]
+    NoReport,
+    #[error("the daemon's status report has schema {got}, this client reads schema {want}: the daemon runs another version of ipvs-herald (restart it after an upgrade)")]
+    Schema { got: u32, want: u32 },
+}
+
+impl Reply {
+    /// The `status` report, if the reply carries one this client can read.
+    pub fn into_report(self) -> Result<StatusReport, StatusReplyError> {
+        if !self.ok {
+            return Err(StatusReplyError::Refused(self.message));
+        }
+        let report = self.status.ok_or(StatusReplyError::NoReport)?;
+        if report.schema != SCHEMA_VERSION {
+            return Err(StatusReplyError::Schema {
+                got: report.schema,
+                want: SCHEMA_VERSION,
+            });
+        }
+        Ok(report)
+    }
 }
 
 mod opt_secs {
@@ -114,7 +139,7 @@ pub enum AdminError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("admin socket {path}: bad reply from the daemon: {message}")]
+    #[error("admin socket {path}: bad reply from the daemon (does it run another version of ipvs-herald than this client?): {message}")]
     BadReply { path: PathBuf, message: String },
     #[error("another ipvs-herald is serving the admin socket {path}")]
     InUse { path: PathBuf },
@@ -391,7 +416,7 @@ fn error_reply(message: &str) -> Reply {
     Reply {
         ok: false,
         message: message.to_string(),
-        groups: Vec::new(),
+        status: None,
     }
 }
 
@@ -668,7 +693,7 @@ mod tests {
                 let _ = reply.send(Reply {
                     ok: true,
                     message: format!("{req:?}"),
-                    groups: vec![],
+                    status: None,
                 });
             }
         });

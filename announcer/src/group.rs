@@ -20,6 +20,7 @@ use crate::group_config::{
     DownAction, GroupConfigError, GroupProblem, ParsedAttrs, VipAddressMode, VipGroupConfig,
 };
 use crate::health::{instant_after, GroupTracker, Health, Observation};
+use herald_shared::status::GroupPhase;
 use ipnet::IpNet;
 use std::time::{Duration, Instant};
 
@@ -39,15 +40,20 @@ pub enum Phase {
 }
 
 impl Phase {
-    /// Short name for logs, metrics and `status`.
-    pub fn as_str(&self) -> &'static str {
+    /// The phase in the one vocabulary of `status`, the logs and the metrics.
+    pub fn report(&self) -> GroupPhase {
         match self {
-            Phase::Withdrawn => "withdrawn",
-            Phase::AnnouncedDown => "announced_down",
-            Phase::Announced => "announced",
-            Phase::Draining { .. } => "draining",
-            Phase::Drained => "drained",
+            Phase::Withdrawn => GroupPhase::Withdrawn,
+            Phase::AnnouncedDown => GroupPhase::AnnouncedDown,
+            Phase::Announced => GroupPhase::Announced,
+            Phase::Draining { .. } => GroupPhase::Draining,
+            Phase::Drained => GroupPhase::Drained,
         }
+    }
+
+    /// Short name for logs, metrics and `status` ([`GroupPhase::as_str`]).
+    pub fn as_str(&self) -> &'static str {
+        self.report().as_str()
     }
 
     /// Whether routes are announced in this phase.

@@ -48,7 +48,7 @@ pub struct ServiceSelector {
 }
 
 impl ServiceSelector {
-    fn matches(&self, key: &ServiceKey) -> bool {
+    pub(crate) fn matches(&self, key: &ServiceKey) -> bool {
         match key {
             ServiceKey::Addr {
                 protocol,
@@ -164,7 +164,8 @@ impl Default for PoolThreshold {
 }
 
 impl PoolThreshold {
-    fn up_count(&self) -> u32 {
+    /// Healthy destinations needed to come back up (`up_count`, else `down_count`).
+    pub fn up_count(&self) -> u32 {
         self.up_count.unwrap_or(self.down_count)
     }
 
@@ -432,7 +433,8 @@ pub fn evaluate_with(
     }
 }
 
-fn describe(sel: &ServiceSelector) -> String {
+/// A selector as [`ServiceKey`]'s `Display` writes the service it selects.
+pub(crate) fn describe(sel: &ServiceSelector) -> String {
     match (sel.address, sel.port, sel.mark) {
         (Some(IpAddr::V6(a)), Some(p), _) => format!("{} [{a}]:{p}", sel.protocol.to_uppercase()),
         (Some(a), Some(p), _) => format!("{} {a}:{p}", sel.protocol.to_uppercase()),

@@ -2,7 +2,8 @@
 //! (`herald_exporter::register` + `serve`) and mini-redis's `run(listener, shutdown)`:
 //! [`start`] takes the `[announcer]` configuration, the IPVS source and the shared metrics
 //! registry and returns a [`Handle`]; [`Handle::reconfigure`] applies a SIGHUP's new
-//! configuration; [`Handle::shutdown`] drains, withdraws and closes the BGP sessions.
+//! configuration; [`Handle::shutdown`] drains, withdraws and closes the BGP sessions;
+//! [`Handle::status`] (and the admin socket's `status`) reports every VIP group and BGP peer.
 //!
 //! ```text
 //!  start ── single-instance lock, admin socket ── BGP speaker ── stale kernel routes and
@@ -22,6 +23,7 @@ use crate::sink::kernel::{
 };
 use crate::sink::{BgpSink, InterfaceAddrs, RouteSink};
 use herald_shared::reader::IpvsSource;
+use herald_shared::status::{PeerReport, StatusReport, SCHEMA_VERSION};
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +86,19 @@ pub enum ReconfigureError {
     Bgp(BgpError),
     #[error("announcer.vip_groups: {0}")]
     Groups(ReloadError),
+}
+
+/// How long a `status` waits for the control loop: a wedged loop must not hang the caller (the
+/// admin client, the status page).
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why no [`StatusReport`] could be made.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StatusError {
+    #[error("the announcer's control loop is gone")]
+    LoopGone,
+    #[error("the announcer's control loop did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 /// Why the kernel routes of an earlier run could not be removed.
@@ -182,9 +197,16 @@ async fn start_locked(
     let (admin_tx, mut admin_rx) = mpsc::channel::<admin::Envelope>(8);
     let admin_stop = serve_admin(listener, admin_tx.clone());
     let forward = control.clone();
+    let peers = speaker.clone();
     tokio::spawn(async move {
-        while let Some(env) = admin_rx.recv().await {
-            if forward.send(Control::Admin(env)).await.is_err() {
+        while let Some((req, reply)) = admin_rx.recv().await {
+            if req == admin::Request::Status {
+                // Off this task: a wedged loop holds the status up, not the other requests.
+                let (control, peers) = (forward.clone(), peers.clone());
+                tokio::spawn(async move {
+                    let _ = reply.send(status_reply(status_report(&control, peers.as_ref()).await));
+                });
+            } else if forward.send(Control::Admin((req, reply))).await.is_err() {
                 break;
             }
         }
@@ -283,6 +305,66 @@ async fn route_sink(
     })
 }
 
+/// Every VIP group (from the control loop, within [`STATUS_TIMEOUT`]) and every BGP peer.
+async fn status_report(
+    control: &mpsc::Sender<Control>,
+    speaker: Option<&SpeakerHandle>,
+) -> Result<StatusReport, StatusError> {
+    let ask = async {
+        let (tx, rx) = oneshot::channel();
+        control
+            .send(Control::Status(tx))
+            .await
+            .map_err(|_| StatusError::LoopGone)?;
+        rx.await.map_err(|_| StatusError::LoopGone)
+    };
+    let groups = tokio::time::timeout(STATUS_TIMEOUT, ask)
+        .await
+        .map_err(|_| StatusError::Timeout(STATUS_TIMEOUT))??;
+    let peers = speaker
+        .map(|s| s.peer_states().into_iter().map(peer_report).collect())
+        .unwrap_or_default();
+    Ok(StatusReport {
+        schema: SCHEMA_VERSION,
+        generated_at: crate::control::unix_now(),
+        groups,
+        peers,
+    })
+}
+
+fn peer_report(p: crate::bgp::PeerStatus) -> PeerReport {
+    PeerReport {
+        name: p.name,
+        address: p.address.to_string(),
+        state: p.state.as_str().to_string(),
+        uptime_seconds: p.uptime.map(|d| d.as_secs_f64()),
+        prefixes_sent: u64::try_from(p.prefixes_sent).unwrap_or(u64::MAX),
+        last_error: p.last_error,
+        // No BFD yet.
+        bfd: None,
+    }
+}
+
+/// The admin socket's answer to `status`.
+fn status_reply(r: Result<StatusReport, StatusError>) -> admin::Reply {
+    match r {
+        Ok(report) => admin::Reply {
+            ok: true,
+            message: format!(
+                "{} VIP groups, {} BGP peers",
+                report.groups.len(),
+                report.peers.len()
+            ),
+            status: Some(report),
+        },
+        Err(e) => admin::Reply {
+            ok: false,
+            message: e.to_string(),
+            status: None,
+        },
+    }
+}
+
 /// Start serving the admin socket `listener`; returns the sender that stops it.
 fn serve_admin(
     listener: tokio::net::UnixListener,
@@ -299,6 +381,12 @@ impl Handle {
     /// The control loop's proof of life, for a watchdog outside the async runtime.
     pub fn heartbeat(&self) -> Heartbeat {
         self.heartbeat.clone()
+    }
+
+    /// Every VIP group and BGP peer as they are now. The control loop is asked over its
+    /// channel, as the admin socket's `status` does, for at most [`STATUS_TIMEOUT`].
+    pub async fn status(&self) -> Result<StatusReport, StatusError> {
+        status_report(&self.control, self.speaker.as_ref()).await
     }
 
     /// The configuration in force: what [`start`] got, with the live keys of every successful
@@ -459,4 +547,135 @@ fn chain(e: &dyn std::error::Error) -> String {
         next = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::control::tests::FakeIpvs;
+    use crate::control::FaultHooks;
+    use herald_shared::status::GroupPhase;
+    use std::sync::Mutex;
+
+    fn options() -> StartOptions {
+        StartOptions {
+            local_netns: None,
+            faults: FaultHooks::default(),
+            on_fatal: Box::new(|_| {}),
+        }
+    }
+
+    /// A director with one group (two of three destinations healthy) and one BGP peer nobody
+    /// answers for: `Handle::status` and the admin socket's `status` report both, from the
+    /// running loop and speaker.
+    #[tokio::test]
+    async fn status_reports_the_running_groups_and_peers() {
+        let dir = std::env::temp_dir().join(format!("herald-svc-status-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = herald_test_support::free_port();
+        let config: Config = toml::from_str(&format!(
+            r#"
+backend = "bgp"
+admin_socket = "{dir}/admin.sock"
+state_file = "{dir}/state.json"
+shutdown_drain_time = "0s"
+[bgp]
+router_id = "192.0.2.1"
+local_as = 65001
+[[bgp.peers]]
+name = "tor-a"
+address = "127.0.0.1"
+remote_as = 65000
+port = {port}
+[[vip_groups]]
+name = "web"
+prefixes = ["192.0.2.10/32"]
+interval = "100ms"
+rise = 2
+fall = 2
+pool = {{ down_count = 2, up_count = 2 }}
+vip_address = "ignore"
+"#,
+            dir = dir.display()
+        ))
+        .unwrap();
+        config.validate().unwrap();
+        let admin_socket = config.admin_socket.clone();
+        let handle = start(
+            config,
+            Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 0])))),
+            &mut Registry::default(),
+            options(),
+        )
+        .await
+        .unwrap();
+
+        let started = std::time::Instant::now();
+        let report = loop {
+            let r = handle.status().await.unwrap();
+            if r.groups[0].phase == GroupPhase::Announced {
+                break r;
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "{r:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(report.schema, SCHEMA_VERSION);
+        let web = &report.groups[0];
+        assert_eq!(web.name, "web");
+        assert_eq!(web.vips, ["192.0.2.10/32"]);
+        assert_eq!(web.health, "up");
+        assert!(
+            web.drained_by.is_empty() && web.reasons.is_empty(),
+            "{web:?}"
+        );
+        let t = web.last_transition.as_ref().unwrap();
+        assert_eq!(
+            (t.from, t.to),
+            (GroupPhase::Withdrawn, GroupPhase::Announced)
+        );
+        assert_eq!(t.reason, "healthy: every required pool is up");
+        assert_eq!(web.services.len(), 1);
+        let s = &web.services[0];
+        assert_eq!(s.service, "TCP 192.0.2.10:80");
+        assert!(s.present && s.up);
+        assert_eq!((s.healthy, s.configured), (2, 3));
+        assert_eq!((s.down_threshold, s.up_threshold), (2, 2));
+        assert_eq!(report.peers.len(), 1);
+        let p = &report.peers[0];
+        assert_eq!(
+            (p.name.as_str(), p.address.as_str()),
+            ("tor-a", "127.0.0.1")
+        );
+        assert_ne!(p.state, "established");
+        assert_eq!(
+            (p.uptime_seconds, p.prefixes_sent, p.bfd.as_ref()),
+            (None, 0, None)
+        );
+
+        // The admin socket answers with the same report.
+        let reply = admin::request(&admin_socket, &admin::Request::Status)
+            .await
+            .unwrap();
+        let over_socket = reply.into_report().unwrap();
+        assert_eq!(over_socket.groups, report.groups);
+        assert_eq!(over_socket.peers[0].name, "tor-a");
+
+        handle.shutdown().await;
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A wedged loop costs the caller [`STATUS_TIMEOUT`], not a hang; a stopped one an error.
+    #[tokio::test(start_paused = true)]
+    async fn status_of_a_wedged_or_gone_loop_is_an_error() {
+        let (tx, rx) = mpsc::channel(1);
+        let asked = tokio::time::Instant::now();
+        assert_eq!(
+            status_report(&tx, None).await,
+            Err(StatusError::Timeout(STATUS_TIMEOUT))
+        );
+        assert_eq!(asked.elapsed(), STATUS_TIMEOUT);
+        drop(rx);
+        assert_eq!(status_report(&tx, None).await, Err(StatusError::LoopGone));
+    }
 }

@@ -26,7 +26,7 @@ pub struct StatusReport {
 }
 
 /// The one vocabulary of a VIP group's route state, used by `status`, `--json`, the page, the
-/// logs and the `ipvs_herald_vip_group_state` metric's `state` label.
+/// logs and the `ipvs_herald_vip_group_phase` metric's `phase` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupPhase {
@@ -77,6 +77,18 @@ pub enum DrainSource {
     CorruptState,
 }
 
+impl DrainSource {
+    /// The name used everywhere (the serde name).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DrainSource::Admin => "admin",
+            DrainSource::MaintenanceFile => "maintenance_file",
+            DrainSource::Shutdown => "shutdown",
+            DrainSource::CorruptState => "corrupt_state",
+        }
+    }
+}
+
 /// One VIP group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupReport {
@@ -110,7 +122,8 @@ pub struct Transition {
 /// One IPVS service of a group, against the group's thresholds.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceReport {
-    /// `tcp/192.0.2.10:80` or `fwmark/1`, as in the metrics' `service` label.
+    /// `TCP 192.0.2.10:80`, `TCP [2001:db8::1]:443` or `FWM 1`, as in the
+    /// `ipvs_herald_vip_group_*` metrics' `service` label.
     pub service: String,
     /// Whether the service exists in IPVS at all.
     pub present: bool,
@@ -131,8 +144,8 @@ pub struct ServiceReport {
 pub struct PeerReport {
     pub name: String,
     pub address: String,
-    /// RFC 4271 FSM state: `idle`, `connect`, `active`, `open_sent`, `open_confirm`,
-    /// `established`.
+    /// RFC 4271 FSM state as the `ipvs_herald_bgp_*` metrics name it: `idle`, `connect`,
+    /// `active`, `opensent`, `openconfirm`, `established`.
     pub state: String,
     /// Seconds since the session reached Established, when it is.
     pub uptime_seconds: Option<f64>,
@@ -160,6 +173,15 @@ mod tests {
             let json = serde_json::to_string(&p).unwrap();
             assert_eq!(json, format!("\"{}\"", p.as_str()));
             assert_eq!(serde_json::from_str::<GroupPhase>(&json).unwrap(), p);
+        }
+        for d in [
+            DrainSource::Admin,
+            DrainSource::MaintenanceFile,
+            DrainSource::Shutdown,
+            DrainSource::CorruptState,
+        ] {
+            let json = serde_json::to_string(&d).unwrap();
+            assert_eq!(json, format!("\"{}\"", d.as_str()));
         }
     }
 

@@ -27,6 +27,8 @@ use tokio::task::JoinHandle;
 pub struct PeerStatus {
     /// Configured name.
     pub name: String,
+    /// Configured address.
+    pub address: std::net::IpAddr,
     /// FSM state.
     pub state: State,
     /// Time since the session reached Established, when it is.
@@ -308,6 +310,7 @@ impl SpeakerHandle {
                 };
                 PeerStatus {
                     name: p.cfg.name.clone(),
+                    address: p.cfg.address,
                     state: *p.state.borrow(),
                     uptime,
                     prefixes_sent,

@@ -2,9 +2,10 @@
 //! file that keeps the drains across restarts, and their restoration at start.
 
 use super::{ControlLoop, LoopSettings};
-use crate::admin::{GroupStatus, Reply, Request, Target};
+use crate::admin::{Reply, Request, Target};
 use crate::group::GroupState;
 use crate::state::{Drain, DrainState, StateFile};
+use herald_shared::status::{StatusReport, SCHEMA_VERSION};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -66,12 +67,12 @@ impl ControlLoop {
         let ok = |message: String| Reply {
             ok: true,
             message,
-            groups: Vec::new(),
+            status: None,
         };
         let unknown = |name: &str| Reply {
             ok: false,
             message: format!("no VIP group named {name:?}"),
-            groups: Vec::new(),
+            status: None,
         };
         let known = |s: &Self, name: &str| s.groups.iter().any(|(g, _)| g.name() == name);
         match req {
@@ -111,27 +112,19 @@ impl ControlLoop {
                 Target::Group(name) => (unknown(&name), false),
             },
             Request::Status => {
-                let groups = self
-                    .groups
-                    .iter()
-                    .map(|(g, _)| {
-                        let mut reasons = g
-                            .last_observation()
-                            .map(|o| o.reasons.clone())
-                            .unwrap_or_default();
-                        reasons.extend(self.admin_drain_reason(g.name()));
-                        GroupStatus {
-                            name: g.name().to_string(),
-                            state: g.phase().as_str().to_string(),
-                            reasons,
-                        }
-                    })
-                    .collect();
+                // The BGP peers are the speaker's: `crate::service` answers `status` from the
+                // admin socket with [`Control::Status`] and adds them; here the report has none.
+                let report = StatusReport {
+                    schema: SCHEMA_VERSION,
+                    generated_at: super::report::unix_now(),
+                    groups: self.group_reports(),
+                    peers: Vec::new(),
+                };
                 (
                     Reply {
                         ok: true,
                         message: format!("{} VIP groups", self.groups.len()),
-                        groups,
+                        status: Some(report),
                     },
                     false,
                 )
@@ -140,7 +133,7 @@ impl ControlLoop {
     }
 
     /// Why the admin drains hold group `name`, for `status`.
-    fn admin_drain_reason(&self, name: &str) -> Option<String> {
+    pub(super) fn admin_drain_reason(&self, name: &str) -> Option<String> {
         if let Some(fault) = &self.drain_fault {
             return Some(format!(
                 "drained: {fault}; `ipvs-herald undrain --all` ends it"

@@ -24,16 +24,18 @@
 //!
 //! The loop itself ([`ControlLoop`]) is here; `metrics` holds its series, `heartbeat` its
 //! liveness ([`Heartbeat`]) and the test-only [`FaultHooks`], `drains` the admin requests and
-//! the state file that keeps their drains.
+//! the state file that keeps their drains, `report` the groups' share of `status`.
 
 mod drains;
 mod heartbeat;
 mod metrics;
+mod report;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use heartbeat::{FaultHooks, Heartbeat, Wedged, LOOP_WEDGE_BOUND};
 use metrics::{GroupGauges, GroupLabel, Metrics, PHASES};
+pub(crate) use report::unix_now;
 
 use crate::admin::{Envelope, Maintenance};
 use crate::group::{GroupState, Phase, RouteAction};
@@ -43,12 +45,13 @@ use crate::sink::{LocalAddrs, RouteSink};
 use crate::state::{Drain, StateFile};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::IpvsSource;
+use herald_shared::status::{GroupReport, Transition};
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// The loop beats its heartbeat at least this often, even with nothing due.
@@ -89,6 +92,8 @@ pub enum Control {
         Vec<VipGroupConfig>,
         oneshot::Sender<Result<(), ReloadError>>,
     ),
+    /// Every group's [`GroupReport`], for `status`.
+    Status(oneshot::Sender<Vec<GroupReport>>),
     /// Drain everything for `drain_time`, withdraw, then answer.
     Shutdown {
         drain_time: Duration,
@@ -123,6 +128,10 @@ pub struct ControlLoop {
     /// Generation of the last drain state handed to the state file.
     state_generation: u64,
     shutdown: Option<(Duration, oneshot::Sender<()>)>,
+    /// The maintenance file as the last turn read it.
+    maintenance: Maintenance,
+    /// Each group's last phase change since the start, by group name.
+    last_transitions: BTreeMap<String, Transition>,
     metrics: Metrics,
     /// Metric handles by group name.
     gauges: BTreeMap<String, GroupGauges>,
@@ -170,6 +179,8 @@ impl ControlLoop {
             state_file,
             state_generation: 0,
             shutdown: None,
+            maintenance: Maintenance::None,
+            last_transitions: BTreeMap::new(),
             metrics: Metrics::register(registry),
             gauges: BTreeMap::new(),
             pending: None,
@@ -342,6 +353,7 @@ impl ControlLoop {
         for i in 0..self.groups.len() {
             let name = self.groups[i].0.name().to_string();
             let drain = self.drain_of(&name, &maintenance);
+            let drained_by = self.drain_sources(&name, &maintenance);
             let (group, due) = &mut self.groups[i];
             let observation = match (&input, *due <= now) {
                 (Some(input), true) => {
@@ -365,6 +377,7 @@ impl ControlLoop {
             let before = group.phase();
             let health_before = group.health();
             let mut actions = Vec::new();
+            let mut expired = None;
             if let (None, Some(deadline)) = (&observation, group.watchdog_deadline()) {
                 if now >= deadline {
                     let bound = group.watchdog_bound();
@@ -382,7 +395,8 @@ impl ControlLoop {
                             group: name.clone(),
                         })
                         .inc();
-                    actions = group.expire(now, reason);
+                    actions = group.expire(now, reason.clone());
+                    expired = Some(reason);
                 }
             }
             actions.extend(group.step(
@@ -405,17 +419,30 @@ impl ControlLoop {
                 }
             }
             if std::mem::discriminant(&before) != std::mem::discriminant(&after) {
-                tracing::info!(group = %name, from = before.as_str(), to = after.as_str(), "route phase change");
+                let reason = report::transition_reason(
+                    before,
+                    after,
+                    &drained_by,
+                    expired.as_deref(),
+                    group.last_observation(),
+                );
+                tracing::info!(group = %name, from = before.as_str(), to = after.as_str(), %reason, "route phase change");
                 self.metrics
                     .transitions
                     .get_or_create(&GroupLabel {
                         group: name.clone(),
                     })
                     .inc();
-                let ts = SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0);
+                let ts = report::unix_now();
+                self.last_transitions.insert(
+                    name.clone(),
+                    Transition {
+                        from: before.report(),
+                        to: after.report(),
+                        at: ts,
+                        reason,
+                    },
+                );
                 self.metrics
                     .last_transition
                     .get_or_create(&GroupLabel {
@@ -426,6 +453,7 @@ impl ControlLoop {
             self.update_metrics(i, drain.is_some());
             all_actions.extend(actions);
         }
+        self.maintenance = maintenance;
         self.execute(&all_actions).await;
     }
 
@@ -483,6 +511,9 @@ impl ControlLoop {
                 let r = self.reload(groups).await;
                 let _ = reply.send(r);
             }
+            Control::Status(reply) => {
+                let _ = reply.send(self.group_reports());
+            }
             Control::Shutdown { drain_time, done } => {
                 tracing::info!(?drain_time, "shutting down: draining every VIP group");
                 self.shutdown = Some((drain_time, done));
@@ -527,6 +558,7 @@ impl ControlLoop {
         let removed: Vec<_> = removed
             .into_iter()
             .map(|name| {
+                self.last_transitions.remove(&name);
                 let gauges = self.gauges.remove(&name);
                 (name, gauges)
             })

@@ -9,7 +9,7 @@ use herald_shared::reader::ReadError;
 use std::sync::Mutex;
 
 /// IPVS as the test sets it: the weights of three real servers behind 192.0.2.10:80.
-struct FakeIpvs(Mutex<Option<[i32; 3]>>);
+pub(crate) struct FakeIpvs(pub(crate) Mutex<Option<[i32; 3]>>);
 
 impl IpvsSource for FakeIpvs {
     fn snapshot(&self) -> Result<Snapshot, ReadError> {
@@ -335,8 +335,8 @@ async fn ask(tx: &mpsc::Sender<Control>, req: Request) -> Reply {
 }
 
 fn drained_group(reply: &Reply) -> (String, String) {
-    let g = &reply.groups[0];
-    (g.state.clone(), g.reasons.join("; "))
+    let g = &reply.status.as_ref().expect("a status report").groups[0];
+    (g.phase.as_str().to_string(), g.reasons.join("; "))
 }
 
 /// `drain web`, the daemon dies (no shutdown drain), a new one starts on the same state
@@ -698,7 +698,10 @@ async fn a_hung_read_withdraws_at_the_watchdog_bound_and_the_loop_stays_responsi
         "{:?}",
         asked.elapsed()
     );
-    assert_eq!(reply.groups[0].state, "announced");
+    assert_eq!(
+        reply.status.unwrap().groups[0].phase,
+        herald_shared::status::GroupPhase::Announced
+    );
     assert!(heartbeat.check().is_ok());
 
     wait_for(2, Duration::from_secs(4)).await;
@@ -725,11 +728,22 @@ async fn a_hung_read_withdraws_at_the_watchdog_bound_and_the_loop_stays_responsi
         .await
         .unwrap();
     let reply = rrx.await.unwrap();
+    let web = &reply.status.unwrap().groups[0];
     assert!(
-        reply.groups[0].reasons[0].starts_with("watchdog: no health verdict within 2s"),
+        web.reasons[0].starts_with("watchdog: no health verdict within 2s"),
         "{:?}",
-        reply.groups[0].reasons
+        web.reasons
     );
+    // The withdrawal is the group's last transition, with the watchdog's reason.
+    let t = web.last_transition.as_ref().expect("a transition");
+    assert_eq!(
+        (t.from, t.to),
+        (
+            herald_shared::status::GroupPhase::Announced,
+            herald_shared::status::GroupPhase::Withdrawn
+        )
+    );
+    assert!(t.reason.starts_with("watchdog: no health verdict"), "{t:?}");
     assert!(heartbeat.check().is_ok());
 
     // Reads answer again: back after rise (2 x 100 ms) and the 1 s hold-down, which counts
