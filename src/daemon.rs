@@ -173,7 +173,20 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let page = herald_exporter::StatusPage::new(source.clone());
+    let mut page = herald_exporter::StatusPage::new(source.clone());
+    if let Some(a) = &announcer {
+        let status = a.status_source();
+        page = page.with_announcer(Arc::new(move || {
+            let status = status.clone();
+            async move {
+                status
+                    .status()
+                    .await
+                    .inspect_err(|e| tracing::debug!(error = %e, "no status for the status page"))
+                    .ok()
+            }
+        }));
+    }
     let serve = herald_exporter::serve_with_page(
         listener,
         Arc::new(registry),

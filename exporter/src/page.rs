@@ -368,7 +368,8 @@ tbody tr:nth-child(even){background:#fafbfc}code{font:13px ui-monospace,SFMono-R
 .warn{color:var(--warn);background:var(--warnbg)}.info{color:var(--info);background:var(--infobg)}\
 .mute{color:var(--mute)}.note{color:var(--mute);font-size:12px;margin:6px 0 0}\
 .err{color:var(--bad);background:var(--badbg);padding:8px 12px;border-radius:6px}\
-.pool{display:flex;align-items:center;gap:8px;margin:2px 0}.bar{position:relative;width:120px;height:8px;\
+.pools{display:grid;grid-template-columns:repeat(5,auto);gap:3px 8px;align-items:center;justify-content:start}\
+.pools>*{white-space:nowrap}section{overflow-x:auto}.bar{position:relative;width:80px;height:8px;\
 background:var(--line);border-radius:4px;overflow:hidden}.bar i{position:absolute;left:0;top:0;bottom:0}\
 .bar i.ok{background:var(--ok)}.bar i.bad{background:var(--bad)}ul.reasons{margin:2px 0 0;padding-left:16px;\
 color:var(--mute);font-size:12px}footer{color:var(--mute);font-size:12px;padding:0 24px 16px}";
@@ -596,7 +597,7 @@ fn groups(h: &mut String, input: &Input) {
     }
     h.push_str(
         "<table><thead><tr><th>Group</th><th>VIPs</th><th>Phase</th><th>Health</th>\
-<th>Pools (healthy / configured against thresholds)</th><th>Drained by</th><th>Last transition</th></tr></thead><tbody>\n",
+<th>Pools: healthy / configured, thresholds</th><th>Drained by</th><th>Last transition</th></tr></thead><tbody>\n",
     );
     for g in &r.groups {
         group_row(h, g, input.now);
@@ -628,6 +629,8 @@ fn group_row(h: &mut String, g: &GroupReport, now: f64) {
     );
     if g.services.is_empty() {
         h.push_str("<span class=\"mute\">no services</span>");
+    } else {
+        h.push_str("<div class=\"pools\">");
     }
     for s in &g.services {
         let class = if s.up { "ok" } else { "bad" };
@@ -646,14 +649,17 @@ fn group_row(h: &mut String, g: &GroupReport, now: f64) {
         };
         let _ = write!(
             h,
-            "<div class=\"pool\"><code>{}</code><span class=\"bar\"><i class=\"{class}\" style=\"width:{width}%\"></i></span>\
-<span>{}/{} healthy</span><span class=\"mute\">down &lt; {} · up ≥ {}</span>{state}</div>",
+            "<code>{}</code><span class=\"bar\"><i class=\"{class}\" style=\"width:{width}%\"></i></span>\
+<span>{}/{}</span><span class=\"mute\">down &lt; {} · up ≥ {}</span>{state}",
             esc_short(&s.service),
             s.healthy,
             s.configured,
             s.down_threshold,
             s.up_threshold,
         );
+    }
+    if !g.services.is_empty() {
+        h.push_str("</div>");
     }
     h.push_str("</td><td>");
     if g.drained_by.is_empty() {
@@ -662,7 +668,7 @@ fn group_row(h: &mut String, g: &GroupReport, now: f64) {
         let by: Vec<&str> = g.drained_by.iter().map(|d| drain_name(*d)).collect();
         let _ = write!(h, "<span class=\"badge info\">{}</span>", by.join(", "));
     }
-    h.push_str("</td><td>");
+    h.push_str("</td><td class=\"when\">");
     match &g.last_transition {
         None => h.push_str("<span class=\"mute\">none since start</span>"),
         Some(t) => {
@@ -949,7 +955,7 @@ mod tests {
     fn groups_peers_and_drains_are_shown() {
         let page = render(&input(Announcer::Report(report("web")), None));
         assert!(page.contains(">draining</span>"));
-        assert!(page.contains("2/3 healthy"));
+        assert!(page.contains("<span>2/3</span>"));
         assert!(page.contains("down &lt; 1 · up ≥ 2"));
         assert!(page.contains(">admin</span>"));
         assert!(page.contains("announced → draining"));
