@@ -228,3 +228,81 @@ fn ago(seconds: f64) -> String {
         _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use herald_shared::status::*;
+
+    #[test]
+    fn render_lists_groups_services_and_peers() {
+        let report = StatusReport {
+            schema: SCHEMA_VERSION,
+            generated_at: 1000.0,
+            groups: vec![GroupReport {
+                name: "web".into(),
+                vips: vec!["192.0.2.10/32".into()],
+                phase: GroupPhase::Drained,
+                health: "up".into(),
+                last_transition: Some(Transition {
+                    from: GroupPhase::Draining,
+                    to: GroupPhase::Drained,
+                    at: 1000.0 - 125.0,
+                    reason: "drain time over".into(),
+                }),
+                drained_by: vec![DrainSource::Admin, DrainSource::MaintenanceFile],
+                reasons: vec!["drained by `ipvs-herald drain web`".into()],
+                services: vec![ServiceReport {
+                    service: "TCP 192.0.2.10:80".into(),
+                    present: true,
+                    healthy: 1,
+                    configured: 3,
+                    down_threshold: 2,
+                    up_threshold: 3,
+                    up: false,
+                }],
+            }],
+            peers: vec![PeerReport {
+                name: "tor-a".into(),
+                address: "192.0.2.1".into(),
+                state: "established".into(),
+                uptime_seconds: Some(7300.0),
+                prefixes_sent: 2,
+                last_error: None,
+                bfd: None,
+            }],
+        };
+        let text = render(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        let web: Vec<&str> = lines[1].split_whitespace().collect();
+        assert_eq!(
+            web,
+            [
+                "web",
+                "drained",
+                "up",
+                "admin,maintenance_file",
+                "192.0.2.10/32"
+            ],
+            "{text}"
+        );
+        assert_eq!(
+            lines[2],
+            "    last transition: draining -> drained, 2m05s ago: drain time over"
+        );
+        assert_eq!(lines[3], "    reason: drained by `ipvs-herald drain web`");
+        let service: Vec<&str> = lines[5].split_whitespace().collect();
+        assert_eq!(
+            service,
+            ["TCP", "192.0.2.10:80", "1", "3", "2", "3", "down"],
+            "{text}"
+        );
+        let peer = lines.iter().find(|l| l.starts_with("tor-a ")).unwrap();
+        let peer: Vec<&str> = peer.split_whitespace().collect();
+        assert_eq!(
+            peer,
+            ["tor-a", "192.0.2.1", "established", "2h01m", "2", "-", "-"],
+            "{text}"
+        );
+    }
+}

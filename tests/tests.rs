@@ -11,4 +11,5 @@ mod failsafe;
 mod instance;
 mod ipvsadm_parse;
 mod reload;
+mod status;
 mod status_page;

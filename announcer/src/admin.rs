@@ -640,6 +640,63 @@ mod tests {
         );
     }
 
+    /// A client of this version against a daemon of another: a clear error, never a panic or a
+    /// misread report.
+    #[test]
+    fn status_from_another_version_is_refused_by_name() {
+        // What the daemon before the StatusReport answered.
+        let old = r#"{"ok":true,"message":"1 VIP groups","groups":[{"name":"web","state":"up","reasons":[]}]}"#;
+        let reply: Reply = serde_json::from_str(old).unwrap();
+        let e = reply.into_report().unwrap_err();
+        assert!(matches!(e, StatusReplyError::NoReport), "{e}");
+        assert!(
+            e.to_string().contains("another version of ipvs-herald"),
+            "{e}"
+        );
+
+        let newer = format!(
+            r#"{{"ok":true,"message":"","status":{{"schema":{},"generated_at":0,"groups":[],"peers":[]}}}}"#,
+            SCHEMA_VERSION + 1
+        );
+        let e = serde_json::from_str::<Reply>(&newer)
+            .unwrap()
+            .into_report()
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains(&format!("schema {}", SCHEMA_VERSION + 1)),
+            "{e}"
+        );
+
+        let refused = Reply {
+            ok: false,
+            message: "the announcer's control loop is gone".into(),
+            status: None,
+        };
+        assert_eq!(
+            refused.into_report().unwrap_err().to_string(),
+            "the daemon refused: the announcer's control loop is gone"
+        );
+
+        let report = StatusReport {
+            schema: SCHEMA_VERSION,
+            ..StatusReport::default()
+        };
+        let ok = Reply {
+            ok: true,
+            message: String::new(),
+            status: Some(report.clone()),
+        };
+        let text = serde_json::to_string(&ok).unwrap();
+        assert_eq!(
+            serde_json::from_str::<Reply>(&text)
+                .unwrap()
+                .into_report()
+                .unwrap(),
+            report
+        );
+    }
+
     #[test]
     fn bad_requests_name_the_problem() {
         assert!(parse_request("nonsense")

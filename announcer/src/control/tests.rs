@@ -6,6 +6,7 @@ use crate::sink::BoxFuture;
 use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::*;
 use herald_shared::reader::ReadError;
+use herald_shared::status::{DrainSource, GroupPhase, GroupReport};
 use std::sync::Mutex;
 
 /// IPVS as the test sets it: the weights of three real servers behind 192.0.2.10:80.
@@ -457,7 +458,13 @@ async fn a_corrupt_state_file_drains_everything_until_undrained() {
     );
     tokio::time::sleep(Duration::from_millis(1050)).await;
     assert_eq!(events(&rec), Vec::<String>::new());
-    let (state_now, reasons) = drained_group(&ask(&tx, Request::Status).await);
+    let reply = ask(&tx, Request::Status).await;
+    assert_eq!(
+        reply.status.as_ref().unwrap().groups[0].drained_by,
+        [DrainSource::CorruptState],
+        "not an operator's drain"
+    );
+    let (state_now, reasons) = drained_group(&reply);
     assert_eq!(state_now, "drained");
     assert!(
         reasons.contains(&format!("state file {} is corrupt", state.display()))
@@ -779,4 +786,181 @@ fn heartbeat_fails_after_its_bound_and_passes_once_stopped() {
     std::thread::sleep(Duration::from_millis(120));
     h.stop();
     assert!(h.check().is_ok());
+}
+
+/// The group's report, asked for as `Handle::status` does.
+async fn report(tx: &mpsc::Sender<Control>) -> GroupReport {
+    let (rtx, rrx) = oneshot::channel();
+    tx.send(Control::Status(rtx)).await.unwrap();
+    rrx.await.unwrap().remove(0)
+}
+
+/// `status` for one group through its life: each transition with its reason, the service
+/// against the pool thresholds (with hysteresis: 2 healthy is not enough to come back up at
+/// up_count 3), and every drain with who asked for it (maintenance file, admin, shutdown).
+#[tokio::test(start_paused = true)]
+async fn status_reports_transitions_thresholds_and_drain_sources() {
+    let dir = std::env::temp_dir().join(format!("herald-report-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let maintenance = dir.join("maintenance");
+    let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
+    let mut g = group();
+    g.pool.down_count = 2;
+    g.pool.up_count = Some(3);
+    let (tx, task) = spawn_runtime(
+        vec![g],
+        ipvs.clone(),
+        Arc::new(Recorder::default()),
+        LoopSettings {
+            drain_time: Duration::from_secs(3),
+            maintenance_file: Some(maintenance.clone()),
+            state_file: None,
+        },
+        &mut Registry::default(),
+    );
+    // One check passed, rise is 2: still down, and no transition yet.
+    let before = report(&tx).await;
+    assert_eq!(
+        (before.phase, before.health.as_str(), before.last_transition),
+        (GroupPhase::Withdrawn, "down", None)
+    );
+
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let r = report(&tx).await;
+    assert_eq!((r.phase, r.health.as_str()), (GroupPhase::Announced, "up"));
+    assert_eq!(
+        (r.name.as_str(), r.vips.as_slice()),
+        ("web", &["192.0.2.10/32".to_string()][..])
+    );
+    let t = r.last_transition.unwrap();
+    assert_eq!(
+        (t.from, t.to),
+        (GroupPhase::Withdrawn, GroupPhase::Announced)
+    );
+    assert_eq!(t.reason, "healthy: every required pool is up");
+    let s = &r.services[0];
+    assert_eq!(s.service, "TCP 192.0.2.10:80");
+    assert_eq!(
+        (
+            s.present,
+            s.healthy,
+            s.configured,
+            s.down_threshold,
+            s.up_threshold,
+            s.up
+        ),
+        (true, 3, 3, 2, 3, true)
+    );
+
+    // One of three healthy: below down_count 2, withdrawn after fall = 2 checks.
+    *ipvs.0.lock().unwrap() = Some([1, 0, 0]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let r = report(&tx).await;
+    assert_eq!(
+        (r.phase, r.health.as_str()),
+        (GroupPhase::Withdrawn, "down")
+    );
+    let t = r.last_transition.unwrap();
+    assert_eq!(
+        (t.from, t.to),
+        (GroupPhase::Announced, GroupPhase::Withdrawn)
+    );
+    assert_eq!(
+        t.reason,
+        "unhealthy: TCP 192.0.2.10:80: 1 of 3 destinations healthy, below the pool threshold"
+    );
+    assert_eq!((r.services[0].healthy, r.services[0].up), (1, false));
+
+    // Two healthy: enough to stay up (down_count 2), not to come back (up_count 3).
+    *ipvs.0.lock().unwrap() = Some([1, 1, 0]);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let r = report(&tx).await;
+    assert_eq!(r.phase, GroupPhase::Withdrawn);
+    assert_eq!((r.services[0].healthy, r.services[0].up), (2, false));
+    assert!(r.drained_by.is_empty(), "{:?}", r.drained_by);
+
+    // The maintenance file names the group: drained at once (it was not announced).
+    std::fs::write(&maintenance, "web\n").unwrap();
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let r = report(&tx).await;
+    assert_eq!(r.phase, GroupPhase::Drained);
+    assert_eq!(r.drained_by, [DrainSource::MaintenanceFile]);
+    let t = r.last_transition.unwrap();
+    assert_eq!((t.from, t.to), (GroupPhase::Withdrawn, GroupPhase::Drained));
+    assert_eq!(t.reason, "drained by the maintenance file");
+    assert!(
+        r.reasons.contains(&format!(
+            "drained by the maintenance file {}",
+            maintenance.display()
+        )),
+        "{:?}",
+        r.reasons
+    );
+
+    // An admin drain on top: both named.
+    let reply = ask(
+        &tx,
+        Request::Drain {
+            target: Target::Group("web".into()),
+            drain_time: None,
+        },
+    )
+    .await;
+    assert!(reply.ok, "{}", reply.message);
+    let r = report(&tx).await;
+    assert_eq!(
+        r.drained_by,
+        [DrainSource::Admin, DrainSource::MaintenanceFile]
+    );
+
+    // Both lifted while the pool is still below up_count: withdrawn, and the report says
+    // why it did not come back.
+    std::fs::remove_file(&maintenance).unwrap();
+    ask(
+        &tx,
+        Request::Undrain {
+            target: Target::All,
+        },
+    )
+    .await;
+    let r = report(&tx).await;
+    assert_eq!(
+        (r.phase, r.drained_by.as_slice()),
+        (GroupPhase::Withdrawn, &[][..])
+    );
+    let t = r.last_transition.unwrap();
+    assert_eq!((t.from, t.to), (GroupPhase::Drained, GroupPhase::Withdrawn));
+    assert_eq!(
+        t.reason,
+        "undrained; unhealthy: TCP 192.0.2.10:80: 2 of 3 destinations healthy, below the pool threshold"
+    );
+
+    // The pool back to full: announced again (after the 1 s hold-down).
+    *ipvs.0.lock().unwrap() = Some([1, 1, 1]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let r = report(&tx).await;
+    assert_eq!(r.phase, GroupPhase::Announced);
+    let t = r.last_transition.unwrap();
+    assert_eq!(
+        (t.from, t.to),
+        (GroupPhase::Withdrawn, GroupPhase::Announced)
+    );
+
+    // Shutdown drains for its drain time: the report says so while it lasts.
+    let (done, done_rx) = oneshot::channel();
+    tx.send(Control::Shutdown {
+        drain_time: Duration::from_secs(2),
+        done,
+    })
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = report(&tx).await;
+    assert_eq!(r.phase, GroupPhase::Draining);
+    assert_eq!(r.drained_by, [DrainSource::Shutdown]);
+    assert_eq!(r.last_transition.unwrap().reason, "drained by shutdown");
+    done_rx.await.unwrap();
+    task.await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }
