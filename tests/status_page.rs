@@ -404,6 +404,10 @@ fn status_page_in_a_headless_browser() {
         &[
             &format!("--screenshot={}", shot.display()),
             "--window-size=1280,900",
+            // On a loaded machine the capture could come before the last paint: draw every
+            // stage first, and let the page settle (in virtual time, well before its reload).
+            "--run-all-compositor-stages-before-draw",
+            "--virtual-time-budget=1000",
         ],
     );
     let png = std::fs::read(&shot).unwrap();
