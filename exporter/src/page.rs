@@ -1015,6 +1015,86 @@ mod tests {
         );
     }
 
+    /// A source that counts its reads and takes `delay` for each.
+    struct Counting {
+        reads: std::sync::atomic::AtomicU32,
+        delay: Duration,
+    }
+
+    impl IpvsSource for Counting {
+        fn snapshot(&self) -> Result<Snapshot, herald_shared::reader::ReadError> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(self.delay);
+            Ok(crate::fixture::rich_snapshot())
+        }
+
+        fn conn_table(
+            &self,
+            _: &herald_shared::conntable::ConnTableLimits,
+        ) -> Result<herald_shared::conntable::ConnTableSummary, herald_shared::reader::ReadError>
+        {
+            panic!("the status page must not read the connection table");
+        }
+    }
+
+    fn counting(delay: Duration) -> Arc<Counting> {
+        Arc::new(Counting {
+            reads: Default::default(),
+            delay,
+        })
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_read_per_load_under_a_scrape_slot_and_the_deadline() {
+        let cfg = Config::default();
+        let source = counting(Duration::ZERO);
+        let report = report("web");
+        let page = StatusPage::new(source.clone()).with_announcer(Arc::new(move || {
+            let r = report.clone();
+            async move { Some(r) }
+        }));
+        let slots = Arc::new(Semaphore::new(1));
+        let html = page
+            .render(&cfg, &slots, Duration::from_secs(5), Some("refresh=7"))
+            .await
+            .unwrap();
+        assert_eq!(source.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(html.contains("content=\"7\""));
+        assert!(html.contains(">draining</span>"));
+        assert!(html.contains("Busiest services"));
+        assert_eq!(slots.available_permits(), 1, "the slot is given back");
+
+        // No slot free within the timeout: 503 text, no read.
+        let busy = Arc::new(Semaphore::new(0));
+        let e = page
+            .render(&cfg, &busy, Duration::from_millis(50), None)
+            .await
+            .unwrap_err();
+        assert!(e.contains("too many concurrent scrapes"));
+        assert_eq!(source.reads.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_read_or_a_silent_announcer_ends_at_the_deadline() {
+        let source = counting(Duration::from_secs(2));
+        let page = StatusPage::new(source.clone()).with_announcer(Arc::new(|| async {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            None
+        }));
+        let slots = Arc::new(Semaphore::new(1));
+        let t0 = Instant::now();
+        let html = page
+            .render(&Config::default(), &slots, Duration::from_millis(200), None)
+            .await
+            .unwrap();
+        assert!(t0.elapsed() < Duration::from_secs(1), "{:?}", t0.elapsed());
+        assert!(
+            html.contains("longer than the scrape timeout (0.200s)"),
+            "{html}"
+        );
+        assert!(html.contains("did not answer within the scrape timeout"));
+    }
+
     #[test]
     fn refresh_comes_from_the_query() {
         assert_eq!(refresh_from_query(None), Some(DEFAULT_REFRESH));
