@@ -33,6 +33,17 @@ pub struct DrainArgs {
 
 /// Arguments of `ipvs-herald status`.
 #[derive(Debug, clap::Args)]
+#[command(after_long_help = "\
+Phases of a VIP group (the same names in the logs and in ipvs_herald_vip_group_phase):
+  withdrawn       not announced: the pool is down (or not yet up)
+  announced_down  announced with the down attributes (down_action = \"announce\")
+  announced       announced with the up attributes
+  draining        announced with the draining attributes until the drain time is over
+  drained         withdrawn until undrained
+Drained by: admin (ipvs-herald drain), maintenance_file, shutdown, corrupt_state.
+The JSON schema of --json is in docs/status-json.md.
+Exit status: 0 with a report, 1 when the daemon cannot be reached, does not answer within 3 s,
+or runs another version of ipvs-herald, 64 on a bad command line or configuration.")]
 pub struct StatusArgs {
     /// Admin socket (default: `announcer.admin_socket` from the configuration).
     #[arg(long, value_name = "PATH")]

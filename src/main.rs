@@ -115,7 +115,8 @@ enum Command {
     Drain(adminctl::DrainArgs),
     /// Undo a drain: the group returns under its health policy.
     Undrain(adminctl::TargetArgs),
-    /// Show every VIP group's state as the running daemon sees it.
+    /// Show every VIP group (phase, health, drains, pools against thresholds) and BGP peer as
+    /// the running daemon sees them.
     Status(adminctl::StatusArgs),
     /// Remove every kernel route or VIP address that a daemon with this configuration
     /// installed (`backend = "kernel"`; nothing to do for BGP, whose routes end with their

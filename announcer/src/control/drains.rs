@@ -116,7 +116,7 @@ impl ControlLoop {
                 // admin socket with [`Control::Status`] and adds them; here the report has none.
                 let report = StatusReport {
                     schema: SCHEMA_VERSION,
-                    generated_at: super::report::unix_now(),
+                    generated_at: super::unix_now(),
                     groups: self.group_reports(),
                     peers: Vec::new(),
                 };

@@ -35,7 +35,6 @@ pub(crate) mod tests;
 
 pub use heartbeat::{FaultHooks, Heartbeat, Wedged, LOOP_WEDGE_BOUND};
 use metrics::{GroupGauges, GroupLabel, Metrics, PHASES};
-pub(crate) use report::unix_now;
 
 use crate::admin::{Envelope, Maintenance};
 use crate::group::{GroupState, Phase, RouteAction};
@@ -51,8 +50,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot};
+
+/// Seconds since the Unix epoch, now (the time of `status` reports and transitions).
+pub(crate) fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
 
 /// The loop beats its heartbeat at least this often, even with nothing due.
 const BEAT_PERIOD: Duration = Duration::from_secs(1);
@@ -419,7 +426,7 @@ impl ControlLoop {
                 }
             }
             if std::mem::discriminant(&before) != std::mem::discriminant(&after) {
-                let reason = report::transition_reason(
+                let reason = Self::transition_reason(
                     before,
                     after,
                     &drained_by,
@@ -433,7 +440,7 @@ impl ControlLoop {
                         group: name.clone(),
                     })
                     .inc();
-                let ts = report::unix_now();
+                let ts = unix_now();
                 self.last_transitions.insert(
                     name.clone(),
                     Transition {

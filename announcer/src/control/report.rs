@@ -8,15 +8,6 @@ use crate::admin::Maintenance;
 use crate::group::{GroupState, Phase};
 use crate::health::{describe, Health, Observation};
 use herald_shared::status::{DrainSource, GroupPhase, GroupReport, ServiceReport};
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Seconds since the Unix epoch, now.
-pub(crate) fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 impl ControlLoop {
     /// Every drain in force on group `name` and who asked for it, given the maintenance file's
@@ -81,6 +72,47 @@ impl ControlLoop {
             })
             .collect()
     }
+
+    /// Why a group went from `from` to `to`, in one line. `expired` is the watchdog's reason when
+    /// it withdrew the group in this step; `obs` the check just made (or the last one).
+    pub(super) fn transition_reason(
+        from: Phase,
+        to: Phase,
+        drained_by: &[DrainSource],
+        expired: Option<&str>,
+        obs: Option<&Observation>,
+    ) -> String {
+        if let Some(r) = expired {
+            return r.to_string();
+        }
+        let by = || {
+            drained_by
+                .iter()
+                .map(|d| match d {
+                    DrainSource::Admin => "ipvs-herald drain",
+                    DrainSource::MaintenanceFile => "the maintenance file",
+                    DrainSource::Shutdown => "shutdown",
+                    DrainSource::CorruptState => "an unreadable state file",
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let failed = || match obs {
+            Some(o) if !o.reasons.is_empty() => o.reasons.join("; "),
+            Some(_) => "check failed".to_string(),
+            None => "no health verdict".to_string(),
+        };
+        let was_drained = matches!(from.report(), GroupPhase::Draining | GroupPhase::Drained);
+        match (from.report(), to.report()) {
+            (_, GroupPhase::Draining) => format!("drained by {}", by()),
+            (GroupPhase::Draining, GroupPhase::Drained) => "drain time over".to_string(),
+            (_, GroupPhase::Drained) => format!("drained by {}", by()),
+            (_, GroupPhase::Announced) if was_drained => "undrained; healthy".to_string(),
+            (_, GroupPhase::Announced) => "healthy: every required pool is up".to_string(),
+            (_, _) if was_drained => format!("undrained; unhealthy: {}", failed()),
+            (_, _) => format!("unhealthy: {}", failed()),
+        }
+    }
 }
 
 /// `up`, `down`, or `unknown` before the first check.
@@ -128,45 +160,4 @@ pub(super) fn services(g: &GroupState) -> Vec<ServiceReport> {
         }
     }
     out
-}
-
-/// Why a group went from `from` to `to`, in one line. `expired` is the watchdog's reason when
-/// it withdrew the group in this step; `obs` the check just made (or the last one).
-pub(super) fn transition_reason(
-    from: Phase,
-    to: Phase,
-    drained_by: &[DrainSource],
-    expired: Option<&str>,
-    obs: Option<&Observation>,
-) -> String {
-    if let Some(r) = expired {
-        return r.to_string();
-    }
-    let by = || {
-        drained_by
-            .iter()
-            .map(|d| match d {
-                DrainSource::Admin => "ipvs-herald drain",
-                DrainSource::MaintenanceFile => "the maintenance file",
-                DrainSource::Shutdown => "shutdown",
-                DrainSource::CorruptState => "an unreadable state file",
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let failed = || match obs {
-        Some(o) if !o.reasons.is_empty() => o.reasons.join("; "),
-        Some(_) => "check failed".to_string(),
-        None => "no health verdict".to_string(),
-    };
-    let was_drained = matches!(from.report(), GroupPhase::Draining | GroupPhase::Drained);
-    match (from.report(), to.report()) {
-        (_, GroupPhase::Draining) => format!("drained by {}", by()),
-        (GroupPhase::Draining, GroupPhase::Drained) => "drain time over".to_string(),
-        (_, GroupPhase::Drained) => format!("drained by {}", by()),
-        (_, GroupPhase::Announced) if was_drained => "undrained; healthy".to_string(),
-        (_, GroupPhase::Announced) => "healthy: every required pool is up".to_string(),
-        (_, _) if was_drained => format!("undrained; unhealthy: {}", failed()),
-        (_, _) => format!("unhealthy: {}", failed()),
-    }
 }
