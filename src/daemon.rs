@@ -1,9 +1,9 @@
 //! `ipvs-herald run`: the wiring of the two halves. It builds the reader, registers the
 //! exporter's metrics and starts the announcer ([`herald_announcer::start`]) into one registry,
-//! serves that registry over HTTP ([`herald_exporter::serve`]), feeds the fail-safe watchdog
-//! (`crate::failsafe`), and handles signals: SIGHUP reloads the configuration
-//! ([`herald_announcer::Handle::reconfigure`]; an invalid file keeps the running one, with a log
-//! line and a metric), SIGTERM/SIGINT stop gracefully within a bound
+//! serves that registry and the status page over HTTP ([`herald_exporter::serve_with_page`]),
+//! feeds the fail-safe watchdog (`crate::failsafe`), and handles signals: SIGHUP reloads the
+//! configuration ([`herald_announcer::Handle::reconfigure`]; an invalid file keeps the running
+//! one, with a log line and a metric), SIGTERM/SIGINT stop gracefully within a bound
 //! ([`herald_announcer::Handle::shutdown`]: drain, withdraw, close the BGP sessions).
 //!
 //! What SIGHUP applies live: `[[announcer.vip_groups]]`, `[announcer.bgp]` (per-peer diff: see
@@ -173,7 +173,27 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let serve = herald_exporter::serve(listener, Arc::new(registry), cfg.exporter.clone(), stopped);
+    let mut page = herald_exporter::StatusPage::new(source.clone());
+    if let Some(a) = &announcer {
+        let status = a.status_source();
+        page = page.with_announcer(Arc::new(move || {
+            let status = status.clone();
+            async move {
+                status
+                    .status()
+                    .await
+                    .inspect_err(|e| tracing::debug!(error = %e, "no status for the status page"))
+                    .ok()
+            }
+        }));
+    }
+    let serve = herald_exporter::serve_with_page(
+        listener,
+        Arc::new(registry),
+        cfg.exporter.clone(),
+        Some(page),
+        stopped,
+    );
     let mut server = tokio::spawn(async move {
         tokio::select! {
             r = serve => r,

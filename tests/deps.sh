@@ -40,6 +40,8 @@ declare -A need=(
   [readelf]=binutils
   # tests/top.rs: drives `ipvs-herald top` in a detached pane (send-keys, capture-pane)
   [tmux]=tmux
+  # tests/status_page.rs: the status page loaded in a headless browser
+  [chromium]=chromium
 )
 # Where the packages put commands that are not on every PATH (FRR's daemons, sbin for a user).
 have() {

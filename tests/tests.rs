@@ -12,4 +12,5 @@ mod instance;
 mod ipvsadm_parse;
 mod reload;
 mod status;
+mod status_page;
 mod top;

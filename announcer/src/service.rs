@@ -101,6 +101,20 @@ pub enum StatusError {
     Timeout(Duration),
 }
 
+/// [`Handle::status`] without the handle: see [`Handle::status_source`].
+#[derive(Debug, Clone)]
+pub struct StatusSource {
+    control: mpsc::Sender<Control>,
+    speaker: Option<SpeakerHandle>,
+}
+
+impl StatusSource {
+    /// What [`Handle::status`] answers.
+    pub async fn status(&self) -> Result<StatusReport, StatusError> {
+        status_report(&self.control, self.speaker.as_ref()).await
+    }
+}
+
 /// Why the kernel routes of an earlier run could not be removed.
 #[derive(Debug, thiserror::Error)]
 pub enum FlushError {
@@ -387,6 +401,15 @@ impl Handle {
     /// channel, as the admin socket's `status` does, for at most [`STATUS_TIMEOUT`].
     pub async fn status(&self) -> Result<StatusReport, StatusError> {
         status_report(&self.control, self.speaker.as_ref()).await
+    }
+
+    /// A cloneable [`Handle::status`] for a task that cannot borrow the handle (the status
+    /// page's HTTP requests). It answers as long as the announcer runs.
+    pub fn status_source(&self) -> StatusSource {
+        StatusSource {
+            control: self.control.clone(),
+            speaker: self.speaker.clone(),
+        }
     }
 
     /// The configuration in force: what [`start`] got, with the live keys of every successful

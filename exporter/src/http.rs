@@ -1,5 +1,5 @@
-//! The HTTP server: `/metrics` (content-negotiated, gzip), landing page, health and readiness,
-//! optional TLS and basic auth, bounded connections/scrapes/timeouts, graceful drain.
+//! The HTTP server: `/metrics` (content-negotiated, gzip), landing page, the status page
+//! (`crate::page`), health and readiness, optional TLS and basic auth, bounded connections/scrapes/timeouts, graceful drain.
 //!
 //! Every connection runs in its own task with a header-read timeout, so a client that sends half
 //! a request and stalls holds one connection slot for at most that long and never delays other
@@ -9,6 +9,7 @@
 use crate::collector::with_scrape_deadline;
 use crate::config::{Config, ConfigError};
 use crate::exposition::{encode_registry_to, negotiate, EncodeError};
+use crate::page::{StatusPage, STATUS_PATH};
 use crate::webconfig::{BasicAuth, TlsError, WebConfigError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -68,6 +69,8 @@ struct State {
     auth: Option<BasicAuth>,
     scrapes: Arc<Semaphore>,
     ready: AtomicBool,
+    /// The status page, when the binary gave one.
+    page: Option<StatusPage>,
 }
 
 /// Serve until `shutdown` completes, then stop accepting, let open connections finish for at
@@ -76,6 +79,18 @@ pub async fn serve(
     listener: TcpListener,
     registry: Arc<Registry>,
     cfg: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
+    serve_with_page(listener, registry, cfg, None, shutdown).await
+}
+
+/// [`serve`], with the status page at [`STATUS_PATH`] (linked from `/`) when `page` is given.
+/// The page goes through the same request path as `/metrics`: TLS, basic auth, limits.
+pub async fn serve_with_page(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    cfg: Config,
+    page: Option<StatusPage>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     cfg.validate()?;
@@ -96,6 +111,7 @@ pub async fn serve(
         scrapes: Arc::new(Semaphore::new(limits.max_concurrent_scrapes)),
         auth,
         ready: AtomicBool::new(true),
+        page,
         cfg,
     });
     let conn_slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -266,7 +282,16 @@ async fn route(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Respon
     if path == cfg.metrics_path {
         metrics(req, state).await
     } else if path == "/" {
-        landing(cfg)
+        landing(cfg, state.page.is_some())
+    } else if let (STATUS_PATH, Some(page)) = (path, &state.page) {
+        let timeout = scrape_timeout(&req, cfg);
+        match page
+            .render(cfg, &state.scrapes, timeout, req.uri().query())
+            .await
+        {
+            Ok(html) => html_response(html),
+            Err(e) => text_response(StatusCode::SERVICE_UNAVAILABLE, e),
+        }
     } else if path == cfg.health_path {
         text_response(StatusCode::OK, "Healthy\n")
     } else if path == cfg.ready_path {
@@ -280,7 +305,7 @@ async fn route(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Respon
     }
 }
 
-fn landing(cfg: &Config) -> Response<Body> {
+fn landing(cfg: &Config, status_page: bool) -> Response<Body> {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
@@ -288,12 +313,21 @@ fn landing(cfg: &Config) -> Response<Body> {
             .replace('"', "&quot;")
     };
     let html = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>ipvs-herald</title></head>\n<body>\n<h1>ipvs-herald {}</h1>\n<p>Prometheus exporter for Linux IPVS.</p>\n<ul>\n<li><a href=\"{m}\">Metrics</a></li>\n<li><a href=\"{h}\">Health</a></li>\n<li><a href=\"{r}\">Readiness</a></li>\n</ul>\n</body></html>\n",
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>ipvs-herald</title></head>\n<body>\n<h1>ipvs-herald {}</h1>\n<p>Prometheus exporter for Linux IPVS.</p>\n<ul>\n{s}<li><a href=\"{m}\">Metrics</a></li>\n<li><a href=\"{h}\">Health</a></li>\n<li><a href=\"{r}\">Readiness</a></li>\n</ul>\n</body></html>\n",
         env!("CARGO_PKG_VERSION"),
         m = esc(&cfg.metrics_path),
         h = esc(&cfg.health_path),
         r = esc(&cfg.ready_path),
+        s = if status_page {
+            "<li><a href=\"/status\">Status</a></li>"
+        } else {
+            ""
+        },
     );
+    html_response(html)
+}
+
+fn html_response(html: String) -> Response<Body> {
     let mut r = Response::new(full(html));
     r.headers_mut().insert(
         header::CONTENT_TYPE,

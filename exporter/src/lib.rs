@@ -3,7 +3,8 @@
 //! Two entry points, in the style of mini-redis: [`register`] adds the scrape-time IPVS
 //! collector (and build info) to a registry the binary owns — the announcer registers its own
 //! metrics into the same registry —, and [`serve`] serves that registry over HTTP(S) until a
-//! shutdown future completes. With the `testing` feature (tests, benches, examples and the lab
+//! shutdown future completes ([`serve_with_page`] adds the status page at `/status`, see
+//! [`page`]). With the `testing` feature (tests, benches, examples and the lab
 //! only: never in a release build), `render_snapshot` turns a fixed `Snapshot` into exposition
 //! text, `check_series` checks any exposition for duplicate series and empty label values, and
 //! `fixture` holds a rich snapshot. Every metric is documented in `exporter/README.md`.
@@ -16,6 +17,7 @@ pub mod families;
 #[cfg(any(test, feature = "testing"))]
 pub mod fixture;
 pub mod http;
+pub mod page;
 pub mod webconfig;
 
 pub use collector::{with_scrape_deadline, IpvsCollector};
@@ -29,7 +31,8 @@ pub use exposition::oracle::{
 };
 pub use exposition::{encode_registry, negotiate, Format};
 pub use families::imbalance;
-pub use http::{serve, ServeError};
+pub use http::{serve, serve_with_page, ServeError};
+pub use page::{StatusPage, StatusProvider};
 pub use webconfig::{TlsError, WebConfigError};
 
 use herald_shared::reader::IpvsSource;
