@@ -8,7 +8,8 @@
 //!
 //! What SIGHUP applies live: `[[announcer.vip_groups]]`, `[announcer.bgp]` (per-peer diff: see
 //! `herald_announcer::bgp::reconfig`), `announcer.admin_socket` (rebound), and the shutdown
-//! bounds. Everything else (`[log]`, `[reader]`, `[exporter]`, `announcer.backend`,
+//! bounds; the content of `exporter.web_config_file` (reloaded by the metrics server itself,
+//! keeping the running one if the new file does not load). Everything else (`[log]`, `[reader]`, `[exporter]`, `announcer.backend`,
 //! `[announcer.kernel]`, `announcer.drain_time`, `announcer.maintenance_file`,
 //! `announcer.state_file`, adding or removing the `[announcer.bgp]` section, enabling the
 //! announcer) needs a restart: a warning names those keys and
@@ -173,7 +174,15 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             let _ = rx.wait_for(|s| *s).await;
         }
     };
-    let serve = herald_exporter::serve(listener, Arc::new(registry), cfg.exporter.clone(), stopped);
+    // SIGHUP also reloads the web configuration file (TLS, basic auth, headers).
+    let (web_reload, web_reload_rx) = watch::channel(());
+    let serve = herald_exporter::serve_with_reload(
+        listener,
+        Arc::new(registry),
+        cfg.exporter.clone(),
+        stopped,
+        web_reload_rx,
+    );
     let mut server = tokio::spawn(async move {
         tokio::select! {
             r = serve => r,
@@ -198,6 +207,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             _ = hup.recv() => {
                 failsafe::notify_reloading();
                 reload(&path, &mut running, &config_metrics, announcer.as_mut()).await;
+                let _ = web_reload.send(());
                 failsafe::notify(&[sd_notify::NotifyState::Ready]);
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }

@@ -9,6 +9,7 @@
 //! `fixture` holds a rich snapshot. Every metric is documented in `exporter/README.md`.
 #![forbid(unsafe_code)]
 
+pub mod basic_auth;
 pub mod collector;
 pub mod config;
 pub mod exposition;
@@ -29,8 +30,8 @@ pub use exposition::oracle::{
 };
 pub use exposition::{encode_registry, negotiate, Format};
 pub use families::imbalance;
-pub use http::{serve, ServeError};
-pub use webconfig::{TlsError, WebConfigError};
+pub use http::{serve, serve_with_reload, ServeError};
+pub use webconfig::{ParseError, TlsError, TlsReloader, WebConfig, WebConfigError};
 
 use herald_shared::reader::IpvsSource;
 use prometheus_client::registry::Registry;
