@@ -96,7 +96,11 @@ impl BasicAuth {
         };
         let key = self.cache_key(&user, &pass);
         if let Some(&ok) = self.outcomes().get(&key) {
-            return if ok { Verdict::Allowed } else { Verdict::Denied };
+            return if ok {
+                Verdict::Allowed
+            } else {
+                Verdict::Denied
+            };
         }
         let permit = match tokio::time::timeout(
             VERIFY_WAIT,
@@ -173,16 +177,31 @@ mod tests {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let users = BTreeMap::from([("prom".to_string(), hash)]);
         let auth = Arc::new(BasicAuth::new(&users).unwrap());
-        assert_eq!(auth.check(Some(&hdr("prom:s3cret"))).await, Verdict::Allowed);
+        assert_eq!(
+            auth.check(Some(&hdr("prom:s3cret"))).await,
+            Verdict::Allowed
+        );
         // Second time from the cache.
-        assert_eq!(auth.check(Some(&hdr("prom:s3cret"))).await, Verdict::Allowed);
+        assert_eq!(
+            auth.check(Some(&hdr("prom:s3cret"))).await,
+            Verdict::Allowed
+        );
         assert_eq!(auth.outcomes().len(), 1);
         assert_eq!(auth.check(Some(&hdr("prom:wrong"))).await, Verdict::Denied);
         // A wrong password is remembered as wrong, never as right.
         assert_eq!(auth.check(Some(&hdr("prom:wrong"))).await, Verdict::Denied);
-        assert_eq!(auth.outcomes().get(&auth.cache_key("prom", "wrong")), Some(&false));
-        assert_eq!(auth.check(Some(&hdr("prom:s3cret "))).await, Verdict::Denied);
-        assert_eq!(auth.check(Some(&hdr("other:s3cret"))).await, Verdict::Denied);
+        assert_eq!(
+            auth.outcomes().get(&auth.cache_key("prom", "wrong")),
+            Some(&false)
+        );
+        assert_eq!(
+            auth.check(Some(&hdr("prom:s3cret "))).await,
+            Verdict::Denied
+        );
+        assert_eq!(
+            auth.check(Some(&hdr("other:s3cret"))).await,
+            Verdict::Denied
+        );
         assert_eq!(auth.check(Some(&hdr("nocolon"))).await, Verdict::Denied);
         assert_eq!(auth.check(Some("Basic !!!")).await, Verdict::Denied);
         assert_eq!(auth.check(Some("Bearer x")).await, Verdict::Denied);
@@ -213,6 +232,10 @@ mod tests {
             }
         }
         assert!(busy >= 10, "only {busy} of 20 were turned away");
-        assert!(auth.outcomes().len() <= 10, "{} bcrypt runs", auth.outcomes().len());
+        assert!(
+            auth.outcomes().len() <= 10,
+            "{} bcrypt runs",
+            auth.outcomes().len()
+        );
     }
 }

@@ -11,10 +11,10 @@
 //! scrapes. Scrapes run the registry encoder on a blocking thread, bounded by a semaphore and by
 //! the scrape timeout (`X-Prometheus-Scrape-Timeout-Seconds` minus an offset).
 
+use crate::basic_auth::{BasicAuth, Verdict};
 use crate::collector::with_scrape_deadline;
 use crate::config::{Config, ConfigError};
 use crate::exposition::{encode_registry_to, negotiate, EncodeError};
-use crate::basic_auth::{BasicAuth, Verdict};
 use crate::webconfig::{TlsError, TlsReloader, WebConfig, WebConfigError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -203,7 +203,9 @@ pub async fn serve_with_reload(
                         let config = match reloader.current_if_fresh() {
                             Some(c) => c,
                             // Reading the certificate files may block: not on a worker.
-                            None => match tokio::task::spawn_blocking(move || reloader.refresh()).await {
+                            None => match tokio::task::spawn_blocking(move || reloader.refresh())
+                                .await
+                            {
                                 Ok(c) => c,
                                 Err(_) => return,
                             },

@@ -392,7 +392,11 @@ impl WebConfig {
     }
 }
 
-fn version(key: &'static str, v: Option<String>, default: TlsVersion) -> Result<TlsVersion, (&'static str, String)> {
+fn version(
+    key: &'static str,
+    v: Option<String>,
+    default: TlsVersion,
+) -> Result<TlsVersion, (&'static str, String)> {
     match v.as_deref() {
         None => Ok(default),
         Some("TLS12") => Ok(TlsVersion::TLS12),
@@ -401,7 +405,10 @@ fn version(key: &'static str, v: Option<String>, default: TlsVersion) -> Result<
             key,
             format!("{old} is not supported (rustls implements TLS12 and TLS13 only)"),
         )),
-        Some(other) => Err((key, format!("unknown TLS version {other:?} (TLS12 or TLS13)"))),
+        Some(other) => Err((
+            key,
+            format!("unknown TLS version {other:?} (TLS12 or TLS13)"),
+        )),
     }
 }
 
@@ -409,7 +416,10 @@ impl TlsServerConfig {
     /// Check the keys as written; relative paths are taken from `dir` (the file's directory,
     /// as exporter-toolkit does).
     fn from_raw(t: RawTls, dir: &Path) -> Result<Self, (&'static str, String)> {
-        let pem = |file: Option<PathBuf>, text: Option<String>, fkey: &'static str, tkey: &'static str| {
+        let pem = |file: Option<PathBuf>,
+                   text: Option<String>,
+                   fkey: &'static str,
+                   tkey: &'static str| {
             match (file, text) {
                 (Some(_), Some(_)) => Err((fkey, format!("give {fkey} or {tkey}, not both"))),
                 (Some(f), None) => Ok(Some(Pem::File(dir.join(f)))),
@@ -417,11 +427,20 @@ impl TlsServerConfig {
                 (None, None) => Ok(None),
             }
         };
-        let cert = pem(t.cert_file, t.cert, "tls_server_config.cert_file", "cert")?
-            .ok_or(("tls_server_config", "missing one of cert or cert_file".to_string()))?;
-        let key = pem(t.key_file, t.key, "tls_server_config.key_file", "key")?
-            .ok_or(("tls_server_config", "missing one of key or key_file".to_string()))?;
-        let client_ca = pem(t.client_ca_file, t.client_ca, "tls_server_config.client_ca_file", "client_ca")?;
+        let cert = pem(t.cert_file, t.cert, "tls_server_config.cert_file", "cert")?.ok_or((
+            "tls_server_config",
+            "missing one of cert or cert_file".to_string(),
+        ))?;
+        let key = pem(t.key_file, t.key, "tls_server_config.key_file", "key")?.ok_or((
+            "tls_server_config",
+            "missing one of key or key_file".to_string(),
+        ))?;
+        let client_ca = pem(
+            t.client_ca_file,
+            t.client_ca,
+            "tls_server_config.client_ca_file",
+            "client_ca",
+        )?;
         let client_auth_type = match t.client_auth_type.as_deref() {
             None | Some("" | "NoClientCert") => ClientAuthType::NoClientCert,
             Some("RequestClientCert") => ClientAuthType::RequestClientCert,
@@ -450,13 +469,25 @@ impl TlsServerConfig {
         {
             return Err((
                 "tls_server_config.client_allowed_sans",
-                "requires client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert".into(),
+                "requires client_auth_type RequireAnyClientCert or RequireAndVerifyClientCert"
+                    .into(),
             ));
         }
-        let min_version = version("tls_server_config.min_version", t.min_version, TlsVersion::TLS12)?;
-        let max_version = version("tls_server_config.max_version", t.max_version, TlsVersion::TLS13)?;
+        let min_version = version(
+            "tls_server_config.min_version",
+            t.min_version,
+            TlsVersion::TLS12,
+        )?;
+        let max_version = version(
+            "tls_server_config.max_version",
+            t.max_version,
+            TlsVersion::TLS13,
+        )?;
         if min_version > max_version {
-            return Err(("tls_server_config.max_version", "is below min_version".into()));
+            return Err((
+                "tls_server_config.max_version",
+                "is below min_version".into(),
+            ));
         }
         let mut cipher_suites = Vec::new();
         for s in t.cipher_suites.unwrap_or_default() {
@@ -473,17 +504,18 @@ impl TlsServerConfig {
         }
         let mut curve_preferences = Vec::new();
         for c in t.curve_preferences.unwrap_or_default() {
-            let name = match c.as_str() {
-                "X25519" => "X25519",
-                "CurveP256" => "CurveP256",
-                "CurveP384" => "CurveP384",
-                _ => {
-                    return Err((
+            let name =
+                match c.as_str() {
+                    "X25519" => "X25519",
+                    "CurveP256" => "CurveP256",
+                    "CurveP384" => "CurveP384",
+                    _ => return Err((
                         "tls_server_config.curve_preferences",
-                        format!("{c} is not available (rustls implements X25519, CurveP256, CurveP384)"),
-                    ))
-                }
-            };
+                        format!(
+                            "{c} is not available (rustls implements X25519, CurveP256, CurveP384)"
+                        ),
+                    )),
+                };
             curve_preferences.push(name);
         }
         Ok(TlsServerConfig {
@@ -539,7 +571,11 @@ impl TlsServerConfig {
             provider.cipher_suites = suites;
         }
         if !self.curve_preferences.is_empty() {
-            provider.kx_groups = self.curve_preferences.iter().filter_map(|c| kx_group(c)).collect();
+            provider.kx_groups = self
+                .curve_preferences
+                .iter()
+                .filter_map(|c| kx_group(c))
+                .collect();
         }
         let provider = Arc::new(provider);
         let mut versions: Vec<&'static rustls::SupportedProtocolVersion> = Vec::new();
@@ -574,7 +610,8 @@ impl TlsServerConfig {
                     provider: Arc::clone(&provider),
                 }))
             }
-            ClientAuthType::VerifyClientCertIfGiven | ClientAuthType::RequireAndVerifyClientCert => {
+            ClientAuthType::VerifyClientCertIfGiven
+            | ClientAuthType::RequireAndVerifyClientCert => {
                 let roots = roots.ok_or(TlsError::NoClientCa(auth.name()))?;
                 let b = rustls::server::WebPkiClientVerifier::builder_with_provider(
                     roots,
@@ -592,7 +629,8 @@ impl TlsServerConfig {
             Some(v) if !self.client_allowed_sans.is_empty() => Some(Arc::new(AllowedSans {
                 inner: v,
                 allowed: self.client_allowed_sans.clone(),
-            }) as Arc<dyn ClientCertVerifier>),
+            })
+                as Arc<dyn ClientCertVerifier>),
             v => v,
         };
         let builder = match verifier {
@@ -846,7 +884,9 @@ impl ClientCertVerifier for AllowedSans {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let ok = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        let ok = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
         let found = sans(end_entity.as_ref())?;
         if found.iter().any(|s| self.allowed.contains(s)) {
             Ok(ok)
@@ -983,12 +1023,18 @@ mod tests {
         ];
         for (name, text, want) in cases {
             let e = refused(text);
-            assert!(e.starts_with(&format!("web config file {file}: ")), "{name}: {e}");
+            assert!(
+                e.starts_with(&format!("web config file {file}: ")),
+                "{name}: {e}"
+            );
             assert!(e.contains(want), "{name}: {e:?} lacks {want:?}");
         }
         // Relative paths are taken from the file's directory, as exporter-toolkit does.
         let e = refused(tls);
-        assert!(e.contains(&format!("cannot read {}", dir.join("a.crt").display())), "{e}");
+        assert!(
+            e.contains(&format!("cannot read {}", dir.join("a.crt").display())),
+            "{e}"
+        );
         // An empty YAML file is an empty configuration.
         std::fs::write(&p, "").unwrap();
         assert_eq!(WebConfig::load(&p).unwrap(), WebConfig::default());
