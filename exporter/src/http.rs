@@ -179,6 +179,15 @@ pub async fn serve_with_reload(
         };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
+            // Waiting for a connection is where the server spends its time: hear reloads here.
+            r = reload.changed(), if reload_open => {
+                drop(permit);
+                match r {
+                    Ok(()) => reload_web_config(&state).await,
+                    Err(_) => reload_open = false,
+                }
+                continue;
+            }
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {

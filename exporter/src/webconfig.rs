@@ -504,18 +504,19 @@ impl TlsServerConfig {
         }
         let mut curve_preferences = Vec::new();
         for c in t.curve_preferences.unwrap_or_default() {
-            let name =
-                match c.as_str() {
-                    "X25519" => "X25519",
-                    "CurveP256" => "CurveP256",
-                    "CurveP384" => "CurveP384",
-                    _ => return Err((
+            let name = match c.as_str() {
+                "X25519" => "X25519",
+                "CurveP256" => "CurveP256",
+                "CurveP384" => "CurveP384",
+                _ => {
+                    return Err((
                         "tls_server_config.curve_preferences",
                         format!(
                             "{c} is not available (rustls implements X25519, CurveP256, CurveP384)"
                         ),
-                    )),
-                };
+                    ))
+                }
+            };
             curve_preferences.push(name);
         }
         Ok(TlsServerConfig {
