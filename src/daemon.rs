@@ -1,6 +1,6 @@
 //! `ipvs-herald run`: the wiring of the two halves. It builds the reader, registers the
 //! exporter's metrics and starts the announcer ([`herald_announcer::start`]) into one registry,
-//! serves that registry and the status page over HTTP ([`herald_exporter::serve_with_page`]),
+//! serves that registry and the status page over HTTP ([`herald_exporter::serve_full`]),
 //! feeds the fail-safe watchdog (`crate::failsafe`), and handles signals: SIGHUP reloads the
 //! configuration ([`herald_announcer::Handle::reconfigure`]; an invalid file keeps the running
 //! one, with a log line and a metric), SIGTERM/SIGINT stop gracefully within a bound
@@ -8,7 +8,8 @@
 //!
 //! What SIGHUP applies live: `[[announcer.vip_groups]]`, `[announcer.bgp]` (per-peer diff: see
 //! `herald_announcer::bgp::reconfig`), `announcer.admin_socket` (rebound), and the shutdown
-//! bounds. Everything else (`[log]`, `[reader]`, `[exporter]`, `announcer.backend`,
+//! bounds; the content of `exporter.web_config_file` (reloaded by the metrics server itself,
+//! keeping the running one if the new file does not load). Everything else (`[log]`, `[reader]`, `[exporter]`, `announcer.backend`,
 //! `[announcer.kernel]`, `announcer.drain_time`, `announcer.maintenance_file`,
 //! `announcer.state_file`, adding or removing the `[announcer.bgp]` section, enabling the
 //! announcer) needs a restart: a warning names those keys and
@@ -187,12 +188,15 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             }
         }));
     }
-    let serve = herald_exporter::serve_with_page(
+    // SIGHUP also reloads the web configuration file (TLS, basic auth, headers).
+    let (web_reload, web_reload_rx) = watch::channel(());
+    let serve = herald_exporter::serve_full(
         listener,
         Arc::new(registry),
         cfg.exporter.clone(),
         Some(page),
         stopped,
+        web_reload_rx,
     );
     let mut server = tokio::spawn(async move {
         tokio::select! {
@@ -218,6 +222,7 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
             _ = hup.recv() => {
                 failsafe::notify_reloading();
                 reload(&path, &mut running, &config_metrics, announcer.as_mut()).await;
+                let _ = web_reload.send(());
                 failsafe::notify(&[sd_notify::NotifyState::Ready]);
             }
             _ = term.recv() => { tracing::info!("SIGTERM: stopping"); break; }

@@ -52,8 +52,17 @@ impl Fixture {
 
     /// A web config file with `text`, its path.
     fn web(&self, text: &str) -> PathBuf {
+        self.web_as(text, "toml")
+    }
+
+    /// A web config file in node_exporter's YAML format (`.yml`), its path.
+    fn web_yaml(&self, text: &str) -> PathBuf {
+        self.web_as(text, "yml")
+    }
+
+    fn web_as(&self, text: &str, ext: &str) -> PathBuf {
         let n = self.files.fetch_add(1, Ordering::Relaxed);
-        let p = self.dir.join(format!("web-{n}.toml"));
+        let p = self.dir.join(format!("web-{n}.{ext}"));
         std::fs::write(&p, text).unwrap();
         p
     }
@@ -161,6 +170,11 @@ fn bad(name: &'static str, text: impl Into<String>, expect: &'static str) -> Bad
     }
 }
 
+/// bcrypt (cost 4) of "s3cret", made with the `bcrypt` crate.
+const PROM_HASH: &str = "$2b$04$VVwAK4jvJ25aPIy0j4qgxuZaimOoM20djqdULCKW5CsYfKK8wcVO.";
+/// bcrypt (cost 4) of "n3w".
+const PROM_HASH_NEW: &str = "$2b$04$U1h4r9QBJtQ5MjVxShbEXe/ulIsFGE1enpYPdkt37dnzCMvnYiF0q";
+
 const BGP: &str = "[announcer.bgp]\nrouter_id = \"192.0.2.1\"\nlocal_as = 65000\n";
 const PEER: &str = "[[announcer.bgp.peers]]\nname = \"r1\"\naddress = \"127.0.0.1\"\n\
     remote_as = 65001\nport = @PEERPORT@\nconnect_retry = { min = 0.2, max = 1.0 }\n";
@@ -181,6 +195,18 @@ fn bad_cases(f: &Fixture) -> Vec<Bad> {
             "[tls_server_config]\ncert_file = {:?}\nkey_file = {:?}\n{extra}",
             f.path(cert),
             f.path(key)
+        ))
+    };
+    let yaml = |text: &str| {
+        format!(
+            "[exporter]\nlisten = \"@LISTEN@\"\nweb_config_file = {:?}\n",
+            f.web_yaml(text)
+        )
+    };
+    // Relative to the YAML file's directory, as in exporter-toolkit.
+    let yaml_tls = |extra: &str| {
+        yaml(&format!(
+            "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n{extra}"
         ))
     };
     let bgp_group = |extra: &str| format!("{BGP}{}", group("web", "\"192.0.2.10/32\"", extra));
@@ -326,10 +352,36 @@ fn bad_cases(f: &Fixture) -> Vec<Bad> {
             tls(
                 "a.crt",
                 "a.key",
-                &format!("client_ca_file = {:?}\n", f.path("garbage.pem")),
+                &format!(
+                    "client_auth_type = \"VerifyClientCertIfGiven\"\nclient_ca_file = {:?}\n",
+                    f.path("garbage.pem")
+                ),
             ),
             "garbage.pem",
         ),
+        bad(
+            "client CA without a client auth type",
+            tls(
+                "a.crt",
+                "a.key",
+                &format!("client_ca_file = {:?}\n", f.path("b.crt")),
+            ),
+            "tls_server_config.client_ca_file: client CAs are configured without a client_auth_type",
+        ),
+        // node_exporter's YAML format: what cannot be honoured is refused by name.
+        bad("YAML not YAML", yaml("tls_server_config: [\n"), "exporter.web_config_file: web config file"),
+        bad("YAML unknown key", yaml("bogus: 1\n"), "unknown field `bogus`"),
+        bad("YAML rate_limit", yaml("rate_limit:\n  burst: 10\n  interval: 1s\n"), "rate_limit: not supported"),
+        bad("YAML http2", yaml("http_server_config:\n  http2: true\n"), "http_server_config.http2: true is not supported"),
+        bad("YAML header", yaml("http_server_config:\n  headers:\n    Server: x\n"), "HTTP header \"Server\" can not be configured"),
+        bad("YAML TLS10", yaml_tls("  min_version: TLS10\n"), "tls_server_config.min_version: TLS10 is not supported"),
+        bad("YAML TLS11", yaml_tls("  max_version: TLS11\n"), "tls_server_config.max_version: TLS11 is not supported"),
+        bad("YAML CBC suite", yaml_tls("  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA]\n"), "cipher_suites: TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA is not available"),
+        bad("YAML P-521", yaml_tls("  curve_preferences: [CurveP521]\n"), "curve_preferences: CurveP521 is not available"),
+        bad("YAML SANs without a required certificate", yaml_tls("  client_allowed_sans: [a]\n"), "client_allowed_sans: requires client_auth_type"),
+        bad("YAML client auth type", yaml_tls("  client_auth_type: Sometimes\n"), "client_auth_type: unknown value \"Sometimes\""),
+        bad("YAML bad bcrypt", yaml("basic_auth_users:\n  prom: plain\n"), "basic_auth_users.prom: not a bcrypt hash"),
+        bad("YAML key mismatch", yaml("tls_server_config:\n  cert_file: a.crt\n  key_file: b.key\n"), "certificate/key mismatch"),
         bad(
             "client certificates without a CA",
             tls(
@@ -519,7 +571,7 @@ fn good_cases(f: &Fixture) -> Vec<Good> {
     let web_tls = format!(
         "[exporter]\nlisten = \"@LISTEN@\"\nweb_config_file = {:?}\n",
         f.web(&format!(
-            "[tls_server_config]\ncert_file = {:?}\nkey_file = {:?}\nclient_ca_file = {:?}\n",
+            "[tls_server_config]\ncert_file = {:?}\nkey_file = {:?}\nclient_auth_type = \"RequireAndVerifyClientCert\"\nclient_ca_file = {:?}\n",
             f.path("a.crt"),
             f.path("a.key"),
             f.path("b.crt")
@@ -547,6 +599,22 @@ fn good_cases(f: &Fixture) -> Vec<Good> {
             ),
         ),
         good("TLS web config with a CA file", web_tls),
+        good(
+            "node_exporter's YAML web config",
+            format!(
+                "[exporter]\nlisten = \"@LISTEN@\"\nweb_config_file = {:?}\n",
+                f.web_yaml(&format!(
+                    "tls_server_config:\n  cert_file: a.crt\n  key_file: a.key\n\
+                     \x20 client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: b.crt\n\
+                     \x20 client_allowed_sans: [prometheus.example]\n  min_version: TLS12\n\
+                     \x20 max_version: TLS13\n  cipher_suites: [TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256]\n\
+                     \x20 curve_preferences: [X25519]\n  prefer_server_cipher_suites: true\n\
+                     http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n\
+                     basic_auth_users:\n  prom: '{}'\n",
+                    PROM_HASH
+                ))
+            ),
+        ),
         good(
             "different routes that overlap",
             format!(
@@ -766,12 +834,17 @@ impl Drop for Daemon {
 
 /// `GET path` over plain HTTP/1.1 with `Connection: close`; the body.
 fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    http_get_with(addr, path, "")
+}
+
+/// `GET path` with extra header lines (`Name: value\r\n` each); the whole response.
+fn http_get_with(addr: std::net::SocketAddr, path: &str, headers: &str) -> String {
     use std::io::Write;
     let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{headers}\r\n"
     )
     .unwrap();
     let mut out = String::new();
@@ -835,6 +908,65 @@ fn sighup_refuses_what_check_config_refuses() {
     d.signal("-HUP");
     d.wait_log("SIGHUP: configuration reloaded", 1).unwrap();
     assert!(http_get(listen, "/metrics").contains("ipvs_herald_config_last_reload_successful 1"));
+    d.signal("-TERM");
+    let mut d = d;
+    let st = wait_bounded(&mut d.child, STOP_BOUND);
+    assert!(st.is_some_and(|s| s.success()), "exit {st:?}: {}", d.log());
+}
+
+/// SIGHUP reloads node_exporter's YAML web config file: a new password is in force after the
+/// signal, not before; a file that does not load is refused (as `check-config` refuses it) and
+/// the running one stays.
+#[test]
+fn sighup_reloads_the_yaml_web_config_file() {
+    let f = Fixture::new("hupweb");
+    let web = f.web_yaml(&format!("basic_auth_users:\n  prom: '{PROM_HASH}'\n"));
+    let path = f.config(&format!(
+        "[exporter]\nlisten = \"@LISTEN@\"\nweb_config_file = {web:?}\n"
+    ));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let listen: std::net::SocketAddr = text
+        .lines()
+        .find_map(|l| l.strip_prefix("listen = \""))
+        .map(|s| s.trim_end_matches('"').parse().unwrap())
+        .unwrap();
+    // base64 of prom:s3cret and prom:n3w.
+    let old = "Authorization: Basic cHJvbTpzM2NyZXQ=\r\n";
+    let new = "Authorization: Basic cHJvbTpuM3c=\r\n";
+    let status = |auth: &str| {
+        http_get_with(listen, "/metrics", auth)
+            .split_whitespace()
+            .nth(1)
+            .unwrap_or("")
+            .to_string()
+    };
+    let d = Daemon::start(&path);
+    d.wait_log("metrics server listening", 1).unwrap();
+    assert_eq!(status(old), "200");
+    assert_eq!(status(""), "401");
+    std::fs::write(
+        &web,
+        format!("basic_auth_users:\n  prom: '{PROM_HASH_NEW}'\n"),
+    )
+    .unwrap();
+    assert_eq!(status(new), "401", "not before the signal");
+    d.signal("-HUP");
+    d.wait_log("web configuration file reloaded", 1).unwrap();
+    assert_eq!(status(new), "200");
+    assert_eq!(status(old), "401");
+    // A bad file: refused with check-config's message, the running one stays.
+    std::fs::write(&web, "http_server_config:\n  http2: true\n").unwrap();
+    d.signal("-HUP");
+    d.wait_log("web configuration file refused on reload", 1)
+        .unwrap();
+    d.wait_log("SIGHUP: configuration refused", 1).unwrap();
+    assert!(
+        d.log()
+            .contains("http_server_config.http2: true is not supported"),
+        "{}",
+        d.log()
+    );
+    assert_eq!(status(new), "200");
     d.signal("-TERM");
     let mut d = d;
     let st = wait_bounded(&mut d.child, STOP_BOUND);

@@ -30,8 +30,9 @@ pub struct Config {
     pub health_path: String,
     /// Path of the readiness endpoint (200 once serving, 503 while draining). Default `/-/ready`.
     pub ready_path: String,
-    /// Web configuration file (TLS and basic auth, TOML, see the README). Default: none (plain
-    /// HTTP, no authentication).
+    /// Web configuration file (TLS, headers and basic auth): node_exporter's YAML file when the
+    /// name ends in `.yml`/`.yaml`, else TOML with the same keys (see the README and
+    /// `crate::webconfig`). Default: none (plain HTTP, no authentication).
     pub web_config_file: Option<PathBuf>,
     /// HTTP limits and timeouts.
     pub limits: Limits,

@@ -1,16 +1,23 @@
 //! The HTTP server: `/metrics` (content-negotiated, gzip), landing page, the status page
-//! (`crate::page`), health and readiness, optional TLS and basic auth, bounded connections/scrapes/timeouts, graceful drain.
+//! (`crate::page`), health and readiness, optional TLS and basic auth, bounded
+//! connections/scrapes/timeouts, graceful drain.
+//!
+//! TLS, basic auth and the extra response headers come from the web configuration file
+//! (`crate::webconfig`); [`serve_with_reload`] loads it again on each reload signal (a file that
+//! does not load keeps the running one), and the TLS certificate files are re-read when they
+//! change, between handshakes.
 //!
 //! Every connection runs in its own task with a header-read timeout, so a client that sends half
 //! a request and stalls holds one connection slot for at most that long and never delays other
 //! scrapes. Scrapes run the registry encoder on a blocking thread, bounded by a semaphore and by
 //! the scrape timeout (`X-Prometheus-Scrape-Timeout-Seconds` minus an offset).
 
+use crate::basic_auth::{BasicAuth, Verdict};
 use crate::collector::with_scrape_deadline;
 use crate::config::{Config, ConfigError};
 use crate::exposition::{encode_registry_to, negotiate, EncodeError};
 use crate::page::{StatusPage, STATUS_PATH};
-use crate::webconfig::{BasicAuth, TlsError, WebConfigError};
+use crate::webconfig::{TlsError, TlsReloader, WebConfig, WebConfigError};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Frame;
@@ -24,7 +31,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -66,11 +73,48 @@ const CHUNK_QUEUE: usize = 4;
 struct State {
     registry: Arc<Registry>,
     cfg: Config,
-    auth: Option<BasicAuth>,
+    /// Replaced whole when the web configuration file is reloaded.
+    web: RwLock<Arc<WebState>>,
     scrapes: Arc<Semaphore>,
     ready: AtomicBool,
     /// The status page, when the binary gave one.
     page: Option<StatusPage>,
+}
+
+/// What the web configuration file makes of the server: TLS, basic auth, extra headers.
+struct WebState {
+    tls: Option<Arc<TlsReloader>>,
+    auth: Option<Arc<BasicAuth>>,
+    headers: Vec<(header::HeaderName, HeaderValue)>,
+}
+
+impl WebState {
+    fn new(web: &WebConfig) -> Result<Self, TlsError> {
+        Ok(WebState {
+            tls: web.tls_reloader()?,
+            auth: BasicAuth::new(&web.basic_auth_users).map(Arc::new),
+            // Names and values were checked when the file was loaded.
+            headers: web
+                .headers
+                .iter()
+                .filter_map(|(n, v)| {
+                    Some((
+                        header::HeaderName::from_bytes(n.as_bytes()).ok()?,
+                        HeaderValue::from_str(v).ok()?,
+                    ))
+                })
+                .collect(),
+        })
+    }
+}
+
+impl State {
+    fn web(&self) -> Arc<WebState> {
+        match self.web.read() {
+            Ok(g) => Arc::clone(&g),
+            Err(p) => Arc::clone(&p.into_inner()),
+        }
+    }
 }
 
 /// Serve until `shutdown` completes, then stop accepting, let open connections finish for at
@@ -81,27 +125,42 @@ pub async fn serve(
     cfg: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
-    serve_with_page(listener, registry, cfg, None, shutdown).await
+    // The sender lives as long as the server, so the reload branch never fires.
+    let (_never, reload) = watch::channel(());
+    serve_full(listener, registry, cfg, None, shutdown, reload).await
 }
 
-/// [`serve`], with the status page at [`STATUS_PATH`] (linked from `/`) when `page` is given.
-/// The page goes through the same request path as `/metrics`: TLS, basic auth, limits.
-pub async fn serve_with_page(
+/// [`serve`], and load the web configuration file again whenever `reload` is notified (the
+/// daemon's SIGHUP): a file that does not load is logged and the running one stays in force.
+/// New connections and requests see the new file; open connections keep their TLS session.
+pub async fn serve_with_reload(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    cfg: Config,
+    shutdown: impl Future<Output = ()>,
+    reload: watch::Receiver<()>,
+) -> Result<(), ServeError> {
+    serve_full(listener, registry, cfg, None, shutdown, reload).await
+}
+
+/// [`serve_with_reload`], with the status page at [`STATUS_PATH`] (linked from `/`) when `page`
+/// is given. The page goes through the same request path as `/metrics`: TLS, basic auth, limits.
+pub async fn serve_full(
     listener: TcpListener,
     registry: Arc<Registry>,
     cfg: Config,
     page: Option<StatusPage>,
     shutdown: impl Future<Output = ()>,
+    mut reload: watch::Receiver<()>,
 ) -> Result<(), ServeError> {
     cfg.validate()?;
     let web = cfg.web_config()?;
-    let tls = web.tls_acceptor().map_err(ServeError::Tls)?;
-    let auth = BasicAuth::new(&web.basic_auth_users);
+    let web = WebState::new(&web).map_err(ServeError::Tls)?;
     let local = listener.local_addr().ok();
     tracing::info!(
         address = ?local,
-        tls = tls.is_some(),
-        basic_auth = auth.is_some(),
+        tls = web.tls.is_some(),
+        basic_auth = web.auth.is_some(),
         path = %cfg.metrics_path,
         "metrics server listening"
     );
@@ -109,11 +168,13 @@ pub async fn serve_with_page(
     let state = Arc::new(State {
         registry,
         scrapes: Arc::new(Semaphore::new(limits.max_concurrent_scrapes)),
-        auth,
+        web: RwLock::new(Arc::new(web)),
         ready: AtomicBool::new(true),
         page,
         cfg,
     });
+    reload.mark_unchanged();
+    let mut reload_open = true;
     let conn_slots = Arc::new(Semaphore::new(limits.max_connections));
     let (drain_tx, drain_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
@@ -122,6 +183,13 @@ pub async fn serve_with_page(
         while tasks.try_join_next().is_some() {}
         let permit = tokio::select! {
             _ = &mut shutdown => break,
+            r = reload.changed(), if reload_open => {
+                match r {
+                    Ok(()) => reload_web_config(&state).await,
+                    Err(_) => reload_open = false,
+                }
+                continue;
+            }
             p = Arc::clone(&conn_slots).acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
@@ -129,6 +197,15 @@ pub async fn serve_with_page(
         };
         let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
+            // Waiting for a connection is where the server spends its time: hear reloads here.
+            r = reload.changed(), if reload_open => {
+                drop(permit);
+                match r {
+                    Ok(()) => reload_web_config(&state).await,
+                    Err(_) => reload_open = false,
+                }
+                continue;
+            }
             r = listener.accept() => match r {
                 Ok(x) => x,
                 Err(e) => {
@@ -141,7 +218,7 @@ pub async fn serve_with_page(
         };
         let _ = stream.set_nodelay(true);
         let state = Arc::clone(&state);
-        let tls = tls.clone();
+        let tls = state.web().tls.clone();
         let drain = drain_rx.clone();
         let span = tracing::debug_span!("http_conn", %peer);
         tasks.spawn(
@@ -149,7 +226,18 @@ pub async fn serve_with_page(
                 let _permit = permit;
                 match tls {
                     None => serve_conn(stream, peer, state, drain).await,
-                    Some(acceptor) => {
+                    Some(reloader) => {
+                        let config = match reloader.current_if_fresh() {
+                            Some(c) => c,
+                            // Reading the certificate files may block: not on a worker.
+                            None => match tokio::task::spawn_blocking(move || reloader.refresh())
+                                .await
+                            {
+                                Ok(c) => c,
+                                Err(_) => return,
+                            },
+                        };
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
                         let hs = state.cfg.limits.tls_handshake_timeout;
                         match tokio::time::timeout(hs, acceptor.accept(stream)).await {
                             Ok(Ok(s)) => serve_conn(s, peer, state, drain).await,
@@ -179,6 +267,34 @@ pub async fn serve_with_page(
     }
     tracing::info!("metrics server stopped");
     Ok(())
+}
+
+/// Load the web configuration file again; keep the running one if it does not load.
+async fn reload_web_config(state: &Arc<State>) {
+    let cfg = state.cfg.clone();
+    let loaded = tokio::task::spawn_blocking(move || {
+        let web = cfg.web_config().map_err(|e| e.to_string())?;
+        WebState::new(&web).map_err(|e| e.to_string())
+    })
+    .await;
+    match loaded {
+        Ok(Ok(web)) => {
+            tracing::info!(
+                tls = web.tls.is_some(),
+                basic_auth = web.auth.is_some(),
+                "web configuration file reloaded"
+            );
+            let new = Arc::new(web);
+            match state.web.write() {
+                Ok(mut g) => *g = new,
+                Err(p) => *p.into_inner() = new,
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "web configuration file refused on reload; the running one stays in force")
+        }
+        Err(e) => tracing::error!(error = %e, "web configuration reload task failed"),
+    }
 }
 
 async fn serve_conn<S>(io: S, peer: SocketAddr, state: Arc<State>, mut drain: watch::Receiver<bool>)
@@ -243,32 +359,51 @@ async fn handle(
 ) -> Response<Body> {
     let timeout = state.cfg.limits.request_timeout;
     let span = tracing::debug_span!("http_request", %peer, method = %req.method(), path = %req.uri().path());
-    match tokio::time::timeout(timeout, route(req, Arc::clone(&state)).instrument(span)).await {
+    let web = state.web();
+    let mut r = match tokio::time::timeout(
+        timeout,
+        route(req, Arc::clone(&state), &web).instrument(span),
+    )
+    .await
+    {
         Ok(r) => r,
         Err(_) => text_response(StatusCode::SERVICE_UNAVAILABLE, "request timed out\n"),
+    };
+    for (name, value) in &web.headers {
+        r.headers_mut().insert(name.clone(), value.clone());
     }
+    r
 }
 
-async fn route(req: Request<hyper::body::Incoming>, state: Arc<State>) -> Response<Body> {
-    if state.auth.is_some() {
+async fn route(
+    req: Request<hyper::body::Incoming>,
+    state: Arc<State>,
+    web: &WebState,
+) -> Response<Body> {
+    if let Some(auth) = &web.auth {
         let hdr = req
             .headers()
             .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let st = Arc::clone(&state);
-        let ok = tokio::task::spawn_blocking(move || {
-            st.auth.as_ref().is_some_and(|a| a.check(hdr.as_deref()))
-        })
-        .await
-        .unwrap_or(false);
-        if !ok {
-            let mut r = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Basic realm=\"ipvs-herald\""),
-            );
-            return r;
+            .and_then(|v| v.to_str().ok());
+        match auth.check(hdr).await {
+            Verdict::Allowed => {}
+            Verdict::Denied => {
+                let mut r = text_response(StatusCode::UNAUTHORIZED, "Unauthorized\n");
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"ipvs-herald\""),
+                );
+                return r;
+            }
+            Verdict::Busy => {
+                let mut r = text_response(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many password checks in progress\n",
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                return r;
+            }
         }
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {

@@ -3,13 +3,14 @@
 //! Two entry points, in the style of mini-redis: [`register`] adds the scrape-time IPVS
 //! collector (and build info) to a registry the binary owns — the announcer registers its own
 //! metrics into the same registry —, and [`serve`] serves that registry over HTTP(S) until a
-//! shutdown future completes ([`serve_with_page`] adds the status page at `/status`, see
+//! shutdown future completes ([`serve_full`] adds the status page at `/status`, see
 //! [`page`]). With the `testing` feature (tests, benches, examples and the lab
 //! only: never in a release build), `render_snapshot` turns a fixed `Snapshot` into exposition
 //! text, `check_series` checks any exposition for duplicate series and empty label values, and
 //! `fixture` holds a rich snapshot. Every metric is documented in `exporter/README.md`.
 #![forbid(unsafe_code)]
 
+pub mod basic_auth;
 pub mod collector;
 pub mod config;
 pub mod exposition;
@@ -31,9 +32,9 @@ pub use exposition::oracle::{
 };
 pub use exposition::{encode_registry, negotiate, Format};
 pub use families::imbalance;
-pub use http::{serve, serve_with_page, ServeError};
+pub use http::{serve, serve_full, serve_with_reload, ServeError};
 pub use page::{StatusPage, StatusProvider};
-pub use webconfig::{TlsError, WebConfigError};
+pub use webconfig::{ParseError, TlsError, TlsReloader, WebConfig, WebConfigError};
 
 use herald_shared::reader::IpvsSource;
 use prometheus_client::registry::Registry;

@@ -23,14 +23,14 @@ use tokio::task::JoinHandle;
 /// Guard against a hung test; not a performance goal.
 const GUARD: Duration = Duration::from_secs(45);
 
-struct Server {
-    addr: SocketAddr,
+pub(crate) struct Server {
+    pub(crate) addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), herald_exporter::ServeError>>,
 }
 
 impl Server {
-    async fn start(source: Arc<dyn IpvsSource>, cfg: Config) -> Server {
+    pub(crate) async fn start(source: Arc<dyn IpvsSource>, cfg: Config) -> Server {
         let mut registry = Registry::default();
         register(&mut registry, source, &cfg);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -46,7 +46,7 @@ impl Server {
         }
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
@@ -58,14 +58,14 @@ impl Server {
     }
 }
 
-fn rich() -> Arc<dyn IpvsSource> {
+pub(crate) fn rich() -> Arc<dyn IpvsSource> {
     Arc::new(StaticSource {
         snapshot: Some(rich_snapshot()),
         conn_table: rich_conn_table(),
     })
 }
 
-fn test_cfg() -> Config {
+pub(crate) fn test_cfg() -> Config {
     Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         ..Config::default()
@@ -74,26 +74,31 @@ fn test_cfg() -> Config {
 
 /// A parsed HTTP/1.1 response.
 #[derive(Debug)]
-struct Resp {
-    status: u16,
+pub(crate) struct Resp {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
 }
 
 impl Resp {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
 }
 
 /// Send one request with `Connection: close` and read the whole response.
-async fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+pub(crate) async fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> Resp {
     tokio::time::timeout(GUARD, async {
         let mut s = TcpStream::connect(addr).await.unwrap();
         let mut req =
@@ -473,7 +478,7 @@ async fn shutdown_lets_in_flight_scrapes_finish_and_bounds_the_drain() {
     );
 }
 
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/test-tls");
     std::fs::create_dir_all(&d).unwrap();
     d
@@ -561,8 +566,8 @@ async fn bad_web_config_is_a_serve_error_not_a_panic() {
 }
 
 /// `Config::web_config` (what loading the configuration calls) refuses what the server would:
-/// a key that is not the certificate's, a CA file that does not parse even when client
-/// certificates are not asked for, and a missing file.
+/// a key that is not the certificate's, a CA file that does not parse, a client auth type that
+/// needs a CA without one, and a missing file.
 #[test]
 fn web_config_problems_are_found_when_the_configuration_is_loaded() {
     require(&["openssl"]);
@@ -586,7 +591,7 @@ fn web_config_problems_are_found_when_the_configuration_is_loaded() {
     let e = check(format!("cert_file = {a_crt:?}\nkey_file = {b_key:?}\n")).unwrap_err();
     assert!(e.contains("mismatch"), "{e}");
     let e = check(format!(
-        "cert_file = {a_crt:?}\nkey_file = {a_key:?}\nclient_ca_file = {:?}\n",
+        "cert_file = {a_crt:?}\nkey_file = {a_key:?}\nclient_auth_type = \"VerifyClientCertIfGiven\"\nclient_ca_file = {:?}\n",
         dir.join("garbage.pem")
     ))
     .unwrap_err();

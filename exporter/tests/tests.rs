@@ -6,3 +6,4 @@ mod golden;
 mod http;
 mod prometheus_e2e;
 mod promtool;
+mod web_config;
