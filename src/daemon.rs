@@ -137,6 +137,12 @@ pub fn run(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
 async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = ?path, "ipvs-herald starting");
     cfg.warnings().iter().for_each(|w| tracing::warn!("{w}"));
+    // Signals are ours before anything is bound or started: a SIGTERM that arrives while the
+    // daemon starts (a test, or systemd stopping a unit it just started) is queued and handled
+    // by the loop below, never the default action killing a half-started daemon.
+    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let source: Arc<dyn IpvsSource> = Arc::new(Reader::new(cfg.reader.clone()));
     probe(&source).await;
 
@@ -205,9 +211,6 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         }
     });
 
-    let mut hup = signal(SignalKind::hangup()).context("cannot handle SIGHUP")?;
-    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
-    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
     let mut heartbeats = vec![("the async runtime", failsafe::runtime_heartbeat())];
     if let Some(a) = &announcer {
         heartbeats.push(("the announcer's control loop", a.heartbeat()));

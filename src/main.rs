@@ -22,7 +22,9 @@ SIGNALS:
             De-configured) or reset (Cease / Other Configuration Change) one by one, unchanged
             peers keep their sessions; keys that need a restart are logged and set
             ipvs_herald_config_restart_required 1; an invalid file keeps the running
-            configuration (logged; ipvs_herald_config_last_reload_successful 0)
+            configuration (logged; ipvs_herald_config_last_reload_successful 0); the
+            exporter's web config file (TLS, basic auth, headers) is read again too, and
+            a file that does not load keeps the running one
   SIGTERM   drain every VIP group for announcer.shutdown_drain_time, withdraw, close the BGP
             sessions with Cease / Administrative Shutdown, stop (bounded by shutdown_timeout)
   SIGINT    the same as SIGTERM
