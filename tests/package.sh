@@ -232,6 +232,7 @@ echo "systemd-analyze verify: clean"
 
 step "docs"
 for f in /usr/share/doc/ipvs-herald/README.md /usr/share/doc/ipvs-herald/copyright \
+  /usr/share/doc/ipvs-herald/status-json.md /usr/share/doc/ipvs-herald/dump-json.md \
   /usr/share/doc/ipvs-herald/examples/all-active.toml; do
   [ -s "$f" ] || fail "$f is missing"
 done
