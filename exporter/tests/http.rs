@@ -8,7 +8,7 @@ use herald_shared::conntable::{ConnTableLimits, ConnTableSummary};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::{IpvsSource, ReadError};
 use herald_test_support::require;
-use herald_test_support::tls::{openssl, self_signed};
+use herald_test_support::tls::{ca_and_clients, self_signed};
 use prometheus_client::registry::Registry;
 use std::io::Read;
 use std::net::SocketAddr;
@@ -615,68 +615,9 @@ async fn tls_client_certificates_are_required_when_configured() {
     require(&["openssl", "curl"]);
     let dir = target_dir().join(format!("mtls-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
     // Server certificate (self-signed) and a client CA with one client certificate.
     self_signed(&dir, "srv", Some("IP:127.0.0.1"));
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-days",
-        "2",
-        "-subj",
-        "/CN=herald-test-ca",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    openssl(&a, &dir);
-    let mut a = vec!["req"];
-    a.extend(ec);
-    a.extend([
-        "-subj",
-        "/CN=prometheus",
-        "-keyout",
-        "client.key",
-        "-out",
-        "client.csr",
-    ]);
-    openssl(&a, &dir);
-    std::fs::write(
-        dir.join("client.ext"),
-        "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    openssl(
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "client.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "client.ext",
-            "-out",
-            "client.crt",
-        ],
-        &dir,
-    );
+    ca_and_clients(&dir, &[("client", None)]);
     let web = dir.join("web.toml");
     std::fs::write(
         &web,

@@ -8,7 +8,7 @@ use base64::Engine;
 use herald_exporter::basic_auth::VERIFY_WAIT;
 use herald_exporter::{register, serve_with_reload, webconfig::TLS_RECHECK};
 use herald_test_support::require;
-use herald_test_support::tls::{openssl, self_signed};
+use herald_test_support::tls::{ca_and_clients, self_signed};
 use prometheus_client::registry::Registry;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,75 +21,6 @@ fn fresh_dir(tag: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// A CA (`ca.crt`) and, for each (name, SAN), a client certificate `NAME.crt`/`NAME.key`
-/// signed by it.
-fn client_certs(dir: &Path, clients: &[(&str, &str)]) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut a = vec!["req", "-x509"];
-    a.extend(ec);
-    a.extend([
-        "-days",
-        "2",
-        "-subj",
-        "/CN=herald-test-ca",
-        "-addext",
-        "basicConstraints=critical,CA:TRUE",
-        "-addext",
-        "keyUsage=critical,keyCertSign",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-    ]);
-    openssl(&a, dir);
-    for (name, san) in clients {
-        let (key, csr, crt, ext) = (
-            format!("{name}.key"),
-            format!("{name}.csr"),
-            format!("{name}.crt"),
-            format!("{name}.ext"),
-        );
-        let subj = format!("/CN={name}");
-        let mut a = vec!["req"];
-        a.extend(ec);
-        a.extend(["-subj", &subj, "-keyout", &key, "-out", &csr]);
-        openssl(&a, dir);
-        std::fs::write(
-            dir.join(&ext),
-            format!(
-                "extendedKeyUsage=clientAuth\nbasicConstraints=CA:FALSE\nsubjectAltName={san}\n"
-            ),
-        )
-        .unwrap();
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                "ca.crt",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &ext,
-                "-out",
-                &crt,
-            ],
-            dir,
-        );
-    }
 }
 
 /// `curl ARGS URL` in `dir`: (exit success, `-i` output with the status code last).
@@ -119,11 +50,11 @@ async fn a_node_exporter_yaml_file_is_served_with_tls_client_certs_and_basic_aut
     require(&["openssl", "curl"]);
     let dir = fresh_dir("nodeexp");
     self_signed(&dir, "srv", Some("IP:127.0.0.1"));
-    client_certs(
+    ca_and_clients(
         &dir,
         &[
-            ("prometheus", "DNS:prometheus.example"),
-            ("intruder", "DNS:intruder.example"),
+            ("prometheus", Some("DNS:prometheus.example")),
+            ("intruder", Some("DNS:intruder.example")),
         ],
     );
     let hash = bcrypt::hash("s3cret", 4).unwrap();
