@@ -185,6 +185,20 @@ mod tests {
         }
     }
 
+    /// `status --json` and the admin socket carry times as JSON numbers: they must come back
+    /// bit for bit (serde_json's `float_roundtrip`; without it this value came back 2 ulp off).
+    #[test]
+    fn times_round_trip_exactly() {
+        let t = Transition {
+            from: GroupPhase::Withdrawn,
+            to: GroupPhase::Announced,
+            at: 1_796_314_918.217_678_5,
+            reason: "healthy".into(),
+        };
+        let back: Transition = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
+        assert_eq!(back.at.to_bits(), t.at.to_bits());
+    }
+
     #[test]
     fn unknown_phase_is_refused() {
         assert!(serde_json::from_str::<GroupPhase>("\"up\"").is_err());
