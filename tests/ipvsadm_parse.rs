@@ -108,7 +108,8 @@ fn tunnel_info() {
         Some(TunInfo {
             kind: "gue",
             port: 6080,
-            flags: 0
+            flags: 0,
+            csum: "nocsum"
         })
     );
     assert_eq!(
@@ -116,7 +117,8 @@ fn tunnel_info() {
         Some(TunInfo {
             kind: "gue",
             port: 6081,
-            flags: 1
+            flags: 1,
+            csum: "csum"
         })
     );
     assert_eq!(
@@ -124,7 +126,8 @@ fn tunnel_info() {
         Some(TunInfo {
             kind: "gue",
             port: 6082,
-            flags: 2
+            flags: 2,
+            csum: "remcsum"
         })
     );
     assert_eq!(
@@ -132,7 +135,8 @@ fn tunnel_info() {
         Some(TunInfo {
             kind: "gre",
             port: 0,
-            flags: 1
+            flags: 1,
+            csum: "csum"
         })
     );
     assert!(parse_tun_info(3, "vxlan:-c")

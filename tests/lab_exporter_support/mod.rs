@@ -196,21 +196,6 @@ fn expected_imbalance(dests: &[ipvsadm::ListDest]) -> Option<f64> {
         .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))))
 }
 
-fn tunnel_flags_label(flags: u16) -> String {
-    let mut v = Vec::new();
-    if flags & 1 != 0 {
-        v.push("csum");
-    }
-    if flags & 2 != 0 {
-        v.push("remcsum");
-    }
-    if v.is_empty() {
-        "nocsum".to_string()
-    } else {
-        v.join(",")
-    }
-}
-
 /// Every IPVS series the exporter must serve for these ipvsadm views.
 fn expected(v: &Views) -> Expected {
     let mut e = Expected {
@@ -364,7 +349,7 @@ fn expected(v: &Views) -> Expected {
                         if ti.port != 0 {
                             il.push(("tunnel_port", ti.port.to_string()));
                         }
-                        il.push(("tunnel_flags", tunnel_flags_label(ti.flags)));
+                        il.push(("tunnel_flags", ti.csum.to_string()));
                     }
                     Err(err) => e.problems.push(format!("{dwhat}: tun-info: {err}")),
                 },

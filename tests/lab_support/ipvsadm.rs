@@ -508,12 +508,15 @@ pub fn parse_tun(text: &str) -> Result<(Header, Vec<ViewService<TunDest>>)> {
 }
 
 /// Tunnel info as ipvsadm prints it: type, GUE port, checksum flag bits
-/// (`IP_VS_TUNNEL_ENCAP_FLAG_CSUM` = 1, `…_REMCSUM` = 2; `nocsum` = 0).
+/// (`IP_VS_TUNNEL_ENCAP_FLAG_CSUM` = 1, `…_REMCSUM` = 2; `nocsum` = 0), and the checksum mode
+/// named from ipvsadm's own token (`-c` nocsum, `+c` csum, `r+c` remcsum), so that the oracle
+/// of the exporter's `tunnel_flags` label does not borrow the code under test's mapping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TunInfo {
     pub kind: &'static str,
     pub port: u16,
     pub flags: u16,
+    pub csum: &'static str,
 }
 
 /// Parse ipvsadm's TunnelInfo column: `n/a` -> None; `ipip`; `gue:6080:-c` (nocsum),
@@ -523,11 +526,11 @@ pub fn parse_tun_info(line: usize, text: &str) -> Result<Option<TunInfo>> {
         return Ok(None);
     }
     let parts: Vec<&str> = text.split(':').collect();
-    let csum = |t: &str| -> Result<u16> {
+    let csum = |t: &str| -> Result<(u16, &'static str)> {
         match t {
-            "-c" => Ok(0),
-            "+c" => Ok(1),
-            "r+c" => Ok(2),
+            "-c" => Ok((0, "nocsum")),
+            "+c" => Ok((1, "csum")),
+            "r+c" => Ok((2, "remcsum")),
             other => err(
                 line,
                 format!("unknown tunnel checksum flag {other:?} in {text:?}"),
@@ -539,17 +542,26 @@ pub fn parse_tun_info(line: usize, text: &str) -> Result<Option<TunInfo>> {
             kind: "ipip",
             port: 0,
             flags: 0,
+            csum: "nocsum",
         },
-        ["gue", port, flag] => TunInfo {
-            kind: "gue",
-            port: num(line, "GUE port", Some(port))?,
-            flags: csum(flag)?,
-        },
-        ["gre", flag] => TunInfo {
-            kind: "gre",
-            port: 0,
-            flags: csum(flag)?,
-        },
+        ["gue", port, flag] => {
+            let (flags, csum) = csum(flag)?;
+            TunInfo {
+                kind: "gue",
+                port: num(line, "GUE port", Some(port))?,
+                flags,
+                csum,
+            }
+        }
+        ["gre", flag] => {
+            let (flags, csum) = csum(flag)?;
+            TunInfo {
+                kind: "gre",
+                port: 0,
+                flags,
+                csum,
+            }
+        }
         _ => return err(line, format!("unknown tunnel info {text:?}")),
     };
     Ok(Some(info))
