@@ -278,7 +278,7 @@ fn stuck_ipvs_read_withdraws_within_watchdog_bound_and_keeps_session() {
                 ));
             }
             let after = rig.bird.proto(PROTO)?;
-            if !after.established || after.since != before.since {
+            if !before.same_session(&after) {
                 return Err(format!(
                     "the BGP session did not stay up: before {:?}, after {:?}",
                     before.line, after.line
@@ -310,7 +310,7 @@ fn stuck_ipvs_read_withdraws_within_watchdog_bound_and_keeps_session() {
                 secs(back)
             );
             let after = rig.bird.proto(PROTO)?;
-            if after.since != before.since {
+            if !before.same_session(&after) {
                 return Err(format!("session reset while recovering: {:?}", after.line));
             }
             Ok(())

@@ -205,6 +205,72 @@ pub struct ProtoState {
     pub line: String,
 }
 
+impl ProtoState {
+    /// Whether `self` and `later` describe the same session, not a reset and reconnect.
+    ///
+    /// BIRD keeps the "since" time on its monotonic clock and prints it through the current
+    /// offset to wall-clock time, so the same instant can print a millisecond apart on two
+    /// calls. A real reset moves it by far more: the speaker waits at least its connect-retry
+    /// minimum (0.5 s in these labs) before it reconnects.
+    pub fn same_session(&self, later: &ProtoState) -> bool {
+        const JITTER_MS: i64 = 50;
+        match (since_millis(&self.since), since_millis(&later.since)) {
+            (Some(a), Some(b)) => later.established && (a - b).abs() <= JITTER_MS,
+            _ => later.established && self.since == later.since,
+        }
+    }
+}
+
+/// BIRD's "YYYY-MM-DD HH:MM:SS.mmm" as milliseconds since 1970 (UTC or not: only
+/// differences matter).
+fn since_millis(s: &str) -> Option<i64> {
+    let (date, time) = s.split_once(' ')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.split(':').map(|x| x.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let ms = format!("{frac:0<3}").get(..3)?.parse::<i64>().ok()?;
+    // Days from the civil date (proleptic Gregorian), Howard Hinnant's algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some((((days * 24 + hh) * 60 + mm) * 60 + ss) * 1000 + ms)
+}
+
+#[cfg(test)]
+mod since_tests {
+    use super::*;
+
+    fn st(since: &str) -> ProtoState {
+        ProtoState {
+            established: true,
+            since: since.into(),
+            line: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_millisecond_of_print_jitter_is_the_same_session_a_reconnect_is_not() {
+        let a = st("2026-12-03 17:43:24.191");
+        assert!(a.same_session(&st("2026-12-03 17:43:24.192")));
+        assert!(a.same_session(&st("2026-12-03 17:43:24.190")));
+        assert!(!a.same_session(&st("2026-12-03 17:43:24.700")));
+        assert!(!a.same_session(&st("2026-12-03 17:43:25.191")));
+        // Across midnight and a month end.
+        assert!(st("2026-11-30 23:59:59.999").same_session(&st("2026-12-01 00:00:00.001")));
+        assert!(!st("2026-12-02 17:43:24.191").same_session(&st("2026-12-03 17:43:24.191")));
+        let mut down = st("2026-12-03 17:43:24.191");
+        down.established = false;
+        assert!(!a.same_session(&down));
+        assert_eq!(since_millis("1970-01-01 00:00:01.5"), Some(1500));
+        assert_eq!(since_millis("garbage"), None);
+    }
+}
+
 /// BIRD 2 in a namespace with its config, control socket, pid file and log in `dir`.
 #[derive(Debug)]
 pub struct Bird {
