@@ -47,6 +47,7 @@ cargo clippy -p ipvs-herald --locked --test faults --test soak --test lab --test
 
 stage "unit tests (library and binary targets, doctests; no root)"
 cargo test --workspace --locked --lib --bins
+python3 shared/tests/vectors/oracle.py --check  # vector expectations = the independent decoder's
 cargo test --workspace --locked --doc
 
 stage "rustdoc (warnings denied)"
