@@ -536,14 +536,16 @@ REMOVED_SINCE_CAPTURE = {
     # b34ed1b moved the persistent traffic into its own scenario (23-persistent-traffic).
     ("nat-traffic", ("tcp", "203.0.113.20", 8080)),
 }
-PROC_FWD = {"Masq": "masq", "Local": "local", "Tunnel": "tunnel", "Route": "route", "Bypass": "bypass"}
+PROC_FWD = {w: w.lower() for w in ("Masq", "Local", "Tunnel", "Route", "Bypass")}
 
 
 def scenario_files(scenario):
     """(procfs capture dir or None, scenario script path or None) of a scenario name."""
     pat = re.compile(r"\d\d-" + re.escape(scenario))
     proc = [d for d in sorted(os.listdir(PROCFS_DIR)) if pat.fullmatch(d)]
-    scripts = [f for f in sorted(os.listdir(SCENARIO_DIR)) if pat.fullmatch(f[:-3]) and f.endswith(".sh")]
+    scripts = [
+        f for f in sorted(os.listdir(SCENARIO_DIR)) if f.endswith(".sh") and pat.fullmatch(f[:-3])
+    ]
     return (
         os.path.join(PROCFS_DIR, proc[0]) if proc else None,
         os.path.join(SCENARIO_DIR, scripts[0]) if scripts else None,
@@ -663,14 +665,23 @@ def parse_script(path):
         if key[0] == "fwmark":
             key = ("fwmark", "inet6" if v6 else "inet", key[1])
         if w[1] == "-A":
-            svcs[key] = {"sched": opts.get("-s", "wlc"), "timeout": opts.get("-p"), "mask": opts.get("-M")}
+            svcs[key] = {
+                "sched": opts.get("-s", "wlc"),
+                "timeout": opts.get("-p"),
+                "mask": opts.get("-M"),
+            }
             continue
         a, port = opts["-r"].rsplit(":", 1)
         tunnel = None
         if opts.get("fwd") == "tunnel":  # ipvsadm's defaults: ipip, port 0, nocsum
-            flags = {None: 0, "--tun-nocsum": 0, "--tun-csum": 1, "--tun-remcsum": 2}[opts.get("csum")]
-            tunnel = {"kind": opts.get("--tun-type", "ipip"), "port": int(opts.get("--tun-port", 0)), "flags": flags}
-        dests[(key, canonical(a), int(port))] = (opts.get("fwd", "route"), int(opts.get("-w", 1)), tunnel)
+            csum = {None: 0, "--tun-nocsum": 0, "--tun-csum": 1, "--tun-remcsum": 2}
+            tunnel = {
+                "kind": opts.get("--tun-type", "ipip"),
+                "port": int(opts.get("--tun-port", 0)),
+                "flags": csum[opts.get("csum")],
+            }
+        fwd_weight = (opts.get("fwd", "route"), int(opts.get("-w", 1)))
+        dests[(key, canonical(a), int(port))] = fwd_weight + (tunnel,)
     return svcs, dests, daemons, traffic, sets_timeouts
 
 
@@ -769,7 +780,8 @@ def cross_check(decoded):
             if p["timeout"] is None:
                 ck.expect(not s["flags"]["persistent"], name, src_p, "persistent, procfs says not")
             else:
-                ck.expect(s["flags"]["persistent"] and s["persistence_timeout"] * KERNEL_HZ == p["timeout"],
+                jiffies = s["persistence_timeout"] * KERNEL_HZ
+                ck.expect(s["flags"]["persistent"] and jiffies == p["timeout"],
                           name, src_p, f"persistence {s['persistence_timeout']} s, procfs "
                           f"{p['timeout']} jiffies at HZ={KERNEL_HZ}")
                 # procfs prints ntohl() of the stored bytes; read them as the decoder must.
@@ -783,33 +795,40 @@ def cross_check(decoded):
             for dname, d in run:
                 dk = (d["address"], d["port"])
                 pd = p["dests"].get(dk)
-                if ck.expect(pd is not None, dname, src_p, f"{dk} is not a destination of {key} in procfs"):
-                    ck.expect((d["forward"], d["weight"], d["active_conns"], d["inactive_conns"]) == pd,
-                              dname, src_p, f"forward/weight/active/inactive "
-                              f"{(d['forward'], d['weight'], d['active_conns'], d['inactive_conns'])}, procfs {pd}")
+                row = (d["forward"], d["weight"], d["active_conns"], d["inactive_conns"])
+                if ck.expect(pd is not None, dname, src_p, f"{dk} is not a destination of {key}"):
+                    ck.expect(row == pd, dname, src_p,
+                              f"forward/weight/active/inactive {row}, procfs {pd}")
                 for c in COUNTERS:
                     sums[c] += d["stats"]["counters"][c]
                 if key in exempt:
                     continue
                 wd = want_dests.get((key, d["address"], d["port"]))
-                if ck.expect(wd is not None, dname, src_s, f"{dk} is not added to {key} by the script"):
-                    ck.expect((d["forward"], d["weight"], d["tunnel"]) == wd, dname, src_s,
-                              f"forward/weight/tunnel {(d['forward'], d['weight'], d['tunnel'])}, script {wd}")
+                row = (d["forward"], d["weight"], d["tunnel"])
+                if ck.expect(wd is not None, dname, src_s, f"{dk} is not added to {key}"):
+                    ck.expect(row == wd, dname, src_s, f"forward/weight/tunnel {row}, script {wd}")
             # The kernel counts every packet and connection on the destination and on its
             # service (ip_vs_in_stats, ip_vs_out_stats, ip_vs_conn_stats).
             ck.expect(sums == s["stats"]["counters"], name, "sum of its destinations",
                       f"counters {s['stats']['counters']}, its destinations add up to {sums}")
             if key in traffic:
                 ck.expect(s["stats"]["counters"]["conns"] == traffic[key], name, src_s,
-                          f"{s['stats']['counters']['conns']} connections, the script makes {traffic[key]}")
+                          f"{s['stats']['counters']['conns']} connections, "
+                          f"the script makes {traffic[key]}")
         if proc is not None and pos != len(dests):
             ck.problems.append(f"{scenario}: {len(dests)} get_dest vector(s), procfs lists {pos}")
         daemons = cmds.get("get_daemon", [])
         ck.expect(len(daemons) == len(want_daemons), scenario, src_s,
                   f"{len(daemons)} get_daemon vector(s), the script starts {len(want_daemons)}")
         for (name, d), w in zip(daemons, want_daemons):
-            opt = {"--mcast-interface": "interface", "--syncid": "sync_id", "--sync-maxlen": "max_len",
-                   "--mcast-group": "mcast_group", "--mcast-port": "mcast_port", "--mcast-ttl": "mcast_ttl"}
+            opt = {
+                "--mcast-interface": "interface",
+                "--syncid": "sync_id",
+                "--sync-maxlen": "max_len",
+                "--mcast-group": "mcast_group",
+                "--mcast-port": "mcast_port",
+                "--mcast-ttl": "mcast_ttl",
+            }
             have = {"role": d["role"]}
             have.update({o: str(d[f]) for o, f in opt.items() if o in w})
             ck.expect(have == w, name, src_s, f"{have}, script --start-daemon {w}")
@@ -878,7 +897,8 @@ def main(argv):
         return sum(1 for n in lab if any(x.startswith(prefix) for x in checked.get(n, ())))
 
     print(
-        f"oracle: {len(decoded)} vector(s) decoded, {same} expected file(s) equal, {wrote} written; "
+        f"oracle: {len(decoded)} vector(s) decoded, {same} expected file(s) equal, "
+        f"{wrote} written; "
         f"of {len(lab)} captured: {sum(1 for n in lab if checked.get(n))} cross-checked, "
         f"{with_source('procfs')} with /proc/net/ip_vs, {with_source('script')} with the "
         f"scenario script, {with_source('sum')} with the sum of their destinations, "
