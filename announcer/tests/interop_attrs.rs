@@ -433,12 +433,26 @@ struct HoldOurOpen<'a> {
 impl<'a> HoldOurOpen<'a> {
     fn install(lab: &'a Lab) -> TResult<Self> {
         herald_test_support::ensure(&["nft"]).map_err(|e| e.to_string())?;
-        let rule = format!(
-            "table ip heraldhold {{ chain input {{ type filter hook input priority 0; policy accept; \
-             ip saddr {SPEAKER_V4} ip daddr {ROUTER_V4} tcp dport 179 ip length > 64 counter drop; }} }}"
-        );
-        lab.router.exec("nft", &[&rule])?;
-        Ok(Self { lab, active: true })
+        let hold = Self { lab, active: true };
+        let (spk, rtr) = (SPEAKER_V4.to_string(), ROUTER_V4.to_string());
+        for cmd in [
+            vec!["add", "table", "ip", "heraldhold"],
+            vec![
+                "add",
+                "chain",
+                "ip",
+                "heraldhold",
+                "input",
+                "{ type filter hook input priority 0; policy accept; }",
+            ],
+            vec![
+                "add", "rule", "ip", "heraldhold", "input", "ip", "saddr", &spk, "ip", "daddr",
+                &rtr, "tcp", "dport", "179", "ip", "length", ">", "64", "counter", "drop",
+            ],
+        ] {
+            lab.router.exec("nft", &cmd)?;
+        }
+        Ok(hold)
     }
 
     /// Packets dropped so far.
