@@ -446,8 +446,26 @@ impl<'a> HoldOurOpen<'a> {
                 "{ type filter hook input priority 0; policy accept; }",
             ],
             vec![
-                "add", "rule", "ip", "heraldhold", "input", "ip", "saddr", &spk, "ip", "daddr",
-                &rtr, "tcp", "dport", "179", "ip", "length", ">", "64", "counter", "drop",
+                "add",
+                "rule",
+                "ip",
+                "heraldhold",
+                "input",
+                "ip",
+                "saddr",
+                &spk,
+                "ip",
+                "daddr",
+                &rtr,
+                "tcp",
+                "dport",
+                "179",
+                "ip",
+                "length",
+                ">",
+                "64",
+                "counter",
+                "drop",
             ],
         ] {
             lab.router.exec("nft", &cmd)?;
@@ -530,8 +548,8 @@ fn collision(speaker_id: Ipv4Addr) {
         let mut hold = HoldOurOpen::install(&lab)?;
         let mut rspec = RouterSpec::new(Kind::Bird, 65001, 65000);
         rspec.hold = HOLD;
-        // BIRD connects 4 s after its start: by then our connection waits in OpenConfirm.
-        rspec.connect_delay = Some(4);
+        // BIRD connects 5 s after its start: by then our connection waits in OpenConfirm.
+        rspec.connect_delay = Some(5);
         let router = Router::start(&lab, rspec)?;
         let spec = dspec(65000, 65001);
         let mut cfg = config(&spec);
