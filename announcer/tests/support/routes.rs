@@ -684,6 +684,47 @@ mod tests {
     }
 
     #[test]
+    fn extended_communities_of_each_router_normalise_alike() {
+        let want = vec![
+            "ro:192.0.2.1:7".to_owned(),
+            "rt:4200000001:5".to_owned(),
+            "rt:65000:100".to_owned(),
+        ];
+        let bird = "198.51.100.0/24 unicast [x]\n\tType: BGP univ\n\tBGP.origin: IGP\n\tBGP.next_hop: 192.0.2.1\n\tBGP.ext_community: (rt, 65000, 100) (ro, 192.0.2.1, 7) (rt, 4200000001, 5)\n";
+        let rib = parse_bird(bird).unwrap();
+        assert_eq!(rib.values().next().unwrap().ext_communities, want);
+        let bad = bird.replace("(ro, 192.0.2.1, 7)", "(ro, 192.0.2.1)");
+        assert!(parse_bird(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("(kind, admin, value)"));
+
+        let frr = r#"{"prefix":"198.51.100.0/24","paths":[{"origin":"IGP","nexthops":[{"ip":"192.0.2.1"}],
+            "extendedCommunity":{"string":"RT:65000:100 SoO:192.0.2.1:7 RT:4200000001:5"}}]}"#;
+        assert_eq!(
+            parse_frr_prefix(frr).unwrap().unwrap().ext_communities,
+            want
+        );
+        let bad = frr.replace("SoO:", "LB:");
+        assert!(parse_frr_prefix(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown kind"));
+
+        let gobgp = r#"{"198.51.100.0/24":[{"best":true,"attrs":[{"type":1,"value":0},{"type":3,"nexthop":"192.0.2.1"},
+            {"type":16,"value":[{"type":0,"subtype":2,"value":"65000:100"},{"type":1,"subtype":3,"value":"192.0.2.1:7"},
+            {"type":2,"subtype":2,"value":"64086.59905:5"}]}]}]}"#;
+        let rib = parse_gobgp(gobgp).unwrap();
+        assert_eq!(rib.values().next().unwrap().ext_communities, want);
+        // GoBGP reports the wire type: the form must match the administrator.
+        let wrong_form = gobgp.replace(r#"{"type":0,"subtype":2"#, r#"{"type":2,"subtype":2"#);
+        assert!(parse_gobgp(&wrong_form)
+            .unwrap_err()
+            .to_string()
+            .contains("implies type 0"));
+    }
+
+    #[test]
     fn gobgp_rib() {
         let text = r#"{"198.51.100.0/24":[{"best":true,"attrs":[{"type":1,"value":0},
             {"type":2,"as_paths":[{"segment_type":2,"num":2,"asns":[65000,65000]}]},{"type":4,"metric":50},
