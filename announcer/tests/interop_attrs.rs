@@ -165,12 +165,76 @@ fn asn4(kind: Kind, case: AsCase) {
                     ));
                 }
             }
+            router_received_as4_capability(&router, case.local_as)?;
             driver.handle().withdraw(p4);
             wait_prefixes(&router, &[p6])?;
             Ok(())
         };
         body().map_err(|e| fail(&e).into())
     })
+}
+
+/// The router's own account of the session: it received our 4-octet AS capability (with our
+/// AS in it, where the router shows the value).
+fn router_received_as4_capability(router: &Router, local_as: u32) -> TResult<()> {
+    let peer = speaker_addr().to_string();
+    match router.spec.kind {
+        Kind::Bird => {
+            let out = router.birdc(&["show", "protocols", "all", "spk4"])?;
+            let session = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Session:"))
+                .ok_or_else(|| format!("birdc shows no Session line:\n{out}"))?;
+            let neighbor_as = out
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("Neighbor AS:"))
+                .map(str::trim);
+            if !session.contains("AS4") || neighbor_as != Some(&local_as.to_string()) {
+                return err(format!(
+                    "BIRD's session is not a 4-octet one with AS {local_as}:\n{out}"
+                ));
+            }
+        }
+        Kind::Frr => {
+            let out = router.vtysh(&format!("show bgp neighbors {peer} json"))?;
+            let v: serde_json::Value = serde_json::from_str(&out)?;
+            let n = v.get(&peer).ok_or("FRR shows no such neighbor")?;
+            let cap = n.pointer("/neighborCapabilities/4byteAs");
+            let remote_as = n.get("remoteAs").and_then(serde_json::Value::as_u64);
+            if cap.and_then(serde_json::Value::as_str) != Some("advertisedAndReceived")
+                || remote_as != Some(u64::from(local_as))
+            {
+                return err(format!(
+                    "FRR: 4byteAs {cap:?}, remoteAs {remote_as:?} (expected advertisedAndReceived, {local_as})"
+                ));
+            }
+        }
+        Kind::Gobgp => {
+            let out = router.gobgp(&["neighbor", &peer, "-j"])?;
+            let v: serde_json::Value = serde_json::from_str(&out)?;
+            let caps = v
+                .pointer("/state/remote_cap")
+                .and_then(serde_json::Value::as_array)
+                .ok_or_else(|| {
+                    format!("gobgp neighbor JSON without state.remote_cap: {out:.600}")
+                })?;
+            // Protobuf `Any`s: the capability's message (field 1, varint AS) in base64.
+            let as4 = caps
+                .iter()
+                .find(|c| {
+                    c.get("type_url").and_then(serde_json::Value::as_str)
+                        == Some("type.googleapis.com/apipb.FourOctetASNCapability")
+                })
+                .ok_or_else(|| format!("GoBGP received no 4-octet AS capability: {caps:?}"))?;
+            let want = base64(&protobuf_u32_field1(local_as));
+            if as4.get("value").and_then(serde_json::Value::as_str) != Some(want.as_str()) {
+                return err(format!(
+                    "GoBGP's 4-octet AS capability from us is {as4}, expected value {want:?} (AS {local_as})"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 macro_rules! asn4_suite {
@@ -217,6 +281,51 @@ macro_rules! asn4_suite {
 asn4_suite!(asn4_bird, Kind::Bird);
 asn4_suite!(asn4_frr, Kind::Frr);
 asn4_suite!(asn4_gobgp, Kind::Gobgp);
+
+/// A protobuf message with one varint field number 1.
+fn protobuf_u32_field1(mut n: u32) -> Vec<u8> {
+    let mut out = vec![0x08];
+    loop {
+        let low = u8::try_from(n & 0x7f).unwrap();
+        n >>= 7;
+        if n == 0 {
+            out.push(low);
+            return out;
+        }
+        out.push(low | 0x80);
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(
+                    A[usize::try_from((n >> (18 - 6 * i)) & 63).unwrap()],
+                ));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn gobgp_capability_encoding_helpers() {
+    assert_eq!(base64(&protobuf_u32_field1(4_200_000_001)), "CIHU29IP");
+    assert_eq!(base64(&protobuf_u32_field1(65000)), "COj7Aw==");
+    assert_eq!(base64(b"ab"), "YWI=");
+}
 
 // ---------------------------------------------------------------- per-state attributes
 
