@@ -529,65 +529,64 @@ fn attrs_gobgp_extended_communities_and_down_action_announce() {
 
 // ---------------------------------------------------------------- connection collision
 
-/// An nftables table in the router's namespace that drops every data-carrying segment our
-/// outgoing connection sends (speaker → router port 179), so its handshake completes but BIRD
-/// never reads our OPEN. Segments of at most 64 IP bytes (SYN, ACK, FIN with options) pass;
-/// the smallest BGP message (19 bytes) makes a segment of at least 71. Deleting the table lets
-/// the kernel's retransmissions through.
-struct HoldOurOpen<'a> {
-    lab: &'a Lab,
+/// An nftables table (`table ip NAME`, one input-chain rule) that drops what the rule matches
+/// in one namespace, counting it; deleting the table (also on drop) lets the kernel's
+/// retransmissions through.
+struct NftDrop<'a> {
+    ns: &'a support::lab::Netns,
+    table: &'static str,
     active: bool,
 }
 
-impl<'a> HoldOurOpen<'a> {
-    fn install(lab: &'a Lab) -> TResult<Self> {
+impl<'a> NftDrop<'a> {
+    fn install(ns: &'a support::lab::Netns, table: &'static str, rule: &[&str]) -> TResult<Self> {
         herald_test_support::ensure(&["nft"]).map_err(|e| e.to_string())?;
-        let hold = Self { lab, active: true };
-        let (spk, rtr) = (SPEAKER_V4.to_string(), ROUTER_V4.to_string());
-        for cmd in [
-            vec!["add", "table", "ip", "heraldhold"],
-            vec![
-                "add",
-                "chain",
-                "ip",
-                "heraldhold",
-                "input",
-                "{ type filter hook input priority 0; policy accept; }",
-            ],
-            vec![
-                "add",
-                "rule",
-                "ip",
-                "heraldhold",
-                "input",
-                "ip",
-                "saddr",
-                &spk,
-                "ip",
-                "daddr",
-                &rtr,
-                "tcp",
-                "dport",
-                "179",
-                "ip",
-                "length",
-                ">",
-                "64",
-                "counter",
-                "drop",
-            ],
-        ] {
-            lab.router.exec("nft", &cmd)?;
-        }
+        let hold = Self {
+            ns,
+            table,
+            active: true,
+        };
+        let chain = "{ type filter hook input priority 0; policy accept; }";
+        ns.exec("nft", &["add", "table", "ip", table])?;
+        ns.exec("nft", &["add", "chain", "ip", table, "input", chain])?;
+        let mut add = vec!["add", "rule", "ip", table, "input"];
+        add.extend_from_slice(rule);
+        add.extend_from_slice(&["counter", "drop"]);
+        ns.exec("nft", &add)?;
         Ok(hold)
+    }
+
+    /// The data of our outgoing connection (speaker → router port 179), in the router's
+    /// namespace: its handshake completes but the router never reads our OPEN. Segments of at
+    /// most 64 IP bytes (SYN, ACK, FIN with options) pass; the smallest BGP message (19 bytes)
+    /// makes a segment of at least 71.
+    fn our_open(lab: &'a Lab) -> TResult<Self> {
+        let (spk, rtr) = (SPEAKER_V4.to_string(), ROUTER_V4.to_string());
+        Self::install(
+            &lab.router,
+            "heraldholdopen",
+            &[
+                "ip", "saddr", &spk, "ip", "daddr", &rtr, "tcp", "dport", "179", "ip", "length",
+                ">", "64",
+            ],
+        )
+    }
+
+    /// The router's connection attempts to our listener, in the speaker's namespace.
+    fn their_connect(lab: &'a Lab) -> TResult<Self> {
+        let (spk, rtr) = (SPEAKER_V4.to_string(), ROUTER_V4.to_string());
+        Self::install(
+            &lab.speaker,
+            "heraldholdsyn",
+            &[
+                "ip", "saddr", &rtr, "ip", "daddr", &spk, "tcp", "dport", "179",
+            ],
+        )
     }
 
     /// Packets dropped so far.
     fn dropped(&self) -> TResult<u64> {
-        let out = self
-            .lab
-            .router
-            .exec("nft", &["list", "table", "ip", "heraldhold"])?;
+        let out = self.ns.exec("nft", &["list", "table", "ip", self.table])?;
         out.split_whitespace()
             .skip_while(|w| *w != "packets")
             .nth(1)
@@ -597,16 +596,15 @@ impl<'a> HoldOurOpen<'a> {
 
     fn remove(&mut self) -> TResult<()> {
         if self.active {
-            self.lab
-                .router
-                .exec("nft", &["delete", "table", "ip", "heraldhold"])?;
+            self.ns
+                .exec("nft", &["delete", "table", "ip", self.table])?;
             self.active = false;
         }
         Ok(())
     }
 }
 
-impl Drop for HoldOurOpen<'_> {
+impl Drop for NftDrop<'_> {
     fn drop(&mut self) {
         let _ = self.remove();
     }
@@ -641,10 +639,12 @@ fn bgp_connections(lab: &Lab) -> TResult<Vec<(String, String)>> {
         .collect())
 }
 
-/// A certain collision with BIRD (identifier 192.0.2.2). With `speaker_id` above it our
-/// connection must survive, below it BIRD's; either way exactly one connection is left, stays,
-/// and carries the route.
-fn collision(speaker_id: Ipv4Addr) {
+/// A certain collision with `kind` (identifier 192.0.2.2). With `speaker_id` above it our
+/// connection must survive, below it the router's; either way exactly one connection is left,
+/// stays, and carries a route. BIRD's own connection waits for its `connect delay time`; FRR
+/// connects at once, so its attempts are dropped in our namespace until we wait in
+/// OpenConfirm.
+fn collision(kind: Kind, speaker_id: Ipv4Addr) {
     run(|| {
         let ours_wins = u32::from(speaker_id) > u32::from(ROUTER_V4);
         let (kept, lost) = if ours_wins {
@@ -652,13 +652,19 @@ fn collision(speaker_id: Ipv4Addr) {
         } else {
             ("remote", "local")
         };
-        let lab = Lab::new(&format!("collision-{kept}"))?;
+        let lab = Lab::new(&format!("collision-{}-{kept}", kind.name()))?;
         lab.check()?;
-        let mut hold = HoldOurOpen::install(&lab)?;
-        let mut rspec = RouterSpec::new(Kind::Bird, 65001, 65000);
+        let mut hold = NftDrop::our_open(&lab)?;
+        let mut syn_hold = match kind {
+            Kind::Bird => None,
+            _ => Some(NftDrop::their_connect(&lab)?),
+        };
+        let mut rspec = RouterSpec::new(kind, 65001, 65000);
         rspec.hold = HOLD;
-        // BIRD connects 5 s after its start: by then our connection waits in OpenConfirm.
-        rspec.connect_delay = Some(5);
+        if kind == Kind::Bird {
+            // BIRD connects 5 s after its start: by then our connection waits in OpenConfirm.
+            rspec.connect_delay = Some(5);
+        }
         let router = Router::start(&lab, rspec)?;
         let spec = dspec(65000, 65001);
         let mut cfg = config(&spec);
@@ -684,10 +690,19 @@ fn collision(speaker_id: Ipv4Addr) {
                 || Ok(state()? == State::OpenConfirm),
             )?;
             if collisions(&driver, "local")? + collisions(&driver, "remote")? != 0 {
-                return err("a collision was counted before BIRD connected");
+                return err("a collision was counted before the router connected");
             }
             let before = t0.elapsed();
-            // BIRD's connection arrives and collides.
+            if let Some(h) = syn_hold.as_mut() {
+                // Give the router's connection attempts held so far a little time, then let
+                // them through.
+                std::thread::sleep(Duration::from_millis(500));
+                if h.dropped()? == 0 {
+                    return err("the router has not tried to connect to us yet");
+                }
+                h.remove()?;
+            }
+            // The router's connection arrives and collides.
             wait_until(
                 &format!("a collision counted with kept=\"{kept}\""),
                 Duration::from_secs(15),
@@ -705,7 +720,7 @@ fn collision(speaker_id: Ipv4Addr) {
                 return err("the filter held nothing back: no OPEN of ours was delayed");
             }
             if !ours_wins {
-                // The session moves to BIRD's connection, which the filter does not touch.
+                // The session moves to the router's connection, which the filter does not touch.
                 support::driver::wait_established(&driver, router_addr(), SESSION_TIMEOUT)?;
                 router_up(&router)?;
             }
@@ -735,14 +750,13 @@ fn collision(speaker_id: Ipv4Addr) {
                 },
             )?;
             let (local, _) = &conns[0];
-            let bird_opened = local.ends_with(":179");
-            if bird_opened == ours_wins {
+            let router_opened = local.ends_with(":179");
+            if router_opened == ours_wins {
                 return err(format!(
-                    "the surviving connection {conns:?} was opened by {}, but the {} BGP \
+                    "the surviving connection {conns:?} was opened by {}, but the higher BGP \
                      identifier is {}",
-                    if bird_opened { "BIRD" } else { "us" },
-                    "higher",
-                    if ours_wins { "ours" } else { "BIRD's" }
+                    if router_opened { "the router" } else { "us" },
+                    if ours_wins { "ours" } else { "the router's" }
                 ));
             }
             if collisions(&driver, lost)? != 0 {
@@ -760,10 +774,20 @@ fn collision(speaker_id: Ipv4Addr) {
 #[test]
 fn collision_bird_higher_identifier_keeps_its_connection() {
     // Ours 192.0.2.1 < BIRD's 192.0.2.2.
-    collision(SPEAKER_V4);
+    collision(Kind::Bird, SPEAKER_V4);
 }
 
 #[test]
-fn collision_speaker_higher_identifier_keeps_its_connection() {
-    collision(Ipv4Addr::new(203, 0, 113, 254));
+fn collision_bird_speaker_higher_identifier_keeps_its_connection() {
+    collision(Kind::Bird, Ipv4Addr::new(203, 0, 113, 254));
+}
+
+#[test]
+fn collision_frr_higher_identifier_keeps_its_connection() {
+    collision(Kind::Frr, SPEAKER_V4);
+}
+
+#[test]
+fn collision_frr_speaker_higher_identifier_keeps_its_connection() {
+    collision(Kind::Frr, Ipv4Addr::new(203, 0, 113, 254));
 }
