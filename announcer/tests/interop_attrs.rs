@@ -15,12 +15,13 @@
 //!   route target and route origin in the two-octet-AS, IPv4-address and four-octet-AS forms)
 //!   and `down_action = "announce"`: the pool goes down, the route stays with the `down`
 //!   attributes and the router shows them; the pool comes back, the `up` ones return.
-//! - `collision_*`: a connection collision (RFC 4271 §6.8) made certain with BIRD. An nftables
-//!   rule in the router's namespace drops the data of our outgoing connection (not its
-//!   handshake), so BIRD never reads our OPEN while we read BIRD's and wait in OpenConfirm;
-//!   BIRD's own connection (after its `connect delay time`) then reaches our listener and
-//!   collides. The connection of the higher BGP identifier must survive, alone, and our
-//!   collision counter must say so (the test fails if no collision was counted).
+//! - `collision_*`: a connection collision (RFC 4271 §6.8) made certain with BIRD and with FRR.
+//!   An nftables rule in the router's namespace drops the data of our outgoing connection (not
+//!   its handshake), so the router never reads our OPEN while we read its OPEN and wait in
+//!   OpenConfirm; the router's own connection (BIRD: after its `connect delay time`; FRR: its
+//!   attempts dropped in our namespace until then) then reaches our listener and collides. The
+//!   connection of the higher BGP identifier must survive, alone, and our collision counter
+//!   must say so (the test fails if no collision was counted).
 //!
 //! Run as root: `cargo test -p herald-announcer --test integration interop_attrs::`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
