@@ -457,6 +457,16 @@ fn bad_cases(f: &Fixture) -> Vec<Bad> {
             bgp_group("fall = 0\n"),
             "`fall` must be at least 1",
         ),
+        bad(
+            "extended community value past its form",
+            bgp_group("down = { extended_communities = [\"rt:4200000001:70000\"] }\n"),
+            "[down] extended community \"rt:4200000001:70000\": value 70000 is too large for the four-octet-AS specific form (at most 65535)",
+        ),
+        bad(
+            "extended community of an unknown kind",
+            bgp_group("up = { extended_communities = [\"target:65000:1\", \"color:65000:1\"] }\n"),
+            "[up] extended community \"color:65000:1\": kind \"color\" is not rt (route target) or ro (route origin)",
+        ),
         // Others: types, unknown keys, numbers where strings belong, limits.
         bad(
             "wrong type",

@@ -5,6 +5,7 @@
 //! IPVS services that make it up, the health rules and the route attributes per state. This
 //! module only parses and validates; it does no I/O.
 
+use crate::bgp::ext_community::{ExtCommunityError, ExtendedCommunity};
 use crate::health::{
     Damping, DestinationRule, GroupPolicy, PoolThreshold, Require, ServiceSelector,
 };
@@ -116,6 +117,8 @@ pub enum CommunityError {
     NotLarge(String),
     #[error("large community {community:?}: {part:?} is not a 32-bit number")]
     Not32Bit { community: String, part: String },
+    #[error(transparent)]
+    Extended(#[from] ExtCommunityError),
 }
 
 /// What is wrong inside one VIP group.
@@ -229,6 +232,10 @@ pub struct StateAttrs {
     pub communities: Vec<String>,
     /// Large communities `GLOBAL:LOCAL1:LOCAL2`. Default: none.
     pub large_communities: Vec<String>,
+    /// Extended communities (RFC 4360) `KIND:ADMINISTRATOR:VALUE`: `rt` (route target) or `ro`
+    /// (route origin), then an AS number or an IPv4 address, then the value; the syntax and the
+    /// three forms are in [`crate::bgp::ext_community`]. Default: none.
+    pub extended_communities: Vec<String>,
     /// How many times to prepend the local AS. Default 0.
     pub as_path_prepend: u8,
 }
@@ -240,6 +247,7 @@ pub struct ParsedAttrs {
     pub local_pref: Option<u32>,
     pub communities: Vec<u32>,
     pub large_communities: Vec<(u32, u32, u32)>,
+    pub extended_communities: Vec<ExtendedCommunity>,
     pub as_path_prepend: u8,
 }
 
@@ -256,11 +264,17 @@ impl StateAttrs {
             .iter()
             .map(|c| parse_large_community(c))
             .collect::<Result<Vec<_>, _>>()?;
+        let extended_communities = self
+            .extended_communities
+            .iter()
+            .map(|c| c.parse::<ExtendedCommunity>())
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(ParsedAttrs {
             med: self.med,
             local_pref: self.local_pref,
             communities,
             large_communities,
+            extended_communities,
             as_path_prepend: self.as_path_prepend,
         })
     }
@@ -474,7 +488,7 @@ mod tests {
             destinations = { respect_upper_threshold = true }
             up = { med = 10, communities = ["64500:1"], large_communities = ["64500:1:2"] }
             draining = { med = 500, communities = ["graceful-shutdown", "no-export"] }
-            down = { med = 1000, as_path_prepend = 3 }
+            down = { med = 1000, as_path_prepend = 3, extended_communities = ["rt:65000:100", "ro:192.0.2.1:7", "rt:4200000001:5"] }
             "#,
         )
         .unwrap()
@@ -484,6 +498,16 @@ mod tests {
         let up = g.up.parse().unwrap();
         assert_eq!(up.communities, vec![(64500 << 16) | 1]);
         assert_eq!(up.large_communities, vec![(64500, 1, 2)]);
+        assert!(up.extended_communities.is_empty());
+        let down: Vec<String> = g
+            .down
+            .parse()
+            .unwrap()
+            .extended_communities
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(down, ["rt:65000:100", "ro:192.0.2.1:7", "rt:4200000001:5"]);
         assert_eq!(
             g.draining.parse().unwrap().communities,
             vec![0xFFFF_0000, 0xFFFF_FF01]
@@ -506,6 +530,18 @@ mod tests {
         let e = parse("[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\nup = { communities = [\"70000:1\"] }\n")
             .unwrap_err();
         assert!(e.contains("[up]") && e.contains("70000"), "{e}");
+        let e = parse("[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\ndown = { extended_communities = [\"rt:65000:1\", \"rt:4200000001:70000\"] }\n")
+            .unwrap_err();
+        assert_eq!(
+            e,
+            "vip group \"w\": [down] extended community \"rt:4200000001:70000\": value 70000 is too large for the four-octet-AS specific form (at most 65535)"
+        );
+        let e = parse("[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\ndraining = { extended_communities = [\"65000:1\"] }\n")
+            .unwrap_err();
+        assert!(
+            e.contains("[draining]") && e.contains("KIND:ADMINISTRATOR:VALUE"),
+            "{e}"
+        );
         let e = parse(
             "[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.1/32\"]\n[[vip_groups]]\nname = \"w\"\nprefixes = [\"192.0.2.2/32\"]\n",
         )

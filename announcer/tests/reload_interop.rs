@@ -274,7 +274,8 @@ fn bird_hold_time_change_resets_only_that_peer() {
 /// finished the handshake on our connection within a millisecond, so it was the latter; when
 /// a collision is seen, the connection opened by BIRD (identifier 192.0.2.2, higher than our
 /// 192.0.2.1) must be the one kept. The collision paths themselves are covered
-/// deterministically by the scripted-peer tests in `bgp::session`.
+/// deterministically by the scripted-peer tests in `bgp::session`, and against BIRD by
+/// `interop_attrs::collision_*` (which hold our OPEN back so that a collision is certain).
 #[test]
 fn bird_connecting_too_settles_on_one_connection() {
     use nix::sys::signal::Signal;
@@ -321,6 +322,9 @@ fn bird_connecting_too_settles_on_one_connection() {
             return Err(fail(&format!("expected one BGP connection, ss shows:\n{ss}")).into());
         }
         let collided = bird.log_text().contains("ollision")
+            || sp
+                .metrics_text()?
+                .contains("ipvs_herald_bgp_connection_collisions_total{")
             || sp.handle().peer_states()[0]
                 .last_error
                 .as_deref()

@@ -1,13 +1,14 @@
 //! The integration tests of herald-announcer, in one test binary with a module per file (one
 //! link instead of one per file): `cargo test -p herald-announcer --test integration interop::`
 //! runs the tests of `interop.rs` only. `support` is the BGP interop harness (`interop.rs`,
-//! `reload_interop.rs`), `ospf_support` the OSPF one (`ospf.rs`, `ospf_backend.rs`).
+//! `interop_attrs.rs`, `reload_interop.rs`), `ospf_support` the OSPF one (`ospf.rs`, `ospf_backend.rs`).
 mod ospf_support;
 mod support;
 
 mod dashboard_metrics;
 mod fsm_timers;
 mod interop;
+mod interop_attrs;
 mod malformed;
 mod ospf;
 mod ospf_backend;

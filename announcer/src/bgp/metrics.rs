@@ -13,8 +13,9 @@
 //! | `ipvs_herald_bgp_update_errors_ignored_total` | counter (RFC 7606 treat-as-withdraw) | peer |
 //! | `ipvs_herald_bgp_connect_failures_total` | counter | peer |
 //! | `ipvs_herald_bgp_connect_attempts_total` | counter (outgoing TCP connection attempts) | peer |
+//! | `ipvs_herald_bgp_connection_collisions_total` | counter (RFC 4271 §6.8, by the connection kept: `local` = ours, `remote` = the peer's) | peer, kept |
 
-use super::fsm::State;
+use super::fsm::{Initiator, State};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -55,6 +56,12 @@ struct FamilyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CollisionLabels {
+    peer: String,
+    kept: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ErrorLabels {
     peer: String,
     direction: &'static str,
@@ -76,6 +83,7 @@ pub struct Metrics {
     ignored: Family<PeerLabels, Counter>,
     connect_failures: Family<PeerLabels, Counter>,
     connect_attempts: Family<PeerLabels, Counter>,
+    collisions: Family<CollisionLabels, Counter>,
     /// Label sets of `notifications` / `last_error` in use (prometheus-client's `Family` cannot
     /// be iterated): for the one-hot last error and for removing a peer's series.
     errors_seen: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<ErrorLabels>>>,
@@ -89,6 +97,14 @@ const MESSAGE_TYPES: [&str; 5] = [
     "keepalive",
     "route_refresh",
 ];
+
+/// The `kept` label of a collision: whose connection survived.
+fn kept_label(kept: Initiator) -> &'static str {
+    match kept {
+        Initiator::Local => "local",
+        Initiator::Remote => "remote",
+    }
+}
 
 fn now() -> f64 {
     SystemTime::now()
@@ -157,7 +173,22 @@ impl Metrics {
             "Outgoing TCP connection attempts",
             m.connect_attempts.clone(),
         );
+        registry.register(
+            format!("{p}_connection_collisions"),
+            "Connection collisions resolved (RFC 4271 section 6.8), by whose connection was kept",
+            m.collisions.clone(),
+        );
         m
+    }
+
+    /// Count a connection collision resolved in favour of the connection `kept` opened.
+    pub fn collision(&self, peer: &str, kept: Initiator) {
+        self.collisions
+            .get_or_create(&CollisionLabels {
+                peer: peer.into(),
+                kept: kept_label(kept),
+            })
+            .inc();
     }
 
     /// Count an outgoing connection attempt.
@@ -301,6 +332,12 @@ impl Metrics {
         self.ignored.remove(&p());
         self.connect_failures.remove(&p());
         self.connect_attempts.remove(&p());
+        for kept in [Initiator::Local, Initiator::Remote] {
+            self.collisions.remove(&CollisionLabels {
+                peer: peer.into(),
+                kept: kept_label(kept),
+            });
+        }
     }
 
     /// Remove the `prefixes_announced` series of `families` (no longer negotiated with `peer`).
@@ -381,6 +418,8 @@ mod tests {
             m.notification(p, false, 6, 3);
             m.notification(p, true, 200, 77);
             m.ignored_update_errors(p, 2);
+            m.collision(p, Initiator::Local);
+            m.collision(p, Initiator::Remote);
         }
         m.remove_peer("gone");
         let t = text(&reg);
@@ -397,6 +436,7 @@ mod tests {
             "update_errors_ignored_total",
             "connect_failures_total",
             "connect_attempts_total",
+            "connection_collisions_total",
         ] {
             assert!(
                 t.contains(&format!("ipvs_herald_bgp_{name}{{peer=\"kept\"")),

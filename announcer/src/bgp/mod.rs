@@ -22,7 +22,8 @@
 //! - [`session`]: one peer's session task: the I/O that carries out the FSM's actions.
 //! - [`fsm`]: the pure RFC 4271 state machine; every decision of a session.
 //! - [`packet`]: messages on the wire; [`network`]: sockets; [`rib`]: the route table and
-//!   Adj-RIB-Out; [`nexthop`]: next-hop choice; [`reconfig`]: the pure reconfiguration diff;
+//!   Adj-RIB-Out; [`ext_community`]: route target / route origin communities;
+//!   [`nexthop`]: next-hop choice; [`reconfig`]: the pure reconfiguration diff;
 //!   [`config`]: the configuration and its validation; [`metrics`].
 //!
 //! # Use
@@ -74,6 +75,7 @@
 pub mod config;
 mod duration;
 pub mod error;
+pub mod ext_community;
 pub mod fsm;
 pub mod metrics;
 pub mod network;
@@ -90,6 +92,7 @@ pub mod testutil;
 
 pub use config::{Backoff, BgpConfig, Family, GracefulRestart, NextHop, PeerConfig};
 pub use error::BgpError;
+pub use ext_community::{ExtAdmin, ExtCommunityError, ExtKind, ExtendedCommunity};
 pub use fsm::State;
 pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};

@@ -2,6 +2,7 @@
 //! Adj-RIB-Out that is kept in step with it by sending only differences.
 
 use super::config::Family;
+use super::ext_community::ExtendedCommunity;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -32,6 +33,8 @@ pub struct RouteAttrs {
     pub communities: Vec<u32>,
     /// Large communities (RFC 8092).
     pub large_communities: Vec<(u32, u32, u32)>,
+    /// Extended communities (RFC 4360): route targets and route origins.
+    pub extended_communities: Vec<ExtendedCommunity>,
     /// Extra copies of the local AS prepended to AS_PATH on eBGP sessions.
     pub as_path_prepend: u8,
 }

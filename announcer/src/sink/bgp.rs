@@ -18,6 +18,7 @@ pub fn bgp_attrs(a: &ParsedAttrs) -> BgpAttrs {
         local_pref: a.local_pref,
         communities: a.communities.clone(),
         large_communities: a.large_communities.clone(),
+        extended_communities: a.extended_communities.clone(),
         as_path_prepend: a.as_path_prepend,
     }
 }
@@ -100,6 +101,7 @@ mod tests {
             local_pref: Some(200),
             communities: vec![0xFFFF_0000],
             large_communities: vec![(1, 2, 3)],
+            extended_communities: vec!["rt:65000:100".parse().unwrap()],
             as_path_prepend: 2,
         };
         let b = bgp_attrs(&p);
@@ -108,6 +110,7 @@ mod tests {
         assert_eq!(b.local_pref, Some(200));
         assert_eq!(b.communities, vec![0xFFFF_0000]);
         assert_eq!(b.large_communities, vec![(1, 2, 3)]);
+        assert_eq!(b.extended_communities, p.extended_communities);
         assert_eq!(b.as_path_prepend, 2);
     }
 

@@ -5,7 +5,7 @@
 //! `SpeakerHandle`, whose announce/withdraw/peer_states are synchronous.
 
 use std::net::IpAddr;
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use herald_announcer::bgp::{
     SpeakerHandle, State,
 };
 use ipnet::IpNet;
+use prometheus_client::registry::Registry;
 use tokio::sync::oneshot;
 
 use super::driver::{Driver, DriverSpec};
@@ -28,6 +29,8 @@ pub const SHUTDOWN_MESSAGE: &str = "ipvs-herald interop test shutdown";
 #[derive(Debug)]
 pub struct HeraldDriver {
     handle: SpeakerHandle,
+    /// The registry the speaker's metrics are in.
+    registry: Arc<Mutex<Registry>>,
     stop: Option<oneshot::Sender<(String, Duration)>>,
     thread: Option<JoinHandle<TResult<()>>>,
     names: Vec<(IpAddr, String)>,
@@ -74,6 +77,7 @@ pub fn route_attrs(a: &Attrs) -> RouteAttrs {
         local_pref: a.local_pref,
         communities: a.communities.clone(),
         large_communities: a.large_communities.clone(),
+        extended_communities: Vec::new(),
         as_path_prepend: a.as_path_prepend,
     }
 }
@@ -91,7 +95,8 @@ impl HeraldDriver {
             .zip(&cfg.peers)
             .map(|(p, c)| (p.address, c.name.clone()))
             .collect();
-        let (handle_tx, handle_rx) = mpsc::channel::<Result<SpeakerHandle, String>>();
+        type Started = (SpeakerHandle, Arc<Mutex<Registry>>);
+        let (handle_tx, handle_rx) = mpsc::channel::<Result<Started, String>>();
         let (stop_tx, stop_rx) = oneshot::channel::<(String, Duration)>();
         let thread = lab.speaker.spawn_in(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -99,7 +104,7 @@ impl HeraldDriver {
                 .build()
                 .map_err(|e| format!("tokio runtime: {e}"))?;
             rt.block_on(async move {
-                let mut registry = prometheus_client::registry::Registry::default();
+                let mut registry = Registry::default();
                 let handle = match Speaker::start(cfg, &mut registry) {
                     Ok(h) => h,
                     Err(e) => {
@@ -107,7 +112,8 @@ impl HeraldDriver {
                         return err(format!("Speaker::start: {e}"));
                     }
                 };
-                let _ = handle_tx.send(Ok(handle.clone()));
+                let registry = Arc::new(Mutex::new(registry));
+                let _ = handle_tx.send(Ok((handle.clone(), registry)));
                 // Runs the speaker until the test asks for shutdown (or drops the driver).
                 let (msg, timeout) = stop_rx
                     .await
@@ -116,7 +122,7 @@ impl HeraldDriver {
                 Ok(())
             })
         });
-        let handle = match handle_rx.recv_timeout(Duration::from_secs(10)) {
+        let (handle, registry) = match handle_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(h)) => h,
             Ok(Err(e)) => return err(format!("our speaker did not start: {e}")),
             Err(_) => {
@@ -125,6 +131,7 @@ impl HeraldDriver {
         };
         Ok(Self {
             handle,
+            registry,
             stop: Some(stop_tx),
             thread: Some(thread),
             names,
@@ -143,6 +150,17 @@ impl HeraldDriver {
     /// Direct access to the speaker handle (for benchmarks and extra checks).
     pub fn handle(&self) -> &SpeakerHandle {
         &self.handle
+    }
+
+    /// The speaker's metrics in the Prometheus text format.
+    pub fn metrics_text(&self) -> TResult<String> {
+        let reg = self
+            .registry
+            .lock()
+            .map_err(|_| "speaker metrics registry lock poisoned")?;
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &reg)?;
+        Ok(text)
     }
 
     fn stop_and_join(&mut self, msg: &str, timeout: Duration) -> TResult<()> {

@@ -7,6 +7,7 @@
 //! killed by pid, namespaces deleted), so a failing test leaves nothing behind.
 #![allow(dead_code)]
 
+pub mod announcer;
 pub mod deps;
 pub mod driver;
 pub mod herald;

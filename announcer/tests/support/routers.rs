@@ -54,6 +54,9 @@ pub struct RouterSpec {
     pub passive: bool,
     /// GTSM (RFC 5082) towards a directly connected speaker: send TTL 255, accept only 255.
     pub ttl_security: bool,
+    /// Seconds between the protocol's start and its first connection attempt (BIRD's
+    /// `connect delay time`, default 5); `None` leaves the router's default.
+    pub connect_delay: Option<u16>,
 }
 
 impl RouterSpec {
@@ -67,6 +70,7 @@ impl RouterSpec {
             transport_v6: false,
             passive: false,
             ttl_security: false,
+            connect_delay: None,
         }
     }
 
@@ -128,6 +132,12 @@ impl Router {
 
     fn write_config(&self) -> TResult<()> {
         let s = &self.spec;
+        if s.kind != Kind::Bird && s.connect_delay.is_some() {
+            return err(format!(
+                "{}: `connect_delay` is only implemented for BIRD",
+                s.kind.name()
+            ));
+        }
         let (name, text) = match s.kind {
             Kind::Bird => ("bird.conf", self.bird_config()),
             Kind::Frr => {
@@ -166,6 +176,9 @@ impl Router {
             }
             if s.ttl_security {
                 let _ = writeln!(c, "  ttl security on;");
+            }
+            if let Some(d) = s.connect_delay {
+                let _ = writeln!(c, "  connect delay time {d};");
             }
             if s.ibgp() {
                 // iBGP defaults to multihop with recursive next hops; the speaker is on-link.

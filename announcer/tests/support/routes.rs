@@ -84,6 +84,10 @@ pub struct RouteView {
     pub communities: Vec<u32>,
     /// Sorted.
     pub large_communities: Vec<(u32, u32, u32)>,
+    /// Route target / route origin extended communities as `rt:ADMIN:VALUE` / `ro:ADMIN:VALUE`
+    /// (ADMIN a decimal AS number or an IPv4 address), sorted. Other kinds keep the router's
+    /// own name for them.
+    pub ext_communities: Vec<String>,
 }
 
 /// Routes by prefix.
@@ -212,6 +216,19 @@ fn bird_route(prefix: IpNet, attrs: &[(String, String)]) -> TResult<RouteView> {
         .map(|t| parse_large_community(t))
         .collect::<TResult<Vec<_>>>()?;
     large_communities.sort_unstable();
+    let mut ext_communities = bird_tuples(get("ext_community").unwrap_or_default())?
+        .iter()
+        .map(|t| {
+            let parts: Vec<&str> = t.split(',').map(str::trim).collect();
+            match parts.as_slice() {
+                [kind, admin, value] => Ok(format!("{kind}:{admin}:{value}")),
+                _ => err(format!(
+                    "{prefix}: BIRD extended community ({t}) is not (kind, admin, value)"
+                )),
+            }
+        })
+        .collect::<TResult<Vec<String>>>()?;
+    ext_communities.sort_unstable();
     Ok(RouteView {
         prefix,
         origin,
@@ -221,6 +238,7 @@ fn bird_route(prefix: IpNet, attrs: &[(String, String)]) -> TResult<RouteView> {
         local_pref,
         communities,
         large_communities,
+        ext_communities,
     })
 }
 
@@ -337,6 +355,13 @@ pub fn parse_frr_prefix(text: &str) -> TResult<Option<RouteView>> {
         }
     }
     large_communities.sort_unstable();
+    let mut ext_communities = Vec::new();
+    if let Some(text) = p.get("extendedCommunity").and_then(|c| c.get("string")) {
+        for c in as_str(text, "FRR extendedCommunity string")?.split_whitespace() {
+            ext_communities.push(frr_ext_community(c)?);
+        }
+    }
+    ext_communities.sort_unstable();
     Ok(Some(RouteView {
         prefix,
         origin,
@@ -346,7 +371,30 @@ pub fn parse_frr_prefix(text: &str) -> TResult<Option<RouteView>> {
         local_pref,
         communities,
         large_communities,
+        ext_communities,
     }))
+}
+
+/// FRR's `RT:65000:100` / `SoO:192.0.2.1:7` to `rt:…` / `ro:…`.
+fn frr_ext_community(c: &str) -> TResult<String> {
+    let (kind, rest) = c
+        .split_once(':')
+        .ok_or_else(|| format!("FRR extended community {c:?} is not KIND:ADMIN:VALUE"))?;
+    let kind = match kind {
+        "RT" => "rt",
+        "SoO" => "ro",
+        other => {
+            return err(format!(
+                "FRR extended community {c:?}: unknown kind {other:?}"
+            ))
+        }
+    };
+    match rest.split(':').collect::<Vec<_>>().as_slice() {
+        [admin, value] => Ok(format!("{kind}:{admin}:{value}")),
+        _ => err(format!(
+            "FRR extended community {c:?} is not KIND:ADMIN:VALUE"
+        )),
+    }
 }
 
 /// Prefixes in FRR `show bgp <afi> unicast json` (the table summary).
@@ -399,6 +447,7 @@ fn gobgp_path(prefix: IpNet, p: &Value) -> TResult<RouteView> {
     let mut local_pref = None;
     let mut communities = Vec::new();
     let mut large_communities = Vec::new();
+    let mut ext_communities = Vec::new();
     for a in attrs {
         let ty = a
             .get("type")
@@ -481,6 +530,16 @@ fn gobgp_path(prefix: IpNet, p: &Value) -> TResult<RouteView> {
                     );
                 }
             }
+            16 => {
+                for c in a
+                    .get("value")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                {
+                    ext_communities.push(gobgp_ext_community(prefix, c)?);
+                }
+            }
             32 => {
                 for c in a
                     .get("value")
@@ -511,6 +570,7 @@ fn gobgp_path(prefix: IpNet, p: &Value) -> TResult<RouteView> {
     }
     communities.sort_unstable();
     large_communities.sort_unstable();
+    ext_communities.sort_unstable();
     Ok(RouteView {
         prefix,
         origin: origin.ok_or_else(|| format!("gobgp {prefix}: no ORIGIN attribute"))?,
@@ -520,7 +580,51 @@ fn gobgp_path(prefix: IpNet, p: &Value) -> TResult<RouteView> {
         local_pref,
         communities,
         large_communities,
+        ext_communities,
     })
+}
+
+/// One GoBGP extended community (`{"type":T,"subtype":S,"value":"ADMIN:VALUE"}`, a four-octet
+/// AS printed as `HIGH.LOW`) to `rt:…` / `ro:…`. GoBGP reports the wire type, so this also
+/// checks that the form on the wire is the one the administrator implies: type 0 for an AS up
+/// to 65535, 1 for an IPv4 address, 2 for a larger AS (RFC 4360, RFC 5668).
+fn gobgp_ext_community(prefix: IpNet, c: &Value) -> TResult<String> {
+    let num = |k: &str| {
+        c.get(k)
+            .and_then(Value::as_u64)
+            .ok_or_else(|| format!("gobgp {prefix}: extended community without numeric {k}: {c}"))
+    };
+    let (ty, sub) = (num("type")?, num("subtype")?);
+    let value = as_str(
+        c.get("value")
+            .ok_or_else(|| format!("gobgp {prefix}: extended community without value: {c}"))?,
+        "gobgp extended community value",
+    )?;
+    let kind = match sub {
+        2 => "rt",
+        3 => "ro",
+        _ => return Ok(format!("gobgp-{ty}-{sub}:{value}")),
+    };
+    let (admin, local) = value
+        .rsplit_once(':')
+        .ok_or_else(|| format!("gobgp {prefix}: extended community value {value:?}"))?;
+    let (admin, implied) = if let Ok(a) = admin.parse::<std::net::Ipv4Addr>() {
+        (a.to_string(), 1)
+    } else if let Some((hi, lo)) = admin.split_once('.') {
+        let asn = u64::from(parse_u32("AS high half", hi)?) * 65536
+            + u64::from(parse_u32("AS low half", lo)?);
+        (asn.to_string(), if asn > 65535 { 2 } else { 0 })
+    } else {
+        let asn = parse_u32("AS number", admin)?;
+        (asn.to_string(), if asn > 65535 { 2 } else { 0 })
+    };
+    if ty != implied {
+        return err(format!(
+            "gobgp {prefix}: extended community {value:?} came with type {ty}, but its administrator \
+             implies type {implied}"
+        ));
+    }
+    Ok(format!("{kind}:{admin}:{local}"))
 }
 
 #[cfg(test)]
@@ -577,6 +681,47 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("ASN half"));
+    }
+
+    #[test]
+    fn extended_communities_of_each_router_normalise_alike() {
+        let want = vec![
+            "ro:192.0.2.1:7".to_owned(),
+            "rt:4200000001:5".to_owned(),
+            "rt:65000:100".to_owned(),
+        ];
+        let bird = "198.51.100.0/24 unicast [x]\n\tType: BGP univ\n\tBGP.origin: IGP\n\tBGP.next_hop: 192.0.2.1\n\tBGP.ext_community: (rt, 65000, 100) (ro, 192.0.2.1, 7) (rt, 4200000001, 5)\n";
+        let rib = parse_bird(bird).unwrap();
+        assert_eq!(rib.values().next().unwrap().ext_communities, want);
+        let bad = bird.replace("(ro, 192.0.2.1, 7)", "(ro, 192.0.2.1)");
+        assert!(parse_bird(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("(kind, admin, value)"));
+
+        let frr = r#"{"prefix":"198.51.100.0/24","paths":[{"origin":"IGP","nexthops":[{"ip":"192.0.2.1"}],
+            "extendedCommunity":{"string":"RT:65000:100 SoO:192.0.2.1:7 RT:4200000001:5"}}]}"#;
+        assert_eq!(
+            parse_frr_prefix(frr).unwrap().unwrap().ext_communities,
+            want
+        );
+        let bad = frr.replace("SoO:", "LB:");
+        assert!(parse_frr_prefix(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown kind"));
+
+        let gobgp = r#"{"198.51.100.0/24":[{"best":true,"attrs":[{"type":1,"value":0},{"type":3,"nexthop":"192.0.2.1"},
+            {"type":16,"value":[{"type":0,"subtype":2,"value":"65000:100"},{"type":1,"subtype":3,"value":"192.0.2.1:7"},
+            {"type":2,"subtype":2,"value":"64086.59905:5"}]}]}]}"#;
+        let rib = parse_gobgp(gobgp).unwrap();
+        assert_eq!(rib.values().next().unwrap().ext_communities, want);
+        // GoBGP reports the wire type: the form must match the administrator.
+        let wrong_form = gobgp.replace(r#"{"type":0,"subtype":2"#, r#"{"type":2,"subtype":2"#);
+        assert!(parse_gobgp(&wrong_form)
+            .unwrap_err()
+            .to_string()
+            .contains("implies type 0"));
     }
 
     #[test]

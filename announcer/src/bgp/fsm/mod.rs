@@ -208,6 +208,9 @@ pub enum Action {
     RejectIncoming(Incoming),
     /// Close the new incoming connection without a word: the session has no use for it.
     RefuseIncoming,
+    /// A connection collision (RFC 4271 §6.8) was decided in favour of the connection this
+    /// side opened (for the metrics; the actions that carry it out follow).
+    CollisionResolved(Initiator),
     /// Leave these capability codes out of every later OPEN: the peer refused them
     /// (RFC 5492 §5).
     SuppressCapabilities(Vec<u8>),
@@ -442,18 +445,21 @@ impl Fsm {
 
     /// Decide a collision between our current (outgoing) connection and an incoming one
     /// (`which`) now that the peer's identifier is known: reject the incoming connection, or
-    /// dump ours and accept it. `None` when ours survives and the caller carries on.
-    fn resolve_collision(&mut self, remote_id: Ipv4Addr, which: Incoming) -> Option<Vec<Action>> {
-        match collision_winner(self.cfg.router_id, remote_id) {
+    /// dump ours and accept it. Also says whether ours survives (the caller carries on with it).
+    fn resolve_collision(&mut self, remote_id: Ipv4Addr, which: Incoming) -> (Vec<Action>, bool) {
+        let kept = collision_winner(self.cfg.router_id, remote_id);
+        let mut a = vec![Action::CollisionResolved(kept)];
+        match kept {
             Initiator::Local => {
                 info!(%remote_id, "connection collision: keeping our connection (higher BGP identifier)");
-                None
+                a.push(Action::RejectIncoming(which));
+                (a, true)
             }
             Initiator::Remote => {
                 info!(%remote_id, "connection collision: keeping the peer's connection (higher BGP identifier)");
-                let mut a = self.collision_dump();
+                a.extend(self.collision_dump());
                 a.push(Action::AcceptIncoming(which));
-                Some(a)
+                (a, false)
             }
         }
     }
@@ -483,9 +489,7 @@ impl Fsm {
             }
             S::OpenConfirm if collisions && ours => {
                 if let Some(id) = self.peer_id {
-                    return self
-                        .resolve_collision(id, Incoming::New)
-                        .unwrap_or_else(|| vec![Action::RejectIncoming(Incoming::New)]);
+                    return self.resolve_collision(id, Incoming::New).0;
                 }
             }
             _ => {}
@@ -638,10 +642,11 @@ impl Fsm {
                 let mut a = Vec::new();
                 if std::mem::take(&mut self.held) {
                     // The OPEN tells who wins the collision with the held connection.
-                    if let Some(dump) = self.resolve_collision(p.bgp_id, Incoming::Held) {
-                        return dump;
+                    let (resolved, ours) = self.resolve_collision(p.bgp_id, Incoming::Held);
+                    if !ours {
+                        return resolved;
                     }
-                    a.push(Action::RejectIncoming(Incoming::Held));
+                    a = resolved;
                 }
                 self.negotiate(p);
                 self.peer_id = Some(p.bgp_id);

@@ -158,18 +158,19 @@ fn holding() -> Fsm {
 /// The current connection lost a collision (RFC 4271 event 23) to `winner`: Cease /
 /// Connection Collision Resolution, drop, wait in Active, hand over; no backoff.
 fn assert_dumped(f: &Fsm, a: &[Action], winner: Incoming) {
-    assert_eq!(a.len(), 6, "{a:?}");
+    assert_eq!(a.len(), 7, "{a:?}");
+    assert_eq!(a[0], Action::CollisionResolved(Initiator::Remote));
     assert_eq!(
-        a[0],
+        a[1],
         Action::SendNotification(Notification::cease(
             CeaseSubcode::ConnectionCollisionResolution
         ))
     );
-    assert_eq!(a[1], Action::DropConnection);
-    assert_eq!(a[2], Action::StopTimer(Timer::Hold));
-    assert_eq!(a[3], Action::StopTimer(Timer::Keepalive));
+    assert_eq!(a[2], Action::DropConnection);
+    assert_eq!(a[3], Action::StopTimer(Timer::Hold));
+    assert_eq!(a[4], Action::StopTimer(Timer::Keepalive));
     jittered(timer(a, Timer::ConnectRetry), Duration::from_secs(5));
-    assert_eq!(a[5], Action::AcceptIncoming(winner));
+    assert_eq!(a[6], Action::AcceptIncoming(winner));
     assert!(idle_hold(a).is_none(), "a collision is not a failure");
     assert_eq!(f.state(), State::Active);
     assert_eq!(f.failures(), 0);
@@ -279,8 +280,9 @@ fn held_connection_wins_against_a_higher_peer_identifier() {
 fn our_connection_wins_against_a_lower_peer_identifier() {
     let mut f = holding();
     let a = f.step(open_from(90, LOWER));
-    assert_eq!(a[0], Action::RejectIncoming(Incoming::Held));
-    assert_eq!(a[1], Action::SendKeepalive);
+    assert_eq!(a[0], Action::CollisionResolved(Initiator::Local));
+    assert_eq!(a[1], Action::RejectIncoming(Incoming::Held));
+    assert_eq!(a[2], Action::SendKeepalive);
     assert_eq!(f.state(), State::OpenConfirm);
     assert_eq!(f.hold_time(), Duration::from_secs(90));
     let a = f.step(Event::KeepAliveMsg);
@@ -302,7 +304,13 @@ fn collision_in_openconfirm_is_resolved_at_once() {
         assert_eq!(f.state(), State::OpenConfirm);
         let a = f.step(Event::IncomingConnection);
         if ours_wins {
-            assert_eq!(a, vec![Action::RejectIncoming(Incoming::New)]);
+            assert_eq!(
+                a,
+                vec![
+                    Action::CollisionResolved(Initiator::Local),
+                    Action::RejectIncoming(Incoming::New)
+                ]
+            );
             assert_eq!(f.state(), State::OpenConfirm);
         } else {
             assert_dumped(&f, &a, Incoming::New);
@@ -315,7 +323,10 @@ fn collision_in_openconfirm_is_resolved_at_once() {
     f.step(open_from(90, LOCAL_ID));
     assert_eq!(
         f.step(Event::IncomingConnection),
-        vec![Action::RejectIncoming(Incoming::New)]
+        vec![
+            Action::CollisionResolved(Initiator::Local),
+            Action::RejectIncoming(Incoming::New)
+        ]
     );
 }
 

@@ -185,7 +185,8 @@ pub enum RouteRefreshErrorSubcode {
     InvalidMessageLength = 1,
 }
 
-/// Path attribute type codes used here (RFC 4271, RFC 1997, RFC 4760, RFC 6793, RFC 8092).
+/// Path attribute type codes used here (RFC 4271, RFC 1997, RFC 4760, RFC 4360, RFC 6793,
+/// RFC 8092).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum AttrType {
@@ -205,6 +206,8 @@ pub enum AttrType {
     MpReachNlri = 14,
     /// MP_UNREACH_NLRI (RFC 4760).
     MpUnreachNlri = 15,
+    /// EXTENDED COMMUNITIES (RFC 4360).
+    ExtendedCommunities = 16,
     /// AS4_PATH (RFC 6793).
     As4Path = 17,
     /// LARGE_COMMUNITY (RFC 8092).

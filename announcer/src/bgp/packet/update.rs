@@ -7,14 +7,16 @@
 use super::consts::{AttrType, AS_TRANS, ATTR_FLAG_EXTENDED_LENGTH, HEADER_LEN, MAX_MESSAGE_LEN};
 use super::framing::{encode, EncodeError};
 use crate::bgp::config::Family;
+use crate::bgp::ext_community::{ExtAdmin, ExtKind, ExtendedCommunity as ExtCommunity};
 use crate::bgp::rib::{Origin, RouteAttrs};
 use ipnet::IpNet;
-use netgauze_bgp_pkt::community::{Community, LargeCommunity};
+use netgauze_bgp_pkt::community::{Community, ExtendedCommunity, LargeCommunity};
 use netgauze_bgp_pkt::nlri::{Ipv4Unicast, Ipv4UnicastAddress, Ipv6Unicast, Ipv6UnicastAddress};
 use netgauze_bgp_pkt::path_attribute::{
     As2PathSegment, As4Path, As4PathSegment, AsPath, AsPathSegmentType, Communities,
-    InvalidPathAttribute, LargeCommunities, LocalPreference, MpReach, MpUnreach,
-    MultiExitDiscriminator, NextHop, Origin as NgOrigin, PathAttribute, PathAttributeValue,
+    ExtendedCommunities, InvalidPathAttribute, LargeCommunities, LocalPreference, MpReach,
+    MpUnreach, MultiExitDiscriminator, NextHop, Origin as NgOrigin, PathAttribute,
+    PathAttributeValue,
 };
 use netgauze_bgp_pkt::update::BgpUpdateMessage;
 use netgauze_bgp_pkt::wire::deserializer::BgpParsingContext;
@@ -153,6 +155,15 @@ fn common_attrs(ctx: &UpdateCtx, a: &RouteAttrs) -> Result<Vec<PathAttribute>, B
             PathAttributeValue::Communities(Communities::new(c)),
         )?);
     }
+    if !a.extended_communities.is_empty() {
+        let c: Vec<ExtendedCommunity> = a.extended_communities.iter().map(ng_ext).collect();
+        out.push(attr(
+            true,
+            true,
+            8 * c.len(),
+            PathAttributeValue::ExtendedCommunities(ExtendedCommunities::new(c)),
+        )?);
+    }
     if needs_as4 {
         let segs4: Vec<As4PathSegment> = segs
             .iter()
@@ -179,6 +190,50 @@ fn common_attrs(ctx: &UpdateCtx, a: &RouteAttrs) -> Result<Vec<PathAttribute>, B
         )?);
     }
     Ok(out)
+}
+
+/// netgauze's value for one of our extended communities (all transitive).
+fn ng_ext(c: &ExtCommunity) -> ExtendedCommunity {
+    use netgauze_bgp_pkt::community::{
+        TransitiveFourOctetExtendedCommunity as As4, TransitiveIpv4ExtendedCommunity as V4,
+        TransitiveTwoOctetExtendedCommunity as As2,
+    };
+    let rt = c.kind == ExtKind::RouteTarget;
+    match c.admin {
+        ExtAdmin::As2 { asn, value } => ExtendedCommunity::TransitiveTwoOctet(if rt {
+            As2::RouteTarget {
+                global_admin: asn,
+                local_admin: value,
+            }
+        } else {
+            As2::RouteOrigin {
+                global_admin: asn,
+                local_admin: value,
+            }
+        }),
+        ExtAdmin::Ipv4 { addr, value } => ExtendedCommunity::TransitiveIpv4(if rt {
+            V4::RouteTarget {
+                global_admin: addr,
+                local_admin: value,
+            }
+        } else {
+            V4::RouteOrigin {
+                global_admin: addr,
+                local_admin: value,
+            }
+        }),
+        ExtAdmin::As4 { asn, value } => ExtendedCommunity::TransitiveFourOctet(if rt {
+            As4::RouteTarget {
+                global_admin: asn,
+                local_admin: value,
+            }
+        } else {
+            As4::RouteOrigin {
+                global_admin: asn,
+                local_admin: value,
+            }
+        }),
+    }
 }
 
 fn prefix_wire_len(p: &IpNet) -> usize {
@@ -542,6 +597,171 @@ mod tests {
             .path_attributes()
             .iter()
             .any(|x| matches!(x.value(), PathAttributeValue::As4Path(_))));
+    }
+
+    /// The path attributes of an encoded UPDATE as (flags, type code, value), read from the
+    /// bytes themselves rather than through netgauze.
+    fn raw_attrs(msg: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
+        let body = &msg[HEADER_LEN..];
+        let wlen = usize::from(u16::from_be_bytes([body[0], body[1]]));
+        let alen = usize::from(u16::from_be_bytes([body[2 + wlen], body[3 + wlen]]));
+        let mut rest = &body[4 + wlen..4 + wlen + alen];
+        let mut out = Vec::new();
+        while !rest.is_empty() {
+            let (flags, code) = (rest[0], rest[1]);
+            let (hdr, len) = if flags & ATTR_FLAG_EXTENDED_LENGTH != 0 {
+                (4, usize::from(u16::from_be_bytes([rest[2], rest[3]])))
+            } else {
+                (3, usize::from(rest[2]))
+            };
+            out.push((flags, code, rest[hdr..hdr + len].to_vec()));
+            rest = &rest[hdr + len..];
+        }
+        out
+    }
+
+    fn ext(s: &str) -> ExtCommunity {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn extended_communities_encode_as_attribute_16_and_decode_back() {
+        let list = vec![
+            ext("rt:65000:100"),
+            ext("ro:192.0.2.1:7"),
+            ext("rt:4200000001:5"),
+            ext("ro:65001:4294967295"),
+            ext("rt:198.51.100.9:65535"),
+            ext("ro:4200000002:0"),
+        ];
+        let a = RouteAttrs {
+            communities: vec![(65000 << 16) | 1],
+            extended_communities: list.clone(),
+            large_communities: vec![(65000, 1, 2)],
+            ..Default::default()
+        };
+        for p in ["192.0.2.10/32", "2001:db8::10/128"] {
+            let p: IpNet = p.parse().unwrap();
+            let m = build_updates(&v4ctx(), &[(p, a.clone())], &[]).unwrap();
+            assert_eq!(m.len(), 1);
+            let bytes = encode(&m[0]).unwrap();
+            let raw = raw_attrs(&bytes);
+            let (flags, _, value) = raw
+                .iter()
+                .find(|(_, code, _)| *code == u8::from(AttrType::ExtendedCommunities))
+                .expect("attribute 16 present");
+            // Optional, transitive (RFC 4360 §2), not partial, one-octet length.
+            assert_eq!(*flags, 0xC0, "{p}");
+            let want: Vec<u8> = list.iter().flat_map(|c| c.to_bytes()).collect();
+            assert_eq!(value, &want, "{p}");
+            // Attribute codes ascend: 8 (communities) < 16 < 32 (large communities); MP_REACH
+            // (14) goes first by choice.
+            let codes: Vec<u8> = raw
+                .iter()
+                .map(|(_, c, _)| *c)
+                .filter(|c| *c != u8::from(AttrType::MpReachNlri))
+                .collect();
+            let mut sorted = codes.clone();
+            sorted.sort_unstable();
+            assert_eq!(codes, sorted, "{p}");
+            // netgauze reads the same communities back, in the same forms.
+            let mut c = ctx();
+            let BgpMessage::Update(u) =
+                BgpMessage::parse(&mut SliceReader::new(&bytes), &mut c).unwrap()
+            else {
+                panic!()
+            };
+            let got: Vec<ExtendedCommunity> = u
+                .path_attributes()
+                .iter()
+                .find_map(|x| match x.value() {
+                    PathAttributeValue::ExtendedCommunities(e) => Some(e.communities().to_vec()),
+                    _ => None,
+                })
+                .expect("netgauze decodes attribute 16");
+            let mine: Vec<ExtendedCommunity> = list.iter().map(ng_ext).collect();
+            assert_eq!(got, mine);
+            // …and each decoded value maps back to what we configured.
+            let back: Vec<ExtCommunity> = value
+                .chunks(8)
+                .map(|b| ExtCommunity::from_bytes(b.try_into().unwrap()).unwrap())
+                .collect();
+            assert_eq!(back, list);
+        }
+        // No extended communities, no attribute 16.
+        let p: IpNet = "192.0.2.10/32".parse().unwrap();
+        let m = build_updates(&v4ctx(), &[(p, RouteAttrs::default())], &[]).unwrap();
+        assert!(!raw_attrs(&encode(&m[0]).unwrap())
+            .iter()
+            .any(|(_, code, _)| *code == u8::from(AttrType::ExtendedCommunities)));
+    }
+
+    #[test]
+    fn routes_differing_only_in_extended_communities_are_separate_updates() {
+        let a = RouteAttrs {
+            extended_communities: vec![ext("rt:65000:1")],
+            ..Default::default()
+        };
+        let b = RouteAttrs {
+            extended_communities: vec![ext("rt:65000:2")],
+            ..Default::default()
+        };
+        let ann = vec![
+            ("192.0.2.10/32".parse().unwrap(), a),
+            ("192.0.2.11/32".parse().unwrap(), b),
+        ];
+        assert_eq!(build_updates(&v4ctx(), &ann, &[]).unwrap().len(), 2);
+    }
+
+    /// AS_PATH (and AS4_PATH) of an eBGP UPDATE from a four-octet local AS, exact to the byte.
+    #[test]
+    fn four_octet_local_as_path_is_exact_for_both_kinds_of_peer() {
+        let p: IpNet = "192.0.2.10/32".parse().unwrap();
+        let a = RouteAttrs {
+            as_path_prepend: 1,
+            ..Default::default()
+        };
+        let asn: u32 = 4_200_000_001;
+        let seg4 = |n: usize| {
+            let mut v = vec![2u8, u8::try_from(n).unwrap()]; // AS_SEQUENCE
+            for _ in 0..n {
+                v.extend_from_slice(&asn.to_be_bytes());
+            }
+            v
+        };
+        // A four-octet peer: one AS_PATH of 4-byte numbers, no AS4_PATH.
+        let mut c = v4ctx();
+        c.local_as = asn;
+        let raw =
+            raw_attrs(&encode(&build_updates(&c, &[(p, a.clone())], &[]).unwrap()[0]).unwrap());
+        let path = raw
+            .iter()
+            .find(|x| x.1 == u8::from(AttrType::AsPath))
+            .unwrap();
+        assert_eq!(path.2, seg4(2));
+        assert!(!raw.iter().any(|x| x.1 == u8::from(AttrType::As4Path)));
+        // A two-octet peer (RFC 6793 §4.2.2): AS_TRANS in AS_PATH, the real path in AS4_PATH
+        // (optional transitive).
+        c.asn4 = false;
+        let raw = raw_attrs(&encode(&build_updates(&c, &[(p, a)], &[]).unwrap()[0]).unwrap());
+        let path = raw
+            .iter()
+            .find(|x| x.1 == u8::from(AttrType::AsPath))
+            .unwrap();
+        let trans = AS_TRANS.to_be_bytes();
+        assert_eq!(path.2, vec![2, 2, trans[0], trans[1], trans[0], trans[1]]);
+        let as4 = raw
+            .iter()
+            .find(|x| x.1 == u8::from(AttrType::As4Path))
+            .unwrap();
+        assert_eq!(as4.0, 0xC0);
+        assert_eq!(as4.2, seg4(2));
+        // A two-octet local AS needs no AS4_PATH even towards a two-octet peer.
+        c.local_as = 65001;
+        let raw = raw_attrs(
+            &encode(&build_updates(&c, &[(p, RouteAttrs::default())], &[]).unwrap()[0]).unwrap(),
+        );
+        assert!(!raw.iter().any(|x| x.1 == u8::from(AttrType::As4Path)));
     }
 
     #[test]

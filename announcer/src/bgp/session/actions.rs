@@ -88,6 +88,7 @@ impl Session {
                 }
             }
             Action::RefuseIncoming => self.arrived = None,
+            Action::CollisionResolved(kept) => self.metrics.collision(&self.init.peer.name, kept),
             Action::SuppressCapabilities(codes) => {
                 for code in codes {
                     info!(

@@ -74,6 +74,11 @@ async fn peer_with_higher_identifier_keeps_its_connection() {
     assert!(text.contains(
         r#"ipvs_herald_bgp_notifications_total{peer="p",direction="sent",code="6",subcode="7"} 1"#
     ));
+    assert!(
+        text.contains(r#"ipvs_herald_bgp_connection_collisions_total{peer="p",kept="remote"} 1"#),
+        "{text}"
+    );
+    assert!(!text.contains(r#"kept="local""#), "{text}");
     // A collision is not a failure: no backoff was counted.
     assert!(!text.contains(r#"to="idle""#), "{text}");
     h.shutdown("done", T).await;
@@ -82,7 +87,7 @@ async fn peer_with_higher_identifier_keeps_its_connection() {
 #[tokio::test]
 async fn speaker_with_higher_identifier_keeps_its_connection() {
     let sp = ScriptedPeer::bind().await.expect("bind");
-    let (h, mut out, listen, _reg) = start(&sp).await;
+    let (h, mut out, listen, reg) = start(&sp).await;
     let mut inc = testutil::connect(listen, None, 64, T)
         .await
         .expect("connect");
@@ -98,6 +103,12 @@ async fn speaker_with_higher_identifier_keeps_its_connection() {
     out.send_raw(&keepalive()).await.expect("keepalive");
     out.recv_type(4, T).await.expect("speaker KEEPALIVE");
     assert!(h.wait_established("p", T).await);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &reg).expect("encode");
+    assert!(
+        text.contains(r#"ipvs_herald_bgp_connection_collisions_total{peer="p",kept="local"} 1"#),
+        "{text}"
+    );
     h.shutdown("done", T).await;
 }
 
