@@ -208,7 +208,7 @@ impl StateFile {
         if *written >= generation {
             return Ok(());
         }
-        self.write_atomically(state.encode().as_bytes())
+        write_atomically(&self.path, state.encode().as_bytes())
             .map_err(|source| StateError::Io {
                 path: self.path.clone(),
                 source,
@@ -217,14 +217,18 @@ impl StateFile {
         Ok(())
     }
 
-    fn write_atomically(&self, bytes: &[u8]) -> std::io::Result<()> {
-        let dir = match self.path.parent() {
+}
+
+/// Replace the file at `path` with `bytes` atomically (temporary file in the same directory,
+/// `fsync`, `rename`, `fsync` of the directory), creating the directory when missing.
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    {
+        let dir = match path.parent() {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
         std::fs::create_dir_all(dir)?;
-        let name = self
-            .path
+        let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "state".into());
@@ -239,7 +243,7 @@ impl StateFile {
                 .open(&tmp)?;
             f.write_all(bytes)?;
             f.sync_all()?;
-            std::fs::rename(&tmp, &self.path)?;
+            std::fs::rename(&tmp, path)?;
             // The rename itself is only durable once the directory is.
             std::fs::File::open(dir)?.sync_all()
         })();
