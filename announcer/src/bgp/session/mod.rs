@@ -34,6 +34,8 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 mod actions;
+#[cfg(test)]
+mod graceful_tests;
 mod messages;
 #[cfg(test)]
 mod tests;
