@@ -100,7 +100,9 @@ impl Rig {
         }
         let status = self.herald.wait_exit(Duration::from_secs(10))?;
         if status.code() != Some(EX_RESTART) {
-            return Err(format!("stop --keep-routes exit status {status}, not {EX_RESTART}"));
+            return Err(format!(
+                "stop --keep-routes exit status {status}, not {EX_RESTART}"
+            ));
         }
         if !self.marker().exists() {
             return Err("no graceful-restart marker after stop --keep-routes".into());
@@ -151,7 +153,12 @@ fn bird_config(hold: u16) -> String {
     )
 }
 
-fn with_rig(name: &str, short: &str, restart_time: u16, body: impl FnOnce(&mut Rig) -> TResult<()>) {
+fn with_rig(
+    name: &str,
+    short: &str,
+    restart_time: u16,
+    body: impl FnOnce(&mut Rig) -> TResult<()>,
+) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut rig = match Rig::new(name, short, restart_time) {
         Ok(r) => r,
@@ -212,9 +219,12 @@ fn stop_keep_routes_keeps_the_route_stale_and_end_of_rib_refreshes_it() {
             ));
         }
         // End-of-RIB: BIRD replaces the stale route with the fresh one.
-        wait_until("the route to be fresh again", Duration::from_secs(10), POLL, || {
-            Ok(rig.routed()? && !rig.stale()?)
-        })?;
+        wait_until(
+            "the route to be fresh again",
+            Duration::from_secs(10),
+            POLL,
+            || Ok(rig.routed()? && !rig.stale()?),
+        )?;
         rig.route_stays("after End-of-RIB", Duration::from_secs(1))?;
         if rig.marker().exists() {
             return Err("the marker was not taken by the new process".into());
@@ -244,7 +254,9 @@ fn pool_dead_while_away_is_dropped_at_end_of_rib() {
         // The pool comes back: announced only through rise and the 5 s hold-down, not at once.
         rig.ipvs.pool(VIP, 80, true)?;
         let back = Instant::now();
-        wait_until("the route once the pool is back", SETUP, POLL, || rig.routed())?;
+        wait_until("the route once the pool is back", SETUP, POLL, || {
+            rig.routed()
+        })?;
         if back.elapsed() < Duration::from_secs(3) {
             return Err(format!(
                 "re-announced {:.1} s after the pool came back, inside the hold-down",
@@ -281,7 +293,10 @@ fn restart_overrun_ends_in_a_flush_and_a_late_start_is_a_normal_one() {
             return Err("a start after the restart time must send R = 0, F = 0".into());
         }
         wait_until("the route after rise", SETUP, POLL, || rig.routed())?;
-        eprintln!("flushed {:.1} s after the stop (restart time 3 s)", flushed.as_secs_f64());
+        eprintln!(
+            "flushed {:.1} s after the stop (restart time 3 s)",
+            flushed.as_secs_f64()
+        );
         Ok(())
     });
 }
@@ -292,9 +307,12 @@ fn plain_stop_withdraws_even_with_graceful_restart() {
         rig.start_announced()?;
         rig.herald.signal("TERM")?;
         let t0 = Instant::now();
-        wait_until("the route to go on SIGTERM", Duration::from_secs(8), POLL, || {
-            Ok(!rig.routed()?)
-        })?;
+        wait_until(
+            "the route to go on SIGTERM",
+            Duration::from_secs(8),
+            POLL,
+            || Ok(!rig.routed()?),
+        )?;
         let status = rig.herald.wait_exit(Duration::from_secs(10))?;
         if !status.success() {
             return Err(format!("SIGTERM exit status {status}"));

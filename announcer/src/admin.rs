@@ -1,4 +1,4 @@
-//! The local admin interface: `ipvs-herald drain`/`undrain`/`status` over a Unix socket, the
+//! The local admin interface: `ipvs-herald drain`/`undrain`/`status`/`stop` over a Unix socket, the
 //! single-instance lock beside it, and the maintenance file.
 //!
 //! Draining takes a VIP group (or the whole director) out of service without touching the BGP

@@ -196,12 +196,8 @@ async fn start_locked(
     };
     let speaker = match &a.bgp {
         Some(b) => Some(
-            Speaker::start_with(
-                b.clone(),
-                registry,
-                resume.as_ref().map(|(_, g)| g.clone()),
-            )
-            .map_err(StartError::Speaker)?,
+            Speaker::start_with(b.clone(), registry, resume.as_ref().map(|(_, g)| g.clone()))
+                .map_err(StartError::Speaker)?,
         ),
         None => None,
     };
@@ -665,7 +661,9 @@ impl Handle {
         let peers: std::collections::BTreeMap<String, u16> =
             speaker.graceful_peers().into_iter().collect();
         if peers.is_empty() {
-            tracing::warn!("no BGP session negotiated graceful restart: stopping with a drain instead");
+            tracing::warn!(
+                "no BGP session negotiated graceful restart: stopping with a drain instead"
+            );
             self.shutdown().await;
             return false;
         }
@@ -698,7 +696,10 @@ impl Handle {
                 return false;
             }
         }
-        tracing::info!(?peers, "stopping for a restart: BGP sessions close without withdrawing");
+        tracing::info!(
+            ?peers,
+            "stopping for a restart: BGP sessions close without withdrawing"
+        );
         speaker
             .stop_for_restart(self.config.shutdown_timeout.max(Duration::from_secs(1)))
             .await;

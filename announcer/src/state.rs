@@ -208,15 +208,15 @@ impl StateFile {
         if *written >= generation {
             return Ok(());
         }
-        write_atomically(&self.path, state.encode().as_bytes())
-            .map_err(|source| StateError::Io {
+        write_atomically(&self.path, state.encode().as_bytes()).map_err(|source| {
+            StateError::Io {
                 path: self.path.clone(),
                 source,
-            })?;
+            }
+        })?;
         *written = generation;
         Ok(())
     }
-
 }
 
 /// Replace the file at `path` with `bytes` atomically (temporary file in the same directory,

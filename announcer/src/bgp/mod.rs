@@ -98,5 +98,6 @@ pub use fsm::State;
 pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};
 pub use speaker::{
-    GracefulStart, ListenerChange, PeerStatus, ReconfigureReport, Speaker, SpeakerHandle, RECONFIGURE_STOP_TIMEOUT,
+    GracefulStart, ListenerChange, PeerStatus, ReconfigureReport, Speaker, SpeakerHandle,
+    RECONFIGURE_STOP_TIMEOUT,
 };

@@ -337,7 +337,9 @@ impl SpeakerHandle {
     /// The table now reflects a health decision: sessions held after a graceful restart send
     /// it and End-of-RIB. Idempotent; without a graceful restart there is nothing to release.
     pub fn release_routes(&self) {
-        self.inner.routes_ready.send_if_modified(|r| !std::mem::replace(r, true));
+        self.inner
+            .routes_ready
+            .send_if_modified(|r| !std::mem::replace(r, true));
     }
 
     /// Peers whose Established session negotiated graceful restart, with the restart time they
@@ -439,7 +441,9 @@ impl SpeakerHandle {
             .await
             .is_err()
         {
-            tracing::warn!("BGP stop for restart did not finish within {timeout:?}; aborting sessions");
+            tracing::warn!(
+                "BGP stop for restart did not finish within {timeout:?}; aborting sessions"
+            );
             for a in aborts {
                 a.abort();
             }

@@ -706,8 +706,7 @@ fn manual_stop_for_restart_sends_no_notification() {
     established(&mut f);
     let a = f.step(Event::ManualStopForRestart);
     assert!(
-        !a.iter()
-            .any(|x| matches!(x, Action::SendNotification(_))),
+        !a.iter().any(|x| matches!(x, Action::SendNotification(_))),
         "{a:?}"
     );
     assert_eq!(a[0], Action::DropConnection);

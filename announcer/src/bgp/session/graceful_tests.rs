@@ -106,8 +106,7 @@ fn graceful(until: Duration, release: Duration) -> GracefulStart {
 /// before `release_routes`; then the table, then End-of-RIB.
 #[tokio::test]
 async fn end_of_rib_waits_for_the_first_health_decision() {
-    let (_sp, h, mut c, open) =
-        established(Some(graceful(T * 6, T * 6)), true).await;
+    let (_sp, h, mut c, open) = established(Some(graceful(T * 6, T * 6)), true).await;
     assert_eq!(gr_bits(&open), (true, vec![true]));
     let early = c.recv(Duration::from_millis(700)).await;
     assert!(
@@ -127,7 +126,8 @@ async fn end_of_rib_waits_for_the_first_health_decision() {
 /// `release_by`, so the peer never keeps stale routes for ever.
 #[tokio::test]
 async fn end_of_rib_goes_out_at_release_by_without_a_decision() {
-    let (_sp, h, mut c, _) = established(Some(graceful(T * 6, Duration::from_millis(800))), true).await;
+    let (_sp, h, mut c, _) =
+        established(Some(graceful(T * 6, Duration::from_millis(800))), true).await;
     let first = c.recv_type(2, T).await.unwrap();
     assert!(!is_eor(&first));
     assert!(is_eor(&c.recv_type(2, T).await.unwrap()));

@@ -401,12 +401,15 @@ impl Session {
                 }
             }
             Input::Ctl(SessionCtl::StopForRestart) => {
-                let keeps = self.fsm.state() == State::Established && self.graceful_time().is_some();
+                let keeps =
+                    self.fsm.state() == State::Established && self.graceful_time().is_some();
                 if keeps {
                     info!("closing without NOTIFICATION for a graceful restart: the peer keeps our routes as stale");
                     self.pending.push_back(Event::ManualStopForRestart);
                 } else {
-                    info!("peer did not negotiate graceful restart: withdrawing before the restart");
+                    info!(
+                        "peer did not negotiate graceful restart: withdrawing before the restart"
+                    );
                     self.stop_withdrawing("ipvs-herald restarting").await;
                 }
             }
