@@ -54,6 +54,9 @@ pub struct RouterSpec {
     pub passive: bool,
     /// GTSM (RFC 5082) towards a directly connected speaker: send TTL 255, accept only 255.
     pub ttl_security: bool,
+    /// Graceful restart (RFC 4724) on, explicitly: BIRD `graceful restart on;`, FRR
+    /// `bgp graceful-restart` (GoBGP: not supported here).
+    pub graceful_restart: bool,
 }
 
 impl RouterSpec {
@@ -67,6 +70,7 @@ impl RouterSpec {
             transport_v6: false,
             passive: false,
             ttl_security: false,
+            graceful_restart: false,
         }
     }
 
@@ -167,6 +171,9 @@ impl Router {
             if s.ttl_security {
                 let _ = writeln!(c, "  ttl security on;");
             }
+            if s.graceful_restart {
+                let _ = writeln!(c, "  graceful restart on;");
+            }
             if s.ibgp() {
                 // iBGP defaults to multihop with recursive next hops; the speaker is on-link.
                 let _ = writeln!(c, "  direct;");
@@ -186,6 +193,9 @@ impl Router {
         let _ = writeln!(c, " bgp router-id {ROUTER_V4}");
         let _ = writeln!(c, " no bgp ebgp-requires-policy");
         let _ = writeln!(c, " no bgp default ipv4-unicast");
+        if s.graceful_restart {
+            let _ = writeln!(c, " bgp graceful-restart");
+        }
         for peer in s.peers() {
             let _ = writeln!(c, " neighbor {peer} remote-as {}", s.peer_as);
             let _ = writeln!(c, " neighbor {peer} timers 1 {}", s.hold);
