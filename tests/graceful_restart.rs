@@ -7,7 +7,8 @@
 //! | `stop_keep_routes_*` | `ipvs-herald stop --keep-routes` (exit 75), started again | keep the route (stale) the whole time; see R and F in the new OPEN; hold it fresh after End-of-RIB |
 //! | `pool_dead_while_away_*` | the pool dies while the daemon is away | keep the stale route until our End-of-RIB, then drop it |
 //! | `restart_overrun_*` | the daemon stays away longer than `restart_time` | flush the route when the restart time is over; the late start sends no R bit |
-//! | `plain_stop_*` | SIGTERM with graceful restart negotiated | lose the route at the stop (drain, withdraw, Cease) |
+//! | `plain_stop_*` | SIGTERM, then `ipvs-herald stop`, with graceful restart negotiated | lose the route at each stop (drain, withdraw, Cease) |
+//! | `keep_routes_is_refused_*` | `stop --keep-routes` without graceful restart | keep the route: nothing stops |
 //!
 //! Tests run one at a time (a lock). Needs root; BIRD and busybox are installed by
 //! `tests/deps.sh` when missing.
@@ -41,7 +42,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(name: &str, short: &str, restart_time: u16) -> TResult<Self> {
+    fn new(name: &str, short: &str, restart_time: Option<u16>) -> TResult<Self> {
         ensure_packages(BASE_PACKAGES)?;
         let mut w = World::new(&format!("gr-{name}"), short)?;
         let d = w.netns("d")?;
@@ -51,7 +52,7 @@ impl Rig {
         w.addr(&r, "eth0", &format!("{ROUTER}/24"))?;
         w.addr(&d, "lo", &format!("{VIP}/32"))?;
         let mut cfg = DirectorConfig::new(w.subdir("d1")?, DIRECTOR, ROUTER, VIP);
-        cfg.graceful_restart = Some(restart_time);
+        cfg.graceful_restart = restart_time;
         // rise 3 at 200 ms: a normal start needs 0.4 s of checks before it announces; the
         // hold-down makes a pool that died while we were away stay out for a while.
         cfg.rise = 3;
@@ -156,7 +157,7 @@ fn bird_config(hold: u16) -> String {
 fn with_rig(
     name: &str,
     short: &str,
-    restart_time: u16,
+    restart_time: Option<u16>,
     body: impl FnOnce(&mut Rig) -> TResult<()>,
 ) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
@@ -185,7 +186,7 @@ fn restart_bits(bird: &Bird) -> TResult<(bool, bool)> {
 
 #[test]
 fn stop_keep_routes_keeps_the_route_stale_and_end_of_rib_refreshes_it() {
-    with_rig("keep", "gk", 60, |rig| {
+    with_rig("keep", "gk", Some(60), |rig| {
         rig.start_announced()?;
         if restart_bits(&rig.bird)? != (false, false) {
             return Err("a normal start must send R = 0, F = 0".into());
@@ -236,7 +237,7 @@ fn stop_keep_routes_keeps_the_route_stale_and_end_of_rib_refreshes_it() {
 
 #[test]
 fn pool_dead_while_away_is_dropped_at_end_of_rib() {
-    with_rig("dead", "gd", 60, |rig| {
+    with_rig("dead", "gd", Some(60), |rig| {
         rig.start_announced()?;
         rig.stop_keeping_routes()?;
         rig.ipvs.pool(VIP, 80, false)?;
@@ -269,7 +270,7 @@ fn pool_dead_while_away_is_dropped_at_end_of_rib() {
 
 #[test]
 fn restart_overrun_ends_in_a_flush_and_a_late_start_is_a_normal_one() {
-    with_rig("late", "gl", 3, |rig| {
+    with_rig("late", "gl", Some(3), |rig| {
         rig.start_announced()?;
         let t0 = rig.stop_keeping_routes()?;
         wait_until(
@@ -303,7 +304,7 @@ fn restart_overrun_ends_in_a_flush_and_a_late_start_is_a_normal_one() {
 
 #[test]
 fn plain_stop_withdraws_even_with_graceful_restart() {
-    with_rig("plain", "gp", 60, |rig| {
+    with_rig("plain", "gp", Some(60), |rig| {
         rig.start_announced()?;
         rig.herald.signal("TERM")?;
         let t0 = Instant::now();
@@ -326,6 +327,43 @@ fn plain_stop_withdraws_even_with_graceful_restart() {
             return Err("the route came back after a plain stop".into());
         }
         eprintln!("plain stop withdrew in {:.1} s", t0.elapsed().as_secs_f64());
+        // `ipvs-herald stop` without --keep-routes is the same plain stop.
+        rig.start_announced()?;
+        rig.herald.ctl(&["stop"])?;
+        wait_until(
+            "the route to go on `stop`",
+            Duration::from_secs(8),
+            POLL,
+            || Ok(!rig.routed()?),
+        )?;
+        let status = rig.herald.wait_exit(Duration::from_secs(10))?;
+        if !status.success() || rig.marker().exists() {
+            return Err(format!(
+                "`stop`: exit status {status}, marker {}",
+                rig.marker().exists()
+            ));
+        }
+        Ok(())
+    });
+}
+
+#[test]
+fn keep_routes_is_refused_without_graceful_restart() {
+    with_rig("refused", "gn", None, |rig| {
+        rig.start_announced()?;
+        match rig.herald.ctl(&["stop", "--keep-routes"]) {
+            Ok(out) => {
+                return Err(format!(
+                    "stop --keep-routes accepted without graceful restart: {out}"
+                ))
+            }
+            Err(e) if e.contains("negotiated graceful restart") => {}
+            Err(e) => return Err(format!("unexpected refusal: {e}")),
+        }
+        rig.route_stays("after the refused stop", Duration::from_secs(1))?;
+        if !rig.herald.alive() {
+            return Err("the daemon stopped although the stop was refused".into());
+        }
         Ok(())
     });
 }

@@ -241,11 +241,12 @@ async fn start_locked(
     let admin_stop = serve_admin(listener, admin_tx.clone());
     let forward = control.clone();
     let peers = speaker.clone();
+    let backend = a.backend;
     let (stop_tx, stop_rx) = mpsc::channel(1);
     tokio::spawn(async move {
         while let Some((req, reply)) = admin_rx.recv().await {
             if let admin::Request::Stop { keep_routes } = req {
-                let r = stop_reply(keep_routes, peers.as_ref());
+                let r = stop_reply(keep_routes, backend, peers.as_ref());
                 if r.ok && stop_tx.try_send(keep_routes).is_err() {
                     let _ = reply.send(admin::Reply {
                         ok: false,
@@ -336,7 +337,11 @@ fn graceful_resume(a: &Config, b: &crate::bgp::BgpConfig) -> Option<(Resume, Gra
 }
 
 /// The admin socket's answer to `stop` (and whether it is accepted).
-fn stop_reply(keep_routes: bool, speaker: Option<&SpeakerHandle>) -> admin::Reply {
+fn stop_reply(
+    keep_routes: bool,
+    backend: BackendKind,
+    speaker: Option<&SpeakerHandle>,
+) -> admin::Reply {
     let reply = |ok, message: String| admin::Reply {
         ok,
         message,
@@ -346,6 +351,12 @@ fn stop_reply(keep_routes: bool, speaker: Option<&SpeakerHandle>) -> admin::Repl
         return reply(
             true,
             "stopping: draining, withdrawing, closing the BGP sessions".into(),
+        );
+    }
+    if backend != BackendKind::Bgp {
+        return reply(
+            false,
+            "--keep-routes is BGP graceful restart: with backend = \"kernel\" the routing daemon's own graceful restart applies; use a plain stop".into(),
         );
     }
     let peers = speaker.map(|s| s.graceful_peers()).unwrap_or_default();

@@ -254,9 +254,12 @@ fn stale_routes_kept_and_swept_at_end_of_rib(ctx: &mut Ctx) -> TResult<()> {
     let all: Vec<IpNet> = kept().into_iter().chain(dying()).collect();
     let mut first = ctx.first_run(60)?;
     first.stop(Stop::ForRestart)?;
-    wait_until("the router to see the session gone", SESSION_TIMEOUT, POLL, || {
-        Ok(!ctx.router.established(ctx.peer())?)
-    })?;
+    wait_until(
+        "the router to see the session gone",
+        SESSION_TIMEOUT,
+        POLL,
+        || Ok(!ctx.router.established(ctx.peer())?),
+    )?;
     ctx.stay("while we are away", &all, Duration::from_secs(2))?;
     if !ctx.stale(kept()[0])? {
         return err("the router does not hold our routes as stale while we are away");
@@ -264,9 +267,12 @@ fn stale_routes_kept_and_swept_at_end_of_rib(ctx: &mut Ctx) -> TResult<()> {
     // The new run: the first decision finds one pool per family dead.
     let second = Run::start(&ctx.lab, config(60), Some(Duration::from_secs(50)))?;
     Ctx::announce_all(&second.handle, &kept());
-    wait_until("the session after the restart", SESSION_TIMEOUT, POLL, || {
-        ctx.router.established(ctx.peer())
-    })?;
+    wait_until(
+        "the session after the restart",
+        SESSION_TIMEOUT,
+        POLL,
+        || ctx.router.established(ctx.peer()),
+    )?;
     // No End-of-RIB before the decision: everything stays, stale.
     ctx.stay("before End-of-RIB", &all, Duration::from_secs(1))?;
     second.handle.release_routes();
@@ -276,7 +282,11 @@ fn stale_routes_kept_and_swept_at_end_of_rib(ctx: &mut Ctx) -> TResult<()> {
         POLL,
         || ctx.has_none(&dying()),
     )?;
-    ctx.stay("the re-announced routes after End-of-RIB", &kept(), Duration::from_secs(1))?;
+    ctx.stay(
+        "the re-announced routes after End-of-RIB",
+        &kept(),
+        Duration::from_secs(1),
+    )?;
     for p in kept() {
         if ctx.stale(p)? {
             return err(format!("{p} is still stale after End-of-RIB"));
@@ -310,9 +320,12 @@ fn plain_shutdown_withdraws(ctx: &mut Ctx) -> TResult<()> {
     let mut first = ctx.first_run(60)?;
     first.stop(Stop::Shutdown)?;
     let all: Vec<IpNet> = kept().into_iter().chain(dying()).collect();
-    wait_until("the routes to go at once", Duration::from_secs(3), POLL, || {
-        ctx.has_none(&all)
-    })?;
+    wait_until(
+        "the routes to go at once",
+        Duration::from_secs(3),
+        POLL,
+        || ctx.has_none(&all),
+    )?;
     Ok(())
 }
 
