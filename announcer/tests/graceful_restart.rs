@@ -130,7 +130,10 @@ fn config(restart_time: u16) -> BgpConfig {
 }
 
 fn net(s: &str) -> IpNet {
-    s.parse().expect("test prefix")
+    match s.parse() {
+        Ok(n) => n,
+        Err(e) => panic!("test prefix {s:?}: {e}"),
+    }
 }
 
 /// The routes both runs announce: one per family that stays healthy, one that dies.
