@@ -6,6 +6,7 @@
 //! |---|---|---|
 //! | `stop_keep_routes_*` | `ipvs-herald stop --keep-routes` (exit 75), started again | keep the route (stale) the whole time; see R and F in the new OPEN; hold it fresh after End-of-RIB |
 //! | `pool_dead_while_away_*` | the pool dies while the daemon is away | keep the stale route until our End-of-RIB, then drop it |
+//! | `maintenance_set_while_away_*` | the maintenance file appears while the daemon is away | drop the stale route at End-of-RIB; get it back when the file goes |
 //! | `restart_overrun_*` | the daemon stays away longer than `restart_time` | flush the route when the restart time is over; the late start sends no R bit |
 //! | `plain_stop_*` | SIGTERM, then `ipvs-herald stop`, with graceful restart negotiated | lose the route at each stop (drain, withdraw, Cease) |
 //! | `keep_routes_is_refused_*` | `stop --keep-routes` without graceful restart | keep the route: nothing stops |
@@ -264,6 +265,35 @@ fn pool_dead_while_away_is_dropped_at_end_of_rib() {
                 back.elapsed().as_secs_f64()
             ));
         }
+        Ok(())
+    });
+}
+
+/// Drains survive a graceful restart: the maintenance file created while the daemon is away
+/// (configuration management during an upgrade) keeps the healthy group out; its stale route
+/// goes at End-of-RIB.
+#[test]
+fn maintenance_set_while_away_is_honoured_at_end_of_rib() {
+    with_rig("maint", "gm", Some(60), |rig| {
+        rig.start_announced()?;
+        rig.stop_keeping_routes()?;
+        let maintenance = rig.cfg.dir.join("maintenance");
+        std::fs::write(&maintenance, "web\n").map_err(|e| format!("maintenance file: {e}"))?;
+        rig.route_stays("while the daemon is away", Duration::from_secs(1))?;
+        rig.herald.start()?;
+        wait_until("the session after the restart", SETUP, POLL, || {
+            rig.bird.established(PROTO)
+        })?;
+        wait_until(
+            "the router to drop the drained group's stale route at End-of-RIB",
+            Duration::from_secs(5),
+            POLL,
+            || Ok(!rig.routed()?),
+        )?;
+        std::fs::remove_file(&maintenance).map_err(|e| format!("maintenance file: {e}"))?;
+        wait_until("the route after the drain ends", SETUP, POLL, || {
+            rig.routed()
+        })?;
         Ok(())
     });
 }
