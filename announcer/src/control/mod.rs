@@ -150,6 +150,8 @@ pub struct ControlLoop {
     /// After a graceful restart: told once every group has had its first check and its
     /// actions have gone to the sink (the speaker may then send End-of-RIB).
     first_decision: Option<oneshot::Sender<()>>,
+    /// The groups a graceful start resumed (announced before the restart).
+    resumed: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -197,6 +199,7 @@ impl ControlLoop {
             heartbeat: Heartbeat::new(),
             faults: FaultHooks::default(),
             first_decision: None,
+            resumed: BTreeSet::new(),
         })
     }
 
@@ -216,6 +219,7 @@ impl ControlLoop {
             }
         }
         self.first_decision = Some(decided);
+        self.resumed = announced.clone();
         self
     }
 
@@ -493,6 +497,13 @@ impl ControlLoop {
         {
             if let Some(tx) = self.first_decision.take() {
                 tracing::info!("graceful restart: every VIP group has had its first check");
+                let released: Vec<RouteAction> = self
+                    .groups
+                    .iter()
+                    .filter(|(g, _)| self.resumed.contains(g.name()))
+                    .flat_map(|(g, _)| g.release_kept_addresses())
+                    .collect();
+                self.execute(&released).await;
                 let _ = tx.send(());
             }
         }

@@ -1078,3 +1078,48 @@ async fn graceful_start_keeps_dead_and_drained_groups_withdrawn() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// After a graceful restart the managed addresses of resumed groups were kept at start; a
+/// resumed group that is not announced after its first check gives them up (after
+/// address_linger), one that is announced keeps them.
+#[tokio::test(start_paused = true)]
+async fn graceful_start_releases_kept_addresses_of_groups_left_out() {
+    for (weights, want) in [
+        (
+            [0, 0, 0],
+            vec!["RemoveAddress { prefix: 192.0.2.10/32, interface: \"herald0\", linger: 1s }"],
+        ),
+        (
+            [1, 1, 1],
+            vec![
+                "AddAddress { prefix: 192.0.2.10/32, interface: \"herald0\" }",
+                "announce 192.0.2.10/32 med=None comm=[]",
+            ],
+        ),
+    ] {
+        let mut g = group();
+        g.vip_address = crate::group_config::VipAddressMode::Manage;
+        let rec = Arc::new(Recorder::default());
+        let (decided, decided_rx) = oneshot::channel();
+        let rt = ControlLoop::new(
+            vec![g],
+            Arc::new(FakeIpvs(Mutex::new(Some(weights)))),
+            rec.clone(),
+            Arc::new(NoAddrs),
+            LoopSettings {
+                drain_time: Duration::from_secs(3),
+                maintenance_file: None,
+                state_file: None,
+            },
+            &mut Registry::default(),
+        )
+        .unwrap()
+        .with_graceful_start(&["web".to_string()].into(), decided);
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(rt.run(rx));
+        decided_rx.await.unwrap();
+        assert_eq!(events(&rec), want);
+        drop(tx);
+        task.await.unwrap();
+    }
+}
