@@ -1,4 +1,5 @@
-//! `ipvs-herald drain`, `undrain` and `status`: the client side of the daemon's admin socket.
+//! `ipvs-herald drain`, `undrain`, `stop` and `status`: the client side of the daemon's admin
+//! socket.
 
 use crate::config::Config;
 use herald_announcer::admin::{self, Request, Target};
@@ -29,6 +30,25 @@ pub struct DrainArgs {
     /// Default: `announcer.drain_time`.
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub time: Option<Duration>,
+}
+
+/// Arguments of `ipvs-herald stop`.
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// Stop for a graceful restart: keep the routes at the routers (RFC 4724) instead of
+    /// draining and withdrawing.
+    #[arg(long)]
+    pub keep_routes: bool,
+    /// Admin socket (default: `announcer.admin_socket` from the configuration).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+pub fn stop(cfg: &Config, args: &StopArgs) -> anyhow::Result<()> {
+    let req = Request::Stop {
+        keep_routes: args.keep_routes,
+    };
+    send(cfg, args.socket.as_ref(), req)
 }
 
 /// Arguments of `ipvs-herald status`.

@@ -4,7 +4,11 @@
 //! feeds the fail-safe watchdog (`crate::failsafe`), and handles signals: SIGHUP reloads the
 //! configuration ([`herald_announcer::Handle::reconfigure`]; an invalid file keeps the running
 //! one, with a log line and a metric), SIGTERM/SIGINT stop gracefully within a bound
-//! ([`herald_announcer::Handle::shutdown`]: drain, withdraw, close the BGP sessions).
+//! ([`herald_announcer::Handle::shutdown`]: drain, withdraw, close the BGP sessions), and so
+//! does `ipvs-herald stop` over the admin socket; `ipvs-herald stop --keep-routes` stops for a
+//! graceful restart instead ([`herald_announcer::Handle::stop_for_restart`]: the routers keep
+//! our routes as stale) and the process exits with [`EX_RESTART`], which the systemd unit
+//! answers by starting it again.
 //!
 //! What SIGHUP applies live: `[[announcer.vip_groups]]`, `[announcer.bgp]` (per-peer diff: see
 //! `herald_announcer::bgp::reconfig`), `announcer.admin_socket` (rebound), and the shutdown
@@ -41,6 +45,20 @@ use tokio::sync::watch;
 /// How long the HTTP server may take to finish open requests after the stop signal, on top of
 /// its own drain bound.
 const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// Exit status after `ipvs-herald stop --keep-routes` (`EX_TEMPFAIL`): the unit's
+/// `RestartForceExitStatus=` starts the daemon again.
+pub const EX_RESTART: u8 = 75;
+
+/// How `run` ended (when it did not fail).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Drained and withdrawn (SIGTERM, SIGINT, `ipvs-herald stop`).
+    Normally,
+    /// Stopped for a graceful restart, routes kept at the routers: start again within the
+    /// restart time.
+    ForRestart,
+}
 
 /// Set up logging from `[log]` (the `IPVS_HERALD_LOG` environment variable wins).
 pub fn init_tracing(cfg: &crate::config::LogConfig) -> anyhow::Result<()> {
@@ -118,8 +136,8 @@ impl ConfigMetrics {
     }
 }
 
-/// Run the daemon until SIGTERM or SIGINT.
-pub fn run(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
+/// Run the daemon until SIGTERM, SIGINT or `ipvs-herald stop`.
+pub fn run(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<Stopped> {
     init_tracing(&cfg.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -134,7 +152,7 @@ pub fn run(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     result
 }
 
-async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
+async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<Stopped> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), config = ?path, "ipvs-herald starting");
     cfg.warnings().iter().for_each(|w| tracing::warn!("{w}"));
     // Signals are ours before anything is bound or started: a SIGTERM that arrives while the
@@ -220,8 +238,20 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     let mut running = cfg;
     // Set when the metrics server ended by itself: the daemon must not live on without it.
     let mut server_ended = None;
+    let mut stop_requests = announcer.as_mut().and_then(|a| a.take_stop_requests());
+    let mut keep_routes = false;
     loop {
         tokio::select! {
+            Some(keep) = async {
+                match stop_requests.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                keep_routes = keep;
+                tracing::info!(keep_routes, "ipvs-herald stop: stopping");
+                break;
+            }
             _ = hup.recv() => {
                 failsafe::notify_reloading();
                 reload(&path, &mut running, &config_metrics, announcer.as_mut()).await;
@@ -244,8 +274,15 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
     }
     failsafe::notify(&[sd_notify::NotifyState::Stopping]);
 
+    let mut stopped = Stopped::Normally;
     if let Some(a) = announcer {
-        a.shutdown().await;
+        if keep_routes {
+            if a.stop_for_restart().await {
+                stopped = Stopped::ForRestart;
+            }
+        } else {
+            a.shutdown().await;
+        }
     }
     if let Some(why) = server_ended {
         anyhow::bail!("{why}");
@@ -267,8 +304,13 @@ async fn serve(cfg: Config, path: Option<PathBuf>) -> anyhow::Result<()> {
         Ok(Err(e)) => tracing::error!(error = %e, "metrics server task failed"),
         Err(_) => tracing::warn!("metrics server did not stop in time"),
     }
-    tracing::info!("stopped");
-    Ok(())
+    match stopped {
+        Stopped::Normally => tracing::info!("stopped"),
+        Stopped::ForRestart => tracing::info!(
+            "stopped for a graceful restart: start again within the restart time (exit status {EX_RESTART})"
+        ),
+    }
+    Ok(stopped)
 }
 
 /// One read at start, so the log says at once whether IPVS is readable.

@@ -28,6 +28,10 @@ SIGNALS:
   SIGTERM   drain every VIP group for announcer.shutdown_drain_time, withdraw, close the BGP
             sessions with Cease / Administrative Shutdown, stop (bounded by shutdown_timeout)
   SIGINT    the same as SIGTERM
+  `ipvs-herald stop` does what SIGTERM does; `ipvs-herald stop --keep-routes` stops for a
+  graceful restart (RFC 4724): no drain, no withdrawal, BGP sessions that negotiated graceful
+  restart close without a NOTIFICATION, and the routers keep the routes as stale until the
+  next process sends End-of-RIB (or graceful_restart.restart_time runs out)
 
 FAULTS:
   A panic aborts the process (exit by SIGABRT) after removing kernel routes (backend
@@ -39,6 +43,8 @@ FAULTS:
 EXIT STATUS:
   0    stopped on SIGTERM/SIGINT after draining and withdrawing (run); done (the other
        commands; top: quit with q/Esc or on SIGTERM/SIGINT/SIGHUP)
+  75   stopped for a graceful restart (run, after `stop --keep-routes`): the systemd unit's
+       RestartForceExitStatus=75 starts it again
   1    runtime failure (e.g. another instance holds the lock, the metrics server failed)
   64   bad command line or configuration file (check-config says why); `top` with standard
        output not on a terminal
@@ -53,6 +59,7 @@ FILES:
   /run/ipvs-herald/admin.sock.lock      single-instance lock (holds the running daemon's PID)
   /etc/ipvs-herald/maintenance          drains the director (or the groups it lists) while present
   /var/lib/ipvs-herald/state.json       drains set with `drain`, kept across restarts (announcer.state_file)
+  /var/lib/ipvs-herald/state.json.restart  left by `stop --keep-routes` for the next start
 
 ENVIRONMENT:
   IPVS_HERALD_CONFIG   configuration file, as --config
@@ -121,6 +128,18 @@ enum Command {
     Drain(adminctl::DrainArgs),
     /// Undo a drain: the group returns under its health policy.
     Undrain(adminctl::TargetArgs),
+    /// Stop the running daemon: as SIGTERM (drain, withdraw, Cease), or with --keep-routes for
+    /// a graceful restart (RFC 4724) that keeps the routes at the routers.
+    ///
+    /// --keep-routes: the BGP sessions whose peers negotiated graceful restart close without
+    /// withdrawing and without a NOTIFICATION; the routers keep our routes as stale for
+    /// graceful_restart.restart_time. The daemon exits with status 75, on which the systemd unit
+    /// starts it again (RestartForceExitStatus=75). The new process tells the routers it
+    /// restarted, checks every VIP group once, announces the healthy ones and sends End-of-RIB:
+    /// the routers then drop what was not announced again. Refused (exit 1) when no session
+    /// negotiated graceful restart. Use it for upgrades and restarts of the daemon itself, not
+    /// for director maintenance (drain for that).
+    Stop(adminctl::StopArgs),
     /// Show every VIP group (phase, health, drains, pools against thresholds) and BGP peer as
     /// the running daemon sees them.
     Status(adminctl::StatusArgs),
@@ -176,7 +195,11 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command.unwrap_or(Command::Run) {
-        Command::Run => daemon::run(cfg, cli.config),
+        Command::Run => match daemon::run(cfg, cli.config) {
+            Ok(daemon::Stopped::ForRestart) => return ExitCode::from(daemon::EX_RESTART),
+            r => r.map(|_| ()),
+        },
+        Command::Stop(args) => adminctl::stop(&cfg, &args),
         Command::Dump(args) => {
             // Warnings (procfs fallback, unknown CONFIG_HZ) go to stderr; the output stays clean.
             let quiet = config::LogConfig {

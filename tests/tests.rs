@@ -8,6 +8,7 @@ mod lab_support;
 
 mod check_config;
 mod failsafe;
+mod graceful_restart;
 mod instance;
 mod ipvsadm_parse;
 mod reload;

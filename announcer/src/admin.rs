@@ -1,4 +1,4 @@
-//! The local admin interface: `ipvs-herald drain`/`undrain`/`status` over a Unix socket, the
+//! The local admin interface: `ipvs-herald drain`/`undrain`/`status`/`stop` over a Unix socket, the
 //! single-instance lock beside it, and the maintenance file.
 //!
 //! Draining takes a VIP group (or the whole director) out of service without touching the BGP
@@ -49,6 +49,15 @@ pub enum Request {
     Undrain { target: Target },
     /// Report every VIP group and BGP peer: the reply carries a [`StatusReport`].
     Status,
+    /// Stop the daemon. Plain: as SIGTERM (drain, withdraw, Cease). With `keep_routes`: a stop
+    /// for a graceful restart (RFC 4724): the BGP sessions whose peers negotiated graceful
+    /// restart close without withdrawing and without a NOTIFICATION, a marker beside the state
+    /// file tells the next process, and the daemon exits with status 75 (systemd's unit
+    /// restarts it). Refused when no Established session negotiated graceful restart.
+    Stop {
+        #[serde(default)]
+        keep_routes: bool,
+    },
 }
 
 /// The answer to one [`Request`].

@@ -220,6 +220,25 @@ impl GroupState {
         Ok(actions)
     }
 
+    /// After a graceful restart the managed addresses of the groups that were announced are
+    /// kept at start (IPVS forwards for their stale routes). One that is not announced after its
+    /// first check gives its addresses up, `address_linger` after the End-of-RIB that drops its
+    /// stale route.
+    pub fn release_kept_addresses(&self) -> Vec<RouteAction> {
+        if !self.manages_address() || self.phase.is_announced() {
+            return Vec::new();
+        }
+        self.cfg
+            .prefixes
+            .iter()
+            .map(|p| RouteAction::RemoveAddress {
+                prefix: *p,
+                interface: self.cfg.manage_interface.clone(),
+                linger: self.cfg.address_linger,
+            })
+            .collect()
+    }
+
     fn manages_address(&self) -> bool {
         self.cfg.vip_address == VipAddressMode::Manage
     }

@@ -482,6 +482,8 @@ pub struct GroupTracker {
     down_since: Option<Instant>,
     /// Pool hysteresis state per service, fed back into [`evaluate`].
     pub pools_up: BTreeMap<ServiceKey, bool>,
+    /// Set by [`GroupTracker::resume`]: the next observation alone decides.
+    first_decides: bool,
 }
 
 impl GroupTracker {
@@ -497,7 +499,18 @@ impl GroupTracker {
             fails: 0,
             down_since: None,
             pools_up: BTreeMap::new(),
+            first_decides: false,
         }
+    }
+
+    /// After a graceful restart, for a group that was up when the previous process stopped
+    /// (its route is still at the routers, as stale): the next observation alone decides, in
+    /// both directions. A pass makes the group up at once, as if `rise` had been met (it was,
+    /// before the restart); a failure makes it down at once, with the hold-down starting then,
+    /// as if `fall` had been met (the router drops the stale route at our End-of-RIB, so there
+    /// is no announced route to keep through `fall`). Until that observation the group is down.
+    pub fn resume(&mut self) {
+        self.first_decides = true;
     }
 
     pub fn state(&self) -> Health {
@@ -515,6 +528,23 @@ impl GroupTracker {
 
     /// Feed one observation made at `now`; returns the transition it causes, if any.
     pub fn observe(&mut self, now: Instant, obs: &Observation) -> Option<Transition> {
+        if std::mem::take(&mut self.first_decides) {
+            let from = self.state;
+            if obs.passed {
+                (self.passes, self.fails) = (self.damping.rise, 0);
+                self.state = Health::Up;
+                self.down_since = None;
+            } else {
+                (self.passes, self.fails) = (0, self.damping.fall);
+                self.state = Health::Down;
+                self.down_since = Some(now);
+            }
+            return (from != self.state).then(|| Transition {
+                from,
+                to: self.state,
+                reasons: obs.reasons.clone(),
+            });
+        }
         if obs.passed {
             self.fails = 0;
             self.passes = self.passes.saturating_add(1);
@@ -817,6 +847,44 @@ mod tests {
         assert_eq!(t.observe(s(16), &obs(true)), None);
         assert_eq!(t.observe(s(17), &obs(true)).unwrap().to, Health::Up);
         assert_eq!(t.hold_down_until(), None);
+    }
+
+    /// After a graceful restart the first observation alone decides: a pass is up at once
+    /// (no `rise` from zero, no hold-down), a failure is down at once with the hold-down
+    /// starting then; afterwards rise/fall count as usual.
+    #[test]
+    fn after_a_graceful_restart_the_first_check_decides() {
+        let t0 = Instant::now();
+        let s = |n: u64| t0 + Duration::from_millis(100 * n);
+        let damping = Damping {
+            rise: 3,
+            fall: 3,
+            hold_down: Duration::from_secs(1),
+        };
+        let mut t = GroupTracker::new(damping);
+        t.resume();
+        assert_eq!(t.state(), Health::Down, "down until the first check");
+        let up = t.observe(s(0), &obs(true)).unwrap();
+        assert_eq!((up.from, up.to), (Health::Down, Health::Up));
+        // From then on, fall counts as usual.
+        assert_eq!(t.observe(s(1), &obs(false)), None);
+        assert_eq!(t.observe(s(2), &obs(false)), None);
+        assert_eq!(t.observe(s(3), &obs(false)).unwrap().to, Health::Down);
+
+        let mut t = GroupTracker::new(damping);
+        t.resume();
+        assert_eq!(t.observe(s(0), &obs(false)), None, "was down, stays down");
+        assert_eq!(t.state(), Health::Down);
+        assert_eq!(t.hold_down_until(), Some(s(0) + Duration::from_secs(1)));
+        // Back only through rise and the hold-down.
+        assert_eq!(t.observe(s(1), &obs(true)), None);
+        assert_eq!(t.observe(s(2), &obs(true)), None);
+        assert_eq!(t.observe(s(3), &obs(true)), None);
+        assert_eq!(t.observe(s(10), &obs(true)).unwrap().to, Health::Up);
+
+        // Without resume, one pass is not enough.
+        let mut t = GroupTracker::new(damping);
+        assert_eq!(t.observe(s(0), &obs(true)), None);
     }
 
     #[test]

@@ -16,7 +16,8 @@
 //!   (`netgauze-bgp-speaker` was evaluated and not used; the module docs say why).
 //! - [`sink::kernel`] is the kernel route backend for OSPF (and BGP-by-routing-daemon) sites.
 //! - [`admin`] is the local admin socket, the single-instance lock and the maintenance file;
-//!   [`state`] keeps the admin drains across restarts; [`files`] reads operator-controlled files
+//!   [`state`] keeps the admin drains across restarts; [`restart`] is the marker a stop for a
+//!   graceful restart leaves for the next process; [`files`] reads operator-controlled files
 //!   without blocking.
 #![deny(unsafe_code)]
 
@@ -28,6 +29,7 @@ pub mod files;
 pub mod group;
 pub mod group_config;
 pub mod health;
+pub mod restart;
 pub mod service;
 pub mod sink;
 pub mod state;

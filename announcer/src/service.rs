@@ -14,10 +14,11 @@
 //! watchdog (fed by [`Handle::heartbeat`]) and the last-gasp actions ([`StartOptions::on_fatal`]).
 
 use crate::admin;
-use crate::bgp::{BgpError, Speaker, SpeakerHandle};
+use crate::bgp::{BgpError, GracefulStart, Speaker, SpeakerHandle};
 use crate::config::{BackendKind, Config};
 use crate::control::{Control, ControlLoop, FaultHooks, Heartbeat, LoopSettings, ReloadError};
 use crate::group_config::{GroupConfigError, VipAddressMode};
+use crate::restart::{marker_path, RestartMarker, Resume};
 use crate::sink::kernel::{
     KernelBackend, KernelConfig, KernelError, VipAddresses, WithVipAddresses,
 };
@@ -25,6 +26,7 @@ use crate::sink::{BgpSink, InterfaceAddrs, RouteSink};
 use herald_shared::reader::IpvsSource;
 use herald_shared::status::{PeerReport, StatusReport, SCHEMA_VERSION};
 use prometheus_client::registry::Registry;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -140,6 +142,9 @@ pub struct Handle {
     /// The single-instance locks of every admin socket path this process has served, held until
     /// the announcer stops (so that no second instance takes over a path it moved away from).
     locks: Vec<admin::InstanceLock>,
+    /// `ipvs-herald stop` requests accepted on the admin socket (`true`: keep routes), for the
+    /// process to act on ([`Handle::take_stop_requests`]).
+    stop_requests: Option<mpsc::Receiver<bool>>,
 }
 
 impl std::fmt::Debug for Handle {
@@ -185,11 +190,22 @@ async fn start_locked(
     listener: tokio::net::UnixListener,
     options: StartOptions,
 ) -> Result<Handle, StartError> {
+    let resume = match (&a.bgp, a.backend) {
+        (Some(b), BackendKind::Bgp) => graceful_resume(&a, b),
+        _ => None,
+    };
     let speaker = match &a.bgp {
-        Some(b) => Some(Speaker::start(b.clone(), registry).map_err(StartError::Speaker)?),
+        Some(b) => Some(
+            Speaker::start_with(b.clone(), registry, resume.as_ref().map(|(_, g)| g.clone()))
+                .map_err(StartError::Speaker)?,
+        ),
         None => None,
     };
-    let sink = route_sink(&a, speaker.as_ref(), &options).await?;
+    let kept = resume
+        .as_ref()
+        .map(|(r, _)| r.announced.clone())
+        .unwrap_or_default();
+    let sink = route_sink(&a, speaker.as_ref(), &options, &kept).await?;
     let control_loop = ControlLoop::new(
         a.vip_groups.clone(),
         source,
@@ -204,6 +220,19 @@ async fn start_locked(
     )
     .map_err(StartError::Groups)?
     .with_fault_hooks(options.faults);
+    let control_loop = match (&resume, &speaker) {
+        (Some((r, _)), Some(s)) => {
+            let (decided, decided_rx) = oneshot::channel();
+            let s = s.clone();
+            tokio::spawn(async move {
+                if decided_rx.await.is_ok() {
+                    s.release_routes();
+                }
+            });
+            control_loop.with_graceful_start(&r.announced, decided)
+        }
+        _ => control_loop,
+    };
     let heartbeat = control_loop.heartbeat();
     let (control, control_rx) = mpsc::channel(16);
     tokio::spawn(control_loop.run(control_rx));
@@ -212,9 +241,22 @@ async fn start_locked(
     let admin_stop = serve_admin(listener, admin_tx.clone());
     let forward = control.clone();
     let peers = speaker.clone();
+    let backend = a.backend;
+    let (stop_tx, stop_rx) = mpsc::channel(1);
     tokio::spawn(async move {
         while let Some((req, reply)) = admin_rx.recv().await {
-            if req == admin::Request::Status {
+            if let admin::Request::Stop { keep_routes } = req {
+                let r = stop_reply(keep_routes, backend, peers.as_ref());
+                if r.ok && stop_tx.try_send(keep_routes).is_err() {
+                    let _ = reply.send(admin::Reply {
+                        ok: false,
+                        message: "a stop is already under way".into(),
+                        status: None,
+                    });
+                    continue;
+                }
+                let _ = reply.send(r);
+            } else if req == admin::Request::Status {
                 // Off this task: a wedged loop holds the status up, not the other requests.
                 let (control, peers) = (forward.clone(), peers.clone());
                 tokio::spawn(async move {
@@ -240,7 +282,98 @@ async fn start_locked(
         admin_tx,
         heartbeat,
         locks: Vec::new(),
+        stop_requests: Some(stop_rx),
     })
+}
+
+/// The graceful restart this start continues, from the marker a stop for restart left beside
+/// the state file (taken: it serves one start). Only peers still configured with
+/// `graceful_restart` count. `None`: a normal start (no marker, a bad one, or every restart
+/// time over).
+fn graceful_resume(a: &Config, b: &crate::bgp::BgpConfig) -> Option<(Resume, GracefulStart)> {
+    let path = marker_path(&a.state_file);
+    let marker = match RestartMarker::take(&path) {
+        Ok(Some(m)) => m,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "ignoring the graceful-restart marker: a normal start");
+            return None;
+        }
+    };
+    let away = crate::restart::unix_now() - marker.stopped_at;
+    let Some(mut resume) = marker.resume(crate::restart::unix_now()) else {
+        tracing::warn!(
+            away_seconds = away,
+            peers = ?marker.peers,
+            "graceful restart: the restart time is over (or the clock went back); a normal start: routers flush our stale routes"
+        );
+        return None;
+    };
+    resume.peers.retain(|name, _| {
+        b.peers
+            .iter()
+            .any(|p| &p.name == name && p.graceful_restart.is_some())
+    });
+    let now = tokio::time::Instant::now();
+    let restart_until: std::collections::BTreeMap<_, _> = resume
+        .peers
+        .iter()
+        .map(|(n, left)| (n.clone(), now + *left))
+        .collect();
+    let release_by = restart_until.values().max().copied()?;
+    tracing::info!(
+        away_seconds = away,
+        peers = ?resume.peers.keys().collect::<Vec<_>>(),
+        announced = ?resume.announced,
+        "graceful restart: OPENs carry the Restart State bit; routes and End-of-RIB wait for the first health check"
+    );
+    Some((
+        resume,
+        GracefulStart {
+            restart_until,
+            release_by,
+        },
+    ))
+}
+
+/// The admin socket's answer to `stop` (and whether it is accepted).
+fn stop_reply(
+    keep_routes: bool,
+    backend: BackendKind,
+    speaker: Option<&SpeakerHandle>,
+) -> admin::Reply {
+    let reply = |ok, message: String| admin::Reply {
+        ok,
+        message,
+        status: None,
+    };
+    if !keep_routes {
+        return reply(
+            true,
+            "stopping: draining, withdrawing, closing the BGP sessions".into(),
+        );
+    }
+    if backend != BackendKind::Bgp {
+        return reply(
+            false,
+            "--keep-routes is BGP graceful restart: with backend = \"kernel\" the routing daemon's own graceful restart applies; use a plain stop".into(),
+        );
+    }
+    let peers = speaker.map(|s| s.graceful_peers()).unwrap_or_default();
+    if peers.is_empty() {
+        return reply(
+            false,
+            "no Established BGP session negotiated graceful restart (graceful_restart on the peer, and the router's support): nothing would keep the routes; use a plain stop".into(),
+        );
+    }
+    let list: Vec<String> = peers.iter().map(|(n, t)| format!("{n} ({t}s)")).collect();
+    reply(
+        true,
+        format!(
+            "stopping for a restart: routes kept as stale by {}; start ipvs-herald again within that time",
+            list.join(", ")
+        ),
+    )
 }
 
 /// The route sink `a.backend` names, with managed VIP addresses when a group asks for them.
@@ -251,6 +384,7 @@ async fn route_sink(
     a: &Config,
     speaker: Option<&SpeakerHandle>,
     options: &StartOptions,
+    graceful: &BTreeSet<String>,
 ) -> Result<Arc<dyn RouteSink>, StartError> {
     let manages = a
         .vip_groups
@@ -262,9 +396,19 @@ async fn route_sink(
         .filter(|g| g.vip_address == VipAddressMode::Manage)
         .map(|g| g.manage_interface.as_str())
         .collect();
+    // After a graceful restart the groups still announced at the routers keep their addresses:
+    // IPVS goes on forwarding for them.
+    let keep_on = |iface: &str| -> Vec<ipnet::IpNet> {
+        a.vip_groups
+            .iter()
+            .filter(|g| g.vip_address == VipAddressMode::Manage && g.manage_interface == iface)
+            .filter(|g| graceful.contains(&g.name))
+            .flat_map(|g| g.prefixes.iter().copied())
+            .collect()
+    };
     let reconcile_addresses = |addrs: VipAddresses| async move {
         for iface in &managed_interfaces {
-            match addrs.reconcile(iface, &[]).await {
+            match addrs.reconcile(iface, &keep_on(iface)).await {
                 Ok(removed) if !removed.is_empty() => {
                     tracing::info!(
                         interface = iface,
@@ -403,6 +547,12 @@ impl Handle {
         status_report(&self.control, self.speaker.as_ref()).await
     }
 
+    /// The `ipvs-herald stop` requests the admin socket accepted (`true`: keep routes, see
+    /// [`Handle::stop_for_restart`]); `None` after the first call.
+    pub fn take_stop_requests(&mut self) -> Option<mpsc::Receiver<bool>> {
+        self.stop_requests.take()
+    }
+
     /// A cloneable [`Handle::status`] for a task that cannot borrow the handle (the status
     /// page's HTTP requests). It answers as long as the announcer runs.
     pub fn status_source(&self) -> StatusSource {
@@ -501,6 +651,71 @@ impl Handle {
             .await
             .map_err(|_| ReloadError::LoopGone)?;
         rx.await.map_err(|_| ReloadError::LoopGone)?
+    }
+
+    /// Stop for a graceful restart (RFC 4724), keeping the routes at the routers: write the
+    /// marker (`crate::restart`) with the announced groups and the peers that negotiated
+    /// graceful restart, then close those sessions without withdrawing and without a
+    /// NOTIFICATION (the others withdraw and Cease as on shutdown); within `shutdown_timeout`.
+    /// Nothing is drained. When no session negotiated graceful restart, or the marker cannot be
+    /// written, this is [`Handle::shutdown`] instead (the next process could not tell the
+    /// routers it restarted). Returns whether the routes were kept.
+    pub async fn stop_for_restart(mut self) -> bool {
+        let Some(speaker) = self.speaker.clone() else {
+            tracing::warn!("no BGP speaker: a stop for restart is a plain stop");
+            self.shutdown().await;
+            return false;
+        };
+        if let Some(s) = self.admin_stop.take() {
+            let _ = s.send(());
+        }
+        let peers: std::collections::BTreeMap<String, u16> =
+            speaker.graceful_peers().into_iter().collect();
+        if peers.is_empty() {
+            tracing::warn!(
+                "no BGP session negotiated graceful restart: stopping with a drain instead"
+            );
+            self.shutdown().await;
+            return false;
+        }
+        let announced: BTreeSet<String> = match self.status().await {
+            Ok(r) => r
+                .groups
+                .iter()
+                .filter(|g| g.phase == herald_shared::status::GroupPhase::Announced)
+                .map(|g| g.name.clone())
+                .collect(),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the announced VIP groups: stopping with a drain instead");
+                self.shutdown().await;
+                return false;
+            }
+        };
+        let marker = RestartMarker::new(crate::restart::unix_now(), peers.clone(), announced);
+        let path = marker_path(&self.config.state_file);
+        let stored = tokio::task::spawn_blocking(move || marker.store(&path)).await;
+        match stored {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot write the graceful-restart marker: stopping with a drain instead");
+                self.shutdown().await;
+                return false;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "graceful-restart marker task failed: stopping with a drain instead");
+                self.shutdown().await;
+                return false;
+            }
+        }
+        tracing::info!(
+            ?peers,
+            "stopping for a restart: BGP sessions close without withdrawing"
+        );
+        speaker
+            .stop_for_restart(self.config.shutdown_timeout.max(Duration::from_secs(1)))
+            .await;
+        let _ = std::fs::remove_file(&self.config.admin_socket);
+        true
     }
 
     /// Drain every group for `shutdown_drain_time`, withdraw, then close the BGP sessions with

@@ -585,6 +585,8 @@ pub struct DirectorConfig {
     pub drain_time: String,
     /// MED of the announced route (a live-reloadable change).
     pub med: Option<u32>,
+    /// The peer's `graceful_restart.restart_time` (seconds); `None`: no graceful restart.
+    pub graceful_restart: Option<u16>,
 }
 
 impl DirectorConfig {
@@ -603,6 +605,7 @@ impl DirectorConfig {
             hold_down_ms: 1000,
             drain_time: "5s".into(),
             med: None,
+            graceful_restart: None,
         }
     }
 
@@ -655,7 +658,7 @@ remote_as = {ras}
 local_address = "{addr}"
 hold_time = {hold}
 connect_retry = {{ min = 0.5, max = 2.0 }}
-
+{gr}
 [[announcer.vip_groups]]
 name = "web"
 prefixes = ["{vip}/32"]
@@ -679,6 +682,10 @@ hold_down = "{hd}ms"
             rise = self.rise,
             fall = self.fall,
             hd = self.hold_down_ms,
+            gr = self
+                .graceful_restart
+                .map(|t| format!("graceful_restart = {{ restart_time = {t} }}\n"))
+                .unwrap_or_default(),
         );
         if let Some(med) = self.med {
             c.push_str(&format!("up = {{ med = {med} }}\n"));

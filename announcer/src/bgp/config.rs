@@ -125,7 +125,9 @@ pub struct PeerConfig {
     /// Trade-off: with graceful restart the router keeps our routes for `restart_time` seconds
     /// after the session drops without a NOTIFICATION, which rides over a daemon restart but
     /// also keeps traffic flowing to a director that has died. For all-active ECMP, where other
-    /// directors carry the VIP, fast failover is usually worth more: keep it off.
+    /// directors carry the VIP, fast failover is usually worth more: keep it off unless
+    /// restarts must not move traffic (`ipvs-herald stop --keep-routes`, see
+    /// [`crate::bgp::SpeakerHandle::stop_for_restart`]).
     #[serde(default)]
     pub graceful_restart: Option<GracefulRestart>,
 }

@@ -43,8 +43,12 @@
 //!
 //! # Behaviour
 //! - OPEN: MP-BGP for the configured families, ROUTE-REFRESH, 4-octet AS, optionally graceful
-//!   restart (R=0, F=0: the peer may keep our routes for `restart_time` while we are away; see
-//!   [`PeerConfig::graceful_restart`] for the trade-off). A capability the peer refuses with
+//!   restart (the peer may keep our routes for `restart_time` while we are away; see
+//!   [`PeerConfig::graceful_restart`] for the trade-off). R=0, F=0 on a normal start; after a
+//!   stop for restart ([`SpeakerHandle::stop_for_restart`], started again with
+//!   [`Speaker::start_with`] within the restart time) R=1 and F=1 for every family, and the
+//!   initial UPDATEs and End-of-RIB wait for [`SpeakerHandle::release_routes`]. No RFC 8538 N
+//!   bit: every NOTIFICATION makes the peer flush. A capability the peer refuses with
 //!   an Unsupported Capability NOTIFICATION is left out of the next OPEN (RFC 5492).
 //! - UPDATEs: withdrawals first, then announcements grouped by attribute set, each message
 //!   packed with as many NLRI as fit in 4096 bytes; End-of-RIB per family after the initial
@@ -97,5 +101,6 @@ pub use fsm::State;
 pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};
 pub use speaker::{
-    ListenerChange, PeerStatus, ReconfigureReport, Speaker, SpeakerHandle, RECONFIGURE_STOP_TIMEOUT,
+    GracefulStart, ListenerChange, PeerStatus, ReconfigureReport, Speaker, SpeakerHandle,
+    RECONFIGURE_STOP_TIMEOUT,
 };

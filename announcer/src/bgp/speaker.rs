@@ -16,6 +16,7 @@ use super::session::{PeerShared, Session, SessionCtl, SessionInit};
 use super::tasks;
 use ipnet::IpNet;
 use prometheus_client::registry::Registry;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -72,6 +73,9 @@ struct Running {
 #[derive(Debug)]
 struct Inner {
     table: watch::Sender<RouteTable>,
+    /// False after a graceful restart until the table reflects the first health decision
+    /// ([`SpeakerHandle::release_routes`]): sessions hold their initial UPDATEs and End-of-RIB.
+    routes_ready: watch::Sender<bool>,
     shutdown: watch::Sender<Option<String>>,
     metrics: Metrics,
     rt: tokio::runtime::Handle,
@@ -86,17 +90,44 @@ struct Inner {
 #[derive(Debug)]
 pub struct Speaker;
 
+/// A start after a graceful restart (RFC 4724): the peers that keep our routes as stale, and
+/// until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GracefulStart {
+    /// By peer name: the end of the restart time the peer keeps our routes for. Until then the
+    /// peer's OPENs carry the Restart State and Forwarding State bits (not after: a late start
+    /// is a fresh start).
+    pub restart_until: BTreeMap<String, tokio::time::Instant>,
+    /// When the initial UPDATEs and End-of-RIB go out even without
+    /// [`SpeakerHandle::release_routes`] (a health check that never answers must not leave
+    /// stale routes at the peer for ever): the table then says what is announced.
+    pub release_by: tokio::time::Instant,
+}
+
 impl Speaker {
     /// Validate `cfg`, register the metrics, and spawn one task per peer (plus a listener when
     /// a peer is passive) on the current tokio runtime.
     pub fn start(cfg: BgpConfig, registry: &mut Registry) -> Result<SpeakerHandle, BgpError> {
+        Self::start_with(cfg, registry, None)
+    }
+
+    /// [`Speaker::start`], after a graceful restart when `graceful` is given: sessions hold
+    /// their initial UPDATEs and End-of-RIB until [`SpeakerHandle::release_routes`] (or
+    /// [`GracefulStart::release_by`]), and the peers in it get OPENs with the Restart State bit.
+    pub fn start_with(
+        cfg: BgpConfig,
+        registry: &mut Registry,
+        graceful: Option<GracefulStart>,
+    ) -> Result<SpeakerHandle, BgpError> {
         cfg.validate()?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| BgpError::NoRuntime)?;
         let metrics = Metrics::register(registry);
         let (table, _) = watch::channel(RouteTable::new());
+        let (routes_ready, _) = watch::channel(graceful.is_none());
         let (shutdown, _) = watch::channel(None);
         let inner = Arc::new(Inner {
             table,
+            routes_ready,
             shutdown,
             metrics,
             rt,
@@ -122,9 +153,24 @@ impl Speaker {
             lock(&handle.inner.running).listener = Some(listener);
         }
         let mut entries = Vec::new();
+        let restart_until = graceful
+            .as_ref()
+            .map(|g| g.restart_until.clone())
+            .unwrap_or_default();
         for x in prepared {
-            entries.push(handle.spawn_session(&cfg, x, started));
+            let until = restart_until.get(&x.peer.name).copied();
+            entries.push(handle.spawn_session(&cfg, x, started, until));
             started += 1;
+        }
+        if let Some(g) = graceful {
+            let h = handle.clone();
+            handle.inner.rt.spawn(async move {
+                tokio::time::sleep_until(g.release_by).await;
+                if !*h.inner.routes_ready.borrow() {
+                    tracing::warn!("no health decision within the restart time: sending the table as it is, and End-of-RIB");
+                    h.release_routes();
+                }
+            });
         }
         {
             let mut r = lock(&handle.inner.running);
@@ -288,6 +334,29 @@ impl SpeakerHandle {
         });
     }
 
+    /// The table now reflects a health decision: sessions held after a graceful restart send
+    /// it and End-of-RIB. Idempotent; without a graceful restart there is nothing to release.
+    pub fn release_routes(&self) {
+        self.inner
+            .routes_ready
+            .send_if_modified(|r| !std::mem::replace(r, true));
+    }
+
+    /// Peers whose Established session negotiated graceful restart, with the restart time they
+    /// keep our routes for when it ends without a NOTIFICATION.
+    pub fn graceful_peers(&self) -> Vec<(String, u16)> {
+        let running = lock(&self.inner.running);
+        running
+            .peers
+            .iter()
+            .filter(|p| *p.state.borrow() == State::Established)
+            .filter_map(|p| {
+                let t = lock(&p.shared).graceful_restart?;
+                Some((p.cfg.name.clone(), t))
+            })
+            .collect()
+    }
+
     /// The current route table.
     pub fn routes(&self) -> RouteTable {
         self.inner.table.borrow().clone()
@@ -346,6 +415,52 @@ impl SpeakerHandle {
             .unwrap_or(false)
     }
 
+    /// Stop for a graceful restart (RFC 4724), within `timeout`: each Established session whose
+    /// peer negotiated graceful restart is closed without withdrawing and without a
+    /// NOTIFICATION, so the peer keeps our routes as stale for the restart time; every other
+    /// session is closed as by [`Self::shutdown`] (withdraw, Cease / Administrative Shutdown).
+    /// Tasks still running after `timeout` are aborted (the kernel closes their connections,
+    /// which again sends no NOTIFICATION).
+    pub async fn stop_for_restart(self, timeout: Duration) {
+        let _guard = self.inner.reconfiguring.lock().await;
+        let tasks: Vec<JoinHandle<()>> = {
+            let mut r = lock(&self.inner.running);
+            r.peers
+                .iter_mut()
+                .filter_map(|p| {
+                    let t = p.task.take()?;
+                    if p.ctl.try_send(SessionCtl::StopForRestart).is_err() {
+                        t.abort();
+                    }
+                    Some(t)
+                })
+                .collect()
+        };
+        let aborts: Vec<_> = tasks.iter().map(|t| t.abort_handle()).collect();
+        if tokio::time::timeout(timeout, futures::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "BGP stop for restart did not finish within {timeout:?}; aborting sessions"
+            );
+            for a in aborts {
+                a.abort();
+            }
+        }
+        // The sessions are gone: now the listener may stop as on shutdown.
+        self.inner
+            .shutdown
+            .send_replace(Some("ipvs-herald restarting".to_string()));
+        let listener = lock(&self.inner.running)
+            .listener
+            .as_mut()
+            .and_then(|l| l.task.take());
+        if let Some(t) = listener {
+            let _ = tokio::time::timeout(Duration::from_secs(1), t).await;
+        }
+    }
+
     /// Withdraw everything from every peer, close each session with Cease / Administrative
     /// Shutdown carrying `message` (RFC 9003), and stop all tasks — within `timeout`; tasks
     /// still running then are aborted.
@@ -374,12 +489,19 @@ impl SpeakerHandle {
 
 /// Session and listener management, and live reconfiguration.
 impl SpeakerHandle {
-    fn spawn_session(&self, cfg: &BgpConfig, x: Prepared, n: usize) -> PeerEntry {
+    fn spawn_session(
+        &self,
+        cfg: &BgpConfig,
+        x: Prepared,
+        n: usize,
+        restart_until: Option<tokio::time::Instant>,
+    ) -> PeerEntry {
         let (state_tx, state_rx) = watch::channel(State::Idle);
         let shared = Arc::new(Mutex::new(PeerShared {
             established_at: None,
             prefixes_sent: 0,
             last_error: None,
+            graceful_restart: None,
         }));
         let (ctl_tx, ctl_rx) = mpsc::channel(4);
         let (incoming_tx, incoming_rx) = match x.incoming {
@@ -392,6 +514,7 @@ impl SpeakerHandle {
                 router_id: cfg.router_id,
                 peer: x.peer.clone(),
                 seed: seed(n),
+                restart_until,
             },
             self.inner.table.subscribe(),
             self.inner.shutdown.subscribe(),
@@ -400,6 +523,7 @@ impl SpeakerHandle {
             state_tx,
             shared.clone(),
             self.inner.metrics.clone(),
+            self.inner.routes_ready.subscribe(),
         );
         let task = tasks::session(&self.inner.rt, session);
         PeerEntry {
@@ -577,7 +701,7 @@ impl SpeakerHandle {
             self.inner
                 .metrics
                 .init_peer(&x.peer.name, &x.peer.families());
-            let e = self.spawn_session(&new, x, n);
+            let e = self.spawn_session(&new, x, n, None);
             n += 1;
             running.peers.push(e);
         }

@@ -111,6 +111,15 @@ impl ControlLoop {
                 }
                 Target::Group(name) => (unknown(&name), false),
             },
+            Request::Stop { .. } => (
+                // The process's business: `crate::service` answers it before it gets here.
+                Reply {
+                    ok: false,
+                    message: "stop is not handled by the control loop".into(),
+                    status: None,
+                },
+                false,
+            ),
             Request::Status => {
                 // The BGP peers are the speaker's: `crate::service` answers `status` from the
                 // admin socket with [`Control::Status`] and adds them; here the report has none.

@@ -147,6 +147,11 @@ pub struct ControlLoop {
     pending: Option<(tokio::task::JoinHandle<ReadResult>, Instant)>,
     heartbeat: Heartbeat,
     faults: FaultHooks,
+    /// After a graceful restart: told once every group has had its first check and its
+    /// actions have gone to the sink (the speaker may then send End-of-RIB).
+    first_decision: Option<oneshot::Sender<()>>,
+    /// The groups a graceful start resumed (announced before the restart).
+    resumed: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for ControlLoop {
@@ -193,7 +198,29 @@ impl ControlLoop {
             pending: None,
             heartbeat: Heartbeat::new(),
             faults: FaultHooks::default(),
+            first_decision: None,
+            resumed: BTreeSet::new(),
         })
+    }
+
+    /// Start after a graceful restart: the groups in `announced` (those the previous process
+    /// had announced, still at the routers as stale) are decided by their first check alone
+    /// ([`crate::health::GroupTracker::resume`]); `decided` is told once every group has had
+    /// its first check and the resulting actions have been carried out. Drains restored from
+    /// the state file and the maintenance file apply as on any start.
+    pub fn with_graceful_start(
+        mut self,
+        announced: &BTreeSet<String>,
+        decided: oneshot::Sender<()>,
+    ) -> Self {
+        for (g, _) in &mut self.groups {
+            if announced.contains(g.name()) {
+                g.tracker_mut().resume();
+            }
+        }
+        self.first_decision = Some(decided);
+        self.resumed = announced.clone();
+        self
     }
 
     /// The loop's proof of life, to be watched from outside (see [`Heartbeat`]).
@@ -462,6 +489,24 @@ impl ControlLoop {
         }
         self.maintenance = maintenance;
         self.execute(&all_actions).await;
+        if self.first_decision.is_some()
+            && self
+                .groups
+                .iter()
+                .all(|(g, _)| g.last_observation().is_some())
+        {
+            if let Some(tx) = self.first_decision.take() {
+                tracing::info!("graceful restart: every VIP group has had its first check");
+                let released: Vec<RouteAction> = self
+                    .groups
+                    .iter()
+                    .filter(|(g, _)| self.resumed.contains(g.name()))
+                    .flat_map(|(g, _)| g.release_kept_addresses())
+                    .collect();
+                self.execute(&released).await;
+                let _ = tx.send(());
+            }
+        }
     }
 
     fn update_metrics(&mut self, i: usize, drained: bool) {

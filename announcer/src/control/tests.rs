@@ -964,3 +964,162 @@ async fn status_reports_transitions_thresholds_and_drain_sources() {
     task.await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// After a graceful restart: a group that was announced and is healthy is announced at the
+/// first check (no `rise` from zero), and the first decision is reported only after its
+/// actions went to the sink; without the graceful start the same check announces nothing.
+#[tokio::test(start_paused = true)]
+async fn graceful_start_first_check_announces_a_healthy_group_before_the_decision() {
+    let ipvs = Arc::new(FakeIpvs(Mutex::new(Some([1, 1, 1]))));
+    let rec = Arc::new(Recorder::default());
+    let (decided, decided_rx) = oneshot::channel();
+    let rt = ControlLoop::new(
+        vec![group()],
+        ipvs.clone(),
+        rec.clone(),
+        Arc::new(NoAddrs),
+        LoopSettings {
+            drain_time: Duration::from_secs(3),
+            maintenance_file: None,
+            state_file: None,
+        },
+        &mut Registry::default(),
+    )
+    .unwrap()
+    .with_graceful_start(&["web".to_string()].into(), decided);
+    let (tx, rx) = mpsc::channel(8);
+    let task = tokio::spawn(rt.run(rx));
+    let t0 = tokio::time::Instant::now();
+    decided_rx.await.unwrap();
+    assert_eq!(t0.elapsed(), Duration::ZERO, "decided at the first check");
+    assert_eq!(events(&rec), ["announce 192.0.2.10/32 med=None comm=[]"]);
+    drop(tx);
+    task.await.unwrap();
+
+    // The same start without the graceful restart: nothing at the first check (rise = 2).
+    let rec = Arc::new(Recorder::default());
+    let (tx, task) = spawn_runtime(
+        vec![group()],
+        ipvs,
+        rec.clone(),
+        LoopSettings {
+            drain_time: Duration::from_secs(3),
+            maintenance_file: None,
+            state_file: None,
+        },
+        &mut Registry::default(),
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(events(&rec).is_empty());
+    drop(tx);
+    task.await.unwrap();
+}
+
+/// After a graceful restart: a group whose pool died while the daemon was away is not
+/// announced (the router drops its stale route at End-of-RIB); it comes back through `rise` and
+/// the hold-down. A group drained before the restart (state file) stays withdrawn, healthy or
+/// not. Both count for the first decision.
+#[tokio::test(start_paused = true)]
+async fn graceful_start_keeps_dead_and_drained_groups_withdrawn() {
+    let dir = std::env::temp_dir().join(format!("herald-gr-loop-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let state = dir.join("state.json");
+    let mut drains = crate::state::DrainState::default();
+    drains.groups.insert(
+        "drained".into(),
+        crate::state::Drain::now(Duration::from_secs(1)),
+    );
+    crate::state::StateFile::new(state.clone())
+        .store(1, &drains)
+        .unwrap();
+    let mut drained = group();
+    drained.name = "drained".into();
+    drained.prefixes = vec!["192.0.2.10/32".parse().unwrap()];
+    let mut dead = group();
+    dead.prefixes = vec!["192.0.2.10/32".parse().unwrap()];
+    // One group at a time: the same prefix may not be in two groups.
+    for (g, weights) in [(dead, [0, 0, 0]), (drained, [1, 1, 1])] {
+        let ipvs = Arc::new(FakeIpvs(Mutex::new(Some(weights))));
+        let rec = Arc::new(Recorder::default());
+        let (decided, decided_rx) = oneshot::channel();
+        let name = g.name.clone();
+        let rt = ControlLoop::new(
+            vec![g],
+            ipvs.clone(),
+            rec.clone(),
+            Arc::new(NoAddrs),
+            LoopSettings {
+                drain_time: Duration::from_secs(3),
+                maintenance_file: None,
+                state_file: Some(state.clone()),
+            },
+            &mut Registry::default(),
+        )
+        .unwrap()
+        .with_graceful_start(&[name.clone()].into(), decided);
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(rt.run(rx));
+        decided_rx.await.unwrap();
+        assert!(events(&rec).is_empty(), "{name}: {:?}", events(&rec));
+        *ipvs.0.lock().unwrap() = Some([1, 1, 1]);
+        tokio::time::sleep(Duration::from_millis(350)).await;
+        assert!(
+            events(&rec).is_empty(),
+            "{name}: held down or drained: {:?}",
+            events(&rec)
+        );
+        if name == "web" {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+            assert_eq!(events(&rec), ["announce 192.0.2.10/32 med=None comm=[]"]);
+        }
+        drop(tx);
+        task.await.unwrap();
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// After a graceful restart the managed addresses of resumed groups were kept at start; a
+/// resumed group that is not announced after its first check gives them up (after
+/// address_linger), one that is announced keeps them.
+#[tokio::test(start_paused = true)]
+async fn graceful_start_releases_kept_addresses_of_groups_left_out() {
+    for (weights, want) in [
+        (
+            [0, 0, 0],
+            vec!["RemoveAddress { prefix: 192.0.2.10/32, interface: \"herald0\", linger: 1s }"],
+        ),
+        (
+            [1, 1, 1],
+            vec![
+                "AddAddress { prefix: 192.0.2.10/32, interface: \"herald0\" }",
+                "announce 192.0.2.10/32 med=None comm=[]",
+            ],
+        ),
+    ] {
+        let mut g = group();
+        g.vip_address = crate::group_config::VipAddressMode::Manage;
+        let rec = Arc::new(Recorder::default());
+        let (decided, decided_rx) = oneshot::channel();
+        let rt = ControlLoop::new(
+            vec![g],
+            Arc::new(FakeIpvs(Mutex::new(Some(weights)))),
+            rec.clone(),
+            Arc::new(NoAddrs),
+            LoopSettings {
+                drain_time: Duration::from_secs(3),
+                maintenance_file: None,
+                state_file: None,
+            },
+            &mut Registry::default(),
+        )
+        .unwrap()
+        .with_graceful_start(&["web".to_string()].into(), decided);
+        let (tx, rx) = mpsc::channel(8);
+        let task = tokio::spawn(rt.run(rx));
+        decided_rx.await.unwrap();
+        assert_eq!(events(&rec), want);
+        drop(tx);
+        task.await.unwrap();
+    }
+}

@@ -57,6 +57,9 @@ pub struct RouterSpec {
     /// Seconds between the protocol's start and its first connection attempt (BIRD's
     /// `connect delay time`, default 5); `None` leaves the router's default.
     pub connect_delay: Option<u16>,
+    /// Graceful restart (RFC 4724) on, explicitly: BIRD `graceful restart on;`, FRR
+    /// `bgp graceful-restart` (GoBGP: not supported here).
+    pub graceful_restart: bool,
 }
 
 impl RouterSpec {
@@ -71,6 +74,7 @@ impl RouterSpec {
             passive: false,
             ttl_security: false,
             connect_delay: None,
+            graceful_restart: false,
         }
     }
 
@@ -180,6 +184,9 @@ impl Router {
             if let Some(d) = s.connect_delay {
                 let _ = writeln!(c, "  connect delay time {d};");
             }
+            if s.graceful_restart {
+                let _ = writeln!(c, "  graceful restart on;");
+            }
             if s.ibgp() {
                 // iBGP defaults to multihop with recursive next hops; the speaker is on-link.
                 let _ = writeln!(c, "  direct;");
@@ -199,6 +206,9 @@ impl Router {
         let _ = writeln!(c, " bgp router-id {ROUTER_V4}");
         let _ = writeln!(c, " no bgp ebgp-requires-policy");
         let _ = writeln!(c, " no bgp default ipv4-unicast");
+        if s.graceful_restart {
+            let _ = writeln!(c, " bgp graceful-restart");
+        }
         for peer in s.peers() {
             let _ = writeln!(c, " neighbor {peer} remote-as {}", s.peer_as);
             let _ = writeln!(c, " neighbor {peer} timers 1 {}", s.hold);

@@ -99,6 +99,10 @@ pub enum Event {
     ManualStart,
     /// 2: ManualStop — shutdown; the NOTIFICATION carries this Cease / Administrative Shutdown.
     ManualStop(Notification),
+    /// ManualStop for a graceful restart (RFC 4724): the connection is closed without a
+    /// NOTIFICATION, so that a peer that negotiated graceful restart keeps our routes as stale
+    /// until we come back (or its restart timer ends).
+    ManualStopForRestart,
     /// 3: AutomaticStart — restart after the IdleHold timer (active peers).
     AutomaticStart,
     /// 5: AutomaticStart_with_PassiveTcpEstablishment (passive peers).
@@ -558,11 +562,13 @@ impl Fsm {
         use Event as E;
         use State as S;
         // ManualStop is the same from every state.
-        if let E::ManualStop(n) = &event {
+        if let E::ManualStop(_) | E::ManualStopForRestart = &event {
             self.stopped = true;
             let mut a = Vec::new();
-            if matches!(self.state, S::OpenSent | S::OpenConfirm | S::Established) {
-                a.push(Action::SendNotification(n.clone()));
+            if let E::ManualStop(n) = &event {
+                if matches!(self.state, S::OpenSent | S::OpenConfirm | S::Established) {
+                    a.push(Action::SendNotification(n.clone()));
+                }
             }
             a.extend(self.drop_connection());
             a.extend(self.stop_all_timers());

@@ -708,3 +708,21 @@ fn manual_stop_notifies_only_when_open_and_never_restarts() {
     assert_eq!(a[0], Action::DropConnection);
     assert_eq!(f.state(), State::Idle);
 }
+
+/// A stop for a graceful restart closes the connection without a NOTIFICATION (the peer keeps
+/// our routes as stale, RFC 4724 §4.2) and, like any ManualStop, never restarts.
+#[test]
+fn manual_stop_for_restart_sends_no_notification() {
+    let mut f = Fsm::new(cfg(false), 1);
+    established(&mut f);
+    let a = f.step(Event::ManualStopForRestart);
+    assert!(
+        !a.iter().any(|x| matches!(x, Action::SendNotification(_))),
+        "{a:?}"
+    );
+    assert_eq!(a[0], Action::DropConnection);
+    assert!(idle_hold(&a).is_none());
+    assert!(f.is_stopped());
+    assert_eq!(f.state(), State::Idle);
+    assert!(f.step(Event::IdleHoldTimerExpires).is_empty());
+}

@@ -224,6 +224,7 @@ mod tests {
             hold_time: 90,
             families: vec![Family::Ipv4, Family::Ipv6],
             graceful_restart: Some(120),
+            restarting: false,
             suppress: vec![],
         }
     }

@@ -43,6 +43,10 @@ pub struct LocalOpen {
     pub families: Vec<Family>,
     /// Graceful-restart time, when enabled.
     pub graceful_restart: Option<u16>,
+    /// This OPEN follows a graceful restart (RFC 4724 §3): the Restart State bit is set, and the
+    /// Forwarding State bit of every family (IPVS kept forwarding while the daemon was away).
+    /// Without `graceful_restart` it has no effect.
+    pub restarting: bool,
     /// Capability codes not to send because the peer refused them with an Unsupported
     /// Capability NOTIFICATION (RFC 5492 §5): any of 2 (route refresh), 64 (graceful
     /// restart), 65 (4-octet AS), and 1 (multiprotocol) on an IPv4-only session.
@@ -94,10 +98,13 @@ pub fn build_open(l: &LocalOpen) -> BgpMessage {
         let afs: Vec<_> = l
             .families
             .iter()
-            .map(|f| GracefulRestartAddressFamily::new(false, address_type(*f)))
+            .map(|f| GracefulRestartAddressFamily::new(l.restarting, address_type(*f)))
             .collect();
+        // The N bit (RFC 8538) stays clear: a NOTIFICATION always makes the peer flush our
+        // routes, so a plain stop's Cease withdraws as it always did, and a stop for restart
+        // closes the connection without one.
         caps.push(BgpCapability::GracefulRestartCapability(
-            GracefulRestartCapability::new(false, false, t.min(4095), afs),
+            GracefulRestartCapability::new(l.restarting, false, t.min(4095), afs),
         ));
     }
     let my_as = u16::try_from(l.local_as).unwrap_or(AS_TRANS);
@@ -124,6 +131,9 @@ pub struct PeerOpen {
     pub families: Vec<Family>,
     /// The peer supports ROUTE-REFRESH.
     pub route_refresh: bool,
+    /// The peer sent the graceful restart capability (RFC 4724): it keeps our routes when the
+    /// connection ends without a NOTIFICATION.
+    pub graceful_restart: bool,
 }
 
 /// Check the peer's OPEN against the configuration (RFC 4271 §6.2, RFC 6286, RFC 4760, RFC 5492).
@@ -216,6 +226,9 @@ pub fn check_open(
                 | BgpCapability::CiscoRouteRefresh
         )
     });
+    let graceful_restart = caps
+        .iter()
+        .any(|c| matches!(c, BgpCapability::GracefulRestartCapability(_)));
     Ok(PeerOpen {
         asn,
         hold_time: h,
@@ -223,6 +236,7 @@ pub fn check_open(
         asn4,
         families,
         route_refresh,
+        graceful_restart,
     })
 }
 
@@ -300,8 +314,55 @@ mod tests {
             hold_time: 90,
             families: vec![Family::Ipv4, Family::Ipv6],
             graceful_restart: Some(120),
+            restarting: false,
             suppress: vec![],
         }
+    }
+
+    fn graceful_capability(l: &LocalOpen) -> Option<GracefulRestartCapability> {
+        let BgpMessage::Open(o) = build_open(l) else {
+            panic!()
+        };
+        o.capabilities().into_iter().find_map(|c| match c {
+            BgpCapability::GracefulRestartCapability(g) => Some(g.clone()),
+            _ => None,
+        })
+    }
+
+    /// A normal start: R = 0 and F = 0 for every family (a peer holding stale routes of ours,
+    /// after a crash, flushes them at once, RFC 4724 §4.2). After a graceful restart: R = 1 and
+    /// F = 1 for each configured family, with the configured restart time.
+    #[test]
+    fn restart_and_forwarding_bits() {
+        let mut l = local_open();
+        let g = graceful_capability(&l).unwrap();
+        assert!(!g.restart());
+        assert!(!g.graceful_notification());
+        assert_eq!(g.time(), 120);
+        assert_eq!(g.address_families().len(), 2);
+        assert!(g.address_families().iter().all(|f| !f.forwarding_state()));
+
+        l.restarting = true;
+        l.graceful_restart = Some(30);
+        let g = graceful_capability(&l).unwrap();
+        assert!(g.restart());
+        assert!(!g.graceful_notification(), "no RFC 8538 N bit");
+        assert_eq!(g.time(), 30);
+        let fams: Vec<_> = g
+            .address_families()
+            .iter()
+            .map(|f| (f.address_type(), f.forwarding_state()))
+            .collect();
+        assert_eq!(
+            fams,
+            [
+                (AddressType::Ipv4Unicast, true),
+                (AddressType::Ipv6Unicast, true)
+            ]
+        );
+        // Without graceful restart configured nothing is advertised, restarting or not.
+        l.graceful_restart = None;
+        assert!(graceful_capability(&l).is_none());
     }
 
     #[test]

@@ -29,12 +29,26 @@ impl Session {
             }
             Action::Listen => {}
             Action::SendOpen => {
+                let restarting = match self.init.restart_until {
+                    Some(t) if Instant::now() < t => {
+                        info!("OPEN after a graceful restart: Restart State and Forwarding State bits set");
+                        true
+                    }
+                    Some(_) => {
+                        // The peer has flushed our routes already: this is a fresh start.
+                        warn!("restart time over before the session came up: OPEN without the Restart State bit");
+                        self.init.restart_until = None;
+                        false
+                    }
+                    None => false,
+                };
                 let open = packet::build_open(&packet::LocalOpen {
                     local_as: self.init.local_as,
                     router_id: self.init.router_id,
                     hold_time: self.init.peer.hold_time,
                     families: self.families.clone(),
                     graceful_restart: self.init.peer.graceful_restart.map(|g| g.restart_time),
+                    restarting,
                     suppress: self.suppress.clone(),
                 });
                 self.send(&open, "open").await;
@@ -55,13 +69,19 @@ impl Session {
                 self.connecting = None;
                 self.peer_open = None;
                 self.sync_at = None;
+                self.initial_pending = false;
                 self.rib.clear();
                 self.set_prefix_status();
             }
             Action::StartTimer(t, d) => self.timers[timer_index(t)] = Some(Instant::now() + d),
             Action::StopTimer(t) => self.timers[timer_index(t)] = None,
             Action::SendInitialRib => {
-                self.sync_rib(true).await;
+                if *self.routes_ready.borrow() {
+                    self.sync_rib(true).await;
+                } else {
+                    info!("graceful restart: the table and End-of-RIB wait for the first health decision");
+                    self.initial_pending = true;
+                }
             }
             Action::ResendRib => {
                 // Only the families the peer asked for (RFC 2918 §4).

@@ -34,6 +34,8 @@ use tokio_util::codec::FramedRead;
 use tracing::{debug, info, info_span, warn, Instrument};
 
 mod actions;
+#[cfg(test)]
+mod graceful_tests;
 mod messages;
 #[cfg(test)]
 mod tests;
@@ -59,6 +61,11 @@ pub struct SessionInit {
     pub peer: PeerConfig,
     /// Seed for the backoff jitter.
     pub seed: u64,
+    /// After a graceful restart (RFC 4724): until this instant (the end of the restart time
+    /// the peer holds our routes for), OPENs carry the Restart State bit and the Forwarding
+    /// State bit of every family. Cleared once the session is Established; `None` on a normal
+    /// start.
+    pub restart_until: Option<Instant>,
 }
 
 /// Commands from the speaker to one running session (live reconfiguration).
@@ -67,6 +74,11 @@ pub enum SessionCtl {
     /// Close the session with this NOTIFICATION (sent when OPEN was exchanged) and stop the
     /// task for good (peer removed, or reset to be replaced by a new session).
     Stop(Notification),
+    /// Stop for a graceful restart and stop the task for good: an Established session whose
+    /// peer negotiated graceful restart is closed without withdrawing and without a
+    /// NOTIFICATION (the peer keeps our routes as stale); any other session is closed as on
+    /// shutdown (withdraw, Cease / Administrative Shutdown).
+    StopForRestart,
     /// Replace the peer's settings that need no new session (next hops, keepalive interval,
     /// backoff); with `resend`, send every announced route again (next hops changed).
     Update {
@@ -96,6 +108,9 @@ enum Input {
     Ctl(SessionCtl),
     TableChanged,
     Shutdown(String),
+    /// The first health decision is in ([`super::speaker::SpeakerHandle::release_routes`]):
+    /// the deferred initial table and End-of-RIB may go out.
+    RoutesReady,
 }
 
 /// One peer's session.
@@ -129,6 +144,12 @@ pub struct Session {
     /// A colliding incoming connection kept until the peer's OPEN on the current (outgoing)
     /// connection tells its BGP identifier ([`super::fsm::Action::HoldIncoming`]).
     held: Option<TcpStream>,
+    /// True once the route table reflects a health decision. After a graceful restart it
+    /// starts false: the initial UPDATEs and End-of-RIB wait for it, so that the peer never
+    /// drops a stale route of a healthy pool, nor keeps one of a dead pool.
+    routes_ready: watch::Receiver<bool>,
+    /// Established, with the initial table and End-of-RIB waiting for `routes_ready`.
+    initial_pending: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -168,6 +189,7 @@ impl Session {
         state_tx: watch::Sender<State>,
         shared: Arc<Mutex<PeerShared>>,
         metrics: Metrics,
+        routes_ready: watch::Receiver<bool>,
     ) -> Self {
         let p = &init.peer;
         let fsm = Fsm::new(
@@ -205,6 +227,8 @@ impl Session {
             sync_at: None,
             arrived: None,
             held: None,
+            routes_ready,
+            initial_pending: false,
             init,
         }
     }
@@ -258,6 +282,11 @@ impl Session {
                     Some(c) => Input::Ctl(c),
                     None => { self.ctl = None; continue }
                 },
+                // A dropped sender releases as well: the table then says what is announced.
+                r = self.routes_ready.changed(), if self.initial_pending => match r {
+                    Ok(()) if !*self.routes_ready.borrow_and_update() => continue,
+                    _ => Input::RoutesReady,
+                },
                 // Before reads: a peer connecting while its OPEN on our connection is already
                 // buffered is a collision to detect (RFC 4271 §6.8), not to refuse later.
                 s = async {
@@ -289,7 +318,7 @@ impl Session {
                         Some(at) => tokio::time::sleep_until(at).await,
                         None => std::future::pending().await,
                     }
-                }, if established => { self.sync_at = None; Input::TableChanged },
+                }, if established && !self.initial_pending => { self.sync_at = None; Input::TableChanged },
                 r = async {
                     match self.conn.as_mut() {
                         Some(c) => c.reader.next().await,
@@ -307,7 +336,7 @@ impl Session {
                 } => { self.connecting = None; Input::Connected(r) },
                 // Last, and only while no sync is pending: a burst of table changes costs one
                 // wake-up and one diff per SYNC_DELAY, never starving reads or timers.
-                r = self.table.changed(), if established && self.sync_at.is_none() => match r {
+                r = self.table.changed(), if established && self.sync_at.is_none() && !self.initial_pending => match r {
                     Ok(()) => {
                         self.sync_at = Some(Instant::now() + SYNC_DELAY);
                         continue;
@@ -365,6 +394,25 @@ impl Session {
                 self.arrived = None;
             }
             Input::TableChanged => self.sync_rib(false).await,
+            Input::RoutesReady => {
+                if std::mem::take(&mut self.initial_pending) {
+                    info!("first health decision made: sending the table and End-of-RIB");
+                    self.sync_rib(true).await;
+                }
+            }
+            Input::Ctl(SessionCtl::StopForRestart) => {
+                let keeps =
+                    self.fsm.state() == State::Established && self.graceful_time().is_some();
+                if keeps {
+                    info!("closing without NOTIFICATION for a graceful restart: the peer keeps our routes as stale");
+                    self.pending.push_back(Event::ManualStopForRestart);
+                } else {
+                    info!(
+                        "peer did not negotiate graceful restart: withdrawing before the restart"
+                    );
+                    self.stop_withdrawing("ipvs-herald restarting").await;
+                }
+            }
             Input::Ctl(SessionCtl::Stop(n)) => {
                 info!(notification = %n.describe(), "session stopped by reconfiguration");
                 self.pending.push_back(Event::ManualStop(n));
@@ -390,17 +438,32 @@ impl Session {
             }
             Input::Shutdown(m) => {
                 info!(message = %m, "administrative shutdown");
-                if self.fsm.state() == State::Established {
-                    let diff = self.rib.withdraw_all();
-                    if !diff.withdraw.is_empty() {
-                        self.send_diff(&diff.announce, &diff.withdraw).await;
-                    }
-                    self.set_prefix_status();
-                }
-                self.pending
-                    .push_back(Event::ManualStop(Notification::admin_shutdown(&m)));
+                self.stop_withdrawing(&m).await;
             }
         }
+    }
+
+    /// Withdraw everything (when Established), then ManualStop with Cease / Administrative
+    /// Shutdown carrying `message`.
+    async fn stop_withdrawing(&mut self, message: &str) {
+        if self.fsm.state() == State::Established {
+            let diff = self.rib.withdraw_all();
+            if !diff.withdraw.is_empty() {
+                self.send_diff(&diff.announce, &diff.withdraw).await;
+            }
+            self.set_prefix_status();
+        }
+        self.pending
+            .push_back(Event::ManualStop(Notification::admin_shutdown(message)));
+    }
+
+    /// The restart time the peer keeps our routes for when this session ends without a
+    /// NOTIFICATION: both sides sent the graceful restart capability (ours not refused).
+    pub(super) fn graceful_time(&self) -> Option<u16> {
+        let ours = self.init.peer.graceful_restart?;
+        let code = u8::from(packet::consts::CapabilityCode::GracefulRestart);
+        let peer = self.peer_open.as_ref()?.graceful_restart;
+        (peer && !self.suppress.contains(&code)).then_some(ours.restart_time.min(4095))
     }
     async fn handle(&mut self, ev: Event) {
         let before = self.fsm.state();
@@ -410,8 +473,15 @@ impl Session {
         if before != after {
             info!(from = before.as_str(), to = after.as_str(), "state change");
             self.metrics.transition(&self.init.peer.name, before, after);
+            if after == State::Established && self.init.restart_until.take().is_some() {
+                debug!("graceful restart: later OPENs carry no Restart State bit");
+            }
+            let graceful = (after == State::Established)
+                .then(|| self.graceful_time())
+                .flatten();
             if let Ok(mut s) = self.shared.lock() {
                 s.established_at = (after == State::Established).then(Instant::now);
+                s.graceful_restart = graceful;
             }
             self.state_tx.send_replace(after);
         }
@@ -443,4 +513,7 @@ pub(crate) struct PeerShared {
     pub(crate) established_at: Option<Instant>,
     pub(crate) prefixes_sent: usize,
     pub(crate) last_error: Option<String>,
+    /// While Established: the restart time the peer keeps our routes for if the session ends
+    /// without a NOTIFICATION (both sides negotiated graceful restart).
+    pub(crate) graceful_restart: Option<u16>,
 }
