@@ -695,18 +695,23 @@ fn collision(kind: Kind, speaker_id: Ipv4Addr) {
             }
             let before = t0.elapsed();
             if let Some(h) = syn_hold.as_mut() {
-                // Give the router's connection attempts held so far a little time, then let
-                // them through.
-                std::thread::sleep(Duration::from_millis(500));
-                if h.dropped()? == 0 {
-                    return err("the router has not tried to connect to us yet");
-                }
+                // Wait for the router's first connection attempt (FRR starts its connect timer
+                // on its own schedule, later on a loaded machine), then let it through: the
+                // kernel's SYN retransmission brings it in while ours waits in OpenConfirm.
+                wait_until(
+                    "the router's connection attempt held back",
+                    Duration::from_secs(20),
+                    Duration::from_millis(50),
+                    || Ok(h.dropped()? > 0),
+                )?;
                 h.remove()?;
             }
             // The router's connection arrives and collides.
             wait_until(
                 &format!("a collision counted with kept=\"{kept}\""),
-                Duration::from_secs(15),
+                // A SYN retransmission comes at most 16 s after the previous one (the kernel's
+                // backoff at the fifth try), so this outlasts one.
+                Duration::from_secs(30),
                 Duration::from_millis(50),
                 || Ok(collisions(&driver, kept)? >= 1),
             )?;
