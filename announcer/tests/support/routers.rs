@@ -333,6 +333,8 @@ impl Router {
         let _ = writeln!(c, "router bgp {}", s.local_as);
         let _ = writeln!(c, " bgp router-id {ROUTER_V4}");
         let _ = writeln!(c, " no bgp ebgp-requires-policy");
+        // Logs every NOTIFICATION received (`last_notification` reads it back).
+        let _ = writeln!(c, " bgp log-neighbor-changes");
         let _ = writeln!(c, " no bgp default ipv4-unicast");
         for peer in s.peers() {
             let _ = writeln!(c, " neighbor {peer} remote-as {}", s.peer_as);
@@ -814,6 +816,16 @@ impl Router {
                     if let Some(x) = v.get(k) {
                         let _ = write!(s, "{k}={x} ");
                     }
+                }
+                // The JSON only keeps the last reset's cause, and a passive FRR (8.4 and
+                // 10 alike) overwrites it with "Waiting for peer OPEN" as soon as it
+                // re-arms after a Cease; the log keeps the NOTIFICATION itself.
+                let log = self.dir.join("frr.log");
+                let text = std::fs::read_to_string(&log)
+                    .map_err(|e| format!("read {}: {e}", log.display()))?;
+                let needle = format!("%NOTIFICATION: received from neighbor {peer} ");
+                if let Some(line) = text.lines().rev().find(|l| l.contains(&needle)) {
+                    let _ = write!(s, "log: {}", line.trim());
                 }
                 Ok(s)
             }
