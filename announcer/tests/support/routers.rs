@@ -522,14 +522,11 @@ impl Router {
         let mut c = self.cli_cmd("/usr/sbin/birdc");
         c.arg("-s").arg(self.path("bird.ctl")).args(args);
         let out = run(c, Duration::from_secs(30))?;
-        if let Some(line) = out
-            .lines()
-            .find(|l| {
-                l.starts_with("syntax error")
-                    || l.starts_with("No such command")
-                    || l.contains("Unable to connect")
-            })
-        {
+        if let Some(line) = out.lines().find(|l| {
+            l.starts_with("syntax error")
+                || l.starts_with("No such command")
+                || l.contains("Unable to connect")
+        }) {
             return err(format!("birdc {args:?}: {line}"));
         }
         Ok(out)
