@@ -4,7 +4,7 @@
 # Stages, each loud on failure (set -e): the fast stage (tests/fast.sh: module cycles, formatting,
 # lints, unit tests, rustdoc, cargo-deny; no root needed), install missing Debian packages,
 # unit and integration tests of every crate (with BGP interop against real BIRD 2 / FRR / GoBGP
-# in network namespaces), fault tests and the soak of the binary (real BIRD in network
+# in network namespaces, and BIRD 3 / FRR 10 / GoBGP 3.36 from a Debian trixie root), fault tests and the soak of the binary (real BIRD in network
 # namespaces), the Debian package (built, installed with dpkg, checked, purged), fuzz smoke runs
 # of every decoder, and the QEMU lab with a real IPVS kernel.
 # Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
@@ -31,8 +31,9 @@ fi
 stage "fast stage: module cycles, rustfmt, clippy, unit tests, rustdoc, cargo deny (tests/fast.sh)"
 bash tests/fast.sh
 
-stage "Debian packages"
+stage "Debian packages; the Debian trixie root with BIRD 3, FRR 10, GoBGP 3.36 (tests/trixie-root.sh: built once, ~80 s, then reused)"
 bash tests/deps.sh
+bash tests/trixie-root.sh
 
 stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, promtool, Prometheus)"
 cargo test --workspace --locked

@@ -32,6 +32,9 @@ declare -A need=(
   [curl]=curl
   [python3]=python3
   [kmod]=kmod
+  # tests/trixie-root.sh: the Debian trixie root the newer routers (BIRD 3, FRR 10, GoBGP 3.36) run from
+  [debootstrap]=debootstrap
+  [unshare]=util-linux
   [nft]=nftables
   # tests/package.sh: the man pages, the unit, the packaged binary's sections (cargo-deb's
   # strip and objcopy are binutils too)

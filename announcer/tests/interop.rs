@@ -1,5 +1,7 @@
-//! BGP interop tests against real routers: BIRD 2, FRR (bgpd+zebra) and GoBGP, each in
-//! its own network namespace joined to the speaker's namespace by veth.
+//! BGP interop tests against real routers: BIRD, FRR (bgpd+zebra) and GoBGP, each in
+//! its own network namespace joined to the speaker's namespace by veth; both the host's
+//! Debian 12 builds (BIRD 2.0.12, FRR 8.4, GoBGP 3.10) and the newer ones from the trixie
+//! root that `tests/trixie-root.sh` builds (BIRD 3, FRR 10, GoBGP 3.36).
 //!
 //! Run with `cargo test -p herald-announcer --test integration interop::` as root (the tests
 //! mostly wait on timers, so `-- --test-threads 6` roughly halves the wall time; every test has
@@ -10,7 +12,11 @@
 //! announcing side; `*_herald_only` hold our speaker to checks GoBGP cannot serve as a
 //! reference for (GTSM rejection, scale); `reference_gobgp_*` run the same scenarios with
 //! GoBGP announcing, which validates the harness itself — a scenario failing for
-//! `herald` but passing for the reference points at the speaker.
+//! `herald` but passing for the reference points at the speaker. `bird3`, `frr10`,
+//! `gobgp336` run the `bird`/`frr`/`gobgp` scenarios against the trixie root's routers;
+//! every router start checks the running daemon's version (`Flavour::expected_version`),
+//! so none of these can pass on the other flavour's binary. A missing root is a test
+//! failure naming the script to run.
 //!
 //! Known gap: GoBGP as the router cannot be made to send a ROUTE-REFRESH on demand (its
 //! `softresetin` replays its own Adj-RIB-In), so ROUTE-REFRESH is checked on BIRD and FRR.
@@ -26,7 +32,7 @@ use ipnet::IpNet;
 use support::driver::{wait_established, Driver, DriverPeer, DriverSpec, GobgpDriver};
 use support::herald::HeraldDriver;
 use support::lab::{Lab, SPEAKER_V4, SPEAKER_V6};
-use support::routers::{Kind, Router, RouterSpec};
+use support::routers::{Flavour, Kind, Router, RouterSpec};
 use support::routes::{community, Attrs, Origin, Rib, RouteView};
 use support::{err, stays_false, wait_until, TResult};
 
@@ -93,11 +99,12 @@ impl Default for Setup {
     }
 }
 
-fn setup(test: &str, kind: Kind, make: MakeDriver, s: &Setup) -> TResult<Ctx> {
-    let lab = Lab::new(&format!("{test}-{}", kind.name()))?;
+fn setup(test: &str, kind: Kind, flavour: Flavour, make: MakeDriver, s: &Setup) -> TResult<Ctx> {
+    let lab = Lab::new(&format!("{test}-{}", flavour.label(kind)))?;
     lab.check()?;
     let router_as = if s.ibgp { SPEAKER_AS } else { ROUTER_AS };
     let mut rspec = RouterSpec::new(kind, router_as, SPEAKER_AS);
+    rspec.flavour = flavour;
     rspec.hold = s.hold;
     rspec.md5 = s.router_md5.clone();
     rspec.transport_v6 = s.v6_transport;
@@ -125,17 +132,25 @@ fn setup(test: &str, kind: Kind, make: MakeDriver, s: &Setup) -> TResult<Ctx> {
     })
 }
 
-/// Runs a scenario; on failure panics with the error and both sides' log tails.
-fn run(test: &str, kind: Kind, make: MakeDriver, s: Setup, body: fn(&mut Ctx) -> TResult<()>) {
-    let mut ctx = match setup(test, kind, make, &s) {
+/// Runs a scenario; on failure panics with the error and both sides' log tails. The router's
+/// version was checked against `flavour` when it started (`Router::start`).
+fn run(
+    test: &str,
+    (kind, flavour): (Kind, Flavour),
+    make: MakeDriver,
+    s: Setup,
+    body: fn(&mut Ctx) -> TResult<()>,
+) {
+    let label = flavour.label(kind);
+    let mut ctx = match setup(test, kind, flavour, make, &s) {
         Ok(c) => c,
-        Err(e) => panic!("{test}/{}: setup failed: {e}", kind.name()),
+        Err(e) => panic!("{test}/{label}: setup failed: {e}"),
     };
     let start = Instant::now();
     if let Err(e) = body(&mut ctx) {
         panic!(
-            "{test}/{} failed after {:.1}s: {e}\n{}\n{}\n(test dir {})",
-            kind.name(),
+            "{test}/{label} ({}) failed after {:.1}s: {e}\n{}\n{}\n(test dir {})",
+            ctx.router.version(),
             start.elapsed().as_secs_f64(),
             ctx.router.logs(),
             ctx.driver.logs(),
@@ -750,13 +765,27 @@ macro_rules! herald_only_suite {
     };
 }
 
-herald_only_suite!(bird_herald_only, Kind::Bird);
-herald_only_suite!(frr_herald_only, Kind::Frr);
-herald_only_suite!(gobgp_herald_only, Kind::Gobgp);
+const BIRD2: (Kind, Flavour) = (Kind::Bird, Flavour::Host);
+const FRR8: (Kind, Flavour) = (Kind::Frr, Flavour::Host);
+const GOBGP310: (Kind, Flavour) = (Kind::Gobgp, Flavour::Host);
+const BIRD3: (Kind, Flavour) = (Kind::Bird, Flavour::Trixie);
+const FRR10: (Kind, Flavour) = (Kind::Frr, Flavour::Trixie);
+const GOBGP336: (Kind, Flavour) = (Kind::Gobgp, Flavour::Trixie);
 
-router_suite!(bird, Kind::Bird, herald_driver);
-router_suite!(frr, Kind::Frr, herald_driver);
-router_suite!(gobgp, Kind::Gobgp, herald_driver);
-router_suite!(reference_gobgp_bird, Kind::Bird, gobgp_driver);
-router_suite!(reference_gobgp_frr, Kind::Frr, gobgp_driver);
-router_suite!(reference_gobgp_gobgp, Kind::Gobgp, gobgp_driver);
+herald_only_suite!(bird_herald_only, BIRD2);
+herald_only_suite!(frr_herald_only, FRR8);
+herald_only_suite!(gobgp_herald_only, GOBGP310);
+
+router_suite!(bird, BIRD2, herald_driver);
+router_suite!(frr, FRR8, herald_driver);
+router_suite!(gobgp, GOBGP310, herald_driver);
+router_suite!(reference_gobgp_bird, BIRD2, gobgp_driver);
+router_suite!(reference_gobgp_frr, FRR8, gobgp_driver);
+router_suite!(reference_gobgp_gobgp, GOBGP310, gobgp_driver);
+
+// The newer routers from the trixie root (tests/trixie-root.sh), with our speaker. The
+// reference runs (GoBGP announcing) and the scale test stay on the host's routers only,
+// to keep CI time down: the reference validates the harness, not the router.
+router_suite!(bird3, BIRD3, herald_driver);
+router_suite!(frr10, FRR10, herald_driver);
+router_suite!(gobgp336, GOBGP336, herald_driver);

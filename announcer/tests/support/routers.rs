@@ -1,12 +1,18 @@
-//! The routers under test — BIRD 2, FRR (zebra + bgpd) and GoBGP — each started in the
+//! The routers under test — BIRD, FRR (zebra + bgpd) and GoBGP — each started in the
 //! lab's router namespace with its own config, control socket / vty / gRPC port and
 //! log in the test directory. `Router` hides the differences: session state, RIB
 //! read-back (as `RouteView`s), inbound soft reset (ROUTE-REFRESH), freeze/thaw,
 //! restart, and the last NOTIFICATION received.
+//!
+//! Each router comes in two flavours: the host's Debian 12 packages (BIRD 2.0.12, FRR 8.4,
+//! GoBGP 3.10) and the newer ones (BIRD 3, FRR 10, GoBGP 3.36) in the Debian trixie root
+//! that `tests/trixie-root.sh` builds. A trixie daemon and its CLI run chrooted into that
+//! root in a private mount namespace (see `CHROOT_SH`); every start checks the running
+//! daemon's version, so a daemon that silently came from the wrong flavour fails the test.
 
 use std::fmt::Write as _;
 use std::net::IpAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -37,10 +43,88 @@ impl Kind {
     }
 }
 
+/// Which build of the router runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavour {
+    /// The host's Debian 12 packages: BIRD 2.0.12, FRR 8.4, GoBGP 3.10.
+    Host,
+    /// Debian trixie's packages in the root built by `tests/trixie-root.sh`: BIRD 3
+    /// (`bird3`), FRR 10, GoBGP 3.36.
+    Trixie,
+}
+
+/// Environment variable naming the trixie root (the same one `tests/trixie-root.sh` reads).
+pub const TRIXIE_ROOT_ENV: &str = "IPVS_HERALD_TRIXIE_ROOT";
+
+/// Runs a command chrooted into the trixie root: `sh -euc CHROOT_SH herald-chroot ROOT DIR
+/// PROGRAM ARGS…`. It runs under `unshare --mount --propagation private`, so the bind mount
+/// of the test directory (at the same path inside the root, so configs, sockets and pid
+/// files need no rewriting) and the /proc, /dev and /sys mounts vanish with the process;
+/// nothing is left mounted in the shared root and parallel tests cannot see each other's
+/// directories. Every step `exec`s, so the pid the harness holds is the daemon's own.
+const CHROOT_SH: &str = r#"r="$1"; d="$2"; shift 2
+mkdir -p "$r$d"
+mount --bind "$d" "$r$d"
+mount -t proc proc "$r/proc"
+mount --rbind /dev "$r/dev"
+mount --rbind /sys "$r/sys"
+exec chroot "$r" "$@""#;
+
+impl Flavour {
+    /// The trixie root (`target/trixie-root` of the workspace unless `IPVS_HERALD_TRIXIE_ROOT`
+    /// says otherwise), checked to be complete; `None` for the host's routers.
+    pub fn root(self) -> TResult<Option<PathBuf>> {
+        match self {
+            Flavour::Host => Ok(None),
+            Flavour::Trixie => {
+                let root = std::env::var_os(TRIXIE_ROOT_ENV).map_or_else(
+                    || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/trixie-root"),
+                    PathBuf::from,
+                );
+                // The stamp is written last, so its presence means a complete build.
+                if !root.join(".herald-trixie-root").is_file() {
+                    return err(format!(
+                        "the Debian trixie root with BIRD 3 / FRR 10 / GoBGP 3.36 is missing at {}: \
+                         run `tests/trixie-root.sh` as root (tests/all.sh does), or point {TRIXIE_ROOT_ENV} at one",
+                        root.display()
+                    ));
+                }
+                Ok(Some(root.canonicalize().map_err(|e| {
+                    format!("canonicalize {}: {e}", root.display())
+                })?))
+            }
+        }
+    }
+
+    /// What the running daemon's version string must contain.
+    pub fn expected_version(self, kind: Kind) -> &'static str {
+        match (self, kind) {
+            (Flavour::Host, Kind::Bird) => "BIRD 2.0.",
+            (Flavour::Host, Kind::Frr) => "FRRouting 8.4",
+            (Flavour::Host, Kind::Gobgp) => "gobgpd version 3.10.",
+            (Flavour::Trixie, Kind::Bird) => "BIRD 3.",
+            (Flavour::Trixie, Kind::Frr) => "FRRouting 10.",
+            (Flavour::Trixie, Kind::Gobgp) => "gobgpd version 3.36.",
+        }
+    }
+
+    /// Short name of the router build, for test directories and messages.
+    pub fn label(self, kind: Kind) -> &'static str {
+        match (self, kind) {
+            (Flavour::Host, k) => k.name(),
+            (Flavour::Trixie, Kind::Bird) => "bird3",
+            (Flavour::Trixie, Kind::Frr) => "frr10",
+            (Flavour::Trixie, Kind::Gobgp) => "gobgp336",
+        }
+    }
+}
+
 /// How the router is configured towards the speaker.
 #[derive(Debug, Clone)]
 pub struct RouterSpec {
     pub kind: Kind,
+    /// Which build of the router (host or trixie root).
+    pub flavour: Flavour,
     pub local_as: u32,
     /// The speaker's AS (equal to `local_as` for iBGP).
     pub peer_as: u32,
@@ -66,6 +150,7 @@ impl RouterSpec {
     pub fn new(kind: Kind, local_as: u32, peer_as: u32) -> Self {
         Self {
             kind,
+            flavour: Flavour::Host,
             local_as,
             peer_as,
             hold: 6,
@@ -89,6 +174,11 @@ impl RouterSpec {
     fn ibgp(&self) -> bool {
         self.local_as == self.peer_as
     }
+
+    /// Short name of the router build ("bird", "frr10", …).
+    pub fn label(&self) -> &'static str {
+        self.flavour.label(self.kind)
+    }
 }
 
 /// A running router daemon in the lab's router namespace.
@@ -97,8 +187,12 @@ pub struct Router {
     pub spec: RouterSpec,
     ns_name: String,
     dir: PathBuf,
+    /// The trixie root the daemons run chrooted into; `None` for the host's routers.
+    root: Option<PathBuf>,
     /// bgp daemon last (so `bgp()` is the last element).
     daemons: Vec<Daemon>,
+    /// The running daemon's version string, as checked at the last start.
+    version: String,
 }
 
 fn proto_name(peer: IpAddr) -> &'static str {
@@ -113,20 +207,61 @@ impl Router {
     /// Writes the config and starts the router, waiting until its control socket answers.
     pub fn start(lab: &Lab, spec: RouterSpec) -> TResult<Self> {
         let dir = lab.subdir(spec.kind.name())?;
+        let root = spec.flavour.root()?;
         let mut r = Self {
             spec,
             ns_name: lab.router.name().to_owned(),
             dir,
+            root,
             daemons: Vec::new(),
+            version: String::new(),
         };
         r.write_config()?;
         r.launch()?;
         Ok(r)
     }
 
+    /// `program` run in the router's namespace, from the host or chrooted into the root.
     fn ns_cmd(&self, program: &str) -> Command {
         let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.ns_name, program]);
+        c.args(["netns", "exec", &self.ns_name]);
+        self.program(c, program)
+    }
+
+    /// A CLI (`birdc`, `vtysh`) that talks to the daemon over a socket in the test
+    /// directory: on the host as it is, for the root chrooted in the namespace (any
+    /// namespace would do; the router's is at hand).
+    fn cli_cmd(&self, program: &str) -> Command {
+        if self.root.is_some() {
+            self.ns_cmd(program)
+        } else {
+            Command::new(program)
+        }
+    }
+
+    /// Appends `program` to `c`, wrapped in the chroot of the root when there is one.
+    fn program(&self, mut c: Command, program: &str) -> Command {
+        match &self.root {
+            None => {
+                c.arg(program);
+            }
+            Some(root) => {
+                c.args([
+                    "unshare",
+                    "--mount",
+                    "--propagation",
+                    "private",
+                    "--",
+                    "sh",
+                    "-euc",
+                    CHROOT_SH,
+                    "herald-chroot",
+                ])
+                .arg(root)
+                .arg(&self.dir)
+                .arg(program);
+            }
+        }
         c
     }
 
@@ -205,6 +340,8 @@ impl Router {
         let _ = writeln!(c, "router bgp {}", s.local_as);
         let _ = writeln!(c, " bgp router-id {ROUTER_V4}");
         let _ = writeln!(c, " no bgp ebgp-requires-policy");
+        // Logs every NOTIFICATION received (`last_notification` reads it back).
+        let _ = writeln!(c, " bgp log-neighbor-changes");
         let _ = writeln!(c, " no bgp default ipv4-unicast");
         if s.graceful_restart {
             let _ = writeln!(c, " bgp graceful-restart");
@@ -333,7 +470,51 @@ impl Router {
         if let Err(e) = res {
             return err(format!("{e}; log tail:\n{}", tail(&log, 20)));
         }
+        self.version = self.check_version()?;
         Ok(())
+    }
+
+    /// Asks the running BGP daemon for its version and checks it against the flavour, and
+    /// that its executable lies inside the root exactly when there is one: a test of the
+    /// newer routers must never pass on the host's binaries, nor the other way round.
+    fn check_version(&self) -> TResult<String> {
+        let daemon = self.bgp()?;
+        let pid = daemon.pid().ok_or("the BGP daemon has exited")?;
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map_err(|e| format!("readlink /proc/{pid}/exe: {e}"))?;
+        let in_root = self.root.as_ref().is_some_and(|r| exe.starts_with(r));
+        if in_root != self.root.is_some() {
+            return err(format!(
+                "{}: the BGP daemon runs {} but the root is {:?}",
+                self.spec.label(),
+                exe.display(),
+                self.root
+            ));
+        }
+        let text = match self.spec.kind {
+            Kind::Bird => self.birdc(&["show", "status"])?,
+            Kind::Frr => self.vtysh("show version")?,
+            // gobgp's API has no version call: ask the very executable the daemon runs.
+            Kind::Gobgp => {
+                let mut c = Command::new(format!("/proc/{pid}/exe"));
+                c.arg("--version");
+                run(c, Duration::from_secs(10))?
+            }
+        };
+        let want = self.spec.flavour.expected_version(self.spec.kind);
+        match text.lines().find(|l| l.contains(want)) {
+            Some(line) => Ok(line.trim().to_owned()),
+            None => err(format!(
+                "{}: the running daemon is not the expected build (want a version line with {want:?}); it says: {:.300}",
+                self.spec.label(),
+                text.trim()
+            )),
+        }
+    }
+
+    /// The running daemon's version line, as checked when it (re)started.
+    pub fn version(&self) -> &str {
+        &self.version
     }
 
     fn ready(&self) -> TResult<bool> {
@@ -348,13 +529,14 @@ impl Router {
 
     /// Runs `birdc -s <sock> args…`.
     pub fn birdc(&self, args: &[&str]) -> TResult<String> {
-        let mut c = Command::new("/usr/sbin/birdc");
+        let mut c = self.cli_cmd("/usr/sbin/birdc");
         c.arg("-s").arg(self.path("bird.ctl")).args(args);
         let out = run(c, Duration::from_secs(30))?;
-        if let Some(line) = out
-            .lines()
-            .find(|l| l.starts_with("syntax error") || l.contains("Unable to connect"))
-        {
+        if let Some(line) = out.lines().find(|l| {
+            l.starts_with("syntax error")
+                || l.starts_with("No such command")
+                || l.contains("Unable to connect")
+        }) {
             return err(format!("birdc {args:?}: {line}"));
         }
         Ok(out)
@@ -362,7 +544,7 @@ impl Router {
 
     /// Runs `vtysh --vty_socket <dir> -c cmd`.
     pub fn vtysh(&self, cmd: &str) -> TResult<String> {
-        let mut c = Command::new("/usr/bin/vtysh");
+        let mut c = self.cli_cmd("/usr/bin/vtysh");
         c.arg("--vty_socket").arg(self.path("")).args(["-c", cmd]);
         let out = run(c, Duration::from_secs(30))?;
         if out.starts_with('%') {
@@ -583,6 +765,11 @@ impl Router {
     /// Adj-RIB-In instead of asking the peer.
     pub fn refresh_in(&self, peer: IpAddr) -> TResult<bool> {
         match self.spec.kind {
+            // BIRD 3 split `reload` into `reload filters` (re-run the import filter on
+            // what is stored) and `reload bgp` (ask the peer: ROUTE-REFRESH).
+            Kind::Bird if self.spec.flavour == Flavour::Trixie => self
+                .birdc(&["reload", "bgp", "in", proto_name(peer)])
+                .map(|_| true),
             Kind::Bird => self
                 .birdc(&["reload", "in", proto_name(peer)])
                 .map(|_| true),
@@ -637,6 +824,16 @@ impl Router {
                         let _ = write!(s, "{k}={x} ");
                     }
                 }
+                // The JSON only keeps the last reset's cause, and a passive FRR (8.4 and
+                // 10 alike) overwrites it with "Waiting for peer OPEN" as soon as it
+                // re-arms after a Cease; the log keeps the NOTIFICATION itself.
+                let log = self.dir.join("frr.log");
+                let text = std::fs::read_to_string(&log)
+                    .map_err(|e| format!("read {}: {e}", log.display()))?;
+                let needle = format!("%NOTIFICATION: received from neighbor {peer} ");
+                if let Some(line) = text.lines().rev().find(|l| l.contains(&needle)) {
+                    let _ = write!(s, "log: {}", line.trim());
+                }
                 Ok(s)
             }
             Kind::Gobgp => {
@@ -659,7 +856,12 @@ impl Router {
     /// Log tail of every daemon, for failure reports.
     pub fn logs(&self) -> String {
         let log = self.dir.join(format!("{}.log", self.spec.kind.name()));
-        format!("--- {} ---\n{}", log.display(), tail(&log, 40))
+        format!(
+            "--- {} ({}) ---\n{}",
+            log.display(),
+            self.version,
+            tail(&log, 40)
+        )
     }
 
     /// Namespace the router runs in.

@@ -133,8 +133,8 @@ fn parse_large_community(s: &str) -> TResult<(u32, u32, u32)> {
 
 // ---------------------------------------------------------------- BIRD
 
-/// One prefix block of BIRD output being collected: prefix, `BGP.*` attributes, and
-/// whether the route's `Type:` line says BGP.
+/// One prefix block of BIRD output being collected: prefix, BGP attributes (under BIRD 2's
+/// names), and whether the route's `Type:` (BIRD 2) or `source:` (BIRD 3) line says BGP.
 type BirdBlock = (IpNet, Vec<(String, String)>, bool);
 
 /// Parses `birdc show route all` output (BGP routes only; others are ignored).
@@ -171,13 +171,27 @@ pub fn parse_bird(text: &str) -> TResult<Rib> {
         let Some((_, attrs, is_bgp)) = cur.as_mut() else {
             continue;
         };
-        if let Some(t) = trimmed.strip_prefix("Type:") {
+        if let Some(t) = trimmed
+            .strip_prefix("Type:")
+            .or_else(|| trimmed.strip_prefix("source:"))
+        {
             *is_bgp = t.trim().starts_with("BGP");
         } else if let Some(rest) = trimmed.strip_prefix("BGP.") {
             let (k, v) = rest
                 .split_once(':')
                 .ok_or_else(|| format!("BIRD attribute line without ':': {trimmed:?}"))?;
             attrs.push((k.trim().to_owned(), v.trim().to_owned()));
+        } else if let Some(rest) = trimmed.strip_prefix("bgp_") {
+            // BIRD 3 names attributes as its filter language does (`bgp_path`, not
+            // `BGP.as_path`); they are kept under BIRD 2's names.
+            let (k, v) = rest
+                .split_once(':')
+                .ok_or_else(|| format!("BIRD attribute line without ':': {trimmed:?}"))?;
+            let k = match k.trim() {
+                "path" => "as_path",
+                other => other,
+            };
+            attrs.push((k.to_owned(), v.trim().to_owned()));
         }
     }
     finish(cur.take())?;
@@ -640,6 +654,30 @@ mod tests {
         assert_eq!(r.large_communities, vec![(65000, 1, 2)]);
         assert_eq!(r.communities, vec![community(65000, 100)]);
         assert!(parse_bird("10.0.0.0/8 unicast\n\tType: BGP univ\n\tBGP.origin: weird\n").is_err());
+    }
+
+    /// BIRD 3.1's layout (trixie's `bird3`): lower-case `source:` instead of `Type:`, and
+    /// attributes named `bgp_*` as in filters. Captured from BIRD 3.1.8 (the `bgp_med` and
+    /// `bgp_ext_community` lines added in the format BIRD 2 uses for their values).
+    #[test]
+    fn bird3_sample() {
+        let text = "BIRD 3.1.8 ready.\nTable master4:\n198.51.100.0/24      unicast [spk4 18:39:38.808] * (100) [AS65000i]\n\tvia 192.0.2.1 on eth0\n\tpreference: 100\n\tigp_metric: 0\n\tfrom: 192.0.2.1\n\tsource: BGP\n\tbgp_origin: IGP\n\tbgp_path: 65000 65000\n\tbgp_next_hop: 192.0.2.1\n\tbgp_med: 50\n\tbgp_local_pref: 100\n\tbgp_community: (65000,100)\n\tbgp_large_community: (65000, 1, 2)\n\tbgp_ext_community: (rt, 65000, 5)\n\tInternal route handling values: 0L 2G 0S id 1\n";
+        let rib = parse_bird(text).unwrap();
+        let r = rib.get(&"198.51.100.0/24".parse().unwrap()).unwrap();
+        assert_eq!(r.origin, Origin::Igp);
+        assert_eq!(r.as_path, vec![65000, 65000]);
+        assert_eq!(r.next_hops, vec!["192.0.2.1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(r.med, Some(50));
+        assert_eq!(r.local_pref, Some(100));
+        assert_eq!(r.communities, vec![community(65000, 100)]);
+        assert_eq!(r.large_communities, vec![(65000, 1, 2)]);
+        assert_eq!(r.ext_communities.len(), 1);
+        // Non-BGP routes are ignored; a bad BIRD 3 attribute is named.
+        let static_route = "192.0.2.0/24 unicast [s1]\n\tsource: static\n";
+        assert!(parse_bird(static_route).unwrap().is_empty());
+        let bad = "192.0.2.0/24 unicast [x]\n\tsource: BGP\n\tbgp_origin: IGP\n\tbgp_next_hop: 192.0.2.1\n\tbgp_path: 65000 x\n";
+        let e = parse_bird(bad).unwrap_err().to_string();
+        assert!(e.contains("AS number"), "{e}");
     }
 
     #[test]
