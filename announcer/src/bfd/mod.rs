@@ -8,4 +8,5 @@
 //! - [`fsm`]: the pure state machine, `step(event) -> actions`, like the BGP FSM.
 
 pub mod fsm;
+pub mod network;
 pub mod packet;

@@ -82,7 +82,7 @@ pub mod packet;
 pub mod reconfig;
 pub mod rib;
 pub mod session;
-mod sockopt;
+pub(crate) mod sockopt;
 pub mod speaker;
 pub mod tasks;
 #[cfg(any(test, feature = "testing"))]
