@@ -111,6 +111,12 @@ pub fn set_min_ttl(sock: &impl AsFd, ipv6: bool, min: u8) -> io::Result<()> {
     }
 }
 
+/// Ask for each received datagram's TTL as an `IP_TTL` control message (BFD, RFC 5881 §5).
+pub fn set_recv_ttl(sock: &impl AsFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    setsockopt(sock, libc::IPPROTO_IP, libc::IP_RECVTTL, &on)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,10 +139,4 @@ mod tests {
         set_tcp_md5(&s6, "::1".parse().unwrap(), 0, b"secret").expect("md5 v6");
         set_min_ttl(&s6, true, 255).expect("minhop");
     }
-}
-
-/// Ask for each received datagram's TTL as an `IP_TTL` control message (BFD, RFC 5881 §5).
-pub fn set_recv_ttl(sock: &impl AsFd) -> io::Result<()> {
-    let on: libc::c_int = 1;
-    setsockopt(sock, libc::IPPROTO_IP, libc::IP_RECVTTL, &on)
 }

@@ -1,0 +1,203 @@
+//! One BFD session's task: the I/O and clocks around the pure FSM ([`super::fsm`]).
+//!
+//! The task owns the session's [`TxSocket`], its two timers (deadlines on tokio's clock, so
+//! tests can pause time) and the FSM. Packets arrive already decoded and TTL-checked from the
+//! receive task ([`super::service`]) through a bounded queue. It runs on its own tokio task,
+//! apart from the BGP session and the control loop, so a busy peer or a slow IPVS read never
+//! delays a transmission; a send is one non-blocking syscall.
+//!
+//! The state goes out through a `watch` (the BGP session waits on it) and the metrics.
+
+use super::fsm::{Action, Event, Fsm, Params, Timer};
+use super::metrics::{DropReason, Metrics};
+use super::network::TxSocket;
+use super::packet::{ControlPacket, State};
+use std::net::SocketAddr;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tracing::{debug, info, info_span, warn, Instrument};
+
+/// AdminDown packets sent when a session stops (RFC 5880 §6.8.16: the peer learns it was an
+/// administrative stop, not a failure, from any one of them).
+pub const ADMIN_DOWN_PACKETS: u32 = 3;
+
+/// Commands to a running session.
+#[derive(Debug)]
+pub enum Ctl {
+    /// New timing (a Poll Sequence when Up).
+    Reconfigure(Params),
+    /// Send AdminDown and stop the task.
+    Stop,
+}
+
+/// The static description of one session.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Label for logs and metrics (the BGP peer's name).
+    pub name: String,
+    /// Where to send: the peer's address and port 3784 (another port in tests).
+    pub peer: SocketAddr,
+    /// Timing.
+    pub params: Params,
+}
+
+/// One session's task state.
+#[derive(Debug)]
+pub struct SessionTask {
+    pub(crate) cfg: SessionConfig,
+    pub(crate) fsm: Fsm,
+    pub(crate) tx: TxSocket,
+    pub(crate) rx: mpsc::Receiver<ControlPacket>,
+    pub(crate) ctl: mpsc::Receiver<Ctl>,
+    pub(crate) state: watch::Sender<State>,
+    pub(crate) metrics: Metrics,
+    pub(crate) rng: u64,
+    /// Deadlines of [`Timer::Tx`] and [`Timer::Detect`].
+    timers: [Option<Instant>; 2],
+}
+
+fn index(t: Timer) -> usize {
+    match t {
+        Timer::Tx => 0,
+        Timer::Detect => 1,
+    }
+}
+
+impl SessionTask {
+    /// A task for `cfg` (not started).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        cfg: SessionConfig,
+        local_discr: u32,
+        tx: TxSocket,
+        rx: mpsc::Receiver<ControlPacket>,
+        ctl: mpsc::Receiver<Ctl>,
+        state: watch::Sender<State>,
+        metrics: Metrics,
+        seed: u64,
+    ) -> Self {
+        SessionTask {
+            fsm: Fsm::new(cfg.params, local_discr),
+            cfg,
+            tx,
+            rx,
+            ctl,
+            state,
+            metrics,
+            rng: seed | 1,
+            timers: [None; 2],
+        }
+    }
+
+    fn jitter(&mut self) -> f64 {
+        // xorshift64*: plenty for jitter.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Run until stopped (or the handle is dropped).
+    pub async fn run(self) {
+        let span = info_span!("bfd_peer", peer = %self.cfg.name, addr = %self.cfg.peer.ip());
+        self.run_inner().instrument(span).await
+    }
+
+    async fn run_inner(mut self) {
+        info!(
+            tx_ms = self.cfg.params.desired_min_tx.as_millis() as u64,
+            rx_ms = self.cfg.params.required_min_rx.as_millis() as u64,
+            mult = self.cfg.params.detect_mult,
+            "starting BFD session"
+        );
+        let name = self.cfg.name.clone();
+        self.metrics.set_state(&name, State::Down, self.fsm.diag());
+        self.handle(Event::Start);
+        loop {
+            let next = self
+                .timers
+                .iter()
+                .enumerate()
+                .filter_map(|(i, t)| t.map(|t| (t, i)))
+                .min();
+            tokio::select! {
+                biased;
+                // Timers first: a flood of packets must not delay our own transmissions.
+                i = async {
+                    match next {
+                        Some((at, i)) => { tokio::time::sleep_until(at).await; i }
+                        None => std::future::pending().await,
+                    }
+                } => {
+                    self.timers[i] = None;
+                    self.handle(if i == 0 { Event::TxTimerExpires } else { Event::DetectTimerExpires });
+                }
+                c = self.ctl.recv() => match c {
+                    Some(Ctl::Reconfigure(p)) => {
+                        info!(?p, "BFD timing changed");
+                        self.cfg.params = p;
+                        self.handle(Event::Reconfigure(p));
+                    }
+                    Some(Ctl::Stop) | None => break,
+                },
+                p = self.rx.recv() => match p {
+                    Some(p) => self.handle(Event::Received(p)),
+                    None => break,
+                },
+            }
+        }
+        // AdminDown, sent a few times at the slow rate's pace would outlive the caller's
+        // shutdown: send them back to back instead.
+        self.handle(Event::AdminDown);
+        for _ in 1..ADMIN_DOWN_PACKETS {
+            self.timers = [None; 2];
+            self.handle(Event::TxTimerExpires);
+        }
+        info!("BFD session stopped");
+    }
+
+    fn handle(&mut self, ev: Event) {
+        let received = matches!(ev, Event::Received(_));
+        let j = self.jitter();
+        let actions = self.fsm.step(ev, j);
+        let mut discarded = false;
+        for a in actions {
+            match a {
+                Action::Send(p) => match self.tx.send(&p, self.cfg.peer) {
+                    Ok(()) => self.metrics.packet(&self.cfg.name, "sent"),
+                    Err(e) => {
+                        debug!(error = %e, "BFD send failed");
+                        self.metrics.send_error(&self.cfg.name);
+                    }
+                },
+                Action::StartTimer(t, d) => self.timers[index(t)] = Some(Instant::now() + d),
+                Action::StopTimer(t) => self.timers[index(t)] = None,
+                Action::StateChange { from, to, diag } => {
+                    if from == State::Up {
+                        warn!(%from, %to, %diag, "BFD session state change");
+                    } else {
+                        info!(%from, %to, %diag, "BFD session state change");
+                    }
+                    self.metrics.transition(&self.cfg.name, from, to);
+                    self.metrics.set_state(&self.cfg.name, to, diag);
+                    self.state.send_replace(to);
+                }
+                Action::Discarded(why) => {
+                    debug!(?why, "BFD packet discarded");
+                    discarded = true;
+                    self.metrics.dropped(DropReason::Discarded);
+                }
+            }
+        }
+        if received && !discarded {
+            self.metrics.packet(&self.cfg.name, "received");
+        }
+        self.metrics.set_intervals(
+            &self.cfg.name,
+            self.fsm.tx_interval(),
+            self.fsm.detection_time(),
+        );
+    }
+}
