@@ -12,8 +12,8 @@
 use super::fsm::Params;
 use super::metrics::{DropReason, Metrics};
 use super::network::{RxSocket, TxSocket, PORT, TTL};
-use super::packet::{ControlPacket, State};
-use super::session::{Ctl, SessionConfig, SessionTask};
+use super::packet::ControlPacket;
+use super::session::{Ctl, SessionConfig, SessionTask, Status};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -94,7 +94,7 @@ impl std::fmt::Debug for Bfd {
 #[derive(Debug)]
 pub struct SessionHandle {
     peer: IpAddr,
-    state: watch::Receiver<State>,
+    state: watch::Receiver<Status>,
     ctl: mpsc::Sender<Ctl>,
     peers: Peers,
     task: Option<JoinHandle<()>>,
@@ -102,7 +102,7 @@ pub struct SessionHandle {
 
 impl SessionHandle {
     /// The session's state, updated on every change.
-    pub fn state(&self) -> watch::Receiver<State> {
+    pub fn state(&self) -> watch::Receiver<Status> {
         self.state.clone()
     }
 
@@ -191,7 +191,7 @@ impl Bfd {
             peers.insert(peer, ptx);
         }
         let (ctl_tx, ctl_rx) = mpsc::channel(4);
-        let (state_tx, state_rx) = watch::channel(State::Down);
+        let (state_tx, state_rx) = watch::channel(Status::default());
         let task = SessionTask::new(
             SessionConfig {
                 name: name.to_owned(),
@@ -292,6 +292,7 @@ mod tests {
     //! A real session on loopback against a peer driven by a second [`Fsm`] in the test.
     use super::*;
     use crate::bfd::fsm::{Action, Event, Fsm};
+    use crate::bfd::packet::State;
     use std::time::Duration;
 
     const LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1));
@@ -361,7 +362,7 @@ mod tests {
 
     /// Run peer rounds (blocking reads, off the runtime) until our state is `want`.
     async fn wait_for(
-        state: &mut watch::Receiver<State>,
+        state: &mut watch::Receiver<Status>,
         peer: Peer,
         want: State,
         talk: bool,
@@ -369,7 +370,7 @@ mod tests {
     ) -> (bool, Peer) {
         let start = tokio::time::Instant::now();
         let mut peer = peer;
-        while start.elapsed() < limit && *state.borrow() != want {
+        while start.elapsed() < limit && state.borrow().state != want {
             peer = tokio::task::spawn_blocking(move || {
                 peer.round(talk);
                 peer
@@ -377,7 +378,7 @@ mod tests {
             .await
             .unwrap();
         }
-        (*state.borrow() == want, peer)
+        (state.borrow().state == want, peer)
     }
 
     async fn setup(ttl: u32) -> (Bfd, SessionHandle, Peer) {
@@ -436,7 +437,7 @@ mod tests {
         let mut st = s.state();
         let (up, _) = wait_for(&mut st, peer, State::Up, true, Duration::from_secs(3)).await;
         assert!(!up, "a TTL 254 peer must not be heard");
-        assert_eq!(*st.borrow(), State::Down);
+        assert_eq!(st.borrow().state, State::Down);
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@
 use super::fsm::{Action, Event, Fsm, Params, Timer};
 use super::metrics::{DropReason, Metrics};
 use super::network::TxSocket;
-use super::packet::{ControlPacket, State};
+use super::packet::{ControlPacket, Diag, State};
 use std::net::SocketAddr;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -28,6 +28,28 @@ pub enum Ctl {
     Reconfigure(Params),
     /// Send AdminDown and stop the task.
     Stop,
+}
+
+/// What the session's users see of it (through a `watch`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Status {
+    /// bfd.SessionState.
+    pub state: State,
+    /// bfd.LocalDiag.
+    pub diag: Diag,
+    /// bfd.RemoteSessionState: AdminDown tells a planned stop from a failure (RFC 5882
+    /// §4.3.2).
+    pub remote: State,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            state: State::Down,
+            diag: Diag::NoDiagnostic,
+            remote: State::Down,
+        }
+    }
 }
 
 /// The static description of one session.
@@ -49,7 +71,7 @@ pub struct SessionTask {
     pub(crate) tx: TxSocket,
     pub(crate) rx: mpsc::Receiver<ControlPacket>,
     pub(crate) ctl: mpsc::Receiver<Ctl>,
-    pub(crate) state: watch::Sender<State>,
+    pub(crate) state: watch::Sender<Status>,
     pub(crate) metrics: Metrics,
     pub(crate) rng: u64,
     /// Deadlines of [`Timer::Tx`] and [`Timer::Detect`].
@@ -72,7 +94,7 @@ impl SessionTask {
         tx: TxSocket,
         rx: mpsc::Receiver<ControlPacket>,
         ctl: mpsc::Receiver<Ctl>,
-        state: watch::Sender<State>,
+        state: watch::Sender<Status>,
         metrics: Metrics,
         seed: u64,
     ) -> Self {
@@ -182,7 +204,11 @@ impl SessionTask {
                     }
                     self.metrics.transition(&self.cfg.name, from, to);
                     self.metrics.set_state(&self.cfg.name, to, diag);
-                    self.state.send_replace(to);
+                    self.state.send_replace(Status {
+                        state: to,
+                        diag,
+                        remote: self.fsm.remote_state(),
+                    });
                 }
                 Action::Discarded(why) => {
                     debug!(?why, "BFD packet discarded");

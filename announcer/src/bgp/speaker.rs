@@ -80,6 +80,8 @@ struct Inner {
     passive: PassivePeers,
     /// Serialises [`SpeakerHandle::reconfigure`] calls.
     reconfiguring: tokio::sync::Mutex<()>,
+    /// BFD for the peers that enable it.
+    bfd: crate::bfd::Bfd,
 }
 
 /// The BGP speaker.
@@ -93,6 +95,8 @@ impl Speaker {
         cfg.validate()?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| BgpError::NoRuntime)?;
         let metrics = Metrics::register(registry);
+        // Binds nothing until a peer with BFD starts its session.
+        let bfd = crate::bfd::Bfd::new(crate::bfd::metrics::Metrics::register(registry));
         let (table, _) = watch::channel(RouteTable::new());
         let (shutdown, _) = watch::channel(None);
         let inner = Arc::new(Inner {
@@ -108,6 +112,7 @@ impl Speaker {
             }),
             passive: Arc::new(Mutex::new(Vec::new())),
             reconfiguring: tokio::sync::Mutex::new(()),
+            bfd,
         });
         let handle = SpeakerHandle { inner };
         let mut started = 0;
@@ -392,6 +397,7 @@ impl SpeakerHandle {
                 router_id: cfg.router_id,
                 peer: x.peer.clone(),
                 seed: seed(n),
+                bfd: Some(self.inner.bfd.clone()),
             },
             self.inner.table.subscribe(),
             self.inner.shutdown.subscribe(),

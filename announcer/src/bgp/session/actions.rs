@@ -55,13 +55,19 @@ impl Session {
                 self.connecting = None;
                 self.peer_open = None;
                 self.sync_at = None;
+                self.rib_deferred = false;
                 self.rib.clear();
                 self.set_prefix_status();
             }
             Action::StartTimer(t, d) => self.timers[timer_index(t)] = Some(Instant::now() + d),
             Action::StopTimer(t) => self.timers[timer_index(t)] = None,
             Action::SendInitialRib => {
-                self.sync_rib(true).await;
+                if self.bfd_open {
+                    self.sync_rib(true).await;
+                } else {
+                    info!("established: waiting for BFD Up before announcing");
+                    self.rib_deferred = true;
+                }
             }
             Action::ResendRib => {
                 // Only the families the peer asked for (RFC 2918 §4).

@@ -59,6 +59,8 @@ pub struct SessionInit {
     pub peer: PeerConfig,
     /// Seed for the backoff jitter.
     pub seed: u64,
+    /// The speaker's BFD service, for a peer with `bfd` enabled.
+    pub bfd: Option<crate::bfd::Bfd>,
 }
 
 /// Commands from the speaker to one running session (live reconfiguration).
@@ -96,6 +98,7 @@ enum Input {
     Ctl(SessionCtl),
     TableChanged,
     Shutdown(String),
+    Bfd(crate::bfd::Status),
 }
 
 /// One peer's session.
@@ -129,6 +132,14 @@ pub struct Session {
     /// A colliding incoming connection kept until the peer's OPEN on the current (outgoing)
     /// connection tells its BGP identifier ([`super::fsm::Action::HoldIncoming`]).
     held: Option<TcpStream>,
+    /// The peer's BFD session (`bfd` enabled); stopped with AdminDown when dropped.
+    bfd: Option<crate::bfd::SessionHandle>,
+    bfd_state: Option<watch::Receiver<crate::bfd::Status>>,
+    /// BFD is Up, or went down only because the peer held it AdminDown (RFC 5882 §4.3.2):
+    /// routes may be announced.
+    bfd_open: bool,
+    /// Established while BFD was not Up: the initial table waits for BFD.
+    rib_deferred: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -205,7 +216,55 @@ impl Session {
             sync_at: None,
             arrived: None,
             held: None,
+            bfd: None,
+            bfd_state: None,
+            bfd_open: true,
+            rib_deferred: false,
             init,
+        }
+    }
+
+    /// Start the peer's BFD session when `bfd` is enabled. A failure (port 3784 taken) leaves
+    /// the session without BFD and without routes: fail safe, never announced unchecked.
+    fn start_bfd(&mut self) {
+        let p = &self.init.peer;
+        let (Some(params), Some(service)) = (p.bfd_params(), self.init.bfd.as_ref()) else {
+            return;
+        };
+        self.bfd_open = false;
+        match service.session(&p.name, p.address, p.local_address, params) {
+            Ok(h) => {
+                self.bfd_state = Some(h.state());
+                self.bfd = Some(h);
+            }
+            Err(e) => {
+                warn!(error = %e, "BFD session could not start: no routes for this peer");
+                self.note_error(format!("BFD: {e}"));
+            }
+        }
+    }
+
+    /// A BFD state change: Up opens the session for routes (sending the deferred initial
+    /// table); leaving Up closes the BGP session with Cease / BFD Down, unless the peer set
+    /// BFD AdminDown (RFC 5882 §4.3.2: a planned stop is no failure).
+    async fn bfd_changed(&mut self, st: crate::bfd::Status) {
+        use crate::bfd::State as B;
+        if st.state == B::Up {
+            if !self.bfd_open {
+                info!("BFD up: routes may be announced");
+                self.bfd_open = true;
+            }
+            if self.rib_deferred && self.fsm.state() == State::Established {
+                self.rib_deferred = false;
+                self.sync_rib(true).await;
+            }
+        } else if self.bfd_open && st.remote == B::AdminDown {
+            info!("peer set BFD AdminDown: keeping the BGP session (RFC 5882 §4.3.2)");
+        } else if self.bfd_open {
+            self.bfd_open = false;
+            warn!(diag = %st.diag, "BFD down: closing the BGP session (Cease / BFD Down)");
+            self.note_error(format!("BFD down: {}", st.diag));
+            self.pending.push_back(Event::BfdDown);
         }
     }
 
@@ -222,6 +281,7 @@ impl Session {
             passive = self.init.peer.passive,
             "starting BGP session"
         );
+        self.start_bfd();
         self.pending.push_back(Event::ManualStart);
         loop {
             while let Some(ev) = self.pending.pop_front() {
@@ -230,7 +290,8 @@ impl Session {
             if self.fsm.is_stopped() {
                 break;
             }
-            let established = self.fsm.state() == State::Established;
+            // A session waiting for BFD has sent no table: changes wait with it.
+            let established = self.fsm.state() == State::Established && !self.rib_deferred;
             let sync_at = self.sync_at;
             let next_timer = self
                 .timers
@@ -257,6 +318,16 @@ impl Session {
                 } => match c {
                     Some(c) => Input::Ctl(c),
                     None => { self.ctl = None; continue }
+                },
+                // BFD before reads: a dead peer must be acted on at once.
+                r = async {
+                    match self.bfd_state.as_mut() {
+                        Some(rx) => rx.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => match (r, self.bfd_state.as_mut()) {
+                    (Ok(()), Some(rx)) => Input::Bfd(*rx.borrow_and_update()),
+                    _ => { self.bfd_state = None; continue }
                 },
                 // Before reads: a peer connecting while its OPEN on our connection is already
                 // buffered is a collision to detect (RFC 4271 §6.8), not to refuse later.
@@ -365,6 +436,7 @@ impl Session {
                 self.arrived = None;
             }
             Input::TableChanged => self.sync_rib(false).await,
+            Input::Bfd(st) => self.bfd_changed(st).await,
             Input::Ctl(SessionCtl::Stop(n)) => {
                 info!(notification = %n.describe(), "session stopped by reconfiguration");
                 self.pending.push_back(Event::ManualStop(n));
@@ -373,6 +445,9 @@ impl Session {
                 info!("peer settings updated without a session reset");
                 self.init.peer = *peer;
                 let p = &self.init.peer;
+                if let (Some(h), Some(params)) = (self.bfd.as_ref(), p.bfd_params()) {
+                    h.reconfigure(params);
+                }
                 if let Some(ka) = self.fsm.reconfigure(p.keepalive, p.connect_retry) {
                     let i = timer_index(Timer::Keepalive);
                     if self.timers[i].is_some() {
