@@ -5,6 +5,7 @@
 mod ospf_support;
 mod support;
 
+mod bfd;
 mod dashboard_metrics;
 mod fsm_timers;
 mod interop;

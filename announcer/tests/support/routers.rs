@@ -54,6 +54,8 @@ pub struct RouterSpec {
     pub passive: bool,
     /// GTSM (RFC 5082) towards a directly connected speaker: send TTL 255, accept only 255.
     pub ttl_security: bool,
+    /// BFD towards the speaker (BIRD only: `protocol bfd`, 100 ms x 3, and `bfd on`).
+    pub bfd: bool,
 }
 
 impl RouterSpec {
@@ -67,6 +69,7 @@ impl RouterSpec {
             transport_v6: false,
             passive: false,
             ttl_security: false,
+            bfd: false,
         }
     }
 
@@ -147,6 +150,12 @@ impl Router {
     fn bird_config(&self) -> String {
         let s = &self.spec;
         let mut c = format!("router id {ROUTER_V4};\nprotocol device {{}}\n");
+        if s.bfd {
+            c.push_str(
+                "protocol bfd {\n  interface \"*\" {\n    min rx interval 100 ms;\n    \
+                 min tx interval 100 ms;\n    idle tx interval 1 s;\n    multiplier 3;\n  };\n}\n",
+            );
+        }
         for peer in s.peers() {
             let local = if peer.is_ipv4() {
                 IpAddr::V4(ROUTER_V4)
@@ -166,6 +175,9 @@ impl Router {
             }
             if s.ttl_security {
                 let _ = writeln!(c, "  ttl security on;");
+            }
+            if s.bfd {
+                let _ = writeln!(c, "  bfd on;");
             }
             if s.ibgp() {
                 // iBGP defaults to multihop with recursive next hops; the speaker is on-link.
