@@ -245,3 +245,47 @@ impl Metrics {
         self.send_errors.remove(&peer(p));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn text(r: &Registry) -> String {
+        let mut s = String::new();
+        prometheus_client::encoding::text::encode(&mut s, r).unwrap();
+        s
+    }
+
+    #[test]
+    fn series_are_named_one_hot_and_removed_per_peer() {
+        let mut r = Registry::default();
+        let m = Metrics::register(&mut r);
+        for p in ["a", "b"] {
+            m.set_state(p, State::Up, Diag::NoDiagnostic);
+            m.transition(p, State::Init, State::Up);
+            m.set_intervals(p, Duration::from_millis(300), Duration::from_millis(900));
+            m.packet(p, "sent");
+        }
+        m.set_state("a", State::Down, Diag::ControlDetectionTimeExpired);
+        m.dropped(DropReason::Ttl);
+        let t = text(&r);
+        for line in [
+            "ipvs_herald_bfd_session_state{peer=\"a\",state=\"down\"} 1",
+            "ipvs_herald_bfd_session_state{peer=\"a\",state=\"up\"} 0",
+            "ipvs_herald_bfd_session_transitions_total{peer=\"a\",from=\"init\",to=\"up\"} 1",
+            "ipvs_herald_bfd_tx_interval_seconds{peer=\"a\"} 0.3",
+            "ipvs_herald_bfd_detection_time_seconds{peer=\"a\"} 0.9",
+            "ipvs_herald_bfd_last_diagnostic_info{peer=\"a\",diag=\"control_detection_time_expired\"} 1",
+            "ipvs_herald_bfd_last_diagnostic_info{peer=\"a\",diag=\"none\"} 0",
+            "ipvs_herald_bfd_packets_total{peer=\"a\",direction=\"sent\"} 1",
+            "ipvs_herald_bfd_packets_dropped_total{reason=\"ttl\"} 1",
+        ] {
+            assert!(t.contains(line), "missing {line} in\n{t}");
+        }
+        m.remove_peer("a");
+        let t = text(&r);
+        assert!(!t.contains("peer=\"a\""), "{t}");
+        assert!(t.contains("ipvs_herald_bfd_session_state{peer=\"b\",state=\"up\"} 1"));
+    }
+}

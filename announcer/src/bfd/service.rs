@@ -216,6 +216,11 @@ impl Bfd {
         })
     }
 
+    /// Remove a session's metric series (its peer was removed; its task has ended).
+    pub fn remove_metrics(&self, name: &str) {
+        self.inner.metrics.remove_peer(name);
+    }
+
     fn ensure_rx(&self, v6: bool) -> Result<(), BfdError> {
         let mut tasks = self.inner.rx_tasks.lock().map_err(|_| BfdError::BindRx {
             addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.inner.port),

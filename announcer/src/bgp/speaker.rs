@@ -565,6 +565,7 @@ impl SpeakerHandle {
         for (cfg, subcode, _) in &closing {
             if *subcode == CeaseSubcode::PeerDeconfigured {
                 self.inner.metrics.remove_peer(&cfg.name);
+                self.inner.bfd.remove_metrics(&cfg.name);
             } else if let Some(n) = new.peers.iter().find(|p| p.name == cfg.name) {
                 let now = n.families();
                 let gone: Vec<Family> = cfg

@@ -389,6 +389,10 @@ impl Session {
             self.input(input).await;
         }
         self.set_prefix_status();
+        if let Some(b) = self.bfd.take() {
+            // AdminDown to the peer, and no BFD task outliving its session.
+            b.stop().await;
+        }
         info!("BGP session stopped");
     }
 
