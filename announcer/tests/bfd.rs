@@ -1,5 +1,6 @@
-//! BFD interop against a real BIRD 2 (`protocol bfd`, `bfd on` in its BGP protocol) in a
-//! network namespace joined to our speaker's by veth (the harness of `interop.rs`).
+//! BFD interop against a real BIRD 2 (`protocol bfd`, `bfd on` in its BGP protocol) and FRR
+//! (`bfdd`, `neighbor X bfd`) in a network namespace joined to our speaker's by veth (the
+//! harness of `interop.rs`). The `frr_*` tests repeat the failure scenarios with FRR.
 //!
 //! - BFD comes Up on both sides, and only then does the router get our routes.
 //! - While BFD is not Up, an Established session carries no routes.
@@ -48,6 +49,7 @@ struct Ctx {
     cfg: BgpConfig,
     /// Session (and BFD) over IPv6.
     v6: bool,
+    kind: Kind,
 }
 
 impl Ctx {
@@ -68,14 +70,14 @@ impl Ctx {
     }
 }
 
-/// `silent_router`: BIRD's BFD packets are dropped from the start; `v6`: IPv6 transport.
-fn setup(test: &str, silent_router: bool, v6: bool) -> TResult<Ctx> {
+/// `silent_router`: the router's BFD packets are dropped from the start; `v6`: IPv6 transport.
+fn setup(kind: Kind, test: &str, silent_router: bool, v6: bool) -> TResult<Ctx> {
     let lab = Lab::new(test)?;
     lab.check()?;
     if silent_router {
         drop_bfd(&lab, "output")?;
     }
-    let mut rspec = RouterSpec::new(Kind::Bird, ROUTER_AS, SPEAKER_AS);
+    let mut rspec = RouterSpec::new(kind, ROUTER_AS, SPEAKER_AS);
     rspec.hold = HOLD;
     rspec.bfd = true;
     rspec.transport_v6 = v6;
@@ -105,25 +107,44 @@ fn setup(test: &str, silent_router: bool, v6: bool) -> TResult<Ctx> {
         lab,
         cfg,
         v6,
+        kind,
     })
 }
 
 fn run(test: &str, silent_router: bool, v6: bool, body: fn(&mut Ctx) -> TResult<()>) {
-    let mut ctx = match setup(test, silent_router, v6) {
+    run_on(Kind::Bird, test, silent_router, v6, body)
+}
+
+fn run_on(
+    kind: Kind,
+    test: &str,
+    silent_router: bool,
+    v6: bool,
+    body: fn(&mut Ctx) -> TResult<()>,
+) {
+    let mut ctx = match setup(kind, test, silent_router, v6) {
         Ok(c) => c,
         Err(e) => panic!("{test}: setup failed: {e}"),
     };
     if let Err(e) = body(&mut ctx) {
-        let bfd = ctx
-            .router
-            .birdc(&["show", "bfd", "sessions"])
-            .unwrap_or_default();
-        let proto = ctx
-            .router
-            .birdc(&["show", "protocols", "all", ctx.proto()])
-            .unwrap_or_default();
+        let (bfd, proto) = match kind {
+            Kind::Frr => (
+                ctx.router.vtysh("show bfd peers").unwrap_or_default(),
+                ctx.router
+                    .vtysh(&format!("show bgp neighbors {}", ctx.speaker_addr()))
+                    .unwrap_or_default(),
+            ),
+            _ => (
+                ctx.router
+                    .birdc(&["show", "bfd", "sessions"])
+                    .unwrap_or_default(),
+                ctx.router
+                    .birdc(&["show", "protocols", "all", ctx.proto()])
+                    .unwrap_or_default(),
+            ),
+        };
         panic!(
-            "{test} failed: {e}\n--- birdc show bfd sessions ---\n{bfd}\n--- spk4 ---\n{proto}\n{}\n{}\n(test dir {})",
+            "{test} failed: {e}\n--- router BFD ---\n{bfd}\n--- router BGP ---\n{proto}\n{}\n{}\n(test dir {})",
             ctx.router.logs(),
             ctx.driver.logs(),
             ctx.lab.dir().display()
@@ -131,8 +152,23 @@ fn run(test: &str, silent_router: bool, v6: bool, body: fn(&mut Ctx) -> TResult<
     }
 }
 
-/// BIRD's BFD state towards our speaker ("Up", "Down", "Init", or "none").
-fn bird_bfd_state(ctx: &Ctx) -> TResult<String> {
+/// The router's BFD state towards our speaker ("Up", "Down", "Init", or "none").
+fn router_bfd_state(ctx: &Ctx) -> TResult<String> {
+    if ctx.kind == Kind::Frr {
+        let out = ctx.router.vtysh("show bfd peers json")?;
+        let v: serde_json::Value =
+            serde_json::from_str(&out).map_err(|e| format!("show bfd peers json: {e}: {out}"))?;
+        let me = ctx.speaker_addr().to_string();
+        let st = v
+            .as_array()
+            .and_then(|a| a.iter().find(|p| p["peer"] == me.as_str()))
+            .and_then(|p| p["status"].as_str())
+            .unwrap_or("none");
+        return Ok(match st {
+            "up" => "Up".to_owned(),
+            other => other.to_owned(),
+        });
+    }
     let out = ctx.router.birdc(&["show", "bfd", "sessions"])?;
     let me = ctx.speaker_addr().to_string();
     Ok(out
@@ -143,12 +179,15 @@ fn bird_bfd_state(ctx: &Ctx) -> TResult<String> {
         .unwrap_or_else(|| "none".to_owned()))
 }
 
-fn wait_bird_bfd(ctx: &Ctx, up: bool, timeout: Duration) -> TResult<()> {
+fn wait_router_bfd(ctx: &Ctx, up: bool, timeout: Duration) -> TResult<()> {
     wait_until(
-        &format!("BIRD's BFD session {}", if up { "Up" } else { "not Up" }),
+        &format!(
+            "the router's BFD session {}",
+            if up { "Up" } else { "not Up" }
+        ),
         timeout,
         POLL,
-        || Ok((bird_bfd_state(ctx)? == "Up") == up),
+        || Ok((router_bfd_state(ctx)? == "Up") == up),
     )
 }
 
@@ -175,7 +214,7 @@ fn all_up(ctx: &mut Ctx) -> TResult<()> {
     wait_until("BIRD Established", TIMEOUT, POLL, || {
         ctx.router.established(ctx.speaker_addr())
     })?;
-    wait_bird_bfd(ctx, true, TIMEOUT)?;
+    wait_router_bfd(ctx, true, TIMEOUT)?;
     ctx.driver.announce(route(), &Attrs::default())?;
     wait_route(ctx, true)
 }
@@ -253,7 +292,7 @@ fn silent_bird_makes_us_close_the_session_with_cease_bfd_down() {
         }
         // BFD back: the session and the route come back.
         allow_bfd(ctx)?;
-        wait_bird_bfd(ctx, true, TIMEOUT)?;
+        wait_router_bfd(ctx, true, TIMEOUT)?;
         wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
         wait_route(ctx, true)
     });
@@ -264,7 +303,7 @@ fn silent_speaker_makes_bird_bfd_go_down() {
     run("bfd-we-silent", false, false, |ctx| {
         all_up(ctx)?;
         drop_bfd(&ctx.lab, "input")?;
-        wait_bird_bfd(ctx, false, FAST)?;
+        wait_router_bfd(ctx, false, FAST)?;
         wait_until("BIRD leaves Established", FAST, POLL, || {
             Ok(!ctx.router.established(ctx.speaker_addr())?)
         })?;
@@ -343,9 +382,46 @@ fn timer_change_is_renegotiated_without_a_reset() {
         wait_until("BIRD sends every 250 ms", TIMEOUT, POLL, || {
             Ok(bird_interval(ctx)? == "0.250")
         })?;
-        if !ctx.driver.established(ctx.router_addr())? || bird_bfd_state(ctx)? != "Up" {
+        if !ctx.driver.established(ctx.router_addr())? || router_bfd_state(ctx)? != "Up" {
             return err("the session or BFD went down during the parameter change");
         }
         Ok(())
+    });
+}
+
+#[test]
+fn frr_bfd_comes_up_and_routes_follow() {
+    run_on(Kind::Frr, "bfd-frr-up", false, false, all_up);
+}
+
+#[test]
+fn frr_silent_makes_us_close_the_session_with_cease_bfd_down() {
+    run_on(Kind::Frr, "bfd-frr-silent", false, false, |ctx| {
+        all_up(ctx)?;
+        drop_bfd(&ctx.lab, "output")?;
+        wait_until("our session leaves Established", FAST, POLL, || {
+            Ok(!ctx.driver.established(ctx.router_addr())?)
+        })?;
+        let last = ctx.driver.last_error(ctx.router_addr())?;
+        if !last.as_deref().unwrap_or("").contains("Cease (6/10)") {
+            return err(format!("last error {last:?} is not Cease / BFD Down"));
+        }
+        allow_bfd(ctx)?;
+        wait_router_bfd(ctx, true, TIMEOUT)?;
+        wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
+        wait_route(ctx, true)
+    });
+}
+
+#[test]
+fn frr_silent_speaker_makes_frr_bfd_go_down() {
+    run_on(Kind::Frr, "bfd-frr-we-silent", false, false, |ctx| {
+        all_up(ctx)?;
+        drop_bfd(&ctx.lab, "input")?;
+        wait_router_bfd(ctx, false, FAST)?;
+        wait_until("FRR leaves Established", FAST, POLL, || {
+            Ok(!ctx.router.established(ctx.speaker_addr())?)
+        })?;
+        wait_route(ctx, false)
     });
 }

@@ -54,7 +54,8 @@ pub struct RouterSpec {
     pub passive: bool,
     /// GTSM (RFC 5082) towards a directly connected speaker: send TTL 255, accept only 255.
     pub ttl_security: bool,
-    /// BFD towards the speaker (BIRD only: `protocol bfd`, 100 ms x 3, and `bfd on`).
+    /// BFD towards the speaker, 100 ms x 3 (BIRD: `protocol bfd` and `bfd on`; FRR: bfdd
+    /// with a peer entry and `neighbor X bfd`).
     pub bfd: bool,
 }
 
@@ -139,6 +140,18 @@ impl Router {
                     "hostname rtr\nlog stdout informational\n",
                 )
                 .map_err(|e| format!("write zebra.conf: {e}"))?;
+                let mut bfdd = String::from("hostname rtr\nlog stdout informational\nbfd\n");
+                if s.bfd {
+                    for peer in s.peers() {
+                        let _ = write!(
+                            bfdd,
+                            " peer {peer}\n  receive-interval 100\n  transmit-interval 100\n  \
+                             detect-multiplier 3\n !\n"
+                        );
+                    }
+                }
+                std::fs::write(self.dir.join("bfdd.conf"), bfdd)
+                    .map_err(|e| format!("write bfdd.conf: {e}"))?;
                 ("bgpd.conf", self.frr_config())
             }
             Kind::Gobgp => ("gobgpd.toml", self.gobgp_config()),
@@ -211,6 +224,9 @@ impl Router {
             if s.ttl_security {
                 let _ = writeln!(c, " neighbor {peer} ttl-security hops 1");
             }
+            if s.bfd {
+                let _ = writeln!(c, " neighbor {peer} bfd");
+            }
         }
         for af in ["ipv4", "ipv6"] {
             let _ = writeln!(c, " address-family {af} unicast");
@@ -281,8 +297,17 @@ impl Router {
                 self.daemons.push(spawn("bird", c, &log)?);
             }
             Kind::Frr => {
-                for d in ["zebra", "bgpd"] {
+                // bgpd last: `bgp()` is the last daemon.
+                let daemons: &[&str] = if self.spec.bfd {
+                    &["zebra", "bfdd", "bgpd"]
+                } else {
+                    &["zebra", "bgpd"]
+                };
+                for &d in daemons {
                     let mut c = self.ns_cmd(&format!("/usr/lib/frr/{d}"));
+                    if d == "bfdd" {
+                        c.args(["--bfdctl", &self.path("bfdd.sock")]);
+                    }
                     c.args(["-f", &self.path(&format!("{d}.conf"))])
                         .args(["-i", &self.path(&format!("{d}.pid"))])
                         .args(["-z", &self.path("zserv.api")])
