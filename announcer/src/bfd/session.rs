@@ -227,3 +227,124 @@ impl SessionTask {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    //! The task's timers on tokio's paused clock, with a real socket on 127.0.0.1.
+    use super::*;
+    use crate::bfd::packet::Flags;
+    use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+    use std::time::Duration;
+
+    const OURS: u32 = 0x51;
+    const MS: fn(u64) -> Duration = Duration::from_millis;
+
+    struct Rig {
+        sink: UdpSocket,
+        to_task: mpsc::Sender<ControlPacket>,
+        _ctl: mpsc::Sender<Ctl>,
+        state: watch::Receiver<Status>,
+    }
+
+    fn start() -> Rig {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let sink = UdpSocket::bind((lo, 0)).unwrap();
+        sink.set_nonblocking(true).unwrap();
+        let (to_task, rx) = mpsc::channel(16);
+        let (ctl_tx, ctl) = mpsc::channel(4);
+        let (state_tx, state) = watch::channel(Status::default());
+        let task = SessionTask::new(
+            SessionConfig {
+                name: "p".into(),
+                peer: sink.local_addr().unwrap(),
+                params: crate::bfd::Params::default(),
+            },
+            OURS,
+            TxSocket::bind(lo, 1).unwrap(),
+            rx,
+            ctl,
+            state_tx,
+            Metrics::default(),
+            7,
+        );
+        tokio::spawn(task.run());
+        Rig {
+            sink,
+            to_task,
+            _ctl: ctl_tx,
+            state,
+        }
+    }
+
+    /// Every packet the task sent so far.
+    fn drain(sink: &UdpSocket) -> Vec<ControlPacket> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = sink.recv(&mut buf) {
+            out.push(ControlPacket::decode(&buf[..n]).unwrap());
+        }
+        out
+    }
+
+    fn peer(state: State) -> ControlPacket {
+        ControlPacket {
+            diag: Diag::NoDiagnostic,
+            state,
+            flags: Flags::default(),
+            detect_mult: 3,
+            my_discr: 0x99,
+            your_discr: if state == State::Down { 0 } else { OURS },
+            desired_min_tx: 300_000,
+            required_min_rx: 300_000,
+            required_min_echo_rx: 0,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_rate_until_up_then_fast_then_detection_after_900_ms_of_silence() {
+        let mut r = start();
+        // 10 s while Down: one packet at start, then every 0.75-1 s.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let sent = drain(&r.sink);
+        assert!((11..=14).contains(&sent.len()), "{} packets", sent.len());
+        assert!(sent
+            .iter()
+            .all(|p| p.state == State::Down && p.desired_min_tx == 1_000_000));
+
+        r.to_task.send(peer(State::Down)).await.unwrap();
+        r.to_task.send(peer(State::Up)).await.unwrap();
+        tokio::time::sleep(MS(1)).await;
+        assert_eq!(r.state.borrow_and_update().state, State::Up);
+        drain(&r.sink);
+        // Up: 300 ms jittered to 225-300 ms. Keep the peer alive meanwhile.
+        for _ in 0..6 {
+            tokio::time::sleep(MS(500)).await;
+            r.to_task.send(peer(State::Up)).await.unwrap();
+        }
+        tokio::time::sleep(MS(1)).await;
+        let sent = drain(&r.sink);
+        assert!(
+            (10..=14).contains(&sent.len()),
+            "{} packets in 3 s",
+            sent.len()
+        );
+        assert!(sent.iter().all(|p| p.state == State::Up));
+        assert!(sent[0].flags.poll, "the rate change is polled");
+
+        // Silence: still Up just before 3 x 300 ms, Down just after.
+        tokio::time::sleep(MS(880)).await;
+        assert_eq!(r.state.borrow().state, State::Up);
+        tokio::time::sleep(MS(40)).await;
+        let st = *r.state.borrow();
+        assert_eq!(
+            (st.state, st.diag),
+            (State::Down, Diag::ControlDetectionTimeExpired)
+        );
+        // Back to the slow rate.
+        drain(&r.sink);
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let sent = drain(&r.sink);
+        assert!((3..=4).contains(&sent.len()), "{} packets", sent.len());
+    }
+}
