@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use thiserror::Error;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, warn};
+use tracing::debug;
 
 /// Packets queued per session before the receive task drops them.
 const QUEUE: usize = 64;
@@ -284,7 +284,8 @@ async fn receive(sock: RxSocket, peers: Peers, metrics: Metrics) {
                 }
             }
             None => {
-                warn!(from = %d.from, "BFD packet from an address with no session dropped");
+                // Counted, not logged at warn: anyone on the link could flood the log.
+                debug!(from = %d.from, "BFD packet from an address with no session dropped");
                 metrics.dropped(DropReason::UnknownPeer);
             }
         }

@@ -435,6 +435,14 @@ impl BgpConfig {
                 if b.detect_multiplier == 0 {
                     return bad(format!("{} must be 1 to 255", k("bfd.detect_multiplier")));
                 }
+                if let IpAddr::V6(a) = p.address {
+                    if b.enabled && is_link_local_v6(&a) {
+                        return bad(format!(
+                            "{}: BFD is not supported for IPv6 link-local peers",
+                            k("bfd")
+                        ));
+                    }
+                }
             }
             if let IpAddr::V6(a) = p.address {
                 if is_link_local_v6(&a) && p.interface.is_none() {
@@ -804,6 +812,19 @@ mod tests {
             assert!(e.contains(msg), "{text}: {e}");
         }
         assert!(peer_with("bfd = { detect_multiplier = 256 }").is_err());
+        let mut ll = peer_with("bfd = {}\ninterface = \"eth0\"").unwrap();
+        ll.address = "fe80::1".parse().unwrap();
+        let c = BgpConfig {
+            router_id: "192.0.2.1".parse().unwrap(),
+            local_as: 65001,
+            listen: default_listen(),
+            peers: vec![ll],
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("peers[a].bfd: BFD is not supported for IPv6 link-local"),
+            "{e}"
+        );
         assert!(peer_with("bfd = { interval = \"1s\" }").is_err());
     }
 
