@@ -6,7 +6,8 @@
 //! need a session (which discriminator is ours, whether authentication is in use) are the
 //! state machine's ([`super::fsm`]). Every malformed input is a named [`DecodeError`]; nothing
 //! here panics. [`ControlPacket::encode`] is the exact inverse of `decode` on the 24 mandatory
-//! bytes.
+//! bytes, but for the Length: a Length above 24 without the A bit is accepted (as BIRD and FRR
+//! do; the bytes beyond 24 are ignored) and re-encodes as 24.
 //!
 //! # Authentication
 //! Not implemented: a packet with the Authentication Present (A) bit is rejected with
@@ -428,6 +429,10 @@ mod tests {
         let mut b = WIRE.to_vec();
         b.extend_from_slice(&[0xff; 8]);
         assert_eq!(ControlPacket::decode(&b), Ok(pkt()));
+        // A Length covering them too (found by the fuzzer): accepted, re-encoded as 24.
+        b[3] = 32;
+        assert_eq!(ControlPacket::decode(&b), Ok(pkt()));
+        assert_eq!(pkt().encode()[3], 24);
     }
 
     fn with(f: impl FnOnce(&mut [u8; 24])) -> Result<ControlPacket, DecodeError> {
