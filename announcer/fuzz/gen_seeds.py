@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Write seed inputs (valid BGP messages of every type) for the fuzz targets into seeds/."""
+"""Write seed inputs (valid BGP messages of every type, BFD Control packets) for the fuzz
+targets into seeds/."""
 import os
 import struct
 
@@ -46,3 +47,18 @@ for target in ("decode", "framing"):
     if target == "framing":
         with open(os.path.join(d, "stream"), "wb") as f:
             f.write(bytes([13]) + open_ + keepalive + update4 + update6 + withdraw6 + eor4 + refresh + notification)
+
+# BFD Control packets (RFC 5880 section 4.1): version 1, each state, Poll and Final.
+def bfd(diag, state, flags, mult, my, your, tx, rx):
+    return struct.pack("!BBBBIIIII", 0x20 | diag, (state << 6) | flags, mult, 24, my, your, tx, rx, 0)
+
+bfd_seeds = {"down": bfd(0, 1, 0, 3, 1, 0, 1000000, 300000),
+             "init": bfd(0, 2, 0, 3, 1, 2, 1000000, 300000),
+             "up_poll": bfd(0, 3, 0x20, 3, 1, 2, 300000, 300000),
+             "up_final": bfd(0, 3, 0x10, 5, 1, 2, 100000, 100000),
+             "admindown": bfd(7, 0, 0, 1, 1, 0, 1000000, 0)}
+d = os.path.join(here, "seeds", "bfd")
+os.makedirs(d, exist_ok=True)
+for name, b in bfd_seeds.items():
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(b)

@@ -14,6 +14,7 @@
 //!   watchdog.
 //! - [`bgp`] is the BGP speaker: `netgauze-bgp-pkt` for the wire format and our own pure FSM
 //!   (`netgauze-bgp-speaker` was evaluated and not used; the module docs say why).
+//! - [`bfd`] is BFD (RFC 5880/5881) for the BGP speaker's peers: a pure FSM and packet codec.
 //! - [`sink::kernel`] is the kernel route backend for OSPF (and BGP-by-routing-daemon) sites.
 //! - [`admin`] is the local admin socket, the single-instance lock and the maintenance file;
 //!   [`state`] keeps the admin drains across restarts; [`restart`] is the marker a stop for a
@@ -22,6 +23,7 @@
 #![deny(unsafe_code)]
 
 pub mod admin;
+pub mod bfd;
 pub mod bgp;
 pub mod config;
 pub mod control;

@@ -6,6 +6,7 @@
 mod ospf_support;
 mod support;
 
+mod bfd;
 mod dashboard_metrics;
 mod fsm_timers;
 mod graceful_restart;

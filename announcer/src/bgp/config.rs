@@ -130,6 +130,55 @@ pub struct PeerConfig {
     /// [`crate::bgp::SpeakerHandle::stop_for_restart`]).
     #[serde(default)]
     pub graceful_restart: Option<GracefulRestart>,
+    /// BFD (RFC 5880/5881 single hop) for this peer: a BFD Down closes the session with Cease
+    /// / BFD Down (RFC 9384), and no route is announced on a session until its BFD is Up.
+    /// Default: absent (off). `bfd = {}` turns it on with the defaults of [`BfdConfig`].
+    #[serde(default)]
+    pub bfd: Option<BfdConfig>,
+}
+
+/// Per-peer BFD settings (`[announcer.bgp.peers.bfd]`). The defaults detect a dead peer in
+/// 900 ms (300 ms × 3) when the router agrees to those rates.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BfdConfig {
+    /// On or off (keeps the other values while off). Default: true.
+    pub enabled: bool,
+    /// Desired Min TX Interval once Up (1 s until then, RFC 5880 §6.8.3). Default: 300 ms.
+    #[serde(with = "humantime_serde")]
+    pub desired_min_tx: Duration,
+    /// Required Min RX Interval: the fastest rate we accept from the peer. Default: 300 ms.
+    #[serde(with = "humantime_serde")]
+    pub required_min_rx: Duration,
+    /// Detect Mult: packets the peer may miss before it declares us down. Default: 3.
+    pub detect_multiplier: u8,
+}
+
+/// Bounds of the BFD intervals: BFD in user space below 10 ms would be noise, and above a
+/// minute it is no faster than the BGP hold timer.
+pub const BFD_INTERVAL_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(10)..=Duration::from_secs(60);
+
+impl Default for BfdConfig {
+    fn default() -> Self {
+        BfdConfig {
+            enabled: true,
+            desired_min_tx: Duration::from_millis(300),
+            required_min_rx: Duration::from_millis(300),
+            detect_multiplier: 3,
+        }
+    }
+}
+
+impl BfdConfig {
+    /// The BFD session's timing.
+    pub fn params(&self) -> crate::bfd::Params {
+        crate::bfd::Params {
+            desired_min_tx: self.desired_min_tx,
+            required_min_rx: self.required_min_rx,
+            detect_mult: self.detect_multiplier,
+        }
+    }
 }
 
 /// The longest `connect_retry` delay, in seconds: a router that comes back is connected to
@@ -262,7 +311,13 @@ impl PeerConfig {
             ipv6_link_local_next_hop: None,
             families: None,
             graceful_restart: None,
+            bfd: None,
         }
+    }
+
+    /// The BFD timing when BFD is configured and enabled.
+    pub fn bfd_params(&self) -> Option<crate::bfd::Params> {
+        self.bfd.filter(|b| b.enabled).map(|b| b.params())
     }
 
     /// Families negotiated with this peer (the configured list or the address's family).
@@ -364,6 +419,31 @@ impl BgpConfig {
                         "{} must be at most 4095",
                         k("graceful_restart.restart_time")
                     ));
+                }
+            }
+            if let Some(b) = p.bfd {
+                for (key, v) in [
+                    ("bfd.desired_min_tx", b.desired_min_tx),
+                    ("bfd.required_min_rx", b.required_min_rx),
+                ] {
+                    if !BFD_INTERVAL_RANGE.contains(&v) {
+                        return bad(format!(
+                            "{} must be 10ms to 60s (got {})",
+                            k(key),
+                            humantime_serde::re::humantime::format_duration(v)
+                        ));
+                    }
+                }
+                if b.detect_multiplier == 0 {
+                    return bad(format!("{} must be 1 to 255", k("bfd.detect_multiplier")));
+                }
+                if let IpAddr::V6(a) = p.address {
+                    if b.enabled && is_link_local_v6(&a) {
+                        return bad(format!(
+                            "{}: BFD is not supported for IPv6 link-local peers",
+                            k("bfd")
+                        ));
+                    }
                 }
             }
             if let IpAddr::V6(a) = p.address {
@@ -695,6 +775,62 @@ mod tests {
     /// The commented `[[announcer.bgp.peers]]` reference in config/ipvs-herald.toml documents the
     /// built-in timer defaults.
     #[test]
+    fn bfd_values_are_checked_with_their_key() {
+        let ok = peer_with(
+            "bfd = { desired_min_tx = \"100ms\", required_min_rx = \"1s\", detect_multiplier = 1 }\n",
+        )
+        .unwrap();
+        let b = ok.bfd.unwrap();
+        assert_eq!(
+            (
+                b.enabled,
+                b.desired_min_tx,
+                b.required_min_rx,
+                b.detect_multiplier
+            ),
+            (true, Duration::from_millis(100), Duration::from_secs(1), 1)
+        );
+        for (text, msg) in [
+            (
+                "bfd = { desired_min_tx = \"5ms\" }",
+                "peers[a].bfd.desired_min_tx must be 10ms to 60s (got 5ms)",
+            ),
+            (
+                "bfd = { required_min_rx = \"2m\" }",
+                "peers[a].bfd.required_min_rx must be 10ms to 60s (got 2m)",
+            ),
+            (
+                "bfd = { detect_multiplier = 0 }",
+                "peers[a].bfd.detect_multiplier must be 1 to 255",
+            ),
+        ] {
+            let c = BgpConfig {
+                router_id: "192.0.2.1".parse().unwrap(),
+                local_as: 65001,
+                listen: default_listen(),
+                peers: vec![peer_with(text).unwrap()],
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(msg), "{text}: {e}");
+        }
+        assert!(peer_with("bfd = { detect_multiplier = 256 }").is_err());
+        let mut ll = peer_with("bfd = {}\ninterface = \"eth0\"").unwrap();
+        ll.address = "fe80::1".parse().unwrap();
+        let c = BgpConfig {
+            router_id: "192.0.2.1".parse().unwrap(),
+            local_as: 65001,
+            listen: default_listen(),
+            peers: vec![ll],
+        };
+        let e = c.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("peers[a].bfd: BFD is not supported for IPv6 link-local"),
+            "{e}"
+        );
+        assert!(peer_with("bfd = { interval = \"1s\" }").is_err());
+    }
+
+    #[test]
     fn documented_timer_defaults_are_the_built_in_ones() {
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/ipvs-herald.toml");
@@ -716,6 +852,11 @@ mod tests {
         assert_eq!(
             documented.graceful_restart,
             Some(GracefulRestart::default())
+        );
+        assert_eq!(documented.bfd, Some(BfdConfig::default()));
+        assert_eq!(
+            peer_with("bfd = {}\n").unwrap().bfd,
+            Some(BfdConfig::default())
         );
         // keepalive's default is "a third of the hold time": the example is that third.
         assert_eq!(documented.keepalive, Some(built_in.hold_time / 3));

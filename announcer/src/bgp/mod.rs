@@ -57,6 +57,10 @@
 //!   treat-as-withdraw and counted; framing, NLRI and MP_REACH/MP_UNREACH errors reset).
 //! - Shutdown withdraws everything, then sends Cease / Administrative Shutdown with the
 //!   RFC 9003 message, bounded in time.
+//! - BFD (`bfd` per peer, [`crate::bfd`]): one BFD session per peer, started with its BGP
+//!   session; a BFD Down closes the session with Cease / BFD Down (RFC 9384) and it reconnects
+//!   with the usual backoff; an Established session announces nothing until its BFD is Up; a
+//!   peer's BFD AdminDown keeps the session (RFC 5882 §4.3.2).
 //! - Metrics: see [`metrics`]; tracing: one `bgp_peer` span per session.
 //! - Live reconfiguration: [`SpeakerHandle::reconfigure`] applies a new [`BgpConfig`] peer by
 //!   peer (unchanged sessions untouched, removed peers closed with Cease / Peer De-configured,
@@ -70,7 +74,7 @@
 //! - Connection collisions (RFC 4271 §6.8) are only possible, and resolved, for active peers
 //!   with `accept_incoming`; otherwise an active peer is only connected to (its incoming
 //!   connections are refused), a passive peer is only accepted from.
-//! - No extended messages (RFC 8654), ADD-PATH, enhanced route refresh or BFD.
+//! - No extended messages (RFC 8654), ADD-PATH or enhanced route refresh.
 //! - ConnectRetry is 30 s ([`session::CONNECT_RETRY`], jittered); failures back off
 //!   exponentially (configurable `connect_retry`).
 //! - A peer reset by reconfiguration starts a fresh session task: capabilities the peer had
@@ -88,7 +92,7 @@ pub mod packet;
 pub mod reconfig;
 pub mod rib;
 pub mod session;
-mod sockopt;
+pub(crate) mod sockopt;
 pub mod speaker;
 pub mod tasks;
 #[cfg(any(test, feature = "testing"))]

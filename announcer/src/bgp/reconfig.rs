@@ -37,13 +37,16 @@ pub const SESSION_KEYS: &[&str] = &[
     "ttl_security",
     "families",
     "graceful_restart",
+    "bfd",
 ];
 
 /// Peer keys that change the UPDATEs sent (applied by re-sending the announced routes).
 pub const ROUTE_KEYS: &[&str] = &["next_hop_v4", "next_hop_v6", "ipv6_link_local_next_hop"];
 
 /// Peer keys that only change local behaviour (applied without sending anything).
-pub const LOCAL_KEYS: &[&str] = &["keepalive", "connect_retry"];
+/// `bfd_timers` is a change of the BFD intervals or multiplier with BFD on before and after
+/// (a Poll Sequence, RFC 5880 §6.8.3); turning BFD on or off is the session key `bfd`.
+pub const LOCAL_KEYS: &[&str] = &["keepalive", "connect_retry", "bfd_timers"];
 
 /// What happens to one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +179,11 @@ pub fn changed_keys(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
         keepalive,
         connect_retry
     );
+    match (a.bfd_params(), b.bfd_params()) {
+        (Some(x), Some(y)) if x != y => k.push("bfd_timers"),
+        (x, y) if x.is_some() != y.is_some() => k.push("bfd"),
+        _ => {}
+    }
     k
 }
 
@@ -278,7 +286,7 @@ mod tests {
     #[test]
     fn every_session_key_resets_only_its_peer() {
         type Tweak = fn(&mut PeerConfig);
-        let tweaks: [(&str, Tweak); 12] = [
+        let tweaks: [(&str, Tweak); 13] = [
             ("address", |p| p.address = "192.0.2.9".parse().unwrap()),
             ("remote_as", |p| p.remote_as = 65009),
             ("port", |p| p.port = 1179),
@@ -297,6 +305,9 @@ mod tests {
             }),
             ("graceful_restart", |p| {
                 p.graceful_restart = Some(GracefulRestart::default())
+            }),
+            ("bfd", |p| {
+                p.bfd = Some(crate::bgp::config::BfdConfig::default())
             }),
         ];
         for (key, tweak) in tweaks {
@@ -324,11 +335,43 @@ mod tests {
                     "md5_password",
                     "ttl_security",
                     "families",
-                    "graceful_restart"
+                    "graceful_restart",
+                    "bfd"
                 ]
                 .contains(key),
                 "{key}"
             );
+        }
+    }
+
+    #[test]
+    fn bfd_timer_changes_apply_in_place_and_disabled_bfd_is_off() {
+        use crate::bgp::config::BfdConfig;
+        let mut old = base();
+        old.peers[0].bfd = Some(BfdConfig::default());
+        let mut new = old.clone();
+        new.peers[0].bfd = Some(BfdConfig {
+            detect_multiplier: 5,
+            ..Default::default()
+        });
+        assert_eq!(
+            plan(&old, &new).peer("a"),
+            Some(&PeerChange::Update {
+                keys: vec!["bfd_timers"],
+                resend: false
+            })
+        );
+        // Disabled equals absent; a timer change while disabled is no change at all.
+        let mut off = base();
+        off.peers[0].bfd = Some(BfdConfig {
+            enabled: false,
+            detect_multiplier: 7,
+            ..Default::default()
+        });
+        assert_eq!(plan(&base(), &off).peer("a"), Some(&PeerChange::Unchanged));
+        match plan(&off, &old).peer("a") {
+            Some(PeerChange::Reset { keys }) => assert_eq!(keys, &vec!["bfd"]),
+            other => panic!("expected a reset, got {other:?}"),
         }
     }
 

@@ -4,6 +4,7 @@
 //!   peer address and the key; libc has the constant but not the struct, so it is declared
 //!   here with the kernel's layout (include/uapi/linux/tcp.h).
 //! - `IP_MINTTL` / `IPV6_MINHOPCOUNT` (RFC 5082 GTSM): an `int`.
+//! - `IP_RECVTTL` (the TTL of each received datagram, for BFD's RFC 5881 §5 check): an `int`.
 //!
 //! Every `unsafe` block is one `setsockopt(2)` call on a file descriptor borrowed from a live
 //! socket, with a pointer to a fully initialised value on the stack and its exact size.
@@ -108,6 +109,12 @@ pub fn set_min_ttl(sock: &impl AsFd, ipv6: bool, min: u8) -> io::Result<()> {
     } else {
         setsockopt(sock, libc::IPPROTO_IP, libc::IP_MINTTL, &v)
     }
+}
+
+/// Ask for each received datagram's TTL as an `IP_TTL` control message (BFD, RFC 5881 §5).
+pub fn set_recv_ttl(sock: &impl AsFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    setsockopt(sock, libc::IPPROTO_IP, libc::IP_RECVTTL, &on)
 }
 
 #[cfg(test)]

@@ -84,6 +84,8 @@ struct Inner {
     passive: PassivePeers,
     /// Serialises [`SpeakerHandle::reconfigure`] calls.
     reconfiguring: tokio::sync::Mutex<()>,
+    /// BFD for the peers that enable it.
+    bfd: crate::bfd::Bfd,
 }
 
 /// The BGP speaker.
@@ -122,6 +124,8 @@ impl Speaker {
         cfg.validate()?;
         let rt = tokio::runtime::Handle::try_current().map_err(|_| BgpError::NoRuntime)?;
         let metrics = Metrics::register(registry);
+        // Binds nothing until a peer with BFD starts its session.
+        let bfd = crate::bfd::Bfd::new(crate::bfd::metrics::Metrics::register(registry));
         let (table, _) = watch::channel(RouteTable::new());
         let (routes_ready, _) = watch::channel(graceful.is_none());
         let (shutdown, _) = watch::channel(None);
@@ -139,6 +143,7 @@ impl Speaker {
             }),
             passive: Arc::new(Mutex::new(Vec::new())),
             reconfiguring: tokio::sync::Mutex::new(()),
+            bfd,
         });
         let handle = SpeakerHandle { inner };
         let mut started = 0;
@@ -515,6 +520,7 @@ impl SpeakerHandle {
                 peer: x.peer.clone(),
                 seed: seed(n),
                 restart_until,
+                bfd: Some(self.inner.bfd.clone()),
             },
             self.inner.table.subscribe(),
             self.inner.shutdown.subscribe(),
@@ -683,6 +689,7 @@ impl SpeakerHandle {
         for (cfg, subcode, _) in &closing {
             if *subcode == CeaseSubcode::PeerDeconfigured {
                 self.inner.metrics.remove_peer(&cfg.name);
+                self.inner.bfd.remove_metrics(&cfg.name);
             } else if let Some(n) = new.peers.iter().find(|p| p.name == cfg.name) {
                 let now = n.families();
                 let gone: Vec<Family> = cfg

@@ -144,6 +144,9 @@ pub struct RouterSpec {
     /// Graceful restart (RFC 4724) on, explicitly: BIRD `graceful restart on;`, FRR
     /// `bgp graceful-restart` (GoBGP: not supported here).
     pub graceful_restart: bool,
+    /// BFD towards the speaker, 100 ms x 3 (BIRD: `protocol bfd` and `bfd on`; FRR: bfdd
+    /// with a peer entry and `neighbor X bfd`).
+    pub bfd: bool,
 }
 
 impl RouterSpec {
@@ -160,6 +163,7 @@ impl RouterSpec {
             ttl_security: false,
             connect_delay: None,
             graceful_restart: false,
+            bfd: false,
         }
     }
 
@@ -285,6 +289,18 @@ impl Router {
                     "hostname rtr\nlog stdout informational\n",
                 )
                 .map_err(|e| format!("write zebra.conf: {e}"))?;
+                let mut bfdd = String::from("hostname rtr\nlog stdout informational\nbfd\n");
+                if s.bfd {
+                    for peer in s.peers() {
+                        let _ = write!(
+                            bfdd,
+                            " peer {peer}\n  receive-interval 100\n  transmit-interval 100\n  \
+                             detect-multiplier 3\n !\n"
+                        );
+                    }
+                }
+                std::fs::write(self.dir.join("bfdd.conf"), bfdd)
+                    .map_err(|e| format!("write bfdd.conf: {e}"))?;
                 ("bgpd.conf", self.frr_config())
             }
             Kind::Gobgp => ("gobgpd.toml", self.gobgp_config()),
@@ -296,6 +312,12 @@ impl Router {
     fn bird_config(&self) -> String {
         let s = &self.spec;
         let mut c = format!("router id {ROUTER_V4};\nprotocol device {{}}\n");
+        if s.bfd {
+            c.push_str(
+                "protocol bfd {\n  interface \"*\" {\n    min rx interval 100 ms;\n    \
+                 min tx interval 100 ms;\n    idle tx interval 1 s;\n    multiplier 3;\n  };\n}\n",
+            );
+        }
         for peer in s.peers() {
             let local = if peer.is_ipv4() {
                 IpAddr::V4(ROUTER_V4)
@@ -321,6 +343,9 @@ impl Router {
             }
             if s.graceful_restart {
                 let _ = writeln!(c, "  graceful restart on;");
+            }
+            if s.bfd {
+                let _ = writeln!(c, "  bfd on;");
             }
             if s.ibgp() {
                 // iBGP defaults to multihop with recursive next hops; the speaker is on-link.
@@ -358,6 +383,9 @@ impl Router {
             }
             if s.ttl_security {
                 let _ = writeln!(c, " neighbor {peer} ttl-security hops 1");
+            }
+            if s.bfd {
+                let _ = writeln!(c, " neighbor {peer} bfd");
             }
         }
         for af in ["ipv4", "ipv6"] {
@@ -429,8 +457,17 @@ impl Router {
                 self.daemons.push(spawn("bird", c, &log)?);
             }
             Kind::Frr => {
-                for d in ["zebra", "bgpd"] {
+                // bgpd last: `bgp()` is the last daemon.
+                let daemons: &[&str] = if self.spec.bfd {
+                    &["zebra", "bfdd", "bgpd"]
+                } else {
+                    &["zebra", "bgpd"]
+                };
+                for &d in daemons {
                     let mut c = self.ns_cmd(&format!("/usr/lib/frr/{d}"));
+                    if d == "bfdd" {
+                        c.args(["--bfdctl", &self.path("bfdd.sock")]);
+                    }
                     c.args(["-f", &self.path(&format!("{d}.conf"))])
                         .args(["-i", &self.path(&format!("{d}.pid"))])
                         .args(["-z", &self.path("zserv.api")])

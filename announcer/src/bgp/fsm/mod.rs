@@ -146,6 +146,9 @@ pub enum Event {
     RouteRefreshMsg,
     /// RFC 7313 malformed ROUTE-REFRESH (not an RFC 4271 event).
     RouteRefreshMsgErr(Notification),
+    /// The peer's BFD session went Down (RFC 5882 §4.3.1; not an RFC 4271 event): the
+    /// session closes with Cease / BFD Down (RFC 9384) and restarts after the backoff.
+    BfdDown,
 }
 
 impl From<DecodeError> for Event {
@@ -720,6 +723,11 @@ impl Fsm {
                 };
                 self.fail(Some(Notification::fsm_error(sub)))
             }
+            (S::OpenSent | S::OpenConfirm | S::Established, E::BfdDown) => {
+                self.fail(Some(Notification::cease(CeaseSubcode::BfdDown)))
+            }
+            // Without a BGP session there is nothing for BFD to take down.
+            (S::Connect | S::Active, E::BfdDown) => vec![],
             // Connecting / waiting states: timers of the other states and stray events.
             (S::Connect | S::Active, E::HoldTimerExpires | E::KeepaliveTimerExpires) => vec![],
             (S::Connect | S::Active, _) => self.fail(None),

@@ -726,3 +726,47 @@ fn manual_stop_for_restart_sends_no_notification() {
     assert_eq!(f.state(), State::Idle);
     assert!(f.step(Event::IdleHoldTimerExpires).is_empty());
 }
+
+#[test]
+fn bfd_down_closes_the_session_with_cease_bfd_down_and_backs_off() {
+    use crate::bgp::packet::consts::CeaseSubcode;
+    for target in [State::OpenSent, State::OpenConfirm, State::Established] {
+        let mut f = Fsm::new(cfg(false), 1);
+        for ev in [
+            Event::ManualStart,
+            Event::TcpCrAcked,
+            open(90),
+            Event::KeepAliveMsg,
+        ] {
+            if f.state() == target {
+                break;
+            }
+            f.step(ev);
+        }
+        assert_eq!(f.state(), target);
+        let a = f.step(Event::BfdDown);
+        assert_eq!(f.state(), State::Idle, "from {target:?}");
+        assert_eq!(
+            a.first(),
+            Some(&Action::SendNotification(Notification::cease(
+                CeaseSubcode::BfdDown
+            )))
+        );
+        assert!(a.contains(&Action::DropConnection));
+        assert!(a
+            .iter()
+            .any(|x| matches!(x, Action::StartTimer(Timer::IdleHold, _))));
+    }
+    for (passive, target) in [
+        (false, State::Idle),
+        (false, State::Connect),
+        (true, State::Active),
+    ] {
+        let mut f = Fsm::new(cfg(passive), 1);
+        if target != State::Idle {
+            f.step(Event::ManualStart);
+        }
+        assert!(f.step(Event::BfdDown).is_empty(), "from {target:?}");
+        assert_eq!(f.state(), target);
+    }
+}

@@ -76,10 +76,14 @@ impl Session {
             Action::StartTimer(t, d) => self.timers[timer_index(t)] = Some(Instant::now() + d),
             Action::StopTimer(t) => self.timers[timer_index(t)] = None,
             Action::SendInitialRib => {
-                if *self.routes_ready.borrow() {
+                if self.routes_released() && self.bfd_open {
                     self.sync_rib(true).await;
                 } else {
-                    info!("graceful restart: the table and End-of-RIB wait for the first health decision");
+                    if !self.routes_released() {
+                        info!("graceful restart: the table and End-of-RIB wait for the first health decision");
+                    } else {
+                        info!("established: waiting for BFD Up before announcing");
+                    }
                     self.initial_pending = true;
                 }
             }

@@ -66,6 +66,8 @@ pub struct SessionInit {
     /// State bit of every family. Cleared once the session is Established; `None` on a normal
     /// start.
     pub restart_until: Option<Instant>,
+    /// The speaker's BFD service, for a peer with `bfd` enabled.
+    pub bfd: Option<crate::bfd::Bfd>,
 }
 
 /// Commands from the speaker to one running session (live reconfiguration).
@@ -111,6 +113,7 @@ enum Input {
     /// The first health decision is in ([`super::speaker::SpeakerHandle::release_routes`]):
     /// the deferred initial table and End-of-RIB may go out.
     RoutesReady,
+    Bfd(crate::bfd::Status),
 }
 
 /// One peer's session.
@@ -148,8 +151,17 @@ pub struct Session {
     /// starts false: the initial UPDATEs and End-of-RIB wait for it, so that the peer never
     /// drops a stale route of a healthy pool, nor keeps one of a dead pool.
     routes_ready: watch::Receiver<bool>,
-    /// Established, with the initial table and End-of-RIB waiting for `routes_ready`.
+    /// Established, with the initial table and End-of-RIB waiting for `routes_ready` and for
+    /// BFD to be Up (`bfd_open`).
     initial_pending: bool,
+    /// `routes_ready` said true, or its sender is gone (which releases as well).
+    released: bool,
+    /// The peer's BFD session (`bfd` enabled); stopped with AdminDown when dropped.
+    bfd: Option<crate::bfd::SessionHandle>,
+    bfd_state: Option<watch::Receiver<crate::bfd::Status>>,
+    /// BFD is Up, or went down only because the peer held it AdminDown (RFC 5882 §4.3.2):
+    /// routes may be announced.
+    bfd_open: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -229,7 +241,64 @@ impl Session {
             held: None,
             routes_ready,
             initial_pending: false,
+            released: false,
+            bfd: None,
+            bfd_state: None,
+            bfd_open: true,
             init,
+        }
+    }
+
+    /// Start the peer's BFD session when `bfd` is enabled. A failure (port 3784 taken) leaves
+    /// the session without BFD and without routes: fail safe, never announced unchecked.
+    fn start_bfd(&mut self) {
+        let p = &self.init.peer;
+        let (Some(params), Some(service)) = (p.bfd_params(), self.init.bfd.as_ref()) else {
+            return;
+        };
+        self.bfd_open = false;
+        match service.session(&p.name, p.address, p.local_address, params) {
+            Ok(h) => {
+                self.bfd_state = Some(h.state());
+                self.bfd = Some(h);
+            }
+            Err(e) => {
+                warn!(error = %e, "BFD session could not start: no routes for this peer");
+                self.note_error(format!("BFD: {e}"));
+            }
+        }
+    }
+
+    /// A BFD state change: Up opens the session for routes (sending the deferred initial
+    /// table); leaving Up closes the BGP session with Cease / BFD Down, unless the peer set
+    /// BFD AdminDown (RFC 5882 §4.3.2: a planned stop is no failure).
+    /// The first health decision is in (always so on a normal start): the initial table and
+    /// End-of-RIB may go out as far as graceful restart is concerned.
+    fn routes_released(&self) -> bool {
+        self.released || *self.routes_ready.borrow()
+    }
+
+    async fn bfd_changed(&mut self, st: crate::bfd::Status) {
+        use crate::bfd::State as B;
+        if st.state == B::Up {
+            if !self.bfd_open {
+                info!("BFD up: routes may be announced");
+                self.bfd_open = true;
+            }
+            if self.initial_pending
+                && self.fsm.state() == State::Established
+                && self.routes_released()
+            {
+                self.initial_pending = false;
+                self.sync_rib(true).await;
+            }
+        } else if self.bfd_open && st.remote == B::AdminDown {
+            info!("peer set BFD AdminDown: keeping the BGP session (RFC 5882 §4.3.2)");
+        } else if self.bfd_open {
+            self.bfd_open = false;
+            warn!(diag = %st.diag, "BFD down: closing the BGP session (Cease / BFD Down)");
+            self.note_error(format!("BFD down: {}", st.diag));
+            self.pending.push_back(Event::BfdDown);
         }
     }
 
@@ -246,6 +315,7 @@ impl Session {
             passive = self.init.peer.passive,
             "starting BGP session"
         );
+        self.start_bfd();
         self.pending.push_back(Event::ManualStart);
         loop {
             while let Some(ev) = self.pending.pop_front() {
@@ -254,7 +324,8 @@ impl Session {
             if self.fsm.is_stopped() {
                 break;
             }
-            let established = self.fsm.state() == State::Established;
+            // A session waiting for BFD has sent no table: changes wait with it.
+            let established = self.fsm.state() == State::Established && !self.initial_pending;
             let sync_at = self.sync_at;
             let next_timer = self
                 .timers
@@ -283,9 +354,19 @@ impl Session {
                     None => { self.ctl = None; continue }
                 },
                 // A dropped sender releases as well: the table then says what is announced.
-                r = self.routes_ready.changed(), if self.initial_pending => match r {
+                r = self.routes_ready.changed(), if self.initial_pending && !self.routes_released() => match r {
                     Ok(()) if !*self.routes_ready.borrow_and_update() => continue,
                     _ => Input::RoutesReady,
+                },
+                // BFD before reads: a dead peer must be acted on at once.
+                r = async {
+                    match self.bfd_state.as_mut() {
+                        Some(rx) => rx.changed().await,
+                        None => std::future::pending().await,
+                    }
+                } => match (r, self.bfd_state.as_mut()) {
+                    (Ok(()), Some(rx)) => Input::Bfd(*rx.borrow_and_update()),
+                    _ => { self.bfd_state = None; continue }
                 },
                 // Before reads: a peer connecting while its OPEN on our connection is already
                 // buffered is a collision to detect (RFC 4271 §6.8), not to refuse later.
@@ -347,6 +428,10 @@ impl Session {
             self.input(input).await;
         }
         self.set_prefix_status();
+        if let Some(b) = self.bfd.take() {
+            // AdminDown to the peer, and no BFD task outliving its session.
+            b.stop().await;
+        }
         info!("BGP session stopped");
     }
 
@@ -395,7 +480,9 @@ impl Session {
             }
             Input::TableChanged => self.sync_rib(false).await,
             Input::RoutesReady => {
-                if std::mem::take(&mut self.initial_pending) {
+                self.released = true;
+                if self.initial_pending && self.bfd_open {
+                    self.initial_pending = false;
                     info!("first health decision made: sending the table and End-of-RIB");
                     self.sync_rib(true).await;
                 }
@@ -413,6 +500,7 @@ impl Session {
                     self.stop_withdrawing("ipvs-herald restarting").await;
                 }
             }
+            Input::Bfd(st) => self.bfd_changed(st).await,
             Input::Ctl(SessionCtl::Stop(n)) => {
                 info!(notification = %n.describe(), "session stopped by reconfiguration");
                 self.pending.push_back(Event::ManualStop(n));
@@ -421,6 +509,9 @@ impl Session {
                 info!("peer settings updated without a session reset");
                 self.init.peer = *peer;
                 let p = &self.init.peer;
+                if let (Some(h), Some(params)) = (self.bfd.as_ref(), p.bfd_params()) {
+                    h.reconfigure(params);
+                }
                 if let Some(ka) = self.fsm.reconfigure(p.keepalive, p.connect_retry) {
                     let i = timer_index(Timer::Keepalive);
                     if self.timers[i].is_some() {

@@ -1,0 +1,36 @@
+//! BFD (RFC 5880 asynchronous mode, RFC 5881 single hop) for the BGP speaker: fast detection
+//! of a dead peer or path, so a frozen director's routes leave the router in under a second
+//! instead of a hold time.
+//!
+//! # Design
+//! Modelled on holo (holo-bfd): the packet codec is independent of sessions, the state machine
+//! is pure (`State`/`Event`/`Timer`, `step(event) -> actions`, like our BGP FSM in
+//! `crate::bgp::fsm`), sockets are in their own module, and each session is a tokio task.
+//!
+//! # Modules
+//! - [`packet`]: the Control packet codec, independent of sessions (fuzzed in
+//!   `announcer/fuzz`, target `bfd`).
+//! - [`fsm`]: the pure state machine.
+//! - [`network`]: RFC 5881 sockets (port 3784, TTL 255 sent and checked).
+//! - [`session`]: one session's task around the FSM.
+//! - [`service`]: the shared receive sockets and the sessions ([`Bfd`]).
+//! - [`metrics`].
+//!
+//! # Limitations
+//! - No authentication (packets with the A bit are dropped), no Echo function, no Demand mode
+//!   on our side, no RFC 5883 multi-hop.
+//! - The receive socket binds port 3784 on all addresses: a BFD daemon on the same host
+//!   (BIRD, FRR `bfdd`) cannot run beside it.
+//! - The C bit is never set: BFD lives in the BGP speaker's process (RFC 5882 §4.3).
+
+pub mod fsm;
+pub mod metrics;
+pub mod network;
+pub mod packet;
+pub mod service;
+pub mod session;
+
+pub use fsm::Params;
+pub use packet::State;
+pub use service::{Bfd, BfdError, SessionHandle};
+pub use session::Status;
