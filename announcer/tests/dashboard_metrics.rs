@@ -114,6 +114,13 @@ async fn registered_names() -> BTreeSet<String> {
     m.connect_failure("p");
     m.ignored_update_errors("p", 1);
 
+    // The BGP speaker registers the BFD metrics beside its own.
+    use herald_announcer::bfd::{metrics::Metrics as BfdMetrics, packet::Diag, State as Bfd};
+    let b = BfdMetrics::register(&mut registry);
+    b.set_state("p", Bfd::Up, Diag::NoDiagnostic);
+    b.transition("p", Bfd::Up, Bfd::Down);
+    b.set_intervals("p", Duration::from_millis(300), Duration::from_millis(900));
+
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     text.lines()
@@ -150,7 +157,8 @@ async fn dashboard_and_rules_use_only_registered_metrics() {
     let registered = registered_names().await;
     assert!(
         registered.contains("ipvs_herald_vip_group_announced")
-            && registered.contains("ipvs_herald_bgp_session_state"),
+            && registered.contains("ipvs_herald_bgp_session_state")
+            && registered.contains("ipvs_herald_bfd_session_transitions_total"),
         "{registered:?}"
     );
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../dashboards/announcer");
