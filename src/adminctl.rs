@@ -240,9 +240,44 @@ pub fn render(report: &StatusReport) -> String {
                 p.bfd.as_deref().unwrap_or("-"),
                 p.last_error.as_deref().unwrap_or("-")
             );
+            if let Some(b) = &p.bfd_session {
+                let _ = writeln!(
+                    out,
+                    "    bfd: {} (peer {}), tx {}, detect {}, diagnostic {}",
+                    b.state,
+                    b.remote_state,
+                    millis(b.tx_interval_seconds),
+                    millis(b.detection_time_seconds),
+                    b.diagnostic
+                );
+            }
+            match p.initial_table_held.as_deref() {
+                Some("first_health_decision") => {
+                    let _ = writeln!(
+                        out,
+                        "    graceful restart: routes and End-of-RIB wait for the first health decision"
+                    );
+                }
+                Some("bfd_up") => {
+                    let _ = writeln!(out, "    routes and End-of-RIB wait for BFD Up");
+                }
+                Some(other) => {
+                    let _ = writeln!(out, "    routes and End-of-RIB held: {other}");
+                }
+                None => {}
+            }
         }
     }
     out
+}
+
+/// A BFD interval: `300ms`, `-` before one was negotiated.
+fn millis(seconds: f64) -> String {
+    if seconds.is_finite() && seconds > 0.0 {
+        format!("{}ms", (seconds * 1000.0).round() as u64)
+    } else {
+        "-".into()
+    }
 }
 
 /// A duration in seconds the way `ps` and `uptime` show one: `42s`, `5m03s`, `2h04m`, `3d02h`.
@@ -301,6 +336,8 @@ mod tests {
                 prefixes_sent: 2,
                 last_error: None,
                 bfd: None,
+                bfd_session: None,
+                initial_table_held: None,
             }],
         };
         let text = render(&report);
@@ -335,5 +372,79 @@ mod tests {
             ["tor-a", "192.0.2.1", "established", "2h01m", "2", "-", "-"],
             "{text}"
         );
+    }
+
+    #[test]
+    fn render_shows_bfd_and_a_held_initial_table() {
+        let peer = |name: &str| PeerReport {
+            name: name.into(),
+            address: "192.0.2.1".into(),
+            state: "established".into(),
+            uptime_seconds: Some(5.0),
+            prefixes_sent: 0,
+            last_error: None,
+            bfd: None,
+            bfd_session: None,
+            initial_table_held: None,
+        };
+        let report = StatusReport {
+            schema: SCHEMA_VERSION,
+            generated_at: 1000.0,
+            groups: vec![],
+            peers: vec![
+                PeerReport {
+                    bfd: Some("up".into()),
+                    bfd_session: Some(BfdReport {
+                        state: "up".into(),
+                        remote_state: "up".into(),
+                        tx_interval_seconds: 0.3,
+                        detection_time_seconds: 0.9,
+                        diagnostic: "none".into(),
+                    }),
+                    initial_table_held: Some("first_health_decision".into()),
+                    ..peer("tor-a")
+                },
+                PeerReport {
+                    bfd: Some("down".into()),
+                    bfd_session: Some(BfdReport {
+                        state: "down".into(),
+                        remote_state: "down".into(),
+                        tx_interval_seconds: 0.0,
+                        detection_time_seconds: 0.0,
+                        diagnostic: "control_detection_time_expired".into(),
+                    }),
+                    initial_table_held: Some("bfd_up".into()),
+                    ..peer("tor-b")
+                },
+                peer("tor-c"),
+            ],
+        };
+        let text = render(&report);
+        let lines: Vec<&str> = text.lines().collect();
+        let at = |name: &str| {
+            lines
+                .iter()
+                .position(|l| l.starts_with(&format!("{name} ")))
+                .unwrap()
+        };
+        let a = at("tor-a");
+        let cols: Vec<&str> = lines[a].split_whitespace().collect();
+        assert_eq!(cols[5], "up", "{text}");
+        assert_eq!(
+            lines[a + 1],
+            "    bfd: up (peer up), tx 300ms, detect 900ms, diagnostic none"
+        );
+        assert_eq!(
+            lines[a + 2],
+            "    graceful restart: routes and End-of-RIB wait for the first health decision"
+        );
+        let b = at("tor-b");
+        assert_eq!(
+            lines[b + 1],
+            "    bfd: down (peer down), tx -, detect -, diagnostic control_detection_time_expired"
+        );
+        assert_eq!(lines[b + 2], "    routes and End-of-RIB wait for BFD Up");
+        let c = at("tor-c");
+        assert_eq!(c, lines.len() - 1, "no detail lines without BFD:\n{text}");
     }
 }

@@ -24,7 +24,7 @@ use crate::sink::kernel::{
 };
 use crate::sink::{BgpSink, InterfaceAddrs, RouteSink};
 use herald_shared::reader::IpvsSource;
-use herald_shared::status::{PeerReport, StatusReport, SCHEMA_VERSION};
+use herald_shared::status::{BfdReport, PeerReport, StatusReport, SCHEMA_VERSION};
 use prometheus_client::registry::Registry;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -498,8 +498,15 @@ fn peer_report(p: crate::bgp::PeerStatus) -> PeerReport {
         uptime_seconds: p.uptime.map(|d| d.as_secs_f64()),
         prefixes_sent: u64::try_from(p.prefixes_sent).unwrap_or(u64::MAX),
         last_error: p.last_error,
-        // No BFD yet.
-        bfd: None,
+        bfd: p.bfd.map(|b| b.status.state.as_str().to_string()),
+        bfd_session: p.bfd.map(|b| BfdReport {
+            state: b.status.state.as_str().to_string(),
+            remote_state: b.status.remote.as_str().to_string(),
+            tx_interval_seconds: b.tx_interval.as_secs_f64(),
+            detection_time_seconds: b.detection_time.as_secs_f64(),
+            diagnostic: b.status.diag.as_str().to_string(),
+        }),
+        initial_table_held: p.initial_hold.map(|h| h.as_str().to_string()),
     }
 }
 

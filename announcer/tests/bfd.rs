@@ -20,8 +20,9 @@ use crate::support;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use herald_announcer::bfd::State as BfdState;
 use herald_announcer::bgp::config::BfdConfig;
-use herald_announcer::bgp::BgpConfig;
+use herald_announcer::bgp::{BgpConfig, InitialHold};
 use ipnet::IpNet;
 
 use support::driver::{wait_established, Driver, DriverPeer, DriverSpec};
@@ -259,6 +260,18 @@ fn bird_bfd_comes_up_and_routes_follow() {
         if !out.contains("0.100") {
             return err(format!("BIRD did not negotiate 100 ms: {out}"));
         }
+        // What `ipvs-herald status` shows of it.
+        let st = ctx.driver.handle().peer_states();
+        let peer = st.first().ok_or("no peer status")?;
+        let bfd = peer.bfd.ok_or("no BFD in the peer status")?;
+        if bfd.status.state != BfdState::Up
+            || bfd.status.remote != BfdState::Up
+            || bfd.tx_interval != Duration::from_millis(100)
+            || bfd.detection_time.is_zero()
+            || peer.initial_hold.is_some()
+        {
+            return err(format!("peer status: {peer:?}"));
+        }
         Ok(())
     });
 }
@@ -315,6 +328,17 @@ fn silent_speaker_makes_bird_bfd_go_down() {
 fn no_routes_until_bfd_is_up() {
     run("bfd-gate", true, false, |ctx| {
         wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
+        wait_until(
+            "status to show the table held for BFD",
+            TIMEOUT,
+            POLL,
+            || {
+                Ok(ctx.driver.handle().peer_states().first().is_some_and(|p| {
+                    p.initial_hold == Some(InitialHold::BfdUp)
+                        && p.bfd.is_some_and(|b| b.status.state != BfdState::Up)
+                }))
+            },
+        )?;
         ctx.driver.announce(route(), &Attrs::default())?;
         stays_false(
             "route at the router while our BFD cannot come Up",

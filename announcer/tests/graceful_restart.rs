@@ -21,8 +21,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use herald_announcer::bgp::{
-    Backoff, BgpConfig, Family, GracefulRestart, GracefulStart, NextHop, PeerConfig, RouteAttrs,
-    Speaker, SpeakerHandle,
+    Backoff, BgpConfig, Family, GracefulRestart, GracefulStart, InitialHold, NextHop, PeerConfig,
+    RouteAttrs, Speaker, SpeakerHandle,
 };
 use ipnet::IpNet;
 use support::lab::{Lab, SPEAKER_V4, SPEAKER_V6};
@@ -278,6 +278,20 @@ fn stale_routes_kept_and_swept_at_end_of_rib(ctx: &mut Ctx) -> TResult<()> {
     )?;
     // No End-of-RIB before the decision: everything stays, stale.
     ctx.stay("before End-of-RIB", &all, Duration::from_secs(1))?;
+    // `ipvs-herald status` says why the peer has no table yet.
+    let hold = || -> Option<InitialHold> {
+        second
+            .handle
+            .peer_states()
+            .first()
+            .and_then(|p| p.initial_hold)
+    };
+    wait_until(
+        "status to show the held table",
+        SESSION_TIMEOUT,
+        POLL,
+        || Ok(hold() == Some(InitialHold::FirstHealthDecision)),
+    )?;
     second.handle.release_routes();
     wait_until(
         "the router to drop the dead pools' stale routes at End-of-RIB",
@@ -285,6 +299,11 @@ fn stale_routes_kept_and_swept_at_end_of_rib(ctx: &mut Ctx) -> TResult<()> {
         POLL,
         || ctx.has_none(&dying()),
     )?;
+    if let Some(h) = hold() {
+        return err(format!(
+            "status still shows the table held ({h:?}) after End-of-RIB"
+        ));
+    }
     ctx.stay(
         "the re-announced routes after End-of-RIB",
         &kept(),

@@ -908,6 +908,8 @@ mod tests {
                 prefixes_sent: 1,
                 last_error: Some("x".repeat(1000)),
                 bfd: None,
+                bfd_session: None,
+                initial_table_held: None,
             }],
         }
     }

@@ -153,8 +153,34 @@ pub struct PeerReport {
     pub prefixes_sent: u64,
     /// The latest error (NOTIFICATION sent or received, connection failure).
     pub last_error: Option<String>,
-    /// BFD session state, once BFD exists (`None` until then, or when BFD is off).
+    /// BFD session state (`up`, `down`, `init`, `admindown`) when the peer has `bfd`
+    /// enabled; `None` when BFD is off. The same as `bfd_session.state`.
     pub bfd: Option<String>,
+    /// The BFD session in detail when the peer has `bfd` enabled (added within schema 1).
+    #[serde(default)]
+    pub bfd_session: Option<BfdReport>,
+    /// Established, but the initial table and End-of-RIB are held back: `first_health_decision`
+    /// (a graceful start: the peer keeps our stale routes until the first health decision
+    /// replaces them) or `bfd_up` (BFD is not Up yet). `None` otherwise (added within schema 1).
+    #[serde(default)]
+    pub initial_table_held: Option<String>,
+}
+
+/// One peer's BFD session (RFC 5880).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BfdReport {
+    /// Our state: `up`, `down`, `init`, `admindown`.
+    pub state: String,
+    /// The state the peer last reported.
+    pub remote_state: String,
+    /// Negotiated transmit interval before jitter, seconds (0 before the peer was heard).
+    pub tx_interval_seconds: f64,
+    /// Negotiated detection time, seconds (0 before the peer was heard).
+    pub detection_time_seconds: f64,
+    /// Our diagnostic for the last state change (`none`, `control_detection_time_expired`,
+    /// `neighbor_signaled_session_down`, …), as the `diag` label of
+    /// `ipvs_herald_bfd_last_diagnostic_info` writes it.
+    pub diagnostic: String,
 }
 
 #[cfg(test)]
@@ -197,6 +223,51 @@ mod tests {
         };
         let back: Transition = serde_json::from_str(&serde_json::to_string(&t).unwrap()).unwrap();
         assert_eq!(back.at.to_bits(), t.at.to_bits());
+    }
+
+    /// A report from a daemon that predates the BFD and graceful-restart fields still reads:
+    /// they were added within schema 1.
+    #[test]
+    fn peer_without_the_newer_fields_reads() {
+        let old = r#"{"name":"rt","address":"192.0.2.1","state":"established",
+            "uptime_seconds":84.2,"prefixes_sent":0,"last_error":null,"bfd":null}"#;
+        let p: PeerReport = serde_json::from_str(old).unwrap();
+        assert_eq!(p.bfd_session, None);
+        assert_eq!(p.initial_table_held, None);
+    }
+
+    #[test]
+    fn peer_with_bfd_has_the_documented_json() {
+        let p = PeerReport {
+            name: "rt".into(),
+            address: "192.0.2.1".into(),
+            state: "established".into(),
+            uptime_seconds: None,
+            prefixes_sent: 0,
+            last_error: None,
+            bfd: Some("up".into()),
+            bfd_session: Some(BfdReport {
+                state: "up".into(),
+                remote_state: "up".into(),
+                tx_interval_seconds: 0.3,
+                detection_time_seconds: 0.9,
+                diagnostic: "none".into(),
+            }),
+            initial_table_held: Some("first_health_decision".into()),
+        };
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(
+            v["bfd_session"],
+            serde_json::json!({
+                "state": "up",
+                "remote_state": "up",
+                "tx_interval_seconds": 0.3,
+                "detection_time_seconds": 0.9,
+                "diagnostic": "none"
+            })
+        );
+        assert_eq!(v["initial_table_held"], "first_health_decision");
+        assert_eq!(serde_json::from_value::<PeerReport>(v).unwrap(), p);
     }
 
     #[test]

@@ -33,4 +33,4 @@ pub mod session;
 pub use fsm::Params;
 pub use packet::State;
 pub use service::{Bfd, BfdError, SessionHandle};
-pub use session::Status;
+pub use session::{Snapshot, Status};

@@ -13,7 +13,7 @@ use super::fsm::Params;
 use super::metrics::{DropReason, Metrics};
 use super::network::{RxSocket, TxSocket, PORT, TTL};
 use super::packet::ControlPacket;
-use super::session::{Ctl, SessionConfig, SessionTask, Status};
+use super::session::{Ctl, SessionConfig, SessionTask, Snapshot, Status};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -95,6 +95,7 @@ impl std::fmt::Debug for Bfd {
 pub struct SessionHandle {
     peer: IpAddr,
     state: watch::Receiver<Status>,
+    snapshot: Arc<Mutex<Snapshot>>,
     ctl: mpsc::Sender<Ctl>,
     peers: Peers,
     task: Option<JoinHandle<()>>,
@@ -104,6 +105,11 @@ impl SessionHandle {
     /// The session's state, updated on every change.
     pub fn state(&self) -> watch::Receiver<Status> {
         self.state.clone()
+    }
+
+    /// The session's state and negotiated timing, for `ipvs-herald status`.
+    pub fn snapshot(&self) -> Arc<Mutex<Snapshot>> {
+        self.snapshot.clone()
     }
 
     /// New timing (a Poll Sequence when Up).
@@ -206,10 +212,12 @@ impl Bfd {
             self.inner.metrics.clone(),
             u64::from(discr).wrapping_mul(0x9E37_79B9_7F4A_7C15),
         );
+        let snapshot = task.snapshot();
         let task = tokio::spawn(task.run());
         Ok(SessionHandle {
             peer,
             state: state_rx,
+            snapshot,
             ctl: ctl_tx,
             peers: self.inner.peers.clone(),
             task: Some(task),

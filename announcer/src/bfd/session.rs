@@ -6,13 +6,16 @@
 //! apart from the BGP session and the control loop, so a busy peer or a slow IPVS read never
 //! delays a transmission; a send is one non-blocking syscall.
 //!
-//! The state goes out through a `watch` (the BGP session waits on it) and the metrics.
+//! The state goes out through a `watch` (the BGP session waits on it), the metrics, and a
+//! [`Snapshot`] that `ipvs-herald status` reads.
 
 use super::fsm::{Action, Event, Fsm, Params, Timer};
 use super::metrics::{DropReason, Metrics};
 use super::network::TxSocket;
 use super::packet::{ControlPacket, Diag, State};
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tracing::{debug, info, info_span, warn, Instrument};
@@ -52,6 +55,19 @@ impl Default for Status {
     }
 }
 
+/// The session as `ipvs-herald status` shows it: its [`Status`] and the negotiated timing.
+/// Shared with the task behind a mutex that is taken only when something changed, so the
+/// status reader never waits on a watch and the task never notifies the BGP session for a
+/// mere timing change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub status: Status,
+    /// Negotiated transmit interval before jitter (RFC 5880 §6.8.2).
+    pub tx_interval: Duration,
+    /// Negotiated detection time (RFC 5880 §6.8.4); zero before the peer was heard.
+    pub detection_time: Duration,
+}
+
 /// The static description of one session.
 #[derive(Debug, Clone)]
 pub struct SessionConfig {
@@ -76,6 +92,9 @@ pub struct SessionTask {
     pub(crate) rng: u64,
     /// Deadlines of [`Timer::Tx`] and [`Timer::Detect`].
     timers: [Option<Instant>; 2],
+    /// The last published [`Snapshot`] and where readers find it.
+    published: Snapshot,
+    snapshot: Arc<Mutex<Snapshot>>,
 }
 
 fn index(t: Timer) -> usize {
@@ -108,7 +127,14 @@ impl SessionTask {
             metrics,
             rng: seed | 1,
             timers: [None; 2],
+            published: Snapshot::default(),
+            snapshot: Arc::default(),
         }
+    }
+
+    /// Where the task publishes its [`Snapshot`].
+    pub(crate) fn snapshot(&self) -> Arc<Mutex<Snapshot>> {
+        self.snapshot.clone()
     }
 
     fn jitter(&mut self) -> f64 {
@@ -225,6 +251,21 @@ impl SessionTask {
             self.fsm.tx_interval(),
             self.fsm.detection_time(),
         );
+        // The watch's `remote` is as of the last state change; status wants the latest.
+        let now = Snapshot {
+            status: Status {
+                remote: self.fsm.remote_state(),
+                ..*self.state.borrow()
+            },
+            tx_interval: self.fsm.tx_interval(),
+            detection_time: self.fsm.detection_time(),
+        };
+        if now != self.published {
+            self.published = now;
+            if let Ok(mut s) = self.snapshot.lock() {
+                *s = now;
+            }
+        }
     }
 }
 

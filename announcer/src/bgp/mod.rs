@@ -104,6 +104,7 @@ pub use ext_community::{ExtAdmin, ExtCommunityError, ExtKind, ExtendedCommunity}
 pub use fsm::State;
 pub use reconfig::{PeerChange, Plan};
 pub use rib::{Origin, RouteAttrs, RouteTable};
+pub use session::InitialHold;
 pub use speaker::{
     GracefulStart, ListenerChange, PeerStatus, ReconfigureReport, Speaker, SpeakerHandle,
     RECONFIGURE_STOP_TIMEOUT,

@@ -12,7 +12,7 @@ use super::packet::consts::CeaseSubcode;
 use super::packet::Notification;
 use super::reconfig::{self, PeerChange, Plan};
 use super::rib::{RouteAttrs, RouteTable};
-use super::session::{PeerShared, Session, SessionCtl, SessionInit};
+use super::session::{InitialHold, PeerShared, Session, SessionCtl, SessionInit};
 use super::tasks;
 use ipnet::IpNet;
 use prometheus_client::registry::Registry;
@@ -38,6 +38,10 @@ pub struct PeerStatus {
     pub prefixes_sent: usize,
     /// Latest error (NOTIFICATION sent or received, connection failure), if any.
     pub last_error: Option<String>,
+    /// Established, but the initial table and End-of-RIB are held back, and why.
+    pub initial_hold: Option<InitialHold>,
+    /// With `bfd` enabled: the BFD session (Down with zero timing when it could not start).
+    pub bfd: Option<crate::bfd::Snapshot>,
 }
 
 /// One configured peer and its session task.
@@ -374,14 +378,19 @@ impl SpeakerHandle {
             .peers
             .iter()
             .map(|p| {
-                let (uptime, prefixes_sent, last_error) = match p.shared.lock() {
+                let (uptime, prefixes_sent, last_error, initial_hold, bfd) = match p.shared.lock() {
                     Ok(s) => (
                         s.established_at.map(|t| t.elapsed()),
                         s.prefixes_sent,
                         s.last_error.clone(),
+                        s.initial_hold,
+                        s.bfd
+                            .as_ref()
+                            .map(|b| b.lock().map(|b| *b).unwrap_or_default()),
                     ),
-                    Err(_) => (None, 0, Some("status unavailable".into())),
+                    Err(_) => (None, 0, Some("status unavailable".into()), None, None),
                 };
+                let bfd = p.cfg.bfd_params().map(|_| bfd.unwrap_or_default());
                 PeerStatus {
                     name: p.cfg.name.clone(),
                     address: p.cfg.address,
@@ -389,6 +398,8 @@ impl SpeakerHandle {
                     uptime,
                     prefixes_sent,
                     last_error,
+                    initial_hold,
+                    bfd,
                 }
             })
             .collect()
@@ -507,6 +518,8 @@ impl SpeakerHandle {
             prefixes_sent: 0,
             last_error: None,
             graceful_restart: None,
+            initial_hold: None,
+            bfd: None,
         }));
         let (ctl_tx, ctl_rx) = mpsc::channel(4);
         let (incoming_tx, incoming_rx) = match x.incoming {

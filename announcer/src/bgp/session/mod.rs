@@ -156,6 +156,8 @@ pub struct Session {
     initial_pending: bool,
     /// `routes_ready` said true, or its sender is gone (which releases as well).
     released: bool,
+    /// What [`PeerShared::initial_hold`] last said (written only on change).
+    published_hold: Option<InitialHold>,
     /// The peer's BFD session (`bfd` enabled); stopped with AdminDown when dropped.
     bfd: Option<crate::bfd::SessionHandle>,
     bfd_state: Option<watch::Receiver<crate::bfd::Status>>,
@@ -242,6 +244,7 @@ impl Session {
             routes_ready,
             initial_pending: false,
             released: false,
+            published_hold: None,
             bfd: None,
             bfd_state: None,
             bfd_open: true,
@@ -259,6 +262,9 @@ impl Session {
         self.bfd_open = false;
         match service.session(&p.name, p.address, p.local_address, params) {
             Ok(h) => {
+                if let Ok(mut s) = self.shared.lock() {
+                    s.bfd = Some(h.snapshot());
+                }
                 self.bfd_state = Some(h.state());
                 self.bfd = Some(h);
             }
@@ -276,6 +282,23 @@ impl Session {
     /// End-of-RIB may go out as far as graceful restart is concerned.
     fn routes_released(&self) -> bool {
         self.released || *self.routes_ready.borrow()
+    }
+
+    /// Tell `ipvs-herald status` why an Established session holds its initial table.
+    fn publish_hold(&mut self) {
+        let hold = if !self.initial_pending || self.fsm.state() != State::Established {
+            None
+        } else if !self.routes_released() {
+            Some(InitialHold::FirstHealthDecision)
+        } else {
+            Some(InitialHold::BfdUp)
+        };
+        if hold != self.published_hold {
+            self.published_hold = hold;
+            if let Ok(mut s) = self.shared.lock() {
+                s.initial_hold = hold;
+            }
+        }
     }
 
     async fn bfd_changed(&mut self, st: crate::bfd::Status) {
@@ -324,6 +347,7 @@ impl Session {
             if self.fsm.is_stopped() {
                 break;
             }
+            self.publish_hold();
             // A session waiting for BFD has sent no table: changes wait with it.
             let established = self.fsm.state() == State::Established && !self.initial_pending;
             let sync_at = self.sync_at;
@@ -428,6 +452,10 @@ impl Session {
             self.input(input).await;
         }
         self.set_prefix_status();
+        if let Ok(mut s) = self.shared.lock() {
+            s.initial_hold = None;
+            s.bfd = None;
+        }
         if let Some(b) = self.bfd.take() {
             // AdminDown to the peer, and no BFD task outliving its session.
             b.stop().await;
@@ -607,4 +635,28 @@ pub(crate) struct PeerShared {
     /// While Established: the restart time the peer keeps our routes for if the session ends
     /// without a NOTIFICATION (both sides negotiated graceful restart).
     pub(crate) graceful_restart: Option<u16>,
+    /// Established, but the initial table and End-of-RIB are held back, and why.
+    pub(crate) initial_hold: Option<InitialHold>,
+    /// The peer's running BFD session, when `bfd` is enabled and it started.
+    pub(crate) bfd: Option<Arc<Mutex<crate::bfd::Snapshot>>>,
+}
+
+/// Why an Established session has not sent its initial table and End-of-RIB yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InitialHold {
+    /// After a graceful start (`stop --keep-routes`): the peer keeps our stale routes until
+    /// the first health decision replaces them.
+    FirstHealthDecision,
+    /// BFD is enabled and not Up yet.
+    BfdUp,
+}
+
+impl InitialHold {
+    /// The name `ipvs-herald status` uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InitialHold::FirstHealthDecision => "first_health_decision",
+            InitialHold::BfdUp => "bfd_up",
+        }
+    }
 }
