@@ -339,7 +339,8 @@ wait_nh() {
 
 # client_start MAX_REQUESTS MAX_SECONDS: sequential HTTP/1.0 GETs from cl, in turn to the web,
 # api and web6 (IPv6) VIPs, each bounded to 3 s, until $E2E/stop-client exists or either bound is reached.
-# One line per request in requests.txt: start end vip ok|fail body.
+# One line per request in requests.txt: start end vip ok|fail body (ok only with the real
+# server's name as the body).
 client_start() {
     rm -f "$E2E/stop-client"
     ip netns exec cl sh -c '
@@ -358,9 +359,11 @@ client_start() {
             resp=$(printf "GET / HTTP/1.0\r\n\r\n" | timeout 3 nc $vip 80 2>/dev/null)
             read -r te _ </proc/uptime
             case "$resp" in
-            *"200 OK"*) body=$(echo "$resp" | tail -n 1); echo "$ts $te $vip ok $body" ;;
-            *) echo "$ts $te $vip fail -" ;;
+            *"200 OK"*) body=$(echo "$resp" | tail -n 1 | tr -d "\r") ;;
+            *) body= ;;
             esac
+            # A 200 without its body (headers, then the connection cut) is a failed request.
+            if [ -n "$body" ]; then echo "$ts $te $vip ok $body"; else echo "$ts $te $vip fail -"; fi
         done' >>"$E2E_OUT/requests.txt" 2>>"$E2E_OUT/client.err" &
     echo $! >"$E2E/client.pid"
     echo $! >>/tmp/lab.pids
