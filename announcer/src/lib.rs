@@ -31,6 +31,7 @@ pub mod files;
 pub mod group;
 pub mod group_config;
 pub mod health;
+mod peer_labels;
 pub mod restart;
 pub mod service;
 pub mod sink;
