@@ -622,6 +622,13 @@ fn frr_director_bird_router() {
 // The same backend behind a routing daemon that speaks BGP itself (config/*-bgp-redistribute.conf).
 
 /// Adds the IPv6 link addresses the BGP sessions run over (nodad: usable at once).
+/// The last `n` lines of the log at `path` that mention `needle`.
+fn log_lines(path: &std::path::Path, needle: &str, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("({path:?}: {e})"));
+    let hits: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+    hits[hits.len().saturating_sub(n)..].join("\n")
+}
+
 fn add_v6_link(director: &Netns, router: &Netns) {
     director.exec(
         "ip",
@@ -631,6 +638,24 @@ fn add_v6_link(director: &Netns, router: &Netns) {
         "ip",
         &["addr", "add", "2001:db8:ffff::2/64", "dev", "eth0", "nodad"],
     );
+    // The kernel's link-local address is tentative for about a second after the link comes up
+    // (duplicate address detection). An FRR started inside that second can miss its end: bgpd
+    // then waited for "a v6 LL address" for the whole minute and never opened the IPv6 session
+    // (seen once in CI). The daemons start only once both sides have a usable link-local.
+    for ns in [director, router] {
+        wait_for(
+            &format!("a link-local IPv6 address past DAD on eth0 in {}", ns.name),
+            Duration::from_secs(15),
+            || {
+                let (ok, out) = ns.try_exec(
+                    "ip",
+                    &["-6", "addr", "show", "dev", "eth0", "scope", "link"],
+                );
+                (ok && out.contains("inet6 fe80:") && !out.contains("tentative")).then_some(())
+            },
+            || ns.try_exec("ip", &["-6", "addr", "show", "dev", "eth0"]).1,
+        );
+    }
 }
 
 fn frr_bgp_router_config() -> String {
@@ -713,8 +738,11 @@ fn bird_director_bgp_frr_router() {
             .then_some(())
         },
         || {
+            // The short views first: a report truncated in the middle still shows them.
             format!(
-                "{}\n{}\n{}",
+                "BIRD director, protocols:\n{}\nBIRD director log, uplink6:\n{}\n{}\n{}\n{}",
+                bird.try_cmd("show protocols").1,
+                log_lines(&dir.file("director.log"), "uplink6", 30),
                 frr.try_cmd("show bgp summary").1,
                 ddiag(),
                 logs(&dir)

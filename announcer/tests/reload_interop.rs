@@ -268,14 +268,17 @@ fn bird_hold_time_change_resets_only_that_peer() {
 
 /// BIRD connects too (not passive) and our peer has `accept_incoming`: BIRD is frozen while our
 /// connection and OPEN wait in its backlog, then thawed, so that its own connection attempt
-/// races ours. Both sides must settle on exactly one connection and stay there. Whether the
-/// speaker sees the two connections as a collision (RFC 4271 §6.8) or BIRD's arrives after
-/// our session is Established (and is refused) depends on scheduling — in the runs so far BIRD
-/// finished the handshake on our connection within a millisecond, so it was the latter; when
-/// a collision is seen, the connection opened by BIRD (identifier 192.0.2.2, higher than our
-/// 192.0.2.1) must be the one kept. The collision paths themselves are covered
-/// deterministically by the scripted-peer tests in `bgp::session`, and against BIRD by
-/// `interop_attrs::collision_*` (which hold our OPEN back so that a collision is certain).
+/// races ours. Both sides must settle on exactly one connection and stay there.
+///
+/// Which connection survives is not fixed here, by design of RFC 4271 §6.8. When BIRD's OPEN
+/// reaches us while our connection is still in OpenConfirm, we keep BIRD's connection (its
+/// identifier 192.0.2.2 is higher) and close ours with Cease / Connection Collision Resolution.
+/// BIRD may already count our connection Established by then (it had our KEEPALIVE), so it
+/// takes that Cease as the end of its session and drops both; whoever reconnects first then
+/// wins with no collision at all. Seen in CI under load: one reset, then a stable session on
+/// our connection. The direction of a collision resolution is proven deterministically by the
+/// scripted-peer tests in `bgp::session` and against BIRD and FRR by `interop_attrs::collision_*`
+/// (which hold our OPEN back so that a collision is certain).
 #[test]
 fn bird_connecting_too_settles_on_one_connection() {
     use nix::sys::signal::Signal;
@@ -330,20 +333,6 @@ fn bird_connecting_too_settles_on_one_connection() {
                 .as_deref()
                 .is_some_and(|e| e.contains("Collision") || e.contains("collision"));
         eprintln!("collision observed: {collided}; connection: {}", bgp[0]);
-        // BIRD has the higher identifier: its connection (to our port 179) must be the one
-        // kept whenever the two met.
-        if collided
-            && !bgp[0]
-                .split_whitespace()
-                .nth(2)
-                .is_some_and(|l| l.ends_with(":179"))
-        {
-            return Err(fail(&format!(
-                "the speaker's connection survived a collision it should lose: {}",
-                bgp[0]
-            ))
-            .into());
-        }
         Ok(())
     })
 }

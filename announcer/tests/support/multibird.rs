@@ -60,7 +60,7 @@ impl MultiBird {
             }
         }
         let mut c = format!(
-            "router id {};\nlog stderr all;\ntimeformat protocol iso long;\nprotocol device {{}}\n",
+            "router id {};\nlog stderr all;\ntimeformat protocol \"%s.%3f\";\nprotocol device {{}}\n",
             super::lab::ROUTER_V4
         );
         for p in peers {
@@ -131,13 +131,17 @@ impl MultiBird {
             .any(|c| c.eq_ignore_ascii_case("established")))
     }
 
-    /// When the protocol last changed state ("since", to the millisecond).
-    pub fn since(&self, proto: &str) -> TResult<String> {
+    /// When the protocol last changed state ("since", epoch milliseconds).
+    pub fn since(&self, proto: &str) -> TResult<Since> {
         let cols = self.proto_line(proto)?;
-        // name proto table state date time info
-        match (cols.get(4), cols.get(5)) {
-            (Some(d), Some(t)) => Ok(format!("{d} {t}")),
-            _ => err(format!("no since time in {cols:?}")),
+        // name proto table state since [info]; since is "<epoch>.<ms>" (the timeformat above)
+        let parsed = cols.get(4).and_then(|s| {
+            let (secs, ms) = s.split_once('.')?;
+            Some(secs.parse::<i64>().ok()? * 1000 + ms.parse::<i64>().ok()?)
+        });
+        match parsed {
+            Some(ms) => Ok(Since(ms)),
+            None => err(format!("no since time in {cols:?}")),
         }
     }
 
@@ -205,5 +209,17 @@ impl MultiBird {
     /// Log tail for failure reports.
     pub fn logs(&self) -> String {
         format!("--- multi-peer bird ---\n{}", tail(self.daemon.log(), 40))
+    }
+}
+
+/// A protocol's "since" time. BIRD keeps it on its monotonic clock and prints it through the
+/// current wall-clock offset, so one unchanged instant can print a millisecond or two apart on
+/// two `birdc` calls: equality allows 50 ms, far below the 0.5 s that any reconnect takes.
+#[derive(Debug, Clone, Copy)]
+pub struct Since(i64);
+
+impl PartialEq for Since {
+    fn eq(&self, other: &Self) -> bool {
+        (self.0 - other.0).abs() <= 50
     }
 }

@@ -246,20 +246,29 @@ settle_stats() {
     return 1
 }
 
-# snap DIR: every ipvsadm view plus the kernel's global stats.
+# snap DIR: every ipvsadm view and /proc/net/ip_vs, except the rates (snap_rate).
 snap() {
     mkdir -p "$1"
     ipvsadm -Ln >"$1/list.txt" 2>&1
     ipvsadm -Ln --exact --stats >"$1/stats.txt" 2>&1
-    ipvsadm -Ln --exact --rate >"$1/rate.txt" 2>&1
     ipvsadm -Ln --thresholds >"$1/thresholds.txt" 2>&1
     ipvsadm -Ln --persistent-conn >"$1/pconn.txt" 2>&1
     ipvsadm -Ln --tun-info >"$1/tun.txt" 2>&1
     ipvsadm -Lnc >"$1/conns.txt" 2>&1
     ipvsadm -Ln --timeout >"$1/timeout.txt" 2>&1
     ipvsadm -Ln --daemon >"$1/daemon.txt" 2>&1
-    cat /proc/net/ip_vs_stats >"$1/global.txt" 2>&1
     cat /proc/net/ip_vs >"$1/proc_ip_vs.txt" 2>&1
+}
+
+# snap_rate DIR: the kernel's rate estimates, per service and destination and in the global
+# stats (which hold the global counters too). They keep changing on the estimator's 2 s tick
+# after the counters have settled (an exponential decay toward zero), so callers read them
+# immediately around the reading under test: with the other views in the window too, a TCG
+# guest took over 2 s and every attempt could straddle a tick (a CI run gave up after 20).
+snap_rate() {
+    mkdir -p "$1"
+    ipvsadm -Ln --exact --rate >"$1/rate.txt" 2>&1
+    cat /proc/net/ip_vs_stats >"$1/global.txt" 2>&1
 }
 
 # same_snap A B: equal, ignoring the connection table's expire column (it ticks every second).
@@ -283,6 +292,7 @@ collect() {
         i=$((i + 1))
         rm -rf "$out/a" "$out/b"
         snap "$out/a"
+        snap_rate "$out/a"
         if "$HERALD" --config "$HERALD_TOML" dump --json --conns >"$out/dump.json" 2>"$out/dump.err"; then
             echo 0 >"$out/dump.rc"
         else
@@ -294,6 +304,7 @@ collect() {
             echo $? >"$out/dump-procfs.rc"
         fi
         herald_scrape "$out/metrics.txt"
+        snap_rate "$out/b"
         snap "$out/b"
         if same_snap "$out/a" "$out/b"; then
             mv "$out"/a/* "$out/"
@@ -385,10 +396,12 @@ collect_metrics() {
         i=$((i + 1))
         rm -rf "$out/a" "$out/b"
         snap "$out/a"
+        snap_rate "$out/a"
         if ! scrape "$port" "$out/metrics.http"; then
             echo "scrape of 127.0.0.1:$port failed: $(head -c 300 "$out/metrics.http")" >&2
             return 1
         fi
+        snap_rate "$out/b"
         snap "$out/b"
         if same_snap "$out/a" "$out/b"; then
             mv "$out"/a/* "$out/"
