@@ -368,7 +368,8 @@ mod tests {
         }
         let exit = page.split(".SH \"EXIT STATUS\"").nth(1).unwrap();
         let exit = exit.split(".SH").next().unwrap();
-        for status in ["0", "1", &crate::EX_USAGE.to_string()] {
+        let restart = crate::daemon::EX_RESTART.to_string();
+        for status in ["0", "1", &crate::EX_USAGE.to_string(), &restart] {
             assert!(
                 exit.contains(&format!(".TP\n{status}\n")),
                 "exit status {status} missing:\n{exit}"
@@ -389,8 +390,20 @@ mod tests {
             );
         }
         let exit = help.split("EXIT STATUS:").nth(1).expect("no EXIT STATUS");
-        for status in ["0 ", "1 ", "64 ", "SIGABRT"] {
+        let restart = format!("{} ", crate::daemon::EX_RESTART);
+        for status in ["0 ", "1 ", "64 ", &restart, "SIGABRT"] {
             assert!(exit.contains(&format!("\n  {status}")), "{status} missing");
+        }
+        // The short description names every status too, 75 included.
+        let about = cmd
+            .get_long_about()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        for status in ["0", "1", "64", restart.trim()] {
+            assert!(
+                about.contains(&format!(" {status} ")) || about.contains(&format!(" {status},")),
+                "long about does not name exit status {status}: {about}"
+            );
         }
     }
 

@@ -85,7 +85,7 @@ const EX_USAGE: u8 = 64;
 ///
 /// With no --config the built-in defaults apply; `ipvs-herald check-config` prints the effective
 /// configuration. Exit status: 0 on success, 1 on a runtime failure, 64 on a bad command line or
-/// configuration file.
+/// configuration file, 75 after a stop for a graceful restart (`stop --keep-routes`).
 #[derive(Debug, Parser)]
 #[command(
     name = "ipvs-herald",

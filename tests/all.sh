@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: what the README's second command runs and what CI (.ci/run) calls.
 #
-# Stages, each loud on failure (set -e): the fast stage (tests/fast.sh: module cycles, formatting,
-# lints, unit tests, rustdoc, cargo-deny; no root needed), install missing Debian packages,
-# unit and integration tests of every crate (with BGP interop against real BIRD 2 / FRR / GoBGP
+# Stages, each loud on failure (set -e): install missing Debian packages, the fast stage
+# (tests/fast.sh: module cycles, formatting, lints, unit tests, rustdoc, cargo-deny; no root
+# needed), the Debian trixie root of the newer routers, unit and integration tests of every crate (with BGP interop against real BIRD 2 / FRR / GoBGP
 # in network namespaces, and BIRD 3 / FRR 10 / GoBGP 3.36 from a Debian trixie root), fault tests and the soak of the binary (real BIRD in network
 # namespaces), the Debian package (built, installed with dpkg, checked, purged), fuzz smoke runs
 # of every decoder, and the QEMU lab with a real IPVS kernel.
@@ -28,11 +28,33 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 
+# Under sudo, cargo runs as root in the caller's checkout and CARGO_HOME: at exit, whatever the
+# run created or changed there as root goes back to the caller, so that their own cargo commands
+# (the README's first one) keep working. Only in directories the caller owns, and only files
+# created or changed since the run's start (ctime): a root-owned toolchain elsewhere is never touched.
+if [ -n "${SUDO_UID:-}" ] && [ "$SUDO_UID" != 0 ]; then
+  run_stamp=$(mktemp)
+  give_back() {
+    local d
+    for d in "$PWD" "${CARGO_HOME:-}"; do
+      [ -n "$d" ] && [ -d "$d" ] && [ "$(stat -c %u "$d")" = "$SUDO_UID" ] || continue
+      find "$d" -xdev -uid 0 -cnewer "$run_stamp" \
+        -exec chown -h "$SUDO_UID:${SUDO_GID:-$SUDO_UID}" {} + || true
+    done
+    rm -f "$run_stamp"
+  }
+  trap give_back EXIT
+fi
+
+# First, because the fast stage needs python3 and a minimal Debian image lacks it; about a
+# second when everything is installed.
+stage "Debian packages (tests/deps.sh)"
+bash tests/deps.sh
+
 stage "fast stage: module cycles, rustfmt, clippy, unit tests, rustdoc, cargo deny (tests/fast.sh)"
 bash tests/fast.sh
 
-stage "Debian packages; the Debian trixie root with BIRD 3, FRR 10, GoBGP 3.36 (tests/trixie-root.sh: built once, ~80 s, then reused)"
-bash tests/deps.sh
+stage "the Debian trixie root with BIRD 3, FRR 10, GoBGP 3.36 (tests/trixie-root.sh: built once, ~80 s, then reused)"
 bash tests/trixie-root.sh
 
 stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, promtool, Prometheus)"

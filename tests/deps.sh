@@ -17,6 +17,7 @@ declare -A need=(
   [cpio]=cpio
   [bird]=bird2
   [birdc]=bird2
+  [birdcl]=bird2
   [vtysh]=frr
   [bgpd]=frr
   [zebra]=frr
@@ -32,6 +33,15 @@ declare -A need=(
   [curl]=curl
   [python3]=python3
   [kmod]=kmod
+  # the QEMU lab's host side (tests/lab/lib/host.sh): initramfs, kernel modules, the guest's disk
+  [modinfo]=kmod
+  [dpkg-deb]=dpkg
+  [gzip]=gzip
+  [tar]=tar
+  [timeout]=coreutils
+  # the lab's benchmarks only (tests/lab/lab.sh bench, e2e-bench): in the guest's initramfs
+  [hping3]=hping3
+  [strace]=strace
   # tests/trixie-root.sh: the Debian trixie root the newer routers (BIRD 3, FRR 10, GoBGP 3.36) run from
   [debootstrap]=debootstrap
   [unshare]=util-linux

@@ -29,6 +29,7 @@ DEFAULT_ROOTS = [
     "exporter/src/lib.rs",
     "announcer/src/lib.rs",
     "src/main.rs",
+    "test-support/src/lib.rs",
 ]
 
 

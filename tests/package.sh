@@ -198,10 +198,10 @@ for c in "${commands[@]}"; do
   grep -qE "^ *ipvs-herald +$c( |\$)" <<<"$(MANWIDTH=120 man -l "$sub")" || fail "$sub has no synopsis"
 done
 status=$(sed -n '/^EXIT STATUS$/,/^[A-Z]/p' <<<"$text")
-for s in 0 1 64 SIGABRT; do
+for s in 0 75 1 64 SIGABRT; do
   grep -q "^ *$s " <<<"$status" || fail "EXIT STATUS does not list $s: $status"
 done
-echo "man: ${#commands[@]} commands (${commands[*]}), each with its page; EXIT STATUS lists 0, 1, 64, SIGABRT"
+echo "man: ${#commands[@]} commands (${commands[*]}), each with its page; EXIT STATUS lists 0, 75, 1, 64, SIGABRT"
 
 step "shell completions"
 bash_c=/usr/share/bash-completion/completions/ipvs-herald

@@ -189,7 +189,7 @@ fn table_ready(s: &str) -> bool {
 fn shows_the_known_state_sorts_filters_and_quits() {
     let top = Top::start("main");
     let s = top.wait("the table", table_ready);
-    // The screen as a test artefact (the README shows one like it).
+    // The screen as a test artefact.
     std::fs::write(
         PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("top-screen.txt"),
         &s,
@@ -398,6 +398,12 @@ fn shows_the_daemons_vip_groups() {
     let s = top.wait("both groups in their phases", |s| {
         s.contains("web                  announced ") && s.contains("dns                  drained ")
     });
+    // The screen as a test artefact: the README's `top` screen is this one.
+    std::fs::write(
+        PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("top-screen-groups.txt"),
+        &s,
+    )
+    .unwrap();
     assert!(s.contains("drained by maintenance_file"), "{s}");
     assert!(s.contains("TCP 192.0.10.10:80 2/2"), "{s}");
     // The table's group column names each service's group.

@@ -5,12 +5,14 @@
 //! from being a lever for anyone who can reach the port:
 //! - outcomes are cached (keyed by a salted SHA-256 of `user \0 password`, bounded in size), so a
 //!   scraper with the right password pays bcrypt once, and a client repeating a wrong password
-//!   pays it once too;
+//!   pays it once too. Right and wrong passwords are kept apart: a flood of distinct wrong
+//!   passwords fills and empties only its own table, so it can never push the scraper's
+//!   remembered login out and make it queue behind the flood for a verification slot;
 //! - at most [`VERIFY_PERMITS`] verifications run at a time, on blocking threads;
 //! - a request that cannot start its verification within [`VERIFY_WAIT`] is answered
 //!   429 Too Many Requests instead of queueing without bound.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -19,9 +21,13 @@ use tokio::sync::Semaphore;
 pub const VERIFY_PERMITS: usize = 1;
 /// How long a request waits for a verification slot before it is answered 429.
 pub const VERIFY_WAIT: Duration = Duration::from_millis(500);
-/// Remembered outcomes; the cache is emptied when full (a new wrong password then costs one
-/// bcrypt again, a right one too: never a wrong answer).
-const CACHE_MAX: usize = 1024;
+/// Remembered wrong passwords; that table is emptied when full (a new wrong password then costs
+/// one bcrypt again: never a wrong answer).
+const DENIED_MAX: usize = 1024;
+/// Remembered right passwords, per configured user. Only someone who knows a password can add
+/// one (bcrypt matches a password's first 72 bytes, so a few variants can), and a full table is
+/// emptied the same way.
+const GRANTED_PER_USER: usize = 4;
 
 /// What a request's credentials came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,8 +45,7 @@ pub(crate) struct BasicAuth {
     /// Hash verified for unknown users so that they take as long as known ones.
     dummy: String,
     salt: [u8; 32],
-    /// Cache key → whether the password was right.
-    outcomes: Mutex<HashMap<[u8; 32], bool>>,
+    outcomes: Mutex<Outcomes>,
     permits: Arc<Semaphore>,
 }
 
@@ -65,7 +70,7 @@ impl BasicAuth {
             users: users.clone(),
             dummy,
             salt,
-            outcomes: Mutex::new(HashMap::new()),
+            outcomes: Mutex::new(Outcomes::default()),
             permits: Arc::new(Semaphore::new(VERIFY_PERMITS)),
         })
     }
@@ -81,7 +86,7 @@ impl BasicAuth {
         key
     }
 
-    fn outcomes(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], bool>> {
+    fn outcomes(&self) -> std::sync::MutexGuard<'_, Outcomes> {
         match self.outcomes.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -95,7 +100,7 @@ impl BasicAuth {
             return Verdict::Denied;
         };
         let key = self.cache_key(&user, &pass);
-        if let Some(&ok) = self.outcomes().get(&key) {
+        if let Some(ok) = self.outcomes().get(&key) {
             return if ok {
                 Verdict::Allowed
             } else {
@@ -117,7 +122,7 @@ impl BasicAuth {
         let ok = tokio::task::spawn_blocking(move || {
             let _permit = permit;
             // Another request may have verified the same pair while this one waited.
-            if let Some(&ok) = me.outcomes().get(&key) {
+            if let Some(ok) = me.outcomes().get(&key) {
                 return ok;
             }
             let ok = match me.users.get(&user) {
@@ -127,11 +132,8 @@ impl BasicAuth {
                     false
                 }
             };
-            let mut cache = me.outcomes();
-            if cache.len() >= CACHE_MAX {
-                cache.clear();
-            }
-            cache.insert(key, ok);
+            let granted_max = GRANTED_PER_USER * me.users.len();
+            me.outcomes().insert(key, ok, granted_max);
             ok
         })
         .await
@@ -141,6 +143,42 @@ impl BasicAuth {
         } else {
             Verdict::Denied
         }
+    }
+}
+
+/// Remembered verdicts by cache key, right and wrong apart (see the module documentation).
+#[derive(Debug, Default)]
+struct Outcomes {
+    granted: HashSet<[u8; 32]>,
+    denied: HashSet<[u8; 32]>,
+}
+
+impl Outcomes {
+    fn get(&self, key: &[u8; 32]) -> Option<bool> {
+        if self.granted.contains(key) {
+            Some(true)
+        } else if self.denied.contains(key) {
+            Some(false)
+        } else {
+            None
+        }
+    }
+
+    fn insert(&mut self, key: [u8; 32], ok: bool, granted_max: usize) {
+        let (table, max) = if ok {
+            (&mut self.granted, granted_max.max(1))
+        } else {
+            (&mut self.denied, DENIED_MAX)
+        };
+        if table.len() >= max {
+            table.clear();
+        }
+        table.insert(key);
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.granted.len() + self.denied.len()
     }
 }
 
@@ -192,7 +230,7 @@ mod tests {
         assert_eq!(auth.check(Some(&hdr("prom:wrong"))).await, Verdict::Denied);
         assert_eq!(
             auth.outcomes().get(&auth.cache_key("prom", "wrong")),
-            Some(&false)
+            Some(false)
         );
         assert_eq!(
             auth.check(Some(&hdr("prom:s3cret "))).await,
@@ -237,5 +275,48 @@ mod tests {
             "{} bcrypt runs",
             auth.outcomes().len()
         );
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_wrong_passwords_never_evicts_a_remembered_login() {
+        let hash = bcrypt::hash("s3cret", 4).unwrap();
+        let users = BTreeMap::from([("prom".to_string(), hash)]);
+        let auth = Arc::new(BasicAuth::new(&users).unwrap());
+        assert_eq!(
+            auth.check(Some(&hdr("prom:s3cret"))).await,
+            Verdict::Allowed
+        );
+        let right = auth.cache_key("prom", "s3cret");
+        // More distinct wrong passwords than the table holds: it empties at least once.
+        for i in 0..(DENIED_MAX + 10) {
+            let key = auth.cache_key("prom", &format!("wrong{i}"));
+            auth.outcomes().insert(key, false, GRANTED_PER_USER);
+        }
+        assert!(
+            auth.outcomes().denied.len() < DENIED_MAX,
+            "the table never emptied"
+        );
+        assert_eq!(auth.outcomes().get(&right), Some(true));
+        // Still answered from the cache: with the only slot held, a bcrypt run would be Busy.
+        let _held = Arc::clone(&auth.permits).acquire_owned().await.unwrap();
+        assert_eq!(
+            auth.check(Some(&hdr("prom:s3cret"))).await,
+            Verdict::Allowed
+        );
+        assert_eq!(
+            auth.check(Some(&hdr("prom:new-wrong"))).await,
+            Verdict::Busy
+        );
+    }
+
+    #[test]
+    fn right_passwords_are_bounded_per_user() {
+        let mut o = Outcomes::default();
+        for i in 0..10u8 {
+            o.insert([i; 32], true, 2 * GRANTED_PER_USER);
+        }
+        assert!(o.granted.len() <= 2 * GRANTED_PER_USER);
+        assert!(o.denied.is_empty());
+        assert_eq!(o.get(&[9; 32]), Some(true));
     }
 }

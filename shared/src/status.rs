@@ -43,6 +43,27 @@ pub enum GroupPhase {
 }
 
 impl GroupPhase {
+    /// Every phase, in the order of the `phase` metric's series. A new variant does not
+    /// compile until it has a place here: [`GroupPhase::position`] must name it.
+    pub const ALL: [GroupPhase; 5] = [
+        GroupPhase::Withdrawn,
+        GroupPhase::AnnouncedDown,
+        GroupPhase::Announced,
+        GroupPhase::Draining,
+        GroupPhase::Drained,
+    ];
+
+    /// This phase's index in [`GroupPhase::ALL`].
+    pub const fn position(self) -> usize {
+        match self {
+            GroupPhase::Withdrawn => 0,
+            GroupPhase::AnnouncedDown => 1,
+            GroupPhase::Announced => 2,
+            GroupPhase::Draining => 3,
+            GroupPhase::Drained => 4,
+        }
+    }
+
     /// The name used everywhere (the serde name).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -189,13 +210,8 @@ mod tests {
 
     #[test]
     fn phase_names_are_the_serde_names() {
-        for p in [
-            GroupPhase::Withdrawn,
-            GroupPhase::AnnouncedDown,
-            GroupPhase::Announced,
-            GroupPhase::Draining,
-            GroupPhase::Drained,
-        ] {
+        for (i, p) in GroupPhase::ALL.into_iter().enumerate() {
+            assert_eq!(p.position(), i, "{p:?} is out of place in GroupPhase::ALL");
             let json = serde_json::to_string(&p).unwrap();
             assert_eq!(json, format!("\"{}\"", p.as_str()));
             assert_eq!(serde_json::from_str::<GroupPhase>(&json).unwrap(), p);

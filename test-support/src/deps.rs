@@ -14,11 +14,11 @@ fn script() -> PathBuf {
 /// Makes sure every tool in `names` is installed (a command of `tests/deps.sh`'s table, or
 /// `yaml` for the python3 module), installing the missing ones with apt-get (which needs root).
 /// The error quotes what `tests/deps.sh` said.
-pub fn ensure(names: &[&str]) -> Result<(), crate::Error> {
+pub fn ensure(names: &[&str]) -> Result<(), crate::command::Error> {
     // Tests of one binary run on parallel threads: one apt-get at a time.
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    crate::run(Command::new("bash").arg(script()).args(names)).map(drop)
+    crate::command::run(Command::new("bash").arg(script()).args(names)).map(drop)
 }
 
 /// [`ensure`], panicking with its error.

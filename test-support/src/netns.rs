@@ -1,7 +1,7 @@
 //! A network namespace of a test's own, created with `ip netns add` and deleted on drop with
 //! every process still inside it (only processes the test started can be there).
 
-use crate::{run, Error};
+use crate::command::{run, Error};
 use nix::sched::{setns, CloneFlags};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;

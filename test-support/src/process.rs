@@ -1,6 +1,6 @@
 //! Guards over child processes a test starts, so that a failing test leaves none behind.
 
-use crate::Error;
+use crate::command::Error;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use std::fs::File;

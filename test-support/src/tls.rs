@@ -5,7 +5,7 @@ use std::process::Command;
 
 /// Runs `openssl ARGS` in `dir`; panics quoting its stderr when it fails.
 pub fn openssl(args: &[&str], dir: &Path) {
-    crate::require(&["openssl"]);
+    crate::deps::require(&["openssl"]);
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)

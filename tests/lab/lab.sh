@@ -86,7 +86,7 @@ main() {
         lab_e2e_bench_prepare
         # strace counts the daemon's netlink requests per tick; LAB_E2E_BENCH_BASE (optional)
         # is a second build measured in the same boot (before/after a change).
-        command -v strace >/dev/null 2>&1 || apt-get install -y strace >&2 || die "apt-get install -y strace failed"
+        bash "$REPO_DIR/tests/deps.sh" strace >&2 || die "tests/deps.sh strace failed"
         LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v strace)"
         if [ -n "${LAB_E2E_BENCH_BASE:-}" ]; then
             [ -x "$LAB_E2E_BENCH_BASE" ] || die "LAB_E2E_BENCH_BASE=$LAB_E2E_BENCH_BASE is not an executable"

@@ -1,6 +1,7 @@
 //! The control loop's metrics (`ipvs_herald_vip_group_*`, the IPVS read and route backend
 //! series), registered into the shared registry, with per-group gauge handles looked up once.
 
+use herald_shared::status::GroupPhase;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -8,15 +9,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicU64;
-
-/// The route phases by name, in the order of each group's `phase` gauges.
-pub(super) const PHASES: [&str; 5] = [
-    "withdrawn",
-    "announced_down",
-    "announced",
-    "draining",
-    "drained",
-];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct GroupLabel {
@@ -156,11 +148,12 @@ impl GroupGauges {
             announced: m.announced.get_or_create(&label).clone(),
             drained: m.drained.get_or_create(&label).clone(),
             pool_down_count: m.pool_down_count.get_or_create(&label).clone(),
-            phase: PHASES.map(|p| {
+            // One series per phase, in the order of `GroupPhase::ALL`.
+            phase: GroupPhase::ALL.map(|p| {
                 m.phase
                     .get_or_create(&GroupPhaseLabel {
                         group: group.to_string(),
-                        phase: p.to_string(),
+                        phase: p.as_str().to_string(),
                     })
                     .clone()
             }),
@@ -212,10 +205,10 @@ impl Metrics {
         self.watchdog_withdrawals.remove(&l);
         self.last_transition.remove(&l);
         self.checks_failed.remove(&l);
-        for p in PHASES {
+        for p in GroupPhase::ALL {
             self.phase.remove(&GroupPhaseLabel {
                 group: name.to_string(),
-                phase: p.to_string(),
+                phase: p.as_str().to_string(),
             });
         }
         for service in services {

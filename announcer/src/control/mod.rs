@@ -34,7 +34,7 @@ mod report;
 pub(crate) mod tests;
 
 pub use heartbeat::{FaultHooks, Heartbeat, Wedged, LOOP_WEDGE_BOUND};
-use metrics::{GroupGauges, GroupLabel, Metrics, PHASES};
+use metrics::{GroupGauges, GroupLabel, Metrics};
 
 use crate::admin::{Envelope, Maintenance};
 use crate::group::{GroupState, Phase, RouteAction};
@@ -44,7 +44,7 @@ use crate::sink::{LocalAddrs, RouteSink};
 use crate::state::{Drain, StateFile};
 use herald_shared::model::Snapshot;
 use herald_shared::reader::IpvsSource;
-use herald_shared::status::{GroupReport, Transition};
+use herald_shared::status::{GroupPhase, GroupReport, Transition};
 use prometheus_client::registry::Registry;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -526,8 +526,8 @@ impl ControlLoop {
         g.drained.set(i64::from(drained));
         g.pool_down_count
             .set(i64::from(group.config().pool.down_count));
-        let phase = group.phase().as_str();
-        for (gauge, p) in g.phase.iter().zip(PHASES) {
+        let phase = group.phase().report();
+        for (gauge, p) in g.phase.iter().zip(GroupPhase::ALL) {
             gauge.set(i64::from(phase == p));
         }
         if let Some(obs) = group.last_observation() {

@@ -20,18 +20,8 @@ impl IpvsSource for FakeIpvs {
         let dest = |i: usize| {
             let address: IpAddr = format!("198.51.100.{}", i + 1).parse().unwrap();
             Destination {
-                address,
-                family: AddressFamily::Inet,
-                port: 80,
-                forward: ForwardMethod::Route,
                 weight: w[i],
-                upper_threshold: 0,
-                lower_threshold: 0,
-                active_conns: 0,
-                inactive_conns: 0,
-                persistent_conns: 0,
-                tunnel: None,
-                stats: Stats::default(),
+                ..Destination::new(address, 80)
             }
         };
         Ok(Snapshot {

@@ -8,7 +8,7 @@ LAB_KERNEL_META=${LAB_KERNEL_META:-linux-image-cloud-amd64}
 # Modules the guest loads (dependencies are resolved from each module's .modinfo `depends=`).
 LAB_MODULES=${LAB_MODULES:-"ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs_pe_sip veth dummy ipip virtio_pci virtio_blk virtio_net"}
 # Host tools the lab needs, as `command:debian-package`.
-LAB_HOST_TOOLS="qemu-system-x86_64:qemu-system-x86 busybox:busybox-static ipvsadm:ipvsadm ip:iproute2 cpio:cpio dpkg-deb:dpkg modinfo:kmod gzip:gzip tar:tar timeout:coreutils"
+LAB_HOST_TOOLS="qemu-system-x86_64 busybox ipvsadm ip cpio dpkg-deb modinfo gzip tar timeout"
 
 die() {
     echo "lab: error: $*" >&2
@@ -19,25 +19,10 @@ log() {
     echo "lab: $*" >&2
 }
 
-# Install missing host tools with apt-get (idempotent).
+# Install missing host tools (idempotent) through tests/deps.sh, the suite's one table of
+# commands and their Debian packages.
 lab_install_host_tools() {
-    local missing="" entry cmd pkg
-    for entry in $LAB_HOST_TOOLS; do
-        cmd=${entry%%:*}
-        pkg=${entry#*:}
-        command -v "$cmd" >/dev/null 2>&1 || missing="$missing $pkg"
-    done
-    if [ -n "$missing" ]; then
-        log "installing host packages:$missing"
-        if ! apt-get install -y $missing >&2; then
-            apt-get update >&2 || die "apt-get update failed"
-            apt-get install -y $missing >&2 || die "apt-get install -y$missing failed"
-        fi
-    fi
-    for entry in $LAB_HOST_TOOLS; do
-        cmd=${entry%%:*}
-        command -v "$cmd" >/dev/null 2>&1 || die "required host command '$cmd' is still missing"
-    done
+    bash "$REPO_DIR/tests/deps.sh" $LAB_HOST_TOOLS >&2 || die "tests/deps.sh could not install the lab's host tools ($LAB_HOST_TOOLS)"
 }
 
 # The concrete kernel package behind the cloud meta-package, e.g. linux-image-6.1.0-56-cloud-amd64.
@@ -258,8 +243,7 @@ lab_boot() {
 
 # Host-side preparation for `lab.sh bench`: hping3 (SYN flood) goes into the initramfs.
 lab_bench_prepare() {
-    command -v hping3 >/dev/null 2>&1 || apt-get install -y hping3 >&2 ||
-        die "apt-get install -y hping3 failed"
+    bash "$REPO_DIR/tests/deps.sh" hping3 >&2 || die "tests/deps.sh hping3 failed"
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v hping3)"
 }
 
@@ -298,9 +282,7 @@ lab_vectors() {
 # Host-side preparation for `lab.sh e2e`: BIRD 2 (daemon and birdcl) goes into the initramfs,
 # and the bridge module (the router's LAN).
 lab_e2e_prepare() {
-    command -v bird >/dev/null 2>&1 && command -v birdcl >/dev/null 2>&1 ||
-        apt-get install -y bird2 >&2 || die "apt-get install -y bird2 failed"
-    command -v birdcl >/dev/null 2>&1 || die "bird2 is installed but birdcl is missing"
+    bash "$REPO_DIR/tests/deps.sh" bird birdcl >&2 || die "tests/deps.sh bird birdcl failed"
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v bird) $(command -v birdcl)"
     LAB_MODULES="$LAB_MODULES bridge"
 }
@@ -312,11 +294,7 @@ lab_e2e_prepare() {
 # queries.jsonl (the extractor's lines plus "idx" and "eval", the expression sent) and
 # queries.tsv (idx, kind, URL-encoded "eval") for the guest's wget.
 lab_e2e_prom_prepare() {
-    command -v prometheus >/dev/null 2>&1 || apt-get install -y prometheus >&2 ||
-        die "apt-get install -y prometheus failed"
-    command -v python3 >/dev/null 2>&1 || apt-get install -y python3 >&2 || die "apt-get install -y python3 failed"
-    python3 -c 'import yaml' 2>/dev/null || apt-get install -y python3-yaml >&2 ||
-        die "apt-get install -y python3-yaml failed"
+    bash "$REPO_DIR/tests/deps.sh" prometheus yaml >&2 || die "tests/deps.sh prometheus yaml failed"
     local pd="$LAB_OUT/e2e-prom" rules="$REPO_DIR/dashboards/announcer/ipvs-herald-announcer.rules.yml"
     rm -rf "$pd"
     mkdir -p "$pd"
@@ -350,8 +328,7 @@ EOF
 # Host-side preparation for `lab.sh e2e-bench`: python3 and ExaBGP (its healthcheck is the
 # comparison) go into the initramfs, without the parts of the standard library they do not use.
 lab_e2e_bench_prepare() {
-    [ -d /usr/lib/python3/dist-packages/exabgp ] && [ -x /usr/bin/python3 ] ||
-        apt-get install -y exabgp python3 >&2 || die "apt-get install -y exabgp python3 failed"
+    bash "$REPO_DIR/tests/deps.sh" exabgp python3 >&2 || die "tests/deps.sh exabgp python3 failed"
     [ -d /usr/lib/python3/dist-packages/exabgp ] || die "exabgp is installed but /usr/lib/python3/dist-packages/exabgp is missing"
     local py
     py=$(readlink -f /usr/bin/python3)
@@ -363,9 +340,8 @@ lab_e2e_bench_prepare() {
 # Host-side preparation for `lab.sh exporter-bench`: node_exporter (its ipvs collector is the
 # comparison) and curl (timed scrapes) go into the initramfs.
 lab_exporter_bench_prepare() {
-    command -v prometheus-node-exporter >/dev/null 2>&1 || apt-get install -y prometheus-node-exporter >&2 ||
-        die "apt-get install -y prometheus-node-exporter failed"
-    command -v curl >/dev/null 2>&1 || apt-get install -y curl >&2 || die "apt-get install -y curl failed"
+    bash "$REPO_DIR/tests/deps.sh" prometheus-node-exporter curl >&2 ||
+        die "tests/deps.sh prometheus-node-exporter curl failed"
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v prometheus-node-exporter) $(command -v curl)"
 }
 

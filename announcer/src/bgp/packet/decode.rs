@@ -249,26 +249,15 @@ mod tests {
 
     #[test]
     fn notifications_map_both_ways() {
-        for (c, s) in [
-            (1, 1),
-            (1, 2),
-            (1, 3),
-            (2, 1),
-            (2, 2),
-            (2, 3),
-            (2, 4),
-            (2, 6),
-            (2, 7),
-            (3, 1),
-            (3, 11),
-            (4, 0),
-            (5, 1),
-            (5, 2),
-            (5, 3),
-            (6, 2),
-            (6, 4),
-            (7, 1),
-        ] {
+        // Every (code, subcode) pair of the netgauze mapping tables in `notification.rs`,
+        // which are keyed by the wire numbers of RFC 4271 §4.5 and its updates.
+        let mut pairs = vec![(4, 0), (7, 1)];
+        pairs.extend([0, 1, 2, 3].map(|s| (1, s)));
+        pairs.extend([0, 1, 2, 3, 4, 6, 7, 11].map(|s| (2, s)));
+        pairs.extend([0, 1, 2, 3, 4, 5, 6, 8, 9, 10, 11].map(|s| (3, s)));
+        pairs.extend([0, 1, 2, 3].map(|s| (5, s)));
+        pairs.extend((1..=10).map(|s| (6, s)));
+        for (c, s) in pairs {
             let n = Notification::new(c, s, vec![1, 2]);
             assert_eq!(Notification::from_netgauze(&n.to_netgauze()), n);
             let bytes = encode(&BgpMessage::Notification(n.to_netgauze())).unwrap();

@@ -10,20 +10,15 @@ use std::time::Duration;
 const T: Duration = Duration::from_secs(10);
 const LOCAL_ID: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(0)
-}
-
 /// One active `accept_incoming` peer "p" (AS 65002) at `addr`, and a free loopback listener.
 fn collision_config(addr: SocketAddr) -> (BgpConfig, SocketAddr) {
     let mut p = PeerConfig::new("p", addr.ip(), 65002);
     p.port = addr.port();
     p.accept_incoming = true;
     p.families = Some(vec![Family::Ipv4]);
-    let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let listen: SocketAddr = format!("127.0.0.1:{}", herald_test_support::free_port())
+        .parse()
+        .expect("addr");
     let cfg = BgpConfig {
         router_id: LOCAL_ID,
         local_as: 65001,
