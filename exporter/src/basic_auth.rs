@@ -210,11 +210,16 @@ mod tests {
         )
     }
 
-    #[tokio::test]
-    async fn basic_auth_accepts_only_the_right_password() {
+    /// One user `prom` with the password `s3cret`, at bcrypt's lowest cost.
+    fn prom_s3cret() -> Arc<BasicAuth> {
         let hash = bcrypt::hash("s3cret", 4).unwrap();
         let users = BTreeMap::from([("prom".to_string(), hash)]);
-        let auth = Arc::new(BasicAuth::new(&users).unwrap());
+        Arc::new(BasicAuth::new(&users).unwrap())
+    }
+
+    #[tokio::test]
+    async fn basic_auth_accepts_only_the_right_password() {
+        let auth = prom_s3cret();
         assert_eq!(
             auth.check(Some(&hdr("prom:s3cret"))).await,
             Verdict::Allowed
@@ -279,9 +284,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flood_of_wrong_passwords_never_evicts_a_remembered_login() {
-        let hash = bcrypt::hash("s3cret", 4).unwrap();
-        let users = BTreeMap::from([("prom".to_string(), hash)]);
-        let auth = Arc::new(BasicAuth::new(&users).unwrap());
+        let auth = prom_s3cret();
         assert_eq!(
             auth.check(Some(&hdr("prom:s3cret"))).await,
             Verdict::Allowed
