@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The fast stage: what any contributor runs before pushing, without root, network namespaces,
 # BIRD/FRR/GoBGP or QEMU, in minutes (tests/README.md, "Fast stage", has the times). It is also
-# the first stage of tests/all.sh.
+# the first test stage of tests/all.sh (after tests/deps.sh).
 #
 # Checks, each loud on failure (set -e): the module-cycle check (tested on its fixtures first),
 # formatting, clippy with warnings denied on every target (unwrap/expect denied outside tests),
