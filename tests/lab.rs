@@ -257,6 +257,49 @@ fn many_services() {
     assert!(v.list.iter().all(|s| s.dests.len() == 10));
 }
 
+/// Who answered the scenario's HTTP requests to `vip:port`: real-server name → requests, from
+/// the response bodies the client recorded (`client_http` in tests/lab/guest/lib.sh). The real
+/// servers answer their own name, so this is the split as the client saw it, independent of
+/// the kernel's counters.
+fn answers(name: &str, vip: &str, port: u16) -> std::collections::BTreeMap<String, u64> {
+    let dir = results().join(name);
+    let mut by_server = std::collections::BTreeMap::new();
+    for line in read(&dir, &format!("answers-{vip}-{port}")).lines() {
+        *by_server.entry(line.trim().to_string()).or_insert(0) += 1;
+    }
+    by_server
+}
+
+/// The kernel's connection counter of each destination of `service` (`TCP VIP:PORT`), in
+/// ipvsadm's order (the order the scenario added them).
+fn conns_per_dest(v: &Views, service: &str) -> Vec<u64> {
+    v.stats
+        .iter()
+        .find(|s| s.key.to_string() == service)
+        .unwrap_or_else(|| panic!("{service} missing from ipvsadm --stats"))
+        .dests
+        .iter()
+        .map(|d| d.numbers[0])
+        .collect()
+}
+
+/// Every request answered, by the real servers in `want` proportions, and the kernel's
+/// per-destination connection counters agree with the client's view.
+fn assert_split(name: &str, v: &Views, vip: &str, want: &[(&str, u64)]) {
+    let got = answers(name, vip, 80);
+    let want_map: std::collections::BTreeMap<String, u64> =
+        want.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+    assert_eq!(
+        got, want_map,
+        "{name}: who answered the requests to {vip}:80 (every request must be answered, split by the weights)"
+    );
+    assert_eq!(
+        conns_per_dest(v, &format!("TCP {vip}:80")),
+        want.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+        "{name}: the kernel's connections per destination"
+    );
+}
+
 #[test]
 fn nat_traffic() {
     let (v, _) = check("20-nat-traffic");
@@ -265,19 +308,22 @@ fn nat_traffic() {
         "NAT traffic made {} connections",
         total_conns(&v)
     );
-    assert!(conns_for(&v, "203.0.113.20:80") >= 30);
     assert!(
         v.conns.keys().any(|k| k.protocol == "udp"),
         "no UDP entry in -Lnc"
     );
-    // wrr 2:1 over the 30 requests to :80.
+    // wrr 2:1 over the 30 requests to :80, every one answered.
+    assert_split(
+        "20-nat-traffic",
+        &v,
+        "203.0.113.20",
+        &[("r1", 20), ("r2", 10)],
+    );
     let s = v
         .stats
         .iter()
         .find(|s| s.key.to_string() == "TCP 203.0.113.20:80")
         .expect("NAT service in --stats");
-    let per: Vec<u64> = s.dests.iter().map(|d| d.numbers[0]).collect();
-    assert_eq!(per, vec![20, 10], "wrr 2:1 split of 30 connections");
     assert!(
         s.dests.iter().all(|d| d.numbers[2] > 0),
         "NAT replies counted"
@@ -309,13 +355,27 @@ fn persistent_traffic() {
 #[test]
 fn dr_traffic() {
     let (v, _) = check("21-dr-traffic");
+    // wrr 3:1 over 20 requests; the replies go straight back from the real servers.
+    assert_split(
+        "21-dr-traffic",
+        &v,
+        "203.0.113.21",
+        &[("r1", 15), ("r2", 5)],
+    );
     assert!(conns_for(&v, "203.0.113.21:80") >= 20);
 }
 
 #[test]
 fn tun_traffic() {
     let (v, _) = check("22-tun-traffic");
-    assert!(conns_for(&v, "203.0.113.22:80") >= 10);
+    // wrr 2:1 over 12 requests, IPIP-encapsulated to both real servers.
+    assert_split(
+        "22-tun-traffic",
+        &v,
+        "203.0.113.22",
+        &[("r1", 8), ("r2", 4)],
+    );
+    assert!(conns_for(&v, "203.0.113.22:80") >= 12);
 }
 
 #[test]

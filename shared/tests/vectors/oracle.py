@@ -617,8 +617,8 @@ def parse_script(path):
     svcs, dests, daemons, traffic, sets_timeouts = {}, {}, [], {}, False
     for line in text.splitlines():
         w = [t for t in line.split("||")[0].split() if not re.match(r"\d?>", t)]
-        if len(w) == 4 and w[0] in ("client_http", "client_udp"):
-            proto = "tcp" if w[0] == "client_http" else "udp"
+        if len(w) == 4 and w[0] in ("client_http", "client_http_all", "client_udp"):
+            proto = "udp" if w[0] == "client_udp" else "tcp"
             key = (proto, w[1], int(w[2]))
             traffic[key] = traffic.get(key, 0) + int(w[3])
             continue

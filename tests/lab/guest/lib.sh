@@ -195,19 +195,40 @@ http_start() {
 }
 
 # client_http VIP PORT COUNT: COUNT sequential HTTP/1.0 GETs from the client namespace, each
-# bounded to 5 s. Prints how many answered 200; fails when none did.
+# bounded to 5 s. Prints how many answered 200; fails when none did. In a scenario ($D set),
+# each answered request's body (the real server's name, see http_start) is appended to
+# $D/answers-VIP-PORT, one line per request, so the test can check who answered, not only
+# that someone did.
 client_http() {
+    out=/tmp/client-http.$$
+    : >"$out"
     ok=$(ip netns exec cl sh -c '
         i=0; ok=0
         while [ $i -lt '"$3"' ]; do
             i=$((i+1))
-            if printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc '"$1"' '"$2"' 2>/dev/null | grep -q "200 OK"; then
-                ok=$((ok+1))
-            fi
+            body=$(printf "GET / HTTP/1.0\r\n\r\n" | timeout 5 nc '"$1"' '"$2"' 2>/dev/null)
+            case "$body" in
+            *"200 OK"*) ok=$((ok+1)); printf "%s\n" "$body" | tail -n 1 >>'"$out"' ;;
+            esac
         done
         echo $ok')
     echo "client_http $1:$2: $ok/$3 answered"
+    if [ -n "${D:-}" ]; then
+        cat "$out" >>"$D/answers-$1-$2"
+    fi
+    rm -f "$out"
     [ "${ok:-0}" -gt 0 ]
+}
+
+# client_http_all VIP PORT COUNT: client_http, failing the scenario unless every request was
+# answered (a scheduler, forwarding method or return path that drops some requests fails).
+client_http_all() {
+    line=$(client_http "$@") || { echo "$line"; return 1; }
+    echo "$line"
+    case "$line" in
+    *": $3/$3 answered") ;;
+    *) echo "client_http_all $1:$2: not every request was answered" >&2; return 1 ;;
+    esac
 }
 
 # client_udp VIP PORT COUNT: COUNT DNS queries (busybox nslookup, UDP, a new source port each)

@@ -15,7 +15,7 @@ ipvsadm -A -u 203.0.113.20:53 -s rr
 ipvsadm -a -u 203.0.113.20:53 -r 192.0.2.11:53 -m
 ipvsadm -a -u 203.0.113.20:53 -r 192.0.2.12:53 -m
 sleep 1
-client_http 203.0.113.20 80 30
+client_http_all 203.0.113.20 80 30
 client_udp 203.0.113.20 53 6
 collect
 capture_netlink
