@@ -104,6 +104,8 @@ main() {
         # is forwarded to 127.0.0.1:$LAB_HOST_PORT (tests/lab_exporter.rs runs Prometheus on it).
         LAB_OUT="$LAB_OUT/serve"
         lab_fetch
+        # hping3: the source-hash skew (1,500 UDP connections from one client, serve.sh).
+        lab_bench_prepare
         lab_build
         LAB_DISK_MB=${LAB_DISK_MB:-16} lab_boot serve "herald.serve_seconds=${LAB_SERVE_SECONDS:-600}"
         ;;

@@ -6,7 +6,9 @@
 # Besides ordinary services it sets up the states the alert rules look for, so those
 # expressions return series for real: a service whose only destination has weight 0 (no usable
 # destination, drained destination) and a wrr service whose new connections went 9:1 while its
-# weights now say 1:1 (imbalance 1.8 > 1.5), and a destination with thresholds. Every traffic loop is bounded in count and time;
+# weights now say 1:1 (imbalance 1.8 > 1.5), a source-hashed (sh) service whose 1,500 new UDP
+# connections from one client all hash to one of its four equal destinations (imbalance 4 > 3,
+# IpvsHashServiceImbalanced), and a destination with thresholds. Every traffic loop is bounded in count and time;
 # the guest powers off after herald.serve_seconds (default 600) at the latest.
 
 exporter_serve() {
@@ -41,6 +43,12 @@ exporter_serve() {
     ipvsadm -A -u 203.0.113.30:53 -s sh
     ipvsadm -a -u 203.0.113.30:53 -r 192.0.2.11:53 -m
     ipvsadm -a -u 203.0.113.30:53 -r 192.0.2.12:53 -m
+    # The hash-skewed service: sh over four equal destinations; one client address hashes to one.
+    ipvsadm -A -u 203.0.113.30:54 -s sh
+    ipvsadm -a -u 203.0.113.30:54 -r 192.0.2.11:54 -m
+    ipvsadm -a -u 203.0.113.30:54 -r 192.0.2.12:54 -m
+    ipvsadm -a -u 203.0.113.30:54 -r 192.0.2.13:54 -m
+    ipvsadm -a -u 203.0.113.30:54 -r 192.0.2.13:55 -m
     # An fwmark service (no traffic: the dashboards' mark variable needs one).
     ipvsadm -A -f 7 -s rr
     ipvsadm -a -f 7 -r 192.0.2.11:0 -m
@@ -57,6 +65,10 @@ exporter_serve() {
     # after 60 s so that Prometheus (started on the host once /metrics answers) sees all of it.
     (
         sleep 60
+        # 1,500 UDP datagrams, each from the next source port (hping3's default), i.e. 1,500
+        # new IPVS connections (>= 1,000 per 5 min, the hash alert's volume floor); count-bounded.
+        ip netns exec cl timeout 120 hping3 --udp -p 54 -c 1500 -i u2000 -q 203.0.113.30 >/tmp/hash-burst.log 2>&1
+        echo "hash burst: hping3 exit $?" >>/tmp/hash-burst.log
         client_http 203.0.113.30 81 200 >/tmp/burst.log 2>&1
         ipvsadm -e -t 203.0.113.30:81 -r 192.0.2.11:80 -m -w 1
         echo "burst done" >>/tmp/burst.log

@@ -241,7 +241,8 @@ lab_boot() {
     log "results in $LAB_OUT/results"
 }
 
-# Host-side preparation for `lab.sh bench`: hping3 (SYN flood) goes into the initramfs.
+# Host-side preparation for `lab.sh bench` and `serve`: hping3 (a SYN flood; many UDP source
+# ports from one client) goes into the initramfs.
 lab_bench_prepare() {
     bash "$REPO_DIR/tests/deps.sh" hping3 >&2 || die "tests/deps.sh hping3 failed"
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v hping3)"
