@@ -51,6 +51,8 @@ struct Ctx {
     /// Session (and BFD) over IPv6.
     v6: bool,
     kind: Kind,
+    /// Multihop BFD (RFC 5883, port 4784) on both sides.
+    multihop: bool,
 }
 
 impl Ctx {
@@ -62,6 +64,11 @@ impl Ctx {
         Lab::speaker_addr(self.v6)
     }
 
+    /// The UDP port BFD Control packets go to.
+    fn bfd_port(&self) -> u16 {
+        bfd_port(self.multihop)
+    }
+
     fn proto(&self) -> &'static str {
         if self.v6 {
             "spk6"
@@ -71,16 +78,26 @@ impl Ctx {
     }
 }
 
-/// `silent_router`: the router's BFD packets are dropped from the start; `v6`: IPv6 transport.
-fn setup(kind: Kind, test: &str, silent_router: bool, v6: bool) -> TResult<Ctx> {
+fn bfd_port(multihop: bool) -> u16 {
+    if multihop {
+        4784
+    } else {
+        3784
+    }
+}
+
+/// `silent_router`: the router's BFD packets are dropped from the start; `v6`: IPv6 transport;
+/// `multihop`: multihop BGP and BFD on both sides.
+fn setup(kind: Kind, test: &str, silent_router: bool, v6: bool, multihop: bool) -> TResult<Ctx> {
     let lab = Lab::new(test)?;
     lab.check()?;
     if silent_router {
-        drop_bfd(&lab, "output")?;
+        drop_bfd(&lab, "output", bfd_port(multihop))?;
     }
     let mut rspec = RouterSpec::new(kind, ROUTER_AS, SPEAKER_AS);
     rspec.hold = HOLD;
     rspec.bfd = true;
+    rspec.bfd_multihop = multihop;
     rspec.transport_v6 = v6;
     let router = Router::start(&lab, rspec)?;
     let dspec = DriverSpec {
@@ -100,6 +117,8 @@ fn setup(kind: Kind, test: &str, silent_router: bool, v6: bool) -> TResult<Ctx> 
         desired_min_tx: Duration::from_millis(100),
         required_min_rx: Duration::from_millis(100),
         detect_multiplier: 3,
+        multihop,
+        ..BfdConfig::default()
     });
     let driver = HeraldDriver::start_with_config(&lab, &dspec, cfg.clone())?;
     Ok(Ctx {
@@ -109,11 +128,12 @@ fn setup(kind: Kind, test: &str, silent_router: bool, v6: bool) -> TResult<Ctx> 
         cfg,
         v6,
         kind,
+        multihop,
     })
 }
 
 fn run(test: &str, silent_router: bool, v6: bool, body: fn(&mut Ctx) -> TResult<()>) {
-    run_on(Kind::Bird, test, silent_router, v6, body)
+    run_on(Kind::Bird, test, silent_router, v6, false, body)
 }
 
 fn run_on(
@@ -121,9 +141,10 @@ fn run_on(
     test: &str,
     silent_router: bool,
     v6: bool,
+    multihop: bool,
     body: fn(&mut Ctx) -> TResult<()>,
 ) {
-    let mut ctx = match setup(kind, test, silent_router, v6) {
+    let mut ctx = match setup(kind, test, silent_router, v6, multihop) {
         Ok(c) => c,
         Err(e) => panic!("{test}: setup failed: {e}"),
     };
@@ -220,8 +241,8 @@ fn all_up(ctx: &mut Ctx) -> TResult<()> {
     wait_route(ctx, true)
 }
 
-/// One nftables rule in the router's namespace dropping BFD Control packets on `hook`.
-fn drop_bfd(lab: &Lab, hook: &str) -> TResult<()> {
+/// One nftables rule in the router's namespace dropping BFD Control packets to `port` on `hook`.
+fn drop_bfd(lab: &Lab, hook: &str, port: u16) -> TResult<()> {
     let ns = &lab.router;
     ns.exec("nft", &["add", "table", "inet", "bfdtest"])?;
     ns.exec(
@@ -238,7 +259,15 @@ fn drop_bfd(lab: &Lab, hook: &str) -> TResult<()> {
     ns.exec(
         "nft",
         &[
-            "add", "rule", "inet", "bfdtest", hook, "udp", "dport", "3784", "drop",
+            "add",
+            "rule",
+            "inet",
+            "bfdtest",
+            hook,
+            "udp",
+            "dport",
+            &port.to_string(),
+            "drop",
         ],
     )?;
     Ok(())
@@ -280,7 +309,7 @@ fn bird_bfd_comes_up_and_routes_follow() {
 fn silent_bird_makes_us_close_the_session_with_cease_bfd_down() {
     run("bfd-peer-silent", false, false, |ctx| {
         all_up(ctx)?;
-        drop_bfd(&ctx.lab, "output")?;
+        drop_bfd(&ctx.lab, "output", ctx.bfd_port())?;
         let t = Instant::now();
         wait_until("our session leaves Established", FAST, POLL, || {
             Ok(!ctx.driver.established(ctx.router_addr())?)
@@ -315,7 +344,7 @@ fn silent_bird_makes_us_close_the_session_with_cease_bfd_down() {
 fn silent_speaker_makes_bird_bfd_go_down() {
     run("bfd-we-silent", false, false, |ctx| {
         all_up(ctx)?;
-        drop_bfd(&ctx.lab, "input")?;
+        drop_bfd(&ctx.lab, "input", ctx.bfd_port())?;
         wait_router_bfd(ctx, false, FAST)?;
         wait_until("BIRD leaves Established", FAST, POLL, || {
             Ok(!ctx.router.established(ctx.speaker_addr())?)
@@ -355,7 +384,7 @@ fn no_routes_until_bfd_is_up() {
 fn ipv6_bfd_comes_up_and_detects_a_silent_bird() {
     run("bfd-v6", false, true, |ctx| {
         all_up(ctx)?;
-        drop_bfd(&ctx.lab, "output")?;
+        drop_bfd(&ctx.lab, "output", ctx.bfd_port())?;
         wait_until("our IPv6 session leaves Established", FAST, POLL, || {
             Ok(!ctx.driver.established(ctx.router_addr())?)
         })?;
@@ -415,14 +444,14 @@ fn timer_change_is_renegotiated_without_a_reset() {
 
 #[test]
 fn frr_bfd_comes_up_and_routes_follow() {
-    run_on(Kind::Frr, "bfd-frr-up", false, false, all_up);
+    run_on(Kind::Frr, "bfd-frr-up", false, false, false, all_up);
 }
 
 #[test]
 fn frr_silent_makes_us_close_the_session_with_cease_bfd_down() {
-    run_on(Kind::Frr, "bfd-frr-silent", false, false, |ctx| {
+    run_on(Kind::Frr, "bfd-frr-silent", false, false, false, |ctx| {
         all_up(ctx)?;
-        drop_bfd(&ctx.lab, "output")?;
+        drop_bfd(&ctx.lab, "output", ctx.bfd_port())?;
         wait_until("our session leaves Established", FAST, POLL, || {
             Ok(!ctx.driver.established(ctx.router_addr())?)
         })?;
@@ -439,13 +468,116 @@ fn frr_silent_makes_us_close_the_session_with_cease_bfd_down() {
 
 #[test]
 fn frr_silent_speaker_makes_frr_bfd_go_down() {
-    run_on(Kind::Frr, "bfd-frr-we-silent", false, false, |ctx| {
+    run_on(Kind::Frr, "bfd-frr-we-silent", false, false, false, |ctx| {
         all_up(ctx)?;
-        drop_bfd(&ctx.lab, "input")?;
+        drop_bfd(&ctx.lab, "input", ctx.bfd_port())?;
         wait_router_bfd(ctx, false, FAST)?;
         wait_until("FRR leaves Established", FAST, POLL, || {
             Ok(!ctx.router.established(ctx.speaker_addr())?)
         })?;
         wait_route(ctx, false)
+    });
+}
+
+/// The router's BFD packets leave with TTL `ttl` instead of 255, as if they had crossed
+/// 255 - `ttl` routers (an nftables rule in the router's namespace, multihop port only).
+fn router_bfd_ttl(ctx: &Ctx, ttl: u8) -> TResult<()> {
+    let ns = &ctx.lab.router;
+    ns.exec("nft", &["add", "table", "ip", "bfdttl"])?;
+    ns.exec(
+        "nft",
+        &[
+            "add",
+            "chain",
+            "ip",
+            "bfdttl",
+            "output",
+            "{ type filter hook output priority 0; }",
+        ],
+    )?;
+    ns.exec(
+        "nft",
+        &[
+            "add",
+            "rule",
+            "ip",
+            "bfdttl",
+            "output",
+            "udp",
+            "dport",
+            "4784",
+            "ip",
+            "ttl",
+            "set",
+            &ttl.to_string(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Our BFD session as `ipvs-herald status` shows it, Up or not.
+fn our_bfd_up(ctx: &Ctx) -> bool {
+    ctx.driver
+        .handle()
+        .peer_states()
+        .first()
+        .and_then(|p| p.bfd)
+        .is_some_and(|b| b.status.state == BfdState::Up)
+}
+
+#[test]
+fn bird_multihop_bfd_one_router_away_comes_up_and_detects_a_silent_bird() {
+    run_on(Kind::Bird, "bfd-mh", false, false, true, |ctx| {
+        // BIRD's packets arrive as from one router away (TTL 254): our default minimum.
+        router_bfd_ttl(ctx, 254)?;
+        all_up(ctx)?;
+        // BIRD runs it as a multihop session (its `show bfd sessions` lists no interface).
+        let out = ctx.router.birdc(&["show", "bfd", "sessions"])?;
+        let me = ctx.speaker_addr().to_string();
+        let row: Vec<&str> = out
+            .lines()
+            .find(|l| l.starts_with(&me))
+            .map(|l| l.split_whitespace().collect())
+            .unwrap_or_default();
+        if row.get(1) != Some(&"---") {
+            return err(format!(
+                "BIRD's session is not multihop (interface column): {out}"
+            ));
+        }
+        drop_bfd(&ctx.lab, "output", ctx.bfd_port())?;
+        wait_until("our session leaves Established", FAST, POLL, || {
+            Ok(!ctx.driver.established(ctx.router_addr())?)
+        })?;
+        let last = ctx.driver.last_error(ctx.router_addr())?;
+        if !last.as_deref().unwrap_or("").contains("Cease (6/10)") {
+            return err(format!("last error {last:?} is not Cease / BFD Down"));
+        }
+        allow_bfd(ctx)?;
+        wait_router_bfd(ctx, true, TIMEOUT)?;
+        wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
+        wait_route(ctx, true)
+    });
+}
+
+#[test]
+fn bird_multihop_bfd_from_too_far_away_is_refused_and_no_route_is_announced() {
+    run_on(Kind::Bird, "bfd-mh-far", false, false, true, |ctx| {
+        // TTL 200: more routers in between than our default minimum (254) allows.
+        router_bfd_ttl(ctx, 200)?;
+        wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
+        ctx.driver.announce(route(), &Attrs::default())?;
+        stays_false(
+            "our BFD Up, or the route at the router, with the peer's packets at TTL 200",
+            Duration::from_secs(4),
+            Duration::from_millis(200),
+            || Ok(our_bfd_up(ctx) || has_route(ctx)?),
+        )?;
+        // The same packets at TTL 254 are heard: BFD comes Up and the route follows.
+        ctx.lab
+            .router
+            .exec("nft", &["delete", "table", "ip", "bfdttl"])?;
+        router_bfd_ttl(ctx, 254)?;
+        wait_until("our BFD Up", TIMEOUT, POLL, || Ok(our_bfd_up(ctx)))?;
+        wait_route(ctx, true)
     });
 }

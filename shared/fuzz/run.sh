@@ -4,6 +4,8 @@
 # Needs cargo-fuzz (`cargo install cargo-fuzz`); nightly features are enabled with
 # RUSTC_BOOTSTRAP=1 on the stable toolchain. Seeds come from shared/tests/data and
 # shared/tests/vectors; new corpus entries stay under shared/fuzz/corpus (git-ignored).
+# Built as announcer/fuzz/run.sh builds (debug assertions and overflow checks on, one target
+# directory, target/fuzz): the dependencies both fuzz crates share are compiled once.
 set -eu
 RUNS="${1:-20000}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
@@ -13,7 +15,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     exit 1
 fi
 export RUSTC_BOOTSTRAP=1
-cargo fuzz build -O
+TARGET_DIR="$HERE/../../target/fuzz"
+cargo fuzz build --target-dir "$TARGET_DIR"
 
 seed() { # seed TARGET FILES...
     t="$1"; shift
@@ -34,7 +37,7 @@ seed proc_ip_vs_conn ../tests/data/ip_vs_conn
 status=0
 for t in netlink_attrs proc_ip_vs proc_ip_vs_stats proc_ip_vs_conn; do
     echo "== $t: $RUNS runs"
-    if ! cargo fuzz run -O "$t" "corpus/$t" -- -runs="$RUNS" -max_len=8192 -timeout=10; then
+    if ! cargo fuzz run --target-dir "$TARGET_DIR" "$t" "corpus/$t" -- -runs="$RUNS" -max_len=8192 -timeout=10; then
         echo "FAIL: $t (crash input under shared/fuzz/artifacts/$t)" >&2
         status=1
     fi

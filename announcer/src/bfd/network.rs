@@ -1,14 +1,14 @@
-//! BFD sockets for RFC 5881 single-hop sessions: UDP port 3784, TTL / hop limit 255 sent and
-//! checked on receipt (the Generalized TTL Security Mechanism of RFC 5881 §5 is the only
-//! protection of an unauthenticated session), source ports in 49152–65535 (RFC 5881 §4).
+//! BFD sockets: RFC 5881 single-hop sessions (UDP port 3784, TTL / hop limit 255 sent and
+//! checked on receipt: the Generalized TTL Security Mechanism of RFC 5881 §5 is the only
+//! protection of an unauthenticated session) and RFC 5883 multihop sessions (UDP port 4784,
+//! 255 sent, at least a configured minimum required, see [`Hop`]); source ports in
+//! 49152–65535 (RFC 5881 §4, RFC 5883 §5).
 //!
-//! - [`RxSocket`]: the listening socket of one address family on port 3784; every datagram
-//!   comes with the TTL / hop limit it arrived with (`IP_RECVTTL` / `IPV6_RECVHOPLIMIT`
-//!   control messages, read through `nix::sys::socket::recvmsg`).
+//! - [`RxSocket`]: the listening socket of one address family on port 3784 or 4784; every
+//!   datagram comes with the TTL / hop limit it arrived with (`IP_RECVTTL` /
+//!   `IPV6_RECVHOPLIMIT` control messages, read through `nix::sys::socket::recvmsg`).
 //! - [`TxSocket`]: one session's sending socket, bound to a free port in the RFC's range with
 //!   TTL / hop limit 255.
-//!
-//! RFC 5883 multi-hop (port 4784) is not implemented.
 
 use super::packet::ControlPacket;
 use nix::sys::socket::{recvmsg, MsgFlags, SockaddrStorage};
@@ -22,8 +22,44 @@ use tokio::net::UdpSocket;
 
 /// UDP port of single-hop BFD Control packets (RFC 5881 §4).
 pub const PORT: u16 = 3784;
-/// The TTL / hop limit sent and required on receipt (RFC 5881 §5).
+/// UDP port of multihop BFD Control packets (RFC 5883 §5).
+pub const MULTIHOP_PORT: u16 = 4784;
+/// The TTL / hop limit sent, and required on receipt by single-hop sessions (RFC 5881 §5).
 pub const TTL: u8 = 255;
+/// The lowest TTL a multihop session accepts unless configured otherwise: a peer that sends
+/// 255 (as BIRD and FRR do) through at most one router. RFC 5883 §5 leaves the check to
+/// configuration; a default that refuses far-away senders keeps the protection GTSM gives.
+pub const DEFAULT_MIN_TTL: u8 = 254;
+
+/// Which encapsulation a session uses, and so which port and TTL rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hop {
+    /// RFC 5881: port 3784, TTL / hop limit exactly 255.
+    #[default]
+    Single,
+    /// RFC 5883: port 4784, TTL / hop limit at least `min_ttl`.
+    Multi {
+        /// The lowest TTL / hop limit accepted.
+        min_ttl: u8,
+    },
+}
+
+impl Hop {
+    /// Whether a packet that arrived with `ttl` may be processed (`None`: the kernel gave no
+    /// TTL, which never passes).
+    pub fn accepts(self, ttl: Option<u8>) -> bool {
+        match (self, ttl) {
+            (_, None) => false,
+            (Hop::Single, Some(t)) => t == TTL,
+            (Hop::Multi { min_ttl }, Some(t)) => t >= min_ttl,
+        }
+    }
+
+    /// Multihop or not.
+    pub fn is_multi(self) -> bool {
+        matches!(self, Hop::Multi { .. })
+    }
+}
 /// Source ports of BFD Control packets (RFC 5881 §4).
 pub const SOURCE_PORTS: RangeInclusive<u16> = 49152..=65535;
 /// Ports tried before [`TxSocket::bind`] gives up.

@@ -2,16 +2,17 @@
 //!
 //! [`Bfd::session`] starts one session (one per BGP peer, RFC 5882 §2) and returns its
 //! [`SessionHandle`]: the session's state as a `watch`, reconfiguration, and stop (also on
-//! drop). One receive task per address family, started with the family's first session, owns
-//! the [`RxSocket`] on port 3784: it drops datagrams whose TTL / hop limit is not 255 or that
-//! do not decode, and hands the others to the session of their source address.
+//! drop). One receive task per address family and encapsulation, started with the first
+//! session that needs it, owns the [`RxSocket`] on port 3784 (single hop) or 4784 (multihop):
+//! it drops datagrams whose TTL / hop limit the session's [`Hop`] refuses (single hop: not
+//! 255) or that do not decode, and hands the others to the session of their source address.
 //!
-//! Sessions are keyed by the peer's address: single-hop BFD has one session per neighbour,
-//! and the address is known before the peer's discriminator is.
+//! Sessions are keyed by the peer's address and the encapsulation: BFD here has one session
+//! per BGP peer, and the address is known before the peer's discriminator is.
 
 use super::fsm::Params;
 use super::metrics::{DropReason, Metrics};
-use super::network::{RxSocket, TxSocket, PORT, TTL};
+use super::network::{Hop, RxSocket, TxSocket, MULTIHOP_PORT, PORT};
 use super::packet::ControlPacket;
 use super::session::{Ctl, SessionConfig, SessionTask, Snapshot, Status};
 use std::collections::HashMap;
@@ -30,7 +31,7 @@ const QUEUE: usize = 64;
 /// Why a session could not start.
 #[derive(Debug, Error)]
 pub enum BfdError {
-    /// The receive socket (port 3784 of this family) could not be bound: another BFD
+    /// The receive socket (port 3784 or 4784 of this family) could not be bound: another BFD
     /// daemon (a local BIRD or FRR) may hold it.
     #[error("cannot bind the BFD receive socket {addr}: {source}")]
     BindRx {
@@ -52,17 +53,48 @@ pub enum BfdError {
     Duplicate(IpAddr),
 }
 
-type Peers = Arc<Mutex<HashMap<IpAddr, mpsc::Sender<ControlPacket>>>>;
+/// A session's key: the peer's address, and whether the session is multihop.
+type PeerKey = (IpAddr, bool);
+
+/// Where the receive task hands a session's packets, and the TTL rule they must pass.
+#[derive(Clone, Debug)]
+struct PeerEntry {
+    tx: mpsc::Sender<ControlPacket>,
+    hop: Hop,
+}
+
+type Peers = Arc<Mutex<HashMap<PeerKey, PeerEntry>>>;
+
+/// The UDP ports of a service: where it listens and where its peers listen, per encapsulation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// Single-hop receive port ([`PORT`]).
+    pub single: u16,
+    /// Multihop receive port ([`MULTIHOP_PORT`]).
+    pub multi: u16,
+    /// The peers' single-hop port.
+    pub peer_single: u16,
+    /// The peers' multihop port.
+    pub peer_multi: u16,
+}
+
+impl Ports {
+    /// The standard ports (RFC 5881 §4, RFC 5883 §5).
+    pub const STANDARD: Ports = Ports {
+        single: PORT,
+        multi: MULTIHOP_PORT,
+        peer_single: PORT,
+        peer_multi: MULTIHOP_PORT,
+    };
+}
 
 struct Inner {
     peers: Peers,
-    /// Receive tasks, IPv4 and IPv6.
-    rx_tasks: Mutex<[Option<JoinHandle<()>>; 2]>,
+    /// Receive tasks: IPv4 and IPv6 single hop, then IPv4 and IPv6 multihop.
+    rx_tasks: Mutex<[Option<JoinHandle<()>>; 4]>,
     metrics: Metrics,
-    /// Port of the receive sockets ([`PORT`]; another in tests).
-    port: u16,
-    /// Port the peers listen on ([`PORT`]; another in tests).
-    peer_port: u16,
+    /// Ports ([`Ports::STANDARD`]; others in tests).
+    ports: Ports,
     next_discr: AtomicU32,
 }
 
@@ -85,7 +117,7 @@ pub struct Bfd {
 impl std::fmt::Debug for Bfd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Bfd")
-            .field("port", &self.inner.port)
+            .field("ports", &self.inner.ports)
             .finish()
     }
 }
@@ -93,7 +125,7 @@ impl std::fmt::Debug for Bfd {
 /// One running session.
 #[derive(Debug)]
 pub struct SessionHandle {
-    peer: IpAddr,
+    key: PeerKey,
     state: watch::Receiver<Status>,
     snapshot: Arc<Mutex<Snapshot>>,
     ctl: mpsc::Sender<Ctl>,
@@ -130,21 +162,20 @@ impl Drop for SessionHandle {
     fn drop(&mut self) {
         // The task sees its queues close, sends AdminDown and ends.
         if let Ok(mut p) = self.peers.lock() {
-            p.remove(&self.peer);
+            p.remove(&self.key);
         }
         let _ = self.ctl.try_send(Ctl::Stop);
     }
 }
 
 impl Bfd {
-    /// A service on the standard port ([`PORT`]).
+    /// A service on the standard ports ([`Ports::STANDARD`]).
     pub fn new(metrics: Metrics) -> Self {
-        Self::with_ports(metrics, PORT, PORT)
+        Self::with_ports(metrics, Ports::STANDARD)
     }
 
-    /// A service listening on `port` and sending to peers' `peer_port` instead of 3784 (tests
-    /// on one host).
-    pub fn with_ports(metrics: Metrics, port: u16, peer_port: u16) -> Self {
+    /// A service on other ports (tests on one host).
+    pub fn with_ports(metrics: Metrics, ports: Ports) -> Self {
         let seed = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
@@ -152,25 +183,25 @@ impl Bfd {
         Bfd {
             inner: Arc::new(Inner {
                 peers: Arc::default(),
-                rx_tasks: Mutex::new([None, None]),
+                rx_tasks: Mutex::new([None, None, None, None]),
                 metrics,
-                port,
-                peer_port,
+                ports,
                 next_discr: AtomicU32::new(seed | 1),
             }),
         }
     }
 
     /// Start a session to `peer` (sending from `local`, or a kernel-chosen source when
-    /// `None`). Must be called within a tokio runtime.
+    /// `None`), single hop or multihop. Must be called within a tokio runtime.
     pub fn session(
         &self,
         name: &str,
         peer: IpAddr,
         local: Option<IpAddr>,
         params: Params,
+        hop: Hop,
     ) -> Result<SessionHandle, BfdError> {
-        self.ensure_rx(peer.is_ipv6())?;
+        self.ensure_rx(peer.is_ipv6(), hop.is_multi())?;
         let local = local.unwrap_or(if peer.is_ipv6() {
             IpAddr::V6(Ipv6Addr::UNSPECIFIED)
         } else {
@@ -191,17 +222,24 @@ impl Bfd {
                 .peers
                 .lock()
                 .map_err(|_| BfdError::Duplicate(peer))?;
-            if peers.contains_key(&peer) {
+            if peers.contains_key(&(peer, hop.is_multi())) {
                 return Err(BfdError::Duplicate(peer));
             }
-            peers.insert(peer, ptx);
+            peers.insert((peer, hop.is_multi()), PeerEntry { tx: ptx, hop });
         }
         let (ctl_tx, ctl_rx) = mpsc::channel(4);
         let (state_tx, state_rx) = watch::channel(Status::default());
         let task = SessionTask::new(
             SessionConfig {
                 name: name.to_owned(),
-                peer: SocketAddr::new(peer, self.inner.peer_port),
+                peer: SocketAddr::new(
+                    peer,
+                    if hop.is_multi() {
+                        self.inner.ports.peer_multi
+                    } else {
+                        self.inner.ports.peer_single
+                    },
+                ),
                 params,
             },
             discr,
@@ -215,7 +253,7 @@ impl Bfd {
         let snapshot = task.snapshot();
         let task = tokio::spawn(task.run());
         Ok(SessionHandle {
-            peer,
+            key: (peer, hop.is_multi()),
             state: state_rx,
             snapshot,
             ctl: ctl_tx,
@@ -229,12 +267,17 @@ impl Bfd {
         self.inner.metrics.remove_peer(name);
     }
 
-    fn ensure_rx(&self, v6: bool) -> Result<(), BfdError> {
+    fn ensure_rx(&self, v6: bool, multi: bool) -> Result<(), BfdError> {
+        let port = if multi {
+            self.inner.ports.multi
+        } else {
+            self.inner.ports.single
+        };
         let mut tasks = self.inner.rx_tasks.lock().map_err(|_| BfdError::BindRx {
-            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.inner.port),
+            addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
             source: io::Error::other("lock poisoned"),
         })?;
-        let slot = &mut tasks[usize::from(v6)];
+        let slot = &mut tasks[usize::from(v6) + 2 * usize::from(multi)];
         if slot.as_ref().is_some_and(|t| !t.is_finished()) {
             return Ok(());
         }
@@ -243,10 +286,11 @@ impl Bfd {
         } else {
             IpAddr::V4(Ipv4Addr::UNSPECIFIED)
         };
-        let addr = SocketAddr::new(ip, self.inner.port);
+        let addr = SocketAddr::new(ip, port);
         let sock = RxSocket::bind(addr).map_err(|source| BfdError::BindRx { addr, source })?;
         *slot = Some(tokio::spawn(receive(
             sock,
+            multi,
             self.inner.peers.clone(),
             self.inner.metrics.clone(),
         )));
@@ -254,8 +298,8 @@ impl Bfd {
     }
 }
 
-/// The receive task of one family: check, decode, hand to the session.
-async fn receive(sock: RxSocket, peers: Peers, metrics: Metrics) {
+/// The receive task of one family and encapsulation: check, decode, hand to the session.
+async fn receive(sock: RxSocket, multi: bool, peers: Peers, metrics: Metrics) {
     let mut buf = [0u8; 512];
     loop {
         let d = match sock.recv(&mut buf).await {
@@ -267,15 +311,23 @@ async fn receive(sock: RxSocket, peers: Peers, metrics: Metrics) {
                 continue;
             }
         };
-        if d.ttl != Some(TTL) {
-            debug!(from = %d.from, ttl = ?d.ttl, "BFD packet with TTL other than 255 dropped");
-            metrics.dropped(DropReason::Ttl);
-            continue;
-        }
         let ip = match d.from.ip() {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
+        let entry = peers.lock().ok().and_then(|p| p.get(&(ip, multi)).cloned());
+        // The session's rule; a single-hop packet from an unknown address is held to 255 too,
+        // so that what is dropped for its TTL is counted the same whoever sent it.
+        let hop = match &entry {
+            Some(e) => e.hop,
+            None if multi => Hop::Multi { min_ttl: 0 },
+            None => Hop::Single,
+        };
+        if !hop.accepts(d.ttl) {
+            debug!(from = %d.from, ttl = ?d.ttl, ?hop, "BFD packet with a refused TTL dropped");
+            metrics.dropped(DropReason::Ttl);
+            continue;
+        }
         let p = match ControlPacket::decode(buf.get(..d.len).unwrap_or_default()) {
             Ok(p) => p,
             Err(e) => {
@@ -284,10 +336,9 @@ async fn receive(sock: RxSocket, peers: Peers, metrics: Metrics) {
                 continue;
             }
         };
-        let tx = peers.lock().ok().and_then(|p| p.get(&ip).cloned());
-        match tx {
-            Some(tx) => {
-                if tx.try_send(p).is_err() {
+        match entry {
+            Some(e) => {
+                if e.tx.try_send(p).is_err() {
                     metrics.dropped(DropReason::QueueFull);
                 }
             }
@@ -395,10 +446,35 @@ mod tests {
         (state.borrow().state == want, peer)
     }
 
+    /// Ports on loopback: `ours` and `theirs` for the encapsulation `hop` uses, unused ones
+    /// for the other (so a packet on the wrong port is never heard).
+    fn ports(ours: u16, theirs: u16, hop: Hop) -> Ports {
+        let (spare_ours, spare_theirs) = (free_udp_port(LOCAL), free_udp_port(PEER));
+        if hop.is_multi() {
+            Ports {
+                single: spare_ours,
+                multi: ours,
+                peer_single: spare_theirs,
+                peer_multi: theirs,
+            }
+        } else {
+            Ports {
+                single: ours,
+                multi: spare_ours,
+                peer_single: theirs,
+                peer_multi: spare_theirs,
+            }
+        }
+    }
+
     async fn setup(ttl: u32) -> (Bfd, SessionHandle, Peer) {
+        setup_hop(ttl, Hop::Single).await
+    }
+
+    async fn setup_hop(ttl: u32, hop: Hop) -> (Bfd, SessionHandle, Peer) {
         let (ours, theirs) = (free_udp_port(LOCAL), free_udp_port(PEER));
-        let bfd = Bfd::with_ports(Metrics::default(), ours, theirs);
-        let s = bfd.session("p1", PEER, Some(LOCAL), fast()).unwrap();
+        let bfd = Bfd::with_ports(Metrics::default(), ports(ours, theirs, hop));
+        let s = bfd.session("p1", PEER, Some(LOCAL), fast(), hop).unwrap();
         let mut peer = Peer::new(theirs, SocketAddr::new(LOCAL, ours), ttl);
         let a = peer.fsm.step(Event::Start, 1.0);
         peer.act(a);
@@ -454,13 +530,52 @@ mod tests {
         assert_eq!(st.borrow().state, State::Down);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn multihop_comes_up_with_packets_one_router_away() {
+        // TTL 254: the peer sent 255 through one router (RFC 5883; our default minimum).
+        let hop = Hop::Multi {
+            min_ttl: crate::bfd::DEFAULT_MIN_TTL,
+        };
+        let (_bfd, s, peer) = setup_hop(254, hop).await;
+        let mut st = s.state();
+        let (up, peer) = wait_for(&mut st, peer, State::Up, true, Duration::from_secs(10)).await;
+        assert!(up, "multihop session Up within 10 s with TTL 254");
+        let (down, _) = wait_for(&mut st, peer, State::Down, false, Duration::from_secs(5)).await;
+        assert!(down, "multihop session Down after the peer went silent");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn multihop_refuses_packets_below_its_minimum_ttl() {
+        let (_bfd, s, peer) = setup_hop(200, Hop::Multi { min_ttl: 254 }).await;
+        let mut st = s.state();
+        let (up, _) = wait_for(&mut st, peer, State::Up, true, Duration::from_secs(3)).await;
+        assert!(!up, "a TTL 200 peer must not be heard with min_ttl 254");
+        // The same distance is accepted when configured so.
+        let (_bfd, s, peer) = setup_hop(200, Hop::Multi { min_ttl: 200 }).await;
+        let mut st = s.state();
+        let (up, _) = wait_for(&mut st, peer, State::Up, true, Duration::from_secs(10)).await;
+        assert!(up, "a TTL 200 peer is heard with min_ttl 200");
+    }
+
+    #[test]
+    fn hop_rules() {
+        assert!(Hop::Single.accepts(Some(255)));
+        assert!(!Hop::Single.accepts(Some(254)));
+        assert!(!Hop::Single.accepts(None));
+        let m = Hop::Multi { min_ttl: 250 };
+        assert!(m.accepts(Some(255)) && m.accepts(Some(250)));
+        assert!(!m.accepts(Some(249)) && !m.accepts(None));
+    }
+
     #[tokio::test]
     async fn one_session_per_peer_address() {
         let (ours, theirs) = (free_udp_port(LOCAL), free_udp_port(PEER));
-        let bfd = Bfd::with_ports(Metrics::default(), ours, theirs);
-        let _a = bfd.session("a", PEER, Some(LOCAL), fast()).unwrap();
+        let bfd = Bfd::with_ports(Metrics::default(), ports(ours, theirs, Hop::Single));
+        let _a = bfd
+            .session("a", PEER, Some(LOCAL), fast(), Hop::Single)
+            .unwrap();
         assert!(matches!(
-            bfd.session("b", PEER, Some(LOCAL), fast()),
+            bfd.session("b", PEER, Some(LOCAL), fast(), Hop::Single),
             Err(BfdError::Duplicate(_))
         ));
     }

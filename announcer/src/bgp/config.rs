@@ -130,7 +130,8 @@ pub struct PeerConfig {
     /// [`crate::bgp::SpeakerHandle::stop_for_restart`]).
     #[serde(default)]
     pub graceful_restart: Option<GracefulRestart>,
-    /// BFD (RFC 5880/5881 single hop) for this peer: a BFD Down closes the session with Cease
+    /// BFD (RFC 5880; single hop RFC 5881, or multihop RFC 5883 for a peer that is not on a
+    /// shared link) for this peer: a BFD Down closes the session with Cease
     /// / BFD Down (RFC 9384), and no route is announced on a session until its BFD is Up.
     /// Default: absent (off). `bfd = {}` turns it on with the defaults of [`BfdConfig`].
     #[serde(default)]
@@ -152,6 +153,13 @@ pub struct BfdConfig {
     pub required_min_rx: Duration,
     /// Detect Mult: packets the peer may miss before it declares us down. Default: 3.
     pub detect_multiplier: u8,
+    /// Multihop BFD (RFC 5883: UDP port 4784) for a peer that is not on a shared link, e.g. a
+    /// router's loopback. Default: false (single hop, RFC 5881: port 3784, TTL 255 required).
+    pub multihop: bool,
+    /// Multihop only: the lowest TTL / hop limit a packet from the peer may arrive with (we
+    /// send 255, as the peer should; 254 = at most one router in between). Default: 254.
+    /// Refused without `multihop`: single hop always requires 255 (RFC 5881 §5).
+    pub min_ttl: Option<u8>,
 }
 
 /// Bounds of the BFD intervals: BFD in user space below 10 ms would be noise, and above a
@@ -166,11 +174,24 @@ impl Default for BfdConfig {
             desired_min_tx: Duration::from_millis(300),
             required_min_rx: Duration::from_millis(300),
             detect_multiplier: 3,
+            multihop: false,
+            min_ttl: None,
         }
     }
 }
 
 impl BfdConfig {
+    /// Single hop, or multihop with the TTL / hop limit we accept.
+    pub fn hop(&self) -> crate::bfd::Hop {
+        if self.multihop {
+            crate::bfd::Hop::Multi {
+                min_ttl: self.min_ttl.unwrap_or(crate::bfd::DEFAULT_MIN_TTL),
+            }
+        } else {
+            crate::bfd::Hop::Single
+        }
+    }
+
     /// The BFD session's timing.
     pub fn params(&self) -> crate::bfd::Params {
         crate::bfd::Params {
@@ -320,6 +341,11 @@ impl PeerConfig {
         self.bfd.filter(|b| b.enabled).map(|b| b.params())
     }
 
+    /// Single hop or multihop, when BFD is configured and enabled.
+    pub fn bfd_hop(&self) -> Option<crate::bfd::Hop> {
+        self.bfd.filter(|b| b.enabled).map(|b| b.hop())
+    }
+
     /// Families negotiated with this peer (the configured list or the address's family).
     pub fn families(&self) -> Vec<Family> {
         match &self.families {
@@ -436,6 +462,18 @@ impl BgpConfig {
                 }
                 if b.detect_multiplier == 0 {
                     return bad(format!("{} must be 1 to 255", k("bfd.detect_multiplier")));
+                }
+                match (b.multihop, b.min_ttl) {
+                    (false, Some(_)) => {
+                        return bad(format!(
+                            "{} applies to multihop BFD only (set bfd.multihop = true); single-hop BFD always requires TTL 255",
+                            k("bfd.min_ttl")
+                        ));
+                    }
+                    (true, Some(0)) => {
+                        return bad(format!("{} must be 1 to 255", k("bfd.min_ttl")));
+                    }
+                    _ => {}
                 }
                 if let IpAddr::V6(a) = p.address {
                     if b.enabled && is_link_local_v6(&a) {
@@ -803,6 +841,14 @@ mod tests {
                 "bfd = { detect_multiplier = 0 }",
                 "peers[a].bfd.detect_multiplier must be 1 to 255",
             ),
+            (
+                "bfd = { min_ttl = 250 }",
+                "peers[a].bfd.min_ttl applies to multihop BFD only",
+            ),
+            (
+                "bfd = { multihop = true, min_ttl = 0 }",
+                "peers[a].bfd.min_ttl must be 1 to 255",
+            ),
         ] {
             let c = BgpConfig {
                 router_id: "192.0.2.1".parse().unwrap(),
@@ -828,6 +874,16 @@ mod tests {
             "{e}"
         );
         assert!(peer_with("bfd = { interval = \"1s\" }").is_err());
+        assert!(peer_with("bfd = { multihop = true, min_ttl = 256 }").is_err());
+        let mh = peer_with("bfd = { multihop = true }").unwrap();
+        assert_eq!(
+            mh.bfd_hop(),
+            Some(crate::bfd::Hop::Multi {
+                min_ttl: crate::bfd::DEFAULT_MIN_TTL
+            })
+        );
+        let sh = peer_with("bfd = {}").unwrap();
+        assert_eq!(sh.bfd_hop(), Some(crate::bfd::Hop::Single));
     }
 
     #[test]

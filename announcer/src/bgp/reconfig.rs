@@ -180,6 +180,8 @@ pub fn changed_keys(a: &PeerConfig, b: &PeerConfig) -> Vec<&'static str> {
         connect_retry
     );
     match (a.bfd_params(), b.bfd_params()) {
+        // Single hop and multihop are different sessions (ports, TTL rule): a new one.
+        (Some(_), Some(_)) if a.bfd_hop() != b.bfd_hop() => k.push("bfd"),
         (Some(x), Some(y)) if x != y => k.push("bfd_timers"),
         (x, y) if x.is_some() != y.is_some() => k.push("bfd"),
         _ => {}
@@ -372,6 +374,25 @@ mod tests {
         match plan(&off, &old).peer("a") {
             Some(PeerChange::Reset { keys }) => assert_eq!(keys, &vec!["bfd"]),
             other => panic!("expected a reset, got {other:?}"),
+        }
+        // Single hop to multihop, or another minimum TTL: a new BFD session, so a reset.
+        for changed in [
+            BfdConfig {
+                multihop: true,
+                ..Default::default()
+            },
+            BfdConfig {
+                multihop: true,
+                min_ttl: Some(250),
+                ..Default::default()
+            },
+        ] {
+            let mut mh = base();
+            mh.peers[0].bfd = Some(changed);
+            match plan(&old, &mh).peer("a") {
+                Some(PeerChange::Reset { keys }) => assert_eq!(keys, &vec!["bfd"]),
+                other => panic!("expected a reset for {changed:?}, got {other:?}"),
+            }
         }
     }
 

@@ -147,6 +147,9 @@ pub struct RouterSpec {
     /// BFD towards the speaker, 100 ms x 3 (BIRD: `protocol bfd` and `bfd on`; FRR: bfdd
     /// with a peer entry and `neighbor X bfd`).
     pub bfd: bool,
+    /// The BGP session is multihop, so its BFD session is too (RFC 5883, port 4784; BIRD:
+    /// `multihop 2` and the `multihop` block of `protocol bfd`). BIRD only.
+    pub bfd_multihop: bool,
 }
 
 impl RouterSpec {
@@ -164,6 +167,7 @@ impl RouterSpec {
             connect_delay: None,
             graceful_restart: false,
             bfd: false,
+            bfd_multihop: false,
         }
     }
 
@@ -210,6 +214,13 @@ fn proto_name(peer: IpAddr) -> &'static str {
 impl Router {
     /// Writes the config and starts the router, waiting until its control socket answers.
     pub fn start(lab: &Lab, spec: RouterSpec) -> TResult<Self> {
+        if spec.bfd_multihop && spec.kind != Kind::Bird {
+            return Err(format!(
+                "bfd_multihop is configured for BIRD only, not {:?}",
+                spec.kind
+            )
+            .into());
+        }
         let dir = lab.subdir(spec.kind.name())?;
         let root = spec.flavour.root()?;
         let mut r = Self {
@@ -315,7 +326,9 @@ impl Router {
         if s.bfd {
             c.push_str(
                 "protocol bfd {\n  interface \"*\" {\n    min rx interval 100 ms;\n    \
-                 min tx interval 100 ms;\n    idle tx interval 1 s;\n    multiplier 3;\n  };\n}\n",
+                 min tx interval 100 ms;\n    idle tx interval 1 s;\n    multiplier 3;\n  };\n  \
+                 multihop {\n    min rx interval 100 ms;\n    min tx interval 100 ms;\n    \
+                 idle tx interval 1 s;\n    multiplier 3;\n  };\n}\n",
             );
         }
         for peer in s.peers() {
@@ -346,6 +359,9 @@ impl Router {
             }
             if s.bfd {
                 let _ = writeln!(c, "  bfd on;");
+            }
+            if s.bfd_multihop {
+                let _ = writeln!(c, "  multihop 2;");
             }
             if s.ibgp() {
                 // iBGP defaults to multihop with recursive next hops; the speaker is on-link.

@@ -252,15 +252,17 @@ impl Session {
         }
     }
 
-    /// Start the peer's BFD session when `bfd` is enabled. A failure (port 3784 taken) leaves
+    /// Start the peer's BFD session when `bfd` is enabled. A failure (port 3784/4784 taken) leaves
     /// the session without BFD and without routes: fail safe, never announced unchecked.
     fn start_bfd(&mut self) {
         let p = &self.init.peer;
-        let (Some(params), Some(service)) = (p.bfd_params(), self.init.bfd.as_ref()) else {
+        let (Some(params), Some(hop), Some(service)) =
+            (p.bfd_params(), p.bfd_hop(), self.init.bfd.as_ref())
+        else {
             return;
         };
         self.bfd_open = false;
-        match service.session(&p.name, p.address, p.local_address, params) {
+        match service.session(&p.name, p.address, p.local_address, params, hop) {
             Ok(h) => {
                 if let Ok(mut s) = self.shared.lock() {
                     s.bfd = Some(h.snapshot());
