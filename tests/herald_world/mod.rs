@@ -161,6 +161,14 @@ impl World {
         Ok(name)
     }
 
+    /// The namespace this world made under the name [`World::netns`] returned.
+    pub fn ns(&self, name: &str) -> TResult<&Netns> {
+        self.namespaces
+            .iter()
+            .find(|n| n.name() == name)
+            .ok_or_else(|| format!("no namespace {name} in this test"))
+    }
+
     /// A veth pair from `a_if` in `a` to `b_if` in `b`, both up.
     pub fn veth(&self, a: &str, a_if: &str, b: &str, b_if: &str) -> TResult<()> {
         ip(&[
