@@ -2,27 +2,30 @@
 //! directors, each beside a routing daemon that redistributes the daemon's VIP into OSPF with
 //! the shipped snippet (`config/bird-ospf.conf` included as it is, `config/frr-ospf.conf` applied
 //! as it is; only the router id, a line the snippets mark CHANGE, is set after them, because two
-//! directors cannot share one), and a router running the same daemon flavour. Once with BIRD 2
-//! on all three, once with FRR (`zebra` + `ospfd`) on all three.
+//! directors cannot share one), and a router running the same daemon flavour. Three runs:
+//! BIRD 2 on all three and FRR (`zebra` + `ospfd`) on all three, in address mode (the VIP on
+//! `herald0` only while announced, `vip_address = "ignore"` as in
+//! `config/examples/ospf-kernel.toml`); and BIRD in route mode with the VIP on `lo` all the time
+//! (`vip_address = "require"`, as an IPVS director has it; not with FRR, which then never
+//! redistributes it: see `config/frr-ospf.conf`).
 //!
 //! ```text
-//!   cl 198.51.100.2 ── cl│rt│d1 ── eth0 d1 192.0.2.2  (herald0: VIP when healthy; responder "d1")
-//!                        │  │d2 ── eth0 d2 192.0.2.6  (herald0: VIP when healthy; responder "d2")
+//!   cl 198.51.100.2 ── cl│rt│d1 ── eth0 d1 192.0.2.2  (responder "d1")
+//!                        │  │d2 ── eth0 d2 192.0.2.6  (responder "d2")
 //! ```
 //!
 //! The host kernel has no IPVS: each daemon reads a fake `/proc/net/ip_vs` the test rewrites,
 //! and a bounded TCP responder thread in each director's namespace (port 80, any address)
-//! answers with the director's name, which it can only receive once `ipvs-herald` has put the
-//! VIP on `herald0` (address mode, `vip_address = "ignore"` as in `config/examples/ospf-kernel.toml`).
-//! The kernel here has no dummy interfaces either: `herald0` is made by the test (a dummy where
-//! the kernel has them, else an `ifb` device) and the daemon uses it (`create_interface = false`;
-//! the backend's own dummy creation is `announcer/tests/ospf_backend.rs`'s).
+//! answers with the director's name. The kernel here has no dummy interfaces either: `herald0`
+//! is made by the test (a dummy where the kernel has them, else an `ifb` device) and the daemon
+//! uses it (`create_interface = false`; the backend's own dummy creation is
+//! `announcer/tests/ospf_backend.rs`'s).
 //!
 //! Each run proves, from the router's kernel table (`ip route show exact VIP`): an ECMP route with
 //! both directors as next hops, installed by the router's OSPF daemon; traffic from `cl` (many
 //! source ports, L4 multipath hash) answered by both directors; d1's pool below its threshold →
-//! only d2 is left (and d1's `herald0` lost the VIP; all traffic goes to d2), the pool back →
-//! both again; SIGTERM to d2's daemon → the VIP leaves d2's kernel before the process has exited
+//! only d2 is left (and d1's kernel lost the VIP; all traffic goes to d2), the pool back → both
+//! again; SIGTERM to d2's daemon → the VIP leaves d2's kernel before the process has exited
 //! (exit status 0), then d2's next hop leaves the router (the order printed with timestamps).
 //! Every wait is bounded and its failure quotes the routing daemons' and the daemons' logs.
 //! Needs root; BIRD 2, FRR and busybox are installed by `tests/deps.sh` when missing.
@@ -51,10 +54,27 @@ const CHANGE: Duration = Duration::from_secs(30);
 /// Bound on a responder thread's life, whatever happens to the test.
 const RESPONDER_LIFE: Duration = Duration::from_secs(600);
 
+/// The routing daemon on all three, and how the directors' daemons install the VIP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Flavour {
+    /// BIRD, address mode (the VIP on `herald0` only while announced).
     Bird,
+    /// FRR, address mode.
     Frr,
+    /// BIRD, route mode: the VIP on `lo` all the time (as IPVS needs it local;
+    /// `vip_address = "require"`) and `VIP dev lo table 100 proto 72` while announced. Not with
+    /// FRR: see `config/frr-ospf.conf` (a VIP also on `lo` is never redistributed there).
+    BirdRouteMode,
+}
+
+impl Flavour {
+    fn bird(self) -> bool {
+        self != Flavour::Frr
+    }
+
+    fn route_mode(self) -> bool {
+        self == Flavour::BirdRouteMode
+    }
 }
 
 /// One director: its namespace's name, router-side link address (its router id), and the
@@ -163,9 +183,12 @@ impl Lab {
         for d in &self.d {
             s.push_str(&d.routing.diag(d.name));
             s.push_str(&format!(
-                "\n{} herald0: {}\n{}\n",
+                "\n{} addresses: {}\n{} routes for the VIP: {}\n{}\n",
                 d.name,
-                ip(&["-n", &d.ns, "-4", "addr", "show", "dev", "herald0"]).unwrap_or_else(|e| e),
+                ip(&["-n", &d.ns, "-4", "addr", "show"]).unwrap_or_else(|e| e),
+                d.name,
+                ip(&["-n", &d.ns, "-4", "route", "show", "table", "all", "exact", PREFIX])
+                    .unwrap_or_else(|e| e),
                 d.herald.logs()
             ));
         }
@@ -218,7 +241,7 @@ impl Lab {
     }
 
     fn vip_on(&self, d: usize) -> TResult<bool> {
-        vip_on_herald0(&self.d[d].ns)
+        vip_installed(&self.d[d].ns, self.flavour)
     }
 }
 
@@ -240,8 +263,18 @@ fn router_next_hops(rt: &str) -> TResult<(Vec<String>, String)> {
     Ok((hops, proto))
 }
 
-fn vip_on_herald0(ns: &str) -> TResult<bool> {
-    Ok(ip(&["-n", ns, "-4", "addr", "show", "dev", "herald0"])?.contains(PREFIX))
+/// Whether the director's daemon has the VIP installed: on `herald0` (address mode) or in
+/// table 100 (route mode).
+fn vip_installed(ns: &str, flavour: Flavour) -> TResult<bool> {
+    if flavour.route_mode() {
+        // `table all`: table 100 does not exist before the first route (`ip` then fails).
+        let out = ip(&[
+            "-n", ns, "-4", "route", "show", "table", "all", "exact", PREFIX,
+        ])?;
+        Ok(out.lines().any(|l| l.contains("table 100")))
+    } else {
+        Ok(ip(&["-n", ns, "-4", "addr", "show", "dev", "herald0"])?.contains(PREFIX))
+    }
 }
 
 fn shipped(name: &str) -> PathBuf {
@@ -282,7 +315,12 @@ fn responder(ns: &herald_test_support::Netns, name: &'static str, stop: Arc<Atom
     });
 }
 
-fn herald_config(dir: &Path, ipvs: &FakeIpvs) -> String {
+fn herald_config(dir: &Path, ipvs: &FakeIpvs, flavour: Flavour) -> String {
+    let (mode, vip_address) = if flavour.route_mode() {
+        ("route", "require")
+    } else {
+        ("address", "ignore")
+    };
     format!(
         r#"[reader]
 source = "procfs"
@@ -304,9 +342,11 @@ shutdown_drain_time = "1s"
 shutdown_timeout = "5s"
 
 [announcer.kernel]
-mode = "address"
+mode = "{mode}"
 interface = "herald0"
 create_interface = false
+table = 100
+route_device = "lo"
 
 [[announcer.vip_groups]]
 name = "web"
@@ -315,7 +355,7 @@ interval = "200ms"
 rise = 2
 fall = 2
 hold_down = "1s"
-vip_address = "ignore"
+vip_address = "{vip_address}"
 "#,
         procfs = ipvs.root.display(),
         dir = dir.display(),
@@ -358,7 +398,7 @@ fn director_routing(
     addr: &str,
 ) -> TResult<Routing> {
     match flavour {
-        Flavour::Bird => {
+        Flavour::Bird | Flavour::BirdRouteMode => {
             let conf = format!(
                 "include \"{}\";\nrouter id {addr};\n",
                 shipped("bird-ospf.conf").display()
@@ -385,6 +425,7 @@ fn setup(flavour: Flavour) -> TResult<Lab> {
     let (name, short) = match flavour {
         Flavour::Bird => ("ospf-e2e-bird", "oeb"),
         Flavour::Frr => ("ospf-e2e-frr", "oef"),
+        Flavour::BirdRouteMode => ("ospf-e2e-bird-route", "oer"),
     };
     let mut w = World::new(name, short)?;
     let rt = w.netns("rt")?;
@@ -414,11 +455,16 @@ fn setup(flavour: Flavour) -> TResult<Lab> {
             ip(&["-n", &ns, "link", "add", "herald0", "type", "ifb"])?;
         }
         ip(&["-n", &ns, "link", "set", "herald0", "up"])?;
+        if flavour.route_mode() {
+            w.addr(&ns, "lo", PREFIX)?;
+        }
         nss.push(ns);
     }
     let rdir = w.subdir("rt")?;
     let router = match flavour {
-        Flavour::Bird => Routing::Bird(Bird::start(&rt, &rdir, &bird_router_config())?),
+        Flavour::Bird | Flavour::BirdRouteMode => {
+            Routing::Bird(Bird::start(&rt, &rdir, &bird_router_config())?)
+        }
         Flavour::Frr => Routing::Frr(
             Frr::start(
                 w.ns(&rt)?,
@@ -439,7 +485,7 @@ fn setup(flavour: Flavour) -> TResult<Lab> {
         responder(w.ns(&ns)?, s.name, stop.clone());
         let routing = director_routing(flavour, w.ns(&ns)?, &dir, s.addr)?;
         let config = dir.join("herald.toml");
-        write_atomic(&config, &herald_config(&dir, &ipvs))?;
+        write_atomic(&config, &herald_config(&dir, &ipvs, flavour))?;
         let mut herald = Herald::new(
             &format!("ipvs-herald {}", s.name),
             &ns,
@@ -496,10 +542,7 @@ fn scenario(flavour: Flavour) {
     // --- An ECMP route for the VIP, learned over OSPF, both directors as next hops.
     let took = lab.wait_next_hops("the router's ECMP route via d1 and d2", &[g1, g2], SETUP);
     let (_, proto) = lab.ok("router route", lab.next_hops());
-    let want_proto = match flavour {
-        Flavour::Bird => "bird",
-        Flavour::Frr => "ospf",
-    };
+    let want_proto = if flavour.bird() { "bird" } else { "ospf" };
     let route = ip(&["-n", &lab.rt, "-4", "route", "show", "exact", PREFIX]).unwrap_or_default();
     assert_eq!(
         proto,
@@ -537,7 +580,7 @@ fn scenario(flavour: Flavour) {
     let r = lab.vip_on(0);
     assert!(
         !lab.ok("d1 herald0", r),
-        "[{flavour:?}] d1's VIP still on herald0\n{}",
+        "[{flavour:?}] d1's VIP still installed (herald0 / table 100)\n{}",
         lab.diag()
     );
     let counts = lab.traffic(16);
@@ -581,7 +624,7 @@ fn scenario(flavour: Flavour) {
             exited = Some((t, sent.elapsed()));
         }
         let t = sent.elapsed();
-        let gone = !vip_on_herald0(&lab.d[1].ns).unwrap_or(true);
+        let gone = !vip_installed(&lab.d[1].ns, flavour).unwrap_or(true);
         if exited.is_some() && vip_after_exit.is_none() {
             vip_after_exit = Some(!gone);
         }
@@ -611,7 +654,11 @@ fn scenario(flavour: Flavour) {
             .rposition(|l| l.contains(needle))
             .map(|i| (i, log_seconds_of_day(lines[i])))
     };
-    let removed = logged("VIP address removed");
+    let removed = logged(if flavour.route_mode() {
+        "VIP route removed"
+    } else {
+        "VIP address removed"
+    });
     let stopped = logged("ipvs_herald::daemon: stopped");
     let since = |x: Option<(usize, Option<f64>)>| {
         x.and_then(|(_, t)| t).map_or("?".to_owned(), |t| {
@@ -619,7 +666,7 @@ fn scenario(flavour: Flavour) {
         })
     };
     eprintln!(
-        "[{flavour:?}] SIGTERM to d2's daemon at 0 ms: VIP gone from d2's herald0 at {}, process exited at {}, d2's next hop gone from the router at {}; d2's log: VIP address removed at {}, stopped at {}",
+        "[{flavour:?}] SIGTERM to d2's daemon at 0 ms: VIP gone from d2's kernel at {}, process exited at {}, d2's next hop gone from the router at {}; d2's log: VIP removed at {}, stopped at {}",
         show(vip_gone),
         show(exited),
         show(router_gone),
@@ -635,7 +682,7 @@ fn scenario(flavour: Flavour) {
     assert_eq!(
         vip_after_exit,
         Some(false),
-        "[{flavour:?}] d2's VIP was still on herald0 once the process had exited\n{}",
+        "[{flavour:?}] d2's VIP was still installed once the process had exited\n{}",
         lab.diag()
     );
     match (removed, stopped) {
@@ -666,4 +713,9 @@ fn bird_on_directors_and_router() {
 #[test]
 fn frr_on_directors_and_router() {
     scenario(Flavour::Frr);
+}
+
+#[test]
+fn bird_route_mode_with_the_vip_on_lo() {
+    scenario(Flavour::BirdRouteMode);
 }
