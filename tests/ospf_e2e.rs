@@ -449,7 +449,8 @@ fn setup(flavour: Flavour) -> TResult<Lab> {
         w.veth(&ns, "eth0", &rt, s.name)?;
         w.addr(&ns, "eth0", &format!("{}/30", s.addr))?;
         w.addr(&rt, s.name, &format!("{}/30", s.rt_addr))?;
-        // Replies to the client: a director takes no routes from OSPF (the snippet's `import none`).
+        // Replies to the client: a director takes no routes from OSPF (the snippet's
+        // `import none`).
         ip(&["-n", &ns, "route", "add", "default", "via", s.rt_addr])?;
         if ip(&["-n", &ns, "link", "add", "herald0", "type", "dummy"]).is_err() {
             ip(&["-n", &ns, "link", "add", "herald0", "type", "ifb"])?;
