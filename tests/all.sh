@@ -4,7 +4,7 @@
 # Stages, each loud on failure (set -e): install missing Debian packages, the fast stage
 # (tests/fast.sh: module cycles, formatting, lints, unit tests, rustdoc, cargo-deny; no root
 # needed), the Debian trixie root of the newer routers, unit and integration tests of every crate (with BGP interop against real BIRD 2 / FRR / GoBGP
-# in network namespaces, and BIRD 3 / FRR 10 / GoBGP 3.36 from a Debian trixie root), fault tests and the soak of the binary (real BIRD in network
+# in network namespaces, and BIRD 3 / FRR 10 / GoBGP 3.36 from a Debian trixie root; OSPF end to end of `ipvs-herald run` with BIRD and FRR), fault tests and the soak of the binary (real BIRD in network
 # namespaces), the Debian package (built, installed with dpkg, checked, purged), fuzz smoke runs
 # of every decoder, and the QEMU lab with a real IPVS kernel.
 # Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
@@ -57,7 +57,7 @@ bash tests/fast.sh
 stage "the Debian trixie root with BIRD 3, FRR 10, GoBGP 3.36 (tests/trixie-root.sh: built once, ~80 s, then reused)"
 bash tests/trixie-root.sh
 
-stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, promtool, Prometheus)"
+stage "unit and integration tests (BGP interop with BIRD/FRR/GoBGP, OSPF, OSPF end to end of ipvs-herald run with BIRD and FRR, promtool, Prometheus)"
 cargo test --workspace --locked
 
 stage "fault tests: the binary against a real BIRD in namespaces (panic, stuck read, wedge, IPVS gone, router restart, silent link loss, kill -9, drain across a restart; tests/README.md)"

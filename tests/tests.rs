@@ -11,6 +11,7 @@ mod failsafe;
 mod graceful_restart;
 mod instance;
 mod ipvsadm_parse;
+mod ospf_e2e;
 mod reload;
 mod status;
 mod status_page;

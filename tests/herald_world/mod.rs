@@ -1,7 +1,7 @@
 //! Test harness of the root package's namespace tests (`tests/reload.rs`, `tests/faults.rs`,
-//! `tests/soak.rs`): network namespaces joined by veth, a real BIRD 2 router, the real
-//! `ipvs-herald` binary started inside a namespace, a procfs-backed fake IPVS table the test
-//! rewrites, and bounded waits. Everything a test creates is owned by a value whose `Drop`
+//! `tests/soak.rs`, `tests/ospf_e2e.rs`, …): network namespaces joined by veth, a real BIRD 2
+//! router, the real `ipvs-herald` binary started inside a namespace, a procfs-backed fake IPVS
+//! table the test rewrites, and bounded waits. Everything a test creates is owned by a value whose `Drop`
 //! tears it down (processes killed by pid, namespaces deleted), so a failing test leaves
 //! nothing behind. Needs root.
 #![allow(dead_code)]
@@ -159,6 +159,14 @@ impl World {
         let name = ns.name().to_owned();
         self.namespaces.push(ns);
         Ok(name)
+    }
+
+    /// The namespace this world made under the name [`World::netns`] returned.
+    pub fn ns(&self, name: &str) -> TResult<&Netns> {
+        self.namespaces
+            .iter()
+            .find(|n| n.name() == name)
+            .ok_or_else(|| format!("no namespace {name} in this test"))
     }
 
     /// A veth pair from `a_if` in `a` to `b_if` in `b`, both up.

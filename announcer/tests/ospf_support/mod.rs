@@ -287,11 +287,11 @@ impl Drop for Bird {
     }
 }
 
-/// An FRR instance (zebra, ospfd, ospf6d, or bgpd) in a namespace with its own vty sockets, zserv
-/// socket and pid files, configured from one integrated `frr.conf` through `vtysh`.
+/// An FRR instance (zebra, ospfd, ospf6d, or bgpd) in a namespace: the shared
+/// [`herald_test_support::Frr`] with the panicking helpers these tests use.
 #[derive(Debug)]
 pub struct Frr {
-    children: Vec<Child>,
+    frr: herald_test_support::Frr,
     pub vty_dir: String,
 }
 
@@ -309,104 +309,22 @@ impl Frr {
         config: &str,
         daemons: &[&str],
     ) -> Self {
-        let vty_dir = dir.path.join(name);
-        std::fs::create_dir_all(&vty_dir).unwrap_or_else(|e| panic!("mkdir {vty_dir:?}: {e}"));
-        // The daemons drop privileges to frr:frr and must create their sockets here.
-        run("chown", &["-R", "frr:frr", &vty_dir.display().to_string()]);
-        let vty = vty_dir.display().to_string();
-        let zserv = format!("{vty}/zserv.api");
-        let conf = vty_dir.join("frr.conf");
-        std::fs::write(&conf, config).unwrap_or_else(|e| panic!("write {conf:?}: {e}"));
-        // Empty per-daemon configs: the real configuration is applied through vtysh below.
-        let mut children = Vec::new();
-        for &daemon in daemons {
-            let empty = vty_dir.join(format!("{daemon}.conf"));
-            std::fs::write(&empty, "").unwrap_or_else(|e| panic!("write {empty:?}: {e}"));
-            let pid = format!("{vty}/{daemon}.pid");
-            let args = vec![
-                "-f".to_string(),
-                empty.display().to_string(),
-                "-i".into(),
-                pid,
-                "-z".into(),
-                zserv.clone(),
-                "--vty_socket".into(),
-                vty.clone(),
-                "-P".into(),
-                "0".into(),
-                "--log".into(),
-                "stdout".into(),
-            ];
-            let args_ref: Vec<&str> = args.iter().map(String::as_str).collect();
-            let child = ns.spawn(
-                &format!("/usr/lib/frr/{daemon}"),
-                &args_ref,
-                &dir.file(&format!("{name}-{daemon}.log")),
-            );
-            children.push(child);
-            let sock = format!("{vty}/{daemon}.vty");
-            let zs = zserv.clone();
-            wait_for(
-                &format!("FRR {name} {daemon} vty socket"),
-                Duration::from_secs(20),
-                || {
-                    (Path::new(&sock).exists() && (daemon != "zebra" || Path::new(&zs).exists()))
-                        .then_some(())
-                },
-                || logs(dir),
-            );
+        let frr = herald_test_support::Frr::start(&ns.ns, &dir.path, name, config, daemons)
+            .unwrap_or_else(|e| panic!("FRR {name}: {e}\n{}", logs(dir)));
+        Frr {
+            vty_dir: frr.vty_dir().display().to_string(),
+            frr,
         }
-        let frr = Frr {
-            children,
-            vty_dir: vty,
-        };
-        // Apply the integrated configuration: vtysh sends each line to the daemon owning it.
-        // (`vtysh -f` starts in configuration mode.)
-        let mut script = String::from(config);
-        script.push_str("\nend\n");
-        let script_path = dir.file(&format!("{name}-apply.vtysh"));
-        std::fs::write(&script_path, script).unwrap_or_else(|e| panic!("write script: {e}"));
-        let out = frr.vtysh_file(&script_path);
-        assert!(
-            !out.contains("% Unknown command")
-                && !out.contains("% Invalid")
-                && !out.contains("% Command incomplete"),
-            "FRR rejected part of its configuration:\n{out}"
-        );
-        frr
-    }
-
-    fn vtysh_file(&self, path: &Path) -> String {
-        let (ok, out) = try_run(
-            "vtysh",
-            &[
-                "--vty_socket",
-                &self.vty_dir,
-                "-f",
-                &path.display().to_string(),
-            ],
-        );
-        assert!(ok, "vtysh -f {path:?} failed: {out}");
-        out
     }
 
     /// Runs a `vtysh -c` command; returns (success, output).
     pub fn try_cmd(&self, cmd: &str) -> (bool, String) {
-        try_run("vtysh", &["--vty_socket", &self.vty_dir, "-c", cmd])
+        self.frr.try_cmd(cmd)
     }
 
     pub fn cmd(&self, cmd: &str) -> String {
-        let (ok, out) = self.try_cmd(cmd);
-        assert!(ok, "vtysh -c {cmd:?} failed: {out}");
-        out
-    }
-}
-
-impl Drop for Frr {
-    fn drop(&mut self) {
-        for c in self.children.iter_mut().rev() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        self.frr
+            .cmd(cmd)
+            .unwrap_or_else(|e| panic!("vtysh -c {cmd:?} failed: {e}"))
     }
 }
