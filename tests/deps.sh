@@ -42,6 +42,8 @@ declare -A need=(
   # the lab's benchmarks only (tests/lab/lab.sh bench, e2e-bench): in the guest's initramfs
   [hping3]=hping3
   [strace]=strace
+  # tests/bench/bfd-jitter.sh: timestamps of BFD packets at the router
+  [tcpdump]=tcpdump
   # tests/trixie-root.sh: the Debian trixie root the newer routers (BIRD 3, FRR 10, GoBGP 3.36) run from
   [debootstrap]=debootstrap
   [unshare]=util-linux

@@ -719,12 +719,43 @@ fn peer_row(h: &mut String, p: &PeerReport) {
         esc_short(&p.state),
         p.uptime_seconds.map(span).unwrap_or_else(|| "–".into()),
         p.prefixes_sent,
-        p.bfd.as_deref().map(esc_short).unwrap_or_else(|| "–".into()),
+        bfd_cell(p),
         p.last_error
             .as_deref()
             .map(esc_short)
             .unwrap_or_else(|| "<span class=\"mute\">–</span>".into()),
     );
+}
+
+/// The BFD column: our state and the peer's, and once the peer was heard the negotiated
+/// transmit interval and detection time; the diagnostic of the last change when it says why
+/// the session went down (what an operator looks for after a flap).
+fn bfd_cell(p: &PeerReport) -> String {
+    let Some(b) = &p.bfd_session else {
+        return p
+            .bfd
+            .as_deref()
+            .map(esc_short)
+            .unwrap_or_else(|| "–".into());
+    };
+    let ms = |s: f64| format!("{:.0} ms", s * 1000.0);
+    let mut c = format!(
+        "{} <span class=\"mute\">(peer {})</span>",
+        esc_short(&b.state),
+        esc_short(&b.remote_state)
+    );
+    if b.tx_interval_seconds > 0.0 {
+        let _ = write!(
+            c,
+            "<br><small>tx {} · detect {}</small>",
+            ms(b.tx_interval_seconds),
+            ms(b.detection_time_seconds)
+        );
+    }
+    if b.diagnostic != "none" {
+        let _ = write!(c, "<br><small>{}</small>", esc_short(&b.diagnostic));
+    }
+    c
 }
 
 /// `v` when the snapshot carries rates, a dash otherwise.
@@ -951,6 +982,37 @@ mod tests {
         // The 1000-character error is cut to MAX_TEXT.
         assert!(page.contains(&format!("{}…", "x".repeat(MAX_TEXT))));
         assert!(!page.contains(&"x".repeat(MAX_TEXT + 1)));
+    }
+
+    #[test]
+    fn bfd_shows_both_states_the_timing_and_why_it_went_down() {
+        use herald_shared::status::BfdReport;
+        let mut r = report("web");
+        r.peers[0].bfd = Some("up".into());
+        r.peers[0].bfd_session = Some(BfdReport {
+            state: "up".into(),
+            remote_state: "up".into(),
+            tx_interval_seconds: 0.3,
+            detection_time_seconds: 0.9,
+            diagnostic: "none".into(),
+        });
+        let page = render(&input(Announcer::Report(r.clone()), None));
+        assert!(
+            page.contains("up <span class=\"mute\">(peer up)</span><br><small>tx 300 ms · detect 900 ms</small></td>"),
+            "{page}"
+        );
+        r.peers[0].bfd_session = Some(BfdReport {
+            state: "down".into(),
+            remote_state: "down".into(),
+            tx_interval_seconds: 0.0,
+            detection_time_seconds: 0.0,
+            diagnostic: "control_detection_time_expired".into(),
+        });
+        let page = render(&input(Announcer::Report(r), None));
+        assert!(
+            page.contains("down <span class=\"mute\">(peer down)</span><br><small>control_detection_time_expired</small></td>"),
+            "{page}"
+        );
     }
 
     #[test]
