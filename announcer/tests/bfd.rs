@@ -28,7 +28,7 @@ use ipnet::IpNet;
 use support::driver::{wait_established, Driver, DriverPeer, DriverSpec};
 use support::herald::{config, HeraldDriver};
 use support::lab::Lab;
-use support::routers::{Kind, Router, RouterSpec};
+use support::routers::{Flavour, Kind, Router, RouterSpec};
 use support::routes::Attrs;
 use support::{err, stays_false, wait_until, TResult};
 
@@ -88,7 +88,13 @@ fn bfd_port(multihop: bool) -> u16 {
 
 /// `silent_router`: the router's BFD packets are dropped from the start; `v6`: IPv6 transport;
 /// `multihop`: multihop BGP and BFD on both sides.
-fn setup(kind: Kind, test: &str, silent_router: bool, v6: bool, multihop: bool) -> TResult<Ctx> {
+fn setup(
+    (kind, flavour): (Kind, Flavour),
+    test: &str,
+    silent_router: bool,
+    v6: bool,
+    multihop: bool,
+) -> TResult<Ctx> {
     let lab = Lab::new(test)?;
     lab.check()?;
     if silent_router {
@@ -96,6 +102,7 @@ fn setup(kind: Kind, test: &str, silent_router: bool, v6: bool, multihop: bool) 
     }
     let mut rspec = RouterSpec::new(kind, ROUTER_AS, SPEAKER_AS);
     rspec.hold = HOLD;
+    rspec.flavour = flavour;
     rspec.bfd = true;
     rspec.bfd_multihop = multihop;
     rspec.transport_v6 = v6;
@@ -133,18 +140,25 @@ fn setup(kind: Kind, test: &str, silent_router: bool, v6: bool, multihop: bool) 
 }
 
 fn run(test: &str, silent_router: bool, v6: bool, body: fn(&mut Ctx) -> TResult<()>) {
-    run_on(Kind::Bird, test, silent_router, v6, false, body)
+    run_on(BIRD2, test, silent_router, v6, false, body)
 }
 
+/// The routers: Debian 12's, and Debian trixie's (tests/trixie-root.sh).
+const BIRD2: (Kind, Flavour) = (Kind::Bird, Flavour::Host);
+const FRR8: (Kind, Flavour) = (Kind::Frr, Flavour::Host);
+const BIRD3: (Kind, Flavour) = (Kind::Bird, Flavour::Trixie);
+const FRR10: (Kind, Flavour) = (Kind::Frr, Flavour::Trixie);
+
 fn run_on(
-    kind: Kind,
+    router: (Kind, Flavour),
     test: &str,
     silent_router: bool,
     v6: bool,
     multihop: bool,
     body: fn(&mut Ctx) -> TResult<()>,
 ) {
-    let mut ctx = match setup(kind, test, silent_router, v6, multihop) {
+    let kind = router.0;
+    let mut ctx = match setup(router, test, silent_router, v6, multihop) {
         Ok(c) => c,
         Err(e) => panic!("{test}: setup failed: {e}"),
     };
@@ -305,39 +319,43 @@ fn bird_bfd_comes_up_and_routes_follow() {
     });
 }
 
+/// The router's BFD packets dropped: we close with Cease / BFD Down, BIRD records why, and
+/// everything comes back with BFD.
+fn bird_silent(ctx: &mut Ctx) -> TResult<()> {
+    all_up(ctx)?;
+    drop_bfd(&ctx.lab, "output", ctx.bfd_port())?;
+    let t = Instant::now();
+    wait_until("our session leaves Established", FAST, POLL, || {
+        Ok(!ctx.driver.established(ctx.router_addr())?)
+    })?;
+    let took = t.elapsed();
+    let last = ctx.driver.last_error(ctx.router_addr())?;
+    if !last.as_deref().unwrap_or("").contains("Cease (6/10)") {
+        return err(format!(
+            "last error {last:?} is not Cease / BFD Down (after {took:?})"
+        ));
+    }
+    // BIRD was told why: Cease subcode 10 (RFC 9384); BIRD 2.0.12 has no name for it and
+    // prints "Received: Unknown error 6.10", later versions "BFD session down".
+    wait_until("BIRD leaves Established", FAST, POLL, || {
+        Ok(!ctx.router.established(ctx.speaker_addr())?)
+    })?;
+    let proto = ctx
+        .router
+        .birdc(&["show", "protocols", "all", ctx.proto()])?;
+    if !(proto.contains("Received: Unknown error 6.10") || proto.contains("Received: BFD")) {
+        return err(format!("BIRD did not receive Cease / BFD Down: {proto}"));
+    }
+    // BFD back: the session and the route come back.
+    allow_bfd(ctx)?;
+    wait_router_bfd(ctx, true, TIMEOUT)?;
+    wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
+    wait_route(ctx, true)
+}
+
 #[test]
 fn silent_bird_makes_us_close_the_session_with_cease_bfd_down() {
-    run("bfd-peer-silent", false, false, |ctx| {
-        all_up(ctx)?;
-        drop_bfd(&ctx.lab, "output", ctx.bfd_port())?;
-        let t = Instant::now();
-        wait_until("our session leaves Established", FAST, POLL, || {
-            Ok(!ctx.driver.established(ctx.router_addr())?)
-        })?;
-        let took = t.elapsed();
-        let last = ctx.driver.last_error(ctx.router_addr())?;
-        if !last.as_deref().unwrap_or("").contains("Cease (6/10)") {
-            return err(format!(
-                "last error {last:?} is not Cease / BFD Down (after {took:?})"
-            ));
-        }
-        // BIRD was told why: Cease subcode 10 (RFC 9384); BIRD 2.0.12 has no name for it and
-        // prints "Received: Unknown error 6.10", later versions "BFD session down".
-        wait_until("BIRD leaves Established", FAST, POLL, || {
-            Ok(!ctx.router.established(ctx.speaker_addr())?)
-        })?;
-        let proto = ctx
-            .router
-            .birdc(&["show", "protocols", "all", ctx.proto()])?;
-        if !(proto.contains("Received: Unknown error 6.10") || proto.contains("Received: BFD")) {
-            return err(format!("BIRD did not receive Cease / BFD Down: {proto}"));
-        }
-        // BFD back: the session and the route come back.
-        allow_bfd(ctx)?;
-        wait_router_bfd(ctx, true, TIMEOUT)?;
-        wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
-        wait_route(ctx, true)
-    });
+    run("bfd-peer-silent", false, false, bird_silent);
 }
 
 #[test]
@@ -444,31 +462,34 @@ fn timer_change_is_renegotiated_without_a_reset() {
 
 #[test]
 fn frr_bfd_comes_up_and_routes_follow() {
-    run_on(Kind::Frr, "bfd-frr-up", false, false, false, all_up);
+    run_on(FRR8, "bfd-frr-up", false, false, false, all_up);
+}
+
+/// FRR's BFD packets dropped: we close with Cease / BFD Down; back with BFD.
+fn frr_silent(ctx: &mut Ctx) -> TResult<()> {
+    all_up(ctx)?;
+    drop_bfd(&ctx.lab, "output", ctx.bfd_port())?;
+    wait_until("our session leaves Established", FAST, POLL, || {
+        Ok(!ctx.driver.established(ctx.router_addr())?)
+    })?;
+    let last = ctx.driver.last_error(ctx.router_addr())?;
+    if !last.as_deref().unwrap_or("").contains("Cease (6/10)") {
+        return err(format!("last error {last:?} is not Cease / BFD Down"));
+    }
+    allow_bfd(ctx)?;
+    wait_router_bfd(ctx, true, TIMEOUT)?;
+    wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
+    wait_route(ctx, true)
 }
 
 #[test]
 fn frr_silent_makes_us_close_the_session_with_cease_bfd_down() {
-    run_on(Kind::Frr, "bfd-frr-silent", false, false, false, |ctx| {
-        all_up(ctx)?;
-        drop_bfd(&ctx.lab, "output", ctx.bfd_port())?;
-        wait_until("our session leaves Established", FAST, POLL, || {
-            Ok(!ctx.driver.established(ctx.router_addr())?)
-        })?;
-        let last = ctx.driver.last_error(ctx.router_addr())?;
-        if !last.as_deref().unwrap_or("").contains("Cease (6/10)") {
-            return err(format!("last error {last:?} is not Cease / BFD Down"));
-        }
-        allow_bfd(ctx)?;
-        wait_router_bfd(ctx, true, TIMEOUT)?;
-        wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
-        wait_route(ctx, true)
-    });
+    run_on(FRR8, "bfd-frr-silent", false, false, false, frr_silent);
 }
 
 #[test]
 fn frr_silent_speaker_makes_frr_bfd_go_down() {
-    run_on(Kind::Frr, "bfd-frr-we-silent", false, false, false, |ctx| {
+    run_on(FRR8, "bfd-frr-we-silent", false, false, false, |ctx| {
         all_up(ctx)?;
         drop_bfd(&ctx.lab, "input", ctx.bfd_port())?;
         wait_router_bfd(ctx, false, FAST)?;
@@ -527,7 +548,7 @@ fn our_bfd_up(ctx: &Ctx) -> bool {
 
 #[test]
 fn bird_multihop_bfd_one_router_away_comes_up_and_detects_a_silent_bird() {
-    run_on(Kind::Bird, "bfd-mh", false, false, true, |ctx| {
+    run_on(BIRD2, "bfd-mh", false, false, true, |ctx| {
         // BIRD's packets arrive as from one router away (TTL 254): our default minimum.
         router_bfd_ttl(ctx, 254)?;
         all_up(ctx)?;
@@ -561,7 +582,7 @@ fn bird_multihop_bfd_one_router_away_comes_up_and_detects_a_silent_bird() {
 
 #[test]
 fn bird_multihop_bfd_from_too_far_away_is_refused_and_no_route_is_announced() {
-    run_on(Kind::Bird, "bfd-mh-far", false, false, true, |ctx| {
+    run_on(BIRD2, "bfd-mh-far", false, false, true, |ctx| {
         // TTL 200: more routers in between than our default minimum (254) allows.
         router_bfd_ttl(ctx, 200)?;
         wait_established(&ctx.driver, ctx.router_addr(), TIMEOUT)?;
@@ -580,4 +601,14 @@ fn bird_multihop_bfd_from_too_far_away_is_refused_and_no_route_is_announced() {
         wait_until("our BFD Up", TIMEOUT, POLL, || Ok(our_bfd_up(ctx)))?;
         wait_route(ctx, true)
     });
+}
+
+#[test]
+fn bird3_bfd_comes_up_and_detects_a_silent_bird() {
+    run_on(BIRD3, "bfd-bird3", false, false, false, bird_silent);
+}
+
+#[test]
+fn frr10_bfd_comes_up_and_detects_a_silent_frr() {
+    run_on(FRR10, "bfd-frr10", false, false, false, frr_silent);
 }

@@ -481,7 +481,9 @@ impl Router {
                 };
                 for &d in daemons {
                     let mut c = self.ns_cmd(&format!("/usr/lib/frr/{d}"));
-                    if d == "bfdd" {
+                    // FRR 8's bfdd has a control socket of its own (a fixed default path that
+                    // parallel tests would share); FRR 10's has no such option.
+                    if d == "bfdd" && self.spec.flavour == Flavour::Host {
                         c.args(["--bfdctl", &self.path("bfdd.sock")]);
                     }
                     c.args(["-f", &self.path(&format!("{d}.conf"))])
