@@ -10,6 +10,7 @@
 //! | `restart_overrun_*` | the daemon stays away longer than `restart_time` | flush the route when the restart time is over; the late start sends no R bit |
 //! | `plain_stop_*` | SIGTERM, then `ipvs-herald stop`, with graceful restart negotiated | lose the route at each stop (drain, withdraw, Cease) |
 //! | `keep_routes_is_refused_*` | `stop --keep-routes` without graceful restart | keep the route: nothing stops |
+//! | `stop_keep_routes_with_bfd_*` | BFD on the session (100 ms x 3, BIRD `bfd graceful`); `stop --keep-routes` sends BFD AdminDown | keep the route stale; BFD Up again after the restart. With plain `bfd on`, BIRD 2.0.12 closes the session on that BFD Down and flushes the route at once (seen when this test was written): a router must be told that a BFD Down may be a restart (README, "Restarting without moving traffic") |
 //!
 //! Tests run one at a time (a lock). Needs root; BIRD and busybox are installed by
 //! `tests/deps.sh` when missing.
@@ -43,7 +44,7 @@ struct Rig {
 }
 
 impl Rig {
-    fn new(name: &str, short: &str, restart_time: Option<u16>) -> TResult<Self> {
+    fn new(name: &str, short: &str, restart_time: Option<u16>, bfd: bool) -> TResult<Self> {
         ensure_packages(BASE_PACKAGES)?;
         let mut w = World::new(&format!("gr-{name}"), short)?;
         let d = w.netns("d")?;
@@ -54,11 +55,12 @@ impl Rig {
         w.addr(&d, "lo", &format!("{VIP}/32"))?;
         let mut cfg = DirectorConfig::new(w.subdir("d1")?, DIRECTOR, ROUTER, VIP);
         cfg.graceful_restart = restart_time;
+        cfg.bfd = bfd;
         // rise 3 at 200 ms: a normal start needs 0.4 s of checks before it announces; the
         // hold-down makes a pool that died while we were away stay out for a while.
         cfg.rise = 3;
         cfg.hold_down_ms = 5000;
-        let bird = Bird::start(&r, &w.subdir("bird")?, &bird_config(cfg.hold_time))?;
+        let bird = Bird::start(&r, &w.subdir("bird")?, &bird_config(cfg.hold_time, bfd))?;
         let ipvs = FakeIpvs::new(cfg.procfs_root())?;
         ipvs.pool(VIP, 80, true)?;
         let config = cfg.write()?;
@@ -147,10 +149,20 @@ impl Rig {
     }
 }
 
-/// BIRD, passive, graceful restart helper (and restarting speaker), hold time `hold`.
-fn bird_config(hold: u16) -> String {
+/// BIRD, passive, graceful restart helper (and restarting speaker), hold time `hold`; with
+/// `bfd`, BFD at 100 ms x 3 on the session, `bfd graceful` (a BFD Down starts BIRD's graceful
+/// restart helper instead of a flush; `bfd on` flushes our routes when we stop for a restart).
+fn bird_config(hold: u16, bfd: bool) -> String {
+    let (bfd_proto, bfd_on) = if bfd {
+        (
+            "protocol bfd {\n  interface \"*\" { min rx interval 100 ms; min tx interval 100 ms; idle tx interval 1 s; multiplier 3; };\n}\n",
+            "  bfd graceful;\n",
+        )
+    } else {
+        ("", "")
+    };
     format!(
-        "router id {ROUTER};\nprotocol device {{}}\nprotocol bgp {PROTO} {{\n  local {ROUTER} as 65000;\n  neighbor {DIRECTOR} as 65001;\n  passive on;\n  hold time {hold};\n  keepalive time {ka};\n  error wait time 1, 2;\n  graceful restart on;\n  ipv4 {{ import all; export none; }};\n}}\n",
+        "router id {ROUTER};\nprotocol device {{}}\n{bfd_proto}protocol bgp {PROTO} {{\n  local {ROUTER} as 65000;\n  neighbor {DIRECTOR} as 65001;\n  passive on;\n  hold time {hold};\n  keepalive time {ka};\n  error wait time 1, 2;\n  graceful restart on;\n{bfd_on}  ipv4 {{ import all; export none; }};\n}}\n",
         ka = (hold / 3).max(1)
     )
 }
@@ -161,8 +173,18 @@ fn with_rig(
     restart_time: Option<u16>,
     body: impl FnOnce(&mut Rig) -> TResult<()>,
 ) {
+    with_rig_bfd(name, short, restart_time, false, body)
+}
+
+fn with_rig_bfd(
+    name: &str,
+    short: &str,
+    restart_time: Option<u16>,
+    bfd: bool,
+    body: impl FnOnce(&mut Rig) -> TResult<()>,
+) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let mut rig = match Rig::new(name, short, restart_time) {
+    let mut rig = match Rig::new(name, short, restart_time, bfd) {
         Ok(r) => r,
         Err(e) => panic!("set-up failed (needs root, ip netns, BIRD): {e}"),
     };
@@ -394,6 +416,65 @@ fn keep_routes_is_refused_without_graceful_restart() {
         if !rig.herald.alive() {
             return Err("the daemon stopped although the stop was refused".into());
         }
+        Ok(())
+    });
+}
+
+/// BIRD's BFD session towards the director: "Up", "Down", "Init", or "none".
+fn bird_bfd_state(bird: &Bird) -> TResult<String> {
+    let out = bird.birdc(&["show", "bfd", "sessions"])?;
+    let me = DIRECTOR.to_string();
+    Ok(out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|c| c.first() == Some(&me.as_str()))
+        .and_then(|c| c.get(2).map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "none".to_owned()))
+}
+
+#[test]
+fn stop_keep_routes_with_bfd_keeps_the_route_at_a_bfd_graceful_router() {
+    with_rig_bfd("keep-bfd", "gb", Some(60), true, |rig| {
+        rig.start_announced()?;
+        wait_until("BIRD's BFD session Up", SETUP, POLL, || {
+            Ok(bird_bfd_state(&rig.bird)? == "Up")
+        })?;
+        rig.stop_keeping_routes()?;
+        // Our BFD said AdminDown on the way out: BIRD's BFD session leaves Up (the director
+        // is gone) but that must not end in a flush.
+        wait_until("BIRD's BFD session to leave Up", SETUP, POLL, || {
+            Ok(bird_bfd_state(&rig.bird)? != "Up")
+        })?;
+        rig.route_stays(
+            "with BFD down by AdminDown while the daemon is away",
+            Duration::from_secs(3),
+        )?;
+        if !rig.stale()? {
+            return Err(format!(
+                "BIRD does not hold the kept route as stale:\n{}",
+                rig.bird.details(PROTO)?
+            ));
+        }
+        rig.herald.start()?;
+        let t0 = Instant::now();
+        while !(rig.bird.established(PROTO)? && bird_bfd_state(&rig.bird)? == "Up") {
+            if t0.elapsed() > SETUP {
+                return Err("the session or its BFD did not come back".into());
+            }
+            if !rig.routed()? {
+                return Err("the router lost the route during the restart".into());
+            }
+            std::thread::sleep(POLL);
+        }
+        wait_until(
+            "the route to be fresh again",
+            Duration::from_secs(10),
+            POLL,
+            || Ok(rig.routed()? && !rig.stale()?),
+        )?;
+        eprintln!(
+            "route kept stale across stop --keep-routes with BFD AdminDown, fresh after End-of-RIB"
+        );
         Ok(())
     });
 }

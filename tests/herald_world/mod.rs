@@ -595,6 +595,8 @@ pub struct DirectorConfig {
     pub med: Option<u32>,
     /// The peer's `graceful_restart.restart_time` (seconds); `None`: no graceful restart.
     pub graceful_restart: Option<u16>,
+    /// BFD to the peer at 100 ms x 3 (`bfd = { ... }`); off by default.
+    pub bfd: bool,
 }
 
 impl DirectorConfig {
@@ -614,6 +616,7 @@ impl DirectorConfig {
             drain_time: "5s".into(),
             med: None,
             graceful_restart: None,
+            bfd: false,
         }
     }
 
@@ -693,7 +696,12 @@ hold_down = "{hd}ms"
             gr = self
                 .graceful_restart
                 .map(|t| format!("graceful_restart = {{ restart_time = {t} }}\n"))
-                .unwrap_or_default(),
+                .unwrap_or_default()
+                + if self.bfd {
+                    "bfd = { desired_min_tx = \"100ms\", required_min_rx = \"100ms\", detect_multiplier = 3 }\n"
+                } else {
+                    ""
+                },
         );
         if let Some(med) = self.med {
             c.push_str(&format!("up = {{ med = {med} }}\n"));
