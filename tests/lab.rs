@@ -251,6 +251,71 @@ fn empty() {
 }
 
 #[test]
+fn another_network_namespace() {
+    let (v, d) = check("12-netns");
+    let keys: Vec<String> = v.list.iter().map(|s| s.key.to_string()).collect();
+    assert_eq!(keys.len(), 3, "namespace lb's services: {keys:?}");
+    assert_eq!(
+        d.snapshot.services.len(),
+        3,
+        "services in `dump --netns lb`"
+    );
+    assert!(
+        !keys.iter().any(|k| k.contains("203.0.113.41")),
+        "the director's own service leaked into lb's views: {keys:?}"
+    );
+}
+
+#[test]
+fn unprivileged_daemon_falls_back_to_procfs() {
+    let name = "13-unprivileged";
+    let (before, _) = check(name);
+    let dir = results().join(name);
+    assert!(
+        read(&dir, "unpriv-id.txt").contains("uid=65534"),
+        "not run as uid 65534: {}",
+        read(&dir, "unpriv-id.txt")
+    );
+    // ipvsadm right after the unprivileged reads, as root: the state they saw.
+    let after = compare::load_views(&dir.join("unpriv-after"))
+        .unwrap_or_else(|e| panic!("scenario {name}: unpriv-after: {e}"));
+    assert_eq!(
+        after.list, before.list,
+        "the IPVS state changed between the root and the unprivileged reads"
+    );
+    let d = dump::parse_dump(&read(&dir, "unpriv-dump.json")).unwrap_or_else(|e| {
+        panic!(
+            "unprivileged dump: {e}; stderr: {}",
+            read(&dir, "unpriv-dump.err")
+        )
+    });
+    assert_eq!(
+        d.source.as_deref(),
+        Some("procfs"),
+        "the unprivileged dump did not fall back to procfs; stderr: {}",
+        read(&dir, "unpriv-dump.err")
+    );
+    let mut problems = Vec::new();
+    let o = compare::compare_procfs(&after, &d);
+    assert!(o.fields_checked > 0, "nothing compared in the dump");
+    problems.extend(o.mismatches.iter().map(|m| format!("dump: {m}")));
+    let samples = lab_support::metrics::parse(&read(&dir, "unpriv-metrics.txt"))
+        .unwrap_or_else(|e| panic!("unpriv-metrics.txt: {e}"));
+    let m = lab_support::metrics::compare_procfs(&after, &samples);
+    assert!(m.fields_checked > 0, "nothing compared in the scrape");
+    problems.extend(m.mismatches.iter().map(|x| format!("scrape: {x}")));
+    assert!(
+        problems.is_empty(),
+        "the unprivileged daemon differs from ipvsadm:\n  {}",
+        problems.join("\n  ")
+    );
+    eprintln!(
+        "{name}: unprivileged dump (procfs) {} fields and scrape {} values equal ipvsadm",
+        o.fields_checked, m.fields_checked
+    );
+}
+
+#[test]
 fn many_services() {
     let (v, _) = check("11-many");
     assert_eq!(v.list.len(), 300);

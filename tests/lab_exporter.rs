@@ -179,6 +179,8 @@ const SCENARIOS: &[&str] = &[
     "09-timeouts",
     "10-empty",
     "11-many",
+    "12-netns",
+    "13-unprivileged",
     "20-nat-traffic",
     "21-dr-traffic",
     "22-tun-traffic",
@@ -259,6 +261,20 @@ fn many_services() {
     let c = check("11-many");
     assert_eq!(fam(&c, "ipvs_service_info"), 300);
     assert_eq!(fam(&c, "ipvs_destination_info"), 3000);
+}
+
+#[test]
+fn another_network_namespace() {
+    // The scrape of `ipvs-herald run` with `[reader] netns = "lb"`, against lb's ipvsadm.
+    let c = check("12-netns");
+    assert_eq!(fam(&c, "ipvs_service_info"), 3);
+}
+
+#[test]
+fn unprivileged() {
+    // The root daemon's scrape (the unprivileged one is checked in tests/lab.rs).
+    let c = check("13-unprivileged");
+    assert_eq!(fam(&c, "ipvs_service_info"), 2);
 }
 
 #[test]

@@ -241,7 +241,7 @@ impl Reader {
     }
 
     fn read_file(path: &std::path::Path) -> Result<String, ReadError> {
-        std::fs::read_to_string(path).map_err(|source| ReadError::Io {
+        read_proc(path).map_err(|source| ReadError::Io {
             path: path.to_path_buf(),
             source,
         })
@@ -250,7 +250,7 @@ impl Reader {
     /// Procfs snapshot, on the current thread.
     fn procfs_snapshot(cfg: &ReaderConfig) -> Result<Snapshot, ReadError> {
         let path = Self::proc_net(cfg, "ip_vs");
-        let text = match std::fs::read_to_string(&path) {
+        let text = match read_proc(&path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(ReadError::ModuleNotLoaded)
@@ -396,6 +396,36 @@ impl IpvsSource for Reader {
         })
     }
 }
+
+/// A procfs file's whole text, read with `read()` calls of [`PROC_READ_SIZE`] bytes. The
+/// kernel resumes a `seq_file` walk at the position the previous `read()` ended, and the IPVS
+/// service walk does not count positions the same way when it resumes (only the reader's
+/// namespace) as when it steps on (every namespace's services): in a namespace other than the
+/// first, with services in another one too, reads that end mid-table lose services (seen in
+/// the lab on Debian's 6.1 with `std::fs::read_to_string`, whose first `read()` is 32 bytes:
+/// the last service was missing). One large read returns the table in one walk.
+fn read_proc(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; PROC_READ_SIZE];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+}
+
+/// Size of each `read()` on `/proc/net/ip_vs` and `ip_vs_stats` (see [`read_proc`]).
+const PROC_READ_SIZE: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {

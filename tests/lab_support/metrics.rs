@@ -358,3 +358,74 @@ pub fn compare(v: &Views, samples: &[Sample]) -> Outcome {
     }
     o
 }
+
+/// Compare a scrape of a daemon that read IPVS through procfs (the netlink → procfs fallback)
+/// with ipvsadm: what `/proc/net/ip_vs` and `/proc/net/ip_vs_stats` carry (services and their
+/// schedulers, destinations with forwarding method, weight, active and inactive connections,
+/// the global counters) and that the daemon says it read procfs. Per-service counters, rates,
+/// thresholds and timeouts are not in procfs.
+pub fn compare_procfs(v: &Views, samples: &[Sample]) -> Outcome {
+    let mut o = Outcome::default();
+    one(&mut o, samples, "exporter", "ipvs_up", &[], 1);
+    one(
+        &mut o,
+        samples,
+        "exporter",
+        "ipvs_reader_info",
+        &[("source", "procfs".to_string())],
+        1,
+    );
+    for (i, m) in COUNTERS.iter().enumerate() {
+        one(
+            &mut o,
+            samples,
+            "global",
+            &format!("ipvs_{m}"),
+            &[],
+            v.global.counters[i],
+        );
+    }
+    for ls in &v.list {
+        let herald_shared::model::ServiceKey::Addr {
+            protocol,
+            address,
+            port,
+        } = ls.key
+        else {
+            o.fail(format!(
+                "service {}: fwmark services are not compared",
+                ls.key
+            ));
+            continue;
+        };
+        let sl = vec![
+            ("protocol", protocol.as_str().to_string()),
+            ("address", address.to_string()),
+            ("port", port.to_string()),
+        ];
+        let what = format!("service {}", ls.key);
+        let mut info = sl.clone();
+        info.push(("scheduler", ls.info.scheduler.clone()));
+        one(&mut o, samples, &what, "ipvs_service_info", &info, 1);
+        for d in &ls.dests {
+            let mut dl = sl.clone();
+            dl.push(("dest_address", d.addr.ip().to_string()));
+            dl.push(("dest_port", d.addr.port().to_string()));
+            let what = format!("service {} dest {}", ls.key, d.addr);
+            let mut di = dl.clone();
+            di.push(("forward", d.forward.to_lowercase()));
+            one(&mut o, samples, &what, "ipvs_destination_info", &di, 1);
+            for (name, want) in [
+                ("ipvs_destination_weight", d.weight.max(0) as u64),
+                ("ipvs_destination_active_connections", u64::from(d.active)),
+                (
+                    "ipvs_destination_inactive_connections",
+                    u64::from(d.inactive),
+                ),
+            ] {
+                one(&mut o, samples, &what, name, &dl, want);
+            }
+        }
+    }
+    o
+}

@@ -248,11 +248,12 @@ client_udp() {
 # totals and /proc/net/ip_vs_stats totals, not rates) unchanged over 3 readings 1 s apart
 # (the estimator runs every 2 s). Bounded to 40 s.
 settle_stats() {
+    P=$(lab_ns)
     prev=""
     same=0
     n=0
     while [ $n -lt 40 ]; do
-        cur=$(ipvsadm -Ln --exact --stats; head -n 3 /proc/net/ip_vs_stats)
+        cur=$($P ipvsadm -Ln --exact --stats; $P head -n 3 /proc/net/ip_vs_stats)
         if [ "$cur" = "$prev" ]; then
             same=$((same + 1))
             [ $same -ge 3 ] && return 0
@@ -267,18 +268,29 @@ settle_stats() {
     return 1
 }
 
+# lab_ns: the command prefix that runs a command in namespace $LAB_NETNS when a scenario set
+# it (the table under test lives there), else nothing (the director's namespace). A prefix,
+# not a function: with `set -x`, a function's traced inner commands would land in the files
+# its output is redirected to.
+lab_ns() {
+    if [ -n "${LAB_NETNS:-}" ]; then
+        echo "/sbin/ip netns exec $LAB_NETNS"
+    fi
+}
+
 # snap DIR: every ipvsadm view and /proc/net/ip_vs, except the rates (snap_rate).
 snap() {
     mkdir -p "$1"
-    ipvsadm -Ln >"$1/list.txt" 2>&1
-    ipvsadm -Ln --exact --stats >"$1/stats.txt" 2>&1
-    ipvsadm -Ln --thresholds >"$1/thresholds.txt" 2>&1
-    ipvsadm -Ln --persistent-conn >"$1/pconn.txt" 2>&1
-    ipvsadm -Ln --tun-info >"$1/tun.txt" 2>&1
-    ipvsadm -Lnc >"$1/conns.txt" 2>&1
-    ipvsadm -Ln --timeout >"$1/timeout.txt" 2>&1
-    ipvsadm -Ln --daemon >"$1/daemon.txt" 2>&1
-    cat /proc/net/ip_vs >"$1/proc_ip_vs.txt" 2>&1
+    P=$(lab_ns)
+    $P ipvsadm -Ln >"$1/list.txt" 2>&1
+    $P ipvsadm -Ln --exact --stats >"$1/stats.txt" 2>&1
+    $P ipvsadm -Ln --thresholds >"$1/thresholds.txt" 2>&1
+    $P ipvsadm -Ln --persistent-conn >"$1/pconn.txt" 2>&1
+    $P ipvsadm -Ln --tun-info >"$1/tun.txt" 2>&1
+    $P ipvsadm -Lnc >"$1/conns.txt" 2>&1
+    $P ipvsadm -Ln --timeout >"$1/timeout.txt" 2>&1
+    $P ipvsadm -Ln --daemon >"$1/daemon.txt" 2>&1
+    $P cat /proc/net/ip_vs >"$1/proc_ip_vs.txt" 2>&1
 }
 
 # snap_rate DIR: the kernel's rate estimates, per service and destination and in the global
@@ -288,8 +300,9 @@ snap() {
 # guest took over 2 s and every attempt could straddle a tick (a CI run gave up after 20).
 snap_rate() {
     mkdir -p "$1"
-    ipvsadm -Ln --exact --rate >"$1/rate.txt" 2>&1
-    cat /proc/net/ip_vs_stats >"$1/global.txt" 2>&1
+    P=$(lab_ns)
+    $P ipvsadm -Ln --exact --rate >"$1/rate.txt" 2>&1
+    $P cat /proc/net/ip_vs_stats >"$1/global.txt" 2>&1
 }
 
 # same_snap A B: equal, ignoring the connection table's expire column (it ticks every second).
@@ -314,17 +327,20 @@ collect() {
         rm -rf "$out/a" "$out/b"
         snap "$out/a"
         snap_rate "$out/a"
-        if "$HERALD" --config "$HERALD_TOML" dump --json --conns >"$out/dump.json" 2>"$out/dump.err"; then
+        # With LAB_NETNS the dumps read that namespace from here (`--netns`), as the daemon
+        # does with `[reader] netns`; the running daemon's scrape is of this namespace, so
+        # there is none.
+        if "$HERALD" --config "$HERALD_TOML" dump --json --conns ${LAB_NETNS:+--netns "$LAB_NETNS"} >"$out/dump.json" 2>"$out/dump.err"; then
             echo 0 >"$out/dump.rc"
         else
             echo $? >"$out/dump.rc"
         fi
-        if "$HERALD" --config "$HERALD_TOML" dump --json --conns --source procfs >"$out/dump-procfs.json" 2>"$out/dump-procfs.err"; then
+        if "$HERALD" --config "$HERALD_TOML" dump --json --conns --source procfs ${LAB_NETNS:+--netns "$LAB_NETNS"} >"$out/dump-procfs.json" 2>"$out/dump-procfs.err"; then
             echo 0 >"$out/dump-procfs.rc"
         else
             echo $? >"$out/dump-procfs.rc"
         fi
-        herald_scrape "$out/metrics.txt"
+        [ -n "${LAB_NETNS:-}" ] || herald_scrape "$out/metrics.txt"
         snap_rate "$out/b"
         snap "$out/b"
         if same_snap "$out/a" "$out/b"; then
