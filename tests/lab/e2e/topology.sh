@@ -22,7 +22,10 @@
 # adds it to the dummy interface herald0 before announcing and removes it after withdrawing;
 # it is on lo of the real servers for LVS-DR, but not on the director's lo).
 # Prometheus (from the Debian package) runs in rt and scrapes both directors every 2 s.
-# The groups web6 and mgd, the IPv6 family on the sessions and Prometheus are only there with
+# Groups "kat" (203.0.113.13) and "kah" (203.0.113.14) are keepalived's: it owns their virtual
+# servers on port 8080 of both directors and health-checks a second httpd on r1 and r2 (e2e.sh
+# starts it in its own step).
+# The groups web6, mgd, kat and kah, the IPv6 family on the sessions and Prometheus are only there with
 # E2E_EXTRAS=1 (e2e.sh sets it; the benchmark, bench.sh, keeps the two-group directors it measured).
 
 E2E=${E2E:-/tmp/e2e}
