@@ -5,11 +5,11 @@
 # lists: pool down (weights 0) and back, kill -9, SIGTERM, drain of one VIP group; then a SIGHUP
 # with changed route attributes and one with an invalid file, the maintenance file, an alert
 # observed in Prometheus during a pool-down, and the `vip_address = "manage"` group's address
-# around its withdrawal and return, keepalived's health checks taking a real server out of its
-# virtual servers (and the groups' routes with it), and the ip_vs module unloaded and loaded again (IPv6 runs
-# through all of it as group web6). Every step is
-# bounded by a wait with a generous timeout; the guest only records (events.txt with uptime
-# stamps, requests.txt, BIRD and ipvsadm views), tests/lab_e2e.rs asserts.
+# around its withdrawal and return, the ip_vs module unloaded and loaded again, and last
+# keepalived's health checks taking a real server out of its virtual servers, and the groups'
+# routes with it (IPv6 runs through all of it as group web6). Every step is bounded by a wait
+# with a generous timeout; the guest only records (events.txt with uptime stamps, requests.txt,
+# BIRD and ipvsadm views), tests/lab_e2e.rs asserts.
 
 # The IPv6 group, the managed-address group and Prometheus (see topology.sh).
 E2E_EXTRAS=1
