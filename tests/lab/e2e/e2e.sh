@@ -491,7 +491,7 @@ e2e_keepalived() {
     ka_req 5 back "$VIP_KAT"
     ka_req 5 back "$VIP_KAH"
     # keepalived stopped: it removes its virtual servers (no -I), so no pool is left; both groups
-    # go. This step runs after the IPVS-gone step: in one of four runs with it before, the guest
+    # go. This step runs after the IPVS-gone step: in one of six boots with it before, the guest
     # kernel locked up (soft lockup of the daemon's IPVS read and the client's nc) in that step's
     # `ipvsadm -C`; the cause is not known, the order keeps that step as it was.
     ev ka-stop
