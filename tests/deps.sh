@@ -26,6 +26,9 @@ declare -A need=(
   [gobgpd]=gobgpd
   [gobgp]=gobgpd
   [exabgp]=exabgp
+  # the lab e2e's health checker of the real servers (tests/lab/e2e): in the guest's initramfs.
+  # On the host its unit stays inactive: it needs /etc/keepalived/keepalived.conf, not shipped.
+  [keepalived]=keepalived
   [promtool]=prometheus
   [prometheus]=prometheus
   [prometheus-node-exporter]=prometheus-node-exporter

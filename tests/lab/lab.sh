@@ -73,6 +73,7 @@ main() {
         lab_fetch
         lab_e2e_prepare
         lab_e2e_prom_prepare
+        lab_e2e_keepalived_prepare
         lab_build
         LAB_TIMEOUT=${LAB_TIMEOUT:-900} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot e2e
         ;;

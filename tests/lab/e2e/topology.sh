@@ -22,7 +22,10 @@
 # adds it to the dummy interface herald0 before announcing and removes it after withdrawing;
 # it is on lo of the real servers for LVS-DR, but not on the director's lo).
 # Prometheus (from the Debian package) runs in rt and scrapes both directors every 2 s.
-# The groups web6 and mgd, the IPv6 family on the sessions and Prometheus are only there with
+# Groups "kat" (203.0.113.13) and "kah" (203.0.113.14) are keepalived's: it owns their virtual
+# servers on port 8080 of both directors and health-checks a second httpd on r1 and r2 (e2e.sh
+# starts it in its own step).
+# The groups web6, mgd, kat and kah, the IPv6 family on the sessions and Prometheus are only there with
 # E2E_EXTRAS=1 (e2e.sh sets it; the benchmark, bench.sh, keeps the two-group directors it measured).
 
 E2E=${E2E:-/tmp/e2e}
@@ -31,6 +34,11 @@ VIP_WEB=203.0.113.10
 VIP_API=203.0.113.11
 VIP_MGD=203.0.113.12
 VIP_WEB6=2001:db8:10::10
+# keepalived's virtual servers (E2E_EXTRAS=1): group "kat" (TCP_CHECK, inhibit_on_failure) and
+# group "kah" (HTTP_GET, removal), both to a second busybox httpd on port KA_PORT of r1 and r2.
+VIP_KAT=203.0.113.13
+VIP_KAH=203.0.113.14
+KA_PORT=8080
 RT_LAN6=2001:db8:2::1
 CLIENT6=2001:db8:1::2
 RT_LAN=192.0.2.1
@@ -43,6 +51,11 @@ E2E_HOLD_DOWN_S=${E2E_HOLD_DOWN_S:-3}
 E2E_HOLD_TIME=${E2E_HOLD_TIME:-9}
 E2E_SHUTDOWN_DRAIN_S=${E2E_SHUTDOWN_DRAIN_S:-2}
 E2E_EXTRAS=${E2E_EXTRAS:-0}
+# keepalived's checker timers in the lab (the e2e README compares them with recommended ones).
+E2E_KA_DELAY_LOOP=${E2E_KA_DELAY_LOOP:-1}
+E2E_KA_CONNECT_TIMEOUT=${E2E_KA_CONNECT_TIMEOUT:-1}
+E2E_KA_RETRY=${E2E_KA_RETRY:-1}
+E2E_KA_DELAY_BEFORE_RETRY=${E2E_KA_DELAY_BEFORE_RETRY:-1}
 
 # Seconds since boot with centisecond resolution, without a fork.
 now() {
@@ -196,6 +209,86 @@ manage_interface = "herald0"
 address_linger = "1s"
 EOF
     fi
+    # keepalived's two virtual servers, one group each. down_count = 2 of 2 real servers: losing
+    # one (weight 0 with inhibit_on_failure, or removed) takes the group below its threshold.
+    for _g in "kat $VIP_KAT" "kah $VIP_KAH"; do
+        cat >>"$d/herald.toml" <<EOF
+
+[[announcer.vip_groups]]
+name = "${_g% *}"
+prefixes = ["${_g#* }/32"]
+interval = "${E2E_INTERVAL_MS}ms"
+rise = $E2E_RISE
+fall = $E2E_FALL
+hold_down = "${E2E_HOLD_DOWN_S}s"
+pool = { down_count = 2 }
+EOF
+    done
+}
+
+# ka_real_server CHECK IP: one real_server block of keepalived.conf. CHECK is "tcp" (TCP_CHECK
+# with inhibit_on_failure: weight 0 on failure, the destination stays) or "http" (HTTP_GET of
+# /index.html, status 200; without inhibit_on_failure the destination is removed on failure).
+ka_real_server() {
+    echo "    real_server $2 $KA_PORT {"
+    echo "        weight 1"
+    if [ "$1" = tcp ]; then
+        echo "        inhibit_on_failure"
+        echo "        TCP_CHECK {"
+    else
+        echo "        HTTP_GET {"
+        echo "            url {"
+        echo "                path /index.html"
+        echo "                status_code 200"
+        echo "            }"
+    fi
+    echo "            connect_timeout $E2E_KA_CONNECT_TIMEOUT"
+    echo "            retry $E2E_KA_RETRY"
+    echo "            delay_before_retry $E2E_KA_DELAY_BEFORE_RETRY"
+    echo "        }"
+    echo "    }"
+}
+
+# keepalived_config N: /tmp/e2e/dN/keepalived.conf, the checker side only (no VRRP): keepalived
+# owns the virtual servers of VIP_KAT (TCP_CHECK) and VIP_KAH (HTTP_GET), mh with mh-port and
+# LVS-DR like the rest of the table, and health-checks r1 and r2 on KA_PORT.
+keepalived_config() {
+    mkdir -p "$E2E/d$1"
+    {
+        printf 'global_defs {\n    router_id d%s\n}\n' "$1"
+        for _vs in "$VIP_KAT tcp" "$VIP_KAH http"; do
+            _vip=${_vs% *}
+            _chk=${_vs#* }
+            echo "virtual_server $_vip $KA_PORT {"
+            echo "    delay_loop $E2E_KA_DELAY_LOOP"
+            echo "    lvs_sched mh"
+            echo "    mh-port"
+            echo "    lvs_method DR"
+            echo "    protocol TCP"
+            ka_real_server "$_chk" 192.0.2.21
+            ka_real_server "$_chk" 192.0.2.22
+            echo "}"
+        done
+    } >"$E2E/d$1/keepalived.conf"
+}
+
+# keepalived_start N: keepalived's checker process only (-C) in director dN, in the foreground
+# (-n, so $! is its parent), logging to stdout (-l -D; -G: no syslog); pid files of its own.
+keepalived_start() {
+    # /sbin/ip, not lib.sh's ip(): $! must be keepalived (see herald_start).
+    /sbin/ip netns exec "d$1" keepalived -C -n -l -D -G -f "$E2E/d$1/keepalived.conf" \
+        -p "$E2E/d$1/keepalived.pid" -c "$E2E/d$1/keepalived-checkers.pid" \
+        >>"$E2E/d$1/keepalived.log" 2>&1 &
+    echo $! >"$E2E/d$1/keepalived.ppid"
+    echo $! >>/tmp/lab.pids
+}
+
+# ka_httpd N: real server rN's second busybox httpd, on KA_PORT (the one keepalived checks and
+# the e2e kills); its pid in /tmp/e2e/rN-ka.pid.
+ka_httpd() {
+    /sbin/ip netns exec "r$1" httpd -f -p "$KA_PORT" -h "$E2E/www-r$1" &
+    echo $! >"$E2E/r$1-ka.pid"
+    echo $! >>/tmp/lab.pids
 }
 
 # herald_start N: `ipvs-herald run` in director dN; its pid in /tmp/e2e/dN/pid.
@@ -281,7 +374,20 @@ e2e_topology() {
         echo "r$n" >"$E2E/www-r$n/index.html"
         ip netns exec "r$n" httpd -f -p 80 -h "$E2E/www-r$n" &
         echo $! >>/tmp/lab.pids
+        if [ "$E2E_EXTRAS" = 1 ]; then
+            for _v in $VIP_KAT $VIP_KAH; do
+                ip -n "d$n" addr add "$_v/32" dev lo
+                ip -n "r$n" addr add "$_v/32" dev lo
+            done
+            ka_httpd "$n"
+        fi
     done
+    if [ "$E2E_EXTRAS" = 1 ]; then
+        # Started by e2e.sh's keepalived step only: until then kat and kah have no IPVS service
+        # and stay withdrawn, and the other steps run with the load they always had.
+        keepalived_config 1
+        keepalived_config 2
+    fi
     herald_config 1 65001
     herald_config 2 65002
     bird_config
@@ -291,6 +397,9 @@ e2e_topology() {
     printf 'interval_ms %s\nrise %s\nfall %s\nhold_down_s %s\nhold_time_s %s\nshutdown_drain_s %s\n' \
         "$E2E_INTERVAL_MS" "$E2E_RISE" "$E2E_FALL" "$E2E_HOLD_DOWN_S" "$E2E_HOLD_TIME" \
         "$E2E_SHUTDOWN_DRAIN_S" >"$E2E_OUT/timers.txt"
+    printf 'ka_delay_loop_s %s\nka_connect_timeout_s %s\nka_retry %s\nka_delay_before_retry_s %s\n' \
+        "$E2E_KA_DELAY_LOOP" "$E2E_KA_CONNECT_TIMEOUT" "$E2E_KA_RETRY" \
+        "$E2E_KA_DELAY_BEFORE_RETRY" >>"$E2E_OUT/timers.txt"
 }
 
 # before T: true while /proc/uptime is below T (seconds since boot).

@@ -288,6 +288,17 @@ lab_e2e_prepare() {
     LAB_MODULES="$LAB_MODULES bridge"
 }
 
+# Host-side preparation of the e2e's keepalived (lab.sh e2e only): Debian's keepalived binary
+# and its libraries go into the initramfs; the guest runs only its checker process, without
+# systemd, D-Bus or syslog (tests/lab/e2e/topology.sh, keepalived_start).
+lab_e2e_keepalived_prepare() {
+    bash "$REPO_DIR/tests/deps.sh" keepalived >&2 || die "tests/deps.sh keepalived failed"
+    local ka
+    ka=$(command -v keepalived || echo /usr/sbin/keepalived)
+    [ -x "$ka" ] || die "keepalived is not at $ka after tests/deps.sh keepalived"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $ka"
+}
+
 # Host-side preparation of the e2e's Prometheus (lab.sh e2e only): the Debian prometheus binary
 # goes into the initramfs, with /lab/e2e-prom holding a copy of the announcer alert rules whose
 # every `for:` is shortened to 2s (so an alert is seen pending/firing within one pool-down) and
