@@ -2,6 +2,7 @@
 //! the comparison of the exporter's IPVS metrics with ipvsadm's views.
 
 use super::compare::{Outcome, Views};
+use super::ipvsadm::{ListDest, ViewService};
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
@@ -195,27 +196,10 @@ pub fn compare(v: &Views, samples: &[Sample]) -> Outcome {
         );
     }
     for ls in &v.list {
-        let herald_shared::model::ServiceKey::Addr {
-            protocol,
-            address,
-            port,
-        } = ls.key
-        else {
-            o.fail(format!(
-                "service {}: fwmark services are not compared",
-                ls.key
-            ));
+        let Some(sl) = service_checks(&mut o, samples, ls) else {
             continue;
         };
-        let sl = vec![
-            ("protocol", protocol.as_str().to_string()),
-            ("address", address.to_string()),
-            ("port", port.to_string()),
-        ];
         let what = format!("service {}", ls.key);
-        let mut info = sl.clone();
-        info.push(("scheduler", ls.info.scheduler.clone()));
-        one(&mut o, samples, &what, "ipvs_service_info", &info, 1);
         if let Some(n) = v
             .stats
             .iter()
@@ -251,37 +235,8 @@ pub fn compare(v: &Views, samples: &[Sample]) -> Outcome {
             }
         }
         for d in &ls.dests {
-            let mut dl = sl.clone();
-            dl.push(("dest_address", d.addr.ip().to_string()));
-            dl.push(("dest_port", d.addr.port().to_string()));
+            let dl = dest_checks(&mut o, samples, ls, &sl, d);
             let what = format!("service {} dest {}", ls.key, d.addr);
-            let mut di = dl.clone();
-            di.push(("forward", d.forward.to_lowercase()));
-            one(&mut o, samples, &what, "ipvs_destination_info", &di, 1);
-            one(
-                &mut o,
-                samples,
-                &what,
-                "ipvs_destination_weight",
-                &dl,
-                d.weight.max(0) as u64,
-            );
-            one(
-                &mut o,
-                samples,
-                &what,
-                "ipvs_destination_active_connections",
-                &dl,
-                u64::from(d.active),
-            );
-            one(
-                &mut o,
-                samples,
-                &what,
-                "ipvs_destination_inactive_connections",
-                &dl,
-                u64::from(d.inactive),
-            );
             if let Some(t) = v
                 .thresholds
                 .iter()
@@ -386,46 +341,79 @@ pub fn compare_procfs(v: &Views, samples: &[Sample]) -> Outcome {
         );
     }
     for ls in &v.list {
-        let herald_shared::model::ServiceKey::Addr {
-            protocol,
-            address,
-            port,
-        } = ls.key
-        else {
-            o.fail(format!(
-                "service {}: fwmark services are not compared",
-                ls.key
-            ));
-            continue;
-        };
-        let sl = vec![
-            ("protocol", protocol.as_str().to_string()),
-            ("address", address.to_string()),
-            ("port", port.to_string()),
-        ];
-        let what = format!("service {}", ls.key);
-        let mut info = sl.clone();
-        info.push(("scheduler", ls.info.scheduler.clone()));
-        one(&mut o, samples, &what, "ipvs_service_info", &info, 1);
-        for d in &ls.dests {
-            let mut dl = sl.clone();
-            dl.push(("dest_address", d.addr.ip().to_string()));
-            dl.push(("dest_port", d.addr.port().to_string()));
-            let what = format!("service {} dest {}", ls.key, d.addr);
-            let mut di = dl.clone();
-            di.push(("forward", d.forward.to_lowercase()));
-            one(&mut o, samples, &what, "ipvs_destination_info", &di, 1);
-            for (name, want) in [
-                ("ipvs_destination_weight", d.weight.max(0) as u64),
-                ("ipvs_destination_active_connections", u64::from(d.active)),
-                (
-                    "ipvs_destination_inactive_connections",
-                    u64::from(d.inactive),
-                ),
-            ] {
-                one(&mut o, samples, &what, name, &dl, want);
+        if let Some(sl) = service_checks(&mut o, samples, ls) {
+            for d in &ls.dests {
+                dest_checks(&mut o, samples, ls, &sl, d);
             }
         }
     }
     o
+}
+
+type Labels = Vec<(&'static str, String)>;
+
+/// `ipvs_service_info` (with the scheduler) of an address service; its labels for the
+/// service's other series, or `None` (counted as a failure) for a fwmark service.
+fn service_checks(
+    o: &mut Outcome,
+    samples: &[Sample],
+    ls: &ViewService<ListDest>,
+) -> Option<Labels> {
+    let herald_shared::model::ServiceKey::Addr {
+        protocol,
+        address,
+        port,
+    } = ls.key
+    else {
+        o.fail(format!(
+            "service {}: fwmark services are not compared",
+            ls.key
+        ));
+        return None;
+    };
+    let sl = vec![
+        ("protocol", protocol.as_str().to_string()),
+        ("address", address.to_string()),
+        ("port", port.to_string()),
+    ];
+    let mut info = sl.clone();
+    info.push(("scheduler", ls.info.scheduler.clone()));
+    one(
+        o,
+        samples,
+        &format!("service {}", ls.key),
+        "ipvs_service_info",
+        &info,
+        1,
+    );
+    Some(sl)
+}
+
+/// What `ipvsadm -Ln` (and procfs) shows of a destination: `ipvs_destination_info` (with the
+/// forwarding method), weight, active and inactive connections. Returns its labels.
+fn dest_checks(
+    o: &mut Outcome,
+    samples: &[Sample],
+    ls: &ViewService<ListDest>,
+    sl: &Labels,
+    d: &ListDest,
+) -> Labels {
+    let mut dl = sl.clone();
+    dl.push(("dest_address", d.addr.ip().to_string()));
+    dl.push(("dest_port", d.addr.port().to_string()));
+    let what = format!("service {} dest {}", ls.key, d.addr);
+    let mut di = dl.clone();
+    di.push(("forward", d.forward.to_lowercase()));
+    one(o, samples, &what, "ipvs_destination_info", &di, 1);
+    for (name, want) in [
+        ("ipvs_destination_weight", d.weight.max(0) as u64),
+        ("ipvs_destination_active_connections", u64::from(d.active)),
+        (
+            "ipvs_destination_inactive_connections",
+            u64::from(d.inactive),
+        ),
+    ] {
+        one(o, samples, &what, name, &dl, want);
+    }
+    dl
 }
