@@ -83,6 +83,16 @@ cargo test --locked --test lab
 stage "QEMU lab: exporter scrapes vs ipvsadm in every scenario (same VM run), real Prometheus over every dashboard and rule query"
 IPVS_HERALD_LAB_RESULTS="$PWD/target/lab/results/scenarios" cargo test --locked --test lab_exporter
 
+# The same scenarios and scrape checks on the two other kernels of the matrix (tests/README.md,
+# "Matrix"): one boot each; the real-Prometheus `serve` boot stays on 6.1 (named, not skipped
+# silently: it has its own 6.1 stage above).
+for kernel in 5.10 6.12; do
+  stage "QEMU lab on Debian's $kernel kernel: every scenario, dump and exporter scrape vs ipvsadm, what the kernel lacks asserted absent"
+  IPVS_HERALD_LAB_KERNEL=$kernel cargo test --locked --test lab
+  IPVS_HERALD_LAB_KERNEL=$kernel IPVS_HERALD_LAB_RESULTS="$PWD/target/lab/kernel-$kernel/results/scenarios" \
+    cargo test --locked --test lab_exporter -- --skip real_prometheus_evaluates_every_dashboard_and_rule_query
+done
+
 stage "QEMU lab: all-active ECMP cluster end to end (BIRD router, two directors; tests/lab/e2e/README.md)"
 # Upper bounds on convergence get 6 s of slack (default 4) because the guest CPU is emulated (TCG).
 E2E_SLACK_S="${E2E_SLACK_S:-6}" cargo test --locked --test lab_e2e
