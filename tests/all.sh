@@ -6,7 +6,8 @@
 # needed), the Debian trixie root of the newer routers, unit and integration tests of every crate (with BGP interop against real BIRD 2 / FRR / GoBGP
 # in network namespaces, and BIRD 3 / FRR 10 / GoBGP 3.36 from a Debian trixie root), fault tests and the soak of the binary (real BIRD in network
 # namespaces), the Debian package (built, installed with dpkg, checked, purged), fuzz smoke runs
-# of every decoder, and the QEMU lab with a real IPVS kernel.
+# of every decoder, and the QEMU lab with a real IPVS kernel (Debian's 6.1, then the scenarios
+# again on 5.10 and 6.12).
 # Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -17,7 +17,7 @@
 #   serve        boot with traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:$LAB_HOST_PORT
 #   exporter-bench  boot once: ipvs-herald vs node_exporter's ipvs collector, 1k and 10k services
 #   vectors      copy the netlink replies captured by the last run into shared/tests/vectors
-#   clean        remove target/lab except the download cache
+#   clean        remove target/lab (or target/lab/kernel-<version>) except the download caches
 #
 # Environment: LAB_KERNEL (5.10, 6.1 or 6.12: Debian bullseye's, bookworm's or trixie's cloud
 # kernel, default 6.1; 5.10 and 6.12 write under target/lab/kernel-<version>), LAB_TARGET (cargo target dir, default <repo>/target), LAB_HERALD_BIN, LAB_TIMEOUT
@@ -133,7 +133,7 @@ main() {
         lab_exporter_bench_summary "$LAB_OUT/results/exporter-bench.txt" | tee "$LAB_OUT/results/exporter-bench-summary.txt"
         ;;
     vectors) lab_vectors ;;
-    clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + ;;
+    clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache ! -name 'apt-*' -exec rm -rf {} + ;;
     -h | --help | help) usage ;;
     *)
         usage >&2

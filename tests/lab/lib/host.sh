@@ -7,7 +7,8 @@
 LAB_KERNEL_META=${LAB_KERNEL_META:-linux-image-cloud-amd64}
 # Modules the guest loads (dependencies are resolved from each module's .modinfo `depends=`).
 LAB_MODULES=${LAB_MODULES:-"ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs_pe_sip veth dummy ipip virtio_pci virtio_blk virtio_net"}
-# Modules a kernel may not ship (ip_vs_twos is new in 6.12): loaded when the kernel package has
+# Modules a kernel package may not ship (ip_vs_twos: only Debian's 6.12; 5.10 has no such
+# scheduler, Debian's 6.1 leaves CONFIG_IP_VS_TWOS unset): loaded when the kernel package has
 # them, otherwise named in the guest's /lib/modules/absent (results: modules-absent.txt), so the
 # tests assert their absence by name instead of skipping.
 LAB_OPTIONAL_MODULES=${LAB_OPTIONAL_MODULES:-"ip_vs_twos"}
