@@ -16,7 +16,8 @@
 #                picks parts, LAB_E2E_BENCH_BASE=BIN adds a second build to the CPU part)
 #   serve        boot with traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:$LAB_HOST_PORT
 #   exporter-bench  boot once: ipvs-herald vs node_exporter's ipvs collector, 1k and 10k services
-#   vectors      copy the netlink replies captured by the last run into shared/tests/vectors
+#   vectors      copy the netlink replies captured by the last run into shared/tests/vectors (5.10,
+#                6.12: with the procfs captures into shared/tests/data/kernel-<version>)
 #   clean        remove target/lab (or target/lab/kernel-<version>) except the download caches
 #
 # Environment: LAB_KERNEL (5.10, 6.1 or 6.12: Debian bullseye's, bookworm's or trixie's cloud
