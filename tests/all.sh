@@ -6,7 +6,8 @@
 # needed), the Debian trixie root of the newer routers, unit and integration tests of every crate (with BGP interop against real BIRD 2 / FRR / GoBGP
 # in network namespaces, and BIRD 3 / FRR 10 / GoBGP 3.36 from a Debian trixie root; OSPF end to end of `ipvs-herald run` with BIRD and FRR), fault tests and the soak of the binary (real BIRD in network
 # namespaces), the Debian package (built, installed with dpkg, checked, purged), fuzz smoke runs
-# of every decoder, and the QEMU lab with a real IPVS kernel.
+# of every decoder, and the QEMU lab with a real IPVS kernel (Debian's 6.1, then the scenarios
+# again on 5.10 and 6.12).
 # Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +83,16 @@ cargo test --locked --test lab
 
 stage "QEMU lab: exporter scrapes vs ipvsadm in every scenario (same VM run), real Prometheus over every dashboard and rule query"
 IPVS_HERALD_LAB_RESULTS="$PWD/target/lab/results/scenarios" cargo test --locked --test lab_exporter
+
+# The same scenarios and scrape checks on the two other kernels of the matrix (tests/README.md,
+# "Matrix"): one boot each; the real-Prometheus `serve` boot stays on 6.1 (named, not skipped
+# silently: it has its own 6.1 stage above).
+for kernel in 5.10 6.12; do
+  stage "QEMU lab on Debian's $kernel kernel: every scenario, dump and exporter scrape vs ipvsadm, what the kernel lacks asserted absent"
+  IPVS_HERALD_LAB_KERNEL=$kernel cargo test --locked --test lab
+  IPVS_HERALD_LAB_KERNEL=$kernel IPVS_HERALD_LAB_RESULTS="$PWD/target/lab/kernel-$kernel/results/scenarios" \
+    cargo test --locked --test lab_exporter -- --skip real_prometheus_evaluates_every_dashboard_and_rule_query
+done
 
 stage "QEMU lab: all-active ECMP cluster end to end (BIRD router, two directors; tests/lab/e2e/README.md)"
 # Upper bounds on convergence get 6 s of slack (default 4) because the guest CPU is emulated (TCG).

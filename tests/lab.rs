@@ -7,6 +7,11 @@
 //! package or a host tool is missing and cannot be installed. Setting
 //! `IPVS_HERALD_LAB_RESULTS=<dir>` checks an existing `target/lab/results/scenarios` instead of
 //! booting (for iterating on the comparison only).
+//!
+//! The kernel is Debian's 6.1 unless `IPVS_HERALD_LAB_KERNEL=5.10|6.12` asks for bullseye's or
+//! trixie's (tests/README.md, "Matrix"); every test runs on each, and what a kernel lacks is
+//! asserted as absent by name, from what the guest recorded (`uname -r`, the optional modules
+//! the host found missing from the kernel package).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 #![forbid(unsafe_code)]
 
@@ -19,7 +24,10 @@ use lab_support::vm::{self, read, tail};
 use std::path::Path;
 
 fn results() -> &'static Path {
-    vm::scenario_results()
+    let r = vm::scenario_results();
+    // The guest's kernel is the one asked for (IPVS_HERALD_LAB_KERNEL).
+    vm::kernel_release(r);
+    r
 }
 
 /// Check one scenario: it ran, the dump succeeded at a consistent moment, and the dump equals
@@ -145,6 +153,37 @@ fn conns_for(v: &Views, vip: &str) -> u64 {
         .sum()
 }
 
+/// The optional modules (`LAB_OPTIONAL_MODULES` in tests/lab/lib/host.sh) this kernel's package
+/// lacks, as the guest recorded them.
+fn modules_absent() -> Vec<String> {
+    let top = results().parent().expect("results/scenarios has a parent");
+    read(top, "modules-absent.txt")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// The guest ran the kernel asked for (its `uname -r`), and every module the lab loads went in.
+#[test]
+fn kernel_is_the_one_asked_for() {
+    let release = vm::kernel_release(results());
+    let top = results().parent().expect("results/scenarios has a parent");
+    let log = read(top, "modules.log");
+    assert!(
+        !log.contains("FAILED"),
+        "kernel {release}: a module did not load:\n{log}"
+    );
+    eprintln!(
+        "kernel {release}: optional modules absent {:?}, built in: {:?}",
+        modules_absent(),
+        read(top, "modules-builtin.txt")
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn schedulers() {
     let (v, _) = check("01-schedulers");
@@ -155,6 +194,30 @@ fn schedulers() {
         assert!(
             scheds.contains(&s),
             "scheduler {s} missing from ipvsadm: {scheds:?}"
+        );
+    }
+    // twos (ip_vs_twos) ships from 6.12 on (Debian's 6.1 has the option but not set, 5.10 does
+    // not have it): there it is one more service compared field by field by `check`; before,
+    // the lab must have found the module missing, and no twos service may exist.
+    let release = vm::kernel_release(results());
+    let absent = modules_absent();
+    if vm::kernel_version(results()) >= (6, 12) {
+        assert!(
+            scheds.contains(&"twos"),
+            "kernel {release}: scheduler twos missing from ipvsadm: {scheds:?}"
+        );
+        assert!(
+            !absent.iter().any(|m| m == "ip_vs_twos"),
+            "kernel {release}: ip_vs_twos named absent: {absent:?}"
+        );
+    } else {
+        assert!(
+            absent.iter().any(|m| m == "ip_vs_twos"),
+            "kernel {release}: ip_vs_twos is not named absent ({absent:?}), yet twos is not expected before 6.12"
+        );
+        assert!(
+            !scheds.contains(&"twos"),
+            "kernel {release}: a twos service exists: {scheds:?}"
         );
     }
     assert!(

@@ -36,7 +36,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn results() -> &'static Path {
-    vm::scenario_results()
+    let r = vm::scenario_results();
+    // The guest's kernel is the one asked for (IPVS_HERALD_LAB_KERNEL).
+    vm::kernel_release(r);
+    r
 }
 
 /// `promtool check metrics` on `text`: (success, output).
@@ -387,6 +390,8 @@ fn real_prometheus_evaluates_every_dashboard_and_rule_query() {
             .arg("serve")
             .env("LAB_HERALD_BIN", env!("CARGO_BIN_EXE_ipvs-herald"))
             .env("LAB_TARGET", &target)
+            // Always Debian's 6.1: the scrape-by-scrape checks run per kernel, this boot does not.
+            .env("LAB_KERNEL", "6.1")
             .env("LAB_HOST_PORT", exporter_port.to_string())
             .env("LAB_SERVE_SECONDS", "600")
             .env("LAB_TIMEOUT", "800")

@@ -4,6 +4,10 @@
 //! `tests/vectors/oracle.py` (written from the kernel UAPI, cross-checked against the lab's
 //! procfs captures and scenario scripts), ipvsadm's own output, or a hand-written value. See
 //! `tests/vectors/README.md`.
+//!
+//! The same holds for the captures of every other kernel the lab boots,
+//! `tests/data/kernel-<version>/netlink/` (Debian's 5.10 and 6.12; the 6.1 captures are in
+//! `tests/vectors/`), each of which must be there.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_shared::model::AddressFamily;
@@ -13,6 +17,28 @@ use std::path::{Path, PathBuf};
 
 fn vectors_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors")
+}
+
+/// The kernels besides 6.1 whose captures must be present, and the fewest vectors each holds
+/// (what the lab's capture scenarios made: fewer means vectors were lost).
+const OTHER_KERNELS: &[(&str, usize)] = &[("5.10", MIN_OTHER), ("6.12", MIN_OTHER)];
+const MIN_OTHER: usize = 60;
+
+/// Every vector directory with the fewest vectors it must hold: `tests/vectors` (the 9
+/// hand-built vectors and the 68 captured from Debian's 6.1 kernel), then each other kernel's.
+fn vector_dirs() -> Vec<(PathBuf, usize)> {
+    let mut dirs = vec![(vectors_dir(), 77)];
+    for (k, min) in OTHER_KERNELS {
+        let d =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/kernel-{k}/netlink"));
+        assert!(
+            d.is_dir(),
+            "{}: missing (tests/lab/lab.sh vectors with LAB_KERNEL={k})",
+            d.display()
+        );
+        dirs.push((d, *min));
+    }
+    dirs
 }
 
 /// Hex bytes separated by whitespace, `#` comments to end of line.
@@ -59,12 +85,17 @@ fn decode(command: &str, payload: &[u8]) -> Result<Value, String> {
 
 #[test]
 fn every_vector_decodes_to_its_expected_value() {
-    let dir = vectors_dir();
+    for (dir, min) in vector_dirs() {
+        check_dir(&dir, min);
+    }
+}
+
+fn check_dir(dir: &Path, min: usize) {
     let mut seen = 0;
     let mut compared = 0;
     let mut missing = Vec::new();
     let mut printed = Vec::new();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|e| e.expect("dir entry").path())
         .collect();
@@ -104,7 +135,10 @@ fn every_vector_decodes_to_its_expected_value() {
             let _ = decode(command, bytes.get(..cut).unwrap_or(&[]));
         }
     }
-    eprintln!("{seen} vector(s) decoded, {compared} compared with an expected value");
+    eprintln!(
+        "{}: {seen} vector(s) decoded, {compared} compared with an expected value",
+        dir.display()
+    );
     if std::env::var_os("HERALD_PRINT_VECTORS").is_some() {
         for (name, v) in &printed {
             eprintln!("{name}: {v}");
@@ -112,22 +146,31 @@ fn every_vector_decodes_to_its_expected_value() {
     }
     assert!(
         missing.is_empty(),
-        "{} vector(s) without an expected value (write them with \
+        "{}: {} vector(s) without an expected value (write them with \
          `python3 shared/tests/vectors/oracle.py`, see tests/vectors/README.md): {}",
+        dir.display(),
         missing.len(),
         missing.join(", ")
     );
-    // The 9 hand-built vectors and the 68 captured from Debian's 6.1 kernel: fewer means
-    // vectors were lost, not that there is less to check.
-    assert!(seen >= 77, "expected at least 77 vectors, found {seen}");
+    // Fewer means vectors were lost, not that there is less to check.
+    assert!(
+        seen >= min,
+        "{}: expected at least {min} vectors, found {seen}",
+        dir.display()
+    );
     assert_eq!(compared, seen);
 }
 
 /// An expected file whose vector is gone would be a check that silently stopped running.
 #[test]
 fn every_expected_file_has_its_vector() {
-    let dir = vectors_dir();
-    let names: Vec<String> = std::fs::read_dir(&dir)
+    for (dir, _) in vector_dirs() {
+        expected_files_have_vectors(&dir);
+    }
+}
+
+fn expected_files_have_vectors(dir: &Path) {
+    let names: Vec<String> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot list {}: {e}", dir.display()))
         .map(|e| {
             e.expect("dir entry")
@@ -146,6 +189,7 @@ fn every_expected_file_has_its_vector() {
         .collect();
     assert!(
         orphans.is_empty(),
-        "expected file(s) without a vector: {orphans:?}"
+        "{}: expected file(s) without a vector: {orphans:?}",
+        dir.display()
     );
 }

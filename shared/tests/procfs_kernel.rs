@@ -1,25 +1,37 @@
-//! The procfs parsers on real `/proc/net/ip_vs` and `/proc/net/ip_vs_stats` captured from a
-//! Linux 6.1 IPVS kernel by the lab, compared with the netlink dump taken at the same moment
-//! (which the lab checked against ipvsadm). See `tests/data/kernel-6.1/README.md`.
+//! The procfs parsers on real `/proc/net/ip_vs` and `/proc/net/ip_vs_stats` captured by the lab
+//! from each kernel it boots (Debian's 5.10, 6.1 and 6.12), compared with the netlink dump taken
+//! at the same moment (which the lab checked against ipvsadm). See `tests/data/kernel-6.1/README.md`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: an unwrap that fails, fails the test
 
 use herald_shared::model::{ServiceKey, Snapshot};
 use herald_shared::procfs::{parse_ip_vs, parse_ip_vs_stats};
 use std::path::Path;
 
-/// CONFIG_HZ of the captured kernel (Debian 6.1 cloud): 90000 jiffies printed for `-p 360`.
+/// CONFIG_HZ of the captured kernels (Debian's 5.10, 6.1 and 6.12 cloud kernels all set
+/// CONFIG_HZ=250): 90000 jiffies printed for `-p 360`.
 const HZ: u32 = 250;
 
 #[test]
 fn kernel_procfs_matches_the_netlink_dump() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/kernel-6.1");
+    for k in ["5.10", "6.1", "6.12"] {
+        check_kernel(k);
+    }
+}
+
+fn check_kernel(kernel: &str) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/data/kernel-{kernel}"));
     let mut dirs: Vec<_> = std::fs::read_dir(&root)
         .unwrap_or_else(|e| panic!("{}: {e}", root.display()))
         .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
+        // One directory per scenario (`NN-name`); `netlink/` holds that kernel's vectors.
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "netlink"))
         .collect();
     dirs.sort();
-    assert!(dirs.len() >= 10, "only {} scenario captures", dirs.len());
+    assert!(
+        dirs.len() >= 10,
+        "kernel {kernel}: only {} scenario captures",
+        dirs.len()
+    );
     let mut services_checked = 0;
     let mut dests_checked = 0;
     for dir in dirs {
@@ -77,6 +89,11 @@ fn kernel_procfs_matches_the_netlink_dump() {
             .unwrap_or_else(|e| panic!("{name}/ip_vs_stats: {e}"));
         assert_eq!(Some(g), nl.global, "{name}: global stats");
     }
-    eprintln!("{services_checked} services and {dests_checked} destinations compared");
-    assert!(services_checked >= 30 && dests_checked >= 40);
+    eprintln!(
+        "kernel {kernel}: {services_checked} services and {dests_checked} destinations compared"
+    );
+    assert!(
+        services_checked >= 30 && dests_checked >= 40,
+        "kernel {kernel}: only {services_checked} services and {dests_checked} destinations"
+    );
 }

@@ -16,10 +16,12 @@
 #                picks parts, LAB_E2E_BENCH_BASE=BIN adds a second build to the CPU part)
 #   serve        boot with traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:$LAB_HOST_PORT
 #   exporter-bench  boot once: ipvs-herald vs node_exporter's ipvs collector, 1k and 10k services
-#   vectors      copy the netlink replies captured by the last run into shared/tests/vectors
-#   clean        remove target/lab except the download cache
+#   vectors      copy the netlink replies captured by the last run into shared/tests/vectors (5.10,
+#                6.12: with the procfs captures into shared/tests/data/kernel-<version>)
+#   clean        remove target/lab (or target/lab/kernel-<version>) except the download caches
 #
-# Environment: LAB_TARGET (cargo target dir, default <repo>/target), LAB_HERALD_BIN, LAB_TIMEOUT
+# Environment: LAB_KERNEL (5.10, 6.1 or 6.12: Debian bullseye's, bookworm's or trixie's cloud
+# kernel, default 6.1; 5.10 and 6.12 write under target/lab/kernel-<version>), LAB_TARGET (cargo target dir, default <repo>/target), LAB_HERALD_BIN, LAB_TIMEOUT
 # (seconds, default 900), LAB_BENCH (bench parts: services,conns), LAB_SMP (default 2), LAB_MEM_MB (default 1024), LAB_SCENARIOS (space
 # separated scenario names to run instead of all), LAB_HOST_PORT (interactive, default 9639).
 set -u
@@ -27,16 +29,28 @@ set -u
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$LAB_DIR/../.." && pwd)
 LAB_TARGET=${LAB_TARGET:-${CARGO_TARGET_DIR:-$REPO_DIR/target}}
-LAB_OUT=${LAB_OUT:-$LAB_TARGET/lab}
-LAB_CACHE=${LAB_CACHE:-$LAB_OUT/cache}
+# The kernel: Debian's linux-image-cloud-amd64 of bookworm (6.1, the default), bullseye (5.10)
+# or trixie (6.12). Each non-default kernel has its own output and cache directories, so that
+# results of different kernels never mix; 6.1 keeps the historical paths.
+LAB_KERNEL=${LAB_KERNEL:-6.1}
+case "$LAB_KERNEL" in
+6.1) lab_sub="" ;;
+5.10 | 6.12) lab_sub="/kernel-$LAB_KERNEL" ;;
+*)
+    echo "lab: error: LAB_KERNEL=$LAB_KERNEL: unknown kernel (5.10, 6.1 or 6.12)" >&2
+    exit 64
+    ;;
+esac
+LAB_OUT=${LAB_OUT:-$LAB_TARGET/lab$lab_sub}
+LAB_CACHE=${LAB_CACHE:-$LAB_TARGET/lab/cache$lab_sub}
 LAB_EXTRA_BINARIES=${LAB_EXTRA_BINARIES:-}
-export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE
+export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE LAB_KERNEL
 
 # shellcheck source=lib/host.sh
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Everything runs inside main, and the script exits right after it: bash then has parsed the
@@ -123,7 +137,7 @@ main() {
         lab_exporter_bench_summary "$LAB_OUT/results/exporter-bench.txt" | tee "$LAB_OUT/results/exporter-bench-summary.txt"
         ;;
     vectors) lab_vectors ;;
-    clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache -exec rm -rf {} + ;;
+    clean) find "$LAB_OUT" -mindepth 1 -maxdepth 1 ! -name cache ! -name 'apt-*' -exec rm -rf {} + ;;
     -h | --help | help) usage ;;
     *)
         usage >&2

@@ -1,6 +1,11 @@
 //! Booting the QEMU lab from a test harness: the one place that runs `tests/lab/lab.sh MODE`
 //! with the binary under test, finds the target directory, and reads result files. Used by `tests/lab.rs`, `tests/lab_exporter.rs` and
 //! `tests/lab_e2e.rs`.
+//!
+//! The kernel is Debian's 6.1 cloud kernel unless `IPVS_HERALD_LAB_KERNEL` names another of
+//! [`KERNELS`] (passed to lab.sh as `LAB_KERNEL`; its results are under
+//! `target/lab/kernel-<version>/`). Which kernel actually ran is read from the guest
+//! ([`kernel_release`]), never taken from the variable alone.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -29,6 +34,56 @@ pub fn scenario_results() -> &'static Path {
     }
 }
 
+/// The kernels the lab boots: Debian bullseye's, bookworm's and trixie's cloud kernels.
+pub const KERNELS: &[&str] = &["5.10", "6.1", "6.12"];
+
+/// The kernel asked for (`IPVS_HERALD_LAB_KERNEL`, default 6.1); panics on anything else than
+/// one of [`KERNELS`].
+pub fn lab_kernel() -> &'static str {
+    static K: OnceLock<&'static str> = OnceLock::new();
+    K.get_or_init(|| {
+        let want = std::env::var("IPVS_HERALD_LAB_KERNEL").unwrap_or_else(|_| "6.1".into());
+        KERNELS
+            .iter()
+            .copied()
+            .find(|k| *k == want)
+            .unwrap_or_else(|| panic!("IPVS_HERALD_LAB_KERNEL={want}: not one of {KERNELS:?}"))
+    })
+}
+
+/// `target/lab` for 6.1, `target/lab/kernel-<version>` for the others (lab.sh's `LAB_OUT`).
+pub fn lab_out(target: &Path) -> PathBuf {
+    match lab_kernel() {
+        "6.1" => target.join("lab"),
+        k => target.join("lab").join(format!("kernel-{k}")),
+    }
+}
+
+/// The guest's `uname -r`, recorded by the VM next to the scenario results (`results` is
+/// `…/results/scenarios`; the file is `…/results/kernel-release.txt`). Panics when it is
+/// missing or does not belong to the kernel asked for.
+pub fn kernel_release(results: &Path) -> String {
+    let top = results.parent().unwrap_or(results);
+    let release = read(top, "kernel-release.txt").trim().to_string();
+    let want = lab_kernel();
+    assert!(
+        release.starts_with(&format!("{want}.")),
+        "the guest ran kernel {release}, but IPVS_HERALD_LAB_KERNEL asks for {want} ({})",
+        top.display()
+    );
+    release
+}
+
+/// The guest kernel's (major, minor), from [`kernel_release`].
+pub fn kernel_version(results: &Path) -> (u32, u32) {
+    let release = kernel_release(results);
+    let mut it = release.split(['.', '-', '+']).map(|p| p.parse::<u32>());
+    match (it.next(), it.next()) {
+        (Some(Ok(a)), Some(Ok(b))) => (a, b),
+        _ => panic!("cannot read a version from the guest's uname -r {release:?}"),
+    }
+}
+
 /// The repository root.
 pub fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -44,10 +99,10 @@ pub fn target_dir() -> Result<PathBuf, String> {
         .ok_or_else(|| format!("cannot derive the target directory from {}", bin.display()))
 }
 
-/// Boot the lab once in `mode` (`run`, `e2e`, …) and return `target/lab/<results>`, or, when
-/// the environment variable `reuse_env` names a directory, return that without booting (for
-/// iterating on the assertions over an existing run). `console` is the console log, relative to
-/// `target/lab`, named in the error.
+/// Boot the lab once in `mode` (`run`, `e2e`, …) on [`lab_kernel`] and return
+/// `<lab_out>/<results>`, or, when the environment variable `reuse_env` names a directory,
+/// return that without booting (for iterating on the assertions over an existing run).
+/// `console` is the console log, relative to [`lab_out`], named in the error.
 pub fn boot(mode: &str, reuse_env: &str, results: &str, console: &str) -> Result<PathBuf, String> {
     if let Ok(dir) = std::env::var(reuse_env) {
         eprintln!("lab: {reuse_env} set, checking existing results in {dir} (no boot)");
@@ -60,16 +115,17 @@ pub fn boot(mode: &str, reuse_env: &str, results: &str, console: &str) -> Result
         .arg(mode)
         .env("LAB_HERALD_BIN", env!("CARGO_BIN_EXE_ipvs-herald"))
         .env("LAB_TARGET", &target)
+        .env("LAB_KERNEL", lab_kernel())
         .status()
         .map_err(|e| format!("cannot run {}: {e}", script.display()))?;
     if !status.success() {
         return Err(format!(
             "{} {mode} failed ({status}); see its messages above and {}",
             script.display(),
-            target.join("lab").join(console).display()
+            lab_out(&target).join(console).display()
         ));
     }
-    Ok(target.join("lab").join(results))
+    Ok(lab_out(&target).join(results))
 }
 
 /// A result file's text; panics naming the file when it is missing.

@@ -22,6 +22,11 @@ ipvs-herald (see README.md, "Cross-checks"): the kernel's own /proc/net/ip_vs te
 scenario (shared/tests/data/kernel-6.1/<NN>-<scenario>/ip_vs) and the ipvsadm commands of the
 scenario script (tests/lab/scenarios/<NN>-<scenario>.sh).
 
+Vectors of the other kernels the lab boots (5.10, 6.12) live in
+shared/tests/data/kernel-<version>/netlink/, with that kernel's procfs captures one level up;
+the oracle walks each such set the same way (write, --check, cross-checks), and fails when a
+required kernel has no captures.
+
 Usage (from anywhere; paths are relative to this file):
   python3 shared/tests/vectors/oracle.py            # write missing .expected.json files
   python3 shared/tests/vectors/oracle.py --check    # verify every vector has an expected file
@@ -49,7 +54,11 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.normpath(os.path.join(HERE, "..", "..", ".."))
-PROCFS_DIR = os.path.join(REPO, "shared", "tests", "data", "kernel-6.1")
+DATA_DIR = os.path.join(REPO, "shared", "tests", "data")
+# The 6.1 captures live in this directory; their procfs captures in data/kernel-6.1.
+PROCFS_DIR = os.path.join(DATA_DIR, "kernel-6.1")
+# The other kernels the lab boots (tests/README.md, "Matrix"): each must have its captures.
+REQUIRED_KERNELS = ("5.10", "6.12")
 SCENARIO_DIR = os.path.join(REPO, "tests", "lab", "scenarios")
 
 
@@ -517,10 +526,33 @@ def decode_file(path):
     return decoder(walk(data[4:], name), name, "-lab-" in name)
 
 
-def vectors():
+def vectors(vdir=HERE):
     return sorted(
-        f for f in os.listdir(HERE) if f.endswith(".bin") or f.endswith(".hex")
+        f for f in os.listdir(vdir) if f.endswith(".bin") or f.endswith(".hex")
     )
+
+
+def vector_sets():
+    """(label, vector dir, procfs capture dir, services removed since capture) of every set of
+    vectors: this directory (Debian's 6.1 and the hand-built ones), then each other kernel's
+    captures, shared/tests/data/kernel-<version>/netlink, whose procfs captures are its parent.
+    A kernel-<version> directory without netlink vectors is an error: every kernel the lab
+    boots brings its captures."""
+    sets = [("kernel-6.1", HERE, PROCFS_DIR, REMOVED_SINCE_CAPTURE)]
+    problems = []
+    for d in sorted(os.listdir(DATA_DIR)):
+        full = os.path.join(DATA_DIR, d)
+        if not d.startswith("kernel-") or d == "kernel-6.1" or not os.path.isdir(full):
+            continue
+        nl = os.path.join(full, "netlink")
+        if not os.path.isdir(nl) or not vectors(nl):
+            problems.append(f"{d}: no captured netlink vectors in {nl}")
+            continue
+        sets.append((d, nl, full, set()))
+    for k in REQUIRED_KERNELS:
+        if not any(label == f"kernel-{k}" for label, _, _, _ in sets):
+            problems.append(f"kernel-{k}: no captures (tests/lab/lab.sh vectors with LAB_KERNEL={k})")
+    return sets, problems
 
 
 # --- cross-checks against what the lab recorded independently -----------------------------------
@@ -539,15 +571,15 @@ REMOVED_SINCE_CAPTURE = {
 PROC_FWD = {w: w.lower() for w in ("Masq", "Local", "Tunnel", "Route", "Bypass")}
 
 
-def scenario_files(scenario):
+def scenario_files(scenario, procfs_dir=PROCFS_DIR):
     """(procfs capture dir or None, scenario script path or None) of a scenario name."""
     pat = re.compile(r"\d\d-" + re.escape(scenario))
-    proc = [d for d in sorted(os.listdir(PROCFS_DIR)) if pat.fullmatch(d)]
+    proc = [d for d in sorted(os.listdir(procfs_dir)) if pat.fullmatch(d)]
     scripts = [
         f for f in sorted(os.listdir(SCENARIO_DIR)) if f.endswith(".sh") and pat.fullmatch(f[:-3])
     ]
     return (
-        os.path.join(PROCFS_DIR, proc[0]) if proc else None,
+        os.path.join(procfs_dir, proc[0]) if proc else None,
         os.path.join(SCENARIO_DIR, scripts[0]) if scripts else None,
     )
 
@@ -716,9 +748,10 @@ class Checker:
         return cond
 
 
-def cross_check(decoded):
+def cross_check(decoded, procfs_dir=PROCFS_DIR, removed=REMOVED_SINCE_CAPTURE):
     """Compare the decoded captured vectors of each lab scenario with that scenario's
-    /proc/net/ip_vs capture and its script. Returns (problems, {vector: {sources}})."""
+    /proc/net/ip_vs capture (under procfs_dir) and its script. Returns (problems,
+    {vector: {sources}})."""
     ck = Checker()
     by = {}
     for name in sorted(decoded):
@@ -726,7 +759,7 @@ def cross_check(decoded):
         if m:
             by.setdefault(m.group(2), {}).setdefault(m.group(1), []).append((name, decoded[name]))
     for scenario, cmds in sorted(by.items()):
-        proc_dir, script = scenario_files(scenario)
+        proc_dir, script = scenario_files(scenario, procfs_dir)
         if script is None:
             ck.problems.append(f"{scenario}: no tests/lab/scenarios/NN-{scenario}.sh")
             continue
@@ -746,7 +779,7 @@ def cross_check(decoded):
         services = cmds.get("get_service", [])
         dests = list(cmds.get("get_dest", []))
         got = {service_key(s): (n, s) for n, s in services}
-        exempt = {k for sc, k in REMOVED_SINCE_CAPTURE if sc == scenario}
+        exempt = {k for sc, k in removed if sc == scenario}
         for key in sorted(set(want) - set(got), key=str):
             ck.problems.append(f"{scenario}: the script's service {key} has no get_service vector")
         if proc is not None:
@@ -835,19 +868,14 @@ def cross_check(decoded):
     return ck.problems, ck.checked
 
 
-def main(argv):
-    mode = "write"
-    for a in argv[1:]:
-        if a in ("--check", "--force", "--print"):
-            mode = a[2:]
-        else:
-            print(__doc__)
-            return 2
+def check_set(mode, label, vdir, procfs_dir, removed):
+    """Decode, write or check the expected files of one vector set, and cross-check it; returns
+    the failures."""
     failures = []
     decoded = {}
-    for name in vectors():
+    for name in vectors(vdir):
         try:
-            decoded[name] = decode_file(os.path.join(HERE, name))
+            decoded[name] = decode_file(os.path.join(vdir, name))
         except VectorError as e:
             failures.append(str(e))
         except (struct.error, UnicodeDecodeError, IndexError) as e:
@@ -857,7 +885,7 @@ def main(argv):
             print(f"{name}: {json.dumps(v)}")
     wrote = same = 0
     for name, value in decoded.items():
-        exp = os.path.join(HERE, name.rsplit(".", 1)[0] + ".expected.json")
+        exp = os.path.join(vdir, name.rsplit(".", 1)[0] + ".expected.json")
         if os.path.exists(exp):
             with open(exp, encoding="utf-8") as f:
                 try:
@@ -882,12 +910,12 @@ def main(argv):
             json.dump(value, f)
             f.write("\n")
         wrote += 1
-    stems = {v.rsplit(".", 1)[0] for v in vectors()}
-    for f in sorted(os.listdir(HERE)):
+    stems = {v.rsplit(".", 1)[0] for v in vectors(vdir)}
+    for f in sorted(os.listdir(vdir)):
         if f.endswith(".expected.json") and f[: -len(".expected.json")] not in stems:
             failures.append(f"{f}: no vector of that name")
     try:
-        problems, checked = cross_check(decoded)
+        problems, checked = cross_check(decoded, procfs_dir, removed)
     except (VectorError, OSError, ValueError, KeyError, IndexError) as e:
         problems, checked = [f"cross-check: {e!r}"], {}
     failures += problems
@@ -897,7 +925,7 @@ def main(argv):
         return sum(1 for n in lab if any(x.startswith(prefix) for x in checked.get(n, ())))
 
     print(
-        f"oracle: {len(decoded)} vector(s) decoded, {same} expected file(s) equal, "
+        f"oracle: {label}: {len(decoded)} vector(s) decoded, {same} expected file(s) equal, "
         f"{wrote} written; "
         f"of {len(lab)} captured: {sum(1 for n in lab if checked.get(n))} cross-checked, "
         f"{with_source('procfs')} with /proc/net/ip_vs, {with_source('script')} with the "
@@ -907,6 +935,20 @@ def main(argv):
     if mode == "print":
         for n in lab:
             print(f"  {n}: {'; '.join(sorted(checked.get(n, ()))) or 'not cross-checked'}")
+    return [f"{label}: {m}" for m in failures]
+
+
+def main(argv):
+    mode = "write"
+    for a in argv[1:]:
+        if a in ("--check", "--force", "--print"):
+            mode = a[2:]
+        else:
+            print(__doc__)
+            return 2
+    sets, failures = vector_sets()
+    for label, vdir, procfs_dir, removed in sets:
+        failures += check_set(mode, label, vdir, procfs_dir, removed)
     for msg in failures:
         print(f"oracle: FAIL {msg}", file=sys.stderr)
     return 1 if failures else 0

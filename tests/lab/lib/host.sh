@@ -7,6 +7,11 @@
 LAB_KERNEL_META=${LAB_KERNEL_META:-linux-image-cloud-amd64}
 # Modules the guest loads (dependencies are resolved from each module's .modinfo `depends=`).
 LAB_MODULES=${LAB_MODULES:-"ip_vs ip_vs_rr ip_vs_wrr ip_vs_lc ip_vs_wlc ip_vs_lblc ip_vs_lblcr ip_vs_dh ip_vs_sh ip_vs_sed ip_vs_nq ip_vs_mh ip_vs_fo ip_vs_ovf ip_vs_pe_sip veth dummy ipip virtio_pci virtio_blk virtio_net"}
+# Modules a kernel package may not ship (ip_vs_twos: only Debian's 6.12; 5.10 has no such
+# scheduler, Debian's 6.1 leaves CONFIG_IP_VS_TWOS unset): loaded when the kernel package has
+# them, otherwise named in the guest's /lib/modules/absent (results: modules-absent.txt), so the
+# tests assert their absence by name instead of skipping.
+LAB_OPTIONAL_MODULES=${LAB_OPTIONAL_MODULES:-"ip_vs_twos"}
 # Host tools the lab needs, as `command:debian-package`.
 LAB_HOST_TOOLS="qemu-system-x86_64 busybox ipvsadm ip cpio dpkg-deb modinfo gzip tar timeout"
 
@@ -25,11 +30,51 @@ lab_install_host_tools() {
     bash "$REPO_DIR/tests/deps.sh" $LAB_HOST_TOOLS >&2 || die "tests/deps.sh could not install the lab's host tools ($LAB_HOST_TOOLS)"
 }
 
-# The concrete kernel package behind the cloud meta-package, e.g. linux-image-6.1.0-56-cloud-amd64.
+# The Debian suite whose kernel LAB_KERNEL names; empty for 6.1, the host's own bookworm (the
+# system's apt configuration resolves it).
+lab_kernel_suite() {
+    case "${LAB_KERNEL:-6.1}" in
+    6.1) echo "" ;;
+    5.10) echo bullseye ;;
+    6.12) echo trixie ;;
+    *) die "LAB_KERNEL=$LAB_KERNEL: unknown kernel (5.10, 6.1 or 6.12)" ;;
+    esac
+}
+
+# apt-get/apt-cache with a private configuration for SUITE under target/lab/apt-SUITE: its own
+# sources list, an empty sources.list.d, its own lists, package cache and an empty dpkg status,
+# so that the system's apt sources and state are never touched. Usage: lab_apt SUITE CMD ARGS...
+lab_apt() {
+    local suite=$1 cmd=$2
+    shift 2
+    local d="$LAB_TARGET/lab/apt-$suite"
+    mkdir -p "$d/parts" "$d/state/lists/partial" "$d/cache/archives/partial"
+    if [ ! -e "$d/sources.list" ]; then
+        echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian $suite main" >"$d/sources.list"
+    fi
+    [ -e "$d/state/status" ] || : >"$d/state/status"
+    "$cmd" -o Dir::Etc::SourceList="$d/sources.list" -o Dir::Etc::SourceParts="$d/parts" \
+        -o Dir::State="$d/state" -o Dir::State::status="$d/state/status" -o Dir::Cache="$d/cache" \
+        -o APT::Architecture=amd64 -o APT::Sandbox::User=root "$@"
+}
+
+# The concrete kernel package behind the cloud meta-package, e.g. linux-image-6.1.0-56-cloud-amd64
+# (for LAB_KERNEL=5.10/6.12, from the private apt configuration of bullseye/trixie; its
+# `apt-get update` runs once, then the lists are reused).
 lab_kernel_package() {
-    local pkg
-    pkg=$(apt-cache depends "$LAB_KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
-    [ -n "$pkg" ] || die "cannot resolve the kernel package behind $LAB_KERNEL_META (apt-cache depends printed no linux-image dependency; run apt-get update?)"
+    local pkg suite
+    suite=$(lab_kernel_suite) || exit 1
+    if [ -z "$suite" ]; then
+        pkg=$(apt-cache depends "$LAB_KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+        [ -n "$pkg" ] || die "cannot resolve the kernel package behind $LAB_KERNEL_META (apt-cache depends printed no linux-image dependency; run apt-get update?)"
+    else
+        if ! ls "$LAB_TARGET/lab/apt-$suite/state/lists/"*_Packages* >/dev/null 2>&1; then
+            log "apt-get update of $suite (private configuration under $LAB_TARGET/lab/apt-$suite)"
+            lab_apt "$suite" apt-get -q update >&2 || die "apt-get update of $suite failed"
+        fi
+        pkg=$(lab_apt "$suite" apt-cache depends "$LAB_KERNEL_META" 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+        [ -n "$pkg" ] || die "cannot resolve the kernel package behind $LAB_KERNEL_META in $suite"
+    fi
     echo "$pkg"
 }
 
@@ -42,10 +87,15 @@ lab_fetch() {
     deb=$(ls "$LAB_CACHE"/"${pkg}"_*.deb 2>/dev/null | head -n1)
     if [ -z "$deb" ]; then
         log "downloading $pkg"
-        (cd "$LAB_CACHE" && apt-get download "$pkg" >&2) || {
-            apt-get update >&2 || die "apt-get update failed"
-            (cd "$LAB_CACHE" && apt-get download "$pkg" >&2) || die "apt-get download $pkg failed"
-        }
+        if [ -n "$(lab_kernel_suite)" ]; then
+            (cd "$LAB_CACHE" && lab_apt "$(lab_kernel_suite)" apt-get download "$pkg" >&2) ||
+                die "apt-get download $pkg ($(lab_kernel_suite)) failed"
+        else
+            (cd "$LAB_CACHE" && apt-get download "$pkg" >&2) || {
+                apt-get update >&2 || die "apt-get update failed"
+                (cd "$LAB_CACHE" && apt-get download "$pkg" >&2) || die "apt-get download $pkg failed"
+            }
+        fi
         deb=$(ls "$LAB_CACHE"/"${pkg}"_*.deb 2>/dev/null | head -n1)
         [ -n "$deb" ] || die "apt-get download $pkg produced no .deb in $LAB_CACHE"
     fi
@@ -70,8 +120,9 @@ lab_kernel_image() {
 
 lab_modules_dir() {
     local d
-    d=$(ls -d "$LAB_CACHE"/kernel/lib/modules/*/kernel 2>/dev/null | head -n1)
-    [ -n "$d" ] || die "no modules under $LAB_CACHE/kernel/lib/modules (run: lab.sh fetch)"
+    # trixie's packages install under /usr/lib/modules (merged /usr), older ones under /lib/modules.
+    d=$(ls -d "$LAB_CACHE"/kernel/lib/modules/*/kernel "$LAB_CACHE"/kernel/usr/lib/modules/*/kernel 2>/dev/null | head -n1)
+    [ -n "$d" ] || die "no modules under $LAB_CACHE/kernel/{usr/,}lib/modules (run: lab.sh fetch)"
     echo "$d"
 }
 
@@ -88,11 +139,24 @@ lab_module_path() {
     return 1
 }
 
+# Whether NAME is built into the kernel image (modules.builtin lists kernel/.../NAME.ko); - and
+# _ are equivalent.
+lab_module_builtin() {
+    local name=$1 dir
+    dir=$(lab_modules_dir)
+    tr '-' '_' <"$dir/../modules.builtin" | grep -q "/$(echo "$name" | tr '-' '_')\.ko\$"
+}
+
 # Print NAME's dependencies first, then NAME (depth-first, each once). $LAB_SEEN holds visited.
+# A module built into the kernel is not printed (nothing to load) but named in $LAB_BUILTIN.
 lab_module_order() {
     local name=$1 path deps d
     case " $LAB_SEEN " in *" $name "*) return 0 ;; esac
     LAB_SEEN="$LAB_SEEN $name"
+    if lab_module_builtin "$name"; then
+        LAB_BUILTIN="$LAB_BUILTIN $name"
+        return 0
+    fi
     path=$(lab_module_path "$name") || die "module $name not found in the kernel package"
     deps=$(modinfo -F depends "$path") || die "modinfo cannot read $path"
     for d in $(echo "$deps" | tr ',' ' '); do
@@ -135,10 +199,25 @@ lab_build() {
         [ -e "$root/bin/$m" ] || ln -s busybox "$root/bin/$m"
     done
     LAB_SEEN=""
+    LAB_BUILTIN=""
     : >"$root/lib/modules/order"
+    : >"$root/lib/modules/absent"
     for m in $LAB_MODULES; do
-        lab_module_order "$m" >>"$root/lib/modules/order"
+        lab_module_order "$m" >"$root/lib/modules/order.part" || die "cannot order module $m"
+        cat "$root/lib/modules/order.part" >>"$root/lib/modules/order"
     done
+    # Optional modules: loaded when this kernel ships them, otherwise named as absent.
+    for m in $LAB_OPTIONAL_MODULES; do
+        if lab_module_path "$m" >/dev/null || lab_module_builtin "$m"; then
+            lab_module_order "$m" >"$root/lib/modules/order.part" || die "cannot order module $m"
+            cat "$root/lib/modules/order.part" >>"$root/lib/modules/order"
+        else
+            echo "$m" >>"$root/lib/modules/absent"
+        fi
+    done
+    rm -f "$root/lib/modules/order.part"
+    # shellcheck disable=SC2086
+    printf '%s\n' $LAB_BUILTIN >"$root/lib/modules/builtin"
     while read -r m; do
         path=$(lab_module_path "$m")
         case "$path" in
@@ -191,7 +270,7 @@ lab_build() {
     echo "<html>lab</html>" >"$root/var/www/index.html"
     (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$LAB_OUT/initramfs.cpio.gz" ||
         die "cannot write $LAB_OUT/initramfs.cpio.gz"
-    log "initramfs: $LAB_OUT/initramfs.cpio.gz ($(du -h "$LAB_OUT/initramfs.cpio.gz" | cut -f1)), modules: $(wc -l <"$root/lib/modules/order")"
+    log "initramfs: $LAB_OUT/initramfs.cpio.gz ($(du -h "$LAB_OUT/initramfs.cpio.gz" | cut -f1)), modules: $(wc -l <"$root/lib/modules/order"), built in:$LAB_BUILTIN, absent: $(tr '\n' ' ' <"$root/lib/modules/absent")"
 }
 
 # Boot the VM once. $1 = mode (run|interactive|bench), rest = extra kernel arguments.
@@ -249,11 +328,32 @@ lab_bench_prepare() {
 }
 
 # Copy the raw netlink replies captured by `dump --capture-netlink` in the last run into
-# shared/tests/vectors as <command>-lab-<scenario>-<index>.bin, and write an .expected.json for
-# each get_daemon reply from ipvsadm's own view of the daemons (an independent source).
+# shared/tests/vectors (6.1) or shared/tests/data/kernel-<version>/netlink (LAB_KERNEL=5.10/6.12)
+# as <command>-lab-<scenario>-<index>.bin, and write an .expected.json for each get_daemon reply
+# from ipvsadm's own view of the daemons (an independent source). For 5.10/6.12 also the procfs
+# captures of every scenario with a dump (except 11-many, 300 services), as
+# shared/tests/data/kernel-6.1 holds them: <NN-scenario>/{ip_vs,ip_vs_stats,dump.json}, and the
+# guest's uname -r as kernel-release.txt. The other expected values are written by
+# shared/tests/vectors/oracle.py.
 lab_vectors() {
-    local res="$LAB_OUT/results/scenarios" dest="$REPO_DIR/shared/tests/vectors" n=0 d s f base cmd idx
+    local res="$LAB_OUT/results/scenarios" dest="$REPO_DIR/shared/tests/vectors" n=0 d s f base cmd idx data=""
     [ -d "$res" ] || die "no results in $res (run: lab.sh run)"
+    if [ "$LAB_KERNEL" != 6.1 ]; then
+        data="$REPO_DIR/shared/tests/data/kernel-$LAB_KERNEL"
+        dest="$data/netlink"
+        # Replace the captures, keep the hand-written README.md.
+        rm -rf "$data/netlink" "$data"/[0-9][0-9]-*
+        mkdir -p "$data"
+        cp "$LAB_OUT/results/kernel-release.txt" "$data/kernel-release.txt" || die "no kernel-release.txt in $LAB_OUT/results"
+        for d in "$res"/*/; do
+            s=$(basename "$d")
+            [ "$s" != 11-many ] && [ -s "$d/dump.json" ] && [ -s "$d/proc_ip_vs.txt" ] || continue
+            mkdir -p "$data/$s"
+            cp "$d/proc_ip_vs.txt" "$data/$s/ip_vs"
+            cp "$d/global.txt" "$data/$s/ip_vs_stats"
+            cp "$d/dump.json" "$data/$s/dump.json"
+        done
+    fi
     mkdir -p "$dest"
     rm -f "$dest"/*-lab-*
     for d in "$res"/*/netlink; do

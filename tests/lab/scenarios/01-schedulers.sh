@@ -1,8 +1,17 @@
 # Every scheduler the kernel ships: one TCP service each, three masq destinations with distinct
-# weights; sh and mh with their scheduler flags.
+# weights; sh and mh with their scheduler flags. twos (Debian's 6.12) only when its module was
+# loaded (or built in); otherwise the host named ip_vs_twos in /lib/modules/absent and
+# tests/lab.rs asserts that by name.
 set -e
 port=8000
-for s in rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf; do
+scheds="rr wrr lc wlc lblc lblcr dh sh sed nq mh fo ovf"
+if grep -q '^ip_vs_twos ' /proc/modules || grep -qx ip_vs_twos /lib/modules/builtin; then
+    scheds="$scheds twos"
+elif ! grep -qx ip_vs_twos /lib/modules/absent; then
+    echo "ip_vs_twos neither loaded nor named absent" >&2
+    exit 1
+fi
+for s in $scheds; do
     port=$((port + 1))
     ipvsadm -A -t 203.0.113.1:$port -s $s
     ipvsadm -a -t 203.0.113.1:$port -r 192.0.2.11:80 -m -w 1
