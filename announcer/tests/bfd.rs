@@ -607,3 +607,33 @@ fn bird3_bfd_comes_up_and_detects_a_silent_bird() {
 fn frr10_bfd_comes_up_and_detects_a_silent_frr() {
     run_on(FRR10, "bfd-frr10", false, false, false, frr_silent);
 }
+
+/// Multihop BFD with FRR (`ebgp-multihop 2`, a `multihop` bfdd peer), its packets arriving at
+/// TTL 254: FRR runs the session as multihop, both Up, routes; silence → Cease / BFD Down.
+fn frr_multihop(ctx: &mut Ctx) -> TResult<()> {
+    // FRR's packets arrive as from one router away (TTL 254): our default minimum.
+    router_bfd_ttl(ctx, 254)?;
+    all_up(ctx)?;
+    let out = ctx.router.vtysh("show bfd peers json")?;
+    let v: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| format!("show bfd peers json: {e}: {out}"))?;
+    let me = ctx.speaker_addr().to_string();
+    let multihop = v
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["peer"] == me.as_str()))
+        .and_then(|p| p["multihop"].as_bool());
+    if multihop != Some(true) {
+        return err(format!("FRR's BFD session is not multihop: {out}"));
+    }
+    router_silent_then_back(ctx)
+}
+
+#[test]
+fn frr_multihop_bfd_one_router_away_comes_up_and_detects_a_silent_frr() {
+    run_on(FRR8, "bfd-frr-mh", false, false, true, frr_multihop);
+}
+
+#[test]
+fn frr10_multihop_bfd_one_router_away_comes_up_and_detects_a_silent_frr() {
+    run_on(FRR10, "bfd-frr10-mh", false, false, true, frr_multihop);
+}

@@ -148,7 +148,8 @@ pub struct RouterSpec {
     /// with a peer entry and `neighbor X bfd`).
     pub bfd: bool,
     /// The BGP session is multihop, so its BFD session is too (RFC 5883, port 4784; BIRD:
-    /// `multihop 2` and the `multihop` block of `protocol bfd`). BIRD only.
+    /// `multihop 2` and the `multihop` block of `protocol bfd`; FRR: `ebgp-multihop 2` and a
+    /// `multihop` bfdd peer). Not for GoBGP.
     pub bfd_multihop: bool,
 }
 
@@ -214,12 +215,8 @@ fn proto_name(peer: IpAddr) -> &'static str {
 impl Router {
     /// Writes the config and starts the router, waiting until its control socket answers.
     pub fn start(lab: &Lab, spec: RouterSpec) -> TResult<Self> {
-        if spec.bfd_multihop && spec.kind != Kind::Bird {
-            return Err(format!(
-                "bfd_multihop is configured for BIRD only, not {:?}",
-                spec.kind
-            )
-            .into());
+        if spec.bfd_multihop && spec.kind == Kind::Gobgp {
+            return Err("bfd_multihop is configured for BIRD and FRR only, not GoBGP".into());
         }
         let dir = lab.subdir(spec.kind.name())?;
         let root = spec.flavour.root()?;
@@ -303,9 +300,21 @@ impl Router {
                 let mut bfdd = String::from("hostname rtr\nlog stdout informational\nbfd\n");
                 if s.bfd {
                     for peer in s.peers() {
+                        // A multihop peer entry needs the local address (bfdd keys multihop
+                        // sessions by the address pair).
+                        let multihop = if s.bfd_multihop {
+                            let local = if peer.is_ipv4() {
+                                IpAddr::V4(ROUTER_V4)
+                            } else {
+                                IpAddr::V6(super::lab::ROUTER_V6)
+                            };
+                            format!(" multihop local-address {local}")
+                        } else {
+                            String::new()
+                        };
                         let _ = write!(
                             bfdd,
-                            " peer {peer}\n  receive-interval 100\n  transmit-interval 100\n  \
+                            " peer {peer}{multihop}\n  receive-interval 100\n  transmit-interval 100\n  \
                              detect-multiplier 3\n !\n"
                         );
                     }
@@ -399,6 +408,10 @@ impl Router {
             }
             if s.ttl_security {
                 let _ = writeln!(c, " neighbor {peer} ttl-security hops 1");
+            }
+            if s.bfd_multihop {
+                // Not on a shared link as far as bgpd is concerned: its BFD session is multihop.
+                let _ = writeln!(c, " neighbor {peer} ebgp-multihop 2");
             }
             if s.bfd {
                 let _ = writeln!(c, " neighbor {peer} bfd");
