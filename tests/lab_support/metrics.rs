@@ -163,20 +163,13 @@ const RATES: [&str; 5] = [
 pub fn compare(v: &Views, samples: &[Sample]) -> Outcome {
     let mut o = Outcome::default();
     one(&mut o, samples, "exporter", "ipvs_up", &[], 1);
-    for (i, m) in COUNTERS.iter().enumerate() {
+    global_counter_checks(&mut o, samples, v);
+    for (i, r) in RATES.iter().enumerate() {
         one(
             &mut o,
             samples,
             "global",
-            &format!("ipvs_{m}"),
-            &[],
-            v.global.counters[i],
-        );
-        one(
-            &mut o,
-            samples,
-            "global",
-            &format!("ipvs_{}", RATES[i]),
+            &format!("ipvs_{r}"),
             &[],
             v.global.rates[i],
         );
@@ -330,16 +323,7 @@ pub fn compare_procfs(v: &Views, samples: &[Sample]) -> Outcome {
         &[("source", "procfs".to_string())],
         1,
     );
-    for (i, m) in COUNTERS.iter().enumerate() {
-        one(
-            &mut o,
-            samples,
-            "global",
-            &format!("ipvs_{m}"),
-            &[],
-            v.global.counters[i],
-        );
-    }
+    global_counter_checks(&mut o, samples, v);
     for ls in &v.list {
         if let Some(sl) = service_checks(&mut o, samples, ls) {
             for d in &ls.dests {
@@ -351,6 +335,20 @@ pub fn compare_procfs(v: &Views, samples: &[Sample]) -> Outcome {
 }
 
 type Labels = Vec<(&'static str, String)>;
+
+/// The global counters (`/proc/net/ip_vs_stats`, which netlink and procfs readers both serve).
+fn global_counter_checks(o: &mut Outcome, samples: &[Sample], v: &Views) {
+    for (i, m) in COUNTERS.iter().enumerate() {
+        one(
+            o,
+            samples,
+            "global",
+            &format!("ipvs_{m}"),
+            &[],
+            v.global.counters[i],
+        );
+    }
+}
 
 /// `ipvs_service_info` (with the scheduler) of an address service; its labels for the
 /// service's other series, or `None` (counted as a failure) for a fwmark service.

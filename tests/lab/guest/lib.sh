@@ -357,6 +357,28 @@ collect() {
     return 1
 }
 
+# run_scrape_once CONFIG PORT OUT LOG [USER]: `ipvs-herald run` with CONFIG (which listens on
+# 127.0.0.1:PORT), as USER when given (busybox su: root needs no password, the capabilities
+# stay with root), until it is ready (bounded to 60 s); one scrape of /metrics into OUT; then
+# stopped. The daemon's output goes to LOG, and LOG is printed when it never became ready.
+run_scrape_once() {
+    if [ -n "${5:-}" ]; then
+        su -s /bin/sh "$5" -c "exec $HERALD --config $1 run" >"$4" 2>&1 &
+    else
+        "$HERALD" --config "$1" run >"$4" 2>&1 &
+    fi
+    pid=$!
+    echo $pid >>/tmp/lab.pids
+    n=0
+    until timeout 5 wget -q -O /dev/null "http://127.0.0.1:$2/-/ready" 2>/dev/null; do
+        n=$((n + 1))
+        [ $n -lt 60 ] && kill -0 $pid 2>/dev/null || { cat "$4"; return 1; }
+        sleep 1
+    done
+    timeout 200 wget -q -O "$3" "http://127.0.0.1:$2/metrics" || return 1
+    kill $pid
+}
+
 # capture_netlink: keep the raw netlink replies of one dump (the reader's hidden option).
 capture_netlink() {
     mkdir -p "$D/netlink"

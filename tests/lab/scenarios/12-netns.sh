@@ -24,14 +24,4 @@ LAB_NETNS=
     printf '[exporter]\nlisten = "127.0.0.1:9644"\n'
     printf '[exporter.limits]\ndefault_scrape_timeout = "150s"\nrequest_timeout = "200s"\n'
 } >/tmp/netns-run.toml
-"$HERALD" --config /tmp/netns-run.toml run >"$D/netns-run.log" 2>&1 &
-pid=$!
-echo $pid >>/tmp/lab.pids
-n=0
-until timeout 5 wget -q -O /dev/null http://127.0.0.1:9644/-/ready 2>/dev/null; do
-    n=$((n + 1))
-    [ $n -lt 60 ] && kill -0 $pid 2>/dev/null || { cat "$D/netns-run.log"; exit 1; }
-    sleep 1
-done
-timeout 200 wget -q -O "$D/metrics.txt" http://127.0.0.1:9644/metrics
-kill $pid
+run_scrape_once /tmp/netns-run.toml 9644 "$D/metrics.txt" "$D/netns-run.log"

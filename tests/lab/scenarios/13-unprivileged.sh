@@ -45,15 +45,5 @@ done
     printf '[exporter.limits]\ndefault_scrape_timeout = "150s"\nrequest_timeout = "200s"\n'
 } >/tmp/unpriv-run.toml
 chmod 0644 /tmp/unpriv-run.toml
-nobody "exec $HERALD --config /tmp/unpriv-run.toml run" >"$D/unpriv-run.log" 2>&1 &
-pid=$!
-echo $pid >>/tmp/lab.pids
-n=0
-until timeout 5 wget -q -O /dev/null http://127.0.0.1:9643/-/ready 2>/dev/null; do
-    n=$((n + 1))
-    [ $n -lt 60 ] && kill -0 $pid 2>/dev/null || { cat "$D/unpriv-run.log"; exit 1; }
-    sleep 1
-done
-timeout 200 wget -q -O "$D/unpriv-metrics.txt" http://127.0.0.1:9643/metrics
-kill $pid
+run_scrape_once /tmp/unpriv-run.toml 9643 "$D/unpriv-metrics.txt" "$D/unpriv-run.log" nobody
 snap "$D/unpriv-after"
