@@ -183,3 +183,30 @@ async fn stop_for_restart_withdraws_from_a_peer_without_graceful_restart() {
     assert_eq!((n.code, n.subcode), (6, 2));
     c.send_raw(&keepalive()).await.ok();
 }
+
+/// The first health decision arriving while the session is busy between two selects (here:
+/// reading a burst of KEEPALIVEs on another worker thread) still releases the held table and
+/// End-of-RIB. Seen in the lab: the decision came in that window, the select was armed with
+/// the watch already set and its branch off, and the table was never sent while the router
+/// held our routes as stale. The decision lands at a different moment of the burst each round;
+/// without the catch-up some rounds hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decision_while_the_session_is_busy_still_releases_the_table() {
+    let burst: Vec<u8> = std::iter::repeat_n(keepalive(), 50_000).flatten().collect();
+    for round in 0..20u64 {
+        let (_sp, h, mut c, _) = established(Some(graceful(T * 6, T * 6)), true).await;
+        c.send_raw(&burst).await.unwrap();
+        tokio::time::sleep(Duration::from_micros(round * 200)).await;
+        h.release_routes();
+        let first = c
+            .recv_type(2, T)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: no UPDATE after the decision: {e}"));
+        assert!(!is_eor(&first), "round {round}: the route comes first");
+        assert!(
+            is_eor(&c.recv_type(2, T).await.unwrap()),
+            "round {round}: then End-of-RIB"
+        );
+        h.shutdown("done", T).await;
+    }
+}

@@ -349,6 +349,20 @@ impl Session {
             if self.fsm.is_stopped() {
                 break;
             }
+            // The first health decision can arrive while this task is between two selects
+            // (handling an input): the select below is then armed with the watch already true,
+            // its guard off, and nothing would ever send the held table. Catch up here.
+            if self.initial_pending
+                && self.fsm.state() == State::Established
+                && self.bfd_open
+                && self.routes_released()
+            {
+                self.initial_pending = false;
+                self.released = true;
+                info!("first health decision made: sending the table and End-of-RIB");
+                self.sync_rib(true).await;
+                continue;
+            }
             self.publish_hold();
             // A session waiting for BFD has sent no table: changes wait with it.
             let established = self.fsm.state() == State::Established && !self.initial_pending;
