@@ -7,7 +7,9 @@
 //! until Prometheus (running in the VM, scraping both directors, with the announcer rules) shows
 //! the alerts, the withdrawal and return of a `vip_address = "manage"` group, and keepalived
 //! (the Debian package, checker process only) owning two virtual servers whose real server dies
-//! and comes back (TCP_CHECK with `inhibit_on_failure`, HTTP_GET with removal). The guest
+//! and comes back (TCP_CHECK with `inhibit_on_failure`, HTTP_GET with removal), a director
+//! frozen without a reset with BFD (d1) and with only the hold timer (d2), and a restart of d2's
+//! daemon that keeps its routes (BGP graceful restart) under traffic. The guest
 //! records (`tests/lab/e2e/*.sh`); this file asserts, one test per acceptance item.
 //!
 //! Not part of the plain `cargo test` run (the target has `test = false`); run it with
@@ -69,6 +71,8 @@ struct RouteChange {
     t: f64,
     dest: String,
     nexthops: usize,
+    /// The next hops' addresses.
+    via: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -118,8 +122,12 @@ fn wall_secs(stamp: &str) -> Result<f64, String> {
     Ok(days_from_civil(*y, *m, *d) as f64 * 86_400.0 + h * 3600.0 + mi * 60.0 + sec)
 }
 
-/// `[stamp] [Deleted ]DEST ...` lines of `ip -o -ts monitor route` to (wall time, dest, next hops).
-fn parse_monitor(text: &str) -> Result<Vec<(f64, String, usize)>, String> {
+/// One line of `ip -o -ts monitor route`: wall time, destination, number of next hops, and
+/// the next hops' addresses (empty when deleted).
+type MonitorLine = (f64, String, usize, Vec<String>);
+
+/// `[stamp] [Deleted ]DEST ...` lines of `ip -o -ts monitor route`.
+fn parse_monitor(text: &str) -> Result<Vec<MonitorLine>, String> {
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let Some(rest) = line.strip_prefix('[') else {
@@ -136,6 +144,14 @@ fn parse_monitor(text: &str) -> Result<Vec<(f64, String, usize)>, String> {
         }
         let Some(dest) = words.next() else { continue };
         let rest: Vec<&str> = words.collect();
+        let via: Vec<String> = if deleted {
+            Vec::new()
+        } else {
+            rest.windows(2)
+                .filter(|w| w[0] == "via")
+                .map(|w| w[1].to_string())
+                .collect()
+        };
         let nexthops = if deleted {
             0
         } else {
@@ -145,7 +161,7 @@ fn parse_monitor(text: &str) -> Result<Vec<(f64, String, usize)>, String> {
                 n => n,
             }
         };
-        out.push((wall, dest.to_string(), nexthops));
+        out.push((wall, dest.to_string(), nexthops, via));
     }
     Ok(out)
 }
@@ -233,8 +249,8 @@ fn load() -> Result<Run, String> {
         let dest = rest.first().map_or("192.0.2.254", String::as_str);
         let wall = monitor
             .iter()
-            .find(|(_, d, n)| d == dest && *n > 0)
-            .map(|(w, _, _)| *w)
+            .find(|(_, d, n, _)| d == dest && *n > 0)
+            .map(|(w, _, _, _)| *w)
             .ok_or_else(|| format!("rt-monitor.txt never saw the clock-mark route {dest}"))?;
         let half = (b - a) / 2.0;
         if best.is_none_or(|(h, _)| half < h) {
@@ -245,13 +261,14 @@ fn load() -> Result<Run, String> {
     eprintln!("lab_e2e: monitor clock tied to uptime within +-{half:.2} s");
     let routes = monitor
         .into_iter()
-        .filter(|(_, d, _)| {
+        .filter(|(_, d, _, _)| {
             [VIP_WEB, VIP_API, VIP_WEB6, VIP_MGD, VIP_KAT, VIP_KAH].contains(&d.as_str())
         })
-        .map(|(w, dest, nexthops)| RouteChange {
+        .map(|(w, dest, nexthops, via)| RouteChange {
             t: w - offset,
             dest,
             nexthops,
+            via,
         })
         .collect();
     let bird_log = text("bird.log")?;
@@ -337,6 +354,32 @@ impl Run {
                         .iter()
                         .filter(|c| c.dest == vip)
                         .map(|c| format!("{:.2}:{}", c.t, c.nexthops))
+                        .collect::<Vec<_>>(),
+                    self.event_log()
+                )
+            })
+    }
+
+    /// When the router's kernel route to `vip` first had (`has`) or lacked (`!has`) the next
+    /// hop `addr` at or after `after` (less the clock mapping's uncertainty), from the route
+    /// monitor. Unlike [`Run::path`] another director's path changing meanwhile does not count.
+    fn hop(&self, vip: &str, after: f64, addr: &str, has: bool) -> f64 {
+        self.routes
+            .iter()
+            .find(|c| {
+                c.dest == vip
+                    && c.t >= after - self.clock_tol
+                    && c.via.iter().any(|v| v == addr) == has
+            })
+            .map(|c| c.t)
+            .unwrap_or_else(|| {
+                panic!(
+                    "the route monitor never saw {vip} {} {addr} after {after:.2}; changes: {:?}\nevents:\n{}",
+                    if has { "via" } else { "without" },
+                    self.routes
+                        .iter()
+                        .filter(|c| c.dest == vip)
+                        .map(|c| format!("{:.2}:{:?}", c.t, c.via))
                         .collect::<Vec<_>>(),
                     self.event_log()
                 )
@@ -741,7 +784,7 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
     // From the insmod on: director 1's groups can return while director 2's table is still
     // being re-added (seconds under TCG), before the modprobe-done event.
     let t_back = r.at("modprobe-begin", None);
-    let windows = [
+    let mut windows = vec![
         (t_down, r.path(VIP_WEB, t_down, 1) + SETTLE_S),
         (
             t_kill,
@@ -753,6 +796,10 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
             r.path(VIP_WEB, t_back, 2).max(r.path(VIP_API, t_back, 2)) + SETTLE_S,
         ),
     ];
+    // A frozen director: until the router dropped its path.
+    for (_, dir, t) in freezes(r) {
+        windows.push((t, freeze_gone(r, t, dir) + SETTLE_S));
+    }
     // Before both directors announced, the client had no route at all.
     let t_announced = r.at("announced", None);
     let stray: Vec<String> = r
@@ -764,7 +811,7 @@ fn failures_only_while_a_broken_director_still_had_its_path() {
         .collect();
     assert!(
         stray.is_empty(),
-        "requests failed outside the two pool-down, the kill -9 and the IPVS-gone windows {windows:?}: {stray:?}\nevents:\n{}",
+        "requests failed outside the two pool-down, the kill -9, the IPVS-gone and the freeze windows {windows:?}: {stray:?}\nevents:\n{}",
         r.event_log()
     );
     let after: Vec<&Request> = r
@@ -1828,4 +1875,220 @@ fn keepalived_health_checks_drive_the_withdrawal_and_return() {
             "{n}: keepalived left its virtual servers behind on exit:\n{stopped}"
         );
     }
+}
+
+/// The freezes the guest ran (`freeze LABEL dN`): label, director, uptime of the freeze.
+fn freezes(r: &Run) -> Vec<(&str, &str, f64)> {
+    r.events
+        .iter()
+        .filter(|e| e.name == "freeze")
+        .filter_map(|e| match e.args.as_slice() {
+            [label, dir, ..] => Some((label.as_str(), dir.as_str(), e.t)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Director `dN`'s address on the LAN (its next hop at the router).
+fn director_addr(dir: &str) -> String {
+    format!("192.0.2.1{}", dir.trim_start_matches('d'))
+}
+
+/// When the router's routes to web and to api had both lost the frozen director's next hop
+/// (the later of the two, from the route monitor).
+fn freeze_gone(r: &Run, t: f64, dir: &str) -> f64 {
+    let a = director_addr(dir);
+    r.hop(VIP_WEB, t, &a, false)
+        .max(r.hop(VIP_API, t, &a, false))
+}
+
+/// Nearest-rank percentile of `v` (not empty).
+fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * s.len() as f64).ceil().max(1.0) as usize;
+    s[rank.min(s.len()) - 1]
+}
+
+#[test]
+fn frozen_director_loses_its_path_by_bfd_at_once_and_by_the_hold_timer_otherwise() {
+    let r = run();
+    r.no_errors();
+    let hold = r.timer("hold_time_s");
+    let detect = r.timer("bfd_ms") * r.timer("bfd_mult") / 1000.0;
+    let fz = freezes(r);
+    assert!(
+        fz.iter().any(|f| f.1 == "d1") && fz.iter().any(|f| f.1 == "d2"),
+        "no freeze of d1 (BFD) and d2 (hold timer) ran:\n{}",
+        r.event_log()
+    );
+    let (mut bfd, mut held) = (Vec::new(), Vec::new());
+    let (mut failed_bfd, mut failed_held) = (Vec::new(), Vec::new());
+    for &(label, dir, t) in &fz {
+        let gone = freeze_gone(r, t, dir);
+        let took = gone - t;
+        // Every request that overlapped the freeze until the path was gone (and settled), and
+        // how many of them failed: the traffic a frozen director costs.
+        let overlapping: Vec<&Request> = r
+            .requests
+            .iter()
+            .filter(|q| q.end >= t && q.start <= gone + SETTLE_S)
+            .collect();
+        let failed = overlapping.iter().filter(|q| !q.ok).count();
+        let cause = bird_lines(r, t - r.clock_tol)
+            .into_iter()
+            .find(|(_, l)| {
+                l.contains(&format!(" {dir}: "))
+                    && (l.contains("BFD session down") || l.contains("Hold timer expired"))
+            })
+            .unwrap_or_else(|| panic!("{label}: BIRD's log says nothing of {dir}'s session going down after the freeze at {t:.2}:\n{}", r.bird_log));
+        match dir {
+            "d1" => {
+                // BFD at 100 ms x 3: BIRD's BFD, not its hold timer, ends the session, and the path
+                // goes "at once" (well under the earliest possible hold-timer expiry).
+                assert!(
+                    cause.1.contains("BFD session down"),
+                    "{label}: d1's session ended by {:?}, not BFD",
+                    cause.1
+                );
+                assert!(
+                    took <= AT_ONCE_S && took < hold * 2.0 / 3.0,
+                    "{label}: path gone {took:.2} s after the freeze (BFD detection {detect:.2} s; want at most {AT_ONCE_S} s)"
+                );
+                bfd.push(took);
+                failed_bfd.push(failed as f64);
+            }
+            "d2" => {
+                // No BFD: only the hold timer notices. BIRD restarts it on each of our messages
+                // (a KEEPALIVE every hold / 3), so it expires between 2/3 and all of the hold time
+                // after the freeze.
+                assert!(
+                    cause.1.contains("Hold timer expired"),
+                    "{label}: d2's session ended by {:?}, not the hold timer",
+                    cause.1
+                );
+                assert!(
+                    took >= hold * 2.0 / 3.0 - r.clock_tol && took <= hold + slack(),
+                    "{label}: path gone {took:.2} s after the freeze; the hold timer ({hold} s) allows {:.1}-{:.1} s",
+                    hold * 2.0 / 3.0,
+                    hold + slack()
+                );
+                held.push(took);
+                failed_held.push(failed as f64);
+            }
+            other => panic!("freeze of unknown director {other}"),
+        }
+        // After the path went, nothing fails until the thaw.
+        r.assert_all_ok(
+            gone + SETTLE_S,
+            r.at("thaw", Some(label)),
+            0,
+            &format!("{label}: frozen {dir} out of the ECMP set"),
+        );
+        // Thawed, the director's session comes back and every group returns.
+        let t_thaw = r.at("thaw", Some(label));
+        r.hop(VIP_WEB, t_thaw, &director_addr(dir), true);
+        r.hop(VIP_API, t_thaw, &director_addr(dir), true);
+        r.at("thawed", Some(label));
+        eprintln!(
+            "{label}: {dir} frozen -> path gone at the router {took:.2} s ({}), {failed} of {} overlapping requests failed",
+            cause.1.split(": ").last().unwrap_or(""),
+            overlapping.len()
+        );
+    }
+    eprintln!(
+        "frozen director, path gone: BFD {}x p50 {:.2} s p99 {:.2} s; hold timer {}x p50 {:.2} s p99 {:.2} s; failed requests per freeze p50 {} vs {}",
+        bfd.len(),
+        percentile(&bfd, 50.0),
+        percentile(&bfd, 99.0),
+        held.len(),
+        percentile(&held, 50.0),
+        percentile(&held, 99.0),
+        percentile(&failed_bfd, 50.0),
+        percentile(&failed_held, 50.0)
+    );
+}
+
+#[test]
+fn graceful_restart_keeps_the_next_hop_and_no_request_fails() {
+    let r = run();
+    r.no_errors();
+    let t_stop = r.at("gr-stop", None);
+    let t_end = r.at("gr-end", None);
+    assert_eq!(
+        r.args("gr-stop-answer"),
+        ["0"],
+        "`ipvs-herald stop --keep-routes` failed: {}",
+        r.read("gr/stop.out")
+    );
+    assert_eq!(
+        r.args("gr-exit-status"),
+        ["75"],
+        "the daemon's exit status after stop --keep-routes"
+    );
+    // While the daemon was away BIRD held its routes as stale (graceful restart helper).
+    let away = r.read("gr/bird-d2-away.txt");
+    assert!(
+        away.to_lowercase().contains("graceful restart active"),
+        "BIRD did not hold d2's routes as stale while the daemon was away:\n{away}"
+    );
+    // The new process's OPEN: Restart State and Forwarding State for IPv4 and IPv6.
+    let fresh = r.read("gr/bird-d2-fresh.txt");
+    let caps = fresh
+        .split("Neighbor capabilities")
+        .nth(1)
+        .and_then(|s| s.split("Session:").next())
+        .unwrap_or_else(|| panic!("no neighbour capabilities in:\n{fresh}"));
+    assert!(
+        caps.contains("Restart recovery")
+            && caps.contains("AF preserved")
+            && caps.contains("ipv4")
+            && caps.contains("ipv6"),
+        "the OPEN after the restart must carry R and F for ipv4 and ipv6:\n{caps}"
+    );
+    // The router's kernel route never lost director 2's next hop: no change without it from
+    // the stop to the end (route monitor), and none in the guest's polls.
+    for (vip, hop) in [
+        (VIP_WEB, "192.0.2.12"),
+        (VIP_API, "192.0.2.12"),
+        (VIP_WEB6, "2001:db8:2::12"),
+    ] {
+        let lost: Vec<String> = r
+            .changes(vip, t_stop - r.clock_tol, t_end)
+            .into_iter()
+            .filter(|c| !c.via.iter().any(|v| v == hop))
+            .map(|c| format!("{:.2}:{:?}", c.t, c.via))
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{vip}: the router's route lost d2's next hop {hop} during the graceful restart: {lost:?}"
+        );
+    }
+    assert_eq!(
+        r.args("gr-d2-lost").first().map(String::as_str),
+        Some("0"),
+        "the guest's polls saw a route without d2's next hop while its daemon restarted: {:?}",
+        r.args("gr-d2-lost")
+    );
+    // BIRD: no NOTIFICATION from d2 (a Cease would flush), the restart seen and finished.
+    let lines: Vec<(f64, &str)> = bird_lines(r, t_stop - r.clock_tol)
+        .into_iter()
+        .filter(|(t, l)| *t <= t_end && l.contains(" d2: "))
+        .collect();
+    assert!(
+        !lines.iter().any(|(_, l)| l.contains("Received: ")),
+        "BIRD received a NOTIFICATION from d2 during the graceful restart: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|(_, l)| l.contains("graceful restart detected")),
+        "BIRD's log shows no graceful restart of d2: {lines:?}"
+    );
+    let t_fresh = r.at("gr-fresh", None);
+    eprintln!(
+        "graceful restart of d2's daemon: routes fresh again {:.2} s after the stop, the router kept both next hops",
+        t_fresh - t_stop
+    );
+    r.assert_all_ok(t_stop - 0.5, t_end, 3, "around the graceful restart");
 }

@@ -11,6 +11,7 @@
 #   bench        boot once and run the benchmarks (10k services, large connection table); prints figures
 #   e2e          boot once: the announcer end to end (BIRD router, two directors, ECMP); results in
 #                target/lab/e2e/results/e2e, checked by `cargo test --test lab_e2e`
+#                (LAB_E2E_FREEZES=K: K frozen-director measurements with BFD and K without, default 1)
 #   e2e-bench    boot once: route convergence flips, health-check CPU with 1,000 VIPs vs ipvsadm and
 #                ExaBGP healthcheck (needs target/release/ipvs-herald; LAB_E2E_BENCH=flips,exabgp,cpu
 #                picks parts, LAB_E2E_BENCH_BASE=BIN adds a second build to the CPU part)
@@ -50,7 +51,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE LAB_KERNEL
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,26p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Everything runs inside main, and the script exits right after it: bash then has parsed the
@@ -89,7 +90,7 @@ main() {
         lab_e2e_prom_prepare
         lab_e2e_keepalived_prepare
         lab_build
-        LAB_TIMEOUT=${LAB_TIMEOUT:-900} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot e2e
+        LAB_TIMEOUT=${LAB_TIMEOUT:-900} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot e2e "herald.e2e_freezes=${LAB_E2E_FREEZES:-1}"
         ;;
     e2e-bench)
         LAB_OUT="$LAB_OUT/e2e-bench"

@@ -7,7 +7,9 @@
 # observed in Prometheus during a pool-down, and the `vip_address = "manage"` group's address
 # around its withdrawal and return, the ip_vs module unloaded and loaded again, and last
 # keepalived's health checks taking a real server out of its virtual servers, and the groups'
-# routes with it (IPv6 runs through all of it as group web6). Every step is bounded by a wait
+# routes with it, then a frozen director with BFD (d1) and with only the hold timer (d2), and a
+# restart of d2's daemon that keeps its routes (graceful restart) under traffic (IPv6 runs
+# through all of it as group web6). Every step is bounded by a wait
 # with a generous timeout; the guest only records (events.txt with uptime stamps, requests.txt,
 # BIRD and ipvsadm views), tests/lab_e2e.rs asserts.
 
@@ -512,6 +514,159 @@ e2e_keepalived() {
     sleep 1
 }
 
+# bridge_port N STATE: director dN's port on the router's bridge to STATE: 0 (disabled) drops
+# every frame to and from dN while the carrier stays up and nothing is sent to dN (a hung
+# director or a cut cable, as the router sees it: no TCP reset, no link event); 3 forwards again.
+# `bridge link set`, not `ip link set ... type bridge_slave state`: on 6.1 the latter answers 0
+# and leaves the port forwarding. The state is read back.
+bridge_port() {
+    bridge -n rt link set dev "p-d$1" state "$2" || return 1
+    case "$2" in 0) _want=disabled ;; *) _want=forwarding ;; esac
+    bridge -n rt link show dev "p-d$1" | grep -q "state $_want" || {
+        ev error "p-d$1 is not $_want: $(bridge -n rt link show dev "p-d$1")"
+        return 1
+    }
+}
+
+# has_hop VIP ADDR: 1 when the router's kernel route to VIP has the next hop ADDR, else 0.
+has_hop() {
+    case "$1" in
+    *:*) _r=$(ip -n rt -6 route show "$1/128" 2>/dev/null) ;;
+    *) _r=$(ip -n rt route show "$1/32" 2>/dev/null) ;;
+    esac
+    case "$_r" in *"via $2 "*) echo 1 ;; *) echo 0 ;; esac
+}
+
+# wait_hop VIP ADDR 0|1 TIMEOUT_S LABEL: poll the router until its route to VIP lacks (0) or has
+# (1) the next hop ADDR; "route LABEL VIP ADDR" at the first observation, or "timeout LABEL ...".
+# Unlike wait_nh, another director's path changing meanwhile does not count.
+wait_hop() {
+    _end=$(deadline "$4")
+    while before "$_end"; do
+        if [ "$(has_hop "$1" "$2")" = "$3" ]; then
+            ev route "$5" "$1" "$2"
+            return 0
+        fi
+        usleep 20000
+    done
+    ev timeout "$5" "$1" "$2" "want=$3"
+    ip -n rt route show >>"$E2E_OUT/timeouts.txt" 2>&1
+    return 1
+}
+
+# d1_bfd 1|0: BFD on director 1's session (100 ms x 3, both sides) or off again. BIRD is
+# reconfigured and the daemon reloaded (SIGHUP: switching BFD resets the session), then the
+# session must be back with BFD Up (or without a BFD session at BIRD) and every group announced.
+# Director 1 has BFD only for its freeze steps: in the emulated guest the whole VM stalls for
+# more than 300 ms a few times per run (BIRD and the daemon declare BFD down at the same
+# instant), and such a flap would break the session-continuity checks of the other steps.
+d1_bfd() {
+    ev d1-bfd "$1"
+    E2E_D1_BFD=$1
+    since=$(bird_proto d1)
+    bird_config
+    birdc configure >"$E2E_OUT/birdc-configure-bfd$1.txt" 2>&1
+    herald_config 1 65001
+    kill -HUP "$(cat "$E2E/d1/pid")"
+    end=$(deadline 60)
+    while before "$end"; do
+        p=$(bird_proto d1)
+        b=$(birdc show bfd sessions | grep -c '^192.0.2.11 .* Up ')
+        if [ "$p" != "$since" ] && [ "${p%% *}" = up ] && [ "$b" = "$1" ]; then
+            ev d1-bfd-session "$1" "$p"
+            e2e_announced 60 "d1-bfd$1"
+            return
+        fi
+        usleep 100000
+    done
+    ev timeout d1-bfd "$1" "$(bird_proto d1)"
+    birdc show bfd sessions >>"$E2E_OUT/timeouts.txt" 2>&1
+    return 1
+}
+
+# e2e_freeze N LABEL: freeze director dN until the router's routes to web and api have lost its
+# next hop, hold it 1 s longer, thaw it and wait until every group is back.
+e2e_freeze() {
+    ev freeze "$2" "d$1"
+    bridge_port "$1" 0 || return 1
+    if ! wait_hop "$VIP_WEB" "192.0.2.1$1" 0 30 "freeze-$2-web-gone" ||
+        ! wait_hop "$VIP_API" "192.0.2.1$1" 0 30 "freeze-$2-api-gone"; then
+        bridge_port "$1" 3
+        return 1
+    fi
+    ev freeze-bird "$2" "$(bird_proto "d$1")"
+    sleep 1
+    ev thaw "$2" "d$1"
+    bridge_port "$1" 3 || return 1
+    e2e_announced 60 "thaw-$2" || return 1
+    ev thawed "$2"
+    sleep 1
+}
+
+# e2e_freezes: herald.e2e_freezes (kernel command line, default 1) freezes of d1 with BFD
+# (bfd-K), then as many of d2, which has only the hold timer (hold-K).
+e2e_freezes() {
+    _n=1
+    for _a in $(cat /proc/cmdline); do
+        case "$_a" in herald.e2e_freezes=*) _n=${_a#herald.e2e_freezes=} ;; esac
+    done
+    d1_bfd 1 || return 1
+    for _k in $(seq "$_n"); do
+        e2e_freeze 1 "bfd-$_k" || return 1
+    done
+    d1_bfd 0 || return 1
+    for _k in $(seq "$_n"); do
+        e2e_freeze 2 "hold-$_k" || return 1
+    done
+}
+
+# A restart of director 2's daemon that keeps its routes (`ipvs-herald stop --keep-routes`, BGP
+# graceful restart), under the client's traffic: the router's routes are polled for d2's next
+# hop from the stop until BIRD holds d2's routes fresh again (End-of-RIB) and 2 s more; the route
+# monitor has every change.
+e2e_gr_restart() {
+    od="$E2E_OUT/gr"
+    mkdir -p "$od"
+    pid=$(cat "$E2E/d2/pid")
+    ev bird-d2-before-gr "$(bird_proto d2)"
+    ev gr-stop "pid=$pid"
+    ip netns exec d2 "$HERALD" --config "$E2E/d2/herald.toml" stop --keep-routes >"$od/stop.out" 2>&1
+    ev gr-stop-answer "$?"
+    lost=""
+    started=""
+    fresh=""
+    end=$(deadline 90)
+    while before "$end"; do
+        [ "$(has_hop "$VIP_WEB" 192.0.2.12)" = 1 ] || lost="$lost web"
+        [ "$(has_hop "$VIP_API" 192.0.2.12)" = 1 ] || lost="$lost api"
+        [ "$(has_hop "$VIP_WEB6" 2001:db8:2::12)" = 1 ] || lost="$lost web6"
+        if [ -z "$started" ] && ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid" 2>/dev/null
+            ev gr-exit-status "$?"
+            birdc show protocols all d2 >"$od/bird-d2-away.txt" 2>&1
+            ev gr-bird-away "$(bird_proto d2)"
+            ev gr-start
+            herald_start 2
+            started=1
+        fi
+        if [ -n "$started" ] && [ -z "$fresh" ]; then
+            birdc show protocols all d2 >"$od/bird-d2-poll.txt" 2>&1
+            if grep -q "Established" "$od/bird-d2-poll.txt" &&
+                ! grep -qi "graceful restart active" "$od/bird-d2-poll.txt"; then
+                fresh=$(deadline 2)
+                cp "$od/bird-d2-poll.txt" "$od/bird-d2-fresh.txt"
+                ev gr-fresh "$(bird_proto d2)"
+            fi
+        fi
+        [ -n "$fresh" ] && ! before "$fresh" && break
+        usleep 20000
+    done
+    [ -n "$fresh" ] || ev timeout gr-fresh "started=$started"
+    ev gr-d2-lost "$(echo $lost | wc -w)" $lost
+    ev gr-end
+    sleep 1
+}
+
 # IPVS gone: every service flushed (`ipvsadm -C` on both directors), then the ip_vs module
 # unloaded (its scheduler modules first); every group must be withdrawn with `ipvs_up 0` and both
 # daemons alive. Then the modules are loaded again (insmod in /lib/modules/order, as at boot) and
@@ -644,7 +799,7 @@ run_e2e() {
             ev conns6-end "d$n" "$(conns "d$n" "$VIP_WEB6")"
         done
         e2e_pool && e2e_kill9 && e2e_sigterm && e2e_drain && e2e_reload && e2e_maint &&
-            e2e_alert && e2e_manage && e2e_rmmod && e2e_keepalived
+            e2e_alert && e2e_manage && e2e_rmmod && e2e_keepalived && e2e_freezes && e2e_gr_restart
         ev scenario-end "$?"
         e2e_prom_queries
     else

@@ -51,6 +51,20 @@ E2E_HOLD_DOWN_S=${E2E_HOLD_DOWN_S:-3}
 E2E_HOLD_TIME=${E2E_HOLD_TIME:-9}
 E2E_SHUTDOWN_DRAIN_S=${E2E_SHUTDOWN_DRAIN_S:-2}
 E2E_EXTRAS=${E2E_EXTRAS:-0}
+# E2E_EXTRAS=1: director 1's session to the router has BFD at 100 ms x 3 for its freeze steps
+# (the issue's figure: detection in 300 ms; E2E_D1_BFD), director 2's has graceful restart and
+# no BFD (the freeze steps compare
+# BFD with the hold timer; the restart step keeps director 2's routes). One session cannot have
+# both with BIRD 2 as the router: `bfd on` flushes our routes when the daemon stops for a
+# restart, and `bfd graceful` would keep a frozen director's path for the restart time (README,
+# "Restarting without moving traffic").
+E2E_BFD_MS=${E2E_BFD_MS:-100}
+E2E_BFD_MULT=${E2E_BFD_MULT:-3}
+E2E_GR_RESTART_S=${E2E_GR_RESTART_S:-30}
+E2E_BFD="bfd = { desired_min_tx = \"${E2E_BFD_MS}ms\", required_min_rx = \"${E2E_BFD_MS}ms\", detect_multiplier = $E2E_BFD_MULT }"
+E2E_GR="graceful_restart = { restart_time = $E2E_GR_RESTART_S }"
+# 1 while director 1 has BFD (e2e.sh's d1_bfd, for its freeze steps only).
+E2E_D1_BFD=${E2E_D1_BFD:-0}
 # keepalived's checker timers in the lab (the e2e README compares them with recommended ones).
 E2E_KA_DELAY_LOOP=${E2E_KA_DELAY_LOOP:-1}
 E2E_KA_CONNECT_TIMEOUT=${E2E_KA_CONNECT_TIMEOUT:-1}
@@ -148,6 +162,8 @@ timeout = "10s"
 backend = "bgp"
 admin_socket = "$d/admin.sock"
 maintenance_file = "$d/maintenance"
+# One per director: the namespaces share the VM's file system.
+state_file = "$d/state.json"
 drain_time = "2s"
 shutdown_drain_time = "${E2E_SHUTDOWN_DRAIN_S}s"
 shutdown_timeout = "10s"
@@ -165,6 +181,8 @@ local_address = "192.0.2.1$1"
 hold_time = $E2E_HOLD_TIME
 connect_retry = { min = 0.3, max = 2.0 }
 $([ "$E2E_EXTRAS" = 1 ] && printf 'families = ["ipv4", "ipv6"]\nnext_hop_v6 = "2001:db8:2::1%s"' "$1")
+$([ "$E2E_EXTRAS" = 1 ] && [ "$1" = 1 ] && [ "$E2E_D1_BFD" = 1 ] && echo "$E2E_BFD")
+$([ "$E2E_EXTRAS" = 1 ] && [ "$1" = 2 ] && echo "$E2E_GR")
 
 [[announcer.vip_groups]]
 name = "web"
@@ -305,6 +323,16 @@ herald_start() {
 # GRACEFUL_SHUTDOWN community honoured (RFC 8326: local-pref 0), paths merged into one
 # multipath kernel route.
 bird_config() {
+    E2E_BIRD_BFD=""
+    E2E_BIRD_D1=""
+    E2E_BIRD_D2=""
+    if [ "$E2E_EXTRAS" = 1 ]; then
+        # d1 (while E2E_D1_BFD=1): BFD (a BFD Down closes the session and flushes, `bfd on`);
+        # d2: graceful-restart helper (BIRD's default, `aware`, written out).
+        E2E_BIRD_BFD="protocol bfd { debug { states, events }; interface \"br0\" { min rx interval $E2E_BFD_MS ms; min tx interval $E2E_BFD_MS ms; idle tx interval 1 s; multiplier $E2E_BFD_MULT; }; }"
+        [ "$E2E_D1_BFD" = 1 ] && E2E_BIRD_D1="bfd on; "
+        E2E_BIRD_D2="graceful restart aware; "
+    fi
     cat >"$E2E/bird.conf" <<EOF
 router id $RT_LAN;
 log "$E2E/bird.log" all;
@@ -312,6 +340,7 @@ timeformat protocol iso long ms;
 timeformat route iso long ms;
 timeformat log iso long ms;
 protocol device { scan time 10; }
+$E2E_BIRD_BFD
 protocol kernel k4 {
     ipv4 { import none; export all; };
     merge paths on;
@@ -329,12 +358,16 @@ template bgp director {
     passive on;
     hold time $E2E_HOLD_TIME;
     keepalive time 1;
+    # After a session ended in an error (a BFD Down, an expired hold timer: every freeze step),
+    # BIRD's default refuses the neighbour for 60 s, then 120 s, ... (dampening); the freezes
+    # would then measure that, not the failover.
+    error wait time 1, 2;
     debug { states, events, routes };
     ipv4 { import filter from_director; export none; };
     ipv6 { import filter from_director; export none; };
 }
-protocol bgp d1 from director { neighbor 192.0.2.11 as 65001; }
-protocol bgp d2 from director { neighbor 192.0.2.12 as 65002; }
+protocol bgp d1 from director { neighbor 192.0.2.11 as 65001; $E2E_BIRD_D1}
+protocol bgp d2 from director { neighbor 192.0.2.12 as 65002; $E2E_BIRD_D2}
 EOF
 }
 
@@ -397,6 +430,8 @@ e2e_topology() {
     printf 'interval_ms %s\nrise %s\nfall %s\nhold_down_s %s\nhold_time_s %s\nshutdown_drain_s %s\n' \
         "$E2E_INTERVAL_MS" "$E2E_RISE" "$E2E_FALL" "$E2E_HOLD_DOWN_S" "$E2E_HOLD_TIME" \
         "$E2E_SHUTDOWN_DRAIN_S" >"$E2E_OUT/timers.txt"
+    printf 'bfd_ms %s\nbfd_mult %s\ngr_restart_s %s\n' "$E2E_BFD_MS" "$E2E_BFD_MULT" \
+        "$E2E_GR_RESTART_S" >>"$E2E_OUT/timers.txt"
     printf 'ka_delay_loop_s %s\nka_connect_timeout_s %s\nka_retry %s\nka_delay_before_retry_s %s\n' \
         "$E2E_KA_DELAY_LOOP" "$E2E_KA_CONNECT_TIMEOUT" "$E2E_KA_RETRY" \
         "$E2E_KA_DELAY_BEFORE_RETRY" >>"$E2E_OUT/timers.txt"

@@ -381,10 +381,12 @@ lab_vectors() {
 }
 
 # Host-side preparation for `lab.sh e2e`: BIRD 2 (daemon and birdcl) goes into the initramfs,
-# and the bridge module (the router's LAN).
+# with iproute2's `bridge` (the freeze steps disable a director's bridge port) and the bridge
+# module (the router's LAN).
 lab_e2e_prepare() {
     bash "$REPO_DIR/tests/deps.sh" bird birdcl >&2 || die "tests/deps.sh bird birdcl failed"
-    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v bird) $(command -v birdcl)"
+    command -v bridge >/dev/null || die "no bridge command (iproute2)"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v bird) $(command -v birdcl) $(command -v bridge)"
     LAB_MODULES="$LAB_MODULES bridge"
 }
 
