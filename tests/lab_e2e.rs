@@ -1952,7 +1952,7 @@ fn frozen_director_loses_its_path_by_bfd_at_once_and_by_the_hold_timer_otherwise
                     cause.1
                 );
                 assert!(
-                    took <= AT_ONCE_S && took < hold * 2.0 / 3.0,
+                    took <= AT_ONCE_S && took < hold / 3.0,
                     "{label}: path gone {took:.2} s after the freeze (BFD detection {detect:.2} s; want at most {AT_ONCE_S} s)"
                 );
                 bfd.push(took);
@@ -1960,17 +1960,18 @@ fn frozen_director_loses_its_path_by_bfd_at_once_and_by_the_hold_timer_otherwise
             }
             "d2" => {
                 // No BFD: only the hold timer notices. BIRD restarts it on each of our messages
-                // (a KEEPALIVE every hold / 3), so it expires between 2/3 and all of the hold time
-                // after the freeze.
+                // (a KEEPALIVE every hold / 3, jittered, and later still when the emulated CPU
+                // stalls: 5.15 s after a freeze was seen in 20), so it expires well after
+                // hold / 3 and at most the hold time after the freeze.
                 assert!(
                     cause.1.contains("Hold timer expired"),
                     "{label}: d2's session ended by {:?}, not the hold timer",
                     cause.1
                 );
                 assert!(
-                    took >= hold * 2.0 / 3.0 - r.clock_tol && took <= hold + slack(),
+                    took >= hold / 3.0 && took <= hold + slack(),
                     "{label}: path gone {took:.2} s after the freeze; the hold timer ({hold} s) allows {:.1}-{:.1} s",
-                    hold * 2.0 / 3.0,
+                    hold / 3.0,
                     hold + slack()
                 );
                 held.push(took);
@@ -2091,4 +2092,25 @@ fn graceful_restart_keeps_the_next_hop_and_no_request_fails() {
         t_fresh - t_stop
     );
     r.assert_all_ok(t_stop - 0.5, t_end, 3, "around the graceful restart");
+    // The comparison for BENCHMARKS.md: the same run's plain restart (SIGTERM: drain, withdraw,
+    // Cease; then a new process) of d1, from the signal until its paths were back.
+    let t_term = r.at("sigterm", None);
+    let t_back = r
+        .at("route", Some("restart2-web"))
+        .max(r.at("route", Some("restart2-api")));
+    let count = |from: f64, to: f64| {
+        let moves: usize = [VIP_WEB, VIP_API, VIP_WEB6]
+            .iter()
+            .map(|v| r.changes(v, from, to).len())
+            .sum();
+        let reqs = r.requests_in(from, to);
+        (moves, reqs.iter().filter(|q| !q.ok).count(), reqs.len())
+    };
+    let (gm, gf, gn) = count(t_stop, t_end);
+    let (pm, pf, pn) = count(t_term, t_back + 1.0);
+    eprintln!(
+        "daemon restart: graceful restart {gm} route changes at the router, {gf} of {gn} requests failed ({:.1} s); plain restart (drain, withdraw) {pm} route changes, {pf} of {pn} requests failed ({:.1} s)",
+        t_end - t_stop,
+        t_back + 1.0 - t_term
+    );
 }

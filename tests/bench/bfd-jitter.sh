@@ -24,6 +24,10 @@ BIN=${HERALD_BIN:-$REPO/target/release/ipvs-herald}
 IDLE=${BFD_IDLE_S:-30}
 SCRAPE=${BFD_SCRAPE_S:-30}
 SERVICES=${BFD_SERVICES:-10000}
+# BFD_GROUPS=N: N VIP groups checked every 100 ms (the issue's heaviest load: 1,000) instead of
+# one. Group k announces 2001:db8:1::k/128 (MP-BGP IPv6 over the same session) and is made of
+# service 203.0.113.h:p of the fake table (the k-th one), so every group is healthy and announced.
+GROUPS_N=${BFD_GROUPS:-1}
 OUT=$REPO/target/bench/bfd-jitter
 SPK=bj-spk
 RTR=bj-rtr
@@ -86,6 +90,8 @@ ip -n "$SPK" addr add 192.0.2.1/24 dev bj0
 ip -n "$RTR" addr add 192.0.2.2/24 dev bj1
 ip -n "$SPK" link set bj0 up
 ip -n "$RTR" link set bj1 up
+ip -n "$SPK" addr add 2001:db8:ff::1/64 dev bj0 nodad
+ip -n "$RTR" addr add 2001:db8:ff::2/64 dev bj1 nodad
 
 cat >"$OUT/bird/bird.conf" <<'EOF'
 router id 192.0.2.2;
@@ -100,6 +106,7 @@ protocol bgp spk {
   hold time 9;
   bfd on;
   ipv4 { import all; export none; };
+  ipv6 { import all; export none; };
 }
 EOF
 ip netns exec "$RTR" bird -f -c "$OUT/bird/bird.conf" -s "$OUT/bird/bird.ctl" >"$OUT/bird/bird.log" 2>&1 &
@@ -135,6 +142,8 @@ local_address = "192.0.2.1"
 hold_time = 9
 connect_retry = { min = 0.5, max = 2.0 }
 bfd = { desired_min_tx = "100ms", required_min_rx = "100ms", detect_multiplier = 3 }
+families = ["ipv4", "ipv6"]
+next_hop_v6 = "2001:db8:ff::1"
 
 [[announcer.vip_groups]]
 name = "web"
@@ -145,6 +154,11 @@ rise = 2
 fall = 2
 hold_down = "1s"
 EOF
+for k in $(seq 2 "$GROUPS_N"); do
+  # The k-th service of the table: host 1 + (k-1)/40, port 1 + (k-1)%40.
+  printf '\n[[announcer.vip_groups]]\nname = "g%s"\nprefixes = ["2001:db8:1::%x/128"]\nservices = [{ protocol = "tcp", address = "203.0.113.%s", port = %s }]\nvip_address = "ignore"\ninterval = "100ms"\nrise = 2\nfall = 2\nhold_down = "1s"\n' \
+    "$k" "$k" $((1 + (k - 1) / 40)) $((1 + (k - 1) % 40)) >>"$OUT/herald.toml"
+done
 "$BIN" -c "$OUT/herald.toml" check-config >/dev/null || die "check-config refused $OUT/herald.toml"
 ip netns exec "$SPK" env IPVS_HERALD_LOG=info "$BIN" -c "$OUT/herald.toml" run >"$OUT/herald.log" 2>&1 &
 pids+=($!)
