@@ -490,13 +490,14 @@ fn every_window_request_is_answered_from_many_source_addresses() {
 }
 
 /// Each director's connections over the window from its IPVS counters (ipvsadm, read before
-/// and after the window, after the kernel folded its per-CPU counts in), and their sum: the
+/// and after the window, once the kernel folded its per-CPU counts in and Prometheus's last
+/// samples equal them), and their sum: the
 /// number of times a director scheduled a connection of the window.
 ///
 /// That sum is at least the number of requests (each is one TCP connection whose SYN some
 /// director scheduled) and can be more: a connection counts again on a second director when its
 /// packets move there mid-flow (`sloppy_tcp` lets that director take it over). In the lab that
-/// happened to 0-6 % of the connections, more under heavy host load; the likely cause (not
+/// happened to 0-6.5 % of the connections (four boots), the most under heavy host load; the likely cause (not
 /// proven here) is that the router's multipath hash uses the hash the client's socket put on
 /// the packet (it survives the veth), which the kernel draws anew after a retransmission
 /// timeout. Either way each scheduling lands on a uniformly drawn path, so the sum is the `n`

@@ -264,20 +264,25 @@ conns_all() {
     done
 }
 
-# prom_wait_counters: poll Prometheus (at most 60 s) until its last sample of every director's
-# ipvs_service_connections_total for the VIP equals that director's IPVS counter after the
-# window (events "conns window-end"): then every series' last sample holds the whole window.
+# prom_wait_counters: poll (at most 60 s) until Prometheus's last sample of every director's
+# ipvs_service_connections_total for the VIP equals that director's IPVS counter read in the
+# same round: then every series' last sample holds the whole window. Those counters are then
+# recorded as "conns window-end dN COUNT". (Read in each round, not once: a late packet of a
+# window connection that lands on another director is counted there, by `sloppy_tcp`.)
 prom_wait_counters() {
     _od=$E2E_OUT/prom
     _end=$(deadline 60)
-    _want=$(awk '$2 == "conns" && $3 == "window-end" {printf "%s=%s\n", $4, $5}' "$E2E_OUT/events.txt" | sort | tr '\n' ' ')
     while before "$_end"; do
+        _want=$(for n in $(seq "$CLUSTER_N"); do echo "d$n=$(conns "d$n" "$CLUSTER_VIP")"; done | sort | tr '\n' ' ')
         prom_get "/api/v1/query?query=ipvs_service_connections_total%7Baddress%3D%22$CLUSTER_VIP%22%7D" "$_od/counters.json"
         _have=$(tr '{' '\n' <"$_od/counters.json" | awk '
             /"instance":"192\.0\.2\.1[0-9]:9639"/ { match($0, /192\.0\.2\.1[0-9]/); d = "d" substr($0, RSTART + 9, 1) }
             d != "" && /"value":\[/ { v = $0; sub(/.*"value":\[[^,]*,"/, "", v); sub(/".*/, "", v); print d "=" v; d = "" }' |
             sort | tr '\n' ' ')
         if [ "$_have" = "$_want" ]; then
+            for _kv in $_have; do
+                ev conns window-end "${_kv%=*}" "${_kv#*=}"
+            done
             ev prom-counters-match "$_have"
             return 0
         fi
@@ -351,7 +356,6 @@ run_cluster() {
     # The kernel folds its per-CPU counters into what ipvsadm reads every 2 s (the estimator):
     # read after that (and some margin: TCG delays timers), or the window's last connections may be missing.
     sleep 4
-    conns_all window-end
     prom_wait_counters && sleep 3 && prom_record
 
     # Director CLUSTER_DOWN's pool down under a continuous stream, then back.
