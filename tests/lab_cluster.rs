@@ -46,7 +46,7 @@ const SETTLE_S: f64 = 1.0;
 /// next hops), that a statistical assertion below fails anyway: the bounds are chosen so that it
 /// is at most this, counting every director (a union bound).
 const FALSE_ALARM: f64 = 1e-9;
-/// Fewer window requests than this and the share bounds would be too loose to mean anything
+/// Fewer window connections than this and the share bounds would be too loose to mean anything
 /// (at 200 over eight directors the busiest may take at most 2.4 times an even share).
 const MIN_WINDOW_REQUESTS: usize = 200;
 /// Requests after the pool-down converged: enough that a path still leading to the drained
@@ -444,6 +444,12 @@ fn the_router_has_eight_next_hops_one_per_director() {
             "BIRD's session to {d} is not Established: {line}"
         );
     }
+    // The router hashes flows by L4 ports too, so connections from one source address spread.
+    assert_eq!(
+        r.read("rt-hash-policy.txt").trim(),
+        "1",
+        "the router's net.ipv4.fib_multipath_hash_policy"
+    );
     let conf = r.read("bird.conf");
     assert!(
         conf.contains("merge paths on limit 16;"),

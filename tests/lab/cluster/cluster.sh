@@ -330,6 +330,7 @@ run_cluster() {
     fi
     route_snapshot eight
     birdc show protocols >"$E2E_OUT/bird-protocols.txt" 2>&1
+    ip netns exec rt sysctl -n net.ipv4.fib_multipath_hash_policy >"$E2E_OUT/rt-hash-policy.txt" 2>&1
     # Every exporter scraped (at most 90 s: Prometheus starts slowly under TCG), then two scrape
     # intervals more, so that every series starts before the window's first request.
     _end=$(deadline 90)
@@ -354,7 +355,8 @@ run_cluster() {
     done
     ev daemon bird "$(cat "$E2E/bird.pid")" "$(proc_cpu "$(cat "$E2E/bird.pid")")" $(proc_mem "$(cat "$E2E/bird.pid")")
     # The kernel folds its per-CPU counters into what ipvsadm reads every 2 s (the estimator):
-    # read after that (and some margin: TCG delays timers), or the window's last connections may be missing.
+    # read after that (with a margin: TCG delays timers), or the window's last connections may
+    # be missing.
     sleep 4
     prom_wait_counters && sleep 3 && prom_record
 
