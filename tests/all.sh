@@ -7,7 +7,7 @@
 # in network namespaces, and BIRD 3 / FRR 10 / GoBGP 3.36 from a Debian trixie root; OSPF end to end of `ipvs-herald run` with BIRD and FRR), fault tests and the soak of the binary (real BIRD in network
 # namespaces), the Debian package (built, installed with dpkg, checked, purged), fuzz smoke runs
 # of every decoder, and the QEMU lab with a real IPVS kernel (Debian's 6.1, then the scenarios
-# again on 5.10 and 6.12).
+# again on 5.10 and 6.12; the e2e cluster, and eight directors behind one ECMP router).
 # Needs root (network namespaces, apt-get). Nothing is skipped: a missing tool is an error.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -78,7 +78,7 @@ bash shared/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 bash announcer/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 
 stage "QEMU lab: real IPVS kernel, dump vs ipvsadm (tests/README.md)"
-cargo clippy --locked -p ipvs-herald --test lab --test lab_e2e --test lab_exporter -- -D warnings
+cargo clippy --locked -p ipvs-herald --test lab --test lab_e2e --test lab_exporter --test lab_cluster -- -D warnings
 cargo test --locked --test lab
 
 stage "QEMU lab: exporter scrapes vs ipvsadm in every scenario (same VM run), real Prometheus over every dashboard and rule query"
@@ -119,5 +119,9 @@ done
 stage "QEMU lab: all-active ECMP cluster end to end (BIRD router, two directors; tests/lab/e2e/README.md)"
 # Upper bounds on convergence get 6 s of slack (default 4) because the guest CPU is emulated (TCG).
 E2E_SLACK_S="${E2E_SLACK_S:-6}" cargo test --locked --test lab_e2e
+
+stage "QEMU lab: eight directors, eight-way ECMP, flow shares through Prometheus and the shipped rules, one pool down (tests/lab/cluster/README.md)"
+# The release build of the package stage (the test checks it is fresh: cargo build --release).
+E2E_SLACK_S="${E2E_SLACK_S:-6}" cargo test --locked --test lab_cluster -- --nocapture
 
 stage "all passed"

@@ -12,6 +12,10 @@
 #   e2e          boot once: the announcer end to end (BIRD router, two directors, ECMP); results in
 #                target/lab/e2e/results/e2e, checked by `cargo test --test lab_e2e`
 #                (LAB_E2E_FREEZES=K: K frozen-director measurements with BFD and K without, default 1)
+#   cluster      boot once: eight directors behind one BIRD router (eight-way ECMP), flow shares
+#                through Prometheus and the shipped recording rules, one pool down and back, each
+#                daemon's CPU and memory (needs target/release/ipvs-herald); results in
+#                target/lab/cluster/results/cluster, checked by `cargo test --test lab_cluster`
 #   e2e-bench    boot once: route convergence flips, health-check CPU with 1,000 VIPs vs ipvsadm and
 #                ExaBGP healthcheck (needs target/release/ipvs-herald; LAB_E2E_BENCH=flips,exabgp,cpu
 #                picks parts, LAB_E2E_BENCH_BASE=BIN adds a second build to the CPU part)
@@ -51,7 +55,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE LAB_KERNEL
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,27p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,31p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Everything runs inside main, and the script exits right after it: bash then has parsed the
@@ -91,6 +95,18 @@ main() {
         lab_e2e_keepalived_prepare
         lab_build
         LAB_TIMEOUT=${LAB_TIMEOUT:-900} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot e2e "herald.e2e_freezes=${LAB_E2E_FREEZES:-1}"
+        ;;
+    cluster)
+        LAB_OUT="$LAB_OUT/cluster"
+        # The optimised build, as for bench: the boot reports each daemon's CPU and memory, and
+        # eight debug builds under TCG starve the guest's clients.
+        LAB_HERALD_BIN=${LAB_HERALD_BIN:-$LAB_TARGET/release/ipvs-herald}
+        [ -x "$LAB_HERALD_BIN" ] || die "no $LAB_HERALD_BIN: run cargo build --release -p ipvs-herald first"
+        lab_fetch
+        lab_e2e_prepare
+        lab_cluster_prepare
+        lab_build
+        LAB_TIMEOUT=${LAB_TIMEOUT:-900} LAB_MEM_MB=${LAB_MEM_MB:-1536} lab_boot cluster
         ;;
     e2e-bench)
         LAB_OUT="$LAB_OUT/e2e-bench"

@@ -1,6 +1,6 @@
 //! Booting the QEMU lab from a test harness: the one place that runs `tests/lab/lab.sh MODE`
-//! with the binary under test, finds the target directory, and reads result files. Used by `tests/lab.rs`, `tests/lab_exporter.rs` and
-//! `tests/lab_e2e.rs`.
+//! with the binary under test, finds the target directory, and reads result files. Used by `tests/lab.rs`, `tests/lab_exporter.rs`,
+//! `tests/lab_e2e.rs` and `tests/lab_cluster.rs`.
 //!
 //! The kernel is Debian's 6.1 cloud kernel unless `IPVS_HERALD_LAB_KERNEL` names another of
 //! [`KERNELS`] (passed to lab.sh as `LAB_KERNEL`; its results are under
@@ -104,6 +104,24 @@ pub fn target_dir() -> Result<PathBuf, String> {
 /// return that without booting (for iterating on the assertions over an existing run).
 /// `console` is the console log, relative to [`lab_out`], named in the error.
 pub fn boot(mode: &str, reuse_env: &str, results: &str, console: &str) -> Result<PathBuf, String> {
+    boot_with(
+        mode,
+        reuse_env,
+        results,
+        console,
+        Path::new(env!("CARGO_BIN_EXE_ipvs-herald")),
+    )
+}
+
+/// [`boot`] with `herald` as the binary in the guest instead of the one this test was built with
+/// (`tests/lab_cluster.rs` boots the release build it measures).
+pub fn boot_with(
+    mode: &str,
+    reuse_env: &str,
+    results: &str,
+    console: &str,
+    herald: &Path,
+) -> Result<PathBuf, String> {
     if let Ok(dir) = std::env::var(reuse_env) {
         eprintln!("lab: {reuse_env} set, checking existing results in {dir} (no boot)");
         return Ok(PathBuf::from(dir));
@@ -113,7 +131,7 @@ pub fn boot(mode: &str, reuse_env: &str, results: &str, console: &str) -> Result
     let status = Command::new("bash")
         .arg(&script)
         .arg(mode)
-        .env("LAB_HERALD_BIN", env!("CARGO_BIN_EXE_ipvs-herald"))
+        .env("LAB_HERALD_BIN", herald)
         .env("LAB_TARGET", &target)
         .env("LAB_KERNEL", lab_kernel())
         .status()

@@ -538,8 +538,11 @@ bird_proto() {
 
 # prom_start: Prometheus in the router's namespace, scraping both directors' /metrics every 2 s
 # and evaluating the lab copy of the announcer rules (every `for:` shortened to 2s, see
-# lab_e2e_prom_prepare) every second. Its API answers on 127.0.0.1:9090 inside rt.
+# lab_e2e_prom_prepare) every second. Its API answers on 127.0.0.1:9090 inside rt. The eight-
+# director cluster (tests/lab/cluster) sets PROM_TARGETS (the YAML list's items) and PROM_RULES.
 prom_start() {
+    _prom_targets='"192.0.2.11:9639", "192.0.2.12:9639"'
+    [ -n "${PROM_TARGETS:-}" ] && _prom_targets=$PROM_TARGETS
     mkdir -p "$E2E/prom"
     cat >"$E2E/prom/prometheus.yml" <<EOF
 global:
@@ -547,11 +550,11 @@ global:
   scrape_timeout: 2s
   evaluation_interval: 1s
 rule_files:
-  - /lab/e2e-prom/rules.yml
+  - ${PROM_RULES:-/lab/e2e-prom/rules.yml}
 scrape_configs:
   - job_name: ipvs-herald
     static_configs:
-      - targets: ["192.0.2.11:9639", "192.0.2.12:9639"]
+      - targets: [$_prom_targets]
 EOF
     ip netns exec rt prometheus --config.file="$E2E/prom/prometheus.yml" \
         --storage.tsdb.path="$E2E/prom/data" --web.listen-address=127.0.0.1:9090 \

@@ -264,6 +264,8 @@ lab_build() {
         mkdir -p "$root/lab/e2e"
         cp "$LAB_DIR"/e2e/* "$root/lab/e2e/"
     fi
+    mkdir -p "$root/lab/cluster"
+    cp "$LAB_DIR"/cluster/*.sh "$root/lab/cluster/"
     mkdir -p "$root/lab/scenarios" "$root/lab/exporter"
     cp "$LAB_DIR"/exporter/*.sh "$root/lab/exporter/"
     cp "$LAB_DIR"/scenarios/*.sh "$root/lab/scenarios/"
@@ -437,6 +439,20 @@ with open(d + "/queries.jsonl", "w") as j, open(d + "/queries.tsv", "w") as t:
 EOF
     LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v prometheus)"
     LAB_EXTRA_COPY="${LAB_EXTRA_COPY:-} $pd=/lab/e2e-prom"
+}
+
+# Host-side preparation for `lab.sh cluster` (after lab_e2e_prepare: BIRD and the bridge):
+# Prometheus with the shipped rules file copied unchanged to /lab/cluster-prom/rules.yml, and
+# curl (the clients' requests, each from a chosen source address: busybox nc cannot bind one).
+lab_cluster_prepare() {
+    bash "$REPO_DIR/tests/deps.sh" prometheus curl >&2 || die "tests/deps.sh prometheus curl failed"
+    local pd="$LAB_OUT/cluster-prom" rules="$REPO_DIR/dashboards/rules/ipvs-herald.rules.yml"
+    [ -r "$rules" ] || die "no $rules"
+    rm -rf "$pd"
+    mkdir -p "$pd"
+    cp "$rules" "$pd/rules.yml"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v prometheus) $(command -v curl)"
+    LAB_EXTRA_COPY="${LAB_EXTRA_COPY:-} $pd=/lab/cluster-prom"
 }
 
 # Host-side preparation for `lab.sh e2e-bench`: python3 and ExaBGP (its healthcheck is the
