@@ -20,6 +20,7 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use herald_announcer::bgp::config::BfdConfig;
 use herald_announcer::bgp::{
     Backoff, BgpConfig, Family, GracefulRestart, GracefulStart, InitialHold, NextHop, PeerConfig,
     RouteAttrs, Speaker, SpeakerHandle,
@@ -113,7 +114,7 @@ impl Drop for Run {
     }
 }
 
-fn config(restart_time: u16) -> BgpConfig {
+fn config(restart_time: u16, bfd: bool) -> BgpConfig {
     let mut p = PeerConfig::new("rtr", Lab::router_addr(false), ROUTER_AS);
     p.hold_time = 6;
     p.families = Some(vec![Family::Ipv4, Family::Ipv6]);
@@ -121,6 +122,15 @@ fn config(restart_time: u16) -> BgpConfig {
     p.next_hop_v6 = NextHop::Addr(IpAddr::V6(SPEAKER_V6));
     p.connect_retry = Backoff { min: 0.5, max: 2.0 };
     p.graceful_restart = Some(GracefulRestart { restart_time });
+    if bfd {
+        p.bfd = Some(BfdConfig {
+            enabled: true,
+            desired_min_tx: Duration::from_millis(100),
+            required_min_rx: Duration::from_millis(100),
+            detect_multiplier: 3,
+            ..BfdConfig::default()
+        });
+    }
     BgpConfig {
         router_id: SPEAKER_V4,
         local_as: SPEAKER_AS,
@@ -147,19 +157,40 @@ fn dying() -> [IpNet; 2] {
 struct Ctx {
     router: Router,
     lab: Lab,
+    /// BFD (100 ms x 3) on the session as well.
+    bfd: bool,
 }
 
-fn setup(test: &str, kind: Kind) -> TResult<Ctx> {
+/// How the router is told about BFD: none, BFD (`neighbor X bfd`), or BFD with
+/// `check-control-plane-failure` (FRR).
+#[derive(Clone, Copy)]
+enum Bfd {
+    Off,
+    On,
+    CheckControlPlane,
+}
+
+fn setup(test: &str, kind: Kind, bfd: Bfd) -> TResult<Ctx> {
     let lab = Lab::new(&format!("{test}-{}", kind.name()))?;
     lab.check()?;
     let mut spec = RouterSpec::new(kind, ROUTER_AS, SPEAKER_AS);
     spec.graceful_restart = true;
+    spec.bfd = !matches!(bfd, Bfd::Off);
+    spec.bfd_check_control_plane = matches!(bfd, Bfd::CheckControlPlane);
     let router = Router::start(&lab, spec)?;
-    Ok(Ctx { router, lab })
+    Ok(Ctx {
+        router,
+        lab,
+        bfd: !matches!(bfd, Bfd::Off),
+    })
 }
 
 fn run(test: &str, kind: Kind, body: fn(&mut Ctx) -> TResult<()>) {
-    let mut ctx = match setup(test, kind) {
+    run_bfd(test, kind, Bfd::Off, body)
+}
+
+fn run_bfd(test: &str, kind: Kind, bfd: Bfd, body: fn(&mut Ctx) -> TResult<()>) {
+    let mut ctx = match setup(test, kind, bfd) {
         Ok(c) => c,
         Err(e) => panic!("{test}/{}: setup failed: {e}", kind.name()),
     };
@@ -239,7 +270,7 @@ impl Ctx {
     }
 
     fn first_run(&self, restart_time: u16) -> TResult<Run> {
-        let r = Run::start(&self.lab, config(restart_time), None)?;
+        let r = Run::start(&self.lab, config(restart_time, self.bfd), None)?;
         Self::announce_all(&r.handle, &kept());
         Self::announce_all(&r.handle, &dying());
         wait_until("the session", SESSION_TIMEOUT, POLL, || {
@@ -268,7 +299,7 @@ fn stale_routes_kept_and_swept_at_end_of_rib(ctx: &mut Ctx) -> TResult<()> {
         return err("the router does not hold our routes as stale while we are away");
     }
     // The new run: the first decision finds one pool per family dead.
-    let second = Run::start(&ctx.lab, config(60), Some(Duration::from_secs(50)))?;
+    let second = Run::start(&ctx.lab, config(60, ctx.bfd), Some(Duration::from_secs(50)))?;
     Ctx::announce_all(&second.handle, &kept());
     wait_until(
         "the session after the restart",
@@ -377,3 +408,69 @@ macro_rules! per_router {
 }
 
 per_router!(Bird: bird, Frr: frr);
+
+/// FRR's view of the BFD session to our speaker (`show bfd peers json`): its status.
+fn frr_bfd_status(ctx: &Ctx) -> TResult<String> {
+    let out = ctx.router.vtysh("show bfd peers json")?;
+    let v: serde_json::Value =
+        serde_json::from_str(&out).map_err(|e| format!("show bfd peers json: {e}: {out}"))?;
+    Ok(v.as_array()
+        .and_then(|a| a.first())
+        .and_then(|p| p["status"].as_str())
+        .unwrap_or("none")
+        .to_string())
+}
+
+/// Our stop for a restart with BFD on the session: BFD goes down with the process (AdminDown
+/// on the way out; our C bit is 0, BFD shares the daemon's fate). FRR's BFD session must have
+/// been up before and down after, so that what FRR does with our routes is its answer to that
+/// BFD Down. Returns whether the routes were still there 2 s after FRR's BFD went down.
+fn frr_bfd_down_at_a_stop_for_restart(ctx: &mut Ctx) -> TResult<bool> {
+    let mut first = ctx.first_run(60)?;
+    wait_until("FRR's BFD session up", SESSION_TIMEOUT, POLL, || {
+        Ok(frr_bfd_status(ctx)? == "up")
+    })?;
+    first.stop(Stop::ForRestart)?;
+    wait_until("FRR's BFD session down", SESSION_TIMEOUT, POLL, || {
+        Ok(frr_bfd_status(ctx)? != "up")
+    })?;
+    let all: Vec<IpNet> = kept().into_iter().chain(dying()).collect();
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) {
+        if !ctx.has_all(&all)? {
+            return Ok(false);
+        }
+        std::thread::sleep(POLL);
+    }
+    Ok(true)
+}
+
+/// FRR with BFD on the session, with and without `neighbor X bfd check-control-plane-failure`:
+/// our stop for a restart takes BFD down with it, after the BGP session has closed
+/// (`RESTART_BFD_GRACE`), and FRR keeps our routes stale; the new process's End-of-RIB sweeps
+/// the dead pools (the whole graceful restart test, with BFD). Without the pause, plain
+/// `neighbor X bfd` raced: FRR flushed or kept the routes run by run.
+fn frr_bfd_restart(test: &str, bfd: Bfd) {
+    run_bfd(test, Kind::Frr, bfd, |ctx| {
+        if !frr_bfd_down_at_a_stop_for_restart(ctx)? {
+            return err("FRR flushed our routes at the BFD Down of a stop for restart");
+        }
+        Ok(())
+    });
+    run_bfd(
+        &format!("{test}2"),
+        Kind::Frr,
+        bfd,
+        stale_routes_kept_and_swept_at_end_of_rib,
+    );
+}
+
+#[test]
+fn frr_bfd_check_control_plane_failure_keeps_routes_across_a_restart() {
+    frr_bfd_restart("gr-bfd-cp", Bfd::CheckControlPlane);
+}
+
+#[test]
+fn frr_plain_bfd_keeps_routes_across_a_restart() {
+    frr_bfd_restart("gr-bfd-on", Bfd::On);
+}

@@ -151,6 +151,9 @@ pub struct RouterSpec {
     /// `multihop 2` and the `multihop` block of `protocol bfd`; FRR: `ebgp-multihop 2` and a
     /// `multihop` bfdd peer). Not for GoBGP.
     pub bfd_multihop: bool,
+    /// With `bfd` and graceful restart, FRR only: `neighbor X bfd check-control-plane-failure`
+    /// (RFC 5882 §4.3.2: a BFD Down may be a control-plane restart, judged by the C bit).
+    pub bfd_check_control_plane: bool,
 }
 
 impl RouterSpec {
@@ -169,6 +172,7 @@ impl RouterSpec {
             graceful_restart: false,
             bfd: false,
             bfd_multihop: false,
+            bfd_check_control_plane: false,
         }
     }
 
@@ -415,6 +419,9 @@ impl Router {
             }
             if s.bfd {
                 let _ = writeln!(c, " neighbor {peer} bfd");
+            }
+            if s.bfd && s.bfd_check_control_plane {
+                let _ = writeln!(c, " neighbor {peer} bfd check-control-plane-failure");
             }
         }
         for af in ["ipv4", "ipv6"] {

@@ -50,6 +50,13 @@ pub const CONNECT_RETRY: Duration = Duration::from_secs(30);
 /// changes becomes one diff and densely packed UPDATEs.
 pub const SYNC_DELAY: Duration = Duration::from_millis(25);
 
+/// After a session closed for a graceful restart, BFD keeps running this long before its
+/// AdminDown: the router must see the BGP session end (and start helping) before it sees BFD go
+/// down, or a router that takes every BFD Down of an Established session as a failure (FRR
+/// with plain `neighbor X bfd`) flushes our routes. Seen in the FRR test: without the pause the
+/// two raced at the router, and FRR kept or flushed the routes run by run.
+pub const RESTART_BFD_GRACE: Duration = Duration::from_millis(500);
+
 /// Static session parameters.
 #[derive(Debug, Clone)]
 pub struct SessionInit {
@@ -164,6 +171,8 @@ pub struct Session {
     /// BFD is Up, or went down only because the peer held it AdminDown (RFC 5882 §4.3.2):
     /// routes may be announced.
     bfd_open: bool,
+    /// The session closed for a graceful restart (see [`RESTART_BFD_GRACE`]).
+    restarting: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -248,6 +257,7 @@ impl Session {
             bfd: None,
             bfd_state: None,
             bfd_open: true,
+            restarting: false,
             init,
         }
     }
@@ -473,6 +483,9 @@ impl Session {
             s.bfd = None;
         }
         if let Some(b) = self.bfd.take() {
+            if self.restarting {
+                tokio::time::sleep(RESTART_BFD_GRACE).await;
+            }
             // AdminDown to the peer, and no BFD task outliving its session.
             b.stop().await;
         }
@@ -536,6 +549,7 @@ impl Session {
                     self.fsm.state() == State::Established && self.graceful_time().is_some();
                 if keeps {
                     info!("closing without NOTIFICATION for a graceful restart: the peer keeps our routes as stale");
+                    self.restarting = true;
                     self.pending.push_back(Event::ManualStopForRestart);
                 } else {
                     info!(
