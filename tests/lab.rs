@@ -512,3 +512,12 @@ fn exporter_metrics() {
     assert!(conns_for(&v, "203.0.113.24:80") >= 16);
     assert_eq!(v.list.len(), 3);
 }
+
+#[test]
+fn label_subset_table() {
+    // The table the exporter's cardinality options are tried on (tests/lab_exporter.rs): the
+    // dump equals ipvsadm like every other scenario's.
+    let (v, d) = check("25-label-subset");
+    assert_eq!(v.list.len(), 7);
+    assert_eq!(d.snapshot.services.len(), 7);
+}

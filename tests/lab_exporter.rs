@@ -189,6 +189,7 @@ const SCENARIOS: &[&str] = &[
     "22-tun-traffic",
     "23-persistent-traffic",
     "24-exporter",
+    "25-label-subset",
 ];
 
 #[test]
@@ -310,6 +311,174 @@ fn exporter_scenario() {
     let c = check("24-exporter");
     assert_eq!(fam(&c, "ipvs_service_info"), 3);
     assert!(fam(&c, "ipvs_connection_table_connections") > 0);
+}
+
+/// A service's identity in a scrape: protocol, address, port, family, mark (absent ones empty).
+type SvcId = (String, String, String, String, String);
+
+fn svc_id(labels: &std::collections::BTreeMap<String, String>) -> Option<SvcId> {
+    let get = |k: &str| labels.get(k).cloned().unwrap_or_default();
+    labels.contains_key("protocol").then(|| {
+        (
+            get("protocol"),
+            get("address"),
+            get("port"),
+            get("family"),
+            get("mark"),
+        )
+    })
+}
+
+#[test]
+fn label_subset_options_on_a_real_table() {
+    use herald_shared::model::{AddressFamily, ServiceKey};
+    // The run-wide daemon's scrape: every series, equal to ipvsadm.
+    let c = check("25-label-subset");
+    assert_eq!(fam(&c, "ipvs_service_info"), 7);
+    let dir = lab_support::vm::scenario_ok(results(), "25-label-subset");
+    let full = herald_exporter::parse_exposition(&read(&dir, "metrics.txt")).expect("full scrape");
+    let text = read(&dir, "subset-metrics.txt");
+    if let Err(problems) = herald_exporter::check_series(&text) {
+        panic!(
+            "the subset scrape breaks the series rules:\n  {}",
+            problems.join("\n  ")
+        );
+    }
+    let (ok, out) = promtool_check(&text);
+    assert!(ok, "promtool check metrics on the subset scrape:\n{out}");
+    let subset = herald_exporter::parse_exposition(&text).expect("subset scrape");
+
+    // The services the options keep, derived from ipvsadm's list (not from the code under
+    // test): include 203.0.113.0/24, 2001:db8:1::/64 and fwmark 25; exclude UDP port 53 and
+    // 203.0.113.26.
+    let mut want = std::collections::BTreeSet::new();
+    for svc in &c.views.list {
+        let id: SvcId = match &svc.key {
+            ServiceKey::Addr {
+                protocol,
+                address,
+                port,
+            } => {
+                let inc = match address {
+                    std::net::IpAddr::V4(a) => a.octets()[..3] == [203, 0, 113],
+                    std::net::IpAddr::V6(a) => a.segments()[..4] == [0x2001, 0xdb8, 1, 0],
+                };
+                let proto = protocol.to_string().to_lowercase();
+                let exc = (proto == "udp" && *port == 53) || address.to_string() == "203.0.113.26";
+                if !inc || exc {
+                    continue;
+                }
+                (
+                    proto,
+                    address.to_string(),
+                    port.to_string(),
+                    String::new(),
+                    String::new(),
+                )
+            }
+            ServiceKey::Fwmark { family, mark } => {
+                if *mark != 25 {
+                    continue;
+                }
+                let fam = match family {
+                    AddressFamily::Inet6 => "ipv6",
+                    _ => "ipv4",
+                };
+                (
+                    "fwm".into(),
+                    String::new(),
+                    String::new(),
+                    fam.into(),
+                    mark.to_string(),
+                )
+            }
+        };
+        want.insert(id);
+    }
+    assert_eq!(
+        want.len(),
+        3,
+        "ipvsadm's list: {:?}",
+        c.views
+            .list
+            .iter()
+            .map(|s| s.key.to_string())
+            .collect::<Vec<_>>()
+    );
+    let have: std::collections::BTreeSet<SvcId> = subset
+        .iter()
+        .filter(|x| x.name == "ipvs_service_info")
+        .filter_map(|x| svc_id(&x.labels))
+        .collect();
+    assert_eq!(have, want, "services in the subset scrape");
+    // Services outside the rules leave no series at all.
+    let stray: Vec<String> = subset
+        .iter()
+        .filter(|x| svc_id(&x.labels).is_some_and(|id| !want.contains(&id)))
+        .map(|x| format!("{} {:?}", x.name, x.labels))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "series of services the rules leave out: {stray:?}"
+    );
+    // per_destination = false: no destination series (the full scrape has them).
+    let is_dest = |labels: &std::collections::BTreeMap<String, String>, name: &str| {
+        labels.contains_key("dest_address") || name.starts_with("ipvs_destination_")
+    };
+    let dest_full = full.iter().filter(|x| is_dest(&x.labels, &x.name)).count();
+    let dest_subset = subset
+        .iter()
+        .filter(|x| is_dest(&x.labels, &x.name))
+        .count();
+    assert!(
+        dest_full > 0,
+        "the full scrape has no destination series to leave out"
+    );
+    assert_eq!(
+        dest_subset, 0,
+        "destination series with per_destination = false"
+    );
+    // The names: on every series of their service, on no other.
+    for x in subset.iter().filter(|x| svc_id(&x.labels).is_some()) {
+        let id = svc_id(&x.labels).unwrap_or_default();
+        let want_name = match (id.0.as_str(), id.1.as_str(), id.2.as_str(), id.4.as_str()) {
+            ("tcp", "203.0.113.25", "80", _) => Some("web"),
+            ("fwm", _, _, "25") => Some("marked"),
+            _ => None,
+        };
+        assert_eq!(
+            x.labels.get("name").map(String::as_str),
+            want_name,
+            "the name label of {} {:?}",
+            x.name,
+            x.labels
+        );
+    }
+    // Value by value: every service series of the subset is in the full scrape (without the
+    // name label) with the same value; no traffic ran, nothing moved in between.
+    let full_map: std::collections::BTreeMap<
+        (String, std::collections::BTreeMap<String, String>),
+        String,
+    > = full
+        .iter()
+        .map(|x| ((x.name.clone(), x.labels.clone()), x.value.clone()))
+        .collect();
+    let mut compared = 0;
+    for x in subset.iter().filter(|x| svc_id(&x.labels).is_some()) {
+        let mut labels = x.labels.clone();
+        labels.remove("name");
+        match full_map.get(&(x.name.clone(), labels.clone())) {
+            Some(v) => assert_eq!(
+                v, &x.value,
+                "{} {labels:?}: full scrape {v}, subset {}",
+                x.name, x.value
+            ),
+            None => panic!("{} {labels:?} is in the subset scrape only", x.name),
+        }
+        compared += 1;
+    }
+    assert!(compared > 10, "only {compared} service series compared");
+    eprintln!("25-label-subset: {} services kept of {}, {compared} service series equal to the full scrape, no destination series", have.len(), c.views.list.len());
 }
 
 // ---------------------------------------------------------------------------------------------
