@@ -58,7 +58,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE LAB_KERNEL
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,31p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,34p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Everything runs inside main, and the script exits right after it: bash then has parsed the
