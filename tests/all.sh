@@ -78,11 +78,14 @@ bash shared/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 bash announcer/fuzz/run.sh "${FUZZ_RUNS:-20000}"
 
 stage "QEMU lab: real IPVS kernel, dump vs ipvsadm (tests/README.md)"
-cargo clippy --locked -p ipvs-herald --test lab --test lab_e2e --test lab_exporter --test lab_cluster -- -D warnings
+cargo clippy --locked -p ipvs-herald --test lab --test lab_e2e --test lab_exporter --test lab_cluster --test lab_systemd -- -D warnings
 cargo test --locked --test lab
 
 stage "QEMU lab: exporter scrapes vs ipvsadm in every scenario (same VM run), real Prometheus over every dashboard and rule query"
 IPVS_HERALD_LAB_RESULTS="$PWD/target/lab/results/scenarios" cargo test --locked --test lab_exporter
+
+stage "QEMU lab: the shipped systemd unit under systemd 252 as PID 1, [reader] netns without and with the netns drop-in"
+cargo test --locked --test lab_systemd
 
 # The same scenarios and scrape checks on the two other kernels of the matrix (tests/README.md,
 # "Matrix"): one boot each; the real-Prometheus `serve` boot stays on 6.1 (named, not skipped

@@ -43,7 +43,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The stage-only test binaries (`test = false` in Cargo.toml) are outside --all-targets; a
 # break there would otherwise surface only in their own, late stage.
 cargo clippy -p ipvs-herald --locked --test faults --test soak --test lab --test lab_e2e \
-    --test lab_exporter --test lab_cluster -- -D warnings
+    --test lab_exporter --test lab_cluster --test lab_systemd -- -D warnings
 
 stage "unit tests (library and binary targets, doctests; no root)"
 cargo test --workspace --locked --lib --bins

@@ -232,7 +232,7 @@ echo "systemd-analyze verify: clean"
 # The documented drop-in for another network namespace, installed as its header says: the unit
 # with it must verify, and systemd must have nothing to say about the drop-in (an unknown or
 # misspelt key is only a warning to verify, so its output is read). Whether setns is then
-# allowed needs a running systemd, which this machine does not have (tests/README.md).
+# allowed needs a running systemd: `cargo test --test lab_systemd` boots one (tests/README.md).
 dropin=/usr/share/doc/ipvs-herald/examples/ipvs-herald-netns.conf
 [ -s "$dropin" ] || fail "$dropin is missing"
 dropin_dir=/etc/systemd/system/ipvs-herald.service.d

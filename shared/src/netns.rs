@@ -65,8 +65,11 @@ pub enum NetnsError {
 }
 
 fn setns_hint(errno: Errno) -> &'static str {
+    // Both causes give the same EPERM: the lab's systemd boot (tests/lab_systemd.rs) saw the
+    // seccomp filter of RestrictNamespaces=yes refuse setns with CAP_SYS_ADMIN present.
     if errno == Errno::EPERM {
-        " (CAP_SYS_ADMIN is needed to change namespace)"
+        " (CAP_SYS_ADMIN is needed to change namespace; under systemd, RestrictNamespaces= must \
+         allow net: see the ipvs-herald-netns.conf drop-in)"
     } else {
         ""
     }

@@ -473,7 +473,8 @@ mod tests {
         assert_eq!(
             s.to_string(),
             "cannot enter network namespace blue: setns(/run/netns/blue): EPERM: Operation not \
-             permitted (CAP_SYS_ADMIN is needed to change namespace)"
+             permitted (CAP_SYS_ADMIN is needed to change namespace; under systemd, \
+             RestrictNamespaces= must allow net: see the ipvs-herald-netns.conf drop-in)"
         );
         assert!(matches!(
             ReadError::from(NetlinkError::PermissionDenied),

@@ -19,6 +19,9 @@
 #   e2e-bench    boot once: route convergence flips, health-check CPU with 1,000 VIPs vs ipvsadm and
 #                ExaBGP healthcheck (needs target/release/ipvs-herald; LAB_E2E_BENCH=flips,exabgp,cpu
 #                picks parts, LAB_E2E_BENCH_BASE=BIN adds a second build to the CPU part)
+#   systemd      boot once with the host's systemd as PID 1: the shipped config/ipvs-herald.service
+#                reads namespace lb ([reader] netns) without, then with the netns drop-in; results
+#                in target/lab/systemd/results/systemd, checked by `cargo test --test lab_systemd`
 #   serve        boot with traffic and `ipvs-herald run`; guest :9639 -> host 127.0.0.1:$LAB_HOST_PORT
 #   exporter-bench  boot once: ipvs-herald vs node_exporter's ipvs collector, 1k and 10k services
 #   vectors      copy the netlink replies captured by the last run into shared/tests/vectors (5.10,
@@ -55,7 +58,7 @@ export LAB_DIR REPO_DIR LAB_TARGET LAB_OUT LAB_CACHE LAB_KERNEL
 . "$LAB_DIR/lib/host.sh"
 
 usage() {
-    sed -n '3,31p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '3,34p' "$0" | sed 's/^# \{0,1\}//'
 }
 
 # Everything runs inside main, and the script exits right after it: bash then has parsed the
@@ -130,6 +133,13 @@ main() {
         lab_build
         LAB_TIMEOUT=${LAB_TIMEOUT:-2700} LAB_MEM_MB=${LAB_MEM_MB:-3072} lab_boot e2e-bench "herald.e2e_bench=${LAB_E2E_BENCH:-flips,exabgp,cpu}"
         cat "$LAB_OUT/results/e2e-bench/bench.txt" || die "the guest produced no e2e-bench/bench.txt"
+        ;;
+    systemd)
+        LAB_OUT="$LAB_OUT/systemd"
+        lab_fetch
+        lab_systemd_prepare
+        lab_build
+        LAB_TIMEOUT=${LAB_TIMEOUT:-600} LAB_DISK_MB=${LAB_DISK_MB:-16} lab_boot systemd systemd.unit=herald-lab.target
         ;;
     serve)
         # The guest serves /metrics with traffic flowing until herald.serve_seconds; the exporter

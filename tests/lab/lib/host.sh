@@ -240,6 +240,9 @@ lab_build() {
     for extra in $LAB_EXTRA_BINARIES; do
         lab_copy_binary "$extra" "$root" /usr/bin
     done
+    for extra in ${LAB_EXTRA_SYSTEMD:-}; do
+        lab_copy_binary "$extra" "$root" /lib/systemd
+    done
     for tree in ${LAB_EXTRA_TREES:-}; do
         mkdir -p "$root$(dirname "$tree")"
         cp -a "$tree" "$root$tree" || die "cannot copy $tree into the initramfs"
@@ -266,6 +269,8 @@ lab_build() {
     fi
     mkdir -p "$root/lab/cluster"
     cp "$LAB_DIR"/cluster/*.sh "$root/lab/cluster/"
+    mkdir -p "$root/lab/systemd"
+    cp "$LAB_DIR"/systemd/* "$root/lab/systemd/"
     mkdir -p "$root/lab/scenarios" "$root/lab/exporter"
     cp "$LAB_DIR"/exporter/*.sh "$root/lab/exporter/"
     cp "$LAB_DIR"/scenarios/*.sh "$root/lab/scenarios/"
@@ -320,6 +325,22 @@ lab_boot() {
         die "the guest wrote no readable results archive (see $console)"
     [ -e "$LAB_OUT/results/DONE" ] || die "the guest did not finish (no DONE marker; see $console)"
     log "results in $LAB_OUT/results"
+}
+
+# Host-side preparation for `lab.sh systemd`: the host's systemd (Debian 12's 252: PID 1,
+# journald, systemctl, journalctl, their libraries), its unit directory (the targets and slices
+# PID 1 expects; units whose binaries are not copied just fail), and the shipped unit and
+# netns drop-in, unchanged, for tests/lab/systemd/boot.sh and test.sh to install.
+lab_systemd_prepare() {
+    bash "$REPO_DIR/tests/deps.sh" systemd-analyze >&2 || die "tests/deps.sh systemd-analyze (the systemd package) failed"
+    local b
+    for b in /lib/systemd/systemd /lib/systemd/systemd-journald; do
+        [ -x "$b" ] || die "$b is missing (the systemd package)"
+    done
+    LAB_EXTRA_SYSTEMD="/lib/systemd/systemd /lib/systemd/systemd-journald"
+    LAB_EXTRA_BINARIES="$LAB_EXTRA_BINARIES $(command -v systemctl) $(command -v journalctl)"
+    LAB_EXTRA_TREES="${LAB_EXTRA_TREES:-} /lib/systemd/system"
+    LAB_EXTRA_COPY="${LAB_EXTRA_COPY:-} $REPO_DIR/config/ipvs-herald.service=/lab/systemd/ipvs-herald.service $REPO_DIR/config/ipvs-herald-netns.conf=/lab/systemd/ipvs-herald-netns.conf"
 }
 
 # Host-side preparation for `lab.sh bench` and `serve`: hping3 (a SYN flood; many UDP source
